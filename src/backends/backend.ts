@@ -1,0 +1,49 @@
+// The contract between the worker core and a way of running the agent.
+import type { Logger } from '../log/logger.js';
+import type { InstanceShape, SidecarMount, Task } from '../protocol/messages.js';
+
+export const BACKEND_NAMES = ['docker', 'direct', 'kubernetes', 'command'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** Everything a backend needs to launch one task, built once per task. */
+export interface TaskParams {
+  /** The envelope `task_id`: the key for all bookkeeping and every status message. */
+  taskId: string;
+  executionId: string;
+  task: Task;
+  /** Agent argv without the program name (starts with `agent run`). */
+  args: string[];
+  /** Common task environment as ordered `KEY=VALUE` entries (duplicates possible; later wins). */
+  env: string[];
+  image: string;
+  sidecars: SidecarMount[];
+  instanceShape: InstanceShape | undefined;
+}
+
+export type ExecutionOutcome =
+  /** The agent ran to a successful end. */
+  | { kind: 'completed' }
+  /** Handed off to a system that reports by itself (command backend): no terminal message. */
+  | { kind: 'spawned' };
+
+export interface TaskRun {
+  params: TaskParams;
+  /** Fires when the task must stop; `signal.reason` is a CancellationSource. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** Whether running tasks survive a worker shutdown (Kubernetes Jobs, dispatched commands). */
+  readonly preservesTasksOnShutdown: boolean;
+  /**
+   * Runs one task. Resolves with the outcome; rejects with a TaskFailure, or a
+   * TaskCancelled when `signal` stopped it.
+   */
+  executeTask(run: TaskRun): Promise<ExecutionOutcome>;
+  /** Best-effort extra work on a server cancellation (the abort signal also fires). */
+  cancelTask?(ids: { taskId: string; executionId: string }): Promise<void>;
+  /** Releases backend resources; called once, after tasks were stopped or preserved. */
+  shutdown(): Promise<void>;
+}

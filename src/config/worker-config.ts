@@ -1,0 +1,84 @@
+// The worker's resolved configuration: flags over file over defaults, already
+// validated. Everything downstream reads this, never raw flags or YAML.
+import type { BackendName } from '../backends/backend.js';
+import type { LogLevel } from '../log/logger.js';
+
+export const DEFAULT_WEB_SOCKET_URL = 'wss://oz.warp.dev/api/v1/selfhosted/worker/ws';
+export const DEFAULT_SERVER_ROOT_URL = 'https://app.warp.dev';
+export const DEFAULT_WORKSPACE_ROOT = '/var/lib/oz/workspaces';
+export const DEFAULT_SHUTDOWN_GRACE_MS = 25_000;
+export const DEFAULT_CANCEL_GRACE_MS = 10_000;
+
+export interface DirectBackendConfig {
+  workspaceRoot: string;
+  targetDir: string;
+  /** Empty: look up `oz` on PATH at start-up. */
+  ozPath: string;
+  setupCommand: string;
+  teardownCommand: string;
+}
+
+export interface DockerBackendConfig {
+  volumes: string[];
+}
+
+export interface CommandBackendConfig {
+  dispatchCommand: string;
+  cancelCommand: string;
+  dispatchTimeoutMs: number;
+}
+
+/** The `backend.kubernetes` block as written (keys validated, values raw where opaque). */
+export interface KubernetesBackendConfig {
+  namespace?: string;
+  kubeconfig?: string;
+  defaultImage?: string;
+  imagePullPolicy?: 'Always' | 'Never' | 'IfNotPresent';
+  useImageVolumes?: boolean;
+  preflightImage?: string;
+  sidecarImage?: string;
+  codingCliSidecars?: Record<string, string>;
+  setupCommand?: string;
+  teardownCommand?: string;
+  extraLabels?: Record<string, string>;
+  extraAnnotations?: Record<string, string>;
+  activeDeadlineSeconds?: number;
+  ttlSecondsAfterFinished?: number;
+  workspaceSizeLimit?: string;
+  unschedulableTimeoutMs?: number;
+  podTemplate?: Record<string, unknown>;
+  preflightResources?: Record<string, unknown>;
+}
+
+/** Device mode: the worker runs only tasks inside its owner's scope. */
+export interface DeviceScope {
+  ownerUserId: number | undefined;
+  teamIds: number[];
+}
+
+export interface WorkerConfig {
+  apiKey: string;
+  workerId: string;
+  webSocketUrl: string;
+  serverRootUrl: string;
+  sessionSharingServerUrl: string;
+  logLevel: LogLevel;
+  backend: BackendName;
+  /** The backend as the Go worker reports it in metrics: '' when docker was implied. */
+  backendLabel: string;
+  cleanup: boolean;
+  /** 0 = unlimited. */
+  maxConcurrentTasks: number;
+  idleOnComplete: string;
+  /** Worker env map: the backend's YAML `environment` overlaid by `-e` flags. */
+  taskEnv: Record<string, string>;
+  /** Bounded time for a graceful shutdown before the worker exits anyway. */
+  shutdownGraceMs: number;
+  /** Time a cancelled agent gets between SIGTERM and SIGKILL. */
+  cancelGraceMs: number;
+  direct: DirectBackendConfig;
+  docker: DockerBackendConfig;
+  command: CommandBackendConfig | undefined;
+  kubernetes: KubernetesBackendConfig | undefined;
+  device: DeviceScope | undefined;
+}

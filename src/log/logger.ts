@@ -1,0 +1,91 @@
+// Structured JSON logs (pino). Secrets never reach a log line: the API key and
+// every task env value are redacted by path, and frames are never dumped raw.
+import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
+
+export type Logger = PinoLogger;
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Paths whose values are replaced wherever they appear in a log object. */
+export const REDACTED_PATHS = [
+  'apiKey',
+  'api_key',
+  'authorization',
+  'headers.authorization',
+  'env_vars',
+  '*.env_vars',
+  'data.env_vars',
+  'env',
+  '*.env',
+  'taskEnv',
+  'WARP_API_KEY',
+];
+
+/**
+ * Known secret values (the API key, each task's env values). Every log line is
+ * scrubbed of them just before it is written, so a secret printed by the agent
+ * or quoted inside an error message is caught too.
+ */
+export class SecretScrubber {
+  private readonly counts = new Map<string, number>();
+  private pattern: RegExp | undefined;
+
+  /** Registers values; short values are skipped so ordinary words stay readable. */
+  add(values: Iterable<string>): void {
+    for (const value of values) {
+      if (value.length < 6) continue;
+      this.counts.set(value, (this.counts.get(value) ?? 0) + 1);
+    }
+    this.pattern = undefined;
+  }
+
+  remove(values: Iterable<string>): void {
+    for (const value of values) {
+      const count = this.counts.get(value);
+      if (count === undefined) continue;
+      if (count <= 1) this.counts.delete(value);
+      else this.counts.set(value, count - 1);
+    }
+    this.pattern = undefined;
+  }
+
+  scrub(line: string): string {
+    if (this.counts.size === 0) return line;
+    this.pattern ??= new RegExp(
+      [...this.counts.keys()]
+        .flatMap((v) => [v, JSON.stringify(v).slice(1, -1)])
+        .sort((a, b) => b.length - a.length)
+        .map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('|'),
+      'g',
+    );
+    return line.replace(this.pattern, '[redacted]');
+  }
+}
+
+export interface LoggerOptions {
+  level: LogLevel;
+  scrubber?: SecretScrubber;
+  /** Pretty, human-oriented output (when stdout is a terminal). */
+  pretty?: boolean;
+  destination?: DestinationStream;
+}
+
+export async function createLogger(options: LoggerOptions): Promise<Logger> {
+  const base = {
+    level: options.level,
+    base: { pid: process.pid },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    hooks: options.scrubber ? { streamWrite: (line: string) => options.scrubber!.scrub(line) } : {},
+  };
+  if (options.pretty && !options.destination) {
+    const { default: pretty } = await import('pino-pretty');
+    return pino(base, pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }));
+  }
+  return pino(base, options.destination ?? pino.destination({ fd: 1, sync: false }));
+}
+
+/** A logger that drops everything (tests, pure callers). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,72 @@
+// Turns one inbound text frame into a typed message, or says precisely why not.
+// Never throws: every frame a server can send maps to one of the results below.
+import type { z } from 'zod';
+import {
+  EnvelopeSchema,
+  TaskAssignmentSchema,
+  TaskCancellationSchema,
+  type TaskAssignment,
+} from './messages.js';
+import { mcpServersArgument } from './raw-json.js';
+
+export type DecodedFrame =
+  | { kind: 'assignment'; assignment: TaskAssignment; mcpArgument: string | undefined }
+  | { kind: 'cancellation'; taskId: string }
+  /** A known type whose payload is invalid; `taskId` is set when one could be recovered. */
+  | { kind: 'invalid'; type: string; taskId: string | undefined; problem: string }
+  | { kind: 'unparseable'; problem: string }
+  | { kind: 'unknown'; type: string };
+
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = issue.path.map(String).join('.');
+      const text = issue.message.replace(/^Invalid input: /, '');
+      const missing = /received undefined$/.test(text) ? 'is missing' : text;
+      return path ? `${path}: ${missing}` : missing;
+    })
+    .join('; ');
+}
+
+/** Finds `data.task_id` case-insensitively, if it is a usable string. */
+function recoverTaskId(data: unknown): string | undefined {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
+  let found: unknown;
+  for (const [key, value] of Object.entries(data)) if (key.toLowerCase() === 'task_id') found = value;
+  return typeof found === 'string' && found.length > 0 ? found : undefined;
+}
+
+export function decodeFrame(text: string): DecodedFrame {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return { kind: 'unparseable', problem: `frame is not valid JSON (${(error as Error).message})` };
+  }
+  const envelope = EnvelopeSchema.safeParse(parsed);
+  if (!envelope.success) {
+    return { kind: 'unparseable', problem: `frame is not a message envelope: ${describeIssues(envelope.error)}` };
+  }
+  const { type, data } = envelope.data;
+  switch (type) {
+    case 'task_assignment': {
+      const result = TaskAssignmentSchema.safeParse(data);
+      if (!result.success) {
+        return { kind: 'invalid', type, taskId: recoverTaskId(data), problem: describeIssues(result.error) };
+      }
+      const servers = result.data.task.agent_config_snapshot?.mcp_servers;
+      const mcpArgument = servers && Object.keys(servers).length > 0 ? mcpServersArgument(text, servers) : undefined;
+      return { kind: 'assignment', assignment: result.data, mcpArgument };
+    }
+    case 'task_cancellation': {
+      const result = TaskCancellationSchema.safeParse(data);
+      if (!result.success) {
+        return { kind: 'invalid', type, taskId: recoverTaskId(data), problem: describeIssues(result.error) };
+      }
+      return { kind: 'cancellation', taskId: result.data.task_id };
+    }
+    default:
+      return { kind: 'unknown', type };
+  }
+}
