@@ -1,0 +1,78 @@
+// The `oz-worker` command line. With no sub-command it runs the worker (the Go
+// worker's flags, unchanged); sub-commands add the local dispatch server and tools.
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load-file.js';
+import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
+import { addWorkerOptions } from './worker-options.js';
+
+declare const OZ_WORKER_VERSION: string;
+export const VERSION = typeof OZ_WORKER_VERSION === 'string' ? OZ_WORKER_VERSION : 'dev';
+
+const EXAMPLES = `
+Examples:
+  # Run tasks as local processes, connected to Warp
+  WARP_API_KEY=... oz-worker --worker-id my-laptop --backend direct
+
+  # Use a config file (same keys as oz-agent-worker)
+  oz-worker --config-file /etc/oz-worker/config.yaml
+
+  # Pass environment to every task
+  oz-worker --worker-id w1 --backend direct -e GITHUB_TOKEN -e LOG_LEVEL=debug
+`;
+
+/** Usage and configuration problems exit with 2; runtime failures with 1. */
+const EXIT_USAGE = 2;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`oz-worker: error: ${message}\n`);
+  process.exit(code);
+}
+
+async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
+  let config;
+  try {
+    const file = flags.configFile ? await loadConfigFile(flags.configFile) : undefined;
+    config = await resolveWorkerConfig(flags, file, process.env, readSecretFile);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, EXIT_USAGE);
+    throw error;
+  }
+  const { runWorker } = await import('./run-worker.js');
+  try {
+    await runWorker(config);
+  } catch (error) {
+    fail(`could not start the worker: ${error instanceof Error ? error.message : String(error)}`, 1);
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('oz-worker')
+    .description('Self-hosted worker for Oz cloud agents: runs assigned tasks as local processes, Kubernetes Jobs, Docker containers or a dispatch command.')
+    .version(VERSION, '--version', 'print the version and exit')
+    .helpOption('-h, --help', 'show this help')
+    .addHelpText('after', EXAMPLES)
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      outputError: (text, write) => write(`oz-worker: ${text.trim().replace(/^error: /, 'error: ')} (see oz-worker --help)\n`),
+    })
+    .exitOverride();
+  addWorkerOptions(program);
+  program.action((flags: WorkerFlags) => runWorkerCommand(flags));
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const benign = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      process.exit(benign ? 0 : EXIT_USAGE);
+    }
+    fail(error instanceof Error ? error.message : String(error), 1);
+  }
+}
+
+await main(process.argv);

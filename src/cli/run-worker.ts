@@ -1,0 +1,108 @@
+// Assembles a running worker from a resolved configuration: logger, backend,
+// outbox, connection, worker core and shutdown, wired to process signals.
+import { buildTaskParams } from '../agent/task-params.js';
+import { createBackend } from '../backends/registry.js';
+import type { WorkerConfig } from '../config/worker-config.js';
+import { Connection, type ConnectionTimings } from '../connection/connection.js';
+import { Outbox } from '../connection/outbox.js';
+import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
+import { createShutdown, type Shutdown } from '../worker/shutdown.js';
+import { Worker } from '../worker/worker.js';
+
+export interface RunningWorker {
+  worker: Worker;
+  connection: Connection;
+  outbox: Outbox;
+  shutdown: Shutdown;
+  log: Logger;
+}
+
+/** Connection timings can be shortened through the environment (used by tests and the benchmark). */
+export function timingsFromEnv(env: NodeJS.ProcessEnv): Partial<ConnectionTimings> {
+  const number = (name: string): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    return Number.isFinite(value) && value >= 0 ? value : undefined;
+  };
+  const timings: Partial<ConnectionTimings> = {};
+  const ping = number('OZ_WORKER_PING_INTERVAL_MS');
+  const pong = number('OZ_WORKER_PONG_TIMEOUT_MS');
+  const stable = number('OZ_WORKER_STABLE_AFTER_MS');
+  const initial = number('OZ_WORKER_RECONNECT_INITIAL_MS');
+  const max = number('OZ_WORKER_RECONNECT_MAX_MS');
+  if (ping !== undefined) timings.pingIntervalMs = ping;
+  if (pong !== undefined) timings.pongTimeoutMs = pong;
+  if (stable !== undefined) timings.stableAfterMs = stable;
+  if (initial !== undefined || max !== undefined) {
+    timings.backoff = { initialMs: initial ?? 1_000, maxMs: max ?? 60_000 };
+  }
+  return timings;
+}
+
+export interface RunWorkerOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Install SIGINT/SIGTERM handlers (off in tests that drive shutdown directly). */
+  handleSignals?: boolean;
+  exit?: (code: number) => void;
+}
+
+export async function runWorker(config: WorkerConfig, options: RunWorkerOptions = {}): Promise<RunningWorker> {
+  const env = options.env ?? process.env;
+  const scrubber = new SecretScrubber();
+  scrubber.add([config.apiKey]);
+  const log = await createLogger({ level: config.logLevel, pretty: Boolean(process.stdout.isTTY), scrubber });
+  const exit =
+    options.exit ??
+    ((code: number) => {
+      const hard = setTimeout(() => process.exit(code), 1_000);
+      log.flush(() => {
+        clearTimeout(hard);
+        process.exit(code);
+      });
+    });
+
+  const backend = await createBackend(config, log);
+  log.info(
+    { workerId: config.workerId, backend: config.backend, maxConcurrentTasks: config.maxConcurrentTasks },
+    'Starting oz-worker',
+  );
+
+  const outbox = new Outbox();
+  const worker = new Worker({
+    config,
+    backend,
+    log,
+    scrubber,
+    send: (message) => outbox.enqueue(message),
+    buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
+  });
+  const connection = new Connection({
+    url: config.webSocketUrl,
+    workerId: config.workerId,
+    apiKey: config.apiKey,
+    outbox,
+    log,
+    onFrame: (text) => worker.handleFrame(text),
+    timings: timingsFromEnv(env),
+  });
+
+  const shutdown = createShutdown({
+    log,
+    graceMs: config.shutdownGraceMs,
+    drainTasks: (deadline) => worker.drain(deadline),
+    outboxDrained: () => outbox.drained(),
+    pendingMessages: () => outbox.size,
+    closeConnection: () => connection.stop(),
+    shutdownBackend: () => backend.shutdown(),
+    exit,
+  });
+
+  if (options.handleSignals ?? true) {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => void shutdown.begin(signal));
+    }
+  }
+  connection.start();
+  return { worker, connection, outbox, shutdown, log };
+}

@@ -1,0 +1,219 @@
+// The one loop that owns the WebSocket to the dispatch server: dial, keep alive
+// with pings, flush the outbox, hand frames to the worker, and on any failure
+// tear down and dial again after a jittered backoff.
+//
+//   idle ─start→ connecting ─open→ open ─(close|error|pong timeout)→ waiting ─timer→ connecting
+//   any ─stop→ stopped
+import { WebSocket } from 'ws';
+import type { Logger } from '../log/logger.js';
+import type { Outbox } from './outbox.js';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'stopped';
+
+export interface ConnectionTimings {
+  /** A ping is sent this often. */
+  pingIntervalMs: number;
+  /** The connection is declared dead when nothing (frame or pong) arrived for this long. */
+  pongTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  /** A connection that stayed up this long resets the backoff. */
+  stableAfterMs: number;
+  backoff: BackoffPolicy;
+}
+
+export const DEFAULT_TIMINGS: ConnectionTimings = {
+  pingIntervalMs: 30_000,
+  pongTimeoutMs: 60_000,
+  handshakeTimeoutMs: 45_000,
+  stableAfterMs: 30_000,
+  backoff: DEFAULT_BACKOFF,
+};
+
+export type ReconnectReason = 'dial_failed' | 'remote_close';
+
+export interface ConnectionOptions {
+  url: string;
+  workerId: string;
+  apiKey: string;
+  outbox: Outbox;
+  log: Logger;
+  onFrame: (text: string) => void;
+  onStateChange?: (state: ConnectionState) => void;
+  onReconnect?: (reason: ReconnectReason) => void;
+  timings?: Partial<ConnectionTimings>;
+  maxPayloadBytes?: number;
+  /** An http.Agent for proxies or a private CA. */
+  agent?: import('node:http').Agent;
+  ca?: string | Buffer;
+}
+
+/** The dispatch URL with `worker_id` set (replacing any existing value). */
+export function workerSocketUrl(url: string, workerId: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('worker_id', workerId);
+  return parsed.toString();
+}
+
+const AUTH_HINT =
+  'the dispatch server refused the API key: check that WARP_API_KEY (or --api-key / --api-key-file) holds a current key for this worker and that it has not been revoked';
+
+export class Connection {
+  private state: ConnectionState = 'idle';
+  private socket: WebSocket | undefined;
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private deadTimer: NodeJS.Timeout | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
+  private readonly timings: ConnectionTimings;
+  private readonly url: string;
+  private closed: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ConnectionOptions) {
+    this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+    this.url = workerSocketUrl(options.url, options.workerId);
+  }
+
+  get currentState(): ConnectionState {
+    return this.state;
+  }
+
+  start(): void {
+    if (this.state !== 'idle') return;
+    this.options.outbox.setListener(() => this.flush());
+    this.dial();
+  }
+
+  /** Closes with 1000 (normal closure) and stops reconnecting. */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    if (this.state === 'stopped') return;
+    const socket = this.socket;
+    this.setState('stopped');
+    clearTimeout(this.retryTimer);
+    this.options.outbox.setListener(undefined);
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.close(1000);
+      const forced = setTimeout(() => socket.terminate(), timeoutMs);
+      await this.closed;
+      clearTimeout(forced);
+    } else {
+      socket?.terminate();
+    }
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state || this.state === 'stopped') return;
+    this.state = state;
+    this.options.onStateChange?.(state);
+  }
+
+  private dial(): void {
+    if (this.state === 'stopped') return;
+    this.setState('connecting');
+    const { log } = this.options;
+    const socket = new WebSocket(this.url, {
+      headers: { Authorization: `Bearer ${this.options.apiKey}` },
+      handshakeTimeout: this.timings.handshakeTimeoutMs,
+      maxPayload: this.options.maxPayloadBytes ?? 16 * 1024 * 1024,
+      perMessageDeflate: false,
+      agent: this.options.agent,
+      ca: this.options.ca,
+    });
+    this.socket = socket;
+    let opened = false;
+    let settle!: () => void;
+    this.closed = new Promise((resolve) => (settle = resolve));
+
+    socket.on('unexpected-response', (_request, response) => {
+      const status = response.statusCode ?? 0;
+      if (status === 401 || status === 403) {
+        log.error({ status }, `WebSocket upgrade rejected with HTTP ${status}: ${AUTH_HINT}`);
+      } else {
+        log.warn({ status }, `WebSocket upgrade rejected with HTTP ${status}; will retry`);
+      }
+      response.resume();
+      socket.terminate();
+    });
+    socket.on('open', () => {
+      opened = true;
+      log.info({ url: redactUrl(this.url) }, 'Connected to dispatch server');
+      this.setState('open');
+      this.armKeepAlive(socket);
+      this.stableTimer = setTimeout(() => (this.attempt = 0), this.timings.stableAfterMs);
+      this.flush();
+    });
+    socket.on('message', (data, isBinary) => {
+      this.deadTimer?.refresh();
+      if (isBinary) {
+        log.warn('Ignoring a binary frame: the protocol only uses text frames');
+        return;
+      }
+      this.options.onFrame(data.toString());
+    });
+    socket.on('pong', () => this.deadTimer?.refresh());
+    socket.on('error', (error) => {
+      if (!opened) log.warn({ err: error.message }, `Failed to connect to dispatch server: ${error.message}`);
+      else log.warn({ err: error.message }, `WebSocket error: ${error.message}`);
+    });
+    socket.on('close', (code, reason) => {
+      this.clearKeepAlive();
+      this.options.outbox.requeueInFlight();
+      if (this.socket === socket) this.socket = undefined;
+      settle();
+      if (this.state === 'stopped') return;
+      if (opened) {
+        log.warn({ code, reason: reason.toString() }, 'Connection to dispatch server closed; reconnecting');
+        this.options.onReconnect?.('remote_close');
+      } else {
+        this.options.onReconnect?.('dial_failed');
+      }
+      this.scheduleRetry();
+    });
+  }
+
+  private scheduleRetry(): void {
+    const delay = backoffDelay(this.attempt, this.timings.backoff);
+    this.attempt++;
+    this.setState('waiting');
+    this.options.log.debug({ delayMs: delay, attempt: this.attempt }, 'Reconnecting after backoff');
+    this.retryTimer = setTimeout(() => this.dial(), delay);
+  }
+
+  private armKeepAlive(socket: WebSocket): void {
+    this.pingTimer = setInterval(() => socket.ping(), this.timings.pingIntervalMs);
+    this.deadTimer = setTimeout(() => {
+      this.options.log.warn(
+        { timeoutMs: this.timings.pongTimeoutMs },
+        'No pong or frame from the dispatch server in time; treating the connection as dead',
+      );
+      socket.terminate();
+    }, this.timings.pongTimeoutMs);
+  }
+
+  private clearKeepAlive(): void {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.deadTimer);
+    clearTimeout(this.stableTimer);
+    this.deadTimer = undefined;
+  }
+
+  /** Writes everything waiting in the outbox; unconfirmed writes return on close. */
+  private flush(): void {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN || this.state !== 'open') return;
+    const { outbox } = this.options;
+    for (const entry of outbox.takeAll()) {
+      socket.send(JSON.stringify(entry.message), (error) => {
+        if (!error) outbox.delivered(entry.seq);
+      });
+    }
+  }
+}
+
+function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString();
+}

@@ -1,0 +1,291 @@
+// The worker core: turns decoded frames into task lifecycles and status
+// messages. It owns the live-task table and the concurrency limit; the socket
+// belongs to the connection, the agent process to the backend.
+import type { Backend, TaskParams } from '../backends/backend.js';
+import type { WorkerConfig } from '../config/worker-config.js';
+import type { Logger, SecretScrubber } from '../log/logger.js';
+import { decodeFrame } from '../protocol/decode.js';
+import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from '../protocol/messages.js';
+import { classifyFailure } from './failure.js';
+import { noMetrics, type TaskResult, type WorkerMetrics } from './metrics.js';
+import { TaskEntry } from './task-state.js';
+
+/** Stable codes that start every `task_rejected.reason`. */
+export type RejectCode = 'at_capacity' | 'shutting_down' | 'already_running' | 'owner_out_of_scope' | 'invalid_owner';
+
+export type AdmissionDecision = { accept: true } | { accept: false; code: RejectCode; reason: string };
+
+export interface WorkerDeps {
+  config: WorkerConfig;
+  backend: Backend;
+  send: (message: OutboundMessage) => void;
+  log: Logger;
+  buildParams: (assignment: TaskAssignment, mcpArgument: string | undefined) => TaskParams;
+  /** Device mode: decides whether an assignment's owner is in scope. */
+  admit?: (assignment: TaskAssignment) => AdmissionDecision;
+  metrics?: WorkerMetrics;
+  scrubber?: SecretScrubber;
+}
+
+const CANCEL_CALL_TIMEOUT_MS = 10_000;
+/** Dispatched (command backend) tasks are remembered for cancellation up to these bounds. */
+const DISPATCHED_MAX_ENTRIES = 10_000;
+const DISPATCHED_TTL_MS = 24 * 60 * 60 * 1000;
+
+export class Worker {
+  private readonly tasks = new Map<string, TaskEntry>();
+  private readonly executions = new Set<Promise<void>>();
+  private running = 0;
+  private draining = false;
+  private readonly metrics: WorkerMetrics;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.metrics = deps.metrics ?? noMetrics;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Tasks currently executing (occupying a concurrency slot). */
+  get activeCount(): number {
+    return this.running;
+  }
+
+  /** Live entries by task id (tests, diagnostics). */
+  taskState(taskId: string): string | undefined {
+    return this.tasks.get(taskId)?.state;
+  }
+
+  handleFrame(text: string): void {
+    const { log } = this.deps;
+    const frame = decodeFrame(text);
+    switch (frame.kind) {
+      case 'assignment':
+        this.onAssignment(frame.assignment, frame.mcpArgument);
+        return;
+      case 'cancellation':
+        this.onCancellation(frame.taskId);
+        return;
+      case 'invalid':
+        this.onInvalid(frame.type, frame.taskId, frame.problem);
+        return;
+      case 'unparseable':
+        log.warn({ bytes: text.length }, `Dropped a frame from the dispatch server: ${frame.problem}`);
+        return;
+      case 'unknown':
+        log.warn({ type: frame.type.slice(0, 64) }, 'Ignoring a message of unknown type');
+        return;
+    }
+  }
+
+  private onInvalid(type: string, taskId: string | undefined, problem: string): void {
+    const { log } = this.deps;
+    if (type !== 'task_assignment') {
+      log.warn({ type, taskId }, `Dropped an invalid ${type}: ${problem}`);
+      return;
+    }
+    if (taskId === undefined) {
+      log.error(`Dropped an invalid task assignment without a usable task_id: ${problem}`);
+      return;
+    }
+    if (this.tasks.get(taskId)?.live) {
+      log.error({ taskId }, `Ignored an invalid re-assignment of a task that is already running: ${problem}`);
+      return;
+    }
+    log.error({ taskId }, `Refused an invalid task assignment: ${problem}`);
+    this.metrics.taskFailed('assignment', 'unknown');
+    this.deps.send({
+      type: 'task_failed',
+      data: {
+        task_id: taskId,
+        message: `The worker could not run this task because its assignment was invalid (${problem}). The dispatch server and this worker may disagree on the protocol; update the worker or report this to the server operator.`,
+        failure_reason: 'unknown',
+      },
+    });
+  }
+
+  private reject(taskId: string, code: RejectCode, sentence: string): void {
+    this.metrics.taskRejected(code);
+    this.deps.send({ type: 'task_rejected', data: { task_id: taskId, reason: `${code}: ${sentence}` } });
+  }
+
+  private onAssignment(assignment: TaskAssignment, mcpArgument: string | undefined): void {
+    const { config, log } = this.deps;
+    const taskId = assignment.task_id;
+    const executionId = assignment.execution_id ?? '';
+    log.info({ taskId, executionId, title: assignment.task.title }, 'Received task assignment');
+
+    const existing = this.tasks.get(taskId);
+    if (existing?.live && existing.state !== 'dispatched') {
+      if (existing.executionId === executionId) {
+        // The server re-sent an assignment we already claimed: confirm, do not run twice.
+        log.info({ taskId }, 'Assignment re-sent for a task already claimed; confirming the claim again');
+        this.deps.send({ type: 'task_claimed', data: { task_id: taskId, worker_id: config.workerId } });
+      } else {
+        log.warn({ taskId, executionId, running: existing.executionId }, 'Rejected an assignment: the task is already running here');
+        this.reject(taskId, 'already_running', `execution ${existing.executionId || '(none)'} of this task is still running on this worker`);
+      }
+      return;
+    }
+    if (this.draining) {
+      log.info({ taskId }, 'Rejected an assignment: the worker is shutting down');
+      this.reject(taskId, 'shutting_down', 'the worker is shutting down; the task stays queued for another worker');
+      return;
+    }
+    const decision = this.deps.admit?.(assignment) ?? { accept: true };
+    if (!decision.accept) {
+      log.warn({ taskId, owner: assignment.task.owner }, `Rejected an assignment outside this device's scope: ${decision.reason}`);
+      this.reject(taskId, decision.code, decision.reason.replace(new RegExp(`^${decision.code}:?\\s*`), ''));
+      return;
+    }
+    const limit = config.maxConcurrentTasks;
+    if (limit > 0 && this.running >= limit) {
+      log.warn({ taskId, limit }, 'Rejected an assignment: at maximum concurrency');
+      this.reject(taskId, 'at_capacity', `worker at maximum concurrency (${limit} tasks running)`);
+      return;
+    }
+
+    const entry = new TaskEntry(taskId, executionId);
+    this.tasks.set(taskId, entry);
+    this.running++;
+    this.deps.send({ type: 'task_claimed', data: { task_id: taskId, worker_id: config.workerId } });
+    this.metrics.taskClaimed();
+    this.metrics.tasksActive(1);
+    this.pruneDispatched();
+
+    const execution = this.execute(entry, assignment, mcpArgument).finally(() => this.executions.delete(execution));
+    this.executions.add(execution);
+  }
+
+  private async execute(entry: TaskEntry, assignment: TaskAssignment, mcpArgument: string | undefined): Promise<void> {
+    const { backend, config } = this.deps;
+    const log = this.deps.log.child({ taskId: entry.taskId });
+    const secrets = Object.values(assignment.env_vars ?? {});
+    this.deps.scrubber?.add(secrets);
+    let result: TaskResult = 'failed';
+    try {
+      const params = this.deps.buildParams(assignment, mcpArgument);
+      entry.transition('running');
+      entry.startedAt = Date.now();
+      log.info({ backend: config.backend }, 'Starting task execution');
+      const outcome = await backend.executeTask({ params, signal: entry.abort.signal, log });
+      if (outcome.kind === 'spawned') {
+        entry.transition('dispatched');
+        entry.dispatchedAt = Date.now();
+        result = 'dispatched';
+        log.info('Task dispatched; its runtime reports completion');
+        return;
+      }
+      entry.transition('completed');
+      result = 'succeeded';
+      log.info('Task completed');
+      this.deps.send({ type: 'task_completed', data: { task_id: entry.taskId, message: 'Task completed successfully' } });
+    } catch (error) {
+      if (entry.cancellationSource === 'user') {
+        entry.transition('cancelled');
+        result = 'cancelled';
+        log.info('Task cancelled by user request');
+        this.deps.send({
+          type: 'task_completed',
+          data: { task_id: entry.taskId, message: 'Task cancelled by user request.', task_state: TASK_STATE_CANCELLED },
+        });
+        return;
+      }
+      const failure = classifyFailure(error, entry.cancellationSource);
+      entry.transition('failed');
+      result = 'failed';
+      log.error(
+        { reason: failure.reason, exitCode: failure.exitCode || undefined, err: error instanceof Error ? error.message : String(error) },
+        'Task failed',
+      );
+      this.metrics.taskFailed(failure.phase, failure.reason);
+      this.deps.send({
+        type: 'task_failed',
+        data: {
+          task_id: entry.taskId,
+          message: failure.message,
+          failure_reason: failure.reason,
+          ...(failure.exitCode ? { exit_code: failure.exitCode } : {}),
+        },
+      });
+    } finally {
+      this.running--;
+      this.metrics.tasksActive(-1);
+      const started = entry.startedAt || entry.claimedAt;
+      this.metrics.taskFinished(result, (Date.now() - started) / 1000);
+      if (!entry.live && this.tasks.get(entry.taskId) === entry) this.tasks.delete(entry.taskId);
+      this.deps.scrubber?.remove(secrets);
+    }
+  }
+
+  private onCancellation(taskId: string): void {
+    const { log, backend } = this.deps;
+    const entry = this.tasks.get(taskId);
+    if (!entry?.live) {
+      log.warn({ taskId }, 'Received cancellation for a task that is not running here; ignoring it');
+      return;
+    }
+    log.info({ taskId, state: entry.state }, 'Cancellation requested by the server');
+    if (entry.state === 'dispatched') {
+      entry.transition('cancelled');
+      this.tasks.delete(taskId);
+    } else {
+      entry.requestStop('user');
+    }
+    if (backend.cancelTask) {
+      const call = backend.cancelTask({ taskId, executionId: entry.executionId });
+      const timeout = new Promise<never>((_, reject) => {
+        const timer = setTimeout(() => reject(new Error(`cancel did not finish within ${CANCEL_CALL_TIMEOUT_MS / 1000}s`)), CANCEL_CALL_TIMEOUT_MS);
+        timer.unref();
+      });
+      Promise.race([call, timeout]).catch((error: unknown) =>
+        log.warn({ taskId, err: error instanceof Error ? error.message : String(error) }, 'Backend cancellation failed'),
+      );
+    }
+  }
+
+  /** Forgets dispatched tasks beyond the age and count bounds. */
+  private pruneDispatched(): void {
+    const now = Date.now();
+    let dispatched = 0;
+    for (const [taskId, entry] of this.tasks) {
+      if (entry.state !== 'dispatched') continue;
+      dispatched++;
+      if (now - entry.dispatchedAt > DISPATCHED_TTL_MS || dispatched > DISPATCHED_MAX_ENTRIES) this.tasks.delete(taskId);
+    }
+  }
+
+  /**
+   * Stops taking work and brings running tasks to an end: tasks of a backend
+   * that preserves them keep running; others are stopped and their terminal
+   * status queued. Resolves when every execution settled or `deadline` passed.
+   */
+  async drain(deadline: number): Promise<{ settled: boolean }> {
+    const { backend, log } = this.deps;
+    this.draining = true;
+    const executing = [...this.tasks.values()].filter((t) => t.state === 'claimed' || t.state === 'running');
+    if (backend.preservesTasksOnShutdown) {
+      if (executing.length) log.info({ count: executing.length }, 'Preserving running tasks during worker shutdown');
+    } else if (executing.length) {
+      log.info({ count: executing.length }, 'Stopping running tasks for shutdown');
+      for (const entry of executing) entry.requestStop('shutdown');
+    }
+    const pending = backend.preservesTasksOnShutdown ? [] : [...this.executions];
+    const settled = await settleBefore(Promise.allSettled(pending), deadline);
+    return { settled };
+  }
+}
+
+/** Resolves true when `promise` settles before `deadline` (epoch ms), else false. */
+export async function settleBefore(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+  const remaining = Math.max(0, deadline - Date.now());
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), remaining)));
+  const done = promise.then(() => true as const);
+  try {
+    return await Promise.race([done, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { backoffCeiling, backoffDelay } from '../../src/connection/backoff.js';
+import { workerSocketUrl } from '../../src/connection/connection.js';
+import { Outbox } from '../../src/connection/outbox.js';
+import { canTransition, TaskEntry } from '../../src/worker/task-state.js';
+
+describe('backoff', () => {
+  it('doubles from 1 s and caps at 60 s', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 20].map((a) => backoffCeiling(a))).toEqual([
+      1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000,
+    ]);
+  });
+  it('draws the full jitter range', () => {
+    expect(backoffDelay(3, undefined, () => 0)).toBe(0);
+    expect(backoffDelay(3, undefined, () => 0.5)).toBe(4_000);
+    expect(backoffDelay(3, undefined, () => 1)).toBe(8_000);
+  });
+});
+
+describe('workerSocketUrl', () => {
+  it('sets worker_id and keeps other parameters', () => {
+    const url = new URL(workerSocketUrl('wss://example.test/ws?x=1&worker_id=old', 'my worker'));
+    expect(url.searchParams.get('worker_id')).toBe('my worker');
+    expect(url.searchParams.get('x')).toBe('1');
+    expect(url.searchParams.getAll('worker_id')).toHaveLength(1);
+  });
+});
+
+describe('Outbox', () => {
+  const msg = (id: string) => ({ type: 'task_claimed' as const, data: { task_id: id, worker_id: 'w' } });
+
+  it('returns unconfirmed writes to the front, in order', () => {
+    const outbox = new Outbox();
+    outbox.enqueue(msg('a'));
+    outbox.enqueue(msg('b'));
+    const first = outbox.takeAll();
+    outbox.enqueue(msg('c'));
+    outbox.delivered(first[0]!.seq);
+    outbox.requeueInFlight();
+    expect(outbox.takeAll().map((e) => e.message.data.task_id)).toEqual(['b', 'c']);
+  });
+
+  it('resolves drained only when everything was confirmed', async () => {
+    const outbox = new Outbox();
+    outbox.enqueue(msg('a'));
+    let drained = false;
+    const done = outbox.drained().then(() => (drained = true));
+    const [entry] = outbox.takeAll();
+    await Promise.resolve();
+    expect(drained).toBe(false);
+    outbox.delivered(entry!.seq);
+    await done;
+    expect(drained).toBe(true);
+  });
+
+  it('notifies its listener on enqueue', () => {
+    const outbox = new Outbox();
+    let calls = 0;
+    outbox.setListener(() => calls++);
+    outbox.enqueue(msg('a'));
+    expect(calls).toBe(1);
+  });
+});
+
+describe('task state machine', () => {
+  it.each([
+    ['claimed', 'running', true],
+    ['running', 'completed', true],
+    ['running', 'dispatched', true],
+    ['dispatched', 'cancelled', true],
+    ['completed', 'failed', false],
+    ['failed', 'running', false],
+    ['cancelled', 'completed', false],
+    ['claimed', 'completed', false],
+  ] as const)('%s → %s allowed: %s', (from, to, allowed) => {
+    expect(canTransition(from, to)).toBe(allowed);
+  });
+
+  it('keeps the first cancellation source', () => {
+    const entry = new TaskEntry('t', 'e');
+    entry.requestStop('shutdown');
+    entry.requestStop('user');
+    expect(entry.cancellationSource).toBe('shutdown');
+    expect(entry.abort.signal.reason).toBe('shutdown');
+  });
+
+  it('refuses an invalid transition', () => {
+    const entry = new TaskEntry('t', 'e');
+    expect(() => entry.transition('completed')).toThrow(/invalid state transition claimed → completed/);
+  });
+});

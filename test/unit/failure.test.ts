@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import {
+  classifyFailure,
+  goExitText,
+  normaliseExitCode,
+  TaskCancelled,
+  TaskFailure,
+  TaskTimedOut,
+} from '../../src/worker/failure.js';
+
+const INTERRUPTED =
+  'The task was interrupted due to an infrastructure issue (context canceled). This is typically transient \u2014 please try again.';
+const TIMED_OUT =
+  'The task exceeded its maximum allowed execution time and was terminated. Consider breaking the task into smaller steps or increasing the timeout.';
+
+function wrapped(message: string, cause: unknown): Error {
+  return new Error(`${message}: ${(cause as Error).message}`, { cause });
+}
+
+describe('classifyFailure', () => {
+  const cases: Array<{ name: string; error: unknown; source?: 'user' | 'shutdown'; reason: string; exitCode: number; message: string | RegExp }> = [
+    { name: 'deadline exceeded', error: new TaskTimedOut(), reason: 'task_timeout', exitCode: 0, message: TIMED_OUT },
+    { name: 'canceled', error: new TaskCancelled(), reason: 'task_cancelled', exitCode: 0, message: INTERRUPTED },
+    {
+      name: 'wrapped backend failure keeps its reason',
+      error: wrapped('wrapped', new TaskFailure('image_pull', 'pull failed')),
+      reason: 'image_pull',
+      exitCode: 0,
+      message: 'Failed to execute task: wrapped: pull failed',
+    },
+    { name: 'unknown plain error', error: new Error('boom'), reason: 'unknown', exitCode: 0, message: 'Failed to execute task: boom' },
+    {
+      name: 'exit code recorded on a wrapped failure',
+      error: wrapped('outer', new TaskFailure('agent_invocation', 'oz agent exited with error: signal: terminated', { exitCode: 143 })),
+      reason: 'agent_invocation',
+      exitCode: 143,
+      message: /signal: terminated/,
+    },
+    {
+      name: 'cancellation wrapped inside an exec error reads as interruption',
+      error: wrapped('exec failed', new TaskCancelled()),
+      reason: 'task_cancelled',
+      exitCode: 0,
+      message: INTERRUPTED,
+    },
+    {
+      name: 'cancellation overrides a backend reason',
+      error: new TaskFailure('container_wait', 'wait failed', { cause: new TaskCancelled() }),
+      reason: 'task_cancelled',
+      exitCode: 0,
+      message: INTERRUPTED,
+    },
+    {
+      name: 'our shutdown turns a cancellation into graceful_shutdown',
+      error: new TaskCancelled(),
+      source: 'shutdown',
+      reason: 'graceful_shutdown',
+      exitCode: 0,
+      message: /worker shut down/,
+    },
+    {
+      name: 'SIGTERM exit during shutdown is graceful_shutdown',
+      error: new TaskFailure('agent_invocation', 'oz agent exited with error: signal: terminated', { exitCode: 143 }),
+      source: 'shutdown',
+      reason: 'graceful_shutdown',
+      exitCode: 143,
+      message: /worker shut down/,
+    },
+    {
+      name: 'another failure during shutdown keeps its reason',
+      error: new TaskFailure('agent_invocation', 'oz agent exited with error: exit status 2', { exitCode: 2 }),
+      source: 'shutdown',
+      reason: 'agent_invocation',
+      exitCode: 2,
+      message: 'Failed to execute task: oz agent exited with error: exit status 2',
+    },
+  ];
+  it.each(cases)('$name', ({ error, source, reason, exitCode, message }) => {
+    const result = classifyFailure(error, source);
+    expect(result.reason).toBe(reason);
+    expect(result.phase).toBe('backend');
+    expect(result.exitCode).toBe(exitCode);
+    if (typeof message === 'string') expect(result.message).toBe(message);
+    else expect(result.message).toMatch(message);
+  });
+});
+
+describe('exit codes', () => {
+  it.each([
+    [2, undefined, 2],
+    [null, 'SIGTERM', 143],
+    [null, 'SIGKILL', 137],
+    [null, 'SIGSEGV', 139],
+    [0, undefined, 0],
+  ])('exit %s / signal %s → %s', (code, signal, expected) => {
+    expect(normaliseExitCode(code ?? undefined, signal ?? undefined)).toBe(expected);
+  });
+
+  it.each([
+    [2, undefined, 'exit status 2'],
+    [undefined, 'SIGTERM', 'signal: terminated'],
+    [undefined, 'SIGKILL', 'signal: killed'],
+    [undefined, 'SIGINT', 'signal: interrupt'],
+    [undefined, 'SIGSEGV', 'signal: segmentation fault'],
+  ])('Go exec text for exit %s / signal %s', (code, signal, text) => {
+    expect(goExitText(code, signal)).toBe(text);
+  });
+});

@@ -1,0 +1,229 @@
+// The worker core against a scripted backend: which status messages the server
+// sees for each outcome (the Go worker's lifecycle cases, plus our fixes).
+import { describe, expect, it } from 'vitest';
+import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../src/backends/backend.js';
+import type { WorkerConfig } from '../../src/config/worker-config.js';
+import { silentLogger } from '../../src/log/logger.js';
+import type { OutboundMessage, TaskAssignment } from '../../src/protocol/messages.js';
+import { TaskCancelled, TaskFailure, TaskTimedOut } from '../../src/worker/failure.js';
+import { Worker, type AdmissionDecision } from '../../src/worker/worker.js';
+
+type Script = (run: TaskRun) => Promise<ExecutionOutcome>;
+
+function setup(options: { script?: Script; maxConcurrentTasks?: number; preserves?: boolean; admit?: (a: TaskAssignment) => AdmissionDecision } = {}) {
+  const sent: OutboundMessage[] = [];
+  const runs: TaskRun[] = [];
+  const cancels: Array<{ taskId: string; executionId: string }> = [];
+  const script: Script =
+    options.script ??
+    ((run) =>
+      new Promise((resolve, reject) => {
+        run.signal.addEventListener('abort', () => reject(new TaskCancelled()));
+      }));
+  const backend: Backend = {
+    name: 'direct',
+    preservesTasksOnShutdown: options.preserves ?? false,
+    executeTask: (run) => {
+      runs.push(run);
+      return script(run);
+    },
+    cancelTask: async (ids) => {
+      cancels.push(ids);
+    },
+    shutdown: async () => {},
+  };
+  const config = { workerId: 'w1', maxConcurrentTasks: options.maxConcurrentTasks ?? 0, backend: 'direct' } as WorkerConfig;
+  const worker = new Worker({
+    config,
+    backend,
+    log: silentLogger(),
+    send: (m) => sent.push(m),
+    buildParams: (a) => ({ taskId: a.task_id, executionId: a.execution_id ?? '' }) as TaskParams,
+    admit: options.admit,
+  });
+  return { worker, sent, runs, cancels };
+}
+
+const frame = (type: string, data: unknown) => JSON.stringify({ type, data });
+const assign = (id: string, extra: Record<string, unknown> = {}) =>
+  frame('task_assignment', { task_id: id, execution_id: `exec-${id}`, task: { id, title: 't' }, ...extra });
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+describe('worker core', () => {
+  it('claims, runs and reports completion', async () => {
+    const { worker, sent } = setup({ script: async () => ({ kind: 'completed' }) });
+    worker.handleFrame(assign('task-1'));
+    await tick();
+    expect(sent).toEqual([
+      { type: 'task_claimed', data: { task_id: 'task-1', worker_id: 'w1' } },
+      { type: 'task_completed', data: { task_id: 'task-1', message: 'Task completed successfully' } },
+    ]);
+    expect(worker.taskState('task-1')).toBeUndefined();
+  });
+
+  it('reports a backend error as task_failed with reason and exit code', async () => {
+    const { worker, sent } = setup({
+      script: async () => {
+        throw new TaskFailure('agent_invocation', 'oz agent exited with error: exit status 3', { exitCode: 3 });
+      },
+    });
+    worker.handleFrame(assign('task-1'));
+    await tick();
+    expect(sent[1]).toEqual({
+      type: 'task_failed',
+      data: {
+        task_id: 'task-1',
+        message: 'Failed to execute task: oz agent exited with error: exit status 3',
+        failure_reason: 'agent_invocation',
+        exit_code: 3,
+      },
+    });
+  });
+
+  it('omits exit_code when none was observed and explains deadlines', async () => {
+    const { worker, sent } = setup({
+      script: async () => {
+        throw new TaskTimedOut();
+      },
+    });
+    worker.handleFrame(assign('task-1'));
+    await tick();
+    expect(sent[1]?.type).toBe('task_failed');
+    expect(sent[1]?.data).not.toHaveProperty('exit_code');
+    expect((sent[1]?.data as { message: string }).message).toMatch(/exceeded its maximum allowed execution time/);
+  });
+
+  it('reports a user cancellation as task_completed CANCELLED and calls the backend', async () => {
+    const { worker, sent, cancels } = setup();
+    worker.handleFrame(assign('task-1'));
+    await tick();
+    worker.handleFrame(frame('task_cancellation', { task_id: 'task-1' }));
+    await tick();
+    expect(sent[1]).toEqual({
+      type: 'task_completed',
+      data: { task_id: 'task-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' },
+    });
+    expect(cancels).toEqual([{ taskId: 'task-1', executionId: 'exec-task-1' }]);
+  });
+
+  it('does not report CANCELLED for a backend error that merely mentions cancellation', async () => {
+    const { worker, sent } = setup({
+      script: async () => {
+        throw new Error('backend request failed', { cause: new TaskCancelled() });
+      },
+    });
+    worker.handleFrame(assign('task-1'));
+    await tick();
+    expect(sent[1]?.type).toBe('task_failed');
+    expect(sent[1]?.data).toMatchObject({ failure_reason: 'task_cancelled' });
+  });
+
+  it('ignores a cancellation for an unknown task', () => {
+    const { worker, sent } = setup();
+    worker.handleFrame(frame('task_cancellation', { task_id: 'nope' }));
+    expect(sent).toEqual([]);
+  });
+
+  it('rejects beyond the concurrency limit without starting anything', async () => {
+    const { worker, sent, runs } = setup({ maxConcurrentTasks: 1 });
+    worker.handleFrame(assign('a'));
+    worker.handleFrame(assign('b'));
+    await tick();
+    expect(runs).toHaveLength(1);
+    expect(sent[1]).toEqual({
+      type: 'task_rejected',
+      data: { task_id: 'b', reason: 'at_capacity: worker at maximum concurrency (1 tasks running)' },
+    });
+  });
+
+  it('frees the slot when a task ends', async () => {
+    let finish!: () => void;
+    const { worker, runs } = setup({
+      maxConcurrentTasks: 1,
+      script: () => new Promise((resolve) => (finish = () => resolve({ kind: 'completed' }))),
+    });
+    worker.handleFrame(assign('a'));
+    await tick();
+    finish();
+    await tick();
+    worker.handleFrame(assign('b'));
+    await tick();
+    expect(runs.map((r) => r.params.taskId)).toEqual(['a', 'b']);
+  });
+
+  it('does not run a live task twice', async () => {
+    const { worker, sent, runs } = setup();
+    worker.handleFrame(assign('a'));
+    worker.handleFrame(assign('a'));
+    worker.handleFrame(assign('a', { execution_id: 'other' }));
+    await tick();
+    expect(runs).toHaveLength(1);
+    expect(sent.map((m) => m.type)).toEqual(['task_claimed', 'task_claimed', 'task_rejected']);
+    expect((sent[2]?.data as { reason: string }).reason).toMatch(/^already_running: /);
+  });
+
+  it('answers an invalid assignment that carries a task_id with task_failed, and keeps working', async () => {
+    const { worker, sent } = setup({ script: async () => ({ kind: 'completed' }) });
+    worker.handleFrame(frame('task_assignment', { task_id: 'bad', task: null }));
+    worker.handleFrame(frame('task_assignment', { task_id: 'bad2', task: { id: 'x', owner: { Type: 'TEAM', Id: 'seven' } } }));
+    worker.handleFrame('{not json');
+    worker.handleFrame(frame('task_assignment', null));
+    worker.handleFrame(frame('heartbeat', {}));
+    worker.handleFrame(assign('good'));
+    await tick();
+    expect(sent.map((m) => [m.type, m.data.task_id])).toEqual([
+      ['task_failed', 'bad'],
+      ['task_failed', 'bad2'],
+      ['task_claimed', 'good'],
+      ['task_completed', 'good'],
+    ]);
+    expect((sent[0]?.data as { message: string }).message).toMatch(/task: .*missing/);
+    expect((sent[1]?.data as { message: string }).message).toMatch(/task\.owner\.Id/);
+  });
+
+  it('keeps a spawned task for cancellation routing but sends no terminal message', async () => {
+    const { worker, sent, cancels } = setup({ script: async () => ({ kind: 'spawned' }), maxConcurrentTasks: 1 });
+    worker.handleFrame(assign('a'));
+    await tick();
+    expect(sent.map((m) => m.type)).toEqual(['task_claimed']);
+    expect(worker.taskState('a')).toBe('dispatched');
+    expect(worker.activeCount).toBe(0);
+    worker.handleFrame(frame('task_cancellation', { task_id: 'a' }));
+    await tick();
+    expect(cancels).toEqual([{ taskId: 'a', executionId: 'exec-a' }]);
+    expect(worker.taskState('a')).toBeUndefined();
+  });
+
+  it('rejects with the admission reason before claiming', async () => {
+    const { worker, sent, runs } = setup({
+      admit: () => ({ accept: false, code: 'owner_out_of_scope', reason: 'owner_out_of_scope: USER 9 is not this device owner (USER 1)' }),
+    });
+    worker.handleFrame(assign('a'));
+    await tick();
+    expect(runs).toHaveLength(0);
+    expect(sent).toEqual([
+      { type: 'task_rejected', data: { task_id: 'a', reason: 'owner_out_of_scope: USER 9 is not this device owner (USER 1)' } },
+    ]);
+    expect(worker.activeCount).toBe(0);
+  });
+
+  it('on drain stops tasks, reports graceful_shutdown and rejects new work', async () => {
+    const { worker, sent } = setup();
+    worker.handleFrame(assign('a'));
+    await tick();
+    const { settled } = await worker.drain(Date.now() + 1_000);
+    expect(settled).toBe(true);
+    expect(sent[1]).toMatchObject({ type: 'task_failed', data: { task_id: 'a', failure_reason: 'graceful_shutdown' } });
+    worker.handleFrame(assign('b'));
+    expect(sent[2]).toMatchObject({ type: 'task_rejected', data: { task_id: 'b' } });
+    expect((sent[2]?.data as { reason: string }).reason).toMatch(/^shutting_down: /);
+  });
+
+  it('on drain leaves tasks of a preserving backend running', async () => {
+    const { worker, runs } = setup({ preserves: true });
+    worker.handleFrame(assign('a'));
+    await tick();
+    await worker.drain(Date.now() + 100);
+    expect(runs[0]?.signal.aborted).toBe(false);
+  });
+});
