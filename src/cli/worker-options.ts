@@ -1,0 +1,71 @@
+// The worker's command-line flags: the Go worker's names and help texts, plus
+// our additions (API key file, shutdown grace period, device scope). Values are
+// handed to resolveWorkerConfig as a WorkerFlags bag; only shapes commander can
+// check cheaply are checked here.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { BACKEND_NAMES } from '../backends/backend.js';
+import { expandPath } from '../config/paths.js';
+import { LOG_LEVELS } from '../config/resolve.js';
+
+/** Repeatable flags collect every occurrence, in order, never split on commas. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function parseBackend(value: string): string {
+  if (value === '' || (BACKEND_NAMES as readonly string[]).includes(value)) return value;
+  throw new InvalidArgumentError(`Use one of ${BACKEND_NAMES.join(', ')}.`);
+}
+
+const toAbsolutePath = (value: string): string => expandPath(value);
+
+export function addWorkerOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--config-file <path>', 'Path to YAML config file').argParser(toAbsolutePath))
+    .addOption(new Option('--backend <type>', 'Backend type (docker, direct, kubernetes, or command)').argParser(parseBackend))
+    .addOption(new Option('--api-key <key>', 'API key for authentication ($WARP_API_KEY)'))
+    .addOption(
+      new Option('--api-key-file <path>', 'File holding the API key, used when --api-key and WARP_API_KEY are unset ($WARP_API_KEY_FILE)').argParser(
+        toAbsolutePath,
+      ),
+    )
+    .addOption(new Option('--worker-id <id>', 'Worker host identifier (required via flag or config file)'))
+    // Two long names: the Helm chart passes --web-socket-url; --websocket-url is the natural spelling.
+    .addOption(new Option('--websocket-url, --web-socket-url <url>', 'Dispatch server WebSocket URL').hideHelp())
+    .addOption(new Option('--server-root-url <url>', 'Warp server root URL passed to the agent').hideHelp())
+    .addOption(new Option('--log-level <level>', 'Log level (debug, info, warn, error)').choices(LOG_LEVELS).default('info'))
+    .addOption(
+      new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'),
+    )
+    .addOption(new Option('--no-cleanup', 'Do not remove containers after execution (for debugging)'))
+    .addOption(
+      new Option(
+        '-v, --volumes <spec>',
+        'Volume mounts for task containers (format: HOST_PATH:CONTAINER_PATH or HOST_PATH:CONTAINER_PATH:MODE); repeat the flag for more',
+      ).argParser(collect),
+    )
+    .addOption(
+      new Option(
+        '-e, --env <entry>',
+        'Environment variables for task containers (format: KEY=VALUE or KEY to pass through from host); repeat the flag for more, values may contain commas',
+      ).argParser(collect),
+    )
+    .addOption(new Option('--max-concurrent-tasks <n>', 'Maximum number of tasks to run concurrently (0 for unlimited)'))
+    .addOption(
+      new Option(
+        '--idle-on-complete <duration>',
+        'How long to keep the oz agent alive after a task completes, for follow-ups (e.g. 45m, 10m, 0s). Defaults to 45m when not set.',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--session-sharing-server-url <url>',
+        'Session sharing server WebSocket URL to pass through to the oz CLI (e.g. ws://127.0.0.1:8081)',
+      ).hideHelp(),
+    )
+    .addOption(
+      new Option('--shutdown-grace-period <duration>', 'How long a graceful shutdown may take before the worker exits anyway (e.g. 25s, 2m; default 25s)'),
+    )
+    .addOption(new Option('--device-owner-user-id <id>', 'Device mode: run only tasks owned by this Warp user id (and pinned teams)'))
+    .addOption(new Option('--device-team-id <id>', 'Device mode: also run tasks of this Warp team id; repeat the flag for more').argParser(collect));
+}

@@ -1,0 +1,318 @@
+// Flags over config file over defaults, checked once, into a WorkerConfig.
+// Pure apart from the injected secret-file reader. Where the Go worker was
+// silent about a contradiction (a --backend that ignores the file's block) or
+// lenient (negative concurrency), this is an error that says what to change.
+import { readFileSync } from 'node:fs';
+import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
+import type { LogLevel } from '../log/logger.js';
+import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
+import { ConfigError, describeReadError } from './errors.js';
+import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
+import { InvalidDurationError, parseGoDuration } from './go-duration.js';
+import {
+  DEFAULT_CANCEL_GRACE_MS,
+  DEFAULT_SERVER_ROOT_URL,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  DEFAULT_WEB_SOCKET_URL,
+  DEFAULT_WORKSPACE_ROOT,
+  type CommandBackendConfig,
+  type DeviceScope,
+  type KubernetesBackendConfig,
+  type WorkerConfig,
+} from './worker-config.js';
+
+/** The option values commander produces for the worker command (camelCase of the long flags). */
+export interface WorkerFlags {
+  apiKey?: string;
+  apiKeyFile?: string;
+  workerId?: string;
+  configFile?: string;
+  backend?: string;
+  webSocketUrl?: string;
+  serverRootUrl?: string;
+  logLevel?: string;
+  targetDir?: string;
+  /** `--no-cleanup` gives false; commander defaults it to true. */
+  cleanup?: boolean;
+  volumes?: string[];
+  env?: string[];
+  /** Validated here: commander hands over the text. */
+  maxConcurrentTasks?: string;
+  idleOnComplete?: string;
+  sessionSharingServerUrl?: string;
+  shutdownGracePeriod?: string;
+  deviceOwnerUserId?: string;
+  deviceTeamId?: string[];
+}
+
+export type HostEnv = Readonly<Record<string, string | undefined>>;
+/** Returns a file's raw contents; throws (with an errno `code`) when it cannot. */
+export type ReadSecretFile = (path: string) => string;
+
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+export const DEFAULT_DISPATCH_TIMEOUT_MS = 60_000;
+export const DEFAULT_UNSCHEDULABLE_TIMEOUT_MS = 30_000;
+
+const RESERVED_WORKER_ID_PREFIX = 'warp';
+
+/** Reads a secret file from disk (the default ReadSecretFile). */
+export function readSecretFile(path: string): string {
+  return readFileSync(path, 'utf8');
+}
+
+/**
+ * The API key: `--api-key`, else `WARP_API_KEY`, else the contents of
+ * `--api-key-file`, `WARP_API_KEY_FILE` or the file's `api_key_file` (first set wins),
+ * without trailing whitespace. Empty values count as unset.
+ */
+export function resolveApiKey(flags: WorkerFlags, file: FileConfig | undefined, hostEnv: HostEnv, readSecret: ReadSecretFile): string {
+  if (flags.apiKey) return flags.apiKey;
+  if (hostEnv.WARP_API_KEY) return hostEnv.WARP_API_KEY;
+  const sources: [string | undefined, string][] = [
+    [flags.apiKeyFile, '--api-key-file'],
+    [hostEnv.WARP_API_KEY_FILE, 'WARP_API_KEY_FILE'],
+    [file?.api_key_file, 'api_key_file in the config file'],
+  ];
+  const found = sources.find(([path]) => path);
+  if (!found) {
+    throw new ConfigError('missing API key: pass --api-key or set WARP_API_KEY (or name a file that holds it with --api-key-file)');
+  }
+  const [path = '', origin] = found;
+  let contents: string;
+  try {
+    contents = readSecret(path);
+  } catch (error) {
+    throw new ConfigError(`could not read the API key file ${path} (from ${origin}): ${describeReadError(error)}`);
+  }
+  const key = contents.replace(/\s+$/, '');
+  if (key === '') throw new ConfigError(`the API key file ${path} (from ${origin}) is empty (write the API key into it)`);
+  return key;
+}
+
+export function resolveWorkerConfig(
+  flags: WorkerFlags,
+  file: FileConfig | undefined,
+  hostEnv: HostEnv,
+  readSecret: ReadSecretFile = readSecretFile,
+): WorkerConfig {
+  const apiKey = resolveApiKey(flags, file, hostEnv, readSecret);
+  const workerId = resolveWorkerId(flags, file);
+  const { backend, backendLabel } = resolveBackend(flags, file);
+  const logLevel = resolveLogLevel(flags.logLevel);
+  const maxConcurrentTasks = resolveMaxConcurrentTasks(flags, file);
+  const flagEnv = parseEnvFlags(flags.env ?? [], hostEnv);
+  const flagVolumes = parseVolumeFlags(flags.volumes ?? []);
+
+  const blocks = file?.backend;
+  const fileEnv = backend === 'kubernetes' ? {} : resolveFileEnv(blocks?.[backend]?.environment, `backend.${backend}.environment`, hostEnv);
+
+  return {
+    apiKey,
+    workerId,
+    webSocketUrl: checkedUrl('--web-socket-url', flags.webSocketUrl || DEFAULT_WEB_SOCKET_URL, ['ws:', 'wss:']),
+    serverRootUrl: checkedUrl('--server-root-url', flags.serverRootUrl || DEFAULT_SERVER_ROOT_URL, ['http:', 'https:']),
+    sessionSharingServerUrl: flags.sessionSharingServerUrl ?? '',
+    logLevel,
+    backend,
+    backendLabel,
+    // The command line can only turn cleanup off.
+    cleanup: flags.cleanup !== false && file?.cleanup !== false,
+    maxConcurrentTasks,
+    idleOnComplete: flags.idleOnComplete || file?.idle_on_complete || '',
+    taskEnv: { ...fileEnv, ...flagEnv },
+    shutdownGraceMs: resolveShutdownGrace(flags, file),
+    cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
+    direct: {
+      workspaceRoot: blocks?.direct?.workspace_root || DEFAULT_WORKSPACE_ROOT,
+      targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
+      ozPath: blocks?.direct?.oz_path ?? '',
+      setupCommand: blocks?.direct?.setup_command ?? '',
+      teardownCommand: blocks?.direct?.teardown_command ?? '',
+    },
+    docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes] },
+    command: backend === 'command' ? resolveCommand(file) : undefined,
+    kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
+    device: resolveDevice(flags, file),
+  };
+}
+
+function resolveWorkerId(flags: WorkerFlags, file: FileConfig | undefined): string {
+  const workerId = flags.workerId || file?.worker_id || '';
+  if (workerId === '') throw new ConfigError('worker-id is required (via --worker-id flag or config file)');
+  if (workerId.startsWith(RESERVED_WORKER_ID_PREFIX)) {
+    throw new ConfigError("invalid worker-id: values starting with 'warp' are reserved and cannot be used");
+  }
+  return workerId;
+}
+
+function isBackendName(value: string): value is BackendName {
+  return (BACKEND_NAMES as readonly string[]).includes(value);
+}
+
+/**
+ * `--backend`, else the file's block, else docker. The label stays '' when docker
+ * was only implied (the Go worker reports it so in metrics).
+ */
+function resolveBackend(flags: WorkerFlags, file: FileConfig | undefined): { backend: BackendName; backendLabel: string } {
+  const flag = flags.backend ?? '';
+  if (flag !== '' && !isBackendName(flag)) {
+    throw new ConfigError(`invalid --backend ${JSON.stringify(flag)}: use one of ${BACKEND_NAMES.join(', ')}`);
+  }
+  const blocks: FileBackendName[] = BACKEND_BLOCKS.filter((name) => file?.backend?.[name] !== undefined);
+  if (blocks.length > 1) {
+    throw new ConfigError(`at most one backend may be configured, found ${blocks.map((name) => `backend.${name}`).join(' and ')} (keep only the block of the backend you use)`);
+  }
+  const [block] = blocks;
+  if (flag !== '' && block !== undefined && flag !== block) {
+    throw new ConfigError(
+      `--backend ${flag} contradicts the backend.${block} block in the config file (drop --backend to use ${block}, or replace the block with backend.${flag})`,
+    );
+  }
+  const label = flag || block || '';
+  return { backend: label === '' ? 'docker' : (label as BackendName), backendLabel: label };
+}
+
+function resolveLogLevel(level: string | undefined): LogLevel {
+  if (level === undefined || level === '') return 'info';
+  const known = LOG_LEVELS.find((candidate) => candidate === level);
+  if (!known) throw new ConfigError(`invalid --log-level ${JSON.stringify(level)}: use one of ${LOG_LEVELS.join(', ')}`);
+  return known;
+}
+
+/** A given flag wins, even 0 (unlimited); then the file; then unlimited. */
+function resolveMaxConcurrentTasks(flags: WorkerFlags, file: FileConfig | undefined): number {
+  const text = flags.maxConcurrentTasks;
+  if (text === undefined) return file?.max_concurrent_tasks ?? 0;
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw new ConfigError(`invalid --max-concurrent-tasks ${JSON.stringify(text)}: use a whole number of tasks, or 0 for unlimited`);
+  }
+  return value;
+}
+
+/** YAML `environment` entries in order; an entry without a value inherits the worker's own. */
+function resolveFileEnv(entries: readonly (FileEnvEntry | undefined)[] | undefined, where: string, hostEnv: HostEnv): Record<string, string> {
+  const env: Record<string, string> = {};
+  (entries ?? []).forEach((entry, index) => {
+    if (!entry?.name) throw new ConfigError(`${where}[${index}].name is required (write each entry as "- name: FOO" with an optional "value: bar")`);
+    const value = entry.value ?? hostEnv[entry.name] ?? '';
+    Object.defineProperty(env, entry.name, { value, enumerable: true, writable: true, configurable: true });
+  });
+  return env;
+}
+
+function durationMs(text: string, where: string): number {
+  try {
+    return parseGoDuration(text);
+  } catch (error) {
+    if (!(error instanceof InvalidDurationError)) throw error;
+    throw new ConfigError(`invalid ${where} ${JSON.stringify(text)}: ${error.message} (write a number with a unit: ns, us, ms, s, m or h, e.g. 30s, 5m or 1h30m)`);
+  }
+}
+
+function resolveShutdownGrace(flags: WorkerFlags, file: FileConfig | undefined): number {
+  const [text, where] = flags.shutdownGracePeriod
+    ? [flags.shutdownGracePeriod, '--shutdown-grace-period']
+    : [file?.shutdown_grace_period, 'shutdown_grace_period'];
+  if (!text) return DEFAULT_SHUTDOWN_GRACE_MS;
+  const ms = durationMs(text, where);
+  if (ms < 0) throw new ConfigError(`invalid ${where} ${JSON.stringify(text)}: must not be negative (e.g. 25s)`);
+  return ms;
+}
+
+function resolveCommand(file: FileConfig | undefined): CommandBackendConfig {
+  const block = file?.backend?.command;
+  if (!block?.dispatch_command) {
+    throw new ConfigError(
+      'the command backend requires a dispatch command: set backend.command.dispatch_command in the config file (it gets the task as JSON on stdin)',
+    );
+  }
+  const timeout = block.dispatch_timeout ? durationMs(block.dispatch_timeout, 'backend.command.dispatch_timeout') : 0;
+  return {
+    dispatchCommand: block.dispatch_command,
+    cancelCommand: block.cancel_command ?? '',
+    // Zero or negative means the default, as in Go.
+    dispatchTimeoutMs: timeout > 0 ? timeout : DEFAULT_DISPATCH_TIMEOUT_MS,
+  };
+}
+
+function resolveKubernetes(file: FileConfig | undefined): KubernetesBackendConfig {
+  const block = file?.backend?.kubernetes ?? {};
+  const unschedulable =
+    block.unschedulable_timeout === undefined || block.unschedulable_timeout === ''
+      ? DEFAULT_UNSCHEDULABLE_TIMEOUT_MS
+      : durationMs(block.unschedulable_timeout, 'backend.kubernetes.unschedulable_timeout');
+  const config: KubernetesBackendConfig = {
+    namespace: block.namespace,
+    kubeconfig: block.kubeconfig,
+    defaultImage: block.default_image,
+    imagePullPolicy: block.image_pull_policy,
+    useImageVolumes: block.use_image_volumes,
+    preflightImage: block.preflight_image,
+    sidecarImage: block.sidecar_image,
+    codingCliSidecars: copyMap(block.coding_cli_sidecars),
+    setupCommand: block.setup_command,
+    teardownCommand: block.teardown_command,
+    extraLabels: copyMap(block.extra_labels),
+    extraAnnotations: copyMap(block.extra_annotations),
+    activeDeadlineSeconds: block.active_deadline_seconds,
+    ttlSecondsAfterFinished: block.ttl_seconds_after_finished,
+    workspaceSizeLimit: block.workspace_size_limit,
+    // Zero or negative disables the unschedulable check.
+    unschedulableTimeoutMs: unschedulable > 0 ? unschedulable : 0,
+    podTemplate: block.pod_template,
+    preflightResources: block.preflight_resources,
+  };
+  // Unset keys are left out rather than present as undefined.
+  for (const key of Object.keys(config) as (keyof KubernetesBackendConfig)[]) {
+    if (config[key] === undefined) delete config[key];
+  }
+  return config;
+}
+
+function copyMap(map: Record<string, string> | undefined): Record<string, string> | undefined {
+  return map === undefined ? undefined : { ...map };
+}
+
+function parseId(text: string, flag: string): number {
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new ConfigError(`invalid ${flag} ${JSON.stringify(text)}: use the numeric Warp ${flag.includes('team') ? 'team' : 'user'} id`);
+  }
+  return value;
+}
+
+/**
+ * Device mode when the file has a `device` block or a device flag is given;
+ * each flag replaces the file's value. An empty scope is refused: it would admit no task.
+ */
+function resolveDevice(flags: WorkerFlags, file: FileConfig | undefined): DeviceScope | undefined {
+  const flagOwner = flags.deviceOwnerUserId === undefined ? undefined : parseId(flags.deviceOwnerUserId, '--device-owner-user-id');
+  const flagTeams = (flags.deviceTeamId ?? []).map((text) => parseId(text, '--device-team-id'));
+  const fileDevice = file?.device;
+  if (fileDevice === undefined && flagOwner === undefined && flagTeams.length === 0) return undefined;
+
+  const ownerUserId = flagOwner ?? fileDevice?.owner_user_id;
+  const teams = flagTeams.length > 0 ? flagTeams : (fileDevice?.team_ids ?? []);
+  const teamIds = [...new Set(teams)];
+  if (ownerUserId === undefined && teamIds.length === 0) {
+    throw new ConfigError(
+      'device mode needs a scope: set device.owner_user_id (or --device-owner-user-id) and/or device.team_ids (or --device-team-id), otherwise the worker would accept no task',
+    );
+  }
+  return { ownerUserId, teamIds };
+}
+
+function checkedUrl(flag: string, text: string, protocols: readonly string[]): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !protocols.includes(url.protocol)) {
+    const schemes = protocols.map((protocol) => `${protocol}//`).join(' or ');
+    throw new ConfigError(`invalid ${flag} ${JSON.stringify(text)}: use a ${schemes} URL`);
+  }
+  return text;
+}
