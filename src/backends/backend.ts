@@ -33,6 +33,14 @@ export interface TaskRun {
   log: Logger;
 }
 
+/** A task this worker started before a restart, still running (or ended) in the backend. */
+export interface ResumableTask {
+  taskId: string;
+  executionId: string;
+  /** Watches the task to its end, as executeTask would have. */
+  resume(run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome>;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** Whether running tasks survive a worker shutdown (Kubernetes Jobs, dispatched commands). */
@@ -44,6 +52,8 @@ export interface Backend {
   executeTask(run: TaskRun): Promise<ExecutionOutcome>;
   /** Best-effort extra work on a server cancellation (the abort signal also fires). */
   cancelTask?(ids: { taskId: string; executionId: string }): Promise<void>;
+  /** Tasks started by an earlier run of this worker (same worker id), to report their outcome. */
+  resumableTasks?(): Promise<ResumableTask[]>;
   /** Releases backend resources; called once, after tasks were stopped or preserved. */
   shutdown(): Promise<void>;
 }

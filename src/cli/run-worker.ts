@@ -103,6 +103,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       process.on(signal, () => void shutdown.begin(signal));
     }
   }
+  if (backend.resumableTasks) worker.adopt(await backend.resumableTasks());
   connection.start();
   return { worker, connection, outbox, shutdown, log };
 }

@@ -1,7 +1,7 @@
 // The worker core: turns decoded frames into task lifecycles and status
 // messages. It owns the live-task table and the concurrency limit; the socket
 // belongs to the connection, the agent process to the backend.
-import type { Backend, TaskParams } from '../backends/backend.js';
+import type { Backend, ExecutionOutcome, ResumableTask, TaskParams } from '../backends/backend.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger, SecretScrubber } from '../log/logger.js';
 import { decodeFrame } from '../protocol/decode.js';
@@ -154,22 +154,47 @@ export class Worker {
     this.metrics.tasksActive(1);
     this.pruneDispatched();
 
-    const execution = this.execute(entry, assignment, mcpArgument).finally(() => this.executions.delete(execution));
-    this.executions.add(execution);
-  }
-
-  private async execute(entry: TaskEntry, assignment: TaskAssignment, mcpArgument: string | undefined): Promise<void> {
-    const { backend, config } = this.deps;
-    const log = this.deps.log.child({ taskId: entry.taskId });
     const secrets = Object.values(assignment.env_vars ?? {});
-    this.deps.scrubber?.add(secrets);
-    let result: TaskResult = 'failed';
-    try {
+    this.track(entry, secrets, (log) => {
       const params = this.deps.buildParams(assignment, mcpArgument);
       entry.transition('running');
       entry.startedAt = Date.now();
       log.info({ backend: config.backend }, 'Starting task execution');
-      const outcome = await backend.executeTask({ params, signal: entry.abort.signal, log });
+      return this.deps.backend.executeTask({ params, signal: entry.abort.signal, log });
+    });
+  }
+
+  /**
+   * Takes over tasks an earlier run of this worker started (Kubernetes Jobs
+   * that outlived a restart) and reports their outcome like any other task.
+   */
+  adopt(tasks: ResumableTask[]): void {
+    for (const task of tasks) {
+      if (this.tasks.get(task.taskId)?.live) continue;
+      const entry = new TaskEntry(task.taskId, task.executionId);
+      this.tasks.set(task.taskId, entry);
+      this.running++;
+      this.metrics.tasksActive(1);
+      this.deps.log.info({ taskId: task.taskId, executionId: task.executionId }, 'Reattached to a task started before the restart');
+      this.track(entry, [], (log) => {
+        entry.transition('running');
+        entry.startedAt = Date.now();
+        return task.resume({ signal: entry.abort.signal, log });
+      });
+    }
+  }
+
+  private track(entry: TaskEntry, secrets: string[], start: (log: Logger) => Promise<ExecutionOutcome>): void {
+    const execution = this.execute(entry, secrets, start).finally(() => this.executions.delete(execution));
+    this.executions.add(execution);
+  }
+
+  private async execute(entry: TaskEntry, secrets: string[], start: (log: Logger) => Promise<ExecutionOutcome>): Promise<void> {
+    const log = this.deps.log.child({ taskId: entry.taskId });
+    this.deps.scrubber?.add(secrets);
+    let result: TaskResult = 'failed';
+    try {
+      const outcome = await start(log);
       if (outcome.kind === 'spawned') {
         entry.transition('dispatched');
         entry.dispatchedAt = Date.now();
