@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load-file.js';
 import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
+import { registerServiceCommands } from '../service/service-command.js';
 import { addWorkerOptions } from './worker-options.js';
 
 declare const OZ_WORKER_VERSION: string;
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
     .exitOverride();
   addWorkerOptions(program);
   program.action((flags: WorkerFlags) => runWorkerCommand(flags));
+  registerServiceCommands(program);
   return program;
 }
 

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build stage: install, type-check and bundle.
+FROM node:24-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json ./
+COPY scripts ./scripts
+COPY src ./src
+RUN node scripts/build.mjs
+
+# Runtime stage: the bundle only (no node_modules, no npm in the start path).
+FROM node:24-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /home/oz --create-home oz
+WORKDIR /app
+COPY --from=build /src/dist ./dist
+COPY bin ./bin
+COPY package.json ./
+# A read-only root filesystem works: the compile cache and temp files go to /tmp
+# (mount an emptyDir there in Kubernetes).
+ENV NODE_ENV=production NODE_COMPILE_CACHE=/tmp/node-compile-cache
+USER 10001
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/oz-worker.js"]

@@ -1,0 +1,144 @@
+// `npm run bench`: oz-worker (direct backend, /bin/true as the agent) against a
+// floor worker, both driven by the same in-process dispatch server on loopback.
+// Prints claim latency, assignment-to-completion, a 500-task burst, idle RSS and
+// start-up time, with the ratio to the floor and the target for each.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { WebSocketServer } from 'ws';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const AGENT = '/bin/true';
+const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 200);
+const BURST = Number(process.env.BENCH_BURST ?? 500);
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function rssKiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+}
+
+async function startServer() {
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http });
+  await new Promise((r) => http.listen(0, '127.0.0.1', r));
+  const state = { socket: undefined, onMessage: () => {}, onConnect: () => {} };
+  wss.on('connection', (ws) => {
+    state.socket = ws;
+    ws.on('message', (data) => state.onMessage(JSON.parse(data.toString()), performance.now()));
+    state.onConnect(performance.now());
+  });
+  return { state, url: `ws://127.0.0.1:${http.address().port}/ws`, close: () => { wss.close(); http.close(); } };
+}
+
+function assignment(id) {
+  return JSON.stringify({
+    type: 'task_assignment',
+    data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } },
+  });
+}
+
+async function measure(name, launch) {
+  const server = await startServer();
+  const connected = new Promise((r) => (server.state.onConnect = r));
+  const t0 = performance.now();
+  const child = launch(server.url);
+  const startupMs = (await connected) - t0;
+
+  const waiters = new Map();
+  server.state.onMessage = (msg, at) => {
+    const key = `${msg.type}:${msg.data.task_id}`;
+    waiters.get(key)?.(at);
+  };
+  const when = (type, id) => new Promise((r) => waiters.set(`${type}:${id}`, r));
+
+  // warm-up
+  for (let i = 0; i < 20; i++) {
+    const done = when('task_completed', `w${i}`);
+    server.state.socket.send(assignment(`w${i}`));
+    await done;
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleRss = rssKiB(child.pid);
+
+  const claim = [];
+  const complete = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const id = `s${i}`;
+    const claimed = when('task_claimed', id);
+    const done = when('task_completed', id);
+    const sent = performance.now();
+    server.state.socket.send(assignment(id));
+    claim.push((await claimed) - sent);
+    complete.push((await done) - sent);
+  }
+
+  const burstStart = performance.now();
+  const all = [];
+  for (let i = 0; i < BURST; i++) {
+    all.push(when('task_completed', `b${i}`));
+    server.state.socket.send(assignment(`b${i}`));
+  }
+  await Promise.all(all);
+  const burstMs = performance.now() - burstStart;
+
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+  server.close();
+  return {
+    name,
+    startupMs,
+    claimP50: percentile(claim, 50),
+    claimP99: percentile(claim, 99),
+    taskP50: percentile(complete, 50),
+    burstMs,
+    idleRssMiB: idleRss / 1024,
+  };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'oz-bench-'));
+const config = join(dir, 'config.yaml');
+writeFileSync(config, `worker_id: bench\nbackend:\n  direct:\n    oz_path: ${AGENT}\n    workspace_root: ${join(dir, 'ws')}\n`);
+
+const worker = await measure('oz-worker', (url) =>
+  spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', url, '--log-level', 'warn'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  }),
+);
+const floor = await measure('floor', (url) =>
+  spawn(process.execPath, [join(ROOT, 'bench/floor-worker.mjs'), url, AGENT], { stdio: ['ignore', 'ignore', 'inherit'] }),
+);
+rmSync(dir, { recursive: true, force: true });
+
+const rows = [
+  ['claim latency p50 (ms)', 'claimP50', 1.5],
+  ['claim latency p99 (ms)', 'claimP99', undefined],
+  ['assignment→completion p50 (ms)', 'taskP50', 1.5],
+  [`burst of ${BURST} tasks (ms)`, 'burstMs', 1.5],
+  ['idle RSS (MiB)', 'idleRssMiB', 1.6],
+  ['start-up to connected (ms)', 'startupMs', 2],
+];
+console.log(`node ${process.version}, ${SEQUENTIAL} sequential tasks, agent ${AGENT}\n`);
+console.log('metric'.padEnd(34) + 'oz-worker'.padStart(12) + 'floor'.padStart(12) + 'ratio'.padStart(9) + 'target'.padStart(9) + '  ok');
+let failed = 0;
+for (const [label, key, target] of rows) {
+  const ratio = worker[key] / floor[key];
+  const ok = target === undefined || ratio <= target;
+  if (!ok) failed++;
+  console.log(
+    label.padEnd(34) +
+      worker[key].toFixed(1).padStart(12) +
+      floor[key].toFixed(1).padStart(12) +
+      ratio.toFixed(2).padStart(9) +
+      (target === undefined ? '—' : `≤ ${target}`).padStart(9) +
+      `  ${target === undefined ? '' : ok ? 'yes' : 'NO'}`,
+  );
+}
+process.exitCode = failed ? 1 : 0;

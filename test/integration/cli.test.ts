@@ -1,0 +1,87 @@
+// The command line as a user meets it: bad flags and bad config fail fast with
+// one line that names the problem and the fix, before any connection is made.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { startWorker, tempDir } from '../support/worker-process.js';
+
+let server: FakeDispatchServer;
+const dir = tempDir('cli');
+beforeAll(async () => {
+  server = await FakeDispatchServer.start();
+});
+afterAll(async () => {
+  await server.close();
+  dir.cleanup();
+});
+
+async function run(args: string[], env: Record<string, string> = {}) {
+  const worker = startWorker({ args: ['--web-socket-url', server.url, ...args], env });
+  const { code } = await worker.exited;
+  return { code, output: worker.output };
+}
+
+function configFile(name: string, text: string): string {
+  const path = join(dir.path, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('command line', () => {
+  it('prints the version', async () => {
+    const { code, output } = await run(['--version']);
+    expect(code).toBe(0);
+    expect(output.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('shows examples in --help', async () => {
+    const { code, output } = await run(['--help']);
+    expect(code).toBe(0);
+    expect(output).toContain('Examples:');
+    expect(output).toContain('--max-concurrent-tasks');
+  });
+
+  it.each([
+    ['an unknown flag', ['--worker-id', 'w', '--bogus'], { WARP_API_KEY: 'k' }, /unknown option '--bogus'/],
+    ['a missing API key', ['--worker-id', 'w'], {}, /API key/],
+    ['an empty API key', ['--worker-id', 'w'], { WARP_API_KEY: '' }, /API key/],
+    ['a reserved worker id', ['--worker-id', 'warp-1'], { WARP_API_KEY: 'k' }, /reserved/],
+    ['a missing worker id', [], { WARP_API_KEY: 'k' }, /worker-id is required/],
+    ['a negative concurrency', ['--worker-id', 'w', '--max-concurrent-tasks', '-1'], { WARP_API_KEY: 'k' }, /max-concurrent-tasks/],
+    ['a non-integer concurrency', ['--worker-id', 'w', '--max-concurrent-tasks', 'two'], { WARP_API_KEY: 'k' }, /max-concurrent-tasks/],
+    ['an unknown backend', ['--worker-id', 'w', '--backend', 'podman'], { WARP_API_KEY: 'k' }, /podman/],
+  ])('rejects %s with exit code 2 and one clear line', async (_name, args, env, pattern) => {
+    const before = server.handshakes.length;
+    const { code, output } = await run(args, env);
+    expect(code).toBe(2);
+    const lines = output.trim().split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^oz-worker: error: /);
+    expect(lines[0]).toMatch(pattern);
+    expect(server.handshakes.length).toBe(before);
+  });
+
+  it('names the unknown config key and its line', async () => {
+    const path = configFile('unknown.yaml', 'worker_id: w\nbackend:\n  kubernetes:\n    namespace: x\n    image_pull_secret: s\n');
+    const { code, output } = await run(['--config-file', path], { WARP_API_KEY: 'k' });
+    expect(code).toBe(2);
+    expect(output).toMatch(/line 5/);
+    expect(output).toMatch(/image_pull_secret/);
+  });
+
+  it('selects the direct backend from an empty direct: block', async () => {
+    const path = configFile('empty-direct.yaml', 'worker_id: w\nbackend:\n  direct:\n');
+    const worker = startWorker({ args: ['--config-file', path, '--web-socket-url', server.url], env: { WARP_API_KEY: 'k', PATH: '/nonexistent' } });
+    const { code } = await worker.exited;
+    // No `oz` on this PATH: the direct backend (not docker) explains what to do.
+    expect(code).toBe(1);
+    expect(worker.output).toMatch(/oz CLI not found/);
+  });
+
+  it('explains that a backend is not available yet', async () => {
+    const { code, output } = await run(['--worker-id', 'w', '--backend', 'docker'], { WARP_API_KEY: 'k' });
+    expect(code).toBe(1);
+    expect(output).toMatch(/docker backend is not available/);
+  });
+});
