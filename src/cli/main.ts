@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load-file.js';
+import { defaultConfigFile, platformDirs } from '../config/locations.js';
+import { join } from 'node:path';
 import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
 import { registerServiceCommands } from '../service/service-command.js';
 import { addWorkerOptions } from './worker-options.js';
@@ -30,10 +32,34 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+/** What a first-time user sees instead of a stack trace when nothing is configured. */
+function firstRunGuide(): string {
+  const dirs = platformDirs();
+  return `oz-worker needs an API key and a worker id before it can take tasks.
+
+  Try everything locally first (no account needed):
+    npx oz-worker local --demo
+
+  Connect to Warp:
+    WARP_API_KEY=<your key> npx oz-worker --worker-id <name> --backend direct
+
+  Or put the settings in ${join(dirs.configDir, 'config.yaml')} (see --help).
+`;
+}
+
+function nothingConfigured(flags: WorkerFlags, configFile: string | undefined): boolean {
+  return !configFile && !flags.apiKey && !flags.apiKeyFile && !flags.workerId && !process.env.WARP_API_KEY && !process.env.WARP_API_KEY_FILE;
+}
+
 async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
   let config;
+  const configFile = flags.configFile ?? defaultConfigFile();
+  if (nothingConfigured(flags, configFile)) {
+    process.stderr.write(firstRunGuide());
+    process.exit(EXIT_USAGE);
+  }
   try {
-    const file = flags.configFile ? await loadConfigFile(flags.configFile) : undefined;
+    const file = configFile ? await loadConfigFile(configFile) : undefined;
     config = await resolveWorkerConfig(flags, file, process.env, readSecretFile);
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message, EXIT_USAGE);

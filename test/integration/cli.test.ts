@@ -62,6 +62,16 @@ describe('command line', () => {
     expect(server.handshakes.length).toBe(before);
   });
 
+  it('guides a first-time user who configured nothing', async () => {
+    const home = join(dir.path, 'empty-home');
+    const worker = startWorker({ args: [], env: { HOME: home, XDG_CONFIG_HOME: join(home, '.config') } });
+    const { code } = await worker.exited;
+    expect(code).toBe(2);
+    expect(worker.output).toContain('npx oz-worker local --demo');
+    expect(worker.output).toContain('WARP_API_KEY=');
+    expect(worker.output).not.toMatch(/\bat .*\.js:\d+/);
+  });
+
   it('names the unknown config key and its line', async () => {
     const path = configFile('unknown.yaml', 'worker_id: w\nbackend:\n  kubernetes:\n    namespace: x\n    image_pull_secret: s\n');
     const { code, output } = await run(['--config-file', path], { WARP_API_KEY: 'k' });
