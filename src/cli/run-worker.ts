@@ -5,6 +5,7 @@ import { createBackend } from '../backends/registry.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import { Connection, type ConnectionTimings } from '../connection/connection.js';
 import { Outbox } from '../connection/outbox.js';
+import { dispatchAgent } from '../connection/transport.js';
 import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
 import { createShutdown, type Shutdown } from '../worker/shutdown.js';
 import { Worker } from '../worker/worker.js';
@@ -85,6 +86,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     log,
     onFrame: (text) => worker.handleFrame(text),
     timings: timingsFromEnv(env),
+    agent: dispatchAgent({ url: config.webSocketUrl, env }),
   });
 
   const shutdown = createShutdown({

@@ -1,0 +1,32 @@
+// How the WebSocket reaches the dispatch server: through HTTPS_PROXY / HTTP_PROXY
+// (honouring NO_PROXY) and trusting a private CA when one is configured. Node's
+// own agents do the proxy tunnelling (the `proxyEnv` option); we only choose one.
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { rootCertificates } from 'node:tls';
+
+export interface TransportOptions {
+  url: string;
+  env: Readonly<Record<string, string | undefined>>;
+  /** PEM text of extra CA certificates (`--ca-file`); NODE_EXTRA_CA_CERTS works as usual too. */
+  ca?: string;
+}
+
+function proxyVariables(env: TransportOptions['env']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy']) {
+    const value = env[name];
+    if (value) out[name] = value;
+  }
+  return out;
+}
+
+/** An agent for the dispatch URL, or undefined when Node's defaults do. */
+export function dispatchAgent(options: TransportOptions): HttpAgent | undefined {
+  const proxyEnv = proxyVariables(options.env);
+  const hasProxy = Object.keys(proxyEnv).some((k) => !/no_proxy/i.test(k));
+  if (!hasProxy && !options.ca) return undefined;
+  const secure = new URL(options.url).protocol === 'wss:';
+  const agentOptions = { keepAlive: false, ...(hasProxy ? { proxyEnv } : {}) };
+  return secure ? new HttpsAgent({ ...agentOptions, ...(options.ca ? { ca: [...rootCertificates, options.ca] } : {}) }) : new HttpAgent(agentOptions);
+}
