@@ -1,0 +1,80 @@
+// The agent's argument vector, token for token as the Go worker builds it.
+import { goJson, goJsonString } from '../protocol/raw-json.js';
+import type { AgentConfigSnapshot, Task } from '../protocol/messages.js';
+import { goTrim } from './go-trim.js';
+import { isTeamOwned } from './ownership.js';
+
+export interface AgentArgsInput {
+  task: Task;
+  /** `task.id`, or the envelope task_id when the task object has none. */
+  taskObjectId: string;
+  additionalOzArgs?: readonly string[] | undefined;
+  /** The byte-exact `--mcp` token computed from the raw frame, when available. */
+  mcpArgument?: string | undefined;
+  serverRootUrl: string;
+  idleOnComplete: string;
+  sessionSharingServerUrl: string;
+}
+
+/** Oz is the harness when none is named, or when it is named exactly "" or "oz" (untrimmed, as in Go). */
+export function isOzHarness(snapshot: AgentConfigSnapshot): boolean {
+  const type = snapshot.harness?.type;
+  return type === undefined || type === '' || type === 'oz';
+}
+
+/** The `--mcp` token rebuilt from parsed values (names sorted byte-wise). */
+export function mcpArgumentFromParsed(servers: Record<string, unknown>): string {
+  const names = Object.keys(servers).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return `{${names.map((name) => `${goJsonString(name)}:${goJson(servers[name])}`).join(',')}}`;
+}
+
+const PUBLIC_SHARE: Record<string, string> = { VIEWER: 'public:view', EDITOR: 'public:edit' };
+
+function snapshotArgs(snapshot: AgentConfigSnapshot, mcpArgument: string | undefined): string[] {
+  const args: string[] = [];
+  const oz = isOzHarness(snapshot);
+  const nonEmpty = (value: string | undefined) => (value === undefined ? '' : goTrim(value));
+
+  const model = nonEmpty(snapshot.model_id);
+  if (oz && model) args.push('--model', model);
+  const profile = nonEmpty(snapshot.profile_id);
+  if (profile) args.push('--profile', profile);
+  const skill = nonEmpty(snapshot.skill_spec);
+  if (skill) args.push('--skill', skill);
+  const servers = snapshot.mcp_servers;
+  if (servers && Object.keys(servers).length > 0) args.push('--mcp', mcpArgument ?? mcpArgumentFromParsed(servers));
+  args.push((snapshot.computer_use_enabled ?? oz) ? '--computer-use' : '--no-computer-use');
+  const aws = snapshot.inference_providers?.aws;
+  const role = nonEmpty(aws?.role_arn);
+  if (aws && aws.disabled !== true && role) {
+    args.push('--bedrock-inference-role', role);
+    const region = nonEmpty(aws.region);
+    if (region) args.push('--bedrock-role-region', region);
+  }
+  const harness = nonEmpty(snapshot.harness?.type);
+  if (harness) args.push('--harness', harness);
+  const share = PUBLIC_SHARE[snapshot.session_sharing?.public_access ?? ''];
+  if (share) args.push('--share', share);
+  if (snapshot.snapshot_disabled === true) args.push('--no-snapshot');
+  if ((snapshot.snapshot_upload_timeout_secs ?? 0) > 0) args.push('--snapshot-upload-timeout', `${snapshot.snapshot_upload_timeout_secs}s`);
+  if ((snapshot.snapshot_script_timeout_secs ?? 0) > 0) args.push('--snapshot-script-timeout', `${snapshot.snapshot_script_timeout_secs}s`);
+  const environment = nonEmpty(snapshot.environment_id);
+  if (environment) args.push('--environment', environment);
+  return args;
+}
+
+export function buildAgentArgs(input: AgentArgsInput): string[] {
+  const { task } = input;
+  const args = ['agent', 'run'];
+  if (isTeamOwned(task.owner)) args.push('--share', 'team:edit');
+  args.push('--task-id', input.taskObjectId, '--sandboxed', '--server-root-url', input.serverRootUrl);
+  const snapshot = task.agent_config_snapshot;
+  if (snapshot) args.push(...snapshotArgs(snapshot, input.mcpArgument));
+  args.push(...(input.additionalOzArgs ?? []));
+  const idleMinutes = snapshot?.idle_timeout_minutes ?? 0;
+  if (idleMinutes > 0) args.push('--idle-on-complete', `${idleMinutes}m`);
+  else if (input.idleOnComplete !== '') args.push('--idle-on-complete', input.idleOnComplete);
+  else args.push('--idle-on-complete');
+  if (input.sessionSharingServerUrl !== '') args.push('--session-sharing-server-url', input.sessionSharingServerUrl);
+  return args;
+}

@@ -1,0 +1,71 @@
+// Everything a backend needs for one task, built from the assignment and the
+// worker's configuration. Pure: warnings are returned, not logged.
+import type { TaskParams } from '../backends/backend.js';
+import type { WorkerConfig } from '../config/worker-config.js';
+import type { SidecarMount, TaskAssignment } from '../protocol/messages.js';
+import { buildAgentArgs } from './args.js';
+import { goTrim } from './go-trim.js';
+import { commonTaskEnv } from './task-env.js';
+
+export const FALLBACK_IMAGE = 'ubuntu:22.04';
+
+export function resolveImage(assignment: TaskAssignment, kubernetesDefaultImage?: string): { image: string; fallbackWarning?: string } {
+  if (assignment.docker_image) return { image: assignment.docker_image };
+  if (kubernetesDefaultImage) return { image: kubernetesDefaultImage };
+  const environment = assignment.task.agent_config_snapshot?.environment_id;
+  return {
+    image: FALLBACK_IMAGE,
+    ...(environment ? { fallbackWarning: `no image for environment ${environment}; using ${FALLBACK_IMAGE}` } : {}),
+  };
+}
+
+export interface SidecarOverrides {
+  kubernetesSidecarImage?: string | undefined;
+  codingCliSidecars?: Record<string, string> | undefined;
+}
+
+export function buildSidecars(assignment: TaskAssignment, overrides: SidecarOverrides = {}): SidecarMount[] {
+  const sidecars: SidecarMount[] = [];
+  if (assignment.sidecar_image) {
+    sidecars.push({ image: overrides.kubernetesSidecarImage || assignment.sidecar_image, mount_path: '/agent', read_write: false });
+  }
+  for (const extra of assignment.additional_sidecars ?? []) {
+    sidecars.push({ image: extra.image ?? '', mount_path: extra.mount_path ?? '', read_write: extra.read_write ?? false });
+  }
+  const harnessType = assignment.task.agent_config_snapshot?.harness?.type;
+  if (overrides.codingCliSidecars && harnessType !== undefined) {
+    const harness = goTrim(harnessType);
+    const image = overrides.codingCliSidecars[harness];
+    if (image) {
+      const mountPath = `/mnt/${harness}-cli-sidecar`;
+      const existing = sidecars.find((s) => s.mount_path === mountPath);
+      if (existing) existing.image = image;
+      else sidecars.push({ image, mount_path: mountPath, read_write: false });
+    }
+  }
+  return sidecars;
+}
+
+export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string | undefined, config: WorkerConfig): TaskParams {
+  const kubernetes = config.backend === 'kubernetes' ? config.kubernetes : undefined;
+  // The Go worker uses task.id for --task-id and TASK_ID; an empty one falls back to the envelope id.
+  const taskObjectId = assignment.task.id || assignment.task_id;
+  return {
+    taskId: assignment.task_id,
+    executionId: assignment.execution_id ?? '',
+    task: assignment.task,
+    args: buildAgentArgs({
+      task: assignment.task,
+      taskObjectId,
+      additionalOzArgs: assignment.additional_oz_args,
+      mcpArgument,
+      serverRootUrl: config.serverRootUrl,
+      idleOnComplete: config.idleOnComplete,
+      sessionSharingServerUrl: config.sessionSharingServerUrl,
+    }),
+    env: commonTaskEnv({ taskObjectId, serverRootUrl: config.serverRootUrl, envVars: assignment.env_vars }),
+    image: resolveImage(assignment, kubernetes?.defaultImage).image,
+    sidecars: buildSidecars(assignment, { kubernetesSidecarImage: kubernetes?.sidecarImage, codingCliSidecars: kubernetes?.codingCliSidecars }),
+    instanceShape: assignment.instance_shape,
+  };
+}
