@@ -32,6 +32,7 @@ export interface WorkerFlags {
   serverRootUrl?: string;
   logLevel?: string;
   targetDir?: string;
+  ozPath?: string;
   /** `--no-cleanup` gives false; commander defaults it to true. */
   cleanup?: boolean;
   volumes?: string[];
@@ -125,7 +126,7 @@ export function resolveWorkerConfig(
     direct: {
       workspaceRoot: blocks?.direct?.workspace_root || DEFAULT_WORKSPACE_ROOT,
       targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
-      ozPath: blocks?.direct?.oz_path ?? '',
+      ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
       setupCommand: blocks?.direct?.setup_command ?? '',
       teardownCommand: blocks?.direct?.teardown_command ?? '',
     },

@@ -185,7 +185,7 @@ describe('worker on the direct backend', () => {
   it('keeps secrets out of the logs, even at debug level', async () => {
     const h = await connected({ args: ['--log-level', 'debug'] });
     const secret = 'ghp_very_secret_task_token_987';
-    h.server.assign(assignment('sec-1', { env_vars: { GITHUB_ACCESS_TOKEN: secret, FAKE_OZ_PRINT: `token=${secret}` } }));
+    h.server.assign(assignment('sec-1', { env_vars: { GITHUB_ACCESS_TOKEN: secret, FAKE_OZ_ECHO_VAR: 'GITHUB_ACCESS_TOKEN' } }));
     await h.server.waitForMessage('task_completed', 'sec-1');
     await h.worker.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('token=[redacted]'));
     h.worker.signal('SIGTERM');

@@ -7,6 +7,7 @@
 //   FAKE_OZ_SIGNAL        kill itself with this signal
 //   FAKE_OZ_IGNORE_TERM   ignore SIGTERM (to exercise the SIGKILL escalation)
 //   FAKE_OZ_PRINT         print this line to stdout
+//   FAKE_OZ_ECHO_VAR      print `token=<value of the named variable>` (to test log scrubbing)
 //   FAKE_OZ_CHILD         start a grandchild (`sleep 1000`) and record its pid
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ if (env.OZ_RECORD_DIR) {
 }
 console.log(`fake-oz: started with ${record.argv.join(' ')}`);
 if (env.FAKE_OZ_PRINT) console.log(env.FAKE_OZ_PRINT);
+if (env.FAKE_OZ_ECHO_VAR) console.log(`token=${env[env.FAKE_OZ_ECHO_VAR] ?? ''}`);
 if (env.FAKE_OZ_IGNORE_TERM) process.on('SIGTERM', () => console.log('fake-oz: ignoring SIGTERM'));
 
 const finish = () => {

@@ -128,6 +128,11 @@ describe('flag > file > default', () => {
     );
     expect(config.direct).toEqual({ workspaceRoot: '/srv/ws', targetDir: '', ozPath: '/bin/oz', setupCommand: 's', teardownCommand: 't' });
   });
+
+  it('lets --oz-path override the file oz_path', () => {
+    const config = resolve({ ozPath: '/opt/oz' }, 'worker_id: w\nbackend:\n  direct:\n    oz_path: /bin/oz\n');
+    expect(config.direct.ozPath).toBe('/opt/oz');
+  });
 });
 
 describe('API key', () => {

@@ -1,0 +1,427 @@
+// The direct backend: runs the `oz` agent as a local child process, one
+// workspace per task (or the operator's target directory), with an isolated
+// git config and an environment holding only what the task needs.
+//
+// Differences from the Go worker, on purpose:
+// * setup, agent and teardown each run in their own process group; a cancel
+//   sends SIGTERM to the whole group and SIGKILL after `cancelGraceMs`, and
+//   processes a command leaves behind are stopped when the task ends;
+// * the worker's own API key never reaches setup, agent or teardown;
+// * teardown also runs after a cancel (under its own time bound) and with
+//   cleanup disabled (only the workspace is kept then);
+// * output is logged line by line instead of sharing the worker's stdout;
+// * shutdown removes only workspaces of tasks this process ran.
+import { randomBytes } from 'node:crypto';
+import { access, constants, mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { getSystemErrorMessage } from 'node:util';
+import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../../config/worker-config.js';
+import type { Logger } from '../../log/logger.js';
+import { goExitText, normaliseExitCode, TaskCancelled, TaskFailure } from '../../worker/failure.js';
+import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
+import { parseDotenv } from './dotenv.js';
+import { runInOwnGroup, startErrorText, type GroupCommand, type GroupProcess, type ProcessEnd } from './group-process.js';
+import {
+  agentEnv,
+  planWorkspace,
+  setupEnv,
+  taskEnv,
+  teardownEnv,
+  toProcessEnv,
+  validateTaskIdForPath,
+  workspaceMode,
+  type EnvMap,
+  type WorkspaceMode,
+  type WorkspacePlan,
+} from './workspace.js';
+
+/** Teardown's own bound: it runs after the task (also after a cancel), so the task's signal cannot bound it. */
+export const TEARDOWN_TIMEOUT_MS = 60_000;
+
+const SHELL = '/bin/sh';
+
+export interface DirectBackendDeps {
+  log: Logger;
+  /** The worker's environment (default `process.env`). */
+  hostEnv?: NodeJS.ProcessEnv;
+  /** Finds an executable by name (default: search the host PATH). */
+  which?: (name: string) => Promise<string | undefined>;
+  /** Bound on the teardown command (default TEARDOWN_TIMEOUT_MS). */
+  teardownTimeoutMs?: number;
+}
+
+/** Start-up checks (§1.1); failures are fatal and their message says what to do. */
+export async function createDirectBackend(config: WorkerConfig, deps: DirectBackendDeps): Promise<Backend> {
+  const { log } = deps;
+  const hostEnv = deps.hostEnv ?? process.env;
+  const which = deps.which ?? ((name: string) => findOnPath(name, hostEnv.PATH));
+  const ozPath = await resolveOzPath(config.direct.ozPath, which, log);
+
+  const configured = workspaceMode(config.direct, DEFAULT_WORKSPACE_ROOT);
+  let mode: WorkspaceMode;
+  if (configured.kind === 'target-dir') {
+    const dir = resolve(configured.dir);
+    let info;
+    try {
+      info = await stat(dir);
+    } catch (error) {
+      throw new Error(`target directory ${dir} does not exist: ${fsErrorText(error)}; create it or change --target-dir / backend.direct.target_dir`);
+    }
+    if (!info.isDirectory()) throw new Error(`target directory ${dir} is not a directory; point --target-dir / backend.direct.target_dir at a directory`);
+    log.info(`Using shared target directory: ${dir} (per-task workspace isolation disabled)`);
+    mode = { kind: 'target-dir', dir };
+  } else {
+    const root = resolve(configured.root);
+    try {
+      await mkdir(root, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new Error(
+        `failed to create workspace root ${root}: ${fsErrorText(error)}; set backend.direct.workspace_root to a directory this user can create and write`,
+      );
+    }
+    mode = { kind: 'per-task', root };
+  }
+
+  return new DirectBackend({
+    config,
+    log,
+    hostEnv,
+    ozPath,
+    mode,
+    tempDir: hostEnv.TMPDIR || '/tmp',
+    teardownTimeoutMs: deps.teardownTimeoutMs ?? TEARDOWN_TIMEOUT_MS,
+  });
+}
+
+async function resolveOzPath(configured: string, which: (name: string) => Promise<string | undefined>, log: Logger): Promise<string> {
+  if (configured === '') {
+    const found = await which('oz');
+    if (found === undefined) {
+      throw new Error('oz CLI not found in PATH; install it or set backend.direct.oz_path in the config file (or --oz-path)');
+    }
+    log.info(`Using oz CLI at: ${found}`);
+    return found;
+  }
+  // A bare name is looked up now; a relative path means the worker's directory, not the task's.
+  let path = configured;
+  if (!configured.includes('/')) path = (await which(configured)) ?? configured;
+  else if (!isAbsolute(configured)) path = resolve(configured);
+  if (!(await isExecutableFile(path))) {
+    log.warn(`oz_path ${path} is not an executable file; tasks will fail until it is (check backend.direct.oz_path)`);
+  }
+  log.info(`Using oz CLI at: ${path}`);
+  return path;
+}
+
+async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Like Go's exec.LookPath: the first executable file named `name` in an absolute PATH entry. */
+export async function findOnPath(name: string, pathVariable: string | undefined): Promise<string | undefined> {
+  for (const dir of (pathVariable ?? '').split(':')) {
+    if (!isAbsolute(dir)) continue;
+    const candidate = join(dir, name);
+    if (await isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** Go-style text for a file-system error: `mkdir /x: permission denied`. */
+function fsErrorText(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  if (typeof e?.errno !== 'number' || !e.syscall) return e instanceof Error ? e.message : String(error);
+  const reason = getSystemErrorMessage(e.errno);
+  return `${e.syscall}${e.path ? ` ${e.path}` : ''}: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
+}
+
+/** Go's exec error text for how a process ended. */
+function endText(file: string, end: ProcessEnd): string {
+  if (end.kind === 'not-started') return startErrorText(file, end.error);
+  return goExitText(end.exitCode ?? undefined, end.signal ?? undefined);
+}
+
+/** The agent argv for a debug log line, without the `--mcp` value (it may carry tokens). */
+function argsForLog(args: readonly string[]): string[] {
+  return args.map((arg, i) => (i > 0 && args[i - 1] === '--mcp' ? '[redacted]' : arg));
+}
+
+function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw new TaskCancelled();
+}
+
+interface Settings {
+  config: WorkerConfig;
+  log: Logger;
+  hostEnv: NodeJS.ProcessEnv;
+  ozPath: string;
+  mode: WorkspaceMode;
+  /** Where target-dir mode puts each task's temporary git config. */
+  tempDir: string;
+  teardownTimeoutMs: number;
+}
+
+/** What one task holds that cleanup must release. */
+interface TaskResources {
+  plan: WorkspacePlan;
+  gitConfigPath: string;
+  /** Target-dir mode: the temporary directory holding the git config. */
+  gitConfigDir: string | undefined;
+  envFilePath: string | undefined;
+  setup: GroupProcess | undefined;
+  agent: GroupProcess | undefined;
+}
+
+class DirectBackend implements Backend {
+  readonly name = 'direct' as const;
+  readonly preservesTasksOnShutdown = false;
+  private readonly inFlight = new Set<Promise<ExecutionOutcome>>();
+  /** Per-task workspaces this process created and has not removed yet (cleanup enabled). */
+  private readonly workspacesToRemove = new Set<string>();
+
+  constructor(private readonly settings: Settings) {}
+
+  executeTask(run: TaskRun): Promise<ExecutionOutcome> {
+    const execution = this.execute(run);
+    this.inFlight.add(execution);
+    const forget = (): void => void this.inFlight.delete(execution);
+    execution.then(forget, forget);
+    return execution;
+  }
+
+  /** Waits for running tasks' cleanup, then removes workspaces of ours that a failed cleanup left behind. */
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+    for (const dir of this.workspacesToRemove) {
+      try {
+        await rm(dir, { recursive: true, force: true });
+        this.workspacesToRemove.delete(dir);
+        this.settings.log.info(`Removed lingering workspace on shutdown: ${dir}`);
+      } catch (error) {
+        this.settings.log.warn(`Failed to remove workspace ${dir} during shutdown: ${fsErrorText(error)}`);
+      }
+    }
+  }
+
+  private async execute(run: TaskRun): Promise<ExecutionOutcome> {
+    const { params, log } = run;
+    const { config, mode, tempDir } = this.settings;
+    validateTaskIdForPath(params.taskId);
+    const plan = planWorkspace(mode, params.taskId);
+    if (plan.perTask) {
+      try {
+        await mkdir(plan.dir, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        throw new TaskFailure('workspace_setup', `failed to create workspace directory: ${fsErrorText(error)}`, { cause: error });
+      }
+      if (config.cleanup) this.workspacesToRemove.add(plan.dir);
+      log.info(`Created workspace: ${plan.dir}`);
+    }
+    let gitConfigDir: string | undefined;
+    if (plan.gitConfigPath === undefined) {
+      try {
+        gitConfigDir = await mkdtemp(join(tempDir, 'oz-gitconfig-'));
+      } catch (error) {
+        throw new Error(`failed to create temporary git config directory: ${fsErrorText(error)}`, { cause: error });
+      }
+    }
+    const resources: TaskResources = {
+      plan,
+      gitConfigPath: plan.gitConfigPath ?? join(gitConfigDir!, '.gitconfig'),
+      gitConfigDir,
+      envFilePath: undefined,
+      setup: undefined,
+      agent: undefined,
+    };
+    const onAbort = (): void => log.info({ reason: run.signal.reason as unknown }, 'Stopping the task: its processes get SIGTERM, then SIGKILL');
+    run.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.runInWorkspace(run, resources);
+    } finally {
+      run.signal.removeEventListener('abort', onAbort);
+      await this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`));
+    }
+  }
+
+  private async runInWorkspace(run: TaskRun, resources: TaskResources): Promise<ExecutionOutcome> {
+    const { params, signal, log } = run;
+    const { config, hostEnv, ozPath } = this.settings;
+    const { plan, gitConfigPath } = resources;
+    throwIfCancelled(signal);
+    resources.envFilePath = await createEnvFile(plan.dir);
+
+    const baseEnv = taskEnv({ common: params.env, workerEnv: config.taskEnv, task: params.task, workspaceDir: plan.dir, gitConfigPath });
+    if (config.direct.setupCommand !== '') await this.runSetup(run, resources, baseEnv);
+    const envFileVars = await readEnvFile(resources.envFilePath, log);
+
+    throwIfCancelled(signal);
+    const env = this.processEnv(agentEnv({ hostEnv, taskEnv: baseEnv, envFileVars, gitConfigPath }), log, 'agent');
+    log.info(`Running oz agent in workspace ${plan.dir}`);
+    log.debug(`Command: ${ozPath} ${argsForLog(params.args).join(' ')}`);
+    const { process: agent, end, stopped } = await runInOwnGroup(
+      { file: ozPath, args: params.args, cwd: plan.dir, env },
+      { signal, graceMs: config.cancelGraceMs, onLine: (stream, line) => log.info({ stream }, line) },
+    );
+    resources.agent = agent;
+    if (stopped === 'killed') log.warn(`The agent did not stop within ${config.cancelGraceMs} ms of SIGTERM; sent SIGKILL`);
+
+    if (end.kind === 'exited' && end.exitCode === 0) {
+      log.info(`Task ${params.taskId} execution completed successfully`);
+      return { kind: 'completed' };
+    }
+    throwIfCancelled(signal);
+    if (end.kind === 'not-started') {
+      throw new TaskFailure(
+        'agent_invocation',
+        `oz agent could not be started: ${startErrorText(ozPath, end.error)}; check that backend.direct.oz_path (or --oz-path) points to the oz CLI`,
+        { cause: end.error },
+      );
+    }
+    throw new TaskFailure('agent_invocation', `oz agent exited with error: ${endText(ozPath, end)}`, {
+      exitCode: normaliseExitCode(end.exitCode ?? undefined, end.signal ?? undefined),
+    });
+  }
+
+  private async runSetup(run: TaskRun, resources: TaskResources, baseEnv: EnvMap): Promise<void> {
+    const { params, signal, log } = run;
+    const { config, hostEnv } = this.settings;
+    const command = config.direct.setupCommand;
+    const env = setupEnv({
+      hostEnv,
+      apiKey: config.apiKey,
+      taskEnv: baseEnv,
+      workspaceDir: resources.plan.dir,
+      taskId: params.taskId,
+      envFilePath: resources.envFilePath!,
+    });
+    log.info(`Running setup command: ${command}`);
+    const { process: setup, end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, env, log, 'setup'), {
+      signal,
+      graceMs: config.cancelGraceMs,
+      onLine: (stream, line) => log.info({ stream, command: 'setup' }, line),
+    });
+    // What setup started in the background (a database, a proxy) lives until the task ends.
+    resources.setup = setup;
+    if (end.kind === 'exited' && end.exitCode === 0) return;
+    throwIfCancelled(signal);
+    throw new TaskFailure('setup_command', `setup command failed: ${endText(SHELL, end)}`);
+  }
+
+  /** Post-task cleanup; never changes the task's result. */
+  private async cleanUp(run: TaskRun, resources: TaskResources): Promise<void> {
+    const { log, signal } = run;
+    const { config, teardownTimeoutMs } = this.settings;
+    const { plan } = resources;
+    const graceMs = config.cancelGraceMs;
+
+    if (resources.agent && (await resources.agent.stop(graceMs)) !== 'not-running') {
+      log.info('Stopped processes the agent left running');
+    }
+    if (resources.envFilePath !== undefined) {
+      await rm(resources.envFilePath).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') log.warn(`Failed to remove environment file ${resources.envFilePath}: ${fsErrorText(error)}`);
+      });
+    }
+    if (config.direct.teardownCommand !== '') {
+      // During shutdown teardown gets the agent's grace, so the worker's own deadline holds.
+      const bound = signal.reason === 'shutdown' ? Math.min(teardownTimeoutMs, graceMs) : teardownTimeoutMs;
+      await this.runTeardown(run, resources, bound);
+    }
+    if (resources.setup && (await resources.setup.stop(graceMs)) !== 'not-running') {
+      log.info('Stopped processes the setup command left running');
+    }
+    if (plan.perTask) {
+      if (config.cleanup) {
+        log.info(`Removing workspace: ${plan.dir}`);
+        try {
+          await rm(plan.dir, { recursive: true, force: true });
+          this.workspacesToRemove.delete(plan.dir);
+        } catch (error) {
+          log.warn(`Failed to remove workspace ${plan.dir}: ${fsErrorText(error)}`);
+        }
+      } else {
+        log.info(`Keeping workspace (cleanup disabled): ${plan.dir}`);
+      }
+    }
+    if (resources.gitConfigDir !== undefined) {
+      await rm(resources.gitConfigDir, { recursive: true, force: true }).catch((error: unknown) =>
+        log.warn(`Failed to remove temporary git config dir ${resources.gitConfigDir}: ${fsErrorText(error)}`),
+      );
+    }
+  }
+
+  private async runTeardown(run: TaskRun, resources: TaskResources, timeoutMs: number): Promise<void> {
+    const { params, log } = run;
+    const { config, hostEnv } = this.settings;
+    const command = config.direct.teardownCommand;
+    const env = teardownEnv({
+      hostEnv,
+      apiKey: config.apiKey,
+      workspaceDir: resources.plan.dir,
+      gitConfigPath: resources.gitConfigPath,
+      taskId: params.taskId,
+    });
+    const bound = AbortSignal.timeout(timeoutMs);
+    log.info(`Running teardown command: ${command}`);
+    const { process: teardown, end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, env, log, 'teardown'), {
+      signal: bound,
+      graceMs: config.cancelGraceMs,
+      onLine: (stream, line) => log.info({ stream, command: 'teardown' }, line),
+    });
+    await teardown.stop(config.cancelGraceMs);
+    if (end.kind === 'exited' && end.exitCode === 0) return;
+    if (bound.aborted) log.warn(`Teardown command did not finish within ${timeoutMs} ms and was stopped`);
+    else log.warn(`Teardown command failed: ${endText(SHELL, end)}`);
+  }
+
+  private shellCommand(command: string, cwd: string, env: EnvMap, log: Logger, who: string): GroupCommand {
+    return { file: SHELL, args: ['-c', command], cwd, env: this.processEnv(env, log, `${who} command`) };
+  }
+
+  private processEnv(env: EnvMap, log: Logger, who: string): Record<string, string> {
+    const { env: out, dropped } = toProcessEnv(env);
+    if (dropped.length > 0) {
+      log.warn({ variables: dropped }, `Left out environment variables the ${who} cannot receive (empty name, "=" in the name, or a NUL character)`);
+    }
+    return out;
+  }
+}
+
+/** Creates the empty, owner-only env file the setup command may write variables to. */
+async function createEnvFile(dir: string): Promise<string> {
+  const path = join(dir, `oz-env-${randomBytes(8).toString('hex')}`);
+  let handle;
+  try {
+    handle = await open(path, 'wx', 0o600);
+  } catch (error) {
+    throw new TaskFailure('workspace_setup', `failed to create environment file: ${fsErrorText(error)}`, { cause: error });
+  }
+  try {
+    await handle.close();
+  } catch (error) {
+    throw new TaskFailure('workspace_setup', `failed to close environment file: ${fsErrorText(error)}`, { cause: error });
+  }
+  return path;
+}
+
+/** The variables setup wrote; none when the file is unreadable or malformed (logged). */
+async function readEnvFile(path: string, log: Logger): Promise<Map<string, string>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    log.warn(`Failed to read environment file: ${fsErrorText(error)}; the agent gets none of its variables`);
+    return new Map();
+  }
+  try {
+    return parseDotenv(text);
+  } catch (error) {
+    log.warn(`Failed to parse environment file: ${(error as Error).message}; the agent gets none of its variables`);
+    return new Map();
+  }
+}

@@ -1,0 +1,1 @@
+export { createDirectBackend as createBackend } from './direct-backend.js';
