@@ -13,6 +13,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const AGENT = '/bin/true';
 const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 200);
 const BURST = Number(process.env.BENCH_BURST ?? 500);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -106,15 +107,25 @@ const dir = mkdtempSync(join(tmpdir(), 'oz-bench-'));
 const config = join(dir, 'config.yaml');
 writeFileSync(config, `worker_id: bench\nbackend:\n  direct:\n    oz_path: ${AGENT}\n    workspace_root: ${join(dir, 'ws')}\n`);
 
-const worker = await measure('oz-worker', (url) =>
+const launchWorker = (url) =>
   spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', url, '--log-level', 'warn'], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key' },
     stdio: ['ignore', 'ignore', 'inherit'],
-  }),
-);
-const floor = await measure('floor', (url) =>
-  spawn(process.execPath, [join(ROOT, 'bench/floor-worker.mjs'), url, AGENT], { stdio: ['ignore', 'ignore', 'inherit'] }),
-);
+  });
+const launchFloor = (url) =>
+  spawn(process.execPath, [join(ROOT, 'bench/floor-worker.mjs'), url, AGENT], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+// Rounds alternate which side goes first, and each figure is the median over
+// the rounds, so a noisy moment on a shared machine does not decide a ratio.
+const runs = { worker: [], floor: [] };
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 === 0 ? ['floor', 'worker'] : ['worker', 'floor'];
+  for (const side of order) runs[side].push(await measure(side, side === 'worker' ? launchWorker : launchFloor));
+}
+const medianOf = (results) =>
+  Object.fromEntries(Object.keys(results[0]).filter((k) => k !== 'name').map((k) => [k, percentile(results.map((r) => r[k]), 50)]));
+const worker = medianOf(runs.worker);
+const floor = medianOf(runs.floor);
 rmSync(dir, { recursive: true, force: true });
 
 const rows = [
@@ -125,7 +136,7 @@ const rows = [
   ['idle RSS (MiB)', 'idleRssMiB', 1.6],
   ['start-up to connected (ms)', 'startupMs', 2],
 ];
-console.log(`node ${process.version}, ${SEQUENTIAL} sequential tasks, agent ${AGENT}\n`);
+console.log(`node ${process.version}, ${SEQUENTIAL} sequential tasks, agent ${AGENT}, median of ${ROUNDS} alternating rounds\n`);
 console.log('metric'.padEnd(34) + 'oz-worker'.padStart(12) + 'floor'.padStart(12) + 'ratio'.padStart(9) + 'target'.padStart(9) + '  ok');
 let failed = 0;
 for (const [label, key, target] of rows) {

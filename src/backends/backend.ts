@@ -31,6 +31,12 @@ export interface TaskRun {
   /** Fires when the task must stop; `signal.reason` is a CancellationSource. */
   signal: AbortSignal;
   log: Logger;
+  /**
+   * Hands over work that must finish before the task's slot is free (stopping
+   * leftover processes, removing the workspace) but need not delay the report
+   * of the outcome. Without it the backend finishes that work before it resolves.
+   */
+  afterOutcome?: (cleanup: Promise<void>) => void;
 }
 
 /** A task this worker started before a restart, still running (or ended) in the backend. */

@@ -37,6 +37,8 @@ export class TaskEntry {
   readonly abort = new AbortController();
   readonly claimedAt = Date.now();
   startedAt = 0;
+  /** Backend work still running after the outcome was reported (see TaskRun.afterOutcome). */
+  readonly cleanups: Promise<void>[] = [];
   /** Set once, by the first stop request: a server cancel or our shutdown. */
   cancellationSource: 'user' | 'shutdown' | undefined;
   dispatchedAt = 0;

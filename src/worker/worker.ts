@@ -160,7 +160,7 @@ export class Worker {
       entry.transition('running');
       entry.startedAt = Date.now();
       log.info({ backend: config.backend }, 'Starting task execution');
-      return this.deps.backend.executeTask({ params, signal: entry.abort.signal, log });
+      return this.deps.backend.executeTask({ params, signal: entry.abort.signal, log, afterOutcome: (cleanup) => entry.cleanups.push(cleanup) });
     });
   }
 
@@ -240,6 +240,9 @@ export class Worker {
       const started = entry.startedAt || entry.claimedAt;
       this.metrics.taskFinished(result, (Date.now() - started) / 1000);
       if (!entry.live && this.tasks.get(entry.taskId) === entry) this.tasks.delete(entry.taskId);
+      // The slot is free once the agent ended (the limit counts agents); the
+      // backend's cleanup still holds shutdown and the task's secrets.
+      await Promise.allSettled(entry.cleanups);
       this.deps.scrubber?.remove(secrets);
     }
   }

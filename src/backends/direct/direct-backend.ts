@@ -180,7 +180,8 @@ interface TaskResources {
 class DirectBackend implements Backend {
   readonly name = 'direct' as const;
   readonly preservesTasksOnShutdown = false;
-  private readonly inFlight = new Set<Promise<ExecutionOutcome>>();
+  /** Executions and their cleanups, which may outlive the reported outcome. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** Per-task workspaces this process created and has not removed yet (cleanup enabled). */
   private readonly workspacesToRemove = new Set<string>();
 
@@ -215,7 +216,7 @@ class DirectBackend implements Backend {
     const plan = planWorkspace(mode, params.taskId);
     if (plan.perTask) {
       try {
-        await mkdir(plan.dir, { recursive: true, mode: 0o700 });
+        await makeWorkspaceDir(plan.dir);
       } catch (error) {
         throw new TaskFailure('workspace_setup', `failed to create workspace directory: ${fsErrorText(error)}`, { cause: error });
       }
@@ -244,7 +245,12 @@ class DirectBackend implements Backend {
       return await this.runInWorkspace(run, resources);
     } finally {
       run.signal.removeEventListener('abort', onAbort);
-      await this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`));
+      const cleanup = this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`));
+      this.inFlight.add(cleanup);
+      void cleanup.then(() => this.inFlight.delete(cleanup));
+      // The outcome is known: let the worker report it while the workspace goes away.
+      if (run.afterOutcome) run.afterOutcome(cleanup);
+      else await cleanup;
     }
   }
 
@@ -253,11 +259,14 @@ class DirectBackend implements Backend {
     const { config, hostEnv, ozPath } = this.settings;
     const { plan, gitConfigPath } = resources;
     throwIfCancelled(signal);
-    resources.envFilePath = await createEnvFile(plan.dir);
-
     const baseEnv = taskEnv({ common: params.env, workerEnv: config.taskEnv, task: params.task, workspaceDir: plan.dir, gitConfigPath });
-    if (config.direct.setupCommand !== '') await this.runSetup(run, resources, baseEnv);
-    const envFileVars = await readEnvFile(resources.envFilePath, log);
+    // Only a setup command can write the env file, so without one it is not made.
+    let envFileVars: ReadonlyMap<string, string> = new Map();
+    if (config.direct.setupCommand !== '') {
+      resources.envFilePath = await createEnvFile(plan.dir);
+      await this.runSetup(run, resources, baseEnv);
+      envFileVars = await readEnvFile(resources.envFilePath, log);
+    }
 
     throwIfCancelled(signal);
     const env = this.processEnv(agentEnv({ hostEnv, taskEnv: baseEnv, envFileVars, gitConfigPath }), log, 'agent');
@@ -389,6 +398,22 @@ class DirectBackend implements Backend {
       log.warn({ variables: dropped }, `Left out environment variables the ${who} cannot receive (empty name, "=" in the name, or a NUL character)`);
     }
     return out;
+  }
+}
+
+/**
+ * Creates a task's workspace. The root exists from start-up, so a plain mkdir
+ * usually does (much cheaper than a recursive one); an existing directory (a
+ * re-sent assignment) is reused, and a root removed since start-up is made again.
+ */
+async function makeWorkspaceDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await stat(dir)).isDirectory()) return;
+    if (code !== 'ENOENT') throw error;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
   }
 }
 
