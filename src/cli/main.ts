@@ -7,6 +7,8 @@ import { defaultConfigFile, platformDirs } from '../config/locations.js';
 import { join } from 'node:path';
 import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
 import { registerServiceCommands } from '../service/service-command.js';
+import { registerLocalCommands } from './local-commands.js';
+import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
 
 declare const OZ_WORKER_VERSION: string;
@@ -83,10 +85,14 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (text, write) => write(`oz-worker: ${text.trim().replace(/^error: /, 'error: ')} (see oz-worker --help)\n`),
     })
-    .exitOverride();
+    .exitOverride()
+    // Worker flags belong to the worker; sub-commands (task --api-key, local --backend) parse their own.
+    .enablePositionalOptions();
   addWorkerOptions(program);
   program.action((flags: WorkerFlags) => runWorkerCommand(flags));
   registerServiceCommands(program);
+  registerLocalCommands(program);
+  registerOperatorCommands(program);
   return program;
 }
 

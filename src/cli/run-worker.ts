@@ -9,6 +9,7 @@ import { dispatchAgent } from '../connection/transport.js';
 import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
 import { createShutdown, type Shutdown } from '../worker/shutdown.js';
 import { Worker } from '../worker/worker.js';
+import { describeScope } from '../scope/decide.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -65,8 +66,13 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
 
   const backend = await createBackend(config, log);
   log.info(
-    { workerId: config.workerId, backend: config.backend, maxConcurrentTasks: config.maxConcurrentTasks },
-    'Starting oz-worker',
+    {
+      workerId: config.workerId,
+      backend: config.backend,
+      maxConcurrentTasks: config.maxConcurrentTasks,
+      ...(config.device ? { deviceScope: describeScope(config.device) } : {}),
+    },
+    config.device ? `Starting oz-worker in device mode: only tasks of ${describeScope(config.device)}` : 'Starting oz-worker',
   );
 
   const outbox = new Outbox();
@@ -81,6 +87,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const connection = new Connection({
     url: config.webSocketUrl,
     workerId: config.workerId,
+    deviceId: config.device?.deviceId,
     apiKey: config.apiKey,
     outbox,
     log,

@@ -68,5 +68,6 @@ export function addWorkerOptions(command: Command): Command {
       new Option('--shutdown-grace-period <duration>', 'How long a graceful shutdown may take before the worker exits anyway (e.g. 25s, 2m; default 25s)'),
     )
     .addOption(new Option('--device-owner-user-id <id>', 'Device mode: run only tasks owned by this Warp user id (and pinned teams)'))
+    .addOption(new Option('--device-id <id>', 'Device mode: this device\'s id, sent to the dispatch server (which routes pinned team work by it)'))
     .addOption(new Option('--device-team-id <id>', 'Device mode: also run tasks of this Warp team id; repeat the flag for more').argParser(collect));
 }

@@ -298,6 +298,8 @@ const ID_HINT = 'a Warp user or team id';
 export const DEVICE_SHAPE = {
   owner_user_id: goInt({ min: 1, hint: ID_HINT }),
   team_ids: list(scalarLeaf('a whole number', intOf({ min: 1, hint: ID_HINT }))),
+  /** Sent to the dispatch server as `device_id` (the local server routes pinned team work by it). */
+  device_id: goString(),
 };
 
 export const TOP_LEVEL_SHAPE = {

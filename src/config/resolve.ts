@@ -44,6 +44,7 @@ export interface WorkerFlags {
   shutdownGracePeriod?: string;
   deviceOwnerUserId?: string;
   deviceTeamId?: string[];
+  deviceId?: string;
 }
 
 export type HostEnv = Readonly<Record<string, string | undefined>>;
@@ -291,7 +292,8 @@ function resolveDevice(flags: WorkerFlags, file: FileConfig | undefined): Device
   const flagOwner = flags.deviceOwnerUserId === undefined ? undefined : parseId(flags.deviceOwnerUserId, '--device-owner-user-id');
   const flagTeams = (flags.deviceTeamId ?? []).map((text) => parseId(text, '--device-team-id'));
   const fileDevice = file?.device;
-  if (fileDevice === undefined && flagOwner === undefined && flagTeams.length === 0) return undefined;
+  const deviceId = flags.deviceId || fileDevice?.device_id || undefined;
+  if (fileDevice === undefined && flagOwner === undefined && flagTeams.length === 0 && deviceId === undefined) return undefined;
 
   const ownerUserId = flagOwner ?? fileDevice?.owner_user_id;
   const teams = flagTeams.length > 0 ? flagTeams : (fileDevice?.team_ids ?? []);
@@ -301,7 +303,7 @@ function resolveDevice(flags: WorkerFlags, file: FileConfig | undefined): Device
       'device mode needs a scope: set device.owner_user_id (or --device-owner-user-id) and/or device.team_ids (or --device-team-id), otherwise the worker would accept no task',
     );
   }
-  return { ownerUserId, teamIds };
+  return { ownerUserId, teamIds, ...(deviceId ? { deviceId } : {}) };
 }
 
 function checkedUrl(flag: string, text: string, protocols: readonly string[]): string {

@@ -54,6 +54,8 @@ export interface KubernetesBackendConfig {
 export interface DeviceScope {
   ownerUserId: number | undefined;
   teamIds: number[];
+  /** Identifies this device to the dispatch server (optional; the Go server ignores it). */
+  deviceId?: string;
 }
 
 export interface WorkerConfig {

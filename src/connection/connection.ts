@@ -35,6 +35,8 @@ export type ReconnectReason = 'dial_failed' | 'remote_close';
 export interface ConnectionOptions {
   url: string;
   workerId: string;
+  /** Device mode: sent as `device_id` next to `worker_id`. */
+  deviceId?: string | undefined;
   apiKey: string;
   outbox: Outbox;
   log: Logger;
@@ -49,9 +51,10 @@ export interface ConnectionOptions {
 }
 
 /** The dispatch URL with `worker_id` set (replacing any existing value). */
-export function workerSocketUrl(url: string, workerId: string): string {
+export function workerSocketUrl(url: string, workerId: string, deviceId?: string): string {
   const parsed = new URL(url);
   parsed.searchParams.set('worker_id', workerId);
+  if (deviceId) parsed.searchParams.set('device_id', deviceId);
   return parsed.toString();
 }
 
@@ -72,7 +75,7 @@ export class Connection {
 
   constructor(private readonly options: ConnectionOptions) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
-    this.url = workerSocketUrl(options.url, options.workerId);
+    this.url = workerSocketUrl(options.url, options.workerId, options.deviceId);
   }
 
   get currentState(): ConnectionState {

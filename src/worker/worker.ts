@@ -6,6 +6,7 @@ import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger, SecretScrubber } from '../log/logger.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from '../protocol/messages.js';
+import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
 import { classifyFailure } from './failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from './metrics.js';
 import { TaskEntry } from './task-state.js';
@@ -21,7 +22,7 @@ export interface WorkerDeps {
   send: (message: OutboundMessage) => void;
   log: Logger;
   buildParams: (assignment: TaskAssignment, mcpArgument: string | undefined) => TaskParams;
-  /** Device mode: decides whether an assignment's owner is in scope. */
+  /** Decides whether an assignment's owner is in scope; default: the device scope when `config.device` is set. */
   admit?: (assignment: TaskAssignment) => AdmissionDecision;
   metrics?: WorkerMetrics;
   scrubber?: SecretScrubber;
@@ -105,6 +106,12 @@ export class Worker {
     });
   }
 
+  private admit(assignment: TaskAssignment): AdmissionDecision {
+    if (this.deps.admit) return this.deps.admit(assignment);
+    const device = this.deps.config.device;
+    return device ? decideAssignment(assignment.task.owner, device) : { accept: true };
+  }
+
   private reject(taskId: string, code: RejectCode, sentence: string): void {
     this.metrics.taskRejected(code);
     this.deps.send({ type: 'task_rejected', data: { task_id: taskId, reason: `${code}: ${sentence}` } });
@@ -133,9 +140,10 @@ export class Worker {
       this.reject(taskId, 'shutting_down', 'the worker is shutting down; the task stays queued for another worker');
       return;
     }
-    const decision = this.deps.admit?.(assignment) ?? { accept: true };
+    const decision = this.admit(assignment);
     if (!decision.accept) {
-      log.warn({ taskId, owner: assignment.task.owner }, `Rejected an assignment outside this device's scope: ${decision.reason}`);
+      const scope = config.device ? describeScope(config.device) : undefined;
+      log.warn({ taskId, owner: describeOwner(assignment.task.owner), scope }, `Rejected an assignment outside this device's scope: ${decision.reason}`);
       this.reject(taskId, decision.code, decision.reason.replace(new RegExp(`^${decision.code}:?\\s*`), ''));
       return;
     }

@@ -1,0 +1,38 @@
+// `local.json` in the state directory: where `oz-worker local` left its server
+// and the demo keys, so `oz-worker task …` works with no flags afterwards.
+// Owner-only, like any file that holds keys.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+export const LOCAL_SETTINGS_FILE = 'local.json';
+
+const LocalSettingsSchema = z.object({
+  server_url: z.string(),
+  /** The demo user's key: what `oz-worker task` uses by default. */
+  user_key: z.string(),
+  /** The demo team's key: what the local worker connects with. */
+  worker_key: z.string(),
+  user_id: z.int(),
+  team_id: z.int(),
+});
+export type LocalSettings = z.infer<typeof LocalSettingsSchema>;
+
+export function readLocalSettings(stateDir: string): LocalSettings | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(stateDir, LOCAL_SETTINGS_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = LocalSettingsSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeLocalSettings(stateDir: string, settings: LocalSettings): void {
+  writeFileSync(join(stateDir, LOCAL_SETTINGS_FILE), `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
+}

@@ -1,0 +1,149 @@
+// The worker side of the local server: the WebSocket endpoint workers connect
+// to, exactly as they connect to Warp (`Authorization: Bearer <key>`,
+// `?worker_id=`; `device_id` optional). Upgrades are authenticated before the
+// handshake completes, so a bad key gets a plain HTTP 401/403 the worker can report.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../log/logger.js';
+import { OutboundMessageSchema } from '../protocol/messages.js';
+import type { WorkerIdentity } from './access.js';
+import { bearerToken } from './credentials.js';
+import type { Dispatcher, WorkerSession } from './dispatcher.js';
+import type { Store } from './store.js';
+
+export const WORKER_SOCKET_PATH = '/api/v1/selfhosted/worker/ws';
+/** Frames from workers are small status messages; anything larger is refused. */
+export const MAX_WORKER_FRAME_BYTES = 1024 * 1024;
+const PING_INTERVAL_MS = 30_000;
+
+type Refusal = { status: number; message: string };
+
+function refuse(socket: Duplex, { status, message }: Refusal): void {
+  const body = JSON.stringify({ error: message, code: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'bad_request' });
+  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Who is connecting, or why not. Pure apart from the store lookups. */
+export function authenticateWorker(request: Pick<IncomingMessage, 'url' | 'headers'>, store: Store): { workerId: string; identity: WorkerIdentity } | Refusal {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  if (url.pathname !== WORKER_SOCKET_PATH) return { status: 404, message: `no WebSocket endpoint here; workers connect to ${WORKER_SOCKET_PATH}` };
+  const workerId = url.searchParams.get('worker_id') ?? '';
+  if (workerId === '') return { status: 400, message: 'worker_id query parameter is missing; pass --worker-id to the worker' };
+  const key = bearerToken(request.headers.authorization);
+  if (!key) return { status: 401, message: 'missing API key: send "Authorization: Bearer <key>" (the worker\'s --api-key)' };
+  const principal = store.principal(key);
+  if (!principal) return { status: 401, message: 'unknown or revoked API key' };
+  const deviceId = url.searchParams.get('device_id') || undefined;
+  if (principal.kind === 'team') {
+    if (deviceId) return { status: 403, message: 'a team key runs a fleet worker; a device worker connects with its owner\'s user key' };
+    return { workerId, identity: { kind: 'team', teamId: principal.teamId } };
+  }
+  if (principal.kind === 'user') {
+    if (deviceId) {
+      const device = store.device(deviceId);
+      if (!device || device.userId !== principal.userId) return { status: 403, message: `device ${deviceId} is not registered to this key's user` };
+    }
+    return { workerId, identity: { kind: 'user', userId: principal.userId, deviceId } };
+  }
+  return { status: 403, message: `a ${principal.kind} key cannot run a worker; use a team key (fleet worker) or a user key (device worker)` };
+}
+
+class SocketSession implements WorkerSession {
+  constructor(
+    readonly workerId: string,
+    readonly identity: WorkerIdentity,
+    private readonly socket: WebSocket,
+  ) {}
+
+  send(frame: object): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+}
+
+export class WorkerGateway {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WORKER_FRAME_BYTES });
+  private readonly sessions = new Map<string, SocketSession>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: Logger,
+  ) {}
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const auth = authenticateWorker(request, this.store);
+    if ('status' in auth) {
+      this.log.warn({ status: auth.status }, `Refused a worker connection: ${auth.message}`);
+      refuse(socket, auth);
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, auth.workerId, auth.identity));
+  }
+
+  private accept(ws: WebSocket, workerId: string, identity: WorkerIdentity): void {
+    const session = new SocketSession(workerId, identity, ws);
+    const previous = this.sessions.get(workerId);
+    if (previous) {
+      // The same worker id reconnecting: the new connection wins.
+      this.dispatcher.disconnect(previous);
+      previous.close(4000, 'replaced by a newer connection with the same worker_id');
+    }
+    this.sessions.set(workerId, session);
+    const log = this.log.child({ workerId });
+    log.info({ identity }, 'Worker connected');
+
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    const ping = setInterval(() => {
+      if (!alive) {
+        ws.terminate();
+        return;
+      }
+      alive = false;
+      ws.ping();
+    }, PING_INTERVAL_MS);
+    ping.unref();
+
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        log.warn('Ignored a binary frame from a worker');
+        return;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(data.toString());
+      } catch {
+        log.warn('Ignored a frame that is not JSON');
+        return;
+      }
+      const message = OutboundMessageSchema.safeParse(parsed);
+      if (!message.success) {
+        log.warn({ problem: message.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') }, 'Ignored an invalid frame from a worker');
+        return;
+      }
+      this.dispatcher.handle(session, message.data);
+    });
+    ws.on('close', (code) => {
+      clearInterval(ping);
+      if (this.sessions.get(workerId) === session) this.sessions.delete(workerId);
+      log.info({ code }, 'Worker disconnected');
+      this.dispatcher.disconnect(session);
+    });
+    ws.on('error', (error) => log.warn({ err: error.message }, 'Worker connection error'));
+    this.dispatcher.connect(session);
+  }
+
+  /** Closes every worker connection (code 1001: the server is going away). */
+  close(): void {
+    for (const session of this.sessions.values()) session.close(1001, 'server shutting down');
+    this.wss.close();
+  }
+}

@@ -1,0 +1,413 @@
+// The local server's JSON HTTP API. Every error is `{"error": <sentence>, "code": <stable code>}`;
+// every task read or write goes through the tenant guard (`guardTask`), which
+// answers 403 {"error":"Forbidden"} alike for someone else's task and a missing one.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import type { Logger } from '../log/logger.js';
+import { callerOwns, guardTask, ownersVisibleTo } from './access.js';
+import {
+  AddMemberSchema,
+  CreateDeviceSchema,
+  CreateKeySchema,
+  CreatePinSchema,
+  CreateTaskSchema,
+  CreateTeamSchema,
+  CreateUserSchema,
+  DefaultAgentSchema,
+  describeZodError,
+  type AgentConfig,
+} from './api-schemas.js';
+import { bearerToken } from './credentials.js';
+import type { Dispatcher } from './dispatcher.js';
+import { TASK_STATES, type Device, type KeyInfo, type Pin, type Principal, type Store, type TaskEvent, type TaskOwner, type TaskRecord, type TaskState, type User } from './store.js';
+
+export const MAX_BODY_BYTES = 256 * 1024;
+const MAX_WAIT_SECONDS = 30;
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const FORBIDDEN = (): ApiError => new ApiError(403, 'forbidden', 'Forbidden');
+
+export function taskJson(task: TaskRecord): Record<string, unknown> {
+  return {
+    id: task.id,
+    title: task.title,
+    prompt: task.prompt,
+    owner: { type: task.owner.type, id: task.owner.id },
+    agent_config: task.agentConfig ?? null,
+    device_id: task.deviceId ?? null,
+    state: task.state,
+    worker_id: task.workerId ?? null,
+    execution_id: task.executionId ?? null,
+    attempts: task.attempts,
+    exit_code: task.exitCode ?? null,
+    failure_reason: task.failureReason ?? null,
+    message: task.message ?? null,
+    created_at: task.createdAt,
+    updated_at: task.updatedAt,
+    assigned_at: task.assignedAt ?? null,
+    claimed_at: task.claimedAt ?? null,
+    finished_at: task.finishedAt ?? null,
+    cancel_requested_at: task.cancelRequestedAt ?? null,
+  };
+}
+
+const eventJson = (event: TaskEvent): Record<string, unknown> => ({ seq: event.seq, at: event.at, kind: event.kind, detail: event.detail });
+
+interface Request {
+  method: string;
+  path: string[];
+  query: URLSearchParams;
+  caller: Principal;
+  body: () => Promise<unknown>;
+}
+
+type Handler = (request: Request, params: string[]) => Promise<[number, unknown]> | [number, unknown];
+
+interface Route {
+  method: string;
+  pattern: string[];
+  handler: Handler;
+}
+
+function readBody(incoming: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(incoming.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) {
+      reject(new ApiError(413, 'body_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes; send less`));
+      incoming.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    incoming.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new ApiError(413, 'body_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes; send less`));
+        incoming.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    incoming.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') {
+        resolve(undefined);
+        return;
+      }
+      try {
+        resolve(JSON.parse(text));
+      } catch (error) {
+        reject(new ApiError(400, 'invalid_json', `request body is not valid JSON (${(error as Error).message})`));
+      }
+    });
+    incoming.on('error', reject);
+  });
+}
+
+async function parseBody<S extends z.ZodType>(request: Request, schema: S): Promise<z.infer<S>> {
+  const body = await request.body();
+  const result = schema.safeParse(body ?? {});
+  if (!result.success) throw new ApiError(400, 'invalid_request', `invalid request body: ${describeZodError(result.error)}`);
+  return result.data;
+}
+
+function positiveInt(text: string, what: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) throw new ApiError(400, 'invalid_id', `${what} must be a positive whole number, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function requireAdmin(caller: Principal): void {
+  if (caller.kind !== 'admin') throw new ApiError(403, 'admin_required', 'this route needs the server\'s admin key (see admin.key in the state directory)');
+}
+
+export class HttpApi {
+  private readonly routes: Route[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly dispatcher: Dispatcher,
+    private readonly log: Logger,
+  ) {
+    this.defineRoutes();
+  }
+
+  async handle(incoming: IncomingMessage, response: ServerResponse): Promise<void> {
+    let status = 500;
+    let payload: unknown;
+    try {
+      [status, payload] = await this.dispatch(incoming);
+    } catch (error) {
+      if (error instanceof ApiError) {
+        status = error.status;
+        payload = { error: error.message, code: error.code };
+      } else {
+        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'HTTP API error');
+        status = 500;
+        payload = { error: 'internal server error; see the server log', code: 'internal' };
+      }
+    }
+    const body = JSON.stringify(payload);
+    response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+    response.end(body);
+  }
+
+  private async dispatch(incoming: IncomingMessage): Promise<[number, unknown]> {
+    const url = new URL(incoming.url ?? '/', 'http://localhost');
+    const method = incoming.method ?? 'GET';
+    const path = url.pathname.split('/').filter(Boolean);
+    if (method === 'GET' && url.pathname === '/healthz') return [200, { ok: true }];
+    const matching = this.routes.filter((route) => route.pattern.length === path.length && route.pattern.every((part, i) => part.startsWith(':') || part === path[i]));
+    if (matching.length === 0) throw new ApiError(404, 'not_found', `no route ${url.pathname}; see the API list in the README`);
+    const route = matching.find((candidate) => candidate.method === method);
+    if (!route) throw new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}; use ${matching.map((r) => r.method).join(' or ')}`);
+
+    const key = bearerToken(incoming.headers.authorization);
+    const caller = key === undefined ? undefined : this.store.principal(key);
+    if (!caller) throw new ApiError(401, 'unauthorized', 'missing or unknown API key: send "Authorization: Bearer <key>"');
+    const params = route.pattern.flatMap((part, i) => (part.startsWith(':') ? [decodeURIComponent(path[i]!)] : []));
+    let bodyPromise: Promise<unknown> | undefined;
+    return route.handler({ method, path, query: url.searchParams, caller, body: () => (bodyPromise ??= readBody(incoming)) }, params);
+  }
+
+  private route(method: string, path: string, handler: Handler): void {
+    this.routes.push({ method, pattern: path.split('/').filter(Boolean), handler });
+  }
+
+  /** The tenant guard for one task: the only way routes below reach a task. */
+  private ownedTask(caller: Principal, taskId: string): TaskRecord {
+    const task = guardTask(caller, taskId, this.store);
+    if (!task) throw FORBIDDEN();
+    return task;
+  }
+
+  private defineRoutes(): void {
+    const { store, dispatcher } = this;
+
+    this.route('GET', '/api/v1/whoami', ({ caller }) => [200, principalJson(caller)]);
+
+    // ---- tasks ----
+    this.route('POST', '/api/v1/tasks', async (request) => {
+      const body = await parseBody(request, CreateTaskSchema);
+      const owner = this.ownerFor(request.caller, body.owner);
+      if (body.device_id !== undefined && !store.device(body.device_id)) {
+        throw new ApiError(400, 'unknown_device', `device ${body.device_id} is not registered; list devices with GET /api/v1/devices`);
+      }
+      const agentConfig = this.agentConfigFor(owner, body.agent_config);
+      const title = body.title ?? (body.prompt.length > 80 ? `${body.prompt.slice(0, 77)}...` : body.prompt);
+      const task = store.createTask({ title, prompt: body.prompt, owner, agentConfig, deviceId: body.device_id });
+      dispatcher.submitted(task);
+      return [201, taskJson(store.task(task.id) ?? task)];
+    });
+    this.route('GET', '/api/v1/tasks', ({ caller, query }) => {
+      const stateText = query.get('state');
+      let state: TaskState | undefined;
+      if (stateText) {
+        state = TASK_STATES.find((s) => s === stateText);
+        if (!state) throw new ApiError(400, 'invalid_state', `unknown state ${JSON.stringify(stateText)}; use one of ${TASK_STATES.join(', ')}`);
+      }
+      const limit = Math.min(Number(query.get('limit') ?? 100) || 100, 1000);
+      const owners = ownersVisibleTo(caller, (userId) => store.teamIdsOf(userId));
+      // Each listed task passes the same ownership check as a single read.
+      const tasks = store.tasksOwnedBy(owners, limit, state).filter((task) => callerOwns(caller, task.owner, store));
+      return [200, { tasks: tasks.map(taskJson) }];
+    });
+    this.route('GET', '/api/v1/tasks/:id', ({ caller }, [id]) => [200, taskJson(this.ownedTask(caller, id!))]);
+    this.route('POST', '/api/v1/tasks/:id/cancel', ({ caller }, [id]) => {
+      const task = this.ownedTask(caller, id!);
+      const outcome = dispatcher.cancel(task);
+      if (outcome === 'already_finished') throw new ApiError(409, 'already_finished', `task ${task.id} already ended (${task.state}); nothing to cancel`);
+      return [outcome === 'cancelled' ? 200 : 202, { outcome, task: taskJson(store.task(task.id)!) }];
+    });
+    this.route('GET', '/api/v1/tasks/:id/events', async ({ caller, query }, [id]) => {
+      const task = this.ownedTask(caller, id!);
+      const after = Number(query.get('after') ?? 0) || 0;
+      const waitSeconds = Math.min(Math.max(Number(query.get('wait') ?? 0) || 0, 0), MAX_WAIT_SECONDS);
+      const events = await dispatcher.eventsAfter(task.id, after, waitSeconds * 1000);
+      return [200, { task: taskJson(store.task(task.id)!), events: events.map(eventJson) }];
+    });
+
+    // ---- administration (admin key) ----
+    this.route('POST', '/api/v1/users', async (request) => {
+      requireAdmin(request.caller);
+      const { name } = await parseBody(request, CreateUserSchema);
+      if (store.userByName(name)) throw new ApiError(409, 'name_taken', `a user named ${JSON.stringify(name)} exists; pick another name`);
+      return [201, userJson(store.createUser(name))];
+    });
+    this.route('GET', '/api/v1/users', ({ caller }) => {
+      requireAdmin(caller);
+      return [200, { users: store.users().map(userJson) }];
+    });
+    this.route('POST', '/api/v1/teams', async (request) => {
+      requireAdmin(request.caller);
+      const { name } = await parseBody(request, CreateTeamSchema);
+      if (store.teams().some((team) => team.name === name)) throw new ApiError(409, 'name_taken', `a team named ${JSON.stringify(name)} exists; pick another name`);
+      return [201, teamJson(store.createTeam(name), [])];
+    });
+    this.route('GET', '/api/v1/teams', ({ caller }) => {
+      requireAdmin(caller);
+      return [200, { teams: store.teams().map((team) => teamJson(team, store.members(team.id))) }];
+    });
+    this.route('POST', '/api/v1/teams/:id/members', async (request, [teamText]) => {
+      requireAdmin(request.caller);
+      const teamId = this.existingTeam(teamText!);
+      const { user_id: userId } = await parseBody(request, AddMemberSchema);
+      if (!store.user(userId)) throw new ApiError(404, 'unknown_user', `user ${userId} does not exist; create it with POST /api/v1/users`);
+      store.addMember(teamId, userId);
+      return [200, teamJson(store.team(teamId)!, store.members(teamId))];
+    });
+    this.route('DELETE', '/api/v1/teams/:id/members/:user', ({ caller }, [teamText, userText]) => {
+      requireAdmin(caller);
+      const teamId = this.existingTeam(teamText!);
+      const userId = positiveInt(userText!, 'user id');
+      if (!store.removeMember(teamId, userId)) throw new ApiError(404, 'not_a_member', `user ${userId} is not a member of team ${teamId}`);
+      return [200, teamJson(store.team(teamId)!, store.members(teamId))];
+    });
+    this.route('PUT', '/api/v1/teams/:id/default-agent', async (request, [teamText]) => {
+      requireAdmin(request.caller);
+      const teamId = this.existingTeam(teamText!);
+      const { agent_config: config } = await parseBody(request, DefaultAgentSchema);
+      store.setDefaultAgent(teamId, config);
+      return [200, teamJson(store.team(teamId)!, store.members(teamId))];
+    });
+    this.route('POST', '/api/v1/keys', async (request) => {
+      requireAdmin(request.caller);
+      const body = await parseBody(request, CreateKeySchema);
+      if (body.user_id !== undefined) {
+        if (!store.user(body.user_id)) throw new ApiError(404, 'unknown_user', `user ${body.user_id} does not exist`);
+        const { key, info } = store.createKey({ kind: 'user', userId: body.user_id }, body.name);
+        return [201, { key, ...keyJson(info) }];
+      }
+      const teamId = body.team_id!;
+      if (!store.team(teamId)) throw new ApiError(404, 'unknown_team', `team ${teamId} does not exist`);
+      const { key, info } = store.createKey({ kind: 'team', teamId }, body.name);
+      return [201, { key, ...keyJson(info) }];
+    });
+    this.route('GET', '/api/v1/keys', ({ caller }) => {
+      requireAdmin(caller);
+      return [200, { keys: store.keys().map(keyJson) }];
+    });
+    this.route('DELETE', '/api/v1/keys/:id', ({ caller }, [idText]) => {
+      requireAdmin(caller);
+      const id = positiveInt(idText!, 'key id');
+      if (!store.revokeKey(id)) throw new ApiError(404, 'unknown_key', `key ${id} does not exist or is already revoked`);
+      return [200, keyJson(store.key(id)!)];
+    });
+    this.route('POST', '/api/v1/devices', async (request) => {
+      requireAdmin(request.caller);
+      const body = await parseBody(request, CreateDeviceSchema);
+      if (!store.user(body.user_id)) throw new ApiError(404, 'unknown_user', `user ${body.user_id} does not exist`);
+      if (body.id !== undefined && store.device(body.id)) throw new ApiError(409, 'device_exists', `device ${body.id} is already registered`);
+      return [201, deviceJson(store.createDevice(body.user_id, body.name, body.id))];
+    });
+    this.route('GET', '/api/v1/devices', ({ caller }) => {
+      requireAdmin(caller);
+      return [200, { devices: store.devices().map(deviceJson) }];
+    });
+    this.route('POST', '/api/v1/devices/:id/pins', async (request, [deviceId]) => {
+      requireAdmin(request.caller);
+      if (!store.device(deviceId!)) throw new ApiError(404, 'unknown_device', `device ${deviceId} is not registered`);
+      const { team_id: teamId } = await parseBody(request, CreatePinSchema);
+      if (!store.team(teamId)) throw new ApiError(404, 'unknown_team', `team ${teamId} does not exist`);
+      const pin = store.createPin(deviceId!, teamId);
+      dispatcher.pump();
+      return [201, pinJson(pin)];
+    });
+    this.route('GET', '/api/v1/pins', ({ caller }) => {
+      requireAdmin(caller);
+      return [200, { pins: store.pins().map(pinJson) }];
+    });
+    this.route('POST', '/api/v1/pins/:id/archive', ({ caller }, [idText]) => {
+      requireAdmin(caller);
+      const id = positiveInt(idText!, 'pin id');
+      if (!store.archivePin(id)) throw new ApiError(404, 'unknown_pin', `pin ${id} does not exist or is already archived`);
+      return [200, pinJson(store.pin(id)!)];
+    });
+    this.route('GET', '/api/v1/workers', ({ caller }) => {
+      requireAdmin(caller);
+      return [200, { workers: dispatcher.connectedWorkers.map((w) => ({ worker_id: w.workerId, identity: w.identity, active_tasks: w.activeTasks, draining: w.draining })) }];
+    });
+  }
+
+  private existingTeam(text: string): number {
+    const teamId = positiveInt(text, 'team id');
+    if (!this.store.team(teamId)) throw new ApiError(404, 'unknown_team', `team ${teamId} does not exist; list teams with GET /api/v1/teams`);
+    return teamId;
+  }
+
+  /** The task's owner: as asked, if the caller owns such tasks; by default the caller itself. */
+  private ownerFor(caller: Principal, requested: TaskOwner | undefined): TaskOwner {
+    if (caller.kind === 'admin') {
+      throw new ApiError(403, 'owner_required', 'the admin key owns no tasks; submit with a user key or a team key');
+    }
+    const owner: TaskOwner =
+      requested ?? (caller.kind === 'user' ? { type: 'USER', id: caller.userId } : caller.kind === 'team' ? { type: 'TEAM', id: caller.teamId } : caller.owner);
+    if (owner.type === 'TEAM' && !this.store.team(owner.id)) throw new ApiError(404, 'unknown_team', `team ${owner.id} does not exist`);
+    if (!callerOwns(caller, owner, this.store)) {
+      throw new ApiError(403, 'forbidden', `you cannot create tasks for ${owner.type} ${owner.id}; use a key of that ${owner.type === 'TEAM' ? 'team or one of its members' : 'user'}`);
+    }
+    return owner;
+  }
+
+  /** The explicit configuration, else the owning team's default; a team without one is a 404. */
+  private agentConfigFor(owner: TaskOwner, explicit: AgentConfig | undefined): AgentConfig | undefined {
+    if (explicit !== undefined) return explicit;
+    if (owner.type === 'USER') return undefined;
+    const team = this.store.team(owner.id)!;
+    if (!team.defaultAgentConfig) {
+      throw new ApiError(
+        404,
+        'no_default_agent',
+        `team ${team.id} (${team.name}) has no default agent configuration; pass "agent_config" with the task, or set one with PUT /api/v1/teams/${team.id}/default-agent`,
+      );
+    }
+    return team.defaultAgentConfig;
+  }
+}
+
+function teamJson(team: { id: number; name: string; defaultAgentConfig: AgentConfig | undefined; createdAt: string }, members: number[]): Record<string, unknown> {
+  return { id: team.id, name: team.name, default_agent_config: team.defaultAgentConfig ?? null, members, created_at: team.createdAt };
+}
+
+const userJson = (user: User): Record<string, unknown> => ({ id: user.id, name: user.name, created_at: user.createdAt });
+const deviceJson = (device: Device): Record<string, unknown> => ({ id: device.id, user_id: device.userId, name: device.name, created_at: device.createdAt });
+const pinJson = (pin: Pin): Record<string, unknown> => ({
+  id: pin.id,
+  device_id: pin.deviceId,
+  team_id: pin.teamId,
+  active: pin.archivedAt === undefined,
+  created_at: pin.createdAt,
+  archived_at: pin.archivedAt ?? null,
+});
+const keyJson = (key: KeyInfo): Record<string, unknown> => ({
+  id: key.id,
+  prefix: key.prefix,
+  kind: key.kind,
+  user_id: key.userId ?? null,
+  team_id: key.teamId ?? null,
+  name: key.name,
+  created_at: key.createdAt,
+  revoked_at: key.revokedAt ?? null,
+});
+
+function principalJson(caller: Principal): Record<string, unknown> {
+  switch (caller.kind) {
+    case 'admin':
+      return { kind: 'admin' };
+    case 'user':
+      return { kind: 'user', user_id: caller.userId };
+    case 'team':
+      return { kind: 'team', team_id: caller.teamId };
+    case 'task':
+      return { kind: 'task', task_id: caller.taskId, owner: caller.owner };
+  }
+}

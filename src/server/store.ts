@@ -1,0 +1,407 @@
+// Typed reads and writes of the local server's database. Synchronous (node:sqlite):
+// the server is small and single-threaded, and every change is one short statement.
+import { randomUUID } from 'node:crypto';
+import type { DatabaseSync } from 'node:sqlite';
+import type { AgentConfig } from './api-schemas.js';
+import { generateKey, hashKey } from './credentials.js';
+
+export type OwnerType = 'TEAM' | 'USER';
+export interface TaskOwner {
+  type: OwnerType;
+  id: number;
+}
+
+export const TASK_STATES = ['queued', 'assigned', 'running', 'completed', 'failed', 'cancelled', 'lost'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const TERMINAL_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'cancelled', 'lost']);
+
+export interface TaskRecord {
+  id: string;
+  title: string;
+  prompt: string;
+  owner: TaskOwner;
+  agentConfig: AgentConfig | undefined;
+  /** A TEAM task routed to one device. */
+  deviceId: string | undefined;
+  state: TaskState;
+  workerId: string | undefined;
+  executionId: string | undefined;
+  attempts: number;
+  exitCode: number | undefined;
+  failureReason: string | undefined;
+  message: string | undefined;
+  createdAt: string;
+  updatedAt: string;
+  assignedAt: string | undefined;
+  claimedAt: string | undefined;
+  finishedAt: string | undefined;
+  cancelRequestedAt: string | undefined;
+}
+
+export interface TaskEvent {
+  seq: number;
+  taskId: string;
+  at: string;
+  kind: string;
+  detail: string;
+}
+
+/** Who a key speaks for. Task keys speak for the task's owner. */
+export type Principal =
+  | { kind: 'admin'; keyId: number }
+  | { kind: 'user'; keyId: number; userId: number }
+  | { kind: 'team'; keyId: number; teamId: number }
+  | { kind: 'task'; keyId: number; taskId: string; owner: TaskOwner };
+
+export interface User {
+  id: number;
+  name: string;
+  createdAt: string;
+}
+export interface Team {
+  id: number;
+  name: string;
+  defaultAgentConfig: AgentConfig | undefined;
+  createdAt: string;
+}
+export interface KeyInfo {
+  id: number;
+  prefix: string;
+  kind: Principal['kind'];
+  userId: number | undefined;
+  teamId: number | undefined;
+  taskId: string | undefined;
+  name: string;
+  createdAt: string;
+  revokedAt: string | undefined;
+}
+export interface Device {
+  id: string;
+  userId: number;
+  name: string;
+  createdAt: string;
+}
+export interface Pin {
+  id: number;
+  deviceId: string;
+  teamId: number;
+  createdAt: string;
+  archivedAt: string | undefined;
+}
+
+type Row = Record<string, unknown>;
+
+const opt = <T>(value: unknown): T | undefined => (value === null || value === undefined ? undefined : (value as T));
+const json = <T>(value: unknown): T | undefined => (typeof value === 'string' ? (JSON.parse(value) as T) : undefined);
+
+function toTask(row: Row): TaskRecord {
+  return {
+    id: row.id as string,
+    title: row.title as string,
+    prompt: row.prompt as string,
+    owner: { type: row.owner_type as OwnerType, id: Number(row.owner_id) },
+    agentConfig: json<AgentConfig>(row.agent_config),
+    deviceId: opt(row.device_id),
+    state: row.state as TaskState,
+    workerId: opt(row.worker_id),
+    executionId: opt(row.execution_id),
+    attempts: Number(row.attempts),
+    exitCode: row.exit_code === null ? undefined : Number(row.exit_code),
+    failureReason: opt(row.failure_reason),
+    message: opt(row.message),
+    createdAt: row.created_at as string,
+    updatedAt: row.updated_at as string,
+    assignedAt: opt(row.assigned_at),
+    claimedAt: opt(row.claimed_at),
+    finishedAt: opt(row.finished_at),
+    cancelRequestedAt: opt(row.cancel_requested_at),
+  };
+}
+
+const toUser = (row: Row): User => ({ id: Number(row.id), name: row.name as string, createdAt: row.created_at as string });
+const toTeam = (row: Row): Team => ({
+  id: Number(row.id),
+  name: row.name as string,
+  defaultAgentConfig: json<AgentConfig>(row.default_agent_config),
+  createdAt: row.created_at as string,
+});
+const toKey = (row: Row): KeyInfo => ({
+  id: Number(row.id),
+  prefix: row.prefix as string,
+  kind: row.kind as Principal['kind'],
+  userId: row.user_id === null ? undefined : Number(row.user_id),
+  teamId: row.team_id === null ? undefined : Number(row.team_id),
+  taskId: opt(row.task_id),
+  name: row.name as string,
+  createdAt: row.created_at as string,
+  revokedAt: opt(row.revoked_at),
+});
+const toDevice = (row: Row): Device => ({ id: row.id as string, userId: Number(row.user_id), name: row.name as string, createdAt: row.created_at as string });
+const toPin = (row: Row): Pin => ({
+  id: Number(row.id),
+  deviceId: row.device_id as string,
+  teamId: Number(row.team_id),
+  createdAt: row.created_at as string,
+  archivedAt: opt(row.archived_at),
+});
+
+/** The fields a state change may set; absent fields keep their value, `null` clears. */
+export interface TaskUpdate {
+  state?: TaskState;
+  workerId?: string | null;
+  executionId?: string | null;
+  attempts?: number;
+  exitCode?: number | null;
+  failureReason?: string | null;
+  message?: string | null;
+  assignedAt?: string | null;
+  claimedAt?: string | null;
+  finishedAt?: string | null;
+  cancelRequestedAt?: string | null;
+}
+
+const UPDATE_COLUMNS: Record<keyof TaskUpdate, string> = {
+  state: 'state',
+  workerId: 'worker_id',
+  executionId: 'execution_id',
+  attempts: 'attempts',
+  exitCode: 'exit_code',
+  failureReason: 'failure_reason',
+  message: 'message',
+  assignedAt: 'assigned_at',
+  claimedAt: 'claimed_at',
+  finishedAt: 'finished_at',
+  cancelRequestedAt: 'cancel_requested_at',
+};
+
+export class Store {
+  constructor(
+    private readonly db: DatabaseSync,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  private timestamp(): string {
+    return this.now().toISOString();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- users, teams, memberships -------------------------------------------
+
+  createUser(name: string): User {
+    const row = this.db.prepare('INSERT INTO users (name, created_at) VALUES (?, ?) RETURNING *').get(name, this.timestamp()) as Row;
+    return toUser(row);
+  }
+  user(id: number): User | undefined {
+    const row = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    return row && toUser(row);
+  }
+  userByName(name: string): User | undefined {
+    const row = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
+    return row && toUser(row);
+  }
+  users(): User[] {
+    return (this.db.prepare('SELECT * FROM users ORDER BY id').all() as Row[]).map(toUser);
+  }
+
+  createTeam(name: string): Team {
+    const row = this.db.prepare('INSERT INTO teams (name, created_at) VALUES (?, ?) RETURNING *').get(name, this.timestamp()) as Row;
+    return toTeam(row);
+  }
+  team(id: number): Team | undefined {
+    const row = this.db.prepare('SELECT * FROM teams WHERE id = ?').get(id) as Row | undefined;
+    return row && toTeam(row);
+  }
+  teams(): Team[] {
+    return (this.db.prepare('SELECT * FROM teams ORDER BY id').all() as Row[]).map(toTeam);
+  }
+  setDefaultAgent(teamId: number, config: AgentConfig): void {
+    this.db.prepare('UPDATE teams SET default_agent_config = ? WHERE id = ?').run(JSON.stringify(config), teamId);
+  }
+
+  addMember(teamId: number, userId: number): void {
+    this.db.prepare('INSERT OR IGNORE INTO memberships (team_id, user_id, joined_at) VALUES (?, ?, ?)').run(teamId, userId, this.timestamp());
+  }
+  removeMember(teamId: number, userId: number): boolean {
+    return Number(this.db.prepare('DELETE FROM memberships WHERE team_id = ? AND user_id = ?').run(teamId, userId).changes) > 0;
+  }
+  isMember(teamId: number, userId: number): boolean {
+    return this.db.prepare('SELECT 1 FROM memberships WHERE team_id = ? AND user_id = ?').get(teamId, userId) !== undefined;
+  }
+  teamIdsOf(userId: number): number[] {
+    return (this.db.prepare('SELECT team_id FROM memberships WHERE user_id = ? ORDER BY team_id').all(userId) as Row[]).map((r) => Number(r.team_id));
+  }
+  members(teamId: number): number[] {
+    return (this.db.prepare('SELECT user_id FROM memberships WHERE team_id = ? ORDER BY user_id').all(teamId) as Row[]).map((r) => Number(r.user_id));
+  }
+
+  // ---- keys ------------------------------------------------------------------
+
+  /** Creates a key and returns its secret (shown once) with its record. */
+  createKey(spec: { kind: 'admin' } | { kind: 'user'; userId: number } | { kind: 'team'; teamId: number } | { kind: 'task'; taskId: string; owner: TaskOwner }, name = ''): { key: string; info: KeyInfo } {
+    const { key, hash, prefix } = generateKey();
+    const userId = spec.kind === 'user' ? spec.userId : spec.kind === 'task' && spec.owner.type === 'USER' ? spec.owner.id : null;
+    const teamId = spec.kind === 'team' ? spec.teamId : spec.kind === 'task' && spec.owner.type === 'TEAM' ? spec.owner.id : null;
+    const taskId = spec.kind === 'task' ? spec.taskId : null;
+    const row = this.db
+      .prepare('INSERT INTO api_keys (hash, prefix, kind, user_id, team_id, task_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *')
+      .get(hash, prefix, spec.kind, userId, teamId, taskId, name, this.timestamp()) as Row;
+    return { key, info: toKey(row) };
+  }
+
+  /** The principal behind a presented key, or undefined for unknown and revoked keys. */
+  principal(key: string): Principal | undefined {
+    const row = this.db.prepare('SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL').get(hashKey(key)) as Row | undefined;
+    if (!row) return undefined;
+    const info = toKey(row);
+    switch (info.kind) {
+      case 'admin':
+        return { kind: 'admin', keyId: info.id };
+      case 'user':
+        return { kind: 'user', keyId: info.id, userId: info.userId! };
+      case 'team':
+        return { kind: 'team', keyId: info.id, teamId: info.teamId! };
+      case 'task':
+        return {
+          kind: 'task',
+          keyId: info.id,
+          taskId: info.taskId!,
+          owner: info.teamId !== undefined ? { type: 'TEAM', id: info.teamId } : { type: 'USER', id: info.userId! },
+        };
+    }
+  }
+  keys(): KeyInfo[] {
+    return (this.db.prepare("SELECT * FROM api_keys WHERE kind != 'task' ORDER BY id").all() as Row[]).map(toKey);
+  }
+  key(id: number): KeyInfo | undefined {
+    const row = this.db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as Row | undefined;
+    return row && toKey(row);
+  }
+  revokeKey(id: number): boolean {
+    return Number(this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.timestamp(), id).changes) > 0;
+  }
+  /** Revokes the task's keys, all of them or all but one. */
+  revokeTaskKeys(taskId: string, exceptKeyId?: number): void {
+    this.db
+      .prepare('UPDATE api_keys SET revoked_at = ? WHERE task_id = ? AND revoked_at IS NULL AND id != ?')
+      .run(this.timestamp(), taskId, exceptKeyId ?? -1);
+  }
+
+  // ---- devices and pins ------------------------------------------------------
+
+  createDevice(userId: number, name: string, id: string = randomUUID()): Device {
+    const row = this.db.prepare('INSERT INTO devices (id, user_id, name, created_at) VALUES (?, ?, ?, ?) RETURNING *').get(id, userId, name, this.timestamp()) as Row;
+    return toDevice(row);
+  }
+  device(id: string): Device | undefined {
+    const row = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+    return row && toDevice(row);
+  }
+  devices(): Device[] {
+    return (this.db.prepare('SELECT * FROM devices ORDER BY created_at, id').all() as Row[]).map(toDevice);
+  }
+  createPin(deviceId: string, teamId: number): Pin {
+    const row = this.db.prepare('INSERT INTO pins (device_id, team_id, created_at) VALUES (?, ?, ?) RETURNING *').get(deviceId, teamId, this.timestamp()) as Row;
+    return toPin(row);
+  }
+  pin(id: number): Pin | undefined {
+    const row = this.db.prepare('SELECT * FROM pins WHERE id = ?').get(id) as Row | undefined;
+    return row && toPin(row);
+  }
+  pins(): Pin[] {
+    return (this.db.prepare('SELECT * FROM pins ORDER BY id').all() as Row[]).map(toPin);
+  }
+  archivePin(id: number): boolean {
+    return Number(this.db.prepare('UPDATE pins SET archived_at = ? WHERE id = ? AND archived_at IS NULL').run(this.timestamp(), id).changes) > 0;
+  }
+  /** Teams with an active pin on the device. */
+  activePinTeams(deviceId: string): number[] {
+    return (this.db.prepare('SELECT DISTINCT team_id FROM pins WHERE device_id = ? AND archived_at IS NULL ORDER BY team_id').all(deviceId) as Row[]).map((r) =>
+      Number(r.team_id),
+    );
+  }
+
+  // ---- tasks -------------------------------------------------------------------
+
+  createTask(input: { title: string; prompt: string; owner: TaskOwner; agentConfig: AgentConfig | undefined; deviceId: string | undefined }): TaskRecord {
+    const at = this.timestamp();
+    const row = this.db
+      .prepare(
+        `INSERT INTO tasks (id, title, prompt, owner_type, owner_id, agent_config, device_id, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING *`,
+      )
+      .get(
+        randomUUID(),
+        input.title,
+        input.prompt,
+        input.owner.type,
+        input.owner.id,
+        input.agentConfig === undefined ? null : JSON.stringify(input.agentConfig),
+        input.deviceId ?? null,
+        at,
+        at,
+      ) as Row;
+    const task = toTask(row);
+    this.addEvent(task.id, 'created', `queued for ${task.owner.type} ${task.owner.id}${task.deviceId ? ` on device ${task.deviceId}` : ''}`);
+    return task;
+  }
+
+  task(id: string): TaskRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    return row && toTask(row);
+  }
+
+  tasksInState(...states: TaskState[]): TaskRecord[] {
+    const marks = states.map(() => '?').join(', ');
+    return (this.db.prepare(`SELECT * FROM tasks WHERE state IN (${marks}) ORDER BY created_at, id`).all(...states) as Row[]).map(toTask);
+  }
+
+  /** Tasks owned by any of the given owners, newest first. */
+  tasksOwnedBy(owners: TaskOwner[], limit: number, state?: TaskState): TaskRecord[] {
+    if (owners.length === 0) return [];
+    const clauses = owners.map(() => '(owner_type = ? AND owner_id = ?)').join(' OR ');
+    const params: (string | number)[] = owners.flatMap((o) => [o.type, o.id]);
+    const stateClause = state ? ' AND state = ?' : '';
+    if (state) params.push(state);
+    params.push(limit);
+    return (this.db.prepare(`SELECT * FROM tasks WHERE (${clauses})${stateClause} ORDER BY created_at DESC, id LIMIT ?`).all(...params) as Row[]).map(toTask);
+  }
+
+  updateTask(id: string, update: TaskUpdate): TaskRecord {
+    const entries = Object.entries(update) as [keyof TaskUpdate, unknown][];
+    const sets = entries.map(([field]) => `${UPDATE_COLUMNS[field]} = ?`);
+    const values = entries.map(([, value]) => (value === undefined ? null : (value as string | number | null)));
+    const row = this.db.prepare(`UPDATE tasks SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ? RETURNING *`).get(...values, this.timestamp(), id) as Row;
+    return toTask(row);
+  }
+
+  addEvent(taskId: string, kind: string, detail: string): TaskEvent {
+    const row = this.db.prepare('INSERT INTO task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?) RETURNING *').get(taskId, this.timestamp(), kind, detail) as Row;
+    return { seq: Number(row.seq), taskId, at: row.at as string, kind, detail };
+  }
+
+  events(taskId: string, afterSeq = 0): TaskEvent[] {
+    return (this.db.prepare('SELECT * FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq').all(taskId, afterSeq) as Row[]).map((row) => ({
+      seq: Number(row.seq),
+      taskId,
+      at: row.at as string,
+      kind: row.kind as string,
+      detail: row.detail as string,
+    }));
+  }
+
+  /** Runs `work` in one transaction. */
+  transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}

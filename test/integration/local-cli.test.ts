@@ -1,0 +1,120 @@
+// The `local`, `server` and `task` commands through the real bin, as a user runs them.
+import { spawn } from 'node:child_process';
+import { dirname } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startLocalServer, type LocalServerHarness } from '../support/local-server.js';
+import { BIN, REPO_ROOT, tempDir } from '../support/worker-process.js';
+
+/** PATH with node but certainly no `oz`: what a fresh machine looks like. */
+const FRESH_PATH = `${dirname(process.execPath)}:/usr/bin:/bin`;
+
+function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: FRESH_PATH, HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`oz-worker ${args.join(' ')} did not finish; output:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let h: LocalServerHarness | undefined;
+const cleanups: (() => void)[] = [];
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+describe('oz-worker local', () => {
+  it('on a fresh machine runs the demo task end to end with the stand-in agent, and again on a second start', async () => {
+    const dir = tempDir('local');
+    cleanups.push(dir.cleanup);
+    const args = ['local', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir.path];
+    const first = await cli(args);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    expect(first.stdout).toContain('STAND-IN agent');
+    expect(first.stdout).toContain('Created demo user "demo"');
+    expect(first.stdout).toMatch(/claimed\s+worker local-worker claimed the task/);
+    expect(first.stdout).toContain('Demo task completed.');
+    // The stand-in printed the argv the worker built: team-owned, so team sharing.
+    expect(first.stdout).toContain('echo-agent: command line: oz agent run --share team:edit --task-id');
+    // The worker's key travels in its environment, never in the output.
+    const settings = JSON.parse(await (await import('node:fs/promises')).readFile(`${dir.path}/local.json`, 'utf8')) as { worker_key: string; user_key: string };
+    expect(first.stdout + first.stderr).not.toContain(settings.worker_key);
+
+    const second = await cli(args);
+    expect(second.code, second.stdout + second.stderr).toBe(0);
+    expect(second.stdout).toContain('Using demo user "demo"');
+    const again = JSON.parse(await (await import('node:fs/promises')).readFile(`${dir.path}/local.json`, 'utf8')) as { worker_key: string };
+    expect(again.worker_key).toBe(settings.worker_key);
+  });
+
+  it('refuses a non-loopback address without --allow-remote (usage error)', async () => {
+    const result = await cli(['server', '--listen', '0.0.0.0:0', '--state-dir', '/nonexistent-oz-state']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^oz-worker: error: refusing to listen on 0\.0\.0\.0.*--allow-remote/);
+  });
+});
+
+describe('oz-worker task', () => {
+  it('submits and watches a task to completion, lists and shows it', async () => {
+    h = await startLocalServer();
+    const user = await h.createUser('cli-user');
+    const team = await h.createTeam('cli-team', { members: [user.id], defaultAgent: { model_id: 'm' } });
+    h.startWorker(team.key);
+    const auth = ['--server', h.server.httpUrl, '--api-key', user.key];
+
+    const submitted = await cli(['task', 'submit', 'fix', 'the', 'build', '--team', String(team.id), '--watch', ...auth]);
+    expect(submitted.code, submitted.stdout + submitted.stderr).toBe(0);
+    expect(submitted.stdout).toMatch(/^submitted task ([0-9a-f-]{36}) \(TEAM \d+\)/);
+    expect(submitted.stdout).toMatch(/assigned\s+sent to worker worker-1/);
+    expect(submitted.stdout).toMatch(/task completed: Task completed successfully/);
+    const id = /submitted task ([0-9a-f-]{36})/.exec(submitted.stdout)![1]!;
+
+    const listed = await cli(['task', 'list', '--json', ...auth]);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id, state: 'completed', prompt: 'fix the build' })]);
+    const shown = await cli(['task', 'show', id, ...auth]);
+    expect(shown.stdout).toMatch(/state\s+completed/);
+    expect(shown.stdout).toMatch(/worker\s+worker-1/);
+  });
+
+  it('cancels a queued task, and reports refusals and missing servers as one-line errors', async () => {
+    h = await startLocalServer();
+    const user = await h.createUser('u');
+    const stranger = await h.createUser('s');
+    const auth = ['--server', h.server.httpUrl, '--api-key', user.key];
+    const submitted = await cli(['task', 'submit', 'nobody runs this', '--json', ...auth]);
+    const task = JSON.parse(submitted.stdout) as { id: string };
+    const cancelled = await cli(['task', 'cancel', task.id, ...auth]);
+    expect(cancelled.stdout).toContain(`task ${task.id} cancelled`);
+    const watched = await cli(['task', 'watch', task.id, ...auth]);
+    expect(watched.code).toBe(1);
+    expect(watched.stdout).toMatch(/task cancelled/);
+
+    const forbidden = await cli(['task', 'show', task.id, '--server', h.server.httpUrl, '--api-key', stranger.key]);
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr).toBe('oz-worker: error: Forbidden\n');
+
+    const dir = tempDir('nostate');
+    cleanups.push(dir.cleanup);
+    const unconfigured = await cli(['task', 'list', '--state-dir', dir.path]);
+    expect(unconfigured.code).toBe(2);
+    expect(unconfigured.stderr).toMatch(/run `oz-worker local` first/);
+    const unreachable = await cli(['task', 'list', '--server', 'http://127.0.0.1:9', '--api-key', 'k']);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/cannot reach the oz-worker server at http:\/\/127\.0\.0\.1:9/);
+  });
+});
