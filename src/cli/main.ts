@@ -4,8 +4,9 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load-file.js';
 import { defaultConfigFile, platformDirs } from '../config/locations.js';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
+import { apiKeyFileSource, keyFilePermissionWarning, readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
 import { registerServiceCommands } from '../service/service-command.js';
 import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
@@ -63,6 +64,9 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
   try {
     const file = configFile ? await loadConfigFile(configFile) : undefined;
     config = await resolveWorkerConfig(flags, file, process.env, readSecretFile);
+    const keyFile = apiKeyFileSource(flags, file, process.env);
+    const warning = keyFile === undefined ? undefined : keyFilePermissionWarning(keyFile, statSync(keyFile).mode);
+    if (warning) config.startupWarnings = [...(config.startupWarnings ?? []), warning];
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message, EXIT_USAGE);
     throw error;

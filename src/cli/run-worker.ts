@@ -64,6 +64,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       });
     });
 
+  for (const warning of config.startupWarnings ?? []) log.warn(warning);
   const backend = await createBackend(config, log);
   log.info(
     {

@@ -91,6 +91,18 @@ export function resolveApiKey(flags: WorkerFlags, file: FileConfig | undefined, 
   return key;
 }
 
+/** The file the API key is read from, when it comes from one (same order as resolveApiKey). */
+export function apiKeyFileSource(flags: WorkerFlags, file: FileConfig | undefined, hostEnv: HostEnv): string | undefined {
+  if (flags.apiKey || hostEnv.WARP_API_KEY) return undefined;
+  return flags.apiKeyFile || hostEnv.WARP_API_KEY_FILE || file?.api_key_file || undefined;
+}
+
+/** A warning when a key file can be read or written by anyone but its owner. */
+export function keyFilePermissionWarning(path: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  return `the API key file ${path} is accessible to other users (mode ${(mode & 0o777).toString(8).padStart(3, '0')}); restrict it: chmod 600 ${path}`;
+}
+
 export function resolveWorkerConfig(
   flags: WorkerFlags,
   file: FileConfig | undefined,

@@ -83,4 +83,6 @@ export interface WorkerConfig {
   command: CommandBackendConfig | undefined;
   kubernetes: KubernetesBackendConfig | undefined;
   device: DeviceScope | undefined;
+  /** Problems worth a warning in the log once it exists (e.g. a key file others can read). */
+  startupWarnings?: string[];
 }

@@ -52,3 +52,32 @@ describe('device mode', () => {
     expect(harness.worker.output).toMatch(/device mode needs a scope/);
   });
 });
+
+describe('API key from a file', () => {
+  it('connects with the key read from --api-key-file and warns when others can read the file', async () => {
+    const { API_KEY } = await import('../support/direct-worker.js');
+    const { chmodSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tempDir } = await import('../support/worker-process.js');
+    const dir = tempDir('keyfile');
+    try {
+      const keyFile = join(dir.path, 'key');
+      writeFileSync(keyFile, `${API_KEY}\n`);
+      chmodSync(keyFile, 0o644);
+      harness = await startDirectWorker({ args: ['--api-key-file', keyFile], env: { WARP_API_KEY: '' } });
+      await harness.server.waitForConnection();
+      expect(harness.server.handshakes[0]!.authorization).toBe(`Bearer ${API_KEY}`);
+      await harness.worker.waitForLog((l) => l.msg === `the API key file ${keyFile} is accessible to other users (mode 644); restrict it: chmod 600 ${keyFile}`);
+      await harness.close();
+
+      chmodSync(keyFile, 0o600);
+      harness = await startDirectWorker({ args: ['--api-key-file', keyFile], env: { WARP_API_KEY: '' } });
+      await harness.server.waitForConnection();
+      await harness.worker.waitForLog((l) => l.msg === 'Starting oz-worker');
+      expect(harness.worker.output).not.toContain('accessible to other users');
+      expect(harness.worker.output).not.toContain(API_KEY);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

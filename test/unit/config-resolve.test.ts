@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import type { FileConfig } from '../../src/config/file-schema.js';
 import { parseConfigText } from '../../src/config/load-file.js';
-import { resolveApiKey, resolveWorkerConfig, type HostEnv, type ReadSecretFile, type WorkerFlags } from '../../src/config/resolve.js';
+import { apiKeyFileSource, keyFilePermissionWarning, resolveApiKey, resolveWorkerConfig, type HostEnv, type ReadSecretFile, type WorkerFlags } from '../../src/config/resolve.js';
 import {
   DEFAULT_CANCEL_GRACE_MS,
   DEFAULT_SERVER_ROOT_URL,
@@ -429,5 +429,22 @@ describe('other checks', () => {
       error = caught;
     }
     expect((error as ConfigError).exitCode).toBe(2);
+  });
+});
+
+describe('API key file permissions', () => {
+  it.each([
+    [0o600, undefined],
+    [0o400, undefined],
+    [0o640, 'the API key file /k is accessible to other users (mode 640); restrict it: chmod 600 /k'],
+    [0o604, 'the API key file /k is accessible to other users (mode 604); restrict it: chmod 600 /k'],
+    [0o100644, 'the API key file /k is accessible to other users (mode 644); restrict it: chmod 600 /k'],
+  ])('mode %o → %s', (mode, expected) => expect(keyFilePermissionWarning('/k', mode)).toBe(expected));
+
+  it('knows when the key comes from a file', () => {
+    expect(apiKeyFileSource({ apiKeyFile: '/a' }, undefined, {})).toBe('/a');
+    expect(apiKeyFileSource({ apiKeyFile: '/a', apiKey: 'k' }, undefined, {})).toBeUndefined();
+    expect(apiKeyFileSource({}, undefined, { WARP_API_KEY: 'k', WARP_API_KEY_FILE: '/b' })).toBeUndefined();
+    expect(apiKeyFileSource({}, undefined, { WARP_API_KEY_FILE: '/b' })).toBe('/b');
   });
 });
