@@ -6,16 +6,24 @@ import type { Backend, BackendName } from './backend.js';
 
 export class BackendUnavailable extends Error {}
 
-const NOT_YET: Partial<Record<BackendName, string>> = {
-  docker: 'the docker backend is not available in this version yet; use --backend direct, or keep the Go worker for Docker hosts until it lands',
-  kubernetes: 'the kubernetes backend is not available in this version yet; use --backend direct, or keep the Go worker for Kubernetes until it lands',
-  command: 'the command backend is not available in this version yet; use --backend direct, or keep the Go worker for dispatch commands until it lands',
-};
+const NOT_YET: Partial<Record<BackendName, string>> = {};
 
 export async function createBackend(config: WorkerConfig, log: Logger): Promise<Backend> {
   switch (config.backend) {
     case 'direct': {
       const { createBackend: create } = await import('./direct/index.js');
+      return create(config, { log });
+    }
+    case 'docker': {
+      const { createBackend: create } = await import('./docker/index.js');
+      return create(config, { log });
+    }
+    case 'command': {
+      const { createBackend: create } = await import('./command/index.js');
+      return create(config, { log });
+    }
+    case 'kubernetes': {
+      const { createBackend: create } = await import('./kubernetes/index.js');
       return create(config, { log });
     }
     default:

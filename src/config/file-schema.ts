@@ -274,6 +274,8 @@ export const KUBERNETES_SHAPE = {
   workspace_size_limit: quantity(),
   /** Go duration; zero or negative disables the check. */
   unschedulable_timeout: goDuration({ allowNegative: true }),
+  /** Ours: how long the start-up preflight Job may take (Go duration; zero or negative skips it). Default 2m. */
+  preflight_timeout: goDuration({ allowNegative: true }),
   pod_template: opaqueMapping(),
   preflight_resources: opaqueMapping(),
 };

@@ -54,6 +54,7 @@ export type ReadSecretFile = (path: string) => string;
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 export const DEFAULT_DISPATCH_TIMEOUT_MS = 60_000;
 export const DEFAULT_UNSCHEDULABLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_PREFLIGHT_TIMEOUT_MS = 120_000;
 
 const RESERVED_WORKER_ID_PREFIX = 'warp';
 
@@ -274,6 +275,10 @@ function resolveKubernetes(file: FileConfig | undefined): KubernetesBackendConfi
     workspaceSizeLimit: block.workspace_size_limit,
     // Zero or negative disables the unschedulable check.
     unschedulableTimeoutMs: unschedulable > 0 ? unschedulable : 0,
+    preflightTimeoutMs:
+      block.preflight_timeout === undefined || block.preflight_timeout === ''
+        ? DEFAULT_PREFLIGHT_TIMEOUT_MS
+        : Math.max(0, durationMs(block.preflight_timeout, 'backend.kubernetes.preflight_timeout')),
     podTemplate: block.pod_template,
     preflightResources: block.preflight_resources,
   };

@@ -46,6 +46,8 @@ export interface KubernetesBackendConfig {
   ttlSecondsAfterFinished?: number;
   workspaceSizeLimit?: string;
   unschedulableTimeoutMs?: number;
+  /** 0 skips the start-up preflight Job. */
+  preflightTimeoutMs?: number;
   podTemplate?: Record<string, unknown>;
   preflightResources?: Record<string, unknown>;
 }

@@ -89,9 +89,9 @@ describe('command line', () => {
     expect(worker.output).toMatch(/oz CLI not found/);
   });
 
-  it('explains that a backend is not available yet', async () => {
-    const { code, output } = await run(['--worker-id', 'w', '--backend', 'docker'], { WARP_API_KEY: 'k' });
+  it('says so in one line when the selected backend cannot start', async () => {
+    const { code, output } = await run(['--worker-id', 'w', '--backend', 'docker'], { WARP_API_KEY: 'k', DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
     expect(code).toBe(1);
-    expect(output).toMatch(/docker backend is not available/);
+    expect(output).toMatch(/^oz-worker: error: could not start the worker: .*Docker isn't running/m);
   });
 });

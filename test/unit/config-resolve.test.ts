@@ -338,6 +338,7 @@ describe('kubernetes backend', () => {
       '    ttl_seconds_after_finished: 60',
       '    workspace_size_limit: 10Gi',
       '    unschedulable_timeout: 2m',
+      '    preflight_timeout: 5m',
       '    pod_template: { serviceAccountName: sa }',
       '    preflight_resources: { limits: { cpu: 100m } }',
       '',
@@ -359,6 +360,7 @@ describe('kubernetes backend', () => {
       ttlSecondsAfterFinished: 60,
       workspaceSizeLimit: '10Gi',
       unschedulableTimeoutMs: 120_000,
+      preflightTimeoutMs: 300_000,
       podTemplate: { serviceAccountName: 'sa' },
       preflightResources: { limits: { cpu: '100m' } },
     });
@@ -376,7 +378,15 @@ describe('kubernetes backend', () => {
   });
 
   it('uses defaults for --backend kubernetes without a block', () => {
-    expect(resolve({ workerId: 'w', backend: 'kubernetes' }).kubernetes).toEqual({ unschedulableTimeoutMs: 30_000 });
+    expect(resolve({ workerId: 'w', backend: 'kubernetes' }).kubernetes).toEqual({ unschedulableTimeoutMs: 30_000, preflightTimeoutMs: 120_000 });
+  });
+
+  it.each([
+    ['0s', 0],
+    ['-1s', 0],
+    ['90s', 90_000],
+  ])('preflight_timeout %s gives %d ms (0 skips the preflight)', (timeout, ms) => {
+    expect(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    preflight_timeout: ${timeout}\n`).kubernetes?.preflightTimeoutMs).toBe(ms);
   });
 });
 

@@ -1,0 +1,1 @@
+export { createCommandBackend as createBackend } from './command-backend.js';

@@ -1,0 +1,143 @@
+// Pure decisions of the Docker backend: labels, names, the sidecar list's
+// validity, resource limits and the task container's create body.
+import { randomBytes } from 'node:crypto';
+import { dedupeEnv } from '../../agent/task-env.js';
+import type { InstanceShape, SidecarMount } from '../../protocol/messages.js';
+import { TaskFailure } from '../../worker/failure.js';
+import type { TaskParams } from '../backend.js';
+import { sanitizeName } from './reference.js';
+
+/** Every container and volume this worker creates carries these labels. */
+export const LABEL_PREFIX = 'dev.warp.oz-worker';
+export const LABELS = {
+  managed: `${LABEL_PREFIX}.managed`,
+  workerId: `${LABEL_PREFIX}.worker-id`,
+  runId: `${LABEL_PREFIX}.run-id`,
+  executionId: `${LABEL_PREFIX}.execution-id`,
+  role: `${LABEL_PREFIX}.role`,
+  sidecarImage: `${LABEL_PREFIX}.sidecar-image`,
+  sidecarImageId: `${LABEL_PREFIX}.sidecar-image-id`,
+  /** On a sidecar cache marker: the filled volume it vouches for. */
+  sidecarData: `${LABEL_PREFIX}.sidecar-data`,
+} as const;
+
+export type Role =
+  /** The task's container. */
+  | 'task'
+  /** A never-started container used to copy a sidecar image's files. */
+  | 'sidecar-helper'
+  /** A per-task copy of a read-write sidecar. */
+  | 'task-sidecar'
+  /** A shared read-only sidecar copy (complete only once a marker names it). */
+  | 'sidecar-data'
+  /** An empty volume whose existence says its `sidecar-data` volume is complete. */
+  | 'sidecar-ready';
+
+export function workerLabels(workerId: string, role: Role): Record<string, string> {
+  return { [LABELS.managed]: 'true', [LABELS.workerId]: workerId, [LABELS.role]: role };
+}
+
+export function taskLabels(workerId: string, params: Pick<TaskParams, 'taskId' | 'executionId'>, role: Role): Record<string, string> {
+  return { ...workerLabels(workerId, role), [LABELS.runId]: params.taskId, [LABELS.executionId]: params.executionId };
+}
+
+/** A readable, unique container name: `oz-task-<run id>-<random>`. */
+export function taskContainerName(taskId: string, random = randomBytes(4).toString('hex')): string {
+  const id = sanitizeName(taskId).replace(/^[^a-zA-Z0-9]+/, '').slice(0, 64);
+  return `oz-task-${id || 'run'}-${random}`;
+}
+
+/** The sidecar list's problems, in the Go worker's words (reason `sidecar_prep`). */
+export function validateSidecars(sidecars: readonly SidecarMount[]): void {
+  const seen = new Set<string>();
+  for (const sidecar of sidecars) {
+    if (sidecar.image === '') throw new TaskFailure('sidecar_prep', 'additional sidecar has empty image');
+    if (sidecar.mount_path === '') throw new TaskFailure('sidecar_prep', `additional sidecar ${sidecar.image} has empty mount path`);
+    if (seen.has(sidecar.mount_path)) {
+      throw new TaskFailure('sidecar_prep', `duplicate mount path ${sidecar.mount_path} for additional sidecar ${sidecar.image}`);
+    }
+    seen.add(sidecar.mount_path);
+  }
+}
+
+export interface Resources {
+  NanoCpus?: number;
+  Memory?: number;
+  MemorySwap?: number;
+}
+
+/** CPU and memory limits per positive axis; memory is a hard cap (no extra swap). */
+export function resourcesForShape(shape: InstanceShape | undefined): Resources {
+  const resources: Resources = {};
+  if (shape?.vcpus !== undefined && shape.vcpus > 0) resources.NanoCpus = shape.vcpus * 1_000_000_000;
+  if (shape?.memory_gb !== undefined && shape.memory_gb > 0) {
+    resources.Memory = shape.memory_gb * 2 ** 30;
+    resources.MemorySwap = resources.Memory;
+  }
+  return resources;
+}
+
+/** `<volume>:<mount>` for a read-write sidecar, else with `:ro`. */
+export function sidecarBind(volume: string, sidecar: SidecarMount): string {
+  return sidecar.read_write ? `${volume}:${sidecar.mount_path}` : `${volume}:${sidecar.mount_path}:ro`;
+}
+
+/**
+ * The container's environment: the common task env, then the worker env map
+ * (which wins over server values), then the OZ_* variables the other backends
+ * also set. Duplicates resolve to the last value, in first-appearance order.
+ */
+export function containerEnv(params: Pick<TaskParams, 'taskId' | 'env'>, workerEnv: Readonly<Record<string, string>>): string[] {
+  return dedupeEnv([
+    ...params.env,
+    ...Object.entries(workerEnv).map(([key, value]) => `${key}=${value}`),
+    `OZ_RUN_ID=${params.taskId}`,
+    'OZ_WORKER_BACKEND=docker',
+  ]);
+}
+
+export const ENTRYPOINT = '/agent/entrypoint.sh';
+export const WORKING_DIR = '/workspace';
+
+export interface TaskContainerInput {
+  params: TaskParams;
+  workerId: string;
+  workerEnv: Readonly<Record<string, string>>;
+  /** Sidecar binds, in sidecar order. */
+  sidecarBinds: readonly string[];
+  /** `backend.docker.volumes` then `-v` flags, verbatim. */
+  volumes: readonly string[];
+}
+
+/**
+ * The `POST /containers/create` body of a task. The image's ENTRYPOINT is kept
+ * (as the Go worker does), so images that wrap the command keep working.
+ */
+export function taskContainerBody(input: TaskContainerInput): Record<string, unknown> {
+  const { params } = input;
+  return {
+    Image: params.image,
+    Cmd: [ENTRYPOINT, ...params.args],
+    Env: containerEnv(params, input.workerEnv),
+    WorkingDir: WORKING_DIR,
+    Labels: taskLabels(input.workerId, params, 'task'),
+    HostConfig: {
+      Binds: [...input.sidecarBinds, ...input.volumes],
+      ...resourcesForShape(params.instanceShape),
+    },
+  };
+}
+
+/** Where a helper container mounts the volume being filled (absent from real images). */
+export const FILL_TARGET = '/.oz-worker-sidecar-fill';
+
+/** A never-started container from a sidecar image, to export its files or to receive them into `volume`. */
+export function helperContainerBody(image: string, labels: Record<string, string>, volume?: string): Record<string, unknown> {
+  return {
+    Image: image,
+    // Never run; an explicit command lets images without CMD/ENTRYPOINT be created.
+    Cmd: ['true'],
+    Labels: labels,
+    HostConfig: volume ? { Binds: [`${volume}:${FILL_TARGET}`] } : {},
+  };
+}

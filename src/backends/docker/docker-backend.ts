@@ -1,0 +1,442 @@
+// The Docker backend: one container per task from the task's image, with each
+// sidecar image's files mounted from a volume and `/agent/entrypoint.sh`
+// running the agent.
+//
+// Differences from the Go worker, on purpose:
+// * pull errors reported inside the (200 OK) progress stream fail the pull;
+// * sidecar volumes are complete before they are shared, read-write sidecars
+//   get a volume per task, and no helper container is left behind;
+// * the container's output is streamed to the log as it happens, stdout and
+//   stderr separated, line by line;
+// * a cancel (or worker shutdown) stops the container with a grace period
+//   (SIGTERM, then SIGKILL), also when cleanup is disabled;
+// * containers and volumes carry labels (worker id, run id), so leftovers of a
+//   crashed worker are removed when it starts again;
+// * the container also gets OZ_RUN_ID and OZ_WORKER_BACKEND, like the other backends.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { WorkerConfig } from '../../config/worker-config.js';
+import type { Logger } from '../../log/logger.js';
+import { TaskCancelled, TaskFailure } from '../../worker/failure.js';
+import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
+import { LineSplitter } from '../direct/output-lines.js';
+import { LABELS, sidecarBind, taskContainerBody, taskContainerName, validateSidecars } from './container-spec.js';
+import { discoverDocker, DockerDiscoveryError, type DockerEndpoint } from './discovery.js';
+import { connectionProblem, errorText, HttpDockerEngine, isNotFound, type DockerEngine, type ImageInfo } from './engine.js';
+import { fullName, parseImageRef, pullTag } from './reference.js';
+import { registryAuthFor, type CredentialHelper } from './registry-auth.js';
+import { SidecarVolumes } from './sidecars.js';
+import { isPullMilestone, LogDemuxer } from './streams.js';
+
+export const PING_TIMEOUT_MS = 5_000;
+export const SUPPORTED_PLATFORMS = ['linux/amd64', 'linux/arm64'];
+/** How long output may still arrive after the container stopped. */
+const LOG_SETTLE_MS = 5_000;
+/** Extra time the daemon gets, beyond the grace period, to confirm a stop before we kill. */
+const STOP_SLACK_MS = 15_000;
+
+export interface DockerBackendDeps {
+  log: Logger;
+  /** The worker's environment (default `process.env`): DOCKER_HOST and friends. */
+  env?: NodeJS.ProcessEnv;
+  /** The worker user's home (default `os.homedir()`), for ~/.docker. */
+  home?: string;
+  /** An Engine client to use instead of discovering the daemon. */
+  engine?: DockerEngine;
+  credentialHelper?: CredentialHelper;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Finds and checks the daemon (fatal on failure, with what to do), then removes leftovers of earlier runs. */
+export async function createDockerBackend(config: WorkerConfig, deps: DockerBackendDeps): Promise<Backend> {
+  const { log } = deps;
+  const env = deps.env ?? process.env;
+  const home = deps.home ?? homedir();
+  let engine = deps.engine;
+  let endpoint: DockerEndpoint | undefined;
+  if (!engine) {
+    let discovery;
+    try {
+      discovery = discoverDocker({ env, home, readFile: readText, exists: existsSync });
+    } catch (error) {
+      if (error instanceof DockerDiscoveryError) throw new Error(`failed to create Docker client: ${error.message}`);
+      throw error;
+    }
+    endpoint = discovery.endpoint;
+    log.debug(`Using the Docker daemon at ${endpoint.url} (from ${discovery.source})`);
+    try {
+      engine = new HttpDockerEngine(endpoint, discovery.apiVersion);
+    } catch (error) {
+      // Only TLS files can fail here.
+      throw new Error(`failed to create Docker client: cannot read the TLS files for ${endpoint.url} (${discovery.source}): ${errorText(error)}; check DOCKER_CERT_PATH`);
+    }
+  }
+  let platform: string;
+  try {
+    try {
+      await engine.ping(PING_TIMEOUT_MS);
+    } catch (error) {
+      throw new Error(`failed to reach Docker daemon: ${endpoint ? connectionProblem(error, endpoint) : errorText(error)}`);
+    }
+    let version;
+    try {
+      version = await engine.version();
+    } catch (error) {
+      throw new Error(`failed to get Docker version: ${errorText(error)}`);
+    }
+    platform = `${version.Os ?? ''}/${version.Arch ?? ''}`;
+    if (!SUPPORTED_PLATFORMS.includes(platform)) {
+      throw new Error(`unsupported Docker platform ${platform} (only linux/amd64 and linux/arm64 are supported)`);
+    }
+  } catch (error) {
+    await engine.close().catch(() => undefined);
+    throw error;
+  }
+  log.info(`Docker daemon is reachable${endpoint ? ` at ${endpoint.url}` : ''}, platform: ${platform}`);
+  const backend = new DockerBackend({ config, log, env, home, engine, platform, credentialHelper: deps.credentialHelper });
+  await backend.removeLeftovers();
+  return backend;
+}
+
+interface Settings {
+  config: WorkerConfig;
+  log: Logger;
+  env: NodeJS.ProcessEnv;
+  home: string;
+  engine: DockerEngine;
+  platform: string;
+  credentialHelper: CredentialHelper | undefined;
+}
+
+/** What one task holds that cleanup must release. */
+interface TaskResources {
+  containerName: string;
+  container: string | undefined;
+  /** Per-task volumes (read-write sidecars). */
+  volumes: string[];
+  /** A stop in progress (cancel or shutdown). */
+  stopping: Promise<void> | undefined;
+}
+
+function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw new TaskCancelled();
+}
+
+/** `promise`, or a TaskCancelled as soon as `signal` fires (the work itself goes on). */
+function unlessCancelled<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new TaskCancelled());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new TaskCancelled());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+/** A hint for pull failures people can fix themselves. */
+function pullHint(text: string): string {
+  if (/unauthorized|denied|authentication required|no basic auth/i.test(text)) {
+    return '; log in to the registry as the worker\'s user (docker login) or check the credentials in ~/.docker/config.json';
+  }
+  if (/not found|manifest unknown|does not exist/i.test(text)) return '; check that the image name and tag exist in the registry';
+  return '';
+}
+
+class DockerBackend implements Backend {
+  readonly name = 'docker' as const;
+  readonly preservesTasksOnShutdown = false;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly sidecars: SidecarVolumes;
+
+  constructor(private readonly settings: Settings) {
+    this.sidecars = new SidecarVolumes(settings.engine, settings.config.workerId);
+  }
+
+  executeTask(run: TaskRun): Promise<ExecutionOutcome> {
+    const execution = this.execute(run);
+    this.track(execution);
+    return execution;
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.inFlight.add(work);
+    const forget = (): void => void this.inFlight.delete(work);
+    work.then(forget, forget);
+  }
+
+  /** Waits for running tasks' cleanup, then closes the connection to the daemon. */
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+    await this.settings.engine.close().catch((error: unknown) => this.settings.log.warn(`Failed to close the Docker client: ${errorText(error)}`));
+  }
+
+  /**
+   * Removes what an earlier run of this worker (same worker id) left behind:
+   * its containers (running ones are stopped first), per-task sidecar volumes
+   * and half-filled sidecar volumes. With cleanup disabled, containers and
+   * per-task volumes are kept, but running containers are still stopped.
+   */
+  async removeLeftovers(): Promise<void> {
+    const { engine, config, log } = this.settings;
+    const mine = `${LABELS.workerId}=${config.workerId}`;
+    try {
+      const containers = await engine.listContainers([mine]);
+      await Promise.all(
+        containers.map(async (container) => {
+          const name = container.Names?.[0]?.replace(/^\//, '') ?? container.Id.slice(0, 12);
+          const run = container.Labels?.[LABELS.runId];
+          const what = `leftover container ${name}${run ? ` (run ${run})` : ''} from an earlier run of this worker`;
+          try {
+            if (config.cleanup) {
+              await engine.removeContainer(container.Id, { force: true, volumes: true });
+              log.info(`Removed ${what}`);
+            } else if (container.State === 'running' || container.State === 'paused' || container.State === 'restarting') {
+              await engine.killContainer(container.Id);
+              log.info(`Stopped ${what}; kept it because cleanup is disabled`);
+            }
+          } catch (error) {
+            if (!isNotFound(error)) log.warn(`Failed to remove ${what}: ${errorText(error)}`);
+          }
+        }),
+      );
+      const volumes = await engine.listVolumes([mine]);
+      const markers = await engine.listVolumes([`${LABELS.role}=sidecar-ready`]);
+      const complete = new Set(markers.map((marker) => marker.Labels?.[LABELS.sidecarData]));
+      await Promise.all(
+        volumes.map(async (volume) => {
+          const role = volume.Labels?.[LABELS.role];
+          const leftover = (role === 'task-sidecar' && config.cleanup) || (role === 'sidecar-data' && !complete.has(volume.Name));
+          if (!leftover) return;
+          try {
+            await engine.removeVolume(volume.Name);
+            log.info(`Removed leftover volume ${volume.Name} from an earlier run of this worker`);
+          } catch (error) {
+            if (!isNotFound(error)) log.warn(`Failed to remove leftover volume ${volume.Name}: ${errorText(error)}`);
+          }
+        }),
+      );
+    } catch (error) {
+      log.warn(`Could not look for leftovers of an earlier run: ${errorText(error)}`);
+    }
+  }
+
+  private async execute(run: TaskRun): Promise<ExecutionOutcome> {
+    const { params, log } = run;
+    const resources: TaskResources = { containerName: taskContainerName(params.taskId), container: undefined, volumes: [], stopping: undefined };
+    try {
+      return await this.runTask(run, resources);
+    } finally {
+      const cleanup = this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${errorText(error)}`));
+      this.track(cleanup);
+      if (run.afterOutcome) run.afterOutcome(cleanup);
+      else await cleanup;
+    }
+  }
+
+  private async runTask(run: TaskRun, resources: TaskResources): Promise<ExecutionOutcome> {
+    const { params, signal, log } = run;
+    const { engine, config } = this.settings;
+    throwIfCancelled(signal);
+    validateSidecars(params.sidecars);
+
+    try {
+      await this.pull(params.image, run);
+    } catch (error) {
+      throwIfCancelled(signal);
+      throw new TaskFailure('image_pull', (error as Error).message, { cause: error });
+    }
+
+    const sidecarBinds: string[] = [];
+    for (const [index, sidecar] of params.sidecars.entries()) {
+      log.info(`Preparing additional sidecar: image=${sidecar.image}, mount=${sidecar.mount_path}${sidecar.read_write ? ' (read-write)' : ''}`);
+      let image: ImageInfo;
+      try {
+        image = await this.pull(sidecar.image, run);
+      } catch (error) {
+        throwIfCancelled(signal);
+        throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${(error as Error).message}`, { cause: error });
+      }
+      let volume: string;
+      try {
+        if (sidecar.read_write) {
+          const name = `${resources.containerName}-sidecar-${index}`;
+          resources.volumes.push(name);
+          volume = await this.sidecars.perTask(sidecar, name, params, log);
+        } else {
+          volume = await unlessCancelled(this.sidecars.shared(sidecar.image, image.Id, log), signal);
+        }
+      } catch (error) {
+        throwIfCancelled(signal);
+        throw new TaskFailure('sidecar_prep', `failed to prepare additional sidecar ${sidecar.image}: ${errorText(error)}`, { cause: error });
+      }
+      sidecarBinds.push(sidecarBind(volume, sidecar));
+    }
+    throwIfCancelled(signal);
+
+    const body = taskContainerBody({ params, workerId: config.workerId, workerEnv: config.taskEnv, sidecarBinds, volumes: config.docker.volumes });
+    try {
+      resources.container = await engine.createContainer(resources.containerName, body);
+    } catch (error) {
+      throw new TaskFailure('container_create', `failed to create container: ${errorText(error)}`, { cause: error });
+    }
+    const id = resources.container;
+    log.info({ container: resources.containerName }, `Created container ${resources.containerName} (${id.slice(0, 12)}) from ${params.image}`);
+
+    const stopOnAbort = (): void => {
+      resources.stopping ??= this.stop(id, resources.containerName, log);
+    };
+    signal.addEventListener('abort', stopOnAbort, { once: true });
+    try {
+      throwIfCancelled(signal);
+      try {
+        await engine.startContainer(id);
+      } catch (error) {
+        throw new TaskFailure('container_start', `failed to start container: ${errorText(error)}`, { cause: error });
+      }
+      const logsStop = new AbortController();
+      const logsDone = this.followLogs(id, log, logsStop.signal);
+      let result;
+      try {
+        result = await engine.waitContainer(id);
+      } catch (error) {
+        logsStop.abort();
+        throwIfCancelled(signal);
+        throw new TaskFailure('container_wait', `error waiting for container: ${errorText(error)}`, { cause: error });
+      }
+      // Let the last lines arrive, but never hang on a stream that does not end.
+      await Promise.race([logsDone, delay(LOG_SETTLE_MS, undefined, { ref: false })]);
+      logsStop.abort();
+      if (signal.aborted) {
+        await resources.stopping;
+        throw new TaskCancelled();
+      }
+      if (result.Error?.Message) throw new TaskFailure('container_wait', `error waiting for container: ${result.Error.Message}`);
+      const code = result.StatusCode;
+      if (code === 0) {
+        log.info(`Task ${params.taskId} execution completed successfully`);
+        return { kind: 'completed' };
+      }
+      const oomKilled = await engine.inspectContainer(id).then(
+        (info) => info.State?.OOMKilled === true,
+        () => false,
+      );
+      const message = `container exited with non-zero status: ${code}`;
+      if (!oomKilled) throw new TaskFailure('container_exit', message, { exitCode: code });
+      const memory = params.instanceShape?.memory_gb;
+      throw new TaskFailure(
+        'container_oom',
+        `${message} (out of memory: the kernel killed the task${memory && memory > 0 ? ` at its ${memory} GiB limit; run it on a larger instance shape` : ''})`,
+        { exitCode: code },
+      );
+    } finally {
+      signal.removeEventListener('abort', stopOnAbort);
+    }
+  }
+
+  /** Pulls for the daemon's platform and checks the result; errors are Go-worded. */
+  private async pull(image: string, run: TaskRun): Promise<ImageInfo> {
+    const { engine, platform, env, home, credentialHelper } = this.settings;
+    const { log, signal } = run;
+    const ref = parseImageRef(image);
+    if (!ref) throw new Error(`failed to pull image ${image}: invalid reference format (expected e.g. ubuntu:22.04 or registry.example.com/team/image:tag)`);
+    const registryAuth = await registryAuthFor(image, { env, home, helper: credentialHelper }, log);
+    log.info(`Pulling image: ${image}`);
+    try {
+      await engine.pullImage(fullName(ref), pullTag(ref), {
+        platform,
+        registryAuth,
+        signal,
+        onEvent: (event) => {
+          if (isPullMilestone(event)) log.debug({ image }, `${event.id ? `${event.id}: ` : ''}${event.status}`);
+        },
+      });
+    } catch (error) {
+      const text = errorText(error);
+      throw new Error(`failed to pull image ${image}: ${text}${pullHint(text)}`, { cause: error });
+    }
+    let info: ImageInfo;
+    try {
+      info = await engine.inspectImage(image);
+    } catch (error) {
+      throw new Error(`failed to inspect pulled image ${image}: ${errorText(error)}`, { cause: error });
+    }
+    const imagePlatform = `${info.Os ?? ''}/${info.Architecture ?? ''}`;
+    if (imagePlatform !== platform) throw new Error(`image ${image} is for platform ${imagePlatform}, but this worker requires ${platform}`);
+    log.info(`Successfully pulled image: ${image}`);
+    return info;
+  }
+
+  /** Streams the container's output to the log, line by line, until it ends or `signal` fires. */
+  private async followLogs(id: string, log: Logger, signal: AbortSignal): Promise<void> {
+    const lines = {
+      stdout: new LineSplitter((line) => log.info({ stream: 'stdout' }, line)),
+      stderr: new LineSplitter((line) => log.info({ stream: 'stderr' }, line)),
+    };
+    const demuxer = new LogDemuxer((stream, data) => lines[stream].push(data));
+    try {
+      const stream = await this.settings.engine.containerLogs(id, signal);
+      for await (const chunk of stream) demuxer.push(chunk as Buffer);
+    } catch (error) {
+      if (!signal.aborted) log.warn(`Failed to read container logs: ${errorText(error)}`);
+    } finally {
+      lines.stdout.end();
+      lines.stderr.end();
+    }
+  }
+
+  /** SIGTERM with the cancel grace period; Docker sends SIGKILL after it. Kills directly if the stop fails. */
+  private async stop(id: string, name: string, log: Logger): Promise<void> {
+    const { engine, config } = this.settings;
+    const graceSeconds = Math.max(0, Math.ceil(config.cancelGraceMs / 1000));
+    log.info(`Stopping container ${name}: SIGTERM, then SIGKILL after ${graceSeconds}s`);
+    try {
+      await engine.stopContainer(id, graceSeconds, config.cancelGraceMs + STOP_SLACK_MS);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      log.warn(`Failed to stop container ${name}: ${errorText(error)}; killing it`);
+      await engine.killContainer(id).catch((killError: unknown) => {
+        if (!isNotFound(killError)) log.warn(`Failed to kill container ${name}: ${errorText(killError)}`);
+      });
+    }
+  }
+
+  /** After the outcome: the container goes (unless cleanup is off), then the task's own volumes. */
+  private async cleanUp(run: TaskRun, resources: TaskResources): Promise<void> {
+    const { log } = run;
+    const { engine, config } = this.settings;
+    await resources.stopping;
+    if (resources.container !== undefined) {
+      if (config.cleanup) {
+        try {
+          // v=1 also removes the image's anonymous volumes; named volumes stay.
+          await engine.removeContainer(resources.container, { force: true, volumes: true });
+          log.debug(`Removed container ${resources.containerName}`);
+        } catch (error) {
+          if (!isNotFound(error)) log.warn(`Failed to remove container ${resources.containerName}: ${errorText(error)}`);
+        }
+      } else {
+        log.info(`Keeping container ${resources.containerName} (cleanup disabled)`);
+      }
+    }
+    for (const volume of resources.volumes) {
+      if (config.cleanup) await this.sidecars.removeVolume(volume, log);
+      else log.info(`Keeping volume ${volume} (cleanup disabled)`);
+    }
+  }
+}

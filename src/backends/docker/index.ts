@@ -1,0 +1,1 @@
+export { createDockerBackend as createBackend } from './docker-backend.js';

@@ -1,0 +1,173 @@
+// The few Kubernetes calls the backend makes, behind an interface the project
+// owns. The implementation is @kubernetes/client-node: it reads kubeconfig
+// files (exec plugins, tokens, client certificates), in-cluster credentials
+// with token rotation, and runs list+watch informers.
+import * as k8s from '@kubernetes/client-node';
+
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** A running list+watch of one resource kind (shared by all of this worker's tasks). */
+export interface ResourceWatch<T> {
+  on(event: 'add' | 'update' | 'delete', callback: (object: T) => void): void;
+  on(event: 'error', callback: (error: unknown) => void): void;
+  on(event: 'connect', callback: () => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Objects seen so far (the informer's cache). */
+  list(): readonly T[];
+}
+
+export interface AccessCheck {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource?: string;
+}
+
+export interface KubeClient {
+  readonly namespace: string;
+  /** Where the client points, for messages. */
+  readonly server: string;
+  version(): Promise<string>;
+  createJob(job: k8s.V1Job): Promise<k8s.V1Job>;
+  /** Undefined when the Job does not exist. */
+  getJob(name: string): Promise<k8s.V1Job | undefined>;
+  /** False when the Job was already gone. */
+  deleteJob(name: string, propagation: 'Foreground' | 'Background'): Promise<boolean>;
+  annotateJob(name: string, annotations: Record<string, string>): Promise<void>;
+  listJobs(labelSelector: string): Promise<k8s.V1Job[]>;
+  listPods(labelSelector: string): Promise<k8s.V1Pod[]>;
+  podLog(pod: string, container: string, tailLines: number): Promise<string>;
+  listEvents(fieldSelector: string): Promise<k8s.CoreV1Event[]>;
+  canI(check: AccessCheck): Promise<{ allowed: boolean; reason?: string }>;
+  watchJobs(labelSelector: string): ResourceWatch<k8s.V1Job>;
+  watchPods(labelSelector: string): ResourceWatch<k8s.V1Pod>;
+}
+
+/** The status code of a failed API call, when it has one. */
+export function statusOf(error: unknown): number | undefined {
+  if (error instanceof KubeApiError) return error.status;
+  const code = (error as { code?: unknown; statusCode?: unknown })?.code ?? (error as { statusCode?: unknown })?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** The API server's own message for a failed call (its Status body), else the error text. */
+export function apiErrorText(error: unknown): string {
+  const body = (error as { body?: unknown })?.body;
+  if (typeof body === 'string') {
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return parsed.message;
+    } catch {
+      // not a Status object
+    }
+    if (body.trim() !== '') return body.trim();
+  } else if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') {
+    return (body as { message: string }).message;
+  }
+  const status = statusOf(error);
+  const text = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+  return status !== undefined && !text.includes(String(status)) ? `HTTP ${status}: ${text}` : text;
+}
+
+async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new KubeApiError(`${what}: ${apiErrorText(error)}`, statusOf(error));
+  }
+}
+
+export interface ClientOptions {
+  namespace: string;
+  /** Explicit kubeconfig path; else in-cluster; else the default loading rules. */
+  kubeconfig?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Loads credentials as the Go worker does: explicit file, else in-cluster, else ~/.kube/config / $KUBECONFIG. */
+export function loadKubeConfig(options: ClientOptions): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  const env = options.env ?? process.env;
+  if (options.kubeconfig) {
+    kc.loadFromFile(options.kubeconfig);
+  } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
+    kc.loadFromCluster();
+  } else {
+    kc.loadFromDefault();
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new Error(
+      'no Kubernetes cluster configured: set backend.kubernetes.kubeconfig, run inside a cluster, or provide ~/.kube/config (or $KUBECONFIG) with a current context',
+    );
+  }
+  return kc;
+}
+
+export function createKubeClient(options: ClientOptions): KubeClient {
+  const kc = loadKubeConfig(options);
+  const { namespace } = options;
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
+  const versionApi = kc.makeApiClient(k8s.VersionApi);
+  const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+  const informer = <T extends k8s.KubernetesObject>(path: string, list: () => Promise<k8s.KubernetesListObject<T>>, labelSelector: string): ResourceWatch<T> => {
+    const watch = new k8s.ListWatch<T>(path, new k8s.Watch(kc), list, false, labelSelector);
+    return {
+      on: (event: string, callback: (value: never) => void) => watch.on(event as never, callback as never),
+      start: () => watch.start(),
+      stop: () => watch.stop(),
+      list: () => watch.list(namespace),
+    } as ResourceWatch<T>;
+  };
+
+  return {
+    namespace,
+    server: kc.getCurrentCluster()?.server ?? '(unknown)',
+    version: () => call('failed to reach Kubernetes API server', async () => (await versionApi.getCode()).gitVersion),
+    createJob: (job) => call('failed to create Kubernetes Job', () => batch.createNamespacedJob({ namespace, body: job })),
+    getJob: async (name) => {
+      try {
+        return await batch.readNamespacedJob({ name, namespace });
+      } catch (error) {
+        if (statusOf(error) === 404) return undefined;
+        throw new KubeApiError(`failed to get Job ${name}: ${apiErrorText(error)}`, statusOf(error));
+      }
+    },
+    deleteJob: async (name, propagationPolicy) => {
+      try {
+        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy });
+        return true;
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw new KubeApiError(`failed to delete Job ${name}: ${apiErrorText(error)}`, statusOf(error));
+      }
+    },
+    annotateJob: async (name, annotations) => {
+      await call(`failed to annotate Job ${name}`, () => batch.patchNamespacedJob({ name, namespace, body: { metadata: { annotations } } }, mergePatch));
+    },
+    listJobs: async (labelSelector) => (await call('failed to list Jobs', () => batch.listNamespacedJob({ namespace, labelSelector }))).items,
+    listPods: async (labelSelector) => (await call('failed to list Pods', () => core.listNamespacedPod({ namespace, labelSelector }))).items,
+    podLog: (pod, container, tailLines) => call(`failed to read logs of ${pod}/${container}`, () => core.readNamespacedPodLog({ name: pod, namespace, container, tailLines })),
+    listEvents: async (fieldSelector) => (await call('failed to list events', () => core.listNamespacedEvent({ namespace, fieldSelector }))).items,
+    canI: async ({ verb, group, resource, subresource }) => {
+      const review = await call('failed to check permissions (SelfSubjectAccessReview)', () =>
+        authz.createSelfSubjectAccessReview({
+          body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { namespace, verb, group, resource, ...(subresource ? { subresource } : {}) } } },
+        }),
+      );
+      return { allowed: review.status?.allowed ?? false, ...(review.status?.reason ? { reason: review.status.reason } : {}) };
+    },
+    watchJobs: (labelSelector) => informer(`/apis/batch/v1/namespaces/${namespace}/jobs`, () => batch.listNamespacedJob({ namespace, labelSelector }), labelSelector),
+    watchPods: (labelSelector) => informer(`/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace, labelSelector }), labelSelector),
+  };
+}

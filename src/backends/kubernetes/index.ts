@@ -1,0 +1,1 @@
+export { createKubernetesBackend as createBackend } from './kubernetes-backend.js';

@@ -1,0 +1,304 @@
+// The Kubernetes backend: one Job per task execution, followed through one
+// shared watch. Differences from the Go worker, on purpose:
+// * a cancelled task's Job is deleted (foreground), not left running;
+// * a pod that fails early (image pull after a grace, unschedulable, mount or
+//   create errors) has its Job removed when cleanup is on, instead of pending forever;
+// * a restarted worker reattaches to its Jobs and reports the ones that ended
+//   while it was away; a re-sent assignment adopts its existing Job;
+// * `pod_template` is read strictly, and RBAC is checked verb by verb at start-up.
+import type { V1Job, V1PodSpec } from '@kubernetes/client-node';
+import type { WorkerConfig } from '../../config/worker-config.js';
+import type { Logger } from '../../log/logger.js';
+import { TaskCancelled, TaskFailure } from '../../worker/failure.js';
+import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../backend.js';
+import { createKubeClient, statusOf, type KubeClient } from './client.js';
+import {
+  buildTaskJob,
+  DEFAULT_ACTIVE_DEADLINE_SECONDS,
+  DEFAULT_PREFLIGHT_IMAGE,
+  DEFAULT_PREFLIGHT_RESOURCES,
+  DEFAULT_TTL_SECONDS,
+  SidecarError,
+  validateSidecars,
+  type JobSettings,
+  type PullPolicy,
+} from './job-builder.js';
+import { monitorJob, type MonitorResult } from './job-monitor.js';
+import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_HASH, workerSelector } from './names.js';
+import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
+import { checkPermissions, runPreflight } from './startup-checks.js';
+import { SharedTaskWatch } from './task-watch.js';
+
+/** Set on a Job once its result was handed to the worker, so a restart does not report it twice. */
+export const ANNOTATION_REPORTED = 'oz-worker.dev/reported';
+export const LABEL_PREFLIGHT = 'oz-preflight';
+const LOG_TAIL_LINES = 200;
+const MAX_LOG_BYTES = 1024 * 1024;
+const DEFAULT_IMAGE_PULL_GRACE_MS = 60_000;
+
+export interface KubernetesDeps {
+  log: Logger;
+  /** Injected in tests; by default made from the config. */
+  client?: KubeClient;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Settings {
+  job: JobSettings;
+  cleanup: boolean;
+  unschedulableTimeoutMs: number;
+  imagePullGraceMs: number;
+}
+
+export async function createKubernetesBackend(config: WorkerConfig, deps: KubernetesDeps): Promise<Backend> {
+  const { log } = deps;
+  const env = deps.env ?? process.env;
+  const k = config.kubernetes ?? {};
+  let podTemplate: V1PodSpec | undefined;
+  let preflightResources;
+  try {
+    podTemplate = readPodTemplate(k.podTemplate);
+    preflightResources = readResources(k.preflightResources);
+  } catch (error) {
+    if (error instanceof TemplateError) throw new Error(`${error.message} (fix backend.kubernetes in the config file)`);
+    throw error;
+  }
+  const namespace = k.namespace || 'default';
+  let client: KubeClient;
+  try {
+    client = deps.client ?? createKubeClient({ namespace, kubeconfig: k.kubeconfig, env });
+  } catch (error) {
+    throw new Error(`failed to build Kubernetes client config: ${(error as Error).message}`);
+  }
+  let version: string;
+  try {
+    version = await client.version();
+  } catch (error) {
+    throw new Error(`cannot reach the Kubernetes API server at ${client.server} (${(error as Error).message}); check backend.kubernetes.kubeconfig and network access`);
+  }
+  log.info({ server: client.server, version, namespace }, 'Connected to the Kubernetes API server');
+  await checkPermissions(client, log);
+
+  const pullPolicy: PullPolicy = k.imagePullPolicy ?? 'IfNotPresent';
+  const preflightTimeoutMs = k.preflightTimeoutMs ?? 120_000;
+  if (preflightTimeoutMs > 0) {
+    await runPreflight(
+      client,
+      {
+        workerId: config.workerId,
+        namespace,
+        image: k.preflightImage || DEFAULT_PREFLIGHT_IMAGE,
+        imagePullPolicy: pullPolicy,
+        useImageVolumes: k.useImageVolumes ?? false,
+        resources: preflightResources ?? DEFAULT_PREFLIGHT_RESOURCES,
+        podTemplate,
+        labels: { [LABEL_PREFLIGHT]: 'true', [LABEL_WORKER_HASH]: idHash(config.workerId) },
+        ttlSecondsAfterFinished: 600,
+      },
+      preflightTimeoutMs,
+      log,
+    );
+  }
+
+  const watch = new SharedTaskWatch(client, workerSelector(config.workerId), log);
+  await watch.start();
+  const graceOverride = Number(env.OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS);
+  return new KubernetesBackend(client, watch, log, {
+    cleanup: config.cleanup,
+    unschedulableTimeoutMs: k.unschedulableTimeoutMs ?? 30_000,
+    imagePullGraceMs: Number.isFinite(graceOverride) && env.OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS !== '' && graceOverride >= 0 ? graceOverride : DEFAULT_IMAGE_PULL_GRACE_MS,
+    job: {
+      workerId: config.workerId,
+      namespace,
+      imagePullPolicy: pullPolicy,
+      useImageVolumes: k.useImageVolumes ?? false,
+      setupCommand: k.setupCommand ?? '',
+      teardownCommand: k.teardownCommand ?? '',
+      extraLabels: k.extraLabels ?? {},
+      extraAnnotations: k.extraAnnotations ?? {},
+      activeDeadlineSeconds: k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS,
+      ttlSecondsAfterFinished: config.cleanup ? (k.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS) : undefined,
+      workspaceSizeLimit: k.workspaceSizeLimit,
+      podTemplate,
+      taskEnv: config.taskEnv,
+    },
+  });
+}
+
+function createFailureText(error: unknown, namespace: string): string {
+  const status = statusOf(error);
+  const text = (error as Error).message;
+  if (status === 403) return `${text}; the worker's service account may not create Jobs in namespace "${namespace}" (grant create on batch/jobs, see k8s/role.yaml)`;
+  if (status === 422) return `${text}; Kubernetes rejected the Job as invalid: check backend.kubernetes.pod_template and the task's sidecars`;
+  return text;
+}
+
+/** The raw task id a Job runs: its OZ_RUN_ID, else the (sanitised) label. */
+function taskIdOf(job: V1Job): string {
+  const task = job.spec?.template?.spec?.containers?.find((c) => c.name === 'task');
+  return task?.env?.find((e) => e.name === 'OZ_RUN_ID')?.value ?? job.metadata?.labels?.[LABEL_TASK_ID] ?? '';
+}
+
+class KubernetesBackend implements Backend {
+  readonly name = 'kubernetes' as const;
+  readonly preservesTasksOnShutdown = true;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly watch: SharedTaskWatch,
+    private readonly log: Logger,
+    private readonly settings: Settings,
+  ) {}
+
+  async executeTask(run: TaskRun): Promise<ExecutionOutcome> {
+    const { params, log } = run;
+    try {
+      validateSidecars(params.sidecars, this.settings.job.useImageVolumes);
+    } catch (error) {
+      if (error instanceof SidecarError) throw new TaskFailure('sidecar_prep', error.message);
+      throw error;
+    }
+    const job = buildTaskJob(params, this.settings.job);
+    const name = job.metadata!.name!;
+    await this.createOrAdopt(job, params, log);
+    return this.follow(name, job.metadata!.labels![LABEL_EXECUTION_HASH]!, run);
+  }
+
+  private async createOrAdopt(job: V1Job, params: TaskParams, log: Logger): Promise<void> {
+    const name = job.metadata!.name!;
+    log.info(`Creating Kubernetes Job ${name} in namespace ${this.client.namespace}`);
+    try {
+      await this.client.createJob(job);
+      return;
+    } catch (error) {
+      if (statusOf(error) !== 409) throw new TaskFailure('job_create', createFailureText(error, this.client.namespace), { cause: error });
+    }
+    // AlreadyExists: the server sent this execution again. Adopt our own Job; refuse anyone else's.
+    const existing = await this.client.getJob(name).catch(() => undefined);
+    const labels = existing?.metadata?.labels ?? {};
+    const ours = labels[LABEL_WORKER_HASH] === job.metadata!.labels![LABEL_WORKER_HASH] && labels[LABEL_EXECUTION_HASH] === job.metadata!.labels![LABEL_EXECUTION_HASH];
+    if (!existing || !ours) {
+      throw new TaskFailure(
+        'job_create',
+        `failed to create Kubernetes Job: a Job named ${name} already exists in namespace ${this.client.namespace} and was not started by this worker for execution ${executionIdOf(params.taskId, params.executionId)}; delete it or use another worker id`,
+      );
+    }
+    log.info(`Adopting the existing Kubernetes Job ${name} for this execution`);
+  }
+
+  /** Watches a Job to its end and turns that into the task's outcome. */
+  private async follow(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {
+    const { log, signal } = run;
+    const result = await monitorJob({
+      client: this.client,
+      watch: this.watch,
+      log,
+      jobName: name,
+      executionHash,
+      signal,
+      unschedulableTimeoutMs: this.settings.unschedulableTimeoutMs,
+      imagePullGraceMs: this.settings.imagePullGraceMs,
+    });
+    return this.conclude(name, executionHash, result, log);
+  }
+
+  private async conclude(name: string, executionHash: string, result: MonitorResult, log: Logger): Promise<ExecutionOutcome> {
+    const { cleanup } = this.settings;
+    const namespace = this.client.namespace;
+    switch (result.kind) {
+      case 'complete':
+        if (log.isLevelEnabled('debug')) log.debug(`Job ${name} output:\n${await this.collectLogs(executionHash)}`);
+        if (cleanup) await this.remove(name, 'Background', log);
+        else await this.markReported(name, log);
+        return { kind: 'completed' };
+      case 'cancelled':
+        // Cancellation stops the work: the Job and its pods go (foreground, so nothing keeps running).
+        log.info(`Deleting Kubernetes Job ${name} after cancellation`);
+        await this.remove(name, 'Foreground', log);
+        throw new TaskCancelled();
+      case 'deleted':
+        throw new TaskFailure(
+          'job_failed',
+          `kubernetes Job ${name} in namespace ${namespace} was deleted before it finished, not by this worker; check who removed it (kubectl get events -n ${namespace})`,
+        );
+      case 'job-failed': {
+        log.info(`Job ${name} output:\n${await this.collectLogs(executionHash)}`);
+        await this.markReported(name, log);
+        if (cleanup) log.info(`Leaving failed Kubernetes Job ${name} in place for TTL-based cleanup`);
+        throw new TaskFailure(result.reason, result.message, { exitCode: result.pod?.exitCode ?? 0 });
+      }
+      case 'pod-failed': {
+        log.info(`Pod ${result.podName} output:\n${await this.collectLogs(executionHash)}`);
+        if (cleanup && !result.podEnded) {
+          // The pod is stuck (pulling, unschedulable, mount or create errors): left alone the Job would stay pending.
+          await this.remove(name, 'Background', log);
+        } else {
+          // An ended pod fails its Job (backoffLimit 0), which is kept for the TTL.
+          await this.markReported(name, log);
+          if (cleanup) log.info(`Leaving failed Kubernetes Job ${name} in place for TTL-based cleanup`);
+        }
+        throw new TaskFailure(result.failure.reason, result.failure.message, { exitCode: result.failure.exitCode });
+      }
+    }
+  }
+
+  private async remove(name: string, propagation: 'Foreground' | 'Background', log: Logger): Promise<void> {
+    try {
+      await this.client.deleteJob(name, propagation);
+    } catch (error) {
+      log.warn(`Failed to delete Job ${name}: ${(error as Error).message}`);
+    }
+  }
+
+  private async markReported(name: string, log: Logger): Promise<void> {
+    try {
+      await this.client.annotateJob(name, { [ANNOTATION_REPORTED]: 'true' });
+    } catch (error) {
+      log.warn(`Could not mark Job ${name} as reported (a restarted worker may report it again): ${(error as Error).message}`);
+    }
+  }
+
+  /** The last lines of every container of the execution's pods, for the worker log. */
+  private async collectLogs(executionHash: string): Promise<string> {
+    const sections: string[] = [];
+    let size = 0;
+    for (const pod of this.watch.podsOf(executionHash)) {
+      const name = pod.metadata?.name ?? '';
+      for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+        const text = await this.client.podLog(name, container.name, LOG_TAIL_LINES).catch(() => '');
+        if (!text) continue;
+        size += text.length;
+        if (size > MAX_LOG_BYTES) break;
+        sections.push(`[${name}/${container.name}]\n${text}`);
+      }
+    }
+    return sections.join('\n');
+  }
+
+  async cancelTask(): Promise<void> {
+    // The task's abort signal deletes its Job (see conclude).
+  }
+
+  /** Jobs of this worker that outlived its previous run, minus those already reported. */
+  async resumableTasks(): Promise<ResumableTask[]> {
+    const jobs = await this.client.listJobs(workerSelector(this.settings.job.workerId));
+    const leftovers = jobs.filter((job) => job.metadata?.labels?.[LABEL_PREFLIGHT] === 'true');
+    for (const job of leftovers) await this.remove(job.metadata!.name!, 'Background', this.log);
+    return jobs
+      .filter((job) => job.metadata?.labels?.[LABEL_PREFLIGHT] !== 'true' && job.metadata?.annotations?.[ANNOTATION_REPORTED] !== 'true')
+      .map((job): ResumableTask => {
+        const name = job.metadata!.name!;
+        const labels = job.metadata!.labels!;
+        return {
+          taskId: taskIdOf(job),
+          executionId: labels[LABEL_EXECUTION_ID] ?? '',
+          resume: (run) => this.follow(name, labels[LABEL_EXECUTION_HASH] ?? '', run),
+        };
+      });
+  }
+
+  async shutdown(): Promise<void> {
+    this.log.info('Preserving Kubernetes task Jobs during worker shutdown');
+    await this.watch.stop();
+  }
+}

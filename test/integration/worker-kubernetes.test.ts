@@ -1,0 +1,258 @@
+// The real worker (through its bin) on the Kubernetes backend, against the fake
+// dispatch server and a fake Kubernetes API server on loopback.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { taskJobName } from '../../src/backends/kubernetes/names.js';
+import { API_KEY } from '../support/direct-worker.js';
+import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { FakeKubeApi } from '../support/fake-kube-api.js';
+import { until } from '../support/local-server.js';
+import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
+
+interface Harness {
+  api: FakeKubeApi;
+  server: FakeDispatchServer;
+  worker: WorkerProcess;
+  configPath: string;
+  restart(): WorkerProcess;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function start(options: { yaml?: string; args?: string[]; api?: FakeKubeApi; waitForConnection?: boolean } = {}): Promise<Harness> {
+  const dir = tempDir('k8s');
+  cleanups.push(dir.cleanup);
+  const api = options.api ?? (await FakeKubeApi.start());
+  if (!options.api) cleanups.push(() => api.close());
+  const server = await FakeDispatchServer.start({ apiKey: API_KEY });
+  cleanups.push(() => server.close());
+  const configPath = join(dir.path, 'config.yaml');
+  writeFileSync(
+    configPath,
+    [
+      'worker_id: k8s-worker',
+      'backend:',
+      '  kubernetes:',
+      '    namespace: agents',
+      `    kubeconfig: ${api.writeKubeconfig(dir.path)}`,
+      ...(options.yaml?.includes('preflight_timeout') ? [] : ['    preflight_timeout: 0s']),
+      '    unschedulable_timeout: 200ms',
+      ...(options.yaml ? options.yaml.split('\n').map((line) => `    ${line}`) : []),
+    ].join('\n'),
+  );
+  const launch = (): WorkerProcess => {
+    const worker = startWorker({
+      args: ['--config-file', configPath, '--web-socket-url', server.url, ...(options.args ?? [])],
+      env: { WARP_API_KEY: API_KEY, OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS: '300' },
+    });
+    cleanups.push(() => worker.stop());
+    return worker;
+  };
+  const harness: Harness = { api, server, worker: launch(), configPath, restart: () => (harness.worker = launch()) };
+  if (options.waitForConnection !== false) await server.waitForConnection();
+  return harness;
+}
+
+const jobName = (id: string): string => taskJobName(id, `exec-${id}`);
+
+const withScenario = (id: string, scenario: string, extra: Record<string, unknown> = {}) =>
+  assignment(id, { execution_id: `exec-${id}`, env_vars: { FAKE_K8S_SCENARIO: scenario }, ...extra });
+
+describe('kubernetes backend', () => {
+  it('runs a team task as a Job with team sharing, labels and a workspace, and deletes it after success', async () => {
+    const h = await start();
+    h.server.assign(withScenario('team-1', 'succeed', { task: { owner: { Type: 'TEAM', Id: 42 } } }));
+    await h.server.waitForMessage('task_completed', 'team-1');
+    expect(h.api.created).toHaveLength(1);
+    const job = h.api.created[0]!;
+    expect(job.metadata.name).toBe(jobName('team-1'));
+    const spec = job.spec.template.spec;
+    const task = spec.containers.find((c: { name: string }) => c.name === 'task');
+    expect(task.args.slice(0, 6)).toEqual(['agent', 'run', '--share', 'team:edit', '--task-id', 'team-1']);
+    expect(task.volumeMounts).toEqual([{ name: 'workspace', mountPath: '/workspace' }]);
+    expect(spec.restartPolicy).toBe('Never');
+    expect(h.api.lastDelete.get(jobName('team-1'))).toBe('Background');
+    expect(h.api.jobs()).toHaveLength(0);
+  });
+
+  it('passes the argv, env and labels the Go worker would (user task: no team sharing)', async () => {
+    const h = await start();
+    h.server.assign(withScenario('user-1', 'hang', { task: { owner: { Type: 'USER', Id: 7 } } }));
+    const job = await until(() => h.api.job(jobName('user-1')), 10_000, 'the Job');
+    const task = job.spec.template.spec.containers.find((c: { name: string }) => c.name === 'task');
+    expect(task.args.slice(0, 3)).toEqual(['agent', 'run', '--task-id']);
+    expect(task.args).not.toContain('team:edit');
+    expect(task.env).toEqual(expect.arrayContaining([{ name: 'OZ_RUN_ID', value: 'user-1' }, { name: 'OZ_WORKER_BACKEND', value: 'kubernetes' }]));
+    expect(job.metadata.labels).toMatchObject({ 'oz-worker-id': 'k8s-worker', 'oz-task-id': 'user-1', 'oz-execution-id': 'exec-user-1' });
+    expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 28800, ttlSecondsAfterFinished: 86400 });
+    h.api.setJobCondition(job.metadata.name, 'Complete');
+    await h.server.waitForMessage('task_completed', 'user-1');
+  });
+
+  it.each([
+    ['exit:3', 'container_exit', 3, /container task in pod .* exited with code 3/],
+    ['oom', 'container_oom', 137, /exited with code 137 \(SIGKILL\).*ran out of memory/],
+    ['image-pull', 'image_pull', undefined, /is waiting: ImagePullBackOff.*Check the image name/],
+    ['unschedulable', 'unschedulable', undefined, /is unschedulable.*Insufficient cpu/],
+    ['mount', 'volume_mount', undefined, /failed to mount a volume.*image volumes are not supported/],
+    ['deadline', 'active_deadline', undefined, /Job reason: DeadlineExceeded/],
+    ['init-fail', 'init_container', 1, /init container setup in pod .* exited with code 1/],
+  ])('reports %s as %s with a message that says why', async (scenario, reason, exitCode, message) => {
+    const h = await start();
+    h.server.assign(withScenario('f1', scenario));
+    const failed = await h.server.waitForMessage('task_failed', 'f1');
+    expect(failed.data.failure_reason).toBe(reason);
+    expect(failed.data.exit_code).toBe(exitCode);
+    expect(failed.data.message).toMatch(message);
+  });
+
+  it('ignores a native sidecar ending with SIGTERM when the task succeeded', async () => {
+    const h = await start();
+    h.server.assign(withScenario('sc1', 'sidecar-sigterm'));
+    await h.server.waitForMessage('task_completed', 'sc1');
+  });
+
+  it('removes the Job of a task that failed early (not left pending) and keeps a failed Job for its TTL', async () => {
+    const h = await start();
+    h.server.assign(withScenario('early', 'unschedulable'));
+    await h.server.waitForMessage('task_failed', 'early');
+    await until(() => h.api.job(jobName('early')) === undefined, 5_000, 'the pending Job to be removed');
+    h.server.assign(withScenario('late', 'exit:3'));
+    await h.server.waitForMessage('task_failed', 'late');
+    const kept = h.api.job(jobName('late'));
+    expect(kept?.metadata.annotations?.['oz-worker.dev/reported']).toBe('true');
+  });
+
+  it('on cancel deletes the Job (foreground) and reports CANCELLED', async () => {
+    const h = await start();
+    h.server.assign(withScenario('c1', 'hang'));
+    await until(() => h.api.podOf(jobName('c1')), 10_000, 'the pod');
+    h.server.cancel('c1');
+    const done = await h.server.waitForMessage('task_completed', 'c1');
+    expect(done.data.task_state).toBe('CANCELLED');
+    expect(h.api.lastDelete.get(jobName('c1'))).toBe('Foreground');
+    expect(h.api.job(jobName('c1'))).toBeUndefined();
+  });
+
+  it('keeps following a task through dropped watches and 410 Gone, with one watch per kind', async () => {
+    const h = await start();
+    h.server.assign(withScenario('w1', 'hang'));
+    await until(() => h.api.podOf(jobName('w1')), 10_000, 'the pod');
+    expect(h.api.openWatches).toBe(2);
+    h.api.expireHistory();
+    h.api.dropWatches();
+    await until(() => h.api.openWatches === 2, 10_000, 'the watches to come back');
+    const relisted = h.api.requests.filter((r) => r.method === 'GET' && !r.watch && r.path.endsWith('/jobs'));
+    expect(relisted.length).toBeGreaterThanOrEqual(2);
+    h.api.setJobCondition(jobName('w1'), 'Complete');
+    await h.server.waitForMessage('task_completed', 'w1');
+  });
+
+  it('leaves Jobs running on shutdown; a restarted worker reattaches and reports the result', async () => {
+    const h = await start();
+    h.server.assign(withScenario('r1', 'hang'));
+    await until(() => h.api.podOf(jobName('r1')), 10_000, 'the pod');
+    h.worker.signal('SIGTERM');
+    expect((await h.worker.exited).code).toBe(0);
+    expect(h.api.job(jobName('r1'))).toBeDefined();
+    expect(h.server.messagesFor('r1').map((m) => m.type)).toEqual(['task_claimed']);
+    // The Job finishes while no worker is running.
+    h.api.setJobCondition(jobName('r1'), 'Complete');
+    h.restart();
+    const done = await h.server.waitForMessage('task_completed', 'r1');
+    expect(done.data.task_id).toBe('r1');
+    await until(() => h.api.job(jobName('r1')) === undefined, 5_000, 'the finished Job to be removed');
+  });
+
+  it('reattaches after being killed mid-task and reports when the Job ends', async () => {
+    const h = await start();
+    h.server.assign(withScenario('k1', 'hang'));
+    await until(() => h.api.podOf(jobName('k1')), 10_000, 'the pod');
+    h.worker.signal('SIGKILL');
+    await h.worker.exited;
+    h.restart();
+    await h.worker.waitForLog((l) => l.msg === 'Reattached to a task started before the restart' && l.taskId === 'k1');
+    h.api.setPodStatus(h.api.podOf(jobName('k1'))!.metadata.name, {
+      phase: 'Failed',
+      containerStatuses: [{ name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 2, reason: 'Error' } } }],
+    });
+    const failed = await h.server.waitForMessage('task_failed', 'k1');
+    expect(failed.data).toMatchObject({ failure_reason: 'container_exit', exit_code: 2 });
+  });
+
+  it('adopts an existing Job of the same execution instead of failing on AlreadyExists', async () => {
+    const h = await start();
+    const { buildTaskJob } = await import('../../src/backends/kubernetes/job-builder.js');
+    const job = buildTaskJob(
+      { taskId: 'a1', executionId: 'exec-a1', task: {}, args: ['agent', 'run'], env: [], image: 'ubuntu:22.04', sidecars: [], instanceShape: undefined },
+      {
+        workerId: 'k8s-worker',
+        namespace: 'agents',
+        imagePullPolicy: 'IfNotPresent',
+        useImageVolumes: false,
+        setupCommand: '',
+        teardownCommand: '',
+        extraLabels: {},
+        extraAnnotations: {},
+        activeDeadlineSeconds: undefined,
+        ttlSecondsAfterFinished: undefined,
+        workspaceSizeLimit: undefined,
+        podTemplate: undefined,
+        taskEnv: {},
+      },
+    );
+    h.api.insertJob(job as never);
+    h.server.assign(withScenario('a1', 'hang'));
+    await h.worker.waitForLog((l) => /Adopting the existing Kubernetes Job/.test(l.msg));
+    h.api.setJobCondition(job.metadata!.name!, 'Complete');
+    await h.server.waitForMessage('task_completed', 'a1');
+  });
+
+  it('uses at most 3 writes per task and two watches however many tasks run', async () => {
+    const h = await start();
+    const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    for (const id of ids) h.server.assign(withScenario(id, 'hang'));
+    await until(() => ids.every((id) => h.api.podOf(jobName(id))), 15_000, 'all pods');
+    expect(h.api.openWatches).toBe(2);
+    for (const id of ids) h.api.setJobCondition(jobName(id), 'Complete');
+    for (const id of ids) await h.server.waitForMessage('task_completed', id);
+    expect(h.api.writes(/\/jobs/).length / ids.length).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('kubernetes start-up', () => {
+  it('refuses an unknown pod_template field, naming it', async () => {
+    const h = await start({ yaml: 'pod_template:\n  nodeSelecter: {pool: agents}', waitForConnection: false });
+    const exit = await h.worker.exited;
+    expect(exit.code).toBe(1);
+    expect(h.worker.output).toMatch(/unknown field backend\.kubernetes\.pod_template\.nodeSelecter \(did you mean nodeSelector\?\)/);
+  });
+
+  it('names every missing permission', async () => {
+    const api = await FakeKubeApi.start();
+    cleanups.push(() => api.close());
+    api.denied.add('watch pods');
+    api.denied.add('delete jobs');
+    const h = await start({ api, waitForConnection: false });
+    expect((await h.worker.exited).code).toBe(1);
+    expect(h.worker.output).toMatch(/lacks permissions in namespace "agents": delete batch\/jobs .*watch pods .*k8s\/role\.yaml/);
+  });
+
+  it('runs the preflight Job to completion, and fails clearly when admission refuses its pod', async () => {
+    const api = await FakeKubeApi.start();
+    cleanups.push(() => api.close());
+    const ok = await start({ api, yaml: 'preflight_timeout: 10s' });
+    expect(api.requests.some((r) => r.method === 'POST' && /oz-preflight|jobs$/.test(r.path))).toBe(true);
+    await until(() => !api.jobs().some((j) => j.metadata.name.startsWith('oz-preflight-')), 5_000, 'the preflight Job to be removed');
+    await ok.worker.stop();
+
+    api.preflight = 'forbidden';
+    const refused = await start({ api, yaml: 'preflight_timeout: 10s', waitForConnection: false });
+    expect((await refused.worker.exited).code).toBe(1);
+    expect(refused.worker.output).toMatch(/startup preflight failed .*could not create a Pod: pods .* is forbidden: violates PodSecurity/);
+  });
+});

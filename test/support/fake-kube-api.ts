@@ -1,0 +1,527 @@
+// A fake Kubernetes API server: real HTTP on 127.0.0.1:0 speaking the JSON the
+// client library expects, with list + NDJSON watch streams and resourceVersions,
+// a tiny Job controller driven by scenarios, and faults on demand (status codes,
+// dropped watches, 410 Gone). Every request is recorded for counting.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; spec?: any; status?: any; [key: string]: any };
+type Kind = 'jobs' | 'pods' | 'events';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  watch: boolean;
+}
+
+/** What the fake controller does with a new task Job (chosen by the task's FAKE_K8S_SCENARIO env). */
+export type Scenario =
+  | 'succeed'
+  | 'hang'
+  | 'exit:3'
+  | 'oom'
+  | 'image-pull'
+  | 'unschedulable'
+  | 'mount'
+  | 'deadline'
+  | 'init-fail'
+  | 'sidecar-sigterm';
+
+interface Fault {
+  method: string;
+  path: RegExp;
+  status: number;
+  times: number;
+  message: string;
+}
+
+interface WatchStream {
+  kind: Kind;
+  namespace: string;
+  selector: Map<string, string>;
+  response: ServerResponse;
+}
+
+function parseSelector(text: string | null): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (text ?? '').split(',').filter(Boolean)) {
+    const [key, value] = part.split('=');
+    out.set(key!.trim(), (value ?? '').trim());
+  }
+  return out;
+}
+
+function matchesLabels(obj: Obj, selector: Map<string, string>): boolean {
+  const labels = obj.metadata.labels ?? {};
+  for (const [key, value] of selector) if (labels[key] !== value) return false;
+  return true;
+}
+
+function matchesFields(obj: Obj, selector: Map<string, string>): boolean {
+  for (const [key, value] of selector) {
+    const actual = key.split('.').reduce<any>((at, part) => at?.[part], obj);
+    if (actual !== value) return false;
+  }
+  return true;
+}
+
+export class FakeKubeApi {
+  readonly requests: RecordedRequest[] = [];
+  /** Every Job created through the API, as sent. */
+  readonly created: Obj[] = [];
+  private readonly objects: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), events: new Map() };
+  private readonly watches = new Set<WatchStream>();
+  private readonly history: { rv: number; kind: Kind; type: string; object: Obj }[] = [];
+  private rv = 100;
+  private faults: Fault[] = [];
+  /** Watches asking to resume from before this resourceVersion get 410 Gone. */
+  expiredBefore = 0;
+  /** Access reviews answered "no" for these `verb resource[/sub]` strings. */
+  readonly denied = new Set<string>();
+  /** Scenario for Jobs whose task env names none. */
+  defaultScenario: Scenario = 'succeed';
+  /** Preflight Jobs: complete (default) or refused by admission. */
+  preflight: 'complete' | 'forbidden' = 'complete';
+  /** Milliseconds between the steps of a scenario. */
+  stepMs = 30;
+  private timers = new Set<NodeJS.Timeout>();
+
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<FakeKubeApi> {
+    const server = createServer();
+    const api = new FakeKubeApi(server);
+    server.on('request', (req, res) => api.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return api;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** A kubeconfig pointing at this server (plain HTTP, TLS verification off, a static token). */
+  writeKubeconfig(dir: string, namespace = 'agents'): string {
+    const path = join(dir, 'kubeconfig');
+    writeFileSync(
+      path,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: fake',
+        '  cluster:',
+        `    server: ${this.url}`,
+        '    insecure-skip-tls-verify: true',
+        'users:',
+        '- name: fake',
+        '  user:',
+        '    token: fake-token',
+        'contexts:',
+        '- name: fake',
+        '  context:',
+        '    cluster: fake',
+        '    user: fake',
+        `    namespace: ${namespace}`,
+        'current-context: fake',
+      ].join('\n'),
+    );
+    return path;
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.dropWatches();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  // ---- inspection ---------------------------------------------------------------
+
+  jobs(): Obj[] {
+    return [...this.objects.jobs.values()];
+  }
+  job(name: string): Obj | undefined {
+    return this.objects.jobs.get(name);
+  }
+  pods(): Obj[] {
+    return [...this.objects.pods.values()];
+  }
+  get openWatches(): number {
+    return this.watches.size;
+  }
+  /** Requests that change state (create, delete, patch). */
+  writes(filter: RegExp = /./): RecordedRequest[] {
+    return this.requests.filter((r) => r.method !== 'GET' && !r.path.includes('selfsubjectaccessreviews') && filter.test(r.path));
+  }
+
+  // ---- faults ---------------------------------------------------------------------
+
+  fail(method: string, path: RegExp, status: number, times = 1, message = `injected ${status}`): void {
+    this.faults.push({ method, path, status, times, message });
+  }
+
+  /** Ends every watch stream (the client must resume). */
+  dropWatches(): void {
+    for (const watch of this.watches) watch.response.end();
+    this.watches.clear();
+  }
+
+  /** Makes every resourceVersion so far too old: resuming watches get 410 and must relist. */
+  expireHistory(): void {
+    this.expiredBefore = this.rv + 1;
+    this.history.length = 0;
+  }
+
+  // ---- controller ---------------------------------------------------------------------
+
+  private later(ms: number, work: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      work();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  private nextRv(): string {
+    return String(++this.rv);
+  }
+
+  private put(kind: Kind, obj: Obj, type: 'ADDED' | 'MODIFIED'): Obj {
+    obj.metadata.resourceVersion = this.nextRv();
+    this.objects[kind].set(obj.metadata.name, obj);
+    this.emit(kind, type, obj);
+    return obj;
+  }
+
+  private remove(kind: Kind, name: string): void {
+    const obj = this.objects[kind].get(name);
+    if (!obj) return;
+    this.objects[kind].delete(name);
+    obj.metadata.resourceVersion = this.nextRv();
+    this.emit(kind, 'DELETED', obj);
+  }
+
+  private emit(kind: Kind, type: string, object: Obj): void {
+    const rv = Number(object.metadata.resourceVersion);
+    this.history.push({ rv, kind, type, object: structuredClone(object) });
+    for (const watch of this.watches) {
+      if (watch.kind === kind && matchesLabels(object, watch.selector)) watch.response.write(`${JSON.stringify({ type, object })}\n`);
+    }
+  }
+
+  /** Updates a job's status (e.g. to complete a `hang` Job from a test). */
+  setJobCondition(name: string, type: 'Complete' | 'Failed', reason = '', message = ''): void {
+    const job = this.objects.jobs.get(name);
+    if (!job) throw new Error(`no job ${name}`);
+    job.status = { ...job.status, conditions: [{ type, status: 'True', reason, message }] };
+    this.put('jobs', job, 'MODIFIED');
+  }
+
+  setPodStatus(name: string, status: any): void {
+    const pod = this.objects.pods.get(name);
+    if (!pod) throw new Error(`no pod ${name}`);
+    pod.status = status;
+    this.put('pods', pod, 'MODIFIED');
+  }
+
+  podOf(jobName: string): Obj | undefined {
+    return this.pods().find((p) => p.metadata.labels?.['job-name'] === jobName);
+  }
+
+  /** Creates a Job behind the worker's back (to test adoption). */
+  insertJob(job: Obj): Obj {
+    job.metadata.uid = randomUUID();
+    job.metadata.creationTimestamp = new Date().toISOString();
+    job.status = {};
+    return this.put('jobs', job, 'ADDED');
+  }
+
+  private scenarioOf(job: Obj): Scenario {
+    const task = job.spec?.template?.spec?.containers?.find((c: any) => c.name === 'task');
+    const value = task?.env?.find((e: any) => e.name === 'FAKE_K8S_SCENARIO')?.value;
+    return (value as Scenario) ?? this.defaultScenario;
+  }
+
+  private startPod(job: Obj): Obj {
+    const name = `${job.metadata.name}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+    const pod: Obj = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: job.metadata.namespace,
+        uid: randomUUID(),
+        creationTimestamp: new Date().toISOString(),
+        labels: { ...(job.spec?.template?.metadata?.labels ?? {}), 'job-name': job.metadata.name, 'controller-uid': job.metadata.uid },
+      },
+      spec: structuredClone(job.spec.template.spec),
+      status: { phase: 'Pending' },
+    };
+    return this.put('pods', pod, 'ADDED');
+  }
+
+  private runScenario(job: Obj): void {
+    const jobName = job.metadata.name;
+    const scenario = this.scenarioOf(job);
+    const pod = this.startPod(job);
+    const podName = pod.metadata.name;
+    const alive = (): boolean => this.objects.jobs.has(jobName) && this.objects.pods.has(podName);
+    const step = (n: number, work: () => void): void => this.later(this.stepMs * n, () => alive() && work());
+    const running = { phase: 'Running', containerStatuses: [{ name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state: { running: {} } }] };
+    const terminated = (exitCode: number, reason: string, phase = 'Failed') => ({
+      phase,
+      containerStatuses: [{ name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode, reason } } }],
+    });
+    switch (scenario) {
+      case 'succeed':
+        step(1, () => this.setPodStatus(podName, running));
+        step(2, () => this.setPodStatus(podName, terminated(0, 'Completed', 'Succeeded')));
+        step(3, () => this.setJobCondition(jobName, 'Complete'));
+        return;
+      case 'hang':
+        step(1, () => this.setPodStatus(podName, running));
+        return;
+      case 'exit:3':
+        step(1, () => this.setPodStatus(podName, running));
+        step(2, () => this.setPodStatus(podName, terminated(3, 'Error')));
+        step(3, () => this.setJobCondition(jobName, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit'));
+        return;
+      case 'oom':
+        step(1, () => this.setPodStatus(podName, terminated(137, 'OOMKilled')));
+        return;
+      case 'sidecar-sigterm':
+        // A native sidecar ends with SIGTERM as the pod winds down; the task itself succeeded.
+        pod.spec.initContainers = [...(pod.spec.initContainers ?? []), { name: 'db', image: 'postgres:16', restartPolicy: 'Always' }];
+        step(1, () =>
+          this.setPodStatus(podName, {
+            phase: 'Succeeded',
+            initContainerStatuses: [{ name: 'db', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 143, reason: 'Error' } } }],
+            containerStatuses: [{ name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 0, reason: 'Completed' } } }],
+          }),
+        );
+        step(3, () => this.setJobCondition(jobName, 'Complete'));
+        return;
+      case 'image-pull':
+        step(1, () =>
+          this.setPodStatus(podName, {
+            phase: 'Pending',
+            containerStatuses: [
+              { name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope:1"' } } },
+            ],
+          }),
+        );
+        return;
+      case 'unschedulable':
+        step(1, () =>
+          this.setPodStatus(podName, {
+            phase: 'Pending',
+            conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 Insufficient cpu.' }],
+          }),
+        );
+        return;
+      case 'mount': {
+        const event: Obj = {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { name: `${podName}.mount`, namespace: pod.metadata.namespace, uid: randomUUID() },
+          involvedObject: { kind: 'Pod', name: podName, uid: pod.metadata.uid },
+          reason: 'FailedMount',
+          message: 'MountVolume.SetUp failed for volume "sidecar-0-image": image volumes are not supported on this node',
+          type: 'Warning',
+        };
+        step(1, () => {
+          this.put('events', event, 'ADDED');
+          this.setPodStatus(podName, { phase: 'Pending' });
+        });
+        return;
+      }
+      case 'deadline':
+        step(1, () => this.setPodStatus(podName, running));
+        step(2, () => this.setJobCondition(jobName, 'Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline'));
+        return;
+      case 'init-fail':
+        step(1, () =>
+          this.setPodStatus(podName, {
+            phase: 'Failed',
+            initContainerStatuses: [{ name: 'setup', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 1, reason: 'Error' } } }],
+          }),
+        );
+        return;
+    }
+  }
+
+  private runPreflight(job: Obj): void {
+    if (this.preflight === 'forbidden') {
+      this.put(
+        'events',
+        {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { name: `${job.metadata.name}.create`, namespace: job.metadata.namespace, uid: randomUUID() },
+          involvedObject: { kind: 'Job', name: job.metadata.name, uid: job.metadata.uid },
+          reason: 'FailedCreate',
+          type: 'Warning',
+          message: `pods "${job.metadata.name}-x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`,
+        },
+        'ADDED',
+      );
+      return;
+    }
+    const pod = this.startPod(job);
+    this.later(this.stepMs, () => {
+      if (!this.objects.pods.has(pod.metadata.name)) return;
+      this.setPodStatus(pod.metadata.name, { phase: 'Succeeded' });
+      this.setJobCondition(job.metadata.name, 'Complete');
+    });
+  }
+
+  // ---- HTTP -------------------------------------------------------------------------------
+
+  private send(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private statusBody(status: number, message: string, reason: string): object {
+    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code: status };
+  }
+
+  private async body(req: IncomingMessage): Promise<any> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString();
+    return text ? JSON.parse(text) : undefined;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+    this.requests.push({ method, path: url.pathname, query: url.searchParams, watch });
+    const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
+    if (fault) {
+      fault.times--;
+      this.send(res, fault.status, this.statusBody(fault.status, fault.message, fault.status === 403 ? 'Forbidden' : fault.status === 409 ? 'AlreadyExists' : 'Invalid'));
+      return;
+    }
+    try {
+      await this.route(method, url, req, res, watch);
+    } catch (error) {
+      this.send(res, 500, this.statusBody(500, String(error), 'InternalError'));
+    }
+  }
+
+  private async route(method: string, url: URL, req: IncomingMessage, res: ServerResponse, watch: boolean): Promise<void> {
+    const path = url.pathname;
+    if (path === '/version') {
+      this.send(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-fake', platform: 'linux/amd64' });
+      return;
+    }
+    if (path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews' && method === 'POST') {
+      const review = await this.body(req);
+      const attrs = review.spec.resourceAttributes;
+      const key = `${attrs.verb} ${attrs.resource}${attrs.subresource ? `/${attrs.subresource}` : ''}`;
+      const allowed = !this.denied.has(key);
+      this.send(res, 201, { ...review, status: { allowed, ...(allowed ? {} : { reason: 'RBAC: denied by the test' }) } });
+      return;
+    }
+    const match = /^\/(?:apis\/batch\/v1|api\/v1)\/namespaces\/([^/]+)\/(jobs|pods|events)(?:\/([^/]+))?(?:\/(log))?$/.exec(path);
+    if (!match) {
+      this.send(res, 404, this.statusBody(404, `no route ${path}`, 'NotFound'));
+      return;
+    }
+    const [, namespace, kindText, name, sub] = match;
+    const kind = kindText as Kind;
+    const store = this.objects[kind];
+
+    if (!name) {
+      if (method === 'GET' && watch) return this.openWatch(kind, namespace!, url, res);
+      if (method === 'GET') {
+        const labels = parseSelector(url.searchParams.get('labelSelector'));
+        const fields = parseSelector(url.searchParams.get('fieldSelector'));
+        const items = [...store.values()].filter((o) => o.metadata.namespace === namespace && matchesLabels(o, labels) && matchesFields(o, fields));
+        this.send(res, 200, { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.rv) }, items });
+        return;
+      }
+      if (method === 'POST' && kind === 'jobs') {
+        const job = (await this.body(req)) as Obj;
+        if (store.has(job.metadata.name)) {
+          this.send(res, 409, this.statusBody(409, `jobs.batch "${job.metadata.name}" already exists`, 'AlreadyExists'));
+          return;
+        }
+        this.created.push(structuredClone(job));
+        job.metadata.namespace = namespace;
+        job.metadata.uid = randomUUID();
+        job.metadata.creationTimestamp = new Date().toISOString();
+        job.status = {};
+        this.put('jobs', job, 'ADDED');
+        this.send(res, 201, job);
+        if (job.metadata.name.startsWith('oz-preflight-')) this.runPreflight(job);
+        else this.later(this.stepMs, () => this.objects.jobs.has(job.metadata.name) && this.runScenario(job));
+        return;
+      }
+    } else {
+      const obj = store.get(name);
+      if (sub === 'log') {
+        if (!obj) return this.send(res, 404, this.statusBody(404, `pods "${name}" not found`, 'NotFound'));
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end(`log of ${name}/${url.searchParams.get('container')}\nline 2\n`);
+        return;
+      }
+      if (!obj) {
+        this.send(res, 404, this.statusBody(404, `${kind} "${name}" not found`, 'NotFound'));
+        return;
+      }
+      if (method === 'GET') return this.send(res, 200, obj);
+      if (method === 'DELETE' && kind === 'jobs') {
+        const body = await this.body(req).catch(() => undefined);
+        const propagation = url.searchParams.get('propagationPolicy') ?? body?.propagationPolicy ?? 'Background';
+        obj.metadata.deletionPropagation = propagation;
+        for (const pod of this.pods().filter((p) => p.metadata.labels?.['job-name'] === name)) this.remove('pods', pod.metadata.name);
+        this.remove('jobs', name);
+        this.send(res, 200, { kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name, kind: 'jobs' } });
+        this.lastDelete.set(name, propagation);
+        return;
+      }
+      if (method === 'PATCH' && kind === 'jobs') {
+        const patch = await this.body(req);
+        obj.metadata.annotations = { ...obj.metadata.annotations, ...patch?.metadata?.annotations };
+        this.put('jobs', obj, 'MODIFIED');
+        this.send(res, 200, obj);
+        return;
+      }
+    }
+    this.send(res, 405, this.statusBody(405, `${method} not supported on ${path}`, 'MethodNotAllowed'));
+  }
+
+  /** Propagation policy of the last delete of each Job. */
+  readonly lastDelete = new Map<string, string>();
+
+  private openWatch(kind: Kind, namespace: string, url: URL, res: ServerResponse): void {
+    const selector = parseSelector(url.searchParams.get('labelSelector'));
+    const from = Number(url.searchParams.get('resourceVersion') || 0);
+    if (from > 0 && from < this.expiredBefore) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })}\n`);
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders();
+    const stream: WatchStream = { kind, namespace, selector, response: res };
+    this.watches.add(stream);
+    res.on('close', () => this.watches.delete(stream));
+    if (from > 0) {
+      for (const entry of this.history) {
+        if (entry.rv > from && entry.kind === kind && matchesLabels(entry.object, selector)) res.write(`${JSON.stringify({ type: entry.type, object: entry.object })}\n`);
+      }
+    } else {
+      for (const obj of this.objects[kind].values()) if (matchesLabels(obj, selector)) res.write(`${JSON.stringify({ type: 'ADDED', object: obj })}\n`);
+    }
+  }
+}

@@ -1,0 +1,141 @@
+// Failure classification over Job and Pod status: fixtures in the shapes the
+// API server returns, and the sentences operators read.
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { jobState, podFailure, signalName, type PodCheckOptions } from '../../src/backends/kubernetes/classify.js';
+
+const NOW = Date.parse('2026-11-22T12:00:00Z');
+const options = (overrides: Partial<PodCheckOptions> = {}): PodCheckOptions => ({
+  namespace: 'agents',
+  now: NOW,
+  unschedulableTimeoutMs: 30_000,
+  imagePullGraceMs: 60_000,
+  ...overrides,
+});
+
+function pod(status: V1Pod['status'], extra: { initContainers?: { name: string; restartPolicy?: string }[]; createdSecondsAgo?: number } = {}): V1Pod {
+  return {
+    metadata: {
+      name: 'task-pod',
+      namespace: 'agents',
+      labels: { 'job-name': 'task-job' },
+      uid: 'u1',
+      creationTimestamp: new Date(NOW - (extra.createdSecondsAgo ?? 0) * 1000),
+    },
+    spec: { containers: [{ name: 'task' }], initContainers: extra.initContainers as never },
+    status,
+  };
+}
+
+const terminated = (name: string, exitCode: number, reason = 'Error', signal?: number) => ({
+  name,
+  ready: false,
+  restartCount: 0,
+  image: 'x',
+  imageID: '',
+  state: { terminated: { exitCode, reason, ...(signal ? { signal } : {}) } },
+});
+const waiting = (name: string, reason: string, message = '') => ({ name, ready: false, restartCount: 0, image: 'x', imageID: '', state: { waiting: { reason, message } } });
+const unschedulable = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no nodes available' };
+
+describe('podFailure', () => {
+  it('explains a SIGTERM exit of the task container', () => {
+    const failure = podFailure(pod({ phase: 'Failed', containerStatuses: [terminated('task', 143)] }), options());
+    expect(failure?.reason).toBe('container_exit');
+    expect(failure?.exitCode).toBe(143);
+    for (const part of [
+      'container task',
+      'pod task-pod',
+      'namespace agents',
+      'job task-job',
+      'exited with code 143',
+      'SIGTERM',
+      'Pod phase: Failed',
+      'check pod events and node activity',
+      'eviction, preemption, node drain, activeDeadlineSeconds, or manual deletion',
+    ]) {
+      expect(failure?.message).toContain(part);
+    }
+  });
+
+  it.each([
+    ['fails after the unschedulable timeout', 31, 30_000, 'unschedulable'],
+    ['waits before the timeout', 10, 30_000, undefined],
+    ['never fails when the check is disabled', 300, 0, undefined],
+  ])('unschedulable: %s', (_name, age, timeout, expected) => {
+    const failure = podFailure(pod({ phase: 'Pending', conditions: [unschedulable] }, { createdSecondsAgo: age }), options({ unschedulableTimeoutMs: timeout }));
+    expect(failure?.reason).toBe(expected);
+  });
+
+  const sidecars = [{ name: 'copy-sidecar-0' }, { name: 'zookeeper', restartPolicy: 'Always' }];
+  it.each([
+    ['a native sidecar ending with SIGTERM does not fail the task', pod({ phase: 'Running', initContainerStatuses: [terminated('zookeeper', 143)] }, { initContainers: sidecars }), undefined, undefined],
+    ['a plain init container exit does', pod({ phase: 'Failed', initContainerStatuses: [terminated('copy-sidecar-0', 1)] }, { initContainers: sidecars }), 'init_container', /init container copy-sidecar-0/],
+    [
+      'a sidecar exit does not mask the task container',
+      pod({ phase: 'Failed', initContainerStatuses: [terminated('zookeeper', 143)], containerStatuses: [terminated('task', 2)] }, { initContainers: sidecars }),
+      'container_exit',
+      /container task .*exited with code 2/,
+    ],
+    [
+      'a sidecar image pull failure still fails the task',
+      pod({ phase: 'Pending', initContainerStatuses: [waiting('zookeeper', 'ImagePullBackOff', 'pull failed')] }, { initContainers: sidecars }),
+      'image_pull',
+      /ImagePullBackOff/,
+    ],
+  ])('%s', (_name, subject, reason, message) => {
+    const failure = podFailure(subject, options());
+    expect(failure?.reason).toBe(reason);
+    if (message) expect(failure?.message).toMatch(message);
+  });
+
+  it.each([
+    ['evicted', { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.' }, 'evicted', 0],
+    ['OOM', { phase: 'Failed', containerStatuses: [terminated('task', 137, 'OOMKilled')] }, 'container_oom', 137],
+    ['signal field wins for the exit code', { phase: 'Failed', containerStatuses: [terminated('task', 1, 'Error', 9)] }, 'container_exit', 137],
+    ['invalid image', { phase: 'Pending', containerStatuses: [waiting('task', 'InvalidImageName')] }, 'invalid_image', 0],
+    ['config error', { phase: 'Pending', containerStatuses: [waiting('task', 'CreateContainerConfigError', 'secret "x" not found')] }, 'container_create', 0],
+    ['init config error', { phase: 'Pending', initContainerStatuses: [waiting('setup', 'CreateContainerConfigError')] }, 'init_container', 0],
+    ['deadline', { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' }, 'active_deadline', 0],
+    ['plain failure', { phase: 'Failed' }, 'job_failed', 0],
+    ['running', { phase: 'Running', containerStatuses: [{ name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state: { running: {} } }] }, undefined, undefined],
+    ['pending while pulling', { phase: 'Pending', containerStatuses: [waiting('task', 'ContainerCreating')] }, undefined, undefined],
+  ])('%s', (_name, status, reason, exitCode) => {
+    const failure = podFailure(pod(status as V1Pod['status']), options());
+    expect(failure?.reason).toBe(reason);
+    expect(failure?.exitCode).toBe(exitCode);
+  });
+
+  it('gives image pulls a grace period (the caller waits it out)', () => {
+    expect(podFailure(pod({ phase: 'Pending', containerStatuses: [waiting('task', 'ErrImagePull')] }), options())?.graceMs).toBe(60_000);
+  });
+
+  it('reports a mount failure from the pod events', () => {
+    const failure = podFailure(pod({ phase: 'Pending' }), options({ events: [{ reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} }] }));
+    expect(failure?.reason).toBe('volume_mount');
+    expect(failure?.message).toContain('Kubernetes event reason: FailedMount');
+  });
+
+  it.each([
+    [143, undefined, 'SIGTERM'],
+    [137, undefined, 'SIGKILL'],
+    [130, undefined, 'SIGINT'],
+    [1, undefined, undefined],
+    [0, 15, 'SIGTERM'],
+    [200, undefined, 'signal 72'],
+  ])('signal name of exit %i / signal %s', (code, signal, expected) => expect(signalName(code, signal)).toBe(expected));
+});
+
+describe('jobState', () => {
+  const job = (conditions: NonNullable<V1Job['status']>['conditions']): V1Job => ({ metadata: { name: 'task-job' }, status: { conditions } });
+  it('is running without conditions', () => expect(jobState(job([]), 'agents')).toEqual({ kind: 'running' }));
+  it('is complete on Complete=True', () => expect(jobState(job([{ type: 'Complete', status: 'True' }]), 'agents').kind).toBe('complete'));
+  it('fails on Failed=True with the reason', () => {
+    const state = jobState(job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]), 'agents');
+    expect(state).toMatchObject({ kind: 'failed', reason: 'job_failed' });
+    if (state.kind === 'failed') expect(state.message).toBe('kubernetes Job task-job in namespace agents failed. Job reason: BackoffLimitExceeded. Job message: Job has reached the specified backoff limit');
+  });
+  it('calls a deadline a deadline', () => {
+    expect(jobState(job([{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded', message: 'x' }]), 'agents')).toMatchObject({ reason: 'active_deadline' });
+  });
+});
