@@ -153,3 +153,57 @@ for (const [label, key, target] of rows) {
   );
 }
 process.exitCode = failed ? 1 : 0;
+
+// ---- Kubernetes: API traffic per task and watch connections with many tasks running ----
+const K8S_TASKS = Number(process.env.BENCH_K8S_TASKS ?? 200);
+async function kubernetesFigures() {
+  const { FakeKubeApi } = await import('../test/support/fake-kube-api.ts');
+  const api = await FakeKubeApi.start();
+  api.defaultScenario = 'hang';
+  const kdir = mkdtempSync(join(tmpdir(), 'oz-bench-k8s-'));
+  const kconfig = join(kdir, 'config.yaml');
+  writeFileSync(
+    kconfig,
+    `worker_id: bench-k8s\nbackend:\n  kubernetes:\n    namespace: agents\n    kubeconfig: ${api.writeKubeconfig(kdir)}\n    preflight_timeout: 0s\n`,
+  );
+  const server = await startServer();
+  const connected = new Promise((r) => (server.state.onConnect = r));
+  const child = spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', kconfig, '--web-socket-url', server.url, '--log-level', 'warn'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await connected;
+  const done = new Set();
+  let allDone;
+  const finished = new Promise((r) => (allDone = r));
+  server.state.onMessage = (msg) => {
+    if (msg.type === 'task_completed' || msg.type === 'task_failed') {
+      done.add(msg.data.task_id);
+      if (done.size === K8S_TASKS) allDone();
+    }
+  };
+  const before = api.requests.length;
+  const ids = Array.from({ length: K8S_TASKS }, (_, i) => `k${i}`);
+  for (const id of ids) server.state.socket.send(assignment(id));
+  while (api.created.length < K8S_TASKS) await new Promise((r) => setTimeout(r, 20));
+  while (api.pods().length < K8S_TASKS) await new Promise((r) => setTimeout(r, 20));
+  const watchesAtPeak = api.openWatches;
+  for (const job of api.jobs()) api.setJobCondition(job.metadata.name, 'Complete');
+  await finished;
+  await new Promise((r) => setTimeout(r, 200));
+  const requests = api.requests.slice(before);
+  const writes = requests.filter((r) => r.method !== 'GET').length;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+  server.close();
+  await api.close();
+  rmSync(kdir, { recursive: true, force: true });
+  return { writesPerTask: writes / K8S_TASKS, requestsPerTask: requests.length / K8S_TASKS, watchesAtPeak };
+}
+
+const k8s = await kubernetesFigures();
+console.log(`\nkubernetes backend, ${K8S_TASKS} concurrent tasks against the fake API server`);
+console.log(`API writes per task                 ${k8s.writesPerTask.toFixed(2).padStart(8)}   target ≤ 3   ${k8s.writesPerTask <= 3 ? 'yes' : 'NO'}`);
+console.log(`API requests per task (all)         ${k8s.requestsPerTask.toFixed(2).padStart(8)}`);
+console.log(`open watch connections at peak      ${String(k8s.watchesAtPeak).padStart(8)}   target: independent of task count (2)   ${k8s.watchesAtPeak <= 2 ? 'yes' : 'NO'}`);
+if (k8s.writesPerTask > 3 || k8s.watchesAtPeak > 2) process.exitCode = 1;

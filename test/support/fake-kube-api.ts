@@ -90,7 +90,12 @@ export class FakeKubeApi {
   stepMs = 30;
   private timers = new Set<NodeJS.Timeout>();
 
-  private constructor(private readonly server: Server) {}
+  private readonly server: Server;
+
+  // Plain TypeScript (no parameter properties) so the benchmark can load this file with Node's type stripping.
+  private constructor(server: Server) {
+    this.server = server;
+  }
 
   static async start(): Promise<FakeKubeApi> {
     const server = createServer();
