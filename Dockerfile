@@ -10,6 +10,7 @@ COPY src ./src
 RUN node scripts/build.mjs
 
 # Runtime stage: the bundle only (no node_modules, no npm in the start path).
+# No HEALTHCHECK: Kubernetes probes /livez and /readyz (see k8s/deployment.yaml).
 FROM node:24-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini ca-certificates \
@@ -18,6 +19,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
+COPY examples ./examples
 COPY package.json ./
 # A read-only root filesystem works: the compile cache and temp files go to /tmp
 # (mount an emptyDir there in Kubernetes).
