@@ -94,7 +94,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     log,
     onFrame: (text) => worker.handleFrame(text),
     timings: timingsFromEnv(env),
-    agent: dispatchAgent({ url: config.webSocketUrl, env }),
+    agent: dispatchAgent({ url: config.webSocketUrl, env, ...(config.caPem ? { ca: config.caPem } : {}) }),
   });
 
   const shutdown = createShutdown({

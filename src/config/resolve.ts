@@ -33,6 +33,7 @@ export interface WorkerFlags {
   logLevel?: string;
   targetDir?: string;
   ozPath?: string;
+  caFile?: string;
   /** `--no-cleanup` gives false; commander defaults it to true. */
   cleanup?: boolean;
   volumes?: string[];
@@ -92,6 +93,19 @@ export function resolveApiKey(flags: WorkerFlags, file: FileConfig | undefined, 
   return key;
 }
 
+function readCaFile(path: string, readFile: ReadSecretFile): string {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    throw new ConfigError(`could not read --ca-file ${path}: ${describeReadError(error)}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(`--ca-file ${path} holds no PEM certificate (expected "-----BEGIN CERTIFICATE-----"; convert DER with: openssl x509 -inform der -in <file> -out ca.pem)`);
+  }
+  return text;
+}
+
 /** The file the API key is read from, when it comes from one (same order as resolveApiKey). */
 export function apiKeyFileSource(flags: WorkerFlags, file: FileConfig | undefined, hostEnv: HostEnv): string | undefined {
   if (flags.apiKey || hostEnv.WARP_API_KEY) return undefined;
@@ -111,6 +125,7 @@ export function resolveWorkerConfig(
   readSecret: ReadSecretFile = readSecretFile,
 ): WorkerConfig {
   const apiKey = resolveApiKey(flags, file, hostEnv, readSecret);
+  const caPem = flags.caFile ? readCaFile(flags.caFile, readSecret) : undefined;
   const workerId = resolveWorkerId(flags, file);
   const { backend, backendLabel } = resolveBackend(flags, file);
   const logLevel = resolveLogLevel(flags.logLevel);
@@ -148,6 +163,7 @@ export function resolveWorkerConfig(
     command: backend === 'command' ? resolveCommand(file) : undefined,
     kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
     device: resolveDevice(flags, file),
+    ...(caPem ? { caPem } : {}),
   };
 }
 

@@ -1,5 +1,9 @@
 // A small client of the local server's HTTP API, used by `oz-worker task` and
 // `oz-worker local`. Errors carry the server's sentence, or say how to reach it.
+// Requests honour HTTP(S)_PROXY / NO_PROXY like every other connection the worker makes.
+import { EnvHttpProxyAgent, fetch, type Response } from 'undici';
+
+const dispatcher = new EnvHttpProxyAgent();
 
 export class ApiClientError extends Error {
   constructor(
@@ -56,6 +60,7 @@ export class ApiClient {
         headers: { Authorization: `Bearer ${this.apiKey}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
         body: body === undefined ? null : JSON.stringify(body),
         signal: signal ?? null,
+        dispatcher,
       });
     } catch (error) {
       if ((error as Error).name === 'AbortError') throw error;

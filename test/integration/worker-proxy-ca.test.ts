@@ -1,0 +1,132 @@
+// The dispatch connection through an HTTPS proxy (CONNECT) and to a server whose
+// certificate comes from a private CA: a throw-away CA made with openssl, a TLS
+// WebSocket server and a CONNECT proxy, all on loopback.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { until } from '../support/local-server.js';
+import { FAKE_OZ, startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
+
+const HAS_OPENSSL = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const dir = tempDir('tls');
+let caPath = '';
+let tlsServer: Server;
+let tlsPort = 0;
+const tlsConnections: { authorization: string | undefined }[] = [];
+let proxy: Server;
+let proxyPort = 0;
+const proxied: string[] = [];
+const workers: WorkerProcess[] = [];
+
+function openssl(...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir.path, stdio: 'ignore' });
+}
+
+beforeAll(async () => {
+  if (!HAS_OPENSSL) return;
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=oz-worker test CA');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(dir.path, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext');
+  caPath = join(dir.path, 'ca.pem');
+
+  tlsServer = createHttpsServer({ key: readFileSync(join(dir.path, 'server.key')), cert: readFileSync(join(dir.path, 'server.pem')) });
+  const wss = new WebSocketServer({ server: tlsServer });
+  wss.on('connection', (_socket, request) => tlsConnections.push({ authorization: request.headers.authorization }));
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+  tlsPort = (tlsServer.address() as AddressInfo).port;
+
+  // A CONNECT proxy that records every tunnel it opens.
+  proxy = createHttpServer();
+  proxy.on('connect', (request, client, head) => {
+    proxied.push(request.url ?? '');
+    const [host, port] = (request.url ?? '').split(':');
+    const upstream = connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  proxyPort = (proxy.address() as AddressInfo).port;
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  tlsConnections.length = 0;
+  proxied.length = 0;
+});
+
+afterAll(async () => {
+  if (HAS_OPENSSL) {
+    tlsServer.closeAllConnections();
+    proxy.closeAllConnections();
+    await Promise.all([new Promise((r) => tlsServer.close(r)), new Promise((r) => proxy.close(r))]);
+  }
+  dir.cleanup();
+});
+
+function worker(args: string[], env: Record<string, string> = {}): WorkerProcess {
+  const config = join(dir.path, 'config.yaml');
+  writeFileSync(config, `worker_id: tls-worker\nbackend:\n  direct:\n    oz_path: ${FAKE_OZ}\n    workspace_root: ${join(dir.path, 'ws')}\n`);
+  const started = startWorker({ args: ['--config-file', config, '--web-socket-url', `wss://127.0.0.1:${tlsPort}/ws`, ...args], env: { WARP_API_KEY: 'tls-key', ...env } });
+  workers.push(started);
+  return started;
+}
+
+describe.skipIf(!HAS_OPENSSL)('private CA and proxies', () => {
+  it('refuses a server signed by an unknown CA, and trusts it with --ca-file', async () => {
+    const untrusted = worker([]);
+    await untrusted.waitForLog((l) => /self-signed|unable to (get|verify)|certificate/i.test(String(l.err ?? l.msg)));
+    expect(tlsConnections).toHaveLength(0);
+    await untrusted.stop();
+
+    worker(['--ca-file', caPath]);
+    await until(() => tlsConnections.length > 0, 15_000, 'a TLS connection');
+    expect(tlsConnections[0]!.authorization).toBe('Bearer tls-key');
+  });
+
+  it('trusts NODE_EXTRA_CA_CERTS as Node does', async () => {
+    worker([], { NODE_EXTRA_CA_CERTS: caPath });
+    await until(() => tlsConnections.length > 0, 15_000, 'a TLS connection');
+  });
+
+  it('goes through HTTPS_PROXY with a CONNECT tunnel, and around it for NO_PROXY hosts', async () => {
+    worker(['--ca-file', caPath], { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` });
+    await until(() => tlsConnections.length > 0, 15_000, 'a TLS connection through the proxy');
+    expect(proxied).toEqual([`127.0.0.1:${tlsPort}`]);
+    await workers.pop()!.stop();
+
+    tlsConnections.length = 0;
+    proxied.length = 0;
+    worker(['--ca-file', caPath], { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: '127.0.0.1' });
+    await until(() => tlsConnections.length > 0, 15_000, 'a direct TLS connection');
+    expect(proxied).toEqual([]);
+  });
+
+  it('says what is wrong with an unreadable or non-PEM --ca-file, before connecting', async () => {
+    const missing = worker(['--ca-file', join(dir.path, 'nope.pem')]);
+    expect((await missing.exited).code).toBe(2);
+    expect(missing.output).toMatch(/could not read --ca-file .*nope\.pem/);
+    writeFileSync(join(dir.path, 'der.bin'), Buffer.from([0x30, 0x82, 0x01]));
+    const der = worker(['--ca-file', join(dir.path, 'der.bin')]);
+    expect((await der.exited).code).toBe(2);
+    expect(der.output).toMatch(/holds no PEM certificate/);
+  });
+});
