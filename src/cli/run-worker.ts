@@ -9,6 +9,8 @@ import { dispatchAgent } from '../connection/transport.js';
 import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
 import { createShutdown, type Shutdown } from '../worker/shutdown.js';
 import { Worker } from '../worker/worker.js';
+import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../worker/journal.js';
+import type { ResumableTask } from '../backends/backend.js';
 import { describeScope } from '../scope/decide.js';
 
 export interface RunningWorker {
@@ -77,7 +79,12 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   );
 
   const outbox = new Outbox();
-  const worker = new Worker({
+  const journal = config.stateDir
+    ? new Journal(journalPath(config.stateDir, config.workerId), () => ({ version: 1, liveTasks: worker.liveTasks(), outbox: outbox.snapshot() }), log)
+    : undefined;
+  const previous = journal?.load();
+  outbox.onChange = () => journal?.changed();
+  const worker: Worker = new Worker({
     config,
     backend,
     log,
@@ -105,7 +112,8 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     pendingMessages: () => outbox.size,
     closeConnection: () => connection.stop(),
     shutdownBackend: () => backend.shutdown(),
-    exit,
+    // The journal's last write (nothing pending, nothing running) lands before the process ends.
+    exit: (code) => void (journal?.settled() ?? Promise.resolve()).finally(() => exit(code)),
   });
 
   if (options.handleSignals ?? true) {
@@ -113,7 +121,26 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       process.on(signal, () => void shutdown.begin(signal));
     }
   }
-  if (backend.resumableTasks) worker.adopt(await backend.resumableTasks());
+  const resumed = backend.resumableTasks ? await backend.resumableTasks() : [];
+  worker.adopt(resumed);
+  if (previous) recoverFromJournal(previous, resumed, outbox, log);
   connection.start();
   return { worker, connection, outbox, shutdown, log };
+}
+
+/**
+ * Statuses the previous process had not written are sent first; a task it was
+ * running that the backend cannot pick up again (a local process died with the
+ * worker) is reported failed, unless its result is among those statuses.
+ */
+function recoverFromJournal(previous: JournalContents, resumed: readonly ResumableTask[], outbox: Outbox, log: Logger): void {
+  for (const message of previous.outbox) outbox.enqueue(message);
+  if (previous.outbox.length > 0) log.info({ count: previous.outbox.length }, 'Delivering statuses the previous worker process had not sent');
+  const reported = new Set(previous.outbox.filter((m) => m.type === 'task_completed' || m.type === 'task_failed').map((m) => m.data.task_id));
+  const followed = new Set(resumed.map((task) => task.taskId));
+  for (const task of previous.liveTasks) {
+    if (followed.has(task.taskId) || reported.has(task.taskId)) continue;
+    log.warn({ taskId: task.taskId }, 'This task was running when the previous worker process stopped unexpectedly; reporting it as failed');
+    outbox.enqueue(lostTaskFailure(task.taskId));
+  }
 }

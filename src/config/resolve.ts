@@ -7,6 +7,7 @@ import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import type { LogLevel } from '../log/logger.js';
 import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
 import { ConfigError, describeReadError } from './errors.js';
+import { platformDirs } from './locations.js';
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
 import {
@@ -34,6 +35,7 @@ export interface WorkerFlags {
   targetDir?: string;
   ozPath?: string;
   caFile?: string;
+  stateDir?: string;
   /** `--no-cleanup` gives false; commander defaults it to true. */
   cleanup?: boolean;
   volumes?: string[];
@@ -164,6 +166,7 @@ export function resolveWorkerConfig(
     kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
     device: resolveDevice(flags, file),
     ...(caPem ? { caPem } : {}),
+    stateDir: flags.stateDir || hostEnv.OZ_WORKER_STATE_DIR || platformDirs(undefined, hostEnv).stateDir,
   };
 }
 

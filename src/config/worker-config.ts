@@ -85,6 +85,8 @@ export interface WorkerConfig {
   command: CommandBackendConfig | undefined;
   kubernetes: KubernetesBackendConfig | undefined;
   device: DeviceScope | undefined;
+  /** Holds the journal of pending statuses and running tasks. */
+  stateDir?: string;
   /** Extra CA certificates (PEM) trusted for the dispatch server (`--ca-file`). */
   caPem?: string;
   /** Problems worth a warning in the log once it exists (e.g. a key file others can read). */

@@ -14,6 +14,8 @@ export class Outbox {
   private nextSeq = 1;
   private drainWaiters: Array<() => void> = [];
   private onEnqueue: (() => void) | undefined;
+  /** Called after every change of what is pending (the journal persists it). */
+  onChange: (() => void) | undefined;
 
   /** Called whenever something new is waiting (the connection uses it to flush). */
   setListener(listener: (() => void) | undefined): void {
@@ -22,6 +24,7 @@ export class Outbox {
 
   enqueue(message: OutboundMessage): void {
     this.pending.push({ seq: this.nextSeq++, message });
+    this.onChange?.();
     this.onEnqueue?.();
   }
 
@@ -35,6 +38,7 @@ export class Outbox {
 
   delivered(seq: number): void {
     this.inFlight.delete(seq);
+    this.onChange?.();
     this.notifyIfDrained();
   }
 

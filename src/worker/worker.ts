@@ -53,6 +53,13 @@ export class Worker {
     return this.running;
   }
 
+  /** Tasks claimed or running here (not those handed off to a dispatch command). */
+  liveTasks(): { taskId: string; executionId: string }[] {
+    return [...this.tasks.values()]
+      .filter((entry) => entry.state === 'claimed' || entry.state === 'running')
+      .map((entry) => ({ taskId: entry.taskId, executionId: entry.executionId }));
+  }
+
   /** Live entries by task id (tests, diagnostics). */
   taskState(taskId: string): string | undefined {
     return this.tasks.get(taskId)?.state;

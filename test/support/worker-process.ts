@@ -97,6 +97,8 @@ export function startWorker(options: StartOptions = {}): WorkerProcess {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
+      // Each worker gets its own journal unless a test shares one on purpose (restart tests).
+      OZ_WORKER_STATE_DIR: mkdtempSync(join(tmpdir(), 'oz-state-')),
       OZ_WORKER_RECONNECT_INITIAL_MS: '50',
       OZ_WORKER_RECONNECT_MAX_MS: '500',
       ...options.env,

@@ -59,7 +59,16 @@ describe('defaults', () => {
       command: undefined,
       kubernetes: undefined,
       device: undefined,
+      stateDir: expect.stringMatching(/oz-worker$/),
     } satisfies WorkerConfig);
+  });
+
+  it('keeps the journal in --state-dir, else $OZ_WORKER_STATE_DIR, else the platform state directory', () => {
+    expect(resolveWorkerConfig({ workerId: 'w', stateDir: '/flag' }, undefined, { ...HOST, OZ_WORKER_STATE_DIR: '/env' }, noSecrets).stateDir).toBe('/flag');
+    expect(resolveWorkerConfig({ workerId: 'w' }, undefined, { ...HOST, OZ_WORKER_STATE_DIR: '/env' }, noSecrets).stateDir).toBe('/env');
+    if (process.platform === 'linux') {
+      expect(resolveWorkerConfig({ workerId: 'w' }, undefined, { ...HOST, XDG_STATE_HOME: '/xdg' }, noSecrets).stateDir).toBe('/xdg/oz-worker');
+    }
   });
 
   it('defaults the log level when commander gave none', () => {

@@ -1,0 +1,92 @@
+// Nothing is forgotten across a crash: after a SIGKILL, the restarted worker
+// delivers the statuses it had not sent and reports the task it was running.
+import { afterEach, describe, expect, it } from 'vitest';
+import { API_KEY, startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
+import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { tempDir } from '../support/worker-process.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setUp(): Promise<{ server: FakeDispatchServer; stateDir: string; start(): Promise<DirectHarness> }> {
+  const server = await FakeDispatchServer.start({ apiKey: API_KEY });
+  cleanups.push(() => server.close());
+  const state = tempDir('journal');
+  cleanups.push(state.cleanup);
+  return {
+    server,
+    stateDir: state.path,
+    async start() {
+      const harness = await startDirectWorker({ server, env: { OZ_WORKER_STATE_DIR: state.path } });
+      cleanups.push(() => harness.close());
+      return harness;
+    },
+  };
+}
+
+function killAgent(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+describe('worker journal', () => {
+  it('reports a task that was running when the worker was killed as failed, with the reason', async () => {
+    const { server, start } = await setUp();
+    const first = await start();
+    await server.waitForConnection();
+    server.assign(assignment('crash-1', { env_vars: { FAKE_OZ_SLEEP_MS: '60000' } }));
+    const record = await first.waitForRecord('crash-1');
+    cleanups.push(() => killAgent(record.pid));
+    await server.waitForMessage('task_claimed', 'crash-1');
+    first.worker.signal('SIGKILL');
+    await first.worker.exited;
+
+    await start();
+    const failed = await server.waitForMessage('task_failed', 'crash-1');
+    expect(failed.data.failure_reason).toBe('unknown');
+    expect(failed.data.message).toMatch(/stopped unexpectedly \(it was killed or crashed\) while this task was running/);
+    expect(server.messagesFor('crash-1').filter((m) => m.type === 'task_failed')).toHaveLength(1);
+  });
+
+  it('delivers a status produced during an outage after a crash and restart', async () => {
+    const { server, start } = await setUp();
+    const first = await start();
+    await server.waitForConnection();
+    server.assign(assignment('late-1', { env_vars: { FAKE_OZ_SLEEP_MS: '500' } }));
+    await server.waitForMessage('task_claimed', 'late-1');
+    server.refuseWith = 503;
+    server.dropConnections();
+    await first.worker.waitForLog((l) => l.msg === 'Task completed' && l.taskId === 'late-1');
+    // Give the journal its (coalesced) write, then crash.
+    await new Promise((r) => setTimeout(r, 200));
+    first.worker.signal('SIGKILL');
+    await first.worker.exited;
+    expect(server.messagesFor('late-1').some((m) => m.type === 'task_completed')).toBe(false);
+
+    server.refuseWith = undefined;
+    await start();
+    await server.waitForMessage('task_completed', 'late-1');
+    expect(server.messagesFor('late-1').filter((m) => m.type === 'task_completed')).toHaveLength(1);
+    expect(server.messagesFor('late-1').some((m) => m.type === 'task_failed')).toBe(false);
+  });
+
+  it('leaves nothing to recover after a clean shutdown', async () => {
+    const { server, start } = await setUp();
+    const first = await start();
+    await server.waitForConnection();
+    server.assign(assignment('clean-1'));
+    await server.waitForMessage('task_completed', 'clean-1');
+    first.worker.signal('SIGTERM');
+    expect((await first.worker.exited).code).toBe(0);
+    const second = await start();
+    await second.worker.waitForLog((l) => l.msg === 'Connected to dispatch server');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(server.messagesFor('clean-1').map((m) => m.type)).toEqual(['task_claimed', 'task_completed']);
+    expect(second.worker.output).not.toMatch(/stopped unexpectedly|previous worker process/);
+  });
+});
