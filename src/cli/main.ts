@@ -12,8 +12,9 @@ import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
 
-declare const OZ_WORKER_VERSION: string;
-export const VERSION = typeof OZ_WORKER_VERSION === 'string' ? OZ_WORKER_VERSION : 'dev';
+import { VERSION } from '../version.js';
+
+export { VERSION };
 
 const EXAMPLES = `
 Examples:

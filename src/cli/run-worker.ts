@@ -9,6 +9,9 @@ import { dispatchAgent } from '../connection/transport.js';
 import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
 import { createShutdown, type Shutdown } from '../worker/shutdown.js';
 import { Worker } from '../worker/worker.js';
+import { startMetrics } from '../observability/metrics.js';
+import { startHealthServer, type HealthServer } from '../observability/health.js';
+import { VERSION } from '../version.js';
 import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../worker/journal.js';
 import type { ResumableTask } from '../backends/backend.js';
 import { describeScope } from '../scope/decide.js';
@@ -68,6 +71,10 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
 
   for (const warning of config.startupWarnings ?? []) log.warn(warning);
   const backend = await createBackend(config, log);
+  // The OpenTelemetry SDK loads only when an exporter is configured.
+  const telemetry = await startMetrics({ env, version: VERSION, workerId: config.workerId, backendLabel: config.backendLabel, log });
+  const metrics = telemetry.metrics;
+  metrics.setMaxConcurrent(config.maxConcurrentTasks);
   log.info(
     {
       workerId: config.workerId,
@@ -89,9 +96,11 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     backend,
     log,
     scrubber,
+    metrics,
     send: (message) => outbox.enqueue(message),
     buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
+  let connected = false;
   const connection = new Connection({
     url: config.webSocketUrl,
     workerId: config.workerId,
@@ -100,6 +109,11 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     outbox,
     log,
     onFrame: (text) => worker.handleFrame(text),
+    onStateChange: (state) => {
+      connected = state === 'open';
+      metrics.setConnected(connected);
+    },
+    onReconnect: (reason) => metrics.reconnect(reason),
     timings: timingsFromEnv(env),
     agent: dispatchAgent({ url: config.webSocketUrl, env, ...(config.caPem ? { ca: config.caPem } : {}) }),
   });
@@ -111,9 +125,15 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     outboxDrained: () => outbox.drained(),
     pendingMessages: () => outbox.size,
     closeConnection: () => connection.stop(),
-    shutdownBackend: () => backend.shutdown(),
+    shutdownBackend: async () => {
+      await backend.shutdown();
+      await telemetry.shutdown();
+    },
     // The journal's last write (nothing pending, nothing running) lands before the process ends.
-    exit: (code) => void (journal?.settled() ?? Promise.resolve()).finally(() => exit(code)),
+    exit: (code) =>
+      void (journal?.settled() ?? Promise.resolve())
+        .then(() => health?.close())
+        .finally(() => exit(code)),
   });
 
   if (options.handleSignals ?? true) {
@@ -121,6 +141,16 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       process.on(signal, () => void shutdown.begin(signal));
     }
   }
+  let health: HealthServer | undefined;
+  if (config.healthListen) {
+    try {
+      health = await startHealthServer(config.healthListen, { connected: () => connected, draining: () => worker.isDraining, backendProblem: () => undefined });
+      log.info({ address: health.address }, `Health endpoints on http://${health.address}/livez and /readyz`);
+    } catch (error) {
+      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${(error as Error).message}; probes will fail (pick another --health-listen)`);
+    }
+  }
+  log.info(`Metrics: ${telemetry.description}`);
   const resumed = backend.resumableTasks ? await backend.resumableTasks() : [];
   worker.adopt(resumed);
   if (previous) recoverFromJournal(previous, resumed, outbox, log);

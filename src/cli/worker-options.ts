@@ -38,6 +38,7 @@ export function addWorkerOptions(command: Command): Command {
       new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'),
     )
     .addOption(new Option('--ca-file <path>', 'Extra CA certificate(s) (PEM) to trust for the dispatch server, e.g. a private CA or a TLS-inspecting proxy').argParser(toAbsolutePath))
+    .addOption(new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'))
     .addOption(new Option('--state-dir <dir>', 'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR; default: the platform state directory)').argParser(toAbsolutePath))
     .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs (default: oz on PATH)').argParser(toAbsolutePath))
     .addOption(new Option('--no-cleanup', 'Do not remove containers after execution (for debugging)'))

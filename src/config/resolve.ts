@@ -7,6 +7,7 @@ import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import type { LogLevel } from '../log/logger.js';
 import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
 import { ConfigError, describeReadError } from './errors.js';
+import { parseHostPort } from '../observability/health.js';
 import { platformDirs } from './locations.js';
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
@@ -36,6 +37,7 @@ export interface WorkerFlags {
   ozPath?: string;
   caFile?: string;
   stateDir?: string;
+  healthListen?: string;
   /** `--no-cleanup` gives false; commander defaults it to true. */
   cleanup?: boolean;
   volumes?: string[];
@@ -93,6 +95,13 @@ export function resolveApiKey(flags: WorkerFlags, file: FileConfig | undefined, 
   const key = contents.replace(/\s+$/, '');
   if (key === '') throw new ConfigError(`the API key file ${path} (from ${origin}) is empty (write the API key into it)`);
   return key;
+}
+
+function resolveHealthListen(text: string | undefined): { healthListen?: { host: string; port: number } } {
+  if (!text) return {};
+  const parsed = parseHostPort(text);
+  if (!parsed) throw new ConfigError(`invalid --health-listen ${JSON.stringify(text)}: use host:port, e.g. 127.0.0.1:8080 (0.0.0.0:8080 in a pod)`);
+  return { healthListen: parsed };
 }
 
 function readCaFile(path: string, readFile: ReadSecretFile): string {
@@ -166,6 +175,7 @@ export function resolveWorkerConfig(
     kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
     device: resolveDevice(flags, file),
     ...(caPem ? { caPem } : {}),
+    ...resolveHealthListen(flags.healthListen || hostEnv.OZ_WORKER_HEALTH_LISTEN),
     stateDir: flags.stateDir || hostEnv.OZ_WORKER_STATE_DIR || platformDirs(undefined, hostEnv).stateDir,
   };
 }

@@ -85,6 +85,8 @@ export interface WorkerConfig {
   command: CommandBackendConfig | undefined;
   kubernetes: KubernetesBackendConfig | undefined;
   device: DeviceScope | undefined;
+  /** Where /livez and /readyz are served; absent: not served. */
+  healthListen?: { host: string; port: number };
   /** Holds the journal of pending statuses and running tasks. */
   stateDir?: string;
   /** Extra CA certificates (PEM) trusted for the dispatch server (`--ca-file`). */

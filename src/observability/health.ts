@@ -1,0 +1,66 @@
+// Health endpoints for probes: /livez answers whenever the event loop does (no
+// dependency checks, so a dispatch-server outage never gets the worker killed);
+// /readyz is 200 only while connected, with a ready backend, and not draining,
+// otherwise 503 with the reason in JSON.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Readiness {
+  connected(): boolean;
+  draining(): boolean;
+  /** Undefined when the backend is ready, else why not. */
+  backendProblem(): string | undefined;
+}
+
+/** Why the worker is not ready, or undefined when it is. Pure. */
+export function notReadyReason(state: { connected: boolean; draining: boolean; backendProblem: string | undefined }): string | undefined {
+  if (state.draining) return 'the worker is shutting down and takes no new tasks';
+  if (!state.connected) return 'not connected to the dispatch server';
+  if (state.backendProblem) return `backend not ready: ${state.backendProblem}`;
+  return undefined;
+}
+
+export interface HealthServer {
+  /** The bound address, e.g. 127.0.0.1:8080 (the port is real when 0 was asked for). */
+  address: string;
+  close(): Promise<void>;
+}
+
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  if (!match || Number(match[3]) > 65535) return undefined;
+  return { host: match[1] ?? (match[2] || '127.0.0.1'), port: Number(match[3]) };
+}
+
+export async function startHealthServer(listen: { host: string; port: number }, readiness: Readiness): Promise<HealthServer> {
+  const server: Server = createServer((request, response) => {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const reply = (status: number, body: object): void => {
+      const text = JSON.stringify(body);
+      response.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+      response.end(text);
+    };
+    if (path === '/livez') return reply(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const reason = notReadyReason({ connected: readiness.connected(), draining: readiness.draining(), backendProblem: readiness.backendProblem() });
+      return reason ? reply(503, { status: 'not ready', reason }) : reply(200, { status: 'ready' });
+    }
+    reply(404, { status: 'not found', reason: 'use /livez or /readyz' });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    address: `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
