@@ -207,3 +207,43 @@ console.log(`API writes per task                 ${k8s.writesPerTask.toFixed(2).
 console.log(`API requests per task (all)         ${k8s.requestsPerTask.toFixed(2).padStart(8)}`);
 console.log(`open watch connections at peak      ${String(k8s.watchesAtPeak).padStart(8)}   target: independent of task count (2)   ${k8s.watchesAtPeak <= 2 ? 'yes' : 'NO'}`);
 if (k8s.writesPerTask > 3 || k8s.watchesAtPeak > 2) process.exitCode = 1;
+
+// ---- Direct backend: worker memory with many agents running at once ----
+const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 1000);
+async function concurrentFigures() {
+  const cdir = mkdtempSync(join(tmpdir(), 'oz-bench-conc-'));
+  const agent = join(cdir, 'agent.sh');
+  writeFileSync(agent, '#!/bin/sh\nexec sleep 6\n', { mode: 0o755 });
+  const cconfig = join(cdir, 'config.yaml');
+  writeFileSync(cconfig, `worker_id: bench-conc\nbackend:\n  direct:\n    oz_path: ${agent}\n    workspace_root: ${join(cdir, 'ws')}\n`);
+  const server = await startServer();
+  const connected = new Promise((r) => (server.state.onConnect = r));
+  const child = spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', cconfig, '--web-socket-url', server.url, '--log-level', 'warn'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: cdir },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await connected;
+  await new Promise((r) => setTimeout(r, 1000));
+  const idle = rssKiB(child.pid);
+  const claimed = new Set();
+  const done = new Set();
+  server.state.onMessage = (msg) => {
+    if (msg.type === 'task_claimed') claimed.add(msg.data.task_id);
+    if (msg.type === 'task_completed' || msg.type === 'task_failed') done.add(msg.data.task_id);
+  };
+  for (let i = 0; i < CONCURRENT; i++) server.state.socket.send(assignment(`c${i}`));
+  while (claimed.size < CONCURRENT) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 2000));
+  const peak = rssKiB(child.pid);
+  while (done.size < CONCURRENT) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+  server.close();
+  rmSync(cdir, { recursive: true, force: true });
+  return { idleMiB: idle / 1024, peakMiB: peak / 1024, perTaskKiB: (peak - idle) / CONCURRENT };
+}
+
+const concurrent = await concurrentFigures();
+console.log(`\ndirect backend, ${CONCURRENT} agents running at once`);
+console.log(`worker RSS idle → with ${CONCURRENT} running   ${concurrent.idleMiB.toFixed(1)} → ${concurrent.peakMiB.toFixed(1)} MiB`);
+console.log(`worker RSS per running task         ${concurrent.perTaskKiB.toFixed(1).padStart(8)} KiB`);
