@@ -33,6 +33,11 @@ const CANCEL_CALL_TIMEOUT_MS = 10_000;
 const DISPATCHED_MAX_ENTRIES = 10_000;
 const DISPATCHED_TTL_MS = 24 * 60 * 60 * 1000;
 
+/** What `task_failed` says for an assignment the worker cannot use (also shown by `oz-worker plan`). */
+export function invalidAssignmentMessage(problem: string): string {
+  return `The worker could not run this task because its assignment was invalid (${problem}). The dispatch server and this worker may disagree on the protocol; update the worker or report this to the server operator.`;
+}
+
 export class Worker {
   private readonly tasks = new Map<string, TaskEntry>();
   private readonly executions = new Set<Promise<void>>();
@@ -107,7 +112,7 @@ export class Worker {
       type: 'task_failed',
       data: {
         task_id: taskId,
-        message: `The worker could not run this task because its assignment was invalid (${problem}). The dispatch server and this worker may disagree on the protocol; update the worker or report this to the server operator.`,
+        message: invalidAssignmentMessage(problem),
         failure_reason: 'unknown',
       },
     });
@@ -236,7 +241,7 @@ export class Worker {
       entry.transition('failed');
       result = 'failed';
       log.error(
-        { reason: failure.reason, exitCode: failure.exitCode || undefined, err: error instanceof Error ? error.message : String(error) },
+        { reason: failure.reason, exitCode: failure.exitCode || undefined, err: error instanceof Error ? error.message : String(error), hint: failure.hint },
         'Task failed',
       );
       this.metrics.taskFailed(failure.phase, failure.reason);

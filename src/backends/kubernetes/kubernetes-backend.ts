@@ -107,22 +107,28 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
     cleanup: config.cleanup,
     unschedulableTimeoutMs: k.unschedulableTimeoutMs ?? 30_000,
     imagePullGraceMs: Number.isFinite(graceOverride) && env.OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS !== '' && graceOverride >= 0 ? graceOverride : DEFAULT_IMAGE_PULL_GRACE_MS,
-    job: {
-      workerId: config.workerId,
-      namespace,
-      imagePullPolicy: pullPolicy,
-      useImageVolumes: k.useImageVolumes ?? false,
-      setupCommand: k.setupCommand ?? '',
-      teardownCommand: k.teardownCommand ?? '',
-      extraLabels: k.extraLabels ?? {},
-      extraAnnotations: k.extraAnnotations ?? {},
-      activeDeadlineSeconds: k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS,
-      ttlSecondsAfterFinished: config.cleanup ? (k.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS) : undefined,
-      workspaceSizeLimit: k.workspaceSizeLimit,
-      podTemplate,
-      taskEnv: config.taskEnv,
-    },
+    job: jobSettingsFrom(config, podTemplate),
   });
+}
+
+/** The Job builder's settings from the worker config (also used by `oz-worker plan`). */
+export function jobSettingsFrom(config: WorkerConfig, podTemplate: V1PodSpec | undefined): JobSettings {
+  const k = config.kubernetes ?? {};
+  return {
+    workerId: config.workerId,
+    namespace: k.namespace || 'default',
+    imagePullPolicy: k.imagePullPolicy ?? 'IfNotPresent',
+    useImageVolumes: k.useImageVolumes ?? false,
+    setupCommand: k.setupCommand ?? '',
+    teardownCommand: k.teardownCommand ?? '',
+    extraLabels: k.extraLabels ?? {},
+    extraAnnotations: k.extraAnnotations ?? {},
+    activeDeadlineSeconds: k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS,
+    ttlSecondsAfterFinished: config.cleanup ? (k.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS) : undefined,
+    workspaceSizeLimit: k.workspaceSizeLimit,
+    podTemplate,
+    taskEnv: config.taskEnv,
+  };
 }
 
 function createFailureText(error: unknown, namespace: string): string {

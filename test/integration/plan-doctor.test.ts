@@ -1,0 +1,129 @@
+// `oz-worker plan` and `oz-worker doctor` through the real bin.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { API_KEY } from '../support/direct-worker.js';
+import { FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { BIN, FAKE_OZ, REPO_ROOT, tempDir } from '../support/worker-process.js';
+
+const FIXTURES = resolve(import.meta.dirname, '../fixtures/assignments');
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('oz-worker plan', () => {
+  it('shows the team task argv with team sharing right after `agent run`, secrets redacted', async () => {
+    const { code, stdout } = await cli(['plan', '--backend', 'direct', '--json', join(FIXTURES, 'team.json')]);
+    expect(code).toBe(0);
+    const plan = JSON.parse(stdout);
+    expect(plan).toMatchObject({ kind: 'run', taskId: 'team-task-1', owner: 'TEAM 42', teamSharing: true, backend: 'direct' });
+    expect(plan.launch.args.slice(0, 4)).toEqual(['agent', 'run', '--share', 'team:edit']);
+    expect(plan.launch.args[plan.launch.args.indexOf('--mcp') + 1]).toBe('[redacted]');
+    expect(plan.launch.environment).toContain('GITHUB_ACCESS_TOKEN=[redacted]');
+    expect(stdout).not.toContain('ghp_secret_value_123');
+    expect(stdout).not.toContain('ghp_mcp_secret_value');
+  });
+
+  it('reveals values only with --show-secrets', async () => {
+    const { stdout } = await cli(['plan', '--backend', 'direct', '--show-secrets', join(FIXTURES, 'team.json')]);
+    expect(stdout).toContain('GITHUB_ACCESS_TOKEN=ghp_secret_value_123');
+    expect(stdout).toContain('ghp_mcp_secret_value');
+  });
+
+  it.each([
+    ['user.json', 'USER 7'],
+    ['ownerless.json', 'none'],
+  ])('gives %s no team sharing', async (fixture, owner) => {
+    const { code, stdout } = await cli(['plan', '--backend', 'direct', '--json', join(FIXTURES, fixture)]);
+    expect(code).toBe(0);
+    const plan = JSON.parse(stdout);
+    expect(plan.owner).toBe(owner);
+    expect(plan.teamSharing).toBe(false);
+    expect(plan.launch.args).not.toContain('--share');
+    expect(plan.launch.args.slice(0, 2)).toEqual(['agent', 'run']);
+  });
+
+  it('prints the Kubernetes Job the worker would create', async () => {
+    const { code, stdout } = await cli(['plan', '--backend', 'kubernetes', join(FIXTURES, 'team.json')]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^kind: Job$/m);
+    expect(stdout).toContain('name: oz-task-team-task-1-exec-exec-1');
+    expect(stdout).toMatch(/- --share\n\s+- team:edit/);
+    expect(stdout).not.toContain('ghp_secret_value_123');
+  });
+
+  it('answers an invalid assignment with the task_failed the worker would send', async () => {
+    const { code, stdout } = await cli(['plan', join(FIXTURES, 'invalid.json')]);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/would answer task_failed:\n\s+The worker could not run this task because its assignment was invalid \(task: /);
+  });
+
+  it('shows a device worker refusing an out-of-scope task', async () => {
+    const { code, stdout } = await cli(['plan', '--backend', 'direct', '--device-owner-user-id', '8', join(FIXTURES, 'user.json')]);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/would answer task_rejected:\n\s+owner_out_of_scope: the task belongs to USER 7/);
+  });
+});
+
+describe('oz-worker doctor', () => {
+  async function config(): Promise<string> {
+    const dir = tempDir('doctor');
+    cleanups.push(dir.cleanup);
+    const path = join(dir.path, 'config.yaml');
+    writeFileSync(path, `worker_id: doc-worker\nbackend:\n  direct:\n    oz_path: ${FAKE_OZ}\n    workspace_root: ${join(dir.path, 'ws')}\n`);
+    return path;
+  }
+
+  it('passes every check against a reachable server with a good key', async () => {
+    const server = await FakeDispatchServer.start({ apiKey: API_KEY });
+    cleanups.push(() => server.close());
+    const { code, stdout } = await cli(['doctor', '--config-file', await config(), '--web-socket-url', server.url], { WARP_API_KEY: API_KEY });
+    expect(stdout).toMatch(/^✔ config: valid/m);
+    expect(stdout).toMatch(/^✔ dispatch server: .* accepted the API key/m);
+    expect(stdout).toMatch(/^✔ oz CLI: .*fake-oz\.mjs runs/m);
+    expect(stdout).toMatch(/^✔ workspace: .* is writable/m);
+    expect(code).toBe(0);
+    expect(server.handshakes[0]!.workerId).toBe('doc-worker-doctor');
+  });
+
+  it('says the key was refused, with the fix', async () => {
+    const server = await FakeDispatchServer.start({ apiKey: 'the-right-key' });
+    cleanups.push(() => server.close());
+    const { code, stdout } = await cli(['doctor', '--config-file', await config(), '--web-socket-url', server.url, '--json'], { WARP_API_KEY: 'a-wrong-key' });
+    expect(code).toBe(1);
+    const report = JSON.parse(stdout);
+    expect(report.ok).toBe(false);
+    expect(report.checks.find((c: { name: string }) => c.name === 'dispatch server')).toMatchObject({ ok: false, detail: 'the server refused the API key (HTTP 401)' });
+  });
+
+  it('says the server cannot be reached, with the fix', async () => {
+    const { code, stdout } = await cli(['doctor', '--config-file', await config(), '--web-socket-url', 'ws://127.0.0.1:9/ws'], { WARP_API_KEY: API_KEY });
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^✘ dispatch server: cannot reach ws:\/\/127\.0\.0\.1:9\/ws: ECONNREFUSED/m);
+    expect(stdout).toMatch(/^ {4}fix: check --web-socket-url/m);
+  });
+
+  it('reports a bad configuration as the first failed check', async () => {
+    const { code, stdout } = await cli(['doctor', '--worker-id', 'warp-reserved'], { WARP_API_KEY: API_KEY });
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^✘ config: invalid worker-id: values starting with 'warp' are reserved/m);
+  });
+});
