@@ -79,7 +79,46 @@ export interface ClassifiedFailure {
   exitCode: number;
   /** The user-facing `message` of `task_failed`. */
   message: string;
+  /** For the operator: what the reason means and what to do about it. */
+  hint: string;
 }
+
+/**
+ * One sentence pair per reason: what happened, then what to do. The wire
+ * `message` keeps the Go worker's wording (`Failed to execute task: …`), which
+ * the server shows as is; these go to the worker log, `plan` and the docs.
+ */
+export const FAILURE_HINTS: Readonly<Record<FailureReason, string>> = {
+  unknown: 'The task failed for a reason the worker could not classify. Read the error text and the worker log around it.',
+  task_timeout: 'The task ran past its time limit and was stopped. Split the work into smaller tasks or raise the limit.',
+  task_cancelled: 'The task was interrupted before it finished. Run it again; if this keeps happening, look in the worker log for what stopped it.',
+  graceful_shutdown: 'The worker was shutting down and stopped the task. Run the task again once the worker is back.',
+  image_pull: 'The task image could not be pulled. Check the image name and tag, that the registry is reachable from the worker, and the registry credentials.',
+  sidecar_prep: 'The sidecar images of the task could not be prepared. Check the sidecar image names, that their mount paths are unique, and that their registry is reachable.',
+  container_create: 'The task container could not be created. Read the daemon error: it usually names a bad volume (-v), resource limit or image setting.',
+  container_start: 'The task container was created but did not start. Read the daemon error and the Docker daemon log.',
+  container_wait: 'The worker lost track of the task container. Check that the container runtime is healthy, then run the task again.',
+  container_exit: 'The agent in the container exited with an error. Read the container output in the worker log to see why.',
+  container_oom: 'The task ran out of memory and was killed. Give the task more memory (a larger instance shape, or higher limits in pod_template).',
+  workspace_setup: 'The task workspace could not be prepared. Check that backend.direct.workspace_root is writable by the worker user and has free space.',
+  setup_command: 'The setup command failed, so the agent did not start. Run the setup command by hand in a workspace to see why, and fix it.',
+  agent_invocation: 'The oz agent exited with an error or could not be started. Read its output in the worker log, and check that --oz-path (backend.direct.oz_path) points to a working oz CLI.',
+  teardown_command: 'The teardown command failed after the task. Run it by hand to see why; the task result itself stands.',
+  dispatch_command: 'The dispatch command failed. Run backend.command.dispatch_command by hand with the payload on stdin to see why.',
+  dispatch_timeout: 'The dispatch command did not finish in time. Make it hand the task off and return, or raise backend.command.dispatch_timeout.',
+  cancel_command: 'The cancel command failed, so the task may still run where it was dispatched. Run backend.command.cancel_command by hand to see why.',
+  job_create: "The task's Kubernetes Job could not be created. Check the worker's RBAC (create on batch/jobs), the namespace's quotas and the pod_template.",
+  job_watch: "The worker lost track of the task's Kubernetes Job. Check that the API server is reachable and that the worker may get and watch Jobs.",
+  job_failed: "The task's Kubernetes Job failed. Read the pod's events and logs (kubectl describe job, kubectl logs) to see why.",
+  evicted: "Kubernetes evicted the task's pod, usually because its node ran short of memory or disk. Give the task more resources or schedule it on other nodes.",
+  pod_watch: "The worker lost track of the task's pods. Check that the API server is reachable and that the worker may list and watch pods.",
+  unschedulable: "No node could take the task's pod in time. Check the cluster's free capacity and the node selectors, affinities and tolerations of the pod_template.",
+  volume_mount: "A volume of the task's pod could not be mounted. Check the volumes in the pod_template and the pod's events.",
+  init_container: "An init container of the task's pod failed (a sidecar copy or the setup command). Read its log with kubectl logs -c <container>.",
+  invalid_image: 'The task image is not a valid image reference. Fix the image of the environment (or backend.kubernetes.default_image).',
+  active_deadline: "The task's pod ran past its deadline and Kubernetes stopped it. Raise backend.kubernetes.active_deadline_seconds or split the task.",
+  cleanup: 'Cleaning up after the task failed. Remove what was left behind by hand; the task result itself stands.',
+};
 
 function chain(error: unknown): unknown[] {
   const out: unknown[] = [];
@@ -127,7 +166,7 @@ export function classifyFailure(error: unknown, source: CancellationSource | und
     reason = 'graceful_shutdown';
     message = SHUTDOWN;
   }
-  return { phase, reason, exitCode, message };
+  return { phase, reason, exitCode, message, hint: FAILURE_HINTS[reason] };
 }
 
 /** 128 + signal number for a signalled process, else its exit status. */
