@@ -70,9 +70,34 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     });
 
   for (const warning of config.startupWarnings ?? []) log.warn(warning);
-  const backend = await createBackend(config, log);
-  // The OpenTelemetry SDK loads only when an exporter is configured.
-  const telemetry = await startMetrics({ env, version: VERSION, workerId: config.workerId, backendLabel: config.backendLabel, log });
+  // Probes get answers from the start: a backend can take minutes to start (the
+  // Kubernetes preflight Job), and a liveness probe must not kill the worker meanwhile.
+  const readiness = { connected: false, backendProblem: 'the backend is starting' as string | undefined, draining: () => false };
+  let health: HealthServer | undefined;
+  if (config.healthListen) {
+    try {
+      health = await startHealthServer(config.healthListen, {
+        connected: () => readiness.connected,
+        draining: () => readiness.draining(),
+        backendProblem: () => readiness.backendProblem,
+      });
+      log.info({ address: health.address }, `Health endpoints on http://${health.address}/livez and /readyz`);
+    } catch (error) {
+      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${(error as Error).message}; probes will fail (pick another --health-listen)`);
+    }
+  }
+  // The OpenTelemetry SDK loads only when an exporter is configured, while the backend starts.
+  const telemetryStarting = startMetrics({ env, version: VERSION, workerId: config.workerId, backendLabel: config.backendLabel, log });
+  let backend;
+  try {
+    backend = await createBackend(config, log);
+  } catch (error) {
+    await health?.close();
+    void telemetryStarting.then((telemetry) => telemetry.shutdown());
+    throw error;
+  }
+  readiness.backendProblem = undefined;
+  const telemetry = await telemetryStarting;
   const metrics = telemetry.metrics;
   metrics.setMaxConcurrent(config.maxConcurrentTasks);
   log.info(
@@ -100,7 +125,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     send: (message) => outbox.enqueue(message),
     buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
-  let connected = false;
+  readiness.draining = () => worker.isDraining;
   const connection = new Connection({
     url: config.webSocketUrl,
     workerId: config.workerId,
@@ -110,8 +135,8 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     log,
     onFrame: (text) => worker.handleFrame(text),
     onStateChange: (state) => {
-      connected = state === 'open';
-      metrics.setConnected(connected);
+      readiness.connected = state === 'open';
+      metrics.setConnected(readiness.connected);
     },
     onReconnect: (reason) => metrics.reconnect(reason),
     timings: timingsFromEnv(env),
@@ -139,15 +164,6 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   if (options.handleSignals ?? true) {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.on(signal, () => void shutdown.begin(signal));
-    }
-  }
-  let health: HealthServer | undefined;
-  if (config.healthListen) {
-    try {
-      health = await startHealthServer(config.healthListen, { connected: () => connected, draining: () => worker.isDraining, backendProblem: () => undefined });
-      log.info({ address: health.address }, `Health endpoints on http://${health.address}/livez and /readyz`);
-    } catch (error) {
-      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${(error as Error).message}; probes will fail (pick another --health-listen)`);
     }
   }
   log.info(`Metrics: ${telemetry.description}`);

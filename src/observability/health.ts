@@ -15,8 +15,8 @@ export interface Readiness {
 /** Why the worker is not ready, or undefined when it is. Pure. */
 export function notReadyReason(state: { connected: boolean; draining: boolean; backendProblem: string | undefined }): string | undefined {
   if (state.draining) return 'the worker is shutting down and takes no new tasks';
-  if (!state.connected) return 'not connected to the dispatch server';
   if (state.backendProblem) return `backend not ready: ${state.backendProblem}`;
+  if (!state.connected) return 'not connected to the dispatch server';
   return undefined;
 }
 

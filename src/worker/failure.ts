@@ -114,7 +114,7 @@ export const FAILURE_HINTS: Readonly<Record<FailureReason, string>> = {
   pod_watch: "The worker lost track of the task's pods. Check that the API server is reachable and that the worker may list and watch pods.",
   unschedulable: "No node could take the task's pod in time. Check the cluster's free capacity and the node selectors, affinities and tolerations of the pod_template.",
   volume_mount: "A volume of the task's pod could not be mounted. Check the volumes in the pod_template and the pod's events.",
-  init_container: "An init container of the task's pod failed (a sidecar copy or the setup command). Read its log with kubectl logs -c <container>.",
+  init_container: "An init container of the task's pod failed (a sidecar copy or the setup command). Read that container's log (kubectl logs with -c and its name).",
   invalid_image: 'The task image is not a valid image reference. Fix the image of the environment (or backend.kubernetes.default_image).',
   active_deadline: "The task's pod ran past its deadline and Kubernetes stopped it. Raise backend.kubernetes.active_deadline_seconds or split the task.",
   cleanup: 'Cleaning up after the task failed. Remove what was left behind by hand; the task result itself stands.',

@@ -1,10 +1,13 @@
 // Operators' view of a running worker: the Go worker's metrics on a Prometheus
 // endpoint, and /livez and /readyz, scraped from the real worker process.
-import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
 import { assignment } from '../support/fake-dispatch-server.js';
 import { until } from '../support/local-server.js';
+import { startWorker, tempDir } from '../support/worker-process.js';
 
 let harness: DirectHarness | undefined;
 afterEach(async () => {
@@ -108,5 +111,41 @@ describe('health', () => {
       return response?.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
     }, 5_000, 'draining');
     expect(draining.reason).toMatch(/shutting down/);
+  });
+});
+
+describe('health while the backend starts', () => {
+  it('answers /livez at once and keeps /readyz at 503 until the backend is up', async () => {
+    // A Kubernetes API server that accepts connections and never answers: the backend's start-up waits on it.
+    const held: Socket[] = [];
+    const api = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    const dir = tempDir('health-start');
+    const kubeconfig = join(dir.path, 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:${(api.address() as { port: number }).port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+    );
+    const configFile = join(dir.path, 'config.yaml');
+    writeFileSync(configFile, `worker_id: starting-worker\nbackend:\n  kubernetes:\n    kubeconfig: ${kubeconfig}\n`);
+    const worker = startWorker({
+      args: ['--config-file', configFile, '--web-socket-url', 'ws://127.0.0.1:9/ws', '--health-listen', '127.0.0.1:0'],
+      env: { WARP_API_KEY: 'wk_test_key_0123456789' },
+    });
+    try {
+      const line = await worker.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Health endpoints on'));
+      const health = `http://${line.address as string}`;
+      await until(() => held.length > 0, 10_000, 'the backend to call the Kubernetes API');
+      expect((await fetch(`${health}/livez`)).status).toBe(200);
+      const ready = await fetch(`${health}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { reason: string }).reason).toMatch(/\S/);
+      expect(worker.logs.some((l) => l.msg === 'Starting oz-worker')).toBe(false);
+    } finally {
+      await worker.stop();
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => api.close(resolve));
+      dir.cleanup();
+    }
   });
 });

@@ -1,6 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   classifyFailure,
+  FAILURE_HINTS,
+  FAILURE_REASONS,
+  type FailureReason,
   goExitText,
   normaliseExitCode,
   TaskCancelled,
@@ -104,5 +109,46 @@ describe('exit codes', () => {
     [undefined, 'SIGSEGV', 'signal: segmentation fault'],
   ])('Go exec text for exit %s / signal %s', (code, signal, text) => {
     expect(goExitText(code, signal)).toBe(text);
+  });
+});
+
+describe('failure hints', () => {
+  it('explains every failure reason in two sentences: what happened, then what to do', () => {
+    expect(Object.keys(FAILURE_HINTS).sort()).toEqual([...FAILURE_REASONS].sort());
+    for (const reason of FAILURE_REASONS) {
+      const sentences = FAILURE_HINTS[reason].split(/(?<=\.) (?=[A-Z])/);
+      expect(sentences.length, reason).toBeGreaterThanOrEqual(2);
+      for (const sentence of sentences) expect(sentence, reason).toMatch(/^[A-Z].*\.$/);
+      // What happened is said in words, not with the wire name (`image_pull`); config keys may appear in the advice.
+      if (reason.includes('_')) expect(sentences[0], reason).not.toContain(reason);
+    }
+  });
+
+  it.each<{ error: unknown; source?: 'user' | 'shutdown'; reason: FailureReason; mentions: RegExp }>([
+    { error: new TaskFailure('image_pull', 'pull access denied'), reason: 'image_pull', mentions: /registry/ },
+    { error: new TaskFailure('container_oom', 'exit 137', { exitCode: 137 }), reason: 'container_oom', mentions: /more memory/ },
+    { error: new TaskFailure('agent_invocation', 'oz agent exited with error: exit status 2', { exitCode: 2 }), reason: 'agent_invocation', mentions: /--oz-path/ },
+    { error: new TaskFailure('unschedulable', 'pod unschedulable'), reason: 'unschedulable', mentions: /capacity/ },
+    { error: new TaskTimedOut(), reason: 'task_timeout', mentions: /time limit/ },
+    { error: new TaskCancelled(), source: 'shutdown', reason: 'graceful_shutdown', mentions: /once the worker is back/ },
+    { error: new Error('boom'), reason: 'unknown', mentions: /could not classify/ },
+  ])('classifies $reason and attaches its hint', ({ error, source, reason, mentions }) => {
+    const result = classifyFailure(error, source);
+    expect(result.reason).toBe(reason);
+    expect(result.hint).toBe(FAILURE_HINTS[reason]);
+    expect(result.hint).toMatch(mentions);
+    // The wire message keeps the Go worker's wording; the hint never replaces it.
+    expect(result.message).not.toBe(result.hint);
+  });
+});
+
+describe('docs/operations.md', () => {
+  it('lists every failure reason with the hint the worker logs', () => {
+    const doc = readFileSync(resolve(import.meta.dirname, '../../docs/operations.md'), 'utf8');
+    for (const reason of FAILURE_REASONS) {
+      const row = doc.split('\n').find((line) => line.startsWith(`| \`${reason}\` |`));
+      expect(row, reason).toBeDefined();
+      expect(row, reason).toContain(FAILURE_HINTS[reason]);
+    }
   });
 });
