@@ -8,7 +8,7 @@
 // here it pushes only when an OTLP endpoint is configured, else exports nothing.
 import type { Logger } from '../log/logger.js';
 import { FAILURE_PHASES, FAILURE_REASONS } from '../worker/failure.js';
-import type { TaskResult, WorkerMetrics } from '../worker/metrics.js';
+import { noMetrics, type TaskResult, type WorkerMetrics } from '../worker/metrics.js';
 
 export const SCOPE_NAME = 'github.com/warpdotdev/oz-agent-worker';
 export const TASK_RESULTS: readonly TaskResult[] = ['succeeded', 'failed', 'cancelled', 'dispatched'];
@@ -52,16 +52,6 @@ export function chooseExporter(env: MetricsOptions['env']): Exporter | { kind: '
   return { kind: 'invalid', message: `OTEL_METRICS_EXPORTER=${name} is not supported (use prometheus, otlp, console or none)` };
 }
 
-const noop: WorkerMetrics = {
-  setConnected() {},
-  setMaxConcurrent() {},
-  taskClaimed() {},
-  taskRejected() {},
-  tasksActive() {},
-  taskFinished() {},
-  taskFailed() {},
-  reconnect() {},
-};
 
 /** Starts the exporter the environment asks for; failures are logged and metrics turn off (as in Go). */
 export async function startMetrics(options: MetricsOptions): Promise<RunningMetrics> {
@@ -69,14 +59,14 @@ export async function startMetrics(options: MetricsOptions): Promise<RunningMetr
   const choice = chooseExporter(options.env);
   if (choice.kind === 'invalid') {
     log.warn(`Metrics are off: ${choice.message}`);
-    return { metrics: noop, description: `off (${choice.message})`, shutdown: async () => {} };
+    return { metrics: noMetrics, description: `off (${choice.message})`, shutdown: async () => {} };
   }
-  if (choice.kind === 'none') return { metrics: noop, description: `off (${choice.why})`, shutdown: async () => {} };
+  if (choice.kind === 'none') return { metrics: noMetrics, description: `off (${choice.why})`, shutdown: async () => {} };
   try {
     return await startExporter(choice, options);
   } catch (error) {
     log.warn(`Failed to initialize metrics export: ${(error as Error).message} (continuing without metrics)`);
-    return { metrics: noop, description: `off (${(error as Error).message})`, shutdown: async () => {} };
+    return { metrics: noMetrics, description: `off (${(error as Error).message})`, shutdown: async () => {} };
   }
 }
 

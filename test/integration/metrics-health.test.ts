@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
 import { assignment } from '../support/fake-dispatch-server.js';
 import { until } from '../support/local-server.js';
+import { freePort, samples } from '../support/metrics.js';
 import { startWorker, tempDir } from '../support/worker-process.js';
 
 let harness: DirectHarness | undefined;
@@ -14,25 +15,6 @@ afterEach(async () => {
   await harness?.close();
   harness = undefined;
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** `name{labels} value` lines of a scrape, keyed by everything before the value. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at).replace(/,?otel_scope_name="[^"]*"/, '').replace('{}', ''), Number(line.slice(at + 1)));
-  }
-  return out;
-}
 
 async function start(): Promise<{ h: DirectHarness; scrape: () => Promise<Map<string, number>>; raw: () => Promise<string>; health: string }> {
   const port = await freePort();

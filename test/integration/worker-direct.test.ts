@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDirectWorker, API_KEY, type DirectHarness } from '../support/direct-worker.js';
+import { alive } from '../support/assertions.js';
 import { assignment } from '../support/fake-dispatch-server.js';
 
 let harness: DirectHarness | undefined;
@@ -18,14 +19,6 @@ async function connected(options: Parameters<typeof startDirectWorker>[0] = {}):
   return harness;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('worker on the direct backend', () => {
   it('authenticates with the bearer key and worker_id, then runs a team task with team sharing', async () => {

@@ -7,6 +7,7 @@ import { taskJobName } from '../../src/backends/kubernetes/names.js';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { FakeKubeApi } from '../support/fake-kube-api.js';
+import { jobSettings } from '../support/kubernetes.js';
 import { until } from '../support/local-server.js';
 import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
 
@@ -189,21 +190,7 @@ describe('kubernetes backend', () => {
     const { buildTaskJob } = await import('../../src/backends/kubernetes/job-builder.js');
     const job = buildTaskJob(
       { taskId: 'a1', executionId: 'exec-a1', task: {}, args: ['agent', 'run'], env: [], image: 'ubuntu:22.04', sidecars: [], instanceShape: undefined },
-      {
-        workerId: 'k8s-worker',
-        namespace: 'agents',
-        imagePullPolicy: 'IfNotPresent',
-        useImageVolumes: false,
-        setupCommand: '',
-        teardownCommand: '',
-        extraLabels: {},
-        extraAnnotations: {},
-        activeDeadlineSeconds: undefined,
-        ttlSecondsAfterFinished: undefined,
-        workspaceSizeLimit: undefined,
-        podTemplate: undefined,
-        taskEnv: {},
-      },
+      jobSettings({ workerId: 'k8s-worker', activeDeadlineSeconds: undefined, ttlSecondsAfterFinished: undefined }),
     );
     h.api.insertJob(job as never);
     h.server.assign(withScenario('a1', 'hang'));

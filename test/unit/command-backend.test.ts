@@ -11,6 +11,7 @@ import type { CommandBackendConfig, WorkerConfig } from '../../src/config/worker
 import type { Logger } from '../../src/log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../src/worker/failure.js';
 import { tempDir } from '../support/worker-process.js';
+import { rejection } from '../support/assertions.js';
 
 const API_KEY = 'wk_worker_secret_key_77';
 const SECRET = 'hunter2-super-secret';
@@ -74,14 +75,6 @@ function run(b: Backend, p: TaskParams, controller = new AbortController()) {
   return b.executeTask({ params: p, signal: controller.signal, log: log.child({ taskId: p.taskId }) });
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure');
-}
 
 function envFile(path: string): Record<string, string> {
   return Object.fromEntries(

@@ -12,6 +12,7 @@ import type { DirectBackendConfig, WorkerConfig } from '../../src/config/worker-
 import type { Logger } from '../../src/log/logger.js';
 import type { Task } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure } from '../../src/worker/failure.js';
+import { rejection } from '../support/assertions.js';
 
 const API_KEY = 'wk_worker_secret_key_42';
 
@@ -106,14 +107,6 @@ function run(b: Backend, p: TaskParams, controller = new AbortController()) {
   return b.executeTask({ params: p, signal: controller.signal, log });
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the task to fail');
-}
 
 interface AgentRecord {
   args: string[];

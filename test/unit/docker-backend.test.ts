@@ -11,6 +11,7 @@ import type { SidecarMount } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure } from '../../src/worker/failure.js';
 import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { tempDir } from '../support/worker-process.js';
+import { rejection } from '../support/assertions.js';
 
 const WORKER = 'w-unit';
 const L = (name: string) => `dev.warp.oz-worker.${name}`;
@@ -69,14 +70,6 @@ function run(b: Backend, p: TaskParams, controller = new AbortController()) {
   return b.executeTask({ params: p, signal: controller.signal, log });
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the task to fail');
-}
 
 function messages(): string[] {
   return logs.map((l) => String(l.msg));

@@ -12,33 +12,16 @@ import {
   mergeResources,
   shapeResources,
   validateSidecars,
-  type JobSettings,
 } from '../../src/backends/kubernetes/job-builder.js';
 import { executionIdOf, idHash, sanitizeLabelValue, taskJobName, taskLabels } from '../../src/backends/kubernetes/names.js';
 import { readPodTemplate } from '../../src/backends/kubernetes/pod-template.js';
 import { SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT } from '../../src/backends/kubernetes/scripts.js';
+import { jobSettings } from '../support/kubernetes.js';
 
 const UUID_RUN = '019f5de4-bfd1-762e-92ed-199c971abcba';
 const UUID_EXEC = '019f5df0-aaaa-bbbb-cccc-abcdef012345';
 
-function settings(overrides: Partial<JobSettings> = {}): JobSettings {
-  return {
-    workerId: 'worker-123',
-    namespace: 'agents',
-    imagePullPolicy: 'IfNotPresent',
-    useImageVolumes: false,
-    setupCommand: '',
-    teardownCommand: '',
-    extraLabels: {},
-    extraAnnotations: {},
-    activeDeadlineSeconds: 28800,
-    ttlSecondsAfterFinished: 86400,
-    workspaceSizeLimit: undefined,
-    podTemplate: undefined,
-    taskEnv: {},
-    ...overrides,
-  };
-}
+const settings = jobSettings;
 
 function params(overrides: Partial<TaskParams> = {}): TaskParams {
   return {

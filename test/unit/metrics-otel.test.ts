@@ -3,32 +3,14 @@
 // at start-up, how each hook moves its series, and the resource attributes a
 // Prometheus scrape shows (target_info).
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chooseExporter, startMetrics, type RunningMetrics } from '../../src/observability/metrics.js';
 import { FAILURE_PHASES, FAILURE_REASONS } from '../../src/worker/failure.js';
+import { freePort, samples } from '../support/metrics.js';
 
 const silent = pino({ level: 'silent' });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Sample lines of a scrape by series (without the scope label), e.g. `oz_worker_tasks_rejected_total{reason="at_capacity"}`. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at).replace(/,?otel_scope_name="[^"]*"/, '').replace(/,?otel_scope_version="[^"]*"/, '').replace('{}', ''), Number(line.slice(at + 1)));
-  }
-  return out;
-}
 
 let running: RunningMetrics | undefined;
 afterEach(async () => {
