@@ -7,7 +7,7 @@ import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import type { LogLevel } from '../log/logger.js';
 import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
 import { ConfigError, describeReadError } from './errors.js';
-import { parseHostPort } from '../observability/health.js';
+import { parseHostPort } from './host-port.js';
 import { platformDirs } from './locations.js';
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';

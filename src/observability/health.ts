@@ -2,8 +2,13 @@
 // dependency checks, so a dispatch-server outage never gets the worker killed);
 // /readyz is 200 only while connected, with a ready backend, and not draining,
 // otherwise 503 with the reason in JSON.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+
+// require(), not an ESM import: importing node:http as ESM makes Node load its
+// bundled undici at start-up (see src/connection/transport.ts).
+const requireBuiltin = createRequire(import.meta.url);
 
 export interface Readiness {
   connected(): boolean;
@@ -26,13 +31,8 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
-  if (!match || Number(match[3]) > 65535) return undefined;
-  return { host: match[1] ?? (match[2] || '127.0.0.1'), port: Number(match[3]) };
-}
-
 export async function startHealthServer(listen: { host: string; port: number }, readiness: Readiness): Promise<HealthServer> {
+  const { createServer } = requireBuiltin('node:http') as typeof import('node:http');
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     const reply = (status: number, body: object): void => {

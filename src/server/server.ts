@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { parseHostPort } from '../config/host-port.js';
 import type { Logger } from '../log/logger.js';
 import { openDatabase } from './database.js';
 import { Dispatcher, type DispatcherTimings } from './dispatcher.js';
@@ -45,10 +46,9 @@ export function isLoopback(host: string): boolean {
 
 /** Parses `host:port`, `[v6]:port` or `:port`. */
 export function parseListen(text: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new ServerStartError(`invalid --listen ${JSON.stringify(text)}: use host:port, e.g. 127.0.0.1:7317`);
-  return { host: match[1] ?? (match[2] || '127.0.0.1'), port };
+  const parsed = parseHostPort(text);
+  if (!parsed) throw new ServerStartError(`invalid --listen ${JSON.stringify(text)}: use host:port, e.g. 127.0.0.1:7317`);
+  return parsed;
 }
 
 export const ADMIN_KEY_FILE = 'admin.key';
