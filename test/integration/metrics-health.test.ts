@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
 import { assignment } from '../support/fake-dispatch-server.js';
 import { until } from '../support/local-server.js';
@@ -86,7 +86,15 @@ describe('health', () => {
     await until(async () => (await fetch(`${health}/readyz`)).status === 200, 10_000, 'ready again');
 
     h.server.assign(assignment('d1', { env_vars: { FAKE_OZ_SLEEP_MS: '60000', FAKE_OZ_IGNORE_TERM: '1' } }));
-    await h.waitForRecord('d1');
+    const agent = await h.waitForRecord('d1');
+    // The agent ignores SIGTERM; do not leave it behind when the harness kills the worker.
+    onTestFinished(() => {
+      try {
+        process.kill(-agent.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
     h.worker.signal('SIGTERM');
     const draining = await until(async () => {
       const response = await fetch(`${health}/readyz`).catch(() => undefined);
