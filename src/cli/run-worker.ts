@@ -111,11 +111,8 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   );
 
   const outbox = new Outbox();
-  const journal = config.stateDir
-    ? new Journal(journalPath(config.stateDir, config.workerId), () => ({ version: 1, liveTasks: worker.liveTasks(), outbox: outbox.snapshot() }), log)
-    : undefined;
+  const journal = config.stateDir ? new Journal(journalPath(config.stateDir, config.workerId), () => outbox.entries(), log) : undefined;
   const previous = journal?.load();
-  outbox.onChange = () => journal?.changed();
   const worker: Worker = new Worker({
     config,
     backend,
@@ -123,6 +120,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     scrubber,
     metrics,
     send: (message) => outbox.enqueue(message),
+    onHandedOff: (taskId) => journal?.handedOff(taskId),
     buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
   readiness.draining = () => worker.isDraining;
@@ -170,6 +168,11 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const resumed = backend.resumableTasks ? await backend.resumableTasks() : [];
   worker.adopt(resumed);
   if (previous) recoverFromJournal(previous, resumed, outbox, log);
+  if (journal) {
+    // The new log starts from what was just re-queued; from here on it records every change.
+    journal.start();
+    outbox.observer = journal;
+  }
   connection.start();
   return { worker, connection, outbox, shutdown, log };
 }
@@ -184,9 +187,9 @@ function recoverFromJournal(previous: JournalContents, resumed: readonly Resumab
   if (previous.outbox.length > 0) log.info({ count: previous.outbox.length }, 'Delivering statuses the previous worker process had not sent');
   const reported = new Set(previous.outbox.filter((m) => m.type === 'task_completed' || m.type === 'task_failed').map((m) => m.data.task_id));
   const followed = new Set(resumed.map((task) => task.taskId));
-  for (const task of previous.liveTasks) {
-    if (followed.has(task.taskId) || reported.has(task.taskId)) continue;
-    log.warn({ taskId: task.taskId }, 'This task was running when the previous worker process stopped unexpectedly; reporting it as failed');
-    outbox.enqueue(lostTaskFailure(task.taskId));
+  for (const taskId of previous.liveTaskIds) {
+    if (followed.has(taskId) || reported.has(taskId)) continue;
+    log.warn({ taskId }, 'This task was running when the previous worker process stopped unexpectedly; reporting it as failed');
+    outbox.enqueue(lostTaskFailure(taskId));
   }
 }

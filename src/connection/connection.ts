@@ -58,6 +58,9 @@ export function workerSocketUrl(url: string, workerId: string, deviceId?: string
   return parsed.toString();
 }
 
+/** Bytes the socket may hold unsent before further statuses wait in the outbox. */
+const WRITE_WINDOW_BYTES = 256 * 1024;
+
 const AUTH_HINT =
   'the dispatch server refused the API key: check that WARP_API_KEY (or --api-key / --api-key-file) holds a current key for this worker and that it has not been revoked';
 
@@ -201,14 +204,22 @@ export class Connection {
     this.deadTimer = undefined;
   }
 
-  /** Writes everything waiting in the outbox; unconfirmed writes return on close. */
+  /**
+   * Writes what is waiting in the outbox while the socket keeps up: once its
+   * buffer holds WRITE_WINDOW_BYTES the rest stays queued, and each completed
+   * write pulls more. Unconfirmed writes return to the outbox on close.
+   */
   private flush(): void {
     const socket = this.socket;
     if (!socket || socket.readyState !== WebSocket.OPEN || this.state !== 'open') return;
     const { outbox } = this.options;
-    for (const entry of outbox.takeAll()) {
+    while (socket.bufferedAmount < WRITE_WINDOW_BYTES) {
+      const entry = outbox.takeNext();
+      if (!entry) return;
       socket.send(JSON.stringify(entry.message), (error) => {
-        if (!error) outbox.delivered(entry.seq);
+        if (error) return;
+        outbox.delivered(entry.seq);
+        if (this.socket === socket) this.flush();
       });
     }
   }

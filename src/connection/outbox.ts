@@ -1,6 +1,9 @@
 // Status messages waiting for the socket. A message leaves the outbox only when
 // the socket has accepted its bytes; messages whose write did not complete go
 // back to the front, in order, and are sent again after the next connect.
+// The connection takes entries one at a time while the socket keeps up, so a
+// slow reader leaves the backlog here (one object per status), not copied into
+// socket buffers.
 import type { OutboundMessage } from '../protocol/messages.js';
 
 export interface OutboxEntry {
@@ -8,14 +11,21 @@ export interface OutboxEntry {
   message: OutboundMessage;
 }
 
+/** Told of every change to what is pending (the journal records them). */
+export interface OutboxObserver {
+  enqueued(entry: OutboxEntry): void;
+  delivered(seq: number): void;
+}
+
 export class Outbox {
+  /** Entries before `head` have been taken; the array is compacted now and then. */
   private pending: OutboxEntry[] = [];
+  private head = 0;
   private inFlight = new Map<number, OutboxEntry>();
   private nextSeq = 1;
   private drainWaiters: Array<() => void> = [];
   private onEnqueue: (() => void) | undefined;
-  /** Called after every change of what is pending (the journal persists it). */
-  onChange: (() => void) | undefined;
+  observer: OutboxObserver | undefined;
 
   /** Called whenever something new is waiting (the connection uses it to flush). */
   setListener(listener: (() => void) | undefined): void {
@@ -23,22 +33,38 @@ export class Outbox {
   }
 
   enqueue(message: OutboundMessage): void {
-    this.pending.push({ seq: this.nextSeq++, message });
-    this.onChange?.();
+    const entry = { seq: this.nextSeq++, message };
+    this.pending.push(entry);
+    this.observer?.enqueued(entry);
     this.onEnqueue?.();
   }
 
-  /** Takes every pending entry for writing; each must be settled with `delivered` or `failed`. */
+  /** Takes the oldest pending entry for writing; it must be settled with `delivered` or come back with `requeueInFlight`. */
+  takeNext(): OutboxEntry | undefined {
+    if (this.head >= this.pending.length) return undefined;
+    const entry = this.pending[this.head]!;
+    this.pending[this.head++] = undefined as unknown as OutboxEntry; // let the message be collected once delivered
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+    this.inFlight.set(entry.seq, entry);
+    return entry;
+  }
+
+  /** Takes every pending entry (tests and diagnostics; the connection takes one at a time). */
   takeAll(): OutboxEntry[] {
-    const taken = this.pending;
-    this.pending = [];
-    for (const entry of taken) this.inFlight.set(entry.seq, entry);
+    const taken: OutboxEntry[] = [];
+    for (let entry = this.takeNext(); entry; entry = this.takeNext()) taken.push(entry);
     return taken;
   }
 
   delivered(seq: number): void {
-    this.inFlight.delete(seq);
-    this.onChange?.();
+    if (!this.inFlight.delete(seq)) return;
+    this.observer?.delivered(seq);
     this.notifyIfDrained();
   }
 
@@ -47,16 +73,19 @@ export class Outbox {
     if (this.inFlight.size === 0) return;
     const back = [...this.inFlight.values()].sort((a, b) => a.seq - b.seq);
     this.inFlight.clear();
-    this.pending = [...back, ...this.pending];
+    this.pending = [...back, ...this.pending.slice(this.head)];
+    this.head = 0;
   }
 
   get size(): number {
-    return this.pending.length + this.inFlight.size;
+    return this.pending.length - this.head + this.inFlight.size;
   }
 
-  /** Messages not yet confirmed written, oldest first (for persistence and diagnostics). */
-  snapshot(): OutboundMessage[] {
-    return [...this.inFlight.values(), ...this.pending].sort((a, b) => a.seq - b.seq).map((e) => e.message);
+  /** Entries not yet confirmed written, oldest first (for persistence and diagnostics). */
+  entries(): OutboxEntry[] {
+    // In-flight entries are older than every pending one, and each group is in order.
+    const inFlight = [...this.inFlight.values()].sort((a, b) => a.seq - b.seq);
+    return [...inFlight, ...this.pending.slice(this.head)];
   }
 
   /** Resolves once nothing is pending or in flight. */

@@ -56,7 +56,14 @@ export function decodeFrame(text: string): DecodedFrame {
         return { kind: 'invalid', type, taskId: recoverTaskId(data), problem: describeIssues(result.error) };
       }
       const servers = result.data.task.agent_config_snapshot?.mcp_servers;
-      const mcpArgument = servers && Object.keys(servers).length > 0 ? mcpServersArgument(text, servers) : undefined;
+      let mcpArgument: string | undefined;
+      try {
+        mcpArgument = servers && Object.keys(servers).length > 0 ? mcpServersArgument(text, servers) : undefined;
+      } catch (error) {
+        // e.g. a value nested too deeply to re-encode: refuse the task rather than crash the worker.
+        const problem = `task.agent_config_snapshot.mcp_servers: cannot be encoded for the agent (${(error as Error).message})`;
+        return { kind: 'invalid', type, taskId: result.data.task_id, problem };
+      }
       return { kind: 'assignment', assignment: result.data, mcpArgument };
     }
     case 'task_cancellation': {

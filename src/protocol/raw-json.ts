@@ -7,7 +7,10 @@ const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
 
 /** Go's json.Marshal string encoding: HTML-safe escapes and U+2028/U+2029. */
 export function goJsonString(value: string): string {
-  return goEscapeHtml(JSON.stringify(value).replace(/\\b/g, '\\u0008').replace(/\\f/g, '\\u000c'));
+  // Escapes are rewritten pair by pair, so the `\\b` of an escaped backslash
+  // followed by a letter b (`C:\\build`) is not mistaken for a backspace.
+  const json = JSON.stringify(value).replace(/\\(.)/g, (pair, ch: string) => (ch === 'b' ? '\\u0008' : ch === 'f' ? '\\u000c' : pair));
+  return goEscapeHtml(json);
 }
 
 function goEscapeHtml(json: string): string {
@@ -134,6 +137,8 @@ export function mcpServersArgument(frameText: string, parsed: Record<string, unk
   const span = findSpan(frameText, ['data', 'task', 'agent_config_snapshot', 'mcp_servers']);
   if (span) {
     for (const member of new Scanner(frameText, span.start).members()) {
+      // The decoded record has no `__proto__` entry (zod drops that key), so neither does the argument.
+      if (member.key === '__proto__') continue;
       byName.set(member.key, goCompact(frameText.slice(member.span.start, member.span.end)));
     }
   }

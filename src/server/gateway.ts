@@ -22,6 +22,9 @@ type Refusal = { status: number; message: string };
 function refuse(socket: Duplex, { status, message }: Refusal): void {
   const body = JSON.stringify({ error: message, code: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'bad_request' });
   const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request';
+  // After an upgrade the HTTP server no longer listens for socket errors: a
+  // client that resets while reading the refusal must not crash the server.
+  socket.on('error', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

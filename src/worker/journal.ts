@@ -1,26 +1,37 @@
-// What the worker must not forget across a crash: the statuses not yet
-// written to the socket, and the tasks that were running. Kept in one small
-// JSON file in the state directory, rewritten (atomically, coalesced) whenever
-// either changes. After a SIGKILL the next start delivers the saved statuses
-// and reports every task that was running and cannot be picked up again as
-// failed, with a reason, instead of leaving the server waiting forever.
-import { mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { z } from 'zod';
+// What the worker must not forget across a crash: the statuses not yet written
+// to the socket, and the tasks that were running. Kept as an append-only log of
+// JSON lines in the state directory, so recording a status costs one small
+// append (batched per tick) however long the backlog is; the log is rewritten
+// compactly at start-up and whenever it has grown well past what it describes.
+// After a SIGKILL the next start delivers the saved statuses and reports every
+// task that was running and cannot be picked up again as failed, with a reason,
+// instead of leaving the server waiting forever.
+//
+// Records (one JSON object per line):
+//   {"journal":2}                    header
+//   {"s":<seq>,"m":<message>}        a status entered the outbox
+//   {"d":<seq>}                      that status was written to the socket
+//   {"l":"<task id>"}                a task running when the log was compacted
+//   {"h":"<task id>"}                a task handed to its own runtime (dispatch command)
+// A task is running from its `task_claimed` status until its terminal status
+// or its hand-off.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { OutboxEntry, OutboxObserver } from '../connection/outbox.js';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema, type OutboundMessage } from '../protocol/messages.js';
 
-const JournalSchema = z.object({
-  version: z.literal(1),
-  liveTasks: z.array(z.object({ taskId: z.string(), executionId: z.string() })),
-  outbox: z.array(OutboundMessageSchema),
-});
-export type JournalContents = z.infer<typeof JournalSchema>;
+const HEADER = '{"journal":2}\n';
+/** Compact once the log is this large and mostly describes statuses long delivered. */
+const COMPACT_MIN_BYTES = 1024 * 1024;
+const COMPACT_FACTOR = 4;
 
-export interface LiveTask {
-  taskId: string;
-  executionId: string;
+export interface JournalContents {
+  /** Statuses not yet written to the socket, oldest first. */
+  outbox: OutboundMessage[];
+  /** Tasks claimed and not yet finished. */
+  liveTaskIds: string[];
 }
 
 /** The file for one worker id: ids are sanitised, with a hash so two ids never share a file. */
@@ -28,7 +39,7 @@ export function journalPath(stateDir: string, workerId: string): string {
   const safe = workerId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64);
   let hash = 0;
   for (const char of workerId) hash = (Math.imul(hash, 31) + char.charCodeAt(0)) >>> 0;
-  return join(stateDir, `worker-${safe}-${hash.toString(16)}.json`);
+  return join(stateDir, `worker-${safe}-${hash.toString(16)}.jsonl`);
 }
 
 /** The message sent for a task that was running when the previous worker process died. */
@@ -44,18 +55,67 @@ export function lostTaskFailure(taskId: string): OutboundMessage {
   };
 }
 
-export class Journal {
-  private dirty = false;
+const isTerminal = (message: OutboundMessage): boolean => message.type === 'task_completed' || message.type === 'task_failed';
+
+/** Replays a log. A torn last line (the process died mid-append) is skipped; any other damage rejects the file. */
+export function replayJournal(text: string): JournalContents | undefined {
+  const lines = text.split('\n');
+  if (lines[0] !== HEADER.trimEnd()) return undefined;
+  const pending = new Map<number, OutboundMessage>();
+  const live = new Set<string>();
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') continue;
+    let record: { s?: unknown; m?: unknown; d?: unknown; l?: unknown; h?: unknown };
+    try {
+      record = JSON.parse(line) as typeof record;
+    } catch {
+      if (i === lines.length - 1) break; // torn final append
+      return undefined;
+    }
+    if (typeof record.d === 'number') {
+      pending.delete(record.d);
+    } else if (typeof record.l === 'string') {
+      live.add(record.l);
+    } else if (typeof record.h === 'string') {
+      live.delete(record.h);
+    } else if (typeof record.s === 'number') {
+      const parsed = OutboundMessageSchema.safeParse(record.m);
+      if (!parsed.success) return undefined;
+      pending.set(record.s, parsed.data);
+      trackLiveness(live, parsed.data);
+    } else {
+      return undefined;
+    }
+  }
+  const outbox = [...pending.entries()].sort(([a], [b]) => a - b).map(([, message]) => message);
+  return { outbox, liveTaskIds: [...live] };
+}
+
+function trackLiveness(live: Set<string>, message: OutboundMessage): void {
+  if (message.type === 'task_claimed') live.add(message.data.task_id);
+  else if (isTerminal(message)) live.delete(message.data.task_id);
+}
+
+export class Journal implements OutboxObserver {
+  private readonly live = new Set<string>();
+  /** Line length of each status not yet delivered: what a compacted log would hold. */
+  private readonly pendingBytes = new Map<number, number>();
+  private liveBytes = 0;
+  private fileBytes = 0;
+  private buffered: string[] = [];
+  private handle: FileHandle | undefined;
   private writing: Promise<void> | undefined;
   private disabled = false;
 
   constructor(
     readonly path: string,
-    private readonly snapshot: () => JournalContents,
+    /** The outbox's entries, oldest first (read when compacting). */
+    private readonly entries: () => OutboxEntry[],
     private readonly log: Logger,
   ) {}
 
-  /** What the previous process left, or nothing (a missing or unreadable file is not an error). */
+  /** What the previous process left, or nothing (a missing file is not an error). */
   load(): JournalContents | undefined {
     let text: string;
     try {
@@ -63,45 +123,101 @@ export class Journal {
     } catch {
       return undefined;
     }
+    const contents = replayJournal(text);
+    if (!contents) this.log.warn({ path: this.path }, 'Ignoring an unreadable worker journal from a previous run');
+    return contents;
+  }
+
+  /**
+   * Rewrites the log to describe the present (call after re-queuing what
+   * `load` returned), then records every change from here on.
+   */
+  start(): void {
+    for (const { message } of this.entries()) trackLiveness(this.live, message);
     try {
-      const parsed = JournalSchema.safeParse(JSON.parse(text));
-      if (parsed.success) return parsed.data;
-    } catch {
-      // fall through
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+      this.writeCompacted();
+    } catch (error) {
+      this.fail(error);
     }
-    this.log.warn({ path: this.path }, 'Ignoring an unreadable worker journal from a previous run');
-    return undefined;
   }
 
-  /** Schedules a rewrite; changes made in the same tick are written once. */
-  changed(): void {
+  enqueued(entry: OutboxEntry): void {
     if (this.disabled) return;
-    this.dirty = true;
-    if (this.writing) return;
-    this.writing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    const line = `{"s":${entry.seq},"m":${JSON.stringify(entry.message)}}\n`;
+    this.pendingBytes.set(entry.seq, line.length);
+    this.liveBytes += line.length;
+    trackLiveness(this.live, entry.message);
+    this.append(line);
   }
 
-  /** Resolves once everything changed so far is on disk. */
+  delivered(seq: number): void {
+    if (this.disabled) return;
+    this.liveBytes -= this.pendingBytes.get(seq) ?? 0;
+    this.pendingBytes.delete(seq);
+    this.append(`{"d":${seq}}\n`);
+  }
+
+  /** The task's outcome is no longer this worker's to report. */
+  handedOff(taskId: string): void {
+    if (this.disabled || !this.live.delete(taskId)) return;
+    this.append(`${JSON.stringify({ h: taskId })}\n`);
+  }
+
+  /** Resolves once everything recorded so far is on disk. */
   async settled(): Promise<void> {
     while (this.writing) await this.writing;
   }
 
+  private append(line: string): void {
+    this.buffered.push(line);
+    // Changes made in the same tick are written with one append.
+    this.writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+  }
+
   private async flush(): Promise<void> {
-    while (this.dirty && !this.disabled) {
-      this.dirty = false;
-      const temporary = `${this.path}.${process.pid}.tmp`;
+    while (this.buffered.length > 0 && !this.disabled) {
+      const text = this.buffered.join('');
+      this.buffered = [];
       try {
-        mkdirSync(join(this.path, '..'), { recursive: true, mode: 0o700 });
-        await writeFile(temporary, JSON.stringify(this.snapshot()), { mode: 0o600 });
-        renameSync(temporary, this.path);
+        if (this.fileBytes + text.length > COMPACT_MIN_BYTES && this.fileBytes + text.length > COMPACT_FACTOR * (this.liveBytes + HEADER.length)) {
+          // The outbox already holds what `text` records, so the compacted file covers it.
+          await this.handle?.close();
+          this.handle = undefined;
+          this.writeCompacted();
+          continue;
+        }
+        this.handle ??= await open(this.path, 'a', 0o600);
+        await this.handle.write(text);
+        this.fileBytes += text.length;
       } catch (error) {
-        this.disabled = true;
-        this.log.warn(
-          { path: this.path, err: (error as Error).message },
-          'Cannot write the worker journal; statuses and running tasks will not survive a crash (set --state-dir to a writable directory)',
-        );
+        this.fail(error);
       }
     }
     this.writing = undefined;
+  }
+
+  /** Replaces the log, atomically, with the present: the live tasks and the undelivered statuses. */
+  private writeCompacted(): void {
+    const lines = [HEADER];
+    for (const { seq, message } of this.entries()) lines.push(`{"s":${seq},"m":${JSON.stringify(message)}}\n`);
+    for (const taskId of this.live) lines.push(`${JSON.stringify({ l: taskId })}\n`);
+    const text = lines.join('');
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    writeFileSync(temporary, text, { mode: 0o600 });
+    renameSync(temporary, this.path);
+    this.fileBytes = text.length;
+    this.buffered = [];
+  }
+
+  private fail(error: unknown): void {
+    this.disabled = true;
+    this.buffered = [];
+    void this.handle?.close().catch(() => undefined);
+    this.handle = undefined;
+    this.log.warn(
+      { path: this.path, err: (error as Error).message },
+      'Cannot write the worker journal; statuses and running tasks will not survive a crash (set --state-dir to a writable directory)',
+    );
   }
 }

@@ -26,6 +26,8 @@ export interface WorkerDeps {
   admit?: (assignment: TaskAssignment) => AdmissionDecision;
   metrics?: WorkerMetrics;
   scrubber?: SecretScrubber;
+  /** A claimed task was handed to its own runtime (dispatch command): no terminal status will follow from here. */
+  onHandedOff?: (taskId: string) => void;
 }
 
 const CANCEL_CALL_TIMEOUT_MS = 10_000;
@@ -56,13 +58,6 @@ export class Worker {
   /** Tasks currently executing (occupying a concurrency slot). */
   get activeCount(): number {
     return this.running;
-  }
-
-  /** Tasks claimed or running here (not those handed off to a dispatch command). */
-  liveTasks(): { taskId: string; executionId: string }[] {
-    return [...this.tasks.values()]
-      .filter((entry) => entry.state === 'claimed' || entry.state === 'running')
-      .map((entry) => ({ taskId: entry.taskId, executionId: entry.executionId }));
   }
 
   /** Live entries by task id (tests, diagnostics). */
@@ -219,6 +214,7 @@ export class Worker {
         entry.transition('dispatched');
         entry.dispatchedAt = Date.now();
         result = 'dispatched';
+        this.deps.onHandedOff?.(entry.taskId);
         log.info('Task dispatched; its runtime reports completion');
         return;
       }

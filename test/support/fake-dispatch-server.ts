@@ -58,6 +58,7 @@ export class FakeDispatchServer {
     const status =
       this.refuseWith ?? (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}` ? 401 : undefined);
     if (status !== undefined) {
+      socket.on('error', () => socket.destroy()); // a worker killed mid-refusal resets the socket
       socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       this.notify();
       return;
@@ -146,6 +147,42 @@ export class FakeDispatchServer {
   /** Cuts every connection abruptly (no close frame). */
   dropConnections(): void {
     for (const ws of this.sockets) ws.terminate();
+  }
+
+  /** The server side of every open connection (for per-connection scripting: close codes, raw sends). */
+  get openSockets(): WebSocket[] {
+    return [...this.sockets];
+  }
+
+  /**
+   * Ends every connection with a TCP FIN and no WebSocket close handshake, yet
+   * still reads what the worker had already written (unlike dropConnections,
+   * whose reset discards bytes not yet read). The worker sees an abnormal
+   * closure (1006); no message is lost in the network, so any loss is the worker's.
+   */
+  cutConnections(): void {
+    for (const ws of this.sockets) {
+      this.sockets.delete(ws);
+      (ws as unknown as { _socket: import('node:net').Socket })._socket.end();
+    }
+  }
+
+  /** Closes every connection with a close frame (default 1012, service restart). */
+  closeConnections(code = 1012, reason = 'service restart'): void {
+    for (const ws of this.sockets) {
+      this.sockets.delete(ws);
+      ws.close(code, reason);
+    }
+  }
+
+  /** Stops reading from every open connection (a slow consumer: the worker's writes back up). */
+  pauseReading(): void {
+    for (const ws of this.sockets) ws.pause();
+  }
+
+  /** Resumes reading on every open connection. */
+  resumeReading(): void {
+    for (const ws of this.sockets) ws.resume();
   }
 
   async close(): Promise<void> {

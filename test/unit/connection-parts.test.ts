@@ -40,6 +40,30 @@ describe('Outbox', () => {
     expect(outbox.takeAll().map((e) => e.message.data.task_id)).toEqual(['b', 'c']);
   });
 
+  it('hands out a long backlog one entry at a time, oldest first, and keeps order across a reconnect', () => {
+    const outbox = new Outbox();
+    for (let i = 0; i < 5_000; i++) outbox.enqueue(msg(`t${i}`));
+    const taken = Array.from({ length: 3_000 }, () => outbox.takeNext()!);
+    expect(taken.map((e) => e.message.data.task_id)).toEqual(Array.from({ length: 3_000 }, (_, i) => `t${i}`));
+    for (const entry of taken.slice(0, 2_500)) outbox.delivered(entry.seq);
+    expect(outbox.size).toBe(2_500);
+    outbox.requeueInFlight(); // the socket closed with 500 writes unconfirmed
+    const rest = outbox.takeAll().map((e) => e.message.data.task_id);
+    expect(rest).toEqual(Array.from({ length: 2_500 }, (_, i) => `t${i + 2_500}`));
+    expect(outbox.takeNext()).toBeUndefined();
+  });
+
+  it('tells its observer of each status entering and leaving, once', () => {
+    const outbox = new Outbox();
+    const events: string[] = [];
+    outbox.observer = { enqueued: (e) => events.push(`+${e.seq}`), delivered: (seq) => events.push(`-${seq}`) };
+    outbox.enqueue(msg('a'));
+    const [entry] = outbox.takeAll();
+    outbox.delivered(entry!.seq);
+    outbox.delivered(entry!.seq); // a late duplicate callback changes nothing
+    expect(events).toEqual(['+1', '-1']);
+  });
+
   it('resolves drained only when everything was confirmed', async () => {
     const outbox = new Outbox();
     outbox.enqueue(msg('a'));
