@@ -3,59 +3,32 @@
 // or stops reading. What must hold is what the server's operator would notice:
 // every task's terminal status arrives, once, in the order it was produced, and
 // the worker's memory does not run away while it waits.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { API_KEY } from '../support/direct-worker.js';
-import { FakeDispatchServer, type ReceivedMessage } from '../support/fake-dispatch-server.js';
-import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
+import type { ReceivedMessage } from '../support/fake-dispatch-server.js';
+import { scriptTask, startScriptAgentWorker, type ScriptAgentHarness } from '../support/script-agent-worker.js';
+import type { WorkerProcess } from '../support/worker-process.js';
 
-// Sleeps AGENT_SLEEP seconds (when set), then exits with AGENT_EXIT (default 0).
-const AGENT_SCRIPT = '#!/bin/sh\n[ -n "$AGENT_SLEEP" ] && sleep "$AGENT_SLEEP"\nexit "${AGENT_EXIT:-0}"\n';
 const TERMINAL = new Set(['task_completed', 'task_failed']);
 const HEAP_CAP_MIB = 64;
+const OUTAGE_MS = 30_000;
 
-interface Harness {
-  server: FakeDispatchServer;
-  worker: WorkerProcess;
-  close(): Promise<void>;
-}
-
-let harness: Harness | undefined;
+let harness: ScriptAgentHarness | undefined;
 afterEach(async () => {
   await harness?.close();
   harness = undefined;
 });
 
-async function startWorkerWithScriptAgent(env: Record<string, string> = {}): Promise<Harness> {
-  const server = await FakeDispatchServer.start({ apiKey: API_KEY });
-  const dir = tempDir('faults');
-  const agent = join(dir.path, 'agent.sh');
-  writeFileSync(agent, AGENT_SCRIPT, { mode: 0o755 });
-  const config = join(dir.path, 'config.yaml');
-  writeFileSync(config, `worker_id: faults\nbackend:\n  direct:\n    oz_path: ${agent}\n    workspace_root: ${join(dir.path, 'ws')}\n`);
-  const worker = startWorker({ args: ['--config-file', config, '--web-socket-url', server.url], env: { WARP_API_KEY: API_KEY, ...env } });
-  harness = {
-    server,
-    worker,
-    async close() {
-      await worker.stop();
-      await server.close();
-      dir.cleanup();
-    },
-  };
-  await server.waitForConnection();
+async function startWorkerWithScriptAgent(env: Record<string, string> = {}): Promise<ScriptAgentHarness> {
+  harness = await startScriptAgentWorker({ env });
   return harness;
 }
 
-function task(id: string, env: Record<string, string> = {}): Record<string, unknown> {
-  return { task_id: id, execution_id: `exec-${id}`, task: { id, title: id }, env_vars: env };
-}
-
+const task = scriptTask;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until it holds; fails at the deadline, or at once if the worker died. */
-async function waitFor(h: Harness, check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(h: ScriptAgentHarness, check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (h.worker.child.exitCode !== null) throw new Error(`the worker exited while waiting for ${what}:\n${h.worker.output.slice(-3000)}`);
@@ -116,7 +89,7 @@ describe('worker under connection faults', () => {
     expect(h.worker.child.exitCode).toBeNull();
   }, 60_000);
 
-  it('delivers statuses produced while the server refuses connections once it accepts again, in order', async () => {
+  it('delivers statuses produced while the server refuses connections for 30 s once it accepts again, in order', async () => {
     // A 3 s backoff ceiling instead of the default 60 s keeps the outage short.
     const h = await startWorkerWithScriptAgent({ OZ_WORKER_RECONNECT_INITIAL_MS: '200', OZ_WORKER_RECONNECT_MAX_MS: '3000' });
     const ids = ['out-a', 'out-b', 'out-c', 'out-d', 'out-e', 'out-f'];
@@ -125,10 +98,14 @@ describe('worker under connection faults', () => {
 
     h.server.refuseWith = 503;
     h.server.dropConnections();
+    const outageStart = Date.now();
     const handshakesAtOutage = h.server.handshakes.length;
     // Every task ends during the outage.
     await waitFor(h, () => outcomeOrder(h.worker).length === ids.length, 15_000, 'every task to end');
     await h.server.until(() => h.server.handshakes.length >= handshakesAtOutage + 3, 15_000, 'refused reconnect attempts');
+    // The server stays down for 30 s in all, refusing every attempt.
+    await sleep(OUTAGE_MS - (Date.now() - outageStart));
+    expect(h.server.handshakes.length).toBeGreaterThanOrEqual(handshakesAtOutage + 10);
     expect(h.server.received.filter((m) => TERMINAL.has(m.type))).toEqual([]);
 
     h.server.refuseWith = undefined;
@@ -145,7 +122,7 @@ describe('worker under connection faults', () => {
         i % 3 === 1 ? 'task_failed' : 'task_completed',
       ]);
     }
-  }, 60_000);
+  }, 90_000);
 
   it('keeps memory bounded while the server stops reading, then delivers everything once reading resumes', async () => {
     // Left alone, V8 grows its young generation to well over 100 MiB under this
