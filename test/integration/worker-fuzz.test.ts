@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import type { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, type DecodedFrame } from '../../src/protocol/decode.js';
+import { alive } from '../support/assertions.js';
 import { startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
 import { assignment } from '../support/fake-dispatch-server.js';
 import { damagedTexts, FUZZ_SEED, mutatedFrames, randomBytesText, randomEnvelope, REGRESSION_FRAMES, render } from '../fuzz/frames.js';
@@ -69,15 +70,6 @@ function hostileFrames(): string[] {
     for (const set of sets) if (i < set.length && frames.length < PROCESS_FRAMES) frames.push(set[i]!);
   }
   return [...REGRESSION_FRAMES, ...frames];
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('running worker under protocol fuzzing', () => {
