@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { taskJobName } from '../../src/backends/kubernetes/names.js';
+import { startConnectProxy } from '../support/connect-proxy.js';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { FakeKubeApi } from '../support/fake-kube-api.js';
@@ -24,7 +25,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function start(options: { yaml?: string; args?: string[]; api?: FakeKubeApi; waitForConnection?: boolean } = {}): Promise<Harness> {
+async function start(
+  options: { yaml?: string; args?: string[]; api?: FakeKubeApi; waitForConnection?: boolean; env?: Record<string, string>; dispatchHost?: string } = {},
+): Promise<Harness> {
   const dir = tempDir('k8s');
   cleanups.push(dir.cleanup);
   const api = options.api ?? (await FakeKubeApi.start());
@@ -47,8 +50,8 @@ async function start(options: { yaml?: string; args?: string[]; api?: FakeKubeAp
   );
   const launch = (): WorkerProcess => {
     const worker = startWorker({
-      args: ['--config-file', configPath, '--web-socket-url', server.url, ...(options.args ?? [])],
-      env: { WARP_API_KEY: API_KEY, OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS: '300' },
+      args: ['--config-file', configPath, '--web-socket-url', server.url.replace('127.0.0.1', options.dispatchHost ?? '127.0.0.1'), ...(options.args ?? [])],
+      env: { WARP_API_KEY: API_KEY, OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS: '300', ...options.env },
     });
     cleanups.push(() => worker.stop());
     return worker;
@@ -241,5 +244,26 @@ describe('kubernetes start-up', () => {
     const refused = await start({ api, yaml: 'preflight_timeout: 10s', waitForConnection: false });
     expect((await refused.worker.exited).code).toBe(1);
     expect(refused.worker.output).toMatch(/startup preflight failed .*could not create a Pod: pods .* is forbidden: violates PodSecurity/);
+  });
+
+  it('reaches the API server through HTTP_PROXY, as client-go does, and directly when NO_PROXY names it', async () => {
+    const proxy = await startConnectProxy();
+    cleanups.push(() => proxy.close());
+    const proxyUrl = proxy.url;
+
+    // The dispatch server is dialled as `localhost` and exempted, so only the API traffic meets the proxy.
+    const proxied = await start({ env: { HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: 'localhost' }, dispatchHost: 'localhost' });
+    proxied.server.assign(withScenario('via-proxy', 'succeed'));
+    await proxied.server.waitForMessage('task_completed', 'via-proxy');
+    const api = new URL(proxied.api.url);
+    expect(proxy.tunnels.length).toBeGreaterThan(0);
+    expect(new Set(proxy.tunnels)).toEqual(new Set([api.host]));
+
+    proxy.tunnels.length = 0;
+    const apiHost = api.hostname;
+    const direct = await start({ env: { HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: `localhost,${apiHost}` }, dispatchHost: 'localhost' });
+    direct.server.assign(withScenario('no-proxy', 'succeed'));
+    await direct.server.waitForMessage('task_completed', 'no-proxy');
+    expect(proxy.tunnels).toEqual([]);
   });
 });

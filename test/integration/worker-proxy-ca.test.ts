@@ -3,12 +3,13 @@
 // WebSocket server and a CONNECT proxy, all on loopback.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { startConnectProxy, type ConnectProxy } from '../support/connect-proxy.js';
 import { until } from '../support/local-server.js';
 import { FAKE_OZ, startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
 
@@ -26,9 +27,7 @@ let caPath = '';
 let tlsServer: Server;
 let tlsPort = 0;
 const tlsConnections: { authorization: string | undefined }[] = [];
-let proxy: Server;
-let proxyPort = 0;
-const proxied: string[] = [];
+let proxy: ConnectProxy;
 const workers: WorkerProcess[] = [];
 
 function openssl(...args: string[]): void {
@@ -49,35 +48,19 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
   tlsPort = (tlsServer.address() as AddressInfo).port;
 
-  // A CONNECT proxy that records every tunnel it opens.
-  proxy = createHttpServer();
-  proxy.on('connect', (request, client, head) => {
-    proxied.push(request.url ?? '');
-    const [host, port] = (request.url ?? '').split(':');
-    const upstream = connect(Number(port), host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  proxyPort = (proxy.address() as AddressInfo).port;
+  proxy = await startConnectProxy();
 });
 
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));
   tlsConnections.length = 0;
-  proxied.length = 0;
+  proxy.tunnels.length = 0;
 });
 
 afterAll(async () => {
   if (HAS_OPENSSL) {
     tlsServer.closeAllConnections();
-    proxy.closeAllConnections();
-    await Promise.all([new Promise((r) => tlsServer.close(r)), new Promise((r) => proxy.close(r))]);
+    await Promise.all([new Promise((r) => tlsServer.close(r)), proxy.close()]);
   }
   dir.cleanup();
 });
@@ -108,16 +91,16 @@ describe.skipIf(!HAS_OPENSSL)('private CA and proxies', () => {
   });
 
   it('goes through HTTPS_PROXY with a CONNECT tunnel, and around it for NO_PROXY hosts', async () => {
-    worker(['--ca-file', caPath], { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}` });
+    worker(['--ca-file', caPath], { HTTPS_PROXY: proxy.url });
     await until(() => tlsConnections.length > 0, 15_000, 'a TLS connection through the proxy');
-    expect(proxied).toEqual([`127.0.0.1:${tlsPort}`]);
+    expect(proxy.tunnels).toEqual([`127.0.0.1:${tlsPort}`]);
     await workers.pop()!.stop();
 
     tlsConnections.length = 0;
-    proxied.length = 0;
-    worker(['--ca-file', caPath], { HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, NO_PROXY: '127.0.0.1' });
+    proxy.tunnels.length = 0;
+    worker(['--ca-file', caPath], { HTTPS_PROXY: proxy.url, NO_PROXY: '127.0.0.1' });
     await until(() => tlsConnections.length > 0, 15_000, 'a direct TLS connection');
-    expect(proxied).toEqual([]);
+    expect(proxy.tunnels).toEqual([]);
   });
 
   it('says what is wrong with an unreadable or non-PEM --ca-file, before connecting', async () => {

@@ -3,6 +3,7 @@
 // files (exec plugins, tokens, client certificates), in-cluster credentials
 // with token rotation, and runs list+watch informers.
 import * as k8s from '@kubernetes/client-node';
+import { getProxyForUrl } from 'proxy-from-env';
 
 export class KubeApiError extends Error {
   constructor(
@@ -103,10 +104,17 @@ export function loadKubeConfig(options: ClientOptions): k8s.KubeConfig {
   } else {
     kc.loadFromDefault();
   }
-  if (!kc.getCurrentCluster()) {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
     throw new Error(
       'no Kubernetes cluster configured: set backend.kubernetes.kubeconfig, run inside a cluster, or provide ~/.kube/config (or $KUBECONFIG) with a current context',
     );
+  }
+  // client-go reaches the API server through HTTPS_PROXY / HTTP_PROXY unless
+  // NO_PROXY excludes it; the Node client only honours a kubeconfig proxy-url.
+  if (!cluster.proxyUrl) {
+    const proxyUrl = getProxyForUrl(cluster.server);
+    if (proxyUrl) kc.clusters = kc.clusters.map((c) => (c === cluster ? { ...c, proxyUrl } : c));
   }
   return kc;
 }
