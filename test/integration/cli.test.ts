@@ -35,6 +35,16 @@ describe('command line', () => {
     expect(output.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it('says which Node.js it needs when started on one that is too old', async () => {
+    // Pretend to be Node 20 (the bundle would otherwise fail to link with an unhelpful error).
+    const preload = configFile('old-node.cjs', "Object.defineProperty(process.versions, 'node', { value: '20.11.1' });\n");
+    const { code, output } = await run(['--version'], { NODE_OPTIONS: `--require ${preload}` });
+    expect(code).toBe(2);
+    expect(output.trim()).toBe(
+      'oz-worker: error: Node.js 20.11.1 is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Install a newer Node.js and run it again.',
+    );
+  });
+
   it('shows examples in --help', async () => {
     const { code, output } = await run(['--help']);
     expect(code).toBe(0);
