@@ -42,6 +42,8 @@ export function invalidAssignmentMessage(problem: string): string {
 
 export class Worker {
   private readonly tasks = new Map<string, TaskEntry>();
+  /** Tasks handed to a dispatch command, in the order they were handed off (pruned by age and count). */
+  private readonly dispatched = new Map<string, TaskEntry>();
   private readonly executions = new Set<Promise<void>>();
   private running = 0;
   private draining = false;
@@ -213,6 +215,8 @@ export class Worker {
       if (outcome.kind === 'spawned') {
         entry.transition('dispatched');
         entry.dispatchedAt = Date.now();
+        this.dispatched.delete(entry.taskId); // re-inserted at the end: the map stays in dispatch order
+        this.dispatched.set(entry.taskId, entry);
         result = 'dispatched';
         this.deps.onHandedOff?.(entry.taskId);
         log.info('Task dispatched; its runtime reports completion');
@@ -292,11 +296,13 @@ export class Worker {
   /** Forgets dispatched tasks beyond the age and count bounds. */
   private pruneDispatched(): void {
     const now = Date.now();
-    let dispatched = 0;
-    for (const [taskId, entry] of this.tasks) {
-      if (entry.state !== 'dispatched') continue;
-      dispatched++;
-      if (now - entry.dispatchedAt > DISPATCHED_TTL_MS || dispatched > DISPATCHED_MAX_ENTRIES) this.tasks.delete(taskId);
+    // Oldest first, so the walk stops at the first entry still worth keeping.
+    for (const [taskId, entry] of this.dispatched) {
+      const current = this.tasks.get(taskId) === entry && entry.state === 'dispatched';
+      const expired = now - entry.dispatchedAt > DISPATCHED_TTL_MS || this.dispatched.size > DISPATCHED_MAX_ENTRIES;
+      if (current && !expired) break;
+      this.dispatched.delete(taskId);
+      if (current) this.tasks.delete(taskId);
     }
   }
 

@@ -194,6 +194,27 @@ describe('worker core', () => {
     expect(worker.taskState('a')).toBeUndefined();
   });
 
+  it('forgets dispatched tasks after 24 h, oldest first, keeping newer ones for cancellation', async () => {
+    const { worker } = setup({ script: async () => ({ kind: 'spawned' }) });
+    const realNow = Date.now;
+    let now = realNow();
+    Date.now = () => now;
+    try {
+      worker.handleFrame(assign('old'));
+      await tick();
+      now += 23 * 3600_000;
+      worker.handleFrame(assign('newer'));
+      await tick();
+      expect(worker.taskState('old')).toBe('dispatched');
+      now += 2 * 3600_000; // 'old' is 25 h old, 'newer' 2 h
+      worker.handleFrame(assign('latest'));
+      await tick();
+      expect([worker.taskState('old'), worker.taskState('newer'), worker.taskState('latest')]).toEqual([undefined, 'dispatched', 'dispatched']);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
   it('rejects with the admission reason before claiming', async () => {
     const { worker, sent, runs } = setup({
       admit: () => ({ accept: false, code: 'owner_out_of_scope', reason: 'owner_out_of_scope: USER 9 is not this device owner (USER 1)' }),
