@@ -16,7 +16,8 @@ export interface TransportOptions {
   ca?: string;
 }
 
-function proxyVariables(env: TransportOptions['env']): Record<string, string> {
+/** The proxy variables of `env`, for Node's `proxyEnv` agent option. */
+export function proxyVariables(env: TransportOptions['env']): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy']) {
     const value = env[name];

@@ -6,6 +6,7 @@
 // One deliberate difference: with OTEL_METRICS_EXPORTER unset, the Go worker
 // pushes OTLP to localhost and logs failures forever when no collector runs;
 // here it pushes only when an OTLP endpoint is configured, else exports nothing.
+import { proxyVariables } from '../connection/transport.js';
 import type { Logger } from '../log/logger.js';
 import { FAILURE_PHASES, FAILURE_REASONS } from '../worker/failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from '../worker/metrics.js';
@@ -90,7 +91,9 @@ async function startExporter(choice: Exclude<Exporter, { kind: 'none' }>, option
     description = `Prometheus on http://${choice.host}:${choice.port}/metrics`;
   } else if (choice.kind === 'otlp') {
     const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-http');
-    reader = new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter() });
+    // Through HTTPS_PROXY / HTTP_PROXY unless NO_PROXY exempts the collector, as the Go exporter does.
+    const httpAgentOptions = { keepAlive: true, proxyEnv: proxyVariables(options.env) };
+    reader = new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ httpAgentOptions }) });
     description = `OTLP push to ${options.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || options.env.OTEL_EXPORTER_OTLP_ENDPOINT || 'http://localhost:4318'}`;
   } else {
     reader = new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter() });

@@ -166,7 +166,8 @@ describe('startMetrics', () => {
     expect([...series.keys()].find((key) => key.startsWith('target_info'))).not.toContain('worker_backend');
   });
 
-  it('pushes OTLP over HTTP to the configured endpoint, and flushes on shutdown', async () => {
+  /** Runs an OTLP exporter against a recording collector; `endpoint` may name another host when the collector is the proxy. */
+  async function pushOnce(settings: (collectorUrl: string) => { endpoint: string; env?: Record<string, string> }) {
     const received: { path: string; body: string }[] = [];
     const collector = createHttpServer((request, response) => {
       let body = '';
@@ -177,11 +178,12 @@ describe('startMetrics', () => {
       });
     });
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const { endpoint, env } = settings(`http://127.0.0.1:${(collector.address() as { port: number }).port}`);
     // The OTLP exporter reads its endpoint from the process environment itself.
     const saved = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(collector.address() as { port: number }).port}`;
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
     try {
-      running = await startMetrics({ env: { OTEL_METRICS_EXPORTER: 'otlp' }, version: 'v1.2.3', workerId: 'alpha', backendLabel: 'direct', log: silent });
+      running = await startMetrics({ env: { OTEL_METRICS_EXPORTER: 'otlp', ...env }, version: 'v1.2.3', workerId: 'alpha', backendLabel: 'direct', log: silent });
       running.metrics.taskClaimed();
       // The periodic push is a minute apart; shutdown must not lose what was recorded since.
       await running.shutdown();
@@ -191,6 +193,17 @@ describe('startMetrics', () => {
       else process.env.OTEL_EXPORTER_OTLP_ENDPOINT = saved;
       await new Promise((resolve) => collector.close(resolve));
     }
+    return received;
+  }
+
+  it('pushes OTLP through HTTP_PROXY, as the Go exporter does', async () => {
+    const received = await pushOnce((collectorUrl) => ({ endpoint: 'http://otel-collector.invalid:4318', env: { HTTP_PROXY: collectorUrl } }));
+    // A forward proxy receives the absolute URL of the real destination.
+    expect(received.map((r) => r.path)).toContain('http://otel-collector.invalid:4318/v1/metrics');
+  });
+
+  it('pushes OTLP over HTTP to the configured endpoint, and flushes on shutdown', async () => {
+    const received = await pushOnce((collectorUrl) => ({ endpoint: collectorUrl, env: { HTTP_PROXY: 'http://127.0.0.1:9', NO_PROXY: '127.0.0.1' } }));
     expect(received.map((r) => r.path)).toContain('/v1/metrics');
     const payload = JSON.parse(received.find((r) => r.path === '/v1/metrics')!.body) as {
       resourceMetrics: { scopeMetrics: { scope: { name: string }; metrics: { name: string; sum?: { dataPoints: { asInt?: number | string; asDouble?: number }[] } }[] }[] }[];
