@@ -19,10 +19,17 @@ export interface ShutdownParts {
   exit: (code: number) => void;
   /** Time past the grace period after which the process exits regardless. */
   backstopMs?: number;
+  now?: () => number;
 }
 
+/**
+ * A stop request this soon after the first is the same request: Ctrl-C under
+ * `npm start` reaches the worker twice (from the terminal and from npm).
+ */
+export const REPEATED_SIGNAL_WINDOW_MS = 1_000;
+
 export interface Shutdown {
-  /** Starts the shutdown on the first call; a second call exits at once. */
+  /** Starts the shutdown on the first call; a later call (not an echo of the first) exits at once. */
   begin(trigger: string): Promise<void>;
   readonly started: boolean;
 }
@@ -30,6 +37,8 @@ export interface Shutdown {
 export function createShutdown(parts: ShutdownParts): Shutdown {
   let started = false;
   let finished = false;
+  let startedAt = 0;
+  const now = parts.now ?? Date.now;
   const run = async (trigger: string): Promise<void> => {
     const { log } = parts;
     const deadline = Date.now() + parts.graceMs;
@@ -63,13 +72,17 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
     },
     begin(trigger: string): Promise<void> {
       if (started) {
-        if (!finished) {
+        if (finished) return Promise.resolve();
+        if (now() - startedAt < REPEATED_SIGNAL_WINDOW_MS) {
+          parts.log.info({ trigger }, 'Stop request repeated; still shutting down gracefully (send it again to exit at once)');
+        } else {
           parts.log.warn({ trigger }, 'Second stop request: exiting immediately');
           parts.exit(130);
         }
         return Promise.resolve();
       }
       started = true;
+      startedAt = now();
       return run(trigger);
     },
   };
