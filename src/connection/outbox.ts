@@ -55,13 +55,6 @@ export class Outbox {
     return entry;
   }
 
-  /** Takes every pending entry (tests and diagnostics; the connection takes one at a time). */
-  takeAll(): OutboxEntry[] {
-    const taken: OutboxEntry[] = [];
-    for (let entry = this.takeNext(); entry; entry = this.takeNext()) taken.push(entry);
-    return taken;
-  }
-
   delivered(seq: number): void {
     if (!this.inFlight.delete(seq)) return;
     this.observer?.delivered(seq);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffCeiling, backoffDelay } from '../../src/connection/backoff.js';
 import { workerSocketUrl } from '../../src/connection/connection.js';
 import { Outbox } from '../../src/connection/outbox.js';
+import { takeAll } from '../support/outbox.js';
 import { canTransition, TaskEntry } from '../../src/worker/task-state.js';
 
 describe('backoff', () => {
@@ -33,11 +34,11 @@ describe('Outbox', () => {
     const outbox = new Outbox();
     outbox.enqueue(msg('a'));
     outbox.enqueue(msg('b'));
-    const first = outbox.takeAll();
+    const first = takeAll(outbox);
     outbox.enqueue(msg('c'));
     outbox.delivered(first[0]!.seq);
     outbox.requeueInFlight();
-    expect(outbox.takeAll().map((e) => e.message.data.task_id)).toEqual(['b', 'c']);
+    expect(takeAll(outbox).map((e) => e.message.data.task_id)).toEqual(['b', 'c']);
   });
 
   it('hands out a long backlog one entry at a time, oldest first, and keeps order across a reconnect', () => {
@@ -48,7 +49,7 @@ describe('Outbox', () => {
     for (const entry of taken.slice(0, 2_500)) outbox.delivered(entry.seq);
     expect(outbox.size).toBe(2_500);
     outbox.requeueInFlight(); // the socket closed with 500 writes unconfirmed
-    const rest = outbox.takeAll().map((e) => e.message.data.task_id);
+    const rest = takeAll(outbox).map((e) => e.message.data.task_id);
     expect(rest).toEqual(Array.from({ length: 2_500 }, (_, i) => `t${i + 2_500}`));
     expect(outbox.takeNext()).toBeUndefined();
   });
@@ -58,7 +59,7 @@ describe('Outbox', () => {
     const events: string[] = [];
     outbox.observer = { enqueued: (e) => events.push(`+${e.seq}`), delivered: (seq) => events.push(`-${seq}`) };
     outbox.enqueue(msg('a'));
-    const [entry] = outbox.takeAll();
+    const [entry] = takeAll(outbox);
     outbox.delivered(entry!.seq);
     outbox.delivered(entry!.seq); // a late duplicate callback changes nothing
     expect(events).toEqual(['+1', '-1']);
@@ -69,7 +70,7 @@ describe('Outbox', () => {
     outbox.enqueue(msg('a'));
     let drained = false;
     const done = outbox.drained().then(() => (drained = true));
-    const [entry] = outbox.takeAll();
+    const [entry] = takeAll(outbox);
     await Promise.resolve();
     expect(drained).toBe(false);
     outbox.delivered(entry!.seq);

@@ -2,6 +2,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/connection/outbox.js';
+import { takeAll } from '../support/outbox.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage } from '../../src/protocol/messages.js';
 import { Journal, replayJournal } from '../../src/worker/journal.js';
@@ -64,7 +65,7 @@ describe('Journal', () => {
     outbox.observer = journal;
     outbox.enqueue(claimed('a'));
     outbox.enqueue(claimed('b'));
-    for (const entry of outbox.takeAll()) outbox.delivered(entry.seq);
+    for (const entry of takeAll(outbox)) outbox.delivered(entry.seq);
     outbox.enqueue(completed('b'));
     await journal.settled();
 
@@ -102,7 +103,7 @@ describe('Journal', () => {
     for (let i = 0; i < 20_000; i++) {
       outbox.enqueue(claimed(`t${i}`));
       outbox.enqueue(completed(`t${i}`));
-      for (const entry of outbox.takeAll()) outbox.delivered(entry.seq);
+      for (const entry of takeAll(outbox)) outbox.delivered(entry.seq);
       if (i % 500 === 0) await journal.settled();
     }
     outbox.enqueue(claimed('last'));
