@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startConnectProxy } from '../support/connect-proxy.js';
 import { startLocalServer, type LocalServerHarness } from '../support/local-server.js';
 import { BIN, REPO_ROOT, tempDir } from '../support/worker-process.js';
 
@@ -89,6 +90,24 @@ describe('oz-worker task', () => {
     const shown = await cli(['task', 'show', id, ...auth]);
     expect(shown.stdout).toMatch(/state\s+completed/);
     expect(shown.stdout).toMatch(/worker\s+worker-1/);
+  });
+
+  it('reaches the server through HTTP_PROXY, and directly when NO_PROXY names it', async () => {
+    h = await startLocalServer();
+    const user = await h.createUser('proxy-user');
+    const proxy = await startConnectProxy();
+    cleanups.push(() => void proxy.close());
+    const auth = ['--server', h.server.httpUrl, '--api-key', user.key];
+    const server = new URL(h.server.httpUrl).host;
+
+    const proxied = await cli(['task', 'list', '--json', ...auth], { HTTP_PROXY: proxy.url });
+    expect(proxied.code, proxied.stderr).toBe(0);
+    expect(JSON.parse(proxied.stdout)).toEqual([]);
+    expect(proxy.tunnels).toEqual([server]);
+
+    const direct = await cli(['task', 'list', '--json', ...auth], { HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' });
+    expect(direct.code, direct.stderr).toBe(0);
+    expect(proxy.tunnels).toEqual([server]);
   });
 
   it('cancels a queued task, and reports refusals and missing servers as one-line errors', async () => {
