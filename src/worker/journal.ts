@@ -92,6 +92,9 @@ export function replayJournal(text: string): JournalContents | undefined {
   return { outbox, liveTaskIds: [...live] };
 }
 
+/** The record of a status entering the outbox. */
+const statusLine = ({ seq, message }: OutboxEntry): string => `{"s":${seq},"m":${JSON.stringify(message)}}\n`;
+
 function trackLiveness(live: Set<string>, message: OutboundMessage): void {
   if (message.type === 'task_claimed') live.add(message.data.task_id);
   else if (isTerminal(message)) live.delete(message.data.task_id);
@@ -99,9 +102,9 @@ function trackLiveness(live: Set<string>, message: OutboundMessage): void {
 
 export class Journal implements OutboxObserver {
   private readonly live = new Set<string>();
-  /** Line length of each status not yet delivered: what a compacted log would hold. */
+  /** Line length of each status not yet delivered, and their sum: about what a compacted log would hold. */
   private readonly pendingBytes = new Map<number, number>();
-  private liveBytes = 0;
+  private compactedBytes = 0;
   private fileBytes = 0;
   private buffered: string[] = [];
   private handle: FileHandle | undefined;
@@ -144,16 +147,16 @@ export class Journal implements OutboxObserver {
 
   enqueued(entry: OutboxEntry): void {
     if (this.disabled) return;
-    const line = `{"s":${entry.seq},"m":${JSON.stringify(entry.message)}}\n`;
+    const line = statusLine(entry);
     this.pendingBytes.set(entry.seq, line.length);
-    this.liveBytes += line.length;
+    this.compactedBytes += line.length;
     trackLiveness(this.live, entry.message);
     this.append(line);
   }
 
   delivered(seq: number): void {
     if (this.disabled) return;
-    this.liveBytes -= this.pendingBytes.get(seq) ?? 0;
+    this.compactedBytes -= this.pendingBytes.get(seq) ?? 0;
     this.pendingBytes.delete(seq);
     this.append(`{"d":${seq}}\n`);
   }
@@ -180,7 +183,7 @@ export class Journal implements OutboxObserver {
       const text = this.buffered.join('');
       this.buffered = [];
       try {
-        if (this.fileBytes + text.length > COMPACT_MIN_BYTES && this.fileBytes + text.length > COMPACT_FACTOR * (this.liveBytes + HEADER.length)) {
+        if (this.fileBytes + text.length > COMPACT_MIN_BYTES && this.fileBytes + text.length > COMPACT_FACTOR * (this.compactedBytes + HEADER.length)) {
           // The outbox already holds what `text` records, so the compacted file covers it.
           await this.handle?.close();
           this.handle = undefined;
@@ -200,7 +203,7 @@ export class Journal implements OutboxObserver {
   /** Replaces the log, atomically, with the present: the live tasks and the undelivered statuses. */
   private writeCompacted(): void {
     const lines = [HEADER];
-    for (const { seq, message } of this.entries()) lines.push(`{"s":${seq},"m":${JSON.stringify(message)}}\n`);
+    for (const entry of this.entries()) lines.push(statusLine(entry));
     for (const taskId of this.live) lines.push(`${JSON.stringify({ l: taskId })}\n`);
     const text = lines.join('');
     const temporary = `${this.path}.${process.pid}.tmp`;
