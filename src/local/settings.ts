@@ -1,7 +1,7 @@
 // `local.json` in the state directory: where `oz-worker local` left its server
 // and the demo keys, so `oz-worker task …` works with no flags afterwards.
 // Owner-only, like any file that holds keys.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -34,5 +34,7 @@ export function readLocalSettings(stateDir: string): LocalSettings | undefined {
 }
 
 export function writeLocalSettings(stateDir: string, settings: LocalSettings): void {
-  writeFileSync(join(stateDir, LOCAL_SETTINGS_FILE), `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
+  const path = join(stateDir, LOCAL_SETTINGS_FILE);
+  writeFileSync(path, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
 }

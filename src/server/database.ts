@@ -1,7 +1,7 @@
 // The local server's embedded database (node:sqlite): one file in the state
 // directory, schema versioned with `PRAGMA user_version` so an older file is
 // migrated forward on open and a newer one is refused instead of misread.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 
@@ -83,6 +83,20 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX task_events_task ON task_events(task_id, seq);
   `,
+  // Worker ids bound to the user or team that first connected them; who submitted
+  // each task (the per-principal queue cap); indexes for bounded queue passes.
+  `
+  CREATE TABLE worker_ids (
+    worker_id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    bound_at TEXT NOT NULL
+  );
+  ALTER TABLE tasks ADD COLUMN submitted_by TEXT;
+  CREATE INDEX tasks_queue ON tasks(state, owner_type, owner_id, created_at, id);
+  CREATE INDEX tasks_worker ON tasks(worker_id, state);
+  CREATE INDEX tasks_submitter ON tasks(submitted_by, state);
+  CREATE INDEX pins_device ON pins(device_id, archived_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -97,9 +111,9 @@ export async function openDatabase(path: string): Promise<DatabaseSync> {
   } catch {
     throw new DatabaseError(`the local server needs node:sqlite, which this Node.js (${process.version}) lacks; use Node.js 22.13 or newer (24 LTS recommended)`);
   }
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   let db: DatabaseSync;
   try {
+    if (path !== ':memory:') createPrivately(path);
     db = new sqlite.DatabaseSync(path);
   } catch (error) {
     throw new DatabaseError(`cannot open the server database ${path}: ${(error as Error).message}; check the --state-dir permissions`);
@@ -107,6 +121,17 @@ export async function openDatabase(path: string): Promise<DatabaseSync> {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
   migrate(db, path);
   return db;
+}
+
+/**
+ * The database holds every task and key hash: owner-only whatever the umask.
+ * SQLite creates `-wal` and `-shm` with the database file's mode, so making the
+ * file first (0600) covers them; files an older version left readable are tightened.
+ */
+function createPrivately(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
 }
 
 function migrate(db: DatabaseSync, path: string): void {

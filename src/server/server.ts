@@ -1,7 +1,7 @@
 // The local dispatch server: database, queue, worker gateway and HTTP API on
 // one loopback port. `startServer` returns once it listens; `close` stops it
 // and leaves the database consistent for the next start.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -59,11 +59,16 @@ function ensureAdminKey(store: Store, stateDir: string, log: Logger): string {
   const path = join(stateDir, ADMIN_KEY_FILE);
   if (existsSync(path)) {
     const key = readFileSync(path, 'utf8').trim();
-    if (store.principal(key)?.kind === 'admin') return key;
+    if (store.principal(key)?.kind === 'admin') {
+      chmodSync(path, 0o600);
+      return key;
+    }
     log.warn(`${path} does not hold a valid admin key; creating a new one`);
   }
   const { key } = store.createKey({ kind: 'admin' }, 'admin');
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  // `mode` applies only to a new file; one left by an older version is tightened.
+  chmodSync(path, 0o600);
   log.info(`Created the admin key in ${path}`);
   return key;
 }

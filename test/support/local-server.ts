@@ -22,6 +22,26 @@ export async function until<T>(check: () => T | undefined | false | Promise<T | 
   }
 }
 
+/** A user and a key for it, through the admin API. */
+export async function seedUser(admin: ApiClient, name: string): Promise<{ id: number; key: string; keyId: number }> {
+  const user = await admin.request<{ id: number }>('POST', '/api/v1/users', { name });
+  const { key, id: keyId } = await admin.request<{ key: string; id: number }>('POST', '/api/v1/keys', { user_id: user.id });
+  return { id: user.id, key, keyId };
+}
+
+/** A team (members, default agent) and a team key, through the admin API. */
+export async function seedTeam(
+  admin: ApiClient,
+  name: string,
+  options: { members?: number[]; defaultAgent?: Record<string, unknown> } = {},
+): Promise<{ id: number; key: string; keyId: number }> {
+  const team = await admin.request<{ id: number }>('POST', '/api/v1/teams', { name });
+  for (const userId of options.members ?? []) await admin.request('POST', `/api/v1/teams/${team.id}/members`, { user_id: userId });
+  if (options.defaultAgent) await admin.request('PUT', `/api/v1/teams/${team.id}/default-agent`, { agent_config: options.defaultAgent });
+  const { key, id: keyId } = await admin.request<{ key: string; id: number }>('POST', '/api/v1/keys', { team_id: team.id });
+  return { id: team.id, key, keyId };
+}
+
 export interface LocalServerHarness {
   server: RunningServer;
   stateDir: string;
@@ -57,18 +77,8 @@ export async function startLocalServer(options: { timings?: Partial<DispatcherTi
       return new ApiClient(server.httpUrl, server.adminKey);
     },
     as: (key) => new ApiClient(server.httpUrl, key),
-    async createUser(name) {
-      const user = await harness.admin.request<{ id: number }>('POST', '/api/v1/users', { name });
-      const { key } = await harness.admin.request<{ key: string }>('POST', '/api/v1/keys', { user_id: user.id });
-      return { id: user.id, key };
-    },
-    async createTeam(name, teamOptions = {}) {
-      const team = await harness.admin.request<{ id: number }>('POST', '/api/v1/teams', { name });
-      for (const userId of teamOptions.members ?? []) await harness.admin.request('POST', `/api/v1/teams/${team.id}/members`, { user_id: userId });
-      if (teamOptions.defaultAgent) await harness.admin.request('PUT', `/api/v1/teams/${team.id}/default-agent`, { agent_config: teamOptions.defaultAgent });
-      const { key } = await harness.admin.request<{ key: string }>('POST', '/api/v1/keys', { team_id: team.id });
-      return { id: team.id, key };
-    },
+    createUser: (name) => seedUser(harness.admin, name),
+    createTeam: (name, teamOptions) => seedTeam(harness.admin, name, teamOptions),
     startWorker(key, workerOptions = {}) {
       const workerId = workerOptions.workerId ?? `worker-${workers.length + 1}`;
       const config = join(dir.path, `${workerId}.yaml`);
@@ -119,7 +129,10 @@ export async function startLocalServer(options: { timings?: Partial<DispatcherTi
 export class ProbeWorker {
   readonly assignments: { task_id: string; execution_id: string; task: { owner: unknown; agent_config_snapshot?: unknown }; env_vars: Record<string, string> }[] = [];
   readonly cancellations: string[] = [];
+  /** Resolves with the close code and reason when the socket closes. */
+  readonly closed: Promise<{ code: number; reason: string }>;
   private constructor(private readonly socket: WebSocket) {
+    this.closed = new Promise((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     socket.on('message', (data) => {
       const frame = JSON.parse(data.toString()) as { type: string; data: never };
       if (frame.type === 'task_assignment') this.assignments.push(frame.data);
@@ -135,6 +148,25 @@ export class ProbeWorker {
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new ProbeWorker(socket)));
       socket.once('unexpected-response', (_request, response) => reject(new Error(`upgrade refused with HTTP ${response.statusCode}`)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** The HTTP status and body of a refused upgrade, or undefined when the socket opened (it is then closed). */
+  static async refusal(webSocketUrl: string, key: string, workerId: string): Promise<{ status: number; body: string } | undefined> {
+    const url = new URL(webSocketUrl);
+    url.searchParams.set('worker_id', workerId);
+    const socket = new WebSocket(url, { headers: { Authorization: `Bearer ${key}` } });
+    return new Promise((resolve, reject) => {
+      socket.once('open', () => {
+        socket.close();
+        resolve(undefined);
+      });
+      socket.once('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
       socket.once('error', reject);
     });
   }

@@ -88,11 +88,16 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Inherit nothing from the test's environment except PATH/HOME unless given. */
   cwd?: string;
+  /** Start under this umask (through /bin/sh), e.g. "000". */
+  umask?: string;
 }
 
 /** Spawns `node bin/oz-worker.js <args>` with a small, explicit environment. */
 export function startWorker(options: StartOptions = {}): WorkerProcess {
-  const child = spawn(process.execPath, [BIN, ...(options.args ?? [])], {
+  const argv = [BIN, ...(options.args ?? [])];
+  const [command, args] =
+    options.umask === undefined ? [process.execPath, argv] : ['/bin/sh', ['-c', `umask ${options.umask} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const child = spawn(command, args, {
     cwd: options.cwd ?? REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
