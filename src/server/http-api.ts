@@ -78,11 +78,31 @@ interface Route {
   handler: Handler;
 }
 
+/** Deeper JSON than any request needs; deeper input would overflow the stack of whatever walks it. */
+export const MAX_JSON_DEPTH = 64;
+/** Beyond the limit a body is read and dropped (so the 413 arrives, not a reset) up to this much, then the connection is cut. */
+const MAX_DISCARDED_BYTES = 16 * 1024 * 1024;
+
+const tooLarge = (): ApiError => new ApiError(413, 'body_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes; send less`);
+
+/** How deeply a parsed JSON value nests (iterative: the input may be deep). */
+export function jsonDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 function readBody(incoming: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const declared = Number(incoming.headers['content-length'] ?? 0);
     if (declared > MAX_BODY_BYTES) {
-      reject(new ApiError(413, 'body_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes; send less`));
+      reject(tooLarge());
       incoming.resume();
       return;
     }
@@ -90,27 +110,51 @@ function readBody(incoming: IncomingMessage): Promise<unknown> {
     let size = 0;
     incoming.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new ApiError(413, 'body_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes; send less`));
-        incoming.destroy();
-        return;
-      }
-      chunks.push(chunk);
+      if (size > MAX_BODY_BYTES + MAX_DISCARDED_BYTES) incoming.destroy();
+      else if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
     incoming.on('end', () => {
+      if (size > MAX_BODY_BYTES) {
+        reject(tooLarge());
+        return;
+      }
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') {
         resolve(undefined);
         return;
       }
+      let value: unknown;
       try {
-        resolve(JSON.parse(text));
+        value = JSON.parse(text);
       } catch (error) {
         reject(new ApiError(400, 'invalid_json', `request body is not valid JSON (${(error as Error).message})`));
+        return;
       }
+      if (jsonDepth(value) > MAX_JSON_DEPTH) reject(new ApiError(400, 'invalid_json', `request body is nested deeper than ${MAX_JSON_DEPTH} levels; flatten it`));
+      else resolve(value);
     });
     incoming.on('error', reject);
   });
+}
+
+/** A path segment, percent-decoded; a malformed one is kept as sent, so it matches no id and gets the same answer as an unknown one. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** A whole-number query parameter (at least `min`; larger values are capped at `cap`), its default when absent, otherwise a 400. */
+export function queryInt(query: URLSearchParams, name: string, bounds: { min: number; cap: number; fallback: number }): number {
+  const text = query.get(name);
+  if (text === null) return bounds.fallback;
+  const value = Number(text);
+  if (!/^\d{1,15}$/.test(text) || value < bounds.min) {
+    throw new ApiError(400, 'invalid_query', `${name} must be a whole number, at least ${bounds.min} (at most ${bounds.cap} is used); got ${JSON.stringify(text)}`);
+  }
+  return Math.min(value, bounds.cap);
 }
 
 async function parseBody<S extends z.ZodType>(request: Request, schema: S): Promise<z.infer<S>> {
@@ -174,7 +218,7 @@ export class HttpApi {
     const key = bearerToken(incoming.headers.authorization);
     const caller = key === undefined ? undefined : this.store.principal(key);
     if (!caller) throw new ApiError(401, 'unauthorized', 'missing or unknown API key: send "Authorization: Bearer <key>"');
-    const params = route.pattern.flatMap((part, i) => (part.startsWith(':') ? [decodeURIComponent(path[i]!)] : []));
+    const params = route.pattern.flatMap((part, i) => (part.startsWith(':') ? [decodeSegment(path[i]!)] : []));
     let bodyPromise: Promise<unknown> | undefined;
     return route.handler({ method, path, query: url.searchParams, caller, body: () => (bodyPromise ??= readBody(incoming)) }, params);
   }
@@ -215,7 +259,7 @@ export class HttpApi {
         state = TASK_STATES.find((s) => s === stateText);
         if (!state) throw new ApiError(400, 'invalid_state', `unknown state ${JSON.stringify(stateText)}; use one of ${TASK_STATES.join(', ')}`);
       }
-      const limit = Math.min(Number(query.get('limit') ?? 100) || 100, 1000);
+      const limit = queryInt(query, 'limit', { min: 1, cap: 1000, fallback: 100 });
       const owners = ownersVisibleTo(caller, (userId) => store.teamIdsOf(userId));
       // Each listed task passes the same ownership check as a single read.
       const tasks = store.tasksOwnedBy(owners, limit, state).filter((task) => callerOwns(caller, task.owner, store));
@@ -230,8 +274,8 @@ export class HttpApi {
     });
     this.route('GET', '/api/v1/tasks/:id/events', async ({ caller, query }, [id]) => {
       const task = this.ownedTask(caller, id!);
-      const after = Number(query.get('after') ?? 0) || 0;
-      const waitSeconds = Math.min(Math.max(Number(query.get('wait') ?? 0) || 0, 0), MAX_WAIT_SECONDS);
+      const after = queryInt(query, 'after', { min: 0, cap: Number.MAX_SAFE_INTEGER, fallback: 0 });
+      const waitSeconds = queryInt(query, 'wait', { min: 0, cap: MAX_WAIT_SECONDS, fallback: 0 });
       const events = await dispatcher.eventsAfter(task.id, after, waitSeconds * 1000);
       return [200, { task: taskJson(store.task(task.id)!), events: events.map(eventJson) }];
     });
@@ -351,8 +395,8 @@ export class HttpApi {
     }
     const owner: TaskOwner =
       requested ?? (caller.kind === 'user' ? { type: 'USER', id: caller.userId } : caller.kind === 'team' ? { type: 'TEAM', id: caller.teamId } : caller.owner);
-    if (owner.type === 'TEAM' && !this.store.team(owner.id)) throw new ApiError(404, 'unknown_team', `team ${owner.id} does not exist`);
-    if (!callerOwns(caller, owner, this.store)) {
+    // A team that does not exist gets the same answer as one the caller is not in: ids cannot be probed.
+    if (!callerOwns(caller, owner, this.store) || (owner.type === 'TEAM' && !this.store.team(owner.id))) {
       throw new ApiError(403, 'forbidden', `you cannot create tasks for ${owner.type} ${owner.id}; use a key of that ${owner.type === 'TEAM' ? 'team or one of its members' : 'user'}`);
     }
     return owner;
