@@ -25,7 +25,8 @@ function serverOptions(command: Command): Command {
     .addOption(new Option('--allow-remote', 'Allow --listen on a non-loopback address'))
     .addOption(new Option('--state-dir <dir>', 'Where the database and keys live ($OZ_WORKER_STATE_DIR; default: the platform state directory)'))
     .addOption(new Option('--claim-timeout <duration>', 'Send an assignment again when not claimed within this (default 30s)'))
-    .addOption(new Option('--lost-timeout <duration>', 'Mark a running task lost when its worker stays away this long (default 5m)'))
+    .addOption(new Option('--lost-timeout <duration>', 'Mark a running task lost when its worker stays away, or comes back without confirming it, this long (default 5m)'))
+    .addOption(new Option('--max-queued-per-principal <n>', 'Most tasks one user or team may have waiting for a worker; more get 429 (default 1000)'))
     .addOption(new Option('--log-level <level>', 'Log level').choices(['debug', 'info', 'warn', 'error']));
 }
 

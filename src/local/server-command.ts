@@ -30,6 +30,7 @@ export interface ServerFlags {
   logLevel?: LogLevel;
   claimTimeout?: string;
   lostTimeout?: string;
+  maxQueuedPerPrincipal?: string;
 }
 
 export interface LocalFlags extends ServerFlags {
@@ -66,6 +67,12 @@ function duration(text: string | undefined, flag: string): number | undefined {
   }
 }
 
+function positiveCount(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`invalid ${flag} ${JSON.stringify(text)}: use a whole number of at least 1`);
+  return Number(text);
+}
+
 function timingsFrom(flags: ServerFlags): Partial<DispatcherTimings> {
   const timings: Partial<DispatcherTimings> = {};
   const claim = duration(flags.claimTimeout, '--claim-timeout');
@@ -84,7 +91,16 @@ async function startFromFlags(flags: ServerFlags, log: Logger): Promise<{ server
   }
   const stateDir = stateDirFrom(flags);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const server = await startServer({ stateDir, host, port, allowRemote: flags.allowRemote ?? false, log, timings: timingsFrom(flags) });
+  const maxQueued = positiveCount(flags.maxQueuedPerPrincipal, '--max-queued-per-principal');
+  const server = await startServer({
+    stateDir,
+    host,
+    port,
+    allowRemote: flags.allowRemote ?? false,
+    log,
+    timings: timingsFrom(flags),
+    ...(maxQueued === undefined ? {} : { maxQueuedPerPrincipal: maxQueued }),
+  });
   return { server, stateDir };
 }
 

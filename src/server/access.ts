@@ -86,3 +86,44 @@ export function workerMayRun(identity: WorkerIdentity, task: Pick<TaskRecord, 'o
   if (task.owner.type === 'TEAM' && task.deviceId === undefined) return false;
   return decideAssignment({ Type: task.owner.type, Id: task.owner.id }, deviceScope(identity, lookup)).accept;
 }
+
+/**
+ * The user or team a key speaks for, as one string (`user:3`, `team:2`): what a
+ * worker id is bound to and what the queue cap counts. A task key speaks for its
+ * task's owner; the admin key for nobody.
+ */
+export function principalTag(who: Principal | WorkerIdentity): string | undefined {
+  switch (who.kind) {
+    case 'user':
+      return `user:${who.userId}`;
+    case 'team':
+      return `team:${who.teamId}`;
+    case 'task':
+      return who.owner.type === 'USER' ? `user:${who.owner.id}` : `team:${who.owner.id}`;
+    case 'admin':
+      return undefined;
+  }
+}
+
+/** One slice of the queue: tasks of this owner with exactly this `device_id` (null: none). */
+export interface QueueSlice {
+  ownerType: TaskOwner['type'];
+  ownerId: number;
+  deviceId: string | null;
+}
+
+/**
+ * The parts of the queue `workerMayRun` can accept for this worker, so a queue
+ * pass reads only those rows (through the index) instead of the whole queue.
+ */
+export function queueSlicesFor(identity: WorkerIdentity, lookup: ScopeLookup): QueueSlice[] {
+  if (identity.kind === 'team') return [{ ownerType: 'TEAM', ownerId: identity.teamId, deviceId: null }];
+  const own: QueueSlice[] = [{ ownerType: 'USER', ownerId: identity.userId, deviceId: null }];
+  if (identity.deviceId === undefined) return own;
+  const deviceId = identity.deviceId;
+  return [
+    ...own,
+    { ownerType: 'USER', ownerId: identity.userId, deviceId },
+    ...deviceScope(identity, lookup).teamIds.map((teamId): QueueSlice => ({ ownerType: 'TEAM', ownerId: teamId, deviceId })),
+  ];
+}

@@ -2,16 +2,19 @@
 // worker's reports do to a task's state. Server-side task lifecycle:
 //
 //   queued → assigned → running → completed | failed | cancelled
-//      ↑        │          └──(worker gone longer than lostTimeoutMs)→ lost
+//      ↑        │          └──(worker gone, or back without confirming, for lostTimeoutMs)→ lost
 //      └────────┘ rejected, not claimed in time, or worker gone before claiming
 //
 // One instance owns all timers; every state change goes through the store and
-// leaves an event in the task's history.
+// leaves an event in the task's history. A status from a worker counts only for
+// a task assigned to that worker's current connection; the rest is logged and
+// ignored. Queue passes read only the slices of the queue a connected worker may
+// run, oldest first, a bounded number of rows each.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.js';
 import type { OutboundMessage } from '../protocol/messages.js';
-import { workerMayRun, type WorkerIdentity } from './access.js';
+import { queueSlicesFor, workerMayRun, type WorkerIdentity } from './access.js';
 import { buildAssignment, buildCancellation } from './assignment.js';
 import { TERMINAL_STATES, type Store, type TaskEvent, type TaskRecord } from './store.js';
 
@@ -33,10 +36,19 @@ export interface DispatcherTimings {
 
 export const DEFAULT_TIMINGS: DispatcherTimings = { claimTimeoutMs: 30_000, lostTimeoutMs: 5 * 60_000, retryIntervalMs: 2_000 };
 
+/** Assignments a worker of unknown capacity holds unclaimed at once; each claim makes room for the next. */
+export const MAX_UNCLAIMED_PER_WORKER = 8;
+/** Assignments one queue pass sends at most; the next pass (a claim, a submit, the retry timer) goes on. */
+export const MAX_ASSIGNMENTS_PER_PASS = 64;
+
 interface SessionState {
   session: WorkerSession;
   /** Tasks assigned to or running on this worker. */
   active: Set<string>;
+  /** Of those, the ones sent but not claimed yet. */
+  unclaimed: Set<string>;
+  /** Running tasks the worker must confirm after it reconnected (deadline timers). */
+  unconfirmed: Map<string, NodeJS.Timeout>;
   /** Learned from `at_capacity`: the most tasks it took at once. */
   capacity: number | undefined;
   /** Said `shutting_down`: gets nothing more. */
@@ -46,6 +58,8 @@ interface SessionState {
 
 /** The attempt in flight for an assigned task (kept in memory; a restart issues a new one). */
 interface PendingAttempt {
+  /** The worker it was last sent to: only that worker's claim counts. */
+  workerId: string;
   executionId: string;
   key: string;
   keyId: number;
@@ -87,6 +101,7 @@ export class Dispatcher {
     clearInterval(this.retryTimer);
     for (const attempt of this.pending.values()) clearTimeout(attempt.timer);
     for (const timer of this.lostTimers.values()) clearTimeout(timer);
+    for (const state of this.sessions.values()) for (const timer of state.unconfirmed.values()) clearTimeout(timer);
     this.pending.clear();
     this.lostTimers.clear();
   }
@@ -103,25 +118,64 @@ export class Dispatcher {
   // ---- workers --------------------------------------------------------------
 
   connect(session: WorkerSession): void {
-    const state: SessionState = { session, active: new Set(), capacity: undefined, draining: false, lastAssignedAt: 0 };
+    const state: SessionState = {
+      session,
+      active: new Set(),
+      unclaimed: new Set(),
+      unconfirmed: new Map(),
+      capacity: undefined,
+      draining: false,
+      lastAssignedAt: 0,
+    };
     this.sessions.set(session.workerId, state);
-    for (const task of this.store.tasksInState('running')) {
-      if (task.workerId !== session.workerId) continue;
-      state.active.add(task.id);
-      const timer = this.lostTimers.get(task.id);
-      if (timer) {
-        clearTimeout(timer);
-        this.lostTimers.delete(task.id);
-        this.event(task.id, 'worker_reconnected', `worker ${session.workerId} is back`);
-      }
-    }
+    for (const taskId of this.store.taskIdsOn(session.workerId, 'running')) this.askToConfirm(taskId, state);
     this.pump();
+  }
+
+  /**
+   * A worker came back (a reconnect, a restart, or this server restarted) with a
+   * task the server has running on it. The worker may have lost it, so it is sent
+   * the assignment again, same execution: a worker still running it answers
+   * `task_claimed` and does not run it twice. No confirmation within
+   * `lostTimeoutMs`: the task is lost.
+   */
+  private askToConfirm(taskId: string, state: SessionState): void {
+    const task = this.store.task(taskId);
+    if (!task || task.executionId === undefined) return;
+    const { session } = state;
+    clearTimeout(this.lostTimers.get(taskId));
+    this.lostTimers.delete(taskId);
+    state.active.add(taskId);
+    const seconds = Math.round(this.timings.lostTimeoutMs / 1000);
+    const timer = setTimeout(() => {
+      state.unconfirmed.delete(taskId);
+      const current = this.store.task(taskId);
+      if (!current || current.state !== 'running' || current.workerId !== session.workerId) return;
+      this.finish(current, 'lost', { message: `Worker ${session.workerId} reconnected but did not confirm the task within ${seconds} s; it no longer runs it.` });
+      // Whatever the worker does under this task id now is not the task's run any more.
+      if (this.sessions.get(session.workerId) === state) session.send(buildCancellation(taskId));
+    }, this.timings.lostTimeoutMs);
+    timer.unref();
+    state.unconfirmed.set(taskId, timer);
+    // Old per-task keys stay valid for the run already under way; this copy carries a fresh one.
+    const { key } = this.store.createKey({ kind: 'task', taskId, owner: task.owner }, `task ${taskId}`);
+    this.event(taskId, 'worker_reconnected', `worker ${session.workerId} is back; asked it to confirm the task within ${seconds} s`);
+    session.send(buildAssignment(task, task.executionId, key));
+  }
+
+  private confirmed(taskId: string, state: SessionState): void {
+    const timer = state.unconfirmed.get(taskId);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    state.unconfirmed.delete(taskId);
+    this.event(taskId, 'confirmed', `worker ${state.session.workerId} confirmed it is still running the task`);
   }
 
   disconnect(session: WorkerSession): void {
     const state = this.sessions.get(session.workerId);
     if (!state || state.session !== session) return;
     this.sessions.delete(session.workerId);
+    for (const timer of state.unconfirmed.values()) clearTimeout(timer);
     for (const taskId of state.active) {
       const task = this.store.task(taskId);
       if (!task || task.workerId !== session.workerId) continue;
@@ -135,7 +189,12 @@ export class Dispatcher {
     this.pump();
   }
 
-  /** A validated message from a worker. */
+  /**
+   * A validated message from a worker. It counts only for a task this server
+   * assigned to this connection (same worker id, so the same principal, and the
+   * task in this connection's active set, or its claim-timed-out attempt last sent
+   * here); anything else is logged and ignored.
+   */
   handle(session: WorkerSession, message: OutboundMessage): void {
     const state = this.sessions.get(session.workerId);
     if (!state || state.session !== session) return;
@@ -145,25 +204,29 @@ export class Dispatcher {
       log.warn(`Ignored ${message.type} for a task this server does not know`);
       return;
     }
+    const ours = task.workerId === session.workerId && state.active.has(task.id);
     if (TERMINAL_STATES.has(task.state)) {
       log.info({ state: task.state }, `Ignored ${message.type} for a task that already ended`);
+      // The worker started the task again (it came back without it): that run is not wanted.
+      if (message.type === 'task_claimed' && task.workerId === session.workerId) session.send(buildCancellation(task.id));
       return;
     }
-    const ours = task.workerId === session.workerId;
     switch (message.type) {
       case 'task_claimed':
         if (task.state === 'assigned' && ours) this.markRunning(task, state);
-        else if (task.state === 'queued' && !this.pending.has(task.id)) this.markRunning(task, state);
-        else if (!(task.state === 'running' && ours)) log.warn({ state: task.state, assignedTo: task.workerId }, 'Ignored a claim for a task assigned elsewhere');
+        else if (task.state === 'queued' && this.pending.get(task.id)?.workerId === session.workerId) this.markRunning(task, state);
+        else if (task.state === 'running' && ours) this.confirmed(task.id, state);
+        else log.warn({ state: task.state }, 'Ignored a claim for a task not assigned to this worker');
         return;
       case 'task_rejected':
         if (task.state === 'assigned' && ours) this.onRejected(task, state, message.data.reason);
+        else if (task.state === 'running' && ours && state.unconfirmed.has(task.id)) this.onConfirmationRefused(task, state, message.data.reason);
         else log.warn({ state: task.state }, 'Ignored a rejection for a task not assigned to this worker');
         return;
       case 'task_completed':
       case 'task_failed':
         if (!ours || (task.state !== 'running' && task.state !== 'assigned')) {
-          log.warn({ state: task.state, assignedTo: task.workerId }, `Ignored ${message.type} from a worker the task is not on`);
+          log.warn({ state: task.state }, `Ignored ${message.type} for a task not assigned to this worker`);
           return;
         }
         if (message.type === 'task_failed') {
@@ -225,20 +288,55 @@ export class Dispatcher {
     return this.store.events(taskId, afterSeq);
   }
 
-  /** Sends queued tasks to workers that may run them and have room. */
+  /**
+   * Sends queued tasks to workers that may run them and have room: each step
+   * gives the least busy worker (then the one that waited longest) its oldest
+   * runnable task. Bounded: at most MAX_ASSIGNMENTS_PER_PASS assignments, and a
+   * few indexed rows read per step.
+   */
   pump(): void {
-    const candidates = [...this.sessions.values()].filter((s) => !s.draining && (s.capacity === undefined || s.active.size < s.capacity));
-    if (candidates.length === 0) return;
-    for (const task of this.store.tasksInState('queued')) {
-      const refused = this.refusedBy.get(task.id);
-      const eligible = candidates.filter(
-        (s) => (s.capacity === undefined || s.active.size < s.capacity) && !refused?.has(s.session.workerId) && workerMayRun(s.session.identity, task, this.store),
-      );
-      if (eligible.length === 0) continue;
-      // The least busy worker, then the one that waited longest.
-      eligible.sort((a, b) => a.active.size - b.active.size || a.lastAssignedAt - b.lastAssignedAt);
-      this.assign(task, eligible[0]!);
+    let open = [...this.sessions.values()].filter((s) => !s.draining);
+    for (let sent = 0; sent < MAX_ASSIGNMENTS_PER_PASS; sent++) {
+      open = open.filter((s) => this.hasRoom(s));
+      open.sort((a, b) => a.active.size - b.active.size || a.lastAssignedAt - b.lastAssignedAt);
+      let next: { task: TaskRecord; state: SessionState } | undefined;
+      while (open.length > 0 && !next) {
+        const task = this.nextTaskFor(open[0]!);
+        if (task) next = { task, state: open[0]! };
+        else open.shift(); // nothing it may run now; others may still have work
+      }
+      if (!next) return;
+      this.assign(next.task, next.state);
     }
+  }
+
+  private hasRoom(state: SessionState): boolean {
+    if (state.draining) return false;
+    if (state.capacity !== undefined) return state.active.size < state.capacity;
+    return state.unclaimed.size < MAX_UNCLAIMED_PER_WORKER;
+  }
+
+  /** The oldest queued task this worker may run and has not refused. */
+  private nextTaskFor(state: SessionState): TaskRecord | undefined {
+    const { identity, workerId } = state.session;
+    const refused = this.refusedCountBy(workerId);
+    for (const queued of this.store.queuedIn(queueSlicesFor(identity, this.store), refused + 1)) {
+      if (this.refusedBy.get(queued.id)?.has(workerId)) continue;
+      if (!workerMayRun(identity, queued, this.store)) continue;
+      return this.store.task(queued.id);
+    }
+    return undefined;
+  }
+
+  private refusedCountBy(workerId: string): number {
+    let count = 0;
+    for (const workers of this.refusedBy.values()) if (workers.has(workerId)) count++;
+    return count;
+  }
+
+  /** The task is no longer waiting for a claim from whichever worker it was sent to. */
+  private releaseUnclaimed(taskId: string): void {
+    for (const state of this.sessions.values()) state.unclaimed.delete(taskId);
   }
 
   private assign(task: TaskRecord, state: SessionState): void {
@@ -248,8 +346,10 @@ export class Dispatcher {
     if (attempt) clearTimeout(attempt.timer);
     else {
       const { key, info } = this.store.createKey({ kind: 'task', taskId: task.id, owner: task.owner }, `task ${task.id}`);
-      attempt = { executionId: randomUUID(), key, keyId: info.id, timer: undefined as unknown as NodeJS.Timeout };
+      attempt = { workerId: session.workerId, executionId: randomUUID(), key, keyId: info.id, timer: undefined as unknown as NodeJS.Timeout };
     }
+    attempt.workerId = session.workerId;
+    this.releaseUnclaimed(task.id);
     attempt.timer = setTimeout(() => this.onClaimTimeout(task.id, attempt.executionId), this.timings.claimTimeoutMs);
     attempt.timer.unref();
     this.pending.set(task.id, attempt);
@@ -261,6 +361,7 @@ export class Dispatcher {
       assignedAt: new Date().toISOString(),
     });
     state.active.add(task.id);
+    state.unclaimed.add(task.id);
     state.lastAssignedAt = Date.now();
     this.event(task.id, resend ? 'resent' : 'assigned', `${resend ? 'sent again' : 'sent'} to worker ${session.workerId}`);
     session.send(buildAssignment(updated, attempt.executionId, attempt.key));
@@ -270,6 +371,7 @@ export class Dispatcher {
     const task = this.store.task(taskId);
     if (!task || task.state !== 'assigned' || task.executionId !== executionId) return;
     if (task.workerId !== undefined) this.sessions.get(task.workerId)?.active.delete(taskId);
+    this.releaseUnclaimed(taskId);
     if (task.cancelRequestedAt) {
       this.finish(task, 'cancelled', { message: 'Cancelled before a worker claimed the task.' });
       return;
@@ -284,15 +386,27 @@ export class Dispatcher {
     const attempt = this.pending.get(task.id);
     if (attempt) clearTimeout(attempt.timer);
     this.pending.delete(task.id);
+    this.releaseUnclaimed(task.id);
     this.store.updateTask(task.id, { state: 'running', workerId: state.session.workerId, claimedAt: new Date().toISOString() });
     state.active.add(task.id);
     this.event(task.id, 'claimed', `worker ${state.session.workerId} claimed the task and is running it`);
     if (task.cancelRequestedAt) state.session.send(buildCancellation(task.id));
+    // The claim made room for the next unclaimed assignment.
+    this.pump();
+  }
+
+  /** Asked to confirm a task after reconnecting, the worker refused it: it does not have it. */
+  private onConfirmationRefused(task: TaskRecord, state: SessionState, reason: string): void {
+    clearTimeout(state.unconfirmed.get(task.id));
+    state.unconfirmed.delete(task.id);
+    this.finish(task, 'lost', { message: `Worker ${state.session.workerId} reconnected without the task (it answered: ${reason}).` });
+    this.pump();
   }
 
   private onRejected(task: TaskRecord, state: SessionState, reason: string): void {
     const code = /^([a-z_]+):/.exec(reason)?.[1] ?? 'unspecified';
     state.active.delete(task.id);
+    state.unclaimed.delete(task.id);
     if (code === 'at_capacity') state.capacity = state.active.size;
     else if (code === 'shutting_down') state.draining = true;
     else {
@@ -308,6 +422,7 @@ export class Dispatcher {
     const attempt = this.pending.get(task.id);
     if (attempt) clearTimeout(attempt.timer);
     this.pending.delete(task.id);
+    this.releaseUnclaimed(task.id);
     this.store.revokeTaskKeys(task.id);
     if (task.cancelRequestedAt) {
       this.finish(task, 'cancelled', { message: 'Cancelled before a worker claimed the task.' });
@@ -342,7 +457,13 @@ export class Dispatcher {
     clearTimeout(this.lostTimers.get(task.id));
     this.lostTimers.delete(task.id);
     this.refusedBy.delete(task.id);
-    if (task.workerId !== undefined) this.sessions.get(task.workerId)?.active.delete(task.id);
+    this.releaseUnclaimed(task.id);
+    if (task.workerId !== undefined) {
+      const holder = this.sessions.get(task.workerId);
+      holder?.active.delete(task.id);
+      clearTimeout(holder?.unconfirmed.get(task.id));
+      holder?.unconfirmed.delete(task.id);
+    }
     this.store.transaction(() => {
       this.store.updateTask(task.id, {
         state,

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema } from '../protocol/messages.js';
-import type { WorkerIdentity } from './access.js';
+import { principalTag, type WorkerIdentity } from './access.js';
 import { bearerToken } from './credentials.js';
 import type { Dispatcher, WorkerSession } from './dispatcher.js';
 import type { Store } from './store.js';
@@ -17,11 +17,16 @@ export const WORKER_SOCKET_PATH = '/api/v1/selfhosted/worker/ws';
 export const MAX_WORKER_FRAME_BYTES = 1024 * 1024;
 const PING_INTERVAL_MS = 30_000;
 
-type Refusal = { status: number; message: string };
+/** Close code when the key a connection authenticated with is revoked. */
+export const CLOSE_KEY_REVOKED = 4001;
 
-function refuse(socket: Duplex, { status, message }: Refusal): void {
-  const body = JSON.stringify({ error: message, code: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'bad_request' });
-  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request';
+type Refusal = { status: number; message: string; code?: string };
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict' };
+
+function refuse(socket: Duplex, { status, message, code }: Refusal): void {
+  const body = JSON.stringify({ error: message, code: code ?? (status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'bad_request') });
+  const reason = REASONS[status] ?? 'Bad Request';
   // After an upgrade the HTTP server no longer listens for socket errors: a
   // client that resets while reading the refusal must not crash the server.
   socket.on('error', () => socket.destroy());
@@ -31,7 +36,14 @@ function refuse(socket: Duplex, { status, message }: Refusal): void {
 }
 
 /** Who is connecting, or why not. Pure apart from the store lookups. */
-export function authenticateWorker(request: Pick<IncomingMessage, 'url' | 'headers'>, store: Store): { workerId: string; identity: WorkerIdentity } | Refusal {
+export interface AuthenticatedWorker {
+  workerId: string;
+  identity: WorkerIdentity;
+  /** The key it connected with: revoking it ends the connection. */
+  keyId: number;
+}
+
+export function authenticateWorker(request: Pick<IncomingMessage, 'url' | 'headers'>, store: Store): AuthenticatedWorker | Refusal {
   const url = new URL(request.url ?? '/', 'http://localhost');
   if (url.pathname !== WORKER_SOCKET_PATH) return { status: 404, message: `no WebSocket endpoint here; workers connect to ${WORKER_SOCKET_PATH}` };
   const workerId = url.searchParams.get('worker_id') ?? '';
@@ -43,22 +55,39 @@ export function authenticateWorker(request: Pick<IncomingMessage, 'url' | 'heade
   const deviceId = url.searchParams.get('device_id') || undefined;
   if (principal.kind === 'team') {
     if (deviceId) return { status: 403, message: 'a team key runs a fleet worker; a device worker connects with its owner\'s user key' };
-    return { workerId, identity: { kind: 'team', teamId: principal.teamId } };
+    return { workerId, identity: { kind: 'team', teamId: principal.teamId }, keyId: principal.keyId };
   }
   if (principal.kind === 'user') {
     if (deviceId) {
       const device = store.device(deviceId);
       if (!device || device.userId !== principal.userId) return { status: 403, message: `device ${deviceId} is not registered to this key's user` };
     }
-    return { workerId, identity: { kind: 'user', userId: principal.userId, deviceId } };
+    return { workerId, identity: { kind: 'user', userId: principal.userId, deviceId }, keyId: principal.keyId };
   }
   return { status: 403, message: `a ${principal.kind} key cannot run a worker; use a team key (fleet worker) or a user key (device worker)` };
+}
+
+/**
+ * A worker id belongs to the user or team that first connected with it; another
+ * principal is refused (409) and the holder's connection stays. The same
+ * principal (any of its keys) reconnecting replaces its old connection: a restart.
+ */
+export function claimWorkerId(worker: AuthenticatedWorker, store: Pick<Store, 'bindWorkerId'>): Refusal | undefined {
+  const principal = principalTag(worker.identity)!;
+  const holder = store.bindWorkerId(worker.workerId, principal);
+  if (holder === principal) return undefined;
+  return {
+    status: 409,
+    code: 'worker_id_taken',
+    message: `worker_id ${JSON.stringify(worker.workerId)} belongs to another user or team; pick another --worker-id`,
+  };
 }
 
 class SocketSession implements WorkerSession {
   constructor(
     readonly workerId: string,
     readonly identity: WorkerIdentity,
+    readonly keyId: number,
     private readonly socket: WebSocket,
   ) {}
 
@@ -83,16 +112,27 @@ export class WorkerGateway {
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const auth = authenticateWorker(request, this.store);
-    if ('status' in auth) {
-      this.log.warn({ status: auth.status }, `Refused a worker connection: ${auth.message}`);
-      refuse(socket, auth);
+    const refusal = 'status' in auth ? auth : claimWorkerId(auth, this.store);
+    if (refusal) {
+      this.log.warn({ status: refusal.status }, `Refused a worker connection: ${refusal.message}`);
+      refuse(socket, refusal);
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, auth.workerId, auth.identity));
+    const worker = auth as AuthenticatedWorker;
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, worker));
   }
 
-  private accept(ws: WebSocket, workerId: string, identity: WorkerIdentity): void {
-    const session = new SocketSession(workerId, identity, ws);
+  /** Ends, at once, every connection made with the key (it was revoked). */
+  closeConnectionsOfKey(keyId: number): void {
+    for (const session of this.sessions.values()) {
+      if (session.keyId !== keyId) continue;
+      this.log.info({ workerId: session.workerId }, 'Closing a worker connection: its key was revoked');
+      session.close(CLOSE_KEY_REVOKED, 'the API key of this connection was revoked');
+    }
+  }
+
+  private accept(ws: WebSocket, { workerId, identity, keyId }: AuthenticatedWorker): void {
+    const session = new SocketSession(workerId, identity, keyId, ws);
     const previous = this.sessions.get(workerId);
     if (previous) {
       // The same worker id reconnecting: the new connection wins.

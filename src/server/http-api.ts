@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { Logger } from '../log/logger.js';
-import { callerOwns, guardTask, ownersVisibleTo } from './access.js';
+import { callerOwns, guardTask, ownersVisibleTo, principalTag } from './access.js';
 import {
   AddMemberSchema,
   CreateDeviceSchema,
@@ -174,6 +174,15 @@ function requireAdmin(caller: Principal): void {
   if (caller.kind !== 'admin') throw new ApiError(403, 'admin_required', 'this route needs the server\'s admin key (see admin.key in the state directory)');
 }
 
+export interface HttpApiOptions {
+  /** Called once a key is revoked: its live connections end. */
+  onKeyRevoked?: (keyId: number) => void;
+  /** Most tasks one principal may have waiting (queued or assigned); default 1000. */
+  maxQueuedPerPrincipal?: number;
+}
+
+export const DEFAULT_MAX_QUEUED_PER_PRINCIPAL = 1000;
+
 export class HttpApi {
   private readonly routes: Route[] = [];
 
@@ -181,6 +190,7 @@ export class HttpApi {
     private readonly store: Store,
     private readonly dispatcher: Dispatcher,
     private readonly log: Logger,
+    private readonly options: HttpApiOptions = {},
   ) {
     this.defineRoutes();
   }
@@ -243,12 +253,12 @@ export class HttpApi {
     this.route('POST', '/api/v1/tasks', async (request) => {
       const body = await parseBody(request, CreateTaskSchema);
       const owner = this.ownerFor(request.caller, body.owner);
-      if (body.device_id !== undefined && !store.device(body.device_id)) {
-        throw new ApiError(400, 'unknown_device', `device ${body.device_id} is not registered; list devices with GET /api/v1/devices`);
-      }
+      if (body.device_id !== undefined) this.checkDevice(owner, body.device_id);
       const agentConfig = this.agentConfigFor(owner, body.agent_config);
+      const submittedBy = principalTag(request.caller)!;
+      this.checkQueueRoom(submittedBy);
       const title = body.title ?? (body.prompt.length > 80 ? `${body.prompt.slice(0, 77)}...` : body.prompt);
-      const task = store.createTask({ title, prompt: body.prompt, owner, agentConfig, deviceId: body.device_id });
+      const task = store.createTask({ title, prompt: body.prompt, owner, agentConfig, deviceId: body.device_id, submittedBy });
       dispatcher.submitted(task);
       return [201, taskJson(store.task(task.id) ?? task)];
     });
@@ -344,6 +354,7 @@ export class HttpApi {
       requireAdmin(caller);
       const id = positiveInt(idText!, 'key id');
       if (!store.revokeKey(id)) throw new ApiError(404, 'unknown_key', `key ${id} does not exist or is already revoked`);
+      this.options.onKeyRevoked?.(id);
       return [200, keyJson(store.key(id)!)];
     });
     this.route('POST', '/api/v1/devices', async (request) => {
@@ -400,6 +411,38 @@ export class HttpApi {
       throw new ApiError(403, 'forbidden', `you cannot create tasks for ${owner.type} ${owner.id}; use a key of that ${owner.type === 'TEAM' ? 'team or one of its members' : 'user'}`);
     }
     return owner;
+  }
+
+  /**
+   * A task routed to a device must be one some worker could ever take: for a user
+   * task, one of that user's devices; for a team task, a device with an active pin
+   * for the team whose owner is a member. A device that does not exist gets the
+   * same answer, so device ids cannot be probed.
+   */
+  private checkDevice(owner: TaskOwner, deviceId: string): void {
+    const device = this.store.device(deviceId);
+    if (owner.type === 'USER') {
+      if (device?.userId === owner.id) return;
+      throw new ApiError(400, 'device_not_allowed', `device ${deviceId} is not one of USER ${owner.id}'s devices; name one of theirs or leave device_id out`);
+    }
+    if (device && this.store.activePinTeams(deviceId).includes(owner.id) && this.store.isMember(owner.id, device.userId)) return;
+    throw new ApiError(
+      400,
+      'device_not_allowed',
+      `device ${deviceId} has no active pin for team ${owner.id} (with its owner a member), so no worker would take the task; pin it first (POST /api/v1/devices/:id/pins, admin) or leave device_id out`,
+    );
+  }
+
+  /** Each user or team may have so many tasks waiting for a worker; one more is a 429. */
+  private checkQueueRoom(submittedBy: string): void {
+    const limit = this.options.maxQueuedPerPrincipal ?? DEFAULT_MAX_QUEUED_PER_PRINCIPAL;
+    const waiting = this.store.waitingCount(submittedBy);
+    if (waiting < limit) return;
+    throw new ApiError(
+      429,
+      'queue_full',
+      `you have ${waiting} tasks waiting for a worker, the most this server accepts (--max-queued-per-principal ${limit}); wait for some to start or cancel some`,
+    );
   }
 
   /** The explicit configuration, else the owning team's default; a team without one is a 404. */

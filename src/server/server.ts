@@ -22,6 +22,8 @@ export interface ServerOptions {
   allowRemote?: boolean;
   log: Logger;
   timings?: Partial<DispatcherTimings>;
+  /** Most tasks one user or team may have waiting; more are refused with 429. */
+  maxQueuedPerPrincipal?: number;
 }
 
 export interface RunningServer {
@@ -85,7 +87,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const adminKey = ensureAdminKey(store, options.stateDir, log);
   const dispatcher = new Dispatcher(store, log.child({ component: 'queue' }), options.timings);
   const gateway = new WorkerGateway(store, dispatcher, log.child({ component: 'gateway' }));
-  const api = new HttpApi(store, dispatcher, log.child({ component: 'api' }));
+  const api = new HttpApi(store, dispatcher, log.child({ component: 'api' }), {
+    onKeyRevoked: (keyId) => gateway.closeConnectionsOfKey(keyId),
+    ...(options.maxQueuedPerPrincipal === undefined ? {} : { maxQueuedPerPrincipal: options.maxQueuedPerPrincipal }),
+  });
 
   const http: Server = createServer((request, response) => void api.handle(request, response));
   http.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));

@@ -2,6 +2,7 @@
 // the server is small and single-threaded, and every change is one short statement.
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
+import type { QueueSlice } from './access.js';
 import type { AgentConfig } from './api-schemas.js';
 import { generateKey, hashKey } from './credentials.js';
 
@@ -36,6 +37,13 @@ export interface TaskRecord {
   claimedAt: string | undefined;
   finishedAt: string | undefined;
   cancelRequestedAt: string | undefined;
+}
+
+/** A queued task as a queue pass sees it: no prompt, no configuration. */
+export interface QueuedTask {
+  id: string;
+  owner: TaskOwner;
+  deviceId: string | undefined;
 }
 
 export interface TaskEvent {
@@ -325,12 +333,20 @@ export class Store {
 
   // ---- tasks -------------------------------------------------------------------
 
-  createTask(input: { title: string; prompt: string; owner: TaskOwner; agentConfig: AgentConfig | undefined; deviceId: string | undefined }): TaskRecord {
+  createTask(input: {
+    title: string;
+    prompt: string;
+    owner: TaskOwner;
+    agentConfig: AgentConfig | undefined;
+    deviceId: string | undefined;
+    /** Who submitted it (`principalTag`), for the per-principal queue cap. */
+    submittedBy?: string;
+  }): TaskRecord {
     const at = this.timestamp();
     const row = this.db
       .prepare(
-        `INSERT INTO tasks (id, title, prompt, owner_type, owner_id, agent_config, device_id, state, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING *`,
+        `INSERT INTO tasks (id, title, prompt, owner_type, owner_id, agent_config, device_id, state, created_at, updated_at, submitted_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING *`,
       )
       .get(
         randomUUID(),
@@ -342,6 +358,7 @@ export class Store {
         input.deviceId ?? null,
         at,
         at,
+        input.submittedBy ?? null,
       ) as Row;
     const task = toTask(row);
     this.addEvent(task.id, 'created', `queued for ${task.owner.type} ${task.owner.id}${task.deviceId ? ` on device ${task.deviceId}` : ''}`);
@@ -356,6 +373,45 @@ export class Store {
   tasksInState(...states: TaskState[]): TaskRecord[] {
     const marks = states.map(() => '?').join(', ');
     return (this.db.prepare(`SELECT * FROM tasks WHERE state IN (${marks}) ORDER BY created_at, id`).all(...states) as Row[]).map(toTask);
+  }
+
+  /** Ids of the worker's tasks in one state (indexed; no task bodies read). */
+  taskIdsOn(workerId: string, state: TaskState): string[] {
+    return (this.db.prepare('SELECT id FROM tasks WHERE worker_id = ? AND state = ? ORDER BY created_at, id').all(workerId, state) as Row[]).map((r) => r.id as string);
+  }
+
+  /**
+   * The oldest queued tasks in the given slices, at most `limit`, with only the
+   * columns routing needs: one indexed read per slice, however long the queue.
+   */
+  queuedIn(slices: readonly QueueSlice[], limit: number): QueuedTask[] {
+    if (slices.length === 0 || limit <= 0) return [];
+    const select = this.db.prepare(
+      `SELECT id, owner_type, owner_id, device_id, created_at FROM tasks
+       WHERE state = 'queued' AND owner_type = ? AND owner_id = ? AND device_id IS ? ORDER BY created_at, id LIMIT ?`,
+    );
+    const rows = slices.flatMap((slice) => select.all(slice.ownerType, slice.ownerId, slice.deviceId, limit) as Row[]);
+    rows.sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)) || String(a.id).localeCompare(String(b.id)));
+    return rows.slice(0, limit).map((row) => ({
+      id: row.id as string,
+      owner: { type: row.owner_type as OwnerType, id: Number(row.owner_id) },
+      deviceId: opt(row.device_id),
+    }));
+  }
+
+  /** How many of the principal's submissions wait for a worker (queued or assigned, not yet claimed). */
+  waitingCount(submittedBy: string): number {
+    const row = this.db.prepare("SELECT COUNT(*) AS n FROM tasks WHERE submitted_by = ? AND state IN ('queued', 'assigned')").get(submittedBy) as Row;
+    return Number(row.n);
+  }
+
+  /**
+   * Binds a worker id to a principal the first time it is used; returns the
+   * principal it is bound to (the given one, or whoever had it first).
+   */
+  bindWorkerId(workerId: string, principal: string): string {
+    this.db.prepare('INSERT OR IGNORE INTO worker_ids (worker_id, principal, bound_at) VALUES (?, ?, ?)').run(workerId, principal, this.timestamp());
+    return (this.db.prepare('SELECT principal FROM worker_ids WHERE worker_id = ?').get(workerId) as Row).principal as string;
   }
 
   /** Tasks owned by any of the given owners, newest first. */

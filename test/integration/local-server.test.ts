@@ -257,10 +257,6 @@ describe('device workers', () => {
     const archived = await s.createTeam('archived', { members: [dana.id], defaultAgent: AGENT });
     const device = await s.admin.request<{ id: string }>('POST', '/api/v1/devices', { user_id: dana.id, name: 'danas-mac', id: 'danas-mac' });
     for (const team of [pinned, left, archived]) await s.admin.request('POST', `/api/v1/devices/${device.id}/pins`, { team_id: team.id });
-    const pins = (await s.admin.request<{ pins: { id: number; team_id: number }[] }>('GET', '/api/v1/pins')).pins;
-    const archivedPin = pins.find((p) => p.team_id === archived.id)!;
-    await s.admin.request('POST', `/api/v1/pins/${archivedPin.id}/archive`);
-    await s.admin.request('DELETE', `/api/v1/teams/${left.id}/members/${dana.id}`);
 
     const submitAsTeam = (team: { id: number; key: string }, body: Record<string, unknown> = {}) =>
       s.as(team.key).submitTask({ prompt: 'p', owner: { type: 'TEAM', id: team.id }, ...body });
@@ -272,6 +268,11 @@ describe('device workers', () => {
       unpinnedWorkOfPinnedTeam: await submitAsTeam(pinned),
       anotherUsersTask: await s.as(other.key).submitTask({ prompt: 'theirs' }),
     };
+    // Routed while the pin and the membership held; they end before a worker comes.
+    const pins = (await s.admin.request<{ pins: { id: number; team_id: number }[] }>('GET', '/api/v1/pins')).pins;
+    const archivedPin = pins.find((p) => p.team_id === archived.id)!;
+    await s.admin.request('POST', `/api/v1/pins/${archivedPin.id}/archive`);
+    await s.admin.request('DELETE', `/api/v1/teams/${left.id}/members/${dana.id}`);
     const mac = await probe(dana.key, 'danas-mac-worker', device.id);
     await until(() => mac.received(cases.ownTask.id) && mac.received(cases.pinnedTeamRoutedHere.id), 5_000, 'the in-scope tasks');
     // Give the retry loop a few rounds to prove the rest never arrive.

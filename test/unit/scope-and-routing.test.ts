@@ -2,7 +2,8 @@
 // routing and ownership rules built on it.
 import { describe, expect, it } from 'vitest';
 import { decideAssignment, type OwnerRef } from '../../src/scope/decide.js';
-import { callerOwns, deviceScope, workerMayRun, type WorkerIdentity } from '../../src/server/access.js';
+import { callerOwns, deviceScope, principalTag, queueSlicesFor, workerMayRun, type WorkerIdentity } from '../../src/server/access.js';
+import { jsonDepth, queryInt } from '../../src/server/http-api.js';
 import { buildAssignment } from '../../src/server/assignment.js';
 import { isLoopback, parseListen } from '../../src/server/server.js';
 import type { Principal, TaskRecord } from '../../src/server/store.js';
@@ -71,6 +72,20 @@ describe('server routing', () => {
   ];
   it.each(table)('%s', (_name, identity, candidate, expected) => {
     expect(workerMayRun(identity, candidate, lookup)).toBe(expected);
+  });
+
+  // The queue pass reads only these slices: each must hold exactly the tasks workerMayRun accepts.
+  it.each(table)('queue slices agree: %s', (_name, identity, candidate, expected) => {
+    const inSlice = queueSlicesFor(identity, lookup).some(
+      (slice) => slice.ownerType === candidate.owner.type && slice.ownerId === candidate.owner.id && slice.deviceId === (candidate.deviceId ?? null),
+    );
+    expect(inSlice).toBe(expected);
+  });
+
+  it('names the principal a worker id is bound to and a submission counted against', () => {
+    expect([device, fleet10].map((who) => principalTag(who))).toEqual(['user:1', 'team:10']);
+    expect(principalTag({ kind: 'task', keyId: 1, taskId: 't', owner: { type: 'TEAM', id: 3 } })).toBe('team:3');
+    expect(principalTag({ kind: 'admin', keyId: 1 })).toBeUndefined();
   });
 
   it('derives a device scope from active pins the owner may still use', () => {
@@ -172,4 +187,31 @@ describe('listen address', () => {
     ['::', false],
     ['example.com', false],
   ])('%s is loopback: %s', (host, expected) => expect(isLoopback(host)).toBe(expected));
+});
+
+describe('HTTP input bounds', () => {
+  it.each([
+    ['a scalar', 1, 0],
+    ['an empty object', {}, 1],
+    ['nested arrays', [[[1]]], 3],
+    ['the deepest branch counts', { a: 1, b: { c: [{}] } }, 4],
+  ] as const)('measures the depth of %s', (_name, value, depth) => {
+    expect(jsonDepth(value)).toBe(depth);
+  });
+
+  it('measures 100,000 levels without overflowing the stack', () => {
+    expect(jsonDepth(JSON.parse('['.repeat(100_000) + ']'.repeat(100_000)))).toBe(100_000);
+  });
+
+  it.each([
+    ['', 100],
+    ['limit=5', 5],
+    ['limit=5000', 1000],
+  ])('reads %j as %d', (text, value) => {
+    expect(queryInt(new URLSearchParams(text), 'limit', { min: 1, cap: 1000, fallback: 100 })).toBe(value);
+  });
+
+  it.each(['limit=-1', 'limit=0', 'limit=abc', 'limit=1.5', 'limit=', 'limit=1e3'])('refuses %j', (text) => {
+    expect(() => queryInt(new URLSearchParams(text), 'limit', { min: 1, cap: 1000, fallback: 100 })).toThrow(/limit must be a whole number, at least 1/);
+  });
 });
