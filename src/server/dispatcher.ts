@@ -38,6 +38,8 @@ export const DEFAULT_TIMINGS: DispatcherTimings = { claimTimeoutMs: 30_000, lost
 
 /** Assignments a worker of unknown capacity holds unclaimed at once; each claim makes room for the next. */
 export const MAX_UNCLAIMED_PER_WORKER = 8;
+/** How long after a reconnect the confirmation request goes out (the worker's held statuses come first). */
+const CONFIRM_REQUEST_DELAY_MS = 1_000;
 /** Assignments one queue pass sends at most; the next pass (a claim, a submit, the retry timer) goes on. */
 export const MAX_ASSIGNMENTS_PER_PASS = 64;
 
@@ -137,12 +139,14 @@ export class Dispatcher {
    * task the server has running on it. The worker may have lost it, so it is sent
    * the assignment again, same execution: a worker still running it answers
    * `task_claimed` and does not run it twice. No confirmation within
-   * `lostTimeoutMs`: the task is lost.
+   * `lostTimeoutMs`: the task is lost. The request waits a moment first, so the
+   * statuses the worker held while away (often the task's end) arrive before it.
    */
   private askToConfirm(taskId: string, state: SessionState): void {
     const task = this.store.task(taskId);
     if (!task || task.executionId === undefined) return;
     const { session } = state;
+    const executionId = task.executionId;
     clearTimeout(this.lostTimers.get(taskId));
     this.lostTimers.delete(taskId);
     state.active.add(taskId);
@@ -157,10 +161,15 @@ export class Dispatcher {
     }, this.timings.lostTimeoutMs);
     timer.unref();
     state.unconfirmed.set(taskId, timer);
-    // Old per-task keys stay valid for the run already under way; this copy carries a fresh one.
-    const { key } = this.store.createKey({ kind: 'task', taskId, owner: task.owner }, `task ${taskId}`);
-    this.event(taskId, 'worker_reconnected', `worker ${session.workerId} is back; asked it to confirm the task within ${seconds} s`);
-    session.send(buildAssignment(task, task.executionId, key));
+    this.event(taskId, 'worker_reconnected', `worker ${session.workerId} is back; it must confirm the task within ${seconds} s`);
+    const request = setTimeout(() => {
+      const current = this.store.task(taskId);
+      if (!state.unconfirmed.has(taskId) || this.sessions.get(session.workerId) !== state || current?.state !== 'running') return;
+      // Old per-task keys stay valid for the run already under way; this copy carries a fresh one.
+      const { key } = this.store.createKey({ kind: 'task', taskId, owner: current.owner }, `task ${taskId}`);
+      session.send(buildAssignment(current, executionId, key));
+    }, Math.min(CONFIRM_REQUEST_DELAY_MS, this.timings.lostTimeoutMs / 4));
+    request.unref();
   }
 
   private confirmed(taskId: string, state: SessionState): void {

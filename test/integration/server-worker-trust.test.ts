@@ -154,4 +154,22 @@ describe('a worker that comes back without its task', () => {
     const done = await s.waitForTask(client, task.id, ['completed', 'failed', 'lost'], 15_000);
     expect(done).toMatchObject({ state: 'completed', worker_id: 'steady' });
   });
+
+  it('takes the outcome a worker held while away, without making it run the task again', async () => {
+    s = await startServerProcess({ args: ['--lost-timeout', '4s'] });
+    relay = await startTcpRelay(Number(new URL(s.httpUrl).port));
+    const team = await s.createTeam('eng', { defaultAgent: AGENT });
+    const client = s.as(team.key);
+    const worker = s.startWorker(team.key, { workerId: 'away', args: ['-e', 'FAKE_OZ_SLEEP_MS=1000'], webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`) });
+    const task = await client.submitTask({ prompt: 'finishes while the network is down' });
+    await s.waitForTask(client, task.id, ['running']);
+    relay.setBlocked(true);
+    relay.dropConnections();
+    await worker.waitForLog((line) => line.msg.includes('Task completed'), 10_000);
+    relay.setBlocked(false);
+    const done = await s.waitForTask(client, task.id, ['completed', 'failed', 'lost'], 15_000);
+    expect(done).toMatchObject({ state: 'completed', worker_id: 'away' });
+    await sleep(2_000);
+    expect(worker.logs.filter((line) => line.msg === 'Received task assignment')).toHaveLength(1);
+  });
 });
