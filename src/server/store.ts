@@ -196,10 +196,19 @@ export class Store {
     this.db.close();
   }
 
+  /**
+   * Runs a write with `RETURNING` and gives its row. Read with `all()`: `get()`
+   * leaves such a statement unfinished, holding a snapshot that stops every WAL
+   * checkpoint, so `-wal` grew with each write and the next write paid for all.
+   */
+  private returning(sql: string, ...params: (string | number | null)[]): Row {
+    return this.db.prepare(sql).all(...params)[0] as Row;
+  }
+
   // ---- users, teams, memberships -------------------------------------------
 
   createUser(name: string): User {
-    const row = this.db.prepare('INSERT INTO users (name, created_at) VALUES (?, ?) RETURNING *').get(name, this.timestamp()) as Row;
+    const row = this.returning('INSERT INTO users (name, created_at) VALUES (?, ?) RETURNING *', name, this.timestamp());
     return toUser(row);
   }
   user(id: number): User | undefined {
@@ -215,7 +224,7 @@ export class Store {
   }
 
   createTeam(name: string): Team {
-    const row = this.db.prepare('INSERT INTO teams (name, created_at) VALUES (?, ?) RETURNING *').get(name, this.timestamp()) as Row;
+    const row = this.returning('INSERT INTO teams (name, created_at) VALUES (?, ?) RETURNING *', name, this.timestamp());
     return toTeam(row);
   }
   team(id: number): Team | undefined {
@@ -253,9 +262,17 @@ export class Store {
     const userId = spec.kind === 'user' ? spec.userId : spec.kind === 'task' && spec.owner.type === 'USER' ? spec.owner.id : null;
     const teamId = spec.kind === 'team' ? spec.teamId : spec.kind === 'task' && spec.owner.type === 'TEAM' ? spec.owner.id : null;
     const taskId = spec.kind === 'task' ? spec.taskId : null;
-    const row = this.db
-      .prepare('INSERT INTO api_keys (hash, prefix, kind, user_id, team_id, task_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *')
-      .get(hash, prefix, spec.kind, userId, teamId, taskId, name, this.timestamp()) as Row;
+    const row = this.returning(
+      'INSERT INTO api_keys (hash, prefix, kind, user_id, team_id, task_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *',
+      hash,
+      prefix,
+      spec.kind,
+      userId,
+      teamId,
+      taskId,
+      name,
+      this.timestamp(),
+    );
     return { key, info: toKey(row) };
   }
 
@@ -300,7 +317,7 @@ export class Store {
   // ---- devices and pins ------------------------------------------------------
 
   createDevice(userId: number, name: string, id: string = randomUUID()): Device {
-    const row = this.db.prepare('INSERT INTO devices (id, user_id, name, created_at) VALUES (?, ?, ?, ?) RETURNING *').get(id, userId, name, this.timestamp()) as Row;
+    const row = this.returning('INSERT INTO devices (id, user_id, name, created_at) VALUES (?, ?, ?, ?) RETURNING *', id, userId, name, this.timestamp());
     return toDevice(row);
   }
   device(id: string): Device | undefined {
@@ -311,7 +328,7 @@ export class Store {
     return (this.db.prepare('SELECT * FROM devices ORDER BY created_at, id').all() as Row[]).map(toDevice);
   }
   createPin(deviceId: string, teamId: number): Pin {
-    const row = this.db.prepare('INSERT INTO pins (device_id, team_id, created_at) VALUES (?, ?, ?) RETURNING *').get(deviceId, teamId, this.timestamp()) as Row;
+    const row = this.returning('INSERT INTO pins (device_id, team_id, created_at) VALUES (?, ?, ?) RETURNING *', deviceId, teamId, this.timestamp());
     return toPin(row);
   }
   pin(id: number): Pin | undefined {
@@ -343,23 +360,20 @@ export class Store {
     submittedBy?: string;
   }): TaskRecord {
     const at = this.timestamp();
-    const row = this.db
-      .prepare(
-        `INSERT INTO tasks (id, title, prompt, owner_type, owner_id, agent_config, device_id, state, created_at, updated_at, submitted_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING *`,
-      )
-      .get(
-        randomUUID(),
-        input.title,
-        input.prompt,
-        input.owner.type,
-        input.owner.id,
-        input.agentConfig === undefined ? null : JSON.stringify(input.agentConfig),
-        input.deviceId ?? null,
-        at,
-        at,
-        input.submittedBy ?? null,
-      ) as Row;
+    const row = this.returning(
+      `INSERT INTO tasks (id, title, prompt, owner_type, owner_id, agent_config, device_id, state, created_at, updated_at, submitted_by)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING *`,
+      randomUUID(),
+      input.title,
+      input.prompt,
+      input.owner.type,
+      input.owner.id,
+      input.agentConfig === undefined ? null : JSON.stringify(input.agentConfig),
+      input.deviceId ?? null,
+      at,
+      at,
+      input.submittedBy ?? null,
+    );
     const task = toTask(row);
     this.addEvent(task.id, 'created', `queued for ${task.owner.type} ${task.owner.id}${task.deviceId ? ` on device ${task.deviceId}` : ''}`);
     return task;
@@ -429,12 +443,12 @@ export class Store {
     const entries = Object.entries(update) as [keyof TaskUpdate, unknown][];
     const sets = entries.map(([field]) => `${UPDATE_COLUMNS[field]} = ?`);
     const values = entries.map(([, value]) => (value === undefined ? null : (value as string | number | null)));
-    const row = this.db.prepare(`UPDATE tasks SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ? RETURNING *`).get(...values, this.timestamp(), id) as Row;
+    const row = this.returning(`UPDATE tasks SET ${[...sets, 'updated_at = ?'].join(', ')} WHERE id = ? RETURNING *`, ...values, this.timestamp(), id);
     return toTask(row);
   }
 
   addEvent(taskId: string, kind: string, detail: string): TaskEvent {
-    const row = this.db.prepare('INSERT INTO task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?) RETURNING *').get(taskId, this.timestamp(), kind, detail) as Row;
+    const row = this.returning('INSERT INTO task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?) RETURNING *', taskId, this.timestamp(), kind, detail);
     return { seq: Number(row.seq), taskId, at: row.at as string, kind, detail };
   }
 

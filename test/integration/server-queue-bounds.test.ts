@@ -1,6 +1,8 @@
 // `oz-worker server` keeps the work one request can cause bounded: a cap on each
 // principal's queue, assignments sent a few at a time, and a device_id refused at
 // submission when no worker could ever take the task. Real server process.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClientError } from '../../src/local/api-client.js';
 import { until } from '../support/local-server.js';
@@ -59,6 +61,19 @@ describe('queue bounds', () => {
     await until(() => probe.assignments.length > first, 5_000, 'more assignments after the claims');
     expect(new Set(probe.assignments.map((a) => a.task_id)).size).toBe(probe.assignments.length);
     expect(probe.assignments.map((a) => a.task_id)).toEqual(ids.slice(0, probe.assignments.length));
+  });
+});
+
+describe('database growth', () => {
+  it('keeps server.db-wal bounded while tasks are submitted (every write leaves checkpoints possible)', async () => {
+    s = await startServerProcess();
+    const user = await s.createUser('writer');
+    const client = s.as(user.key);
+    const prompt = 'x'.repeat(99_000);
+    for (let i = 0; i < 150; i++) await client.submitTask({ prompt });
+    // 150 tasks of 99 KB is ~15 MB of writes; SQLite checkpoints the WAL every ~4 MB unless a statement holds a snapshot.
+    const wal = statSync(join(s.stateDir, 'server.db-wal')).size;
+    expect(wal).toBeLessThan(8 * 1024 * 1024);
   });
 });
 
