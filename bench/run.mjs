@@ -1,13 +1,14 @@
 // `npm run bench`: oz-worker (direct backend, /bin/true as the agent) against a
 // floor worker, both driven by the same in-process dispatch server on loopback.
 // Prints claim latency, assignment-to-completion, a 500-task burst, idle RSS and
-// start-up time, with the ratio to the floor and the target for each.
+// start-up time, with the ratio to the floor and the target for each; then the
+// local dispatch server with a long queue (`oz-worker server` as a child process).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const AGENT = '/bin/true';
@@ -247,3 +248,82 @@ const concurrent = await concurrentFigures();
 console.log(`\ndirect backend, ${CONCURRENT} agents running at once`);
 console.log(`worker RSS idle → with ${CONCURRENT} running   ${concurrent.idleMiB.toFixed(1)} → ${concurrent.peakMiB.toFixed(1)} MiB`);
 console.log(`worker RSS per running task         ${concurrent.perTaskKiB.toFixed(1).padStart(8)} KiB`);
+
+// ---- Local dispatch server: the work one request causes with a long queue ----
+const QUEUED = Number(process.env.BENCH_QUEUED ?? 1000);
+async function serverQueueFigures() {
+  const sdir = mkdtempSync(join(tmpdir(), 'oz-bench-server-'));
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'bin/oz-worker.js'), 'server', '--listen', '127.0.0.1:0', '--state-dir', sdir, '--log-level', 'warn', '--max-queued-per-principal', String(QUEUED + 10)],
+    { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const url = await new Promise((resolveUrl, reject) => {
+    let text = '';
+    child.stderr.on('data', (d) => {
+      text += d.toString();
+      const found = /listening on (http:\/\/\S+)/.exec(text);
+      if (found) resolveUrl(found[1]);
+    });
+    child.once('exit', () => reject(new Error(`oz-worker server exited: ${text}`)));
+  });
+  const adminKey = readFileSync(join(sdir, 'admin.key'), 'utf8').trim();
+  const api = async (method, path, key, body) => {
+    const response = await fetch(url + path, { method, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return response.json();
+  };
+  const user = await api('POST', '/api/v1/users', adminKey, { name: 'bench' });
+  const { key } = await api('POST', '/api/v1/keys', adminKey, { user_id: user.id });
+  // Another user's worker stays connected: every queue pass has a candidate, none of this queue is its.
+  const other = await api('POST', '/api/v1/users', adminKey, { name: 'other' });
+  const { key: otherKey } = await api('POST', '/api/v1/keys', adminKey, { user_id: other.id });
+  const bystander = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/selfhosted/worker/ws?worker_id=bystander`, { headers: { Authorization: `Bearer ${otherKey}` } });
+  await new Promise((r, reject) => {
+    bystander.once('open', r);
+    bystander.once('error', reject);
+  });
+  const prompt = 'x'.repeat(99_000); // just under the 100,000-character limit
+  const times = [];
+  for (let i = 0; i < QUEUED; i++) {
+    const started = performance.now();
+    const task = await api('POST', '/api/v1/tasks', key, { prompt });
+    if (task.state !== 'queued') throw new Error(`submission refused: ${JSON.stringify(task)}`);
+    times.push(performance.now() - started);
+  }
+  // A few retry passes over the full queue.
+  await new Promise((r) => setTimeout(r, 5000));
+  const rss = rssKiB(child.pid);
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/selfhosted/worker/ws?worker_id=bench`, { headers: { Authorization: `Bearer ${key}` } });
+  const requested = performance.now();
+  let firstAssignmentMs;
+  let sent = 0;
+  socket.on('message', () => {
+    sent++;
+    firstAssignmentMs ??= performance.now() - requested;
+  });
+  await new Promise((r, reject) => {
+    socket.once('open', r);
+    socket.once('error', reject);
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  socket.close();
+  bystander.close();
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('exit', r));
+  rmSync(sdir, { recursive: true, force: true });
+  return { emptyP50: percentile(times.slice(0, 100), 50), fullP50: percentile(times.slice(-100), 50), rssMiB: rss / 1024, firstAssignmentMs, sent };
+}
+
+const queue = await serverQueueFigures();
+const queueOk = {
+  submit: queue.fullP50 <= queue.emptyP50 * 1.5 + 2,
+  rss: queue.rssMiB <= 200,
+  connect: queue.firstAssignmentMs !== undefined && queue.firstAssignmentMs <= 250,
+  sent: queue.sent <= 8,
+};
+console.log(`\nlocal server, ${QUEUED} queued tasks of 99 KB from one user, another user's worker connected`);
+console.log(`submit p50, first 100 → last 100     ${queue.emptyP50.toFixed(1)} → ${queue.fullP50.toFixed(1)} ms   target ≤ 1.5× (+2 ms)   ${queueOk.submit ? 'yes' : 'NO'}`);
+console.log(`server RSS with the queue full       ${queue.rssMiB.toFixed(1).padStart(8)} MiB   target ≤ 200   ${queueOk.rss ? 'yes' : 'NO'}`);
+console.log(`worker upgrade → first assignment    ${(queue.firstAssignmentMs ?? NaN).toFixed(1).padStart(8)} ms    target ≤ 250   ${queueOk.connect ? 'yes' : 'NO'}`);
+console.log(`assignments sent in its first second ${String(queue.sent).padStart(8)}       target ≤ 8 (unclaimed)   ${queueOk.sent ? 'yes' : 'NO'}`);
+if (!Object.values(queueOk).every(Boolean)) process.exitCode = 1;
