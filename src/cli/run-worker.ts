@@ -15,6 +15,7 @@ import { VERSION } from '../version.js';
 import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../worker/journal.js';
 import type { ResumableTask } from '../backends/backend.js';
 import { describeScope } from '../scope/decide.js';
+import { watchParent } from '../local/parent-link.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -164,6 +165,13 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       process.on(signal, () => void shutdown.begin(signal));
     }
   }
+  // Started by `oz-worker local`: its server went with it, so nothing is left to deliver to.
+  watchParent(env, () => {
+    log.warn('oz-worker local, which started this worker, is gone; stopping the tasks and exiting');
+    // No reconnecting meanwhile: a restarted `local` must not meet this worker.
+    void connection.stop();
+    void shutdown.begin('parent exited', { deliver: false });
+  });
   log.info(`Metrics: ${telemetry.description}`);
   const resumed = backend.resumableTasks ? await backend.resumableTasks() : [];
   worker.adopt(resumed);
