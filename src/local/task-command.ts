@@ -63,6 +63,7 @@ function describe(task: TaskJson): string {
     ['title', task.title],
     ['owner', `${task.owner.type} ${task.owner.id}`],
     ['state', task.state],
+    ['waiting', task.waiting_reason ?? null],
     ['worker', task.worker_id],
     ['device', task.device_id],
     ['attempts', task.attempts],

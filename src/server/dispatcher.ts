@@ -14,6 +14,7 @@ import type { OutboundMessage } from '../protocol/messages.js';
 import { workerMayRun, type WorkerIdentity } from './access.js';
 import { buildAssignment, buildCancellation } from './assignment.js';
 import { TERMINAL_STATES, type Store, type TaskEvent, type TaskRecord } from './store.js';
+import { waitingReason } from './waiting-reason.js';
 
 export interface WorkerSession {
   readonly workerId: string;
@@ -60,6 +61,8 @@ export class Dispatcher {
   private readonly lostTimers = new Map<string, NodeJS.Timeout>();
   /** Workers that refused a task for a reason other than load: not asked again. */
   private readonly refusedBy = new Map<string, Set<string>>();
+  /** The last `waiting` reason told for each queued task. */
+  private readonly waiting = new Map<string, string>();
   private readonly notifier = new EventEmitter();
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly timings: DispatcherTimings;
@@ -225,8 +228,18 @@ export class Dispatcher {
     return this.store.events(taskId, afterSeq);
   }
 
-  /** Sends queued tasks to workers that may run them and have room. */
+  /** Why a queued task waits (no worker for its owner, device not pinned, all busy…); undefined when it does not. */
+  waitingReason(taskId: string): string | undefined {
+    return this.waiting.get(taskId);
+  }
+
+  /** Sends queued tasks to workers that may run them and have room, and says why the others wait. */
   pump(): void {
+    this.assignQueued();
+    this.explainWaiting();
+  }
+
+  private assignQueued(): void {
     const candidates = [...this.sessions.values()].filter((s) => !s.draining && (s.capacity === undefined || s.active.size < s.capacity));
     if (candidates.length === 0) return;
     for (const task of this.store.tasksInState('queued')) {
@@ -238,6 +251,32 @@ export class Dispatcher {
       // The least busy worker, then the one that waited longest.
       eligible.sort((a, b) => a.active.size - b.active.size || a.lastAssignedAt - b.lastAssignedAt);
       this.assign(task, eligible[0]!);
+    }
+  }
+
+  /** A `waiting` event whenever a queued task's reason to wait changes. */
+  private explainWaiting(): void {
+    const queued = this.store.tasksInState('queued');
+    const ids = new Set(queued.map((task) => task.id));
+    for (const id of this.waiting.keys()) if (!ids.has(id)) this.waiting.delete(id);
+    for (const task of queued) {
+      const refused = this.refusedBy.get(task.id);
+      const workers = [...this.sessions.values()].map((s) => ({
+        workerId: s.session.workerId,
+        identity: s.session.identity,
+        activeTasks: s.active.size,
+        capacity: s.capacity,
+        draining: s.draining,
+        refused: refused?.has(s.session.workerId) ?? false,
+      }));
+      const reason = waitingReason(task, workers, this.store);
+      if (reason === this.waiting.get(task.id)) continue;
+      if (reason === undefined) {
+        this.waiting.delete(task.id);
+        continue;
+      }
+      this.waiting.set(task.id, reason);
+      this.event(task.id, 'waiting', `${reason}; the task stays queued`);
     }
   }
 
