@@ -5,6 +5,7 @@ import { createBackend } from '../backends/registry.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import { Connection, type ConnectionTimings } from '../connection/connection.js';
 import { Outbox } from '../connection/outbox.js';
+import { TaskOutputSender } from '../connection/task-output.js';
 import { dispatchAgent } from '../connection/transport.js';
 import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
 import { createShutdown, type Shutdown } from '../worker/shutdown.js';
@@ -114,14 +115,26 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const outbox = new Outbox();
   const journal = config.stateDir ? new Journal(journalPath(config.stateDir, config.workerId), () => outbox.entries(), log) : undefined;
   const previous = journal?.load();
+  // Set once the connection exists: output goes only to a server that announced it takes it.
+  let connectionRef: Connection | undefined;
+  const output = new TaskOutputSender({
+    enabled: () => connectionRef?.acceptsTaskOutput ?? false,
+    send: (text) => connectionRef?.sendExtensionFrame(text) ?? false,
+    scrub: (line) => scrubber.scrub(line),
+  });
   const worker: Worker = new Worker({
     config,
     backend,
     log,
     scrubber,
     metrics,
-    send: (message) => outbox.enqueue(message),
+    send: (message) => {
+      // A task's last output lines go out before its status, so the server still takes them.
+      output.flush();
+      outbox.enqueue(message);
+    },
     onHandedOff: (taskId) => journal?.handedOff(taskId),
+    onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
   readiness.draining = () => worker.isDraining;
@@ -141,6 +154,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     timings: timingsFromEnv(env),
     agent: dispatchAgent({ url: config.webSocketUrl, env, ...(config.caPem ? { ca: config.caPem } : {}) }),
   });
+  connectionRef = connection;
 
   const shutdown = createShutdown({
     log,

@@ -126,6 +126,28 @@ export async function cancelCommand(taskId: string, flags: ClientFlags): Promise
   return 0;
 }
 
+const isOutput = (event: TaskEventJson): boolean => event.kind === 'stdout' || event.kind === 'stderr' || event.kind === 'output_truncated';
+
+function printOutput(event: TaskEventJson): void {
+  if (!isOutput(event)) return;
+  const stream = event.kind === 'stdout' ? process.stdout : process.stderr;
+  stream.write(`${event.kind === 'output_truncated' ? `[${event.detail}]` : event.detail}\n`);
+}
+
+/** The agent's output kept by the server (sent by workers connected to the local server); --follow until the task ends. */
+export async function logsCommand(taskId: string, flags: ClientFlags & { follow?: boolean }): Promise<number> {
+  const client = clientFrom(flags);
+  if (flags.follow) {
+    const final = await client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event)));
+    return exitCodeFor(final);
+  }
+  const { events } = await client.events(taskId, 0, 0);
+  const output = events.filter(isOutput);
+  if (flags.json) out(JSON.stringify(output));
+  else output.forEach(printOutput);
+  return 0;
+}
+
 export async function watchCommand(taskId: string, flags: ClientFlags): Promise<number> {
   return watchTask(clientFrom(flags), taskId, flags.json ?? false);
 }

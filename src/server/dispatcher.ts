@@ -15,6 +15,8 @@ import { workerMayRun, type WorkerIdentity } from './access.js';
 import { buildAssignment, buildCancellation } from './assignment.js';
 import { TERMINAL_STATES, type Store, type TaskEvent, type TaskRecord } from './store.js';
 import { waitingReason } from './waiting-reason.js';
+import type { TaskOutputFrame } from '../protocol/task-output.js';
+import { OutputRecorder } from './task-output.js';
 
 export interface WorkerSession {
   readonly workerId: string;
@@ -64,6 +66,7 @@ export class Dispatcher {
   /** The last `waiting` reason told for each queued task. */
   private readonly waiting = new Map<string, string>();
   private readonly notifier = new EventEmitter();
+  private readonly output: OutputRecorder;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly timings: DispatcherTimings;
 
@@ -73,6 +76,7 @@ export class Dispatcher {
     timings: Partial<DispatcherTimings> = {},
   ) {
     this.timings = { ...DEFAULT_TIMINGS, ...timings };
+    this.output = new OutputRecorder(store);
     this.notifier.setMaxListeners(0);
   }
 
@@ -184,6 +188,22 @@ export class Dispatcher {
         this.pump();
         return;
     }
+  }
+
+  /**
+   * Agent output from a worker (the task-output extension). Kept only from the
+   * worker the task is on, while it runs there: nobody can write into another
+   * principal's task.
+   */
+  handleOutput(session: WorkerSession, frame: TaskOutputFrame['data']): void {
+    const state = this.sessions.get(session.workerId);
+    if (!state || state.session !== session) return;
+    const task = this.store.task(frame.task_id);
+    if (!task || task.workerId !== session.workerId || (task.state !== 'running' && task.state !== 'assigned') || !workerMayRun(session.identity, task, this.store)) {
+      this.log.warn({ taskId: frame.task_id, workerId: session.workerId }, 'Ignored output for a task not running on this worker');
+      return;
+    }
+    if (this.output.record(task.id, frame.lines)) this.notify(task.id);
   }
 
   // ---- tasks ----------------------------------------------------------------
@@ -381,6 +401,7 @@ export class Dispatcher {
     clearTimeout(this.lostTimers.get(task.id));
     this.lostTimers.delete(task.id);
     this.refusedBy.delete(task.id);
+    this.output.forget(task.id);
     if (task.workerId !== undefined) this.sessions.get(task.workerId)?.active.delete(task.id);
     this.store.transaction(() => {
       this.store.updateTask(task.id, {
