@@ -68,6 +68,8 @@ export class Dispatcher {
   private readonly notifier = new EventEmitter();
   private readonly output: OutputRecorder;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** After stop() the store is closing: nothing is routed or explained any more. */
+  private stopped = false;
   private readonly timings: DispatcherTimings;
 
   constructor(
@@ -91,6 +93,7 @@ export class Dispatcher {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.retryTimer);
     for (const attempt of this.pending.values()) clearTimeout(attempt.timer);
     for (const timer of this.lostTimers.values()) clearTimeout(timer);
@@ -255,6 +258,7 @@ export class Dispatcher {
 
   /** Sends queued tasks to workers that may run them and have room, and says why the others wait. */
   pump(): void {
+    if (this.stopped) return;
     this.assignQueued();
     this.explainWaiting();
   }
