@@ -129,6 +129,8 @@ export class Dispatcher {
   }
 
   disconnect(session: WorkerSession): void {
+    // Sockets closed by the server's own shutdown: the store is closing, the tasks keep their state.
+    if (this.stopped) return;
     const state = this.sessions.get(session.workerId);
     if (!state || state.session !== session) return;
     this.sessions.delete(session.workerId);
