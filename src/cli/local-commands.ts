@@ -62,7 +62,7 @@ export function registerLocalCommands(program: Command): void {
   clientOptions(
     task
       .command('submit')
-      .description('Submit a task (owned by the caller unless --team or --user is given)')
+      .description("Submit a task, owned by you (the key's user, or its team) unless --team or --user is given")
       .argument('<prompt...>', 'What the agent should do')
       .addOption(new Option('--team <id>', 'Owner: this team (the agent gets --share team:edit)'))
       .addOption(new Option('--user <id>', 'Owner: this user'))

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/local/api-client.js';
 import { API_KEY, startDirectWorker } from '../support/direct-worker.js';
 import { assignment } from '../support/fake-dispatch-server.js';
+import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { ProbeWorker, startLocalServer, until, type LocalServerHarness } from '../support/local-server.js';
 import { BIN, FAKE_OZ, REPO_ROOT, tempDir } from '../support/worker-process.js';
 
@@ -132,6 +133,8 @@ describe('oz-worker local: both kinds of task', () => {
     const teamLine = /task submit "your prompt" --team (\d+) --watch\s+# owned by team demo-team: the agent gets --share team:edit/.exec(local.stdout);
     expect(teamLine).not.toBeNull();
 
+    const help = await run(['task', 'submit', '--help']);
+    expect(help.stdout).toContain("Submit a task, owned by you (the key's user, or its team) unless --team or --user is given");
     const mine = await run(['task', 'submit', 'fix the flaky test', '--watch', '--state-dir', dir]);
     expect(mine.code, mine.stdout + mine.stderr).toBe(0);
     expect(mine.stdout).toMatch(/^submitted task [0-9a-f-]{36} \(USER 1\)/);
@@ -230,6 +233,17 @@ describe('oz-worker local: backends and --config-file', () => {
     expect(result.stdout + result.stderr).toMatch(pattern);
     expect(result.stdout + result.stderr).not.toMatch(/is empty/);
     expect(result.stdout + result.stderr).toMatch(/exited before it connected/);
+  });
+
+  it('runs the demo on the docker backend when the engine answers, one container per task', async () => {
+    const engine = await FakeDockerEngine.start();
+    cleanups.push(() => engine.close());
+    const dir = stateDir();
+    const result = await run(['local', '--backend', 'docker', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir], { DOCKER_HOST: engine.dockerHost });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/Starting worker "local-team-worker" for the tasks of team demo-team \(id \d+\) \(backend: docker\)/);
+    expect(result.stdout.match(/Demo task completed\./g)).toHaveLength(2);
+    expect(engine.calls('POST', /^\/containers\/create/)).toHaveLength(2);
   });
 
   it('runs the command backend from local with the dispatch command of --config-file', async () => {
