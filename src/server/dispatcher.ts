@@ -55,6 +55,9 @@ interface PendingAttempt {
   timer: NodeJS.Timeout;
 }
 
+/** Queued tasks whose reason to wait is worked out on each routing pass (the oldest first). */
+const MAX_EXPLAINED = 500;
+
 export type CancelOutcome = 'cancelled' | 'requested' | 'already_finished';
 
 export class Dispatcher {
@@ -280,22 +283,23 @@ export class Dispatcher {
     }
   }
 
-  /** A `waiting` event whenever a queued task's reason to wait changes. */
+  /** A `waiting` event whenever a queued task's reason to wait changes (for the oldest MAX_EXPLAINED queued tasks). */
   private explainWaiting(): void {
-    const queued = this.store.tasksInState('queued');
+    const queued = this.store.tasksInState('queued').slice(0, MAX_EXPLAINED);
     const ids = new Set(queued.map((task) => task.id));
     for (const id of this.waiting.keys()) if (!ids.has(id)) this.waiting.delete(id);
+    const workers = [...this.sessions.values()].map((s) => ({
+      workerId: s.session.workerId,
+      identity: s.session.identity,
+      activeTasks: s.active.size,
+      capacity: s.capacity,
+      draining: s.draining,
+      refused: false,
+    }));
     for (const task of queued) {
       const refused = this.refusedBy.get(task.id);
-      const workers = [...this.sessions.values()].map((s) => ({
-        workerId: s.session.workerId,
-        identity: s.session.identity,
-        activeTasks: s.active.size,
-        capacity: s.capacity,
-        draining: s.draining,
-        refused: refused?.has(s.session.workerId) ?? false,
-      }));
-      const reason = waitingReason(task, workers, this.store);
+      const views = refused ? workers.map((w) => ({ ...w, refused: refused.has(w.workerId) })) : workers;
+      const reason = waitingReason(task, views, this.store);
       if (reason === this.waiting.get(task.id)) continue;
       if (reason === undefined) {
         this.waiting.delete(task.id);
