@@ -134,7 +134,7 @@ describe('oz-worker local: both kinds of task', () => {
     expect(teamLine).not.toBeNull();
 
     const help = await run(['task', 'submit', '--help']);
-    expect(help.stdout).toContain("Submit a task, owned by you (the key's user, or its team) unless --team or --user is given");
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain("Submit a task, owned by you (the key's user, or its team) unless --team or --user is given");
     const mine = await run(['task', 'submit', 'fix the flaky test', '--watch', '--state-dir', dir]);
     expect(mine.code, mine.stdout + mine.stderr).toBe(0);
     expect(mine.stdout).toMatch(/^submitted task [0-9a-f-]{36} \(USER 1\)/);
