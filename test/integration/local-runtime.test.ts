@@ -10,6 +10,7 @@ import { ApiClient } from '../../src/local/api-client.js';
 import { API_KEY, startDirectWorker } from '../support/direct-worker.js';
 import { assignment } from '../support/fake-dispatch-server.js';
 import { FakeDockerEngine } from '../support/fake-docker-engine.js';
+import { FakeKubeApi } from '../support/fake-kube-api.js';
 import { ProbeWorker, startLocalServer, until, type LocalServerHarness } from '../support/local-server.js';
 import { BIN, FAKE_OZ, REPO_ROOT, tempDir } from '../support/worker-process.js';
 
@@ -244,6 +245,19 @@ describe('oz-worker local: backends and --config-file', () => {
     expect(result.stdout).toMatch(/Starting worker "local-team-worker" for the tasks of team demo-team \(id \d+\) \(backend: docker\)/);
     expect(result.stdout.match(/Demo task completed\./g)).toHaveLength(2);
     expect(engine.calls('POST', /^\/containers\/create/)).toHaveLength(2);
+  });
+
+  it('runs the demo on the kubernetes backend of --config-file when the cluster answers, one Job per task', async () => {
+    const api = await FakeKubeApi.start();
+    cleanups.push(() => api.close());
+    const dir = stateDir();
+    const path = join(dir, 'k8s.yaml');
+    writeFileSync(path, ['backend:', '  kubernetes:', '    namespace: agents', `    kubeconfig: ${api.writeKubeconfig(dir)}`, '    preflight_timeout: 0s'].join('\n'));
+    const result = await run(['local', '--config-file', path, '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/\(backend: kubernetes\)/);
+    expect(result.stdout.match(/Demo task completed\./g)).toHaveLength(2);
+    expect(api.requests.filter((r) => r.method === 'POST' && /\/jobs$/.test(r.path))).toHaveLength(2);
   });
 
   it('runs the command backend from local with the dispatch command of --config-file', async () => {
