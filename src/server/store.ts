@@ -392,7 +392,13 @@ export class Store {
     }));
   }
 
-  /** Runs `work` in one transaction. */
+  /** Bytes of agent output kept for the task (its `stdout`/`stderr` events). */
+  outputBytes(taskId: string): number {
+    const row = this.db.prepare("SELECT COALESCE(SUM(MAX(LENGTH(CAST(detail AS BLOB)), 1)), 0) AS bytes FROM task_events WHERE task_id = ? AND kind IN ('stdout', 'stderr')").get(taskId) as Row;
+    return Number(row.bytes);
+  }
+
+    /** Runs `work` in one transaction. */
   transaction<T>(work: () => T): T {
     this.db.exec('BEGIN');
     try {
