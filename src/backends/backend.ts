@@ -37,6 +37,8 @@ export interface TaskRun {
    * of the outcome. Without it the backend finishes that work before it resolves.
    */
   afterOutcome?: (cleanup: Promise<void>) => void;
+  /** One line of the agent's output (already in the log); forwarded to a server that takes it. */
+  output?: (stream: 'stdout' | 'stderr', line: string) => void;
 }
 
 /** A task this worker started before a restart, still running (or ended) in the backend. */

@@ -59,11 +59,11 @@ export function registerLocalCommands(program: Command): void {
       .addHelpText('after', '\nExamples:\n  oz-worker local --demo\n  oz-worker local --backend docker\n'),
   ).action(async (flags) => run(async () => (await import('../local/server-command.js')).runLocalCommand(flags)));
 
-  const task = program.command('task').description('Submit, list, show, cancel and watch tasks on the local server');
+  const task = program.command('task').description('Submit, list, show, cancel, watch tasks on the local server and read their output');
   clientOptions(
     task
       .command('submit')
-      .description('Submit a task (owned by the caller unless --team or --user is given)')
+      .description("Submit a task, owned by you (the key's user, or its team) unless --team or --user is given")
       .argument('<prompt...>', 'What the agent should do')
       .addOption(new Option('--team <id>', 'Owner: this team (the agent gets --share team:edit)'))
       .addOption(new Option('--user <id>', 'Owner: this user'))
@@ -81,6 +81,13 @@ export function registerLocalCommands(program: Command): void {
   clientOptions(task.command('cancel').description('Cancel a task').argument('<id>')).action(async (id: string, flags) =>
     run(async () => (await import('../local/task-command.js')).cancelCommand(id, flags)),
   );
+  clientOptions(
+    task
+      .command('logs')
+      .description("Print the agent's output (kept when the worker is connected to this server)")
+      .argument('<id>')
+      .addOption(new Option('--follow', 'Keep printing until the task ends (exit code 0 when it completed)')),
+  ).action(async (id: string, flags) => run(async () => (await import('../local/task-command.js')).logsCommand(id, flags)));
   clientOptions(task.command('watch').description('Show a task\'s progress until it ends (exit code 0 when it completed)').argument('<id>')).action(
     async (id: string, flags) => run(async () => (await import('../local/task-command.js')).watchCommand(id, flags)),
   );

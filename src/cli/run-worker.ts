@@ -5,6 +5,7 @@ import { createBackend } from '../backends/registry.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import { Connection, type ConnectionTimings } from '../connection/connection.js';
 import { Outbox } from '../connection/outbox.js';
+import { TaskOutputSender } from '../connection/task-output.js';
 import { dispatchAgent } from '../connection/transport.js';
 import { createLogger, SecretScrubber, type Logger } from '../log/logger.js';
 import { createShutdown, type Shutdown } from '../worker/shutdown.js';
@@ -15,6 +16,7 @@ import { VERSION } from '../version.js';
 import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../worker/journal.js';
 import type { ResumableTask } from '../backends/backend.js';
 import { describeScope } from '../scope/decide.js';
+import { watchParent } from '../local/parent-link.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -113,14 +115,26 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const outbox = new Outbox();
   const journal = config.stateDir ? new Journal(journalPath(config.stateDir, config.workerId), () => outbox.entries(), log) : undefined;
   const previous = journal?.load();
+  // Set once the connection exists: output goes only to a server that announced it takes it.
+  let connectionRef: Connection | undefined;
+  const output = new TaskOutputSender({
+    enabled: () => connectionRef?.acceptsTaskOutput ?? false,
+    send: (text) => connectionRef?.sendExtensionFrame(text) ?? false,
+    scrub: (line) => scrubber.scrub(line),
+  });
   const worker: Worker = new Worker({
     config,
     backend,
     log,
     scrubber,
     metrics,
-    send: (message) => outbox.enqueue(message),
+    send: (message) => {
+      // A task's last output lines go out before its status, so the server still takes them.
+      output.flush();
+      outbox.enqueue(message);
+    },
     onHandedOff: (taskId) => journal?.handedOff(taskId),
+    onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
   readiness.draining = () => worker.isDraining;
@@ -140,6 +154,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     timings: timingsFromEnv(env),
     agent: dispatchAgent({ url: config.webSocketUrl, env, ...(config.caPem ? { ca: config.caPem } : {}) }),
   });
+  connectionRef = connection;
 
   const shutdown = createShutdown({
     log,
@@ -164,6 +179,13 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       process.on(signal, () => void shutdown.begin(signal));
     }
   }
+  // Started by `oz-worker local`: its server went with it, so nothing is left to deliver to.
+  watchParent(env, () => {
+    log.warn('oz-worker local, which started this worker, is gone; stopping the tasks and exiting');
+    // No reconnecting meanwhile: a restarted `local` must not meet this worker.
+    void connection.stop();
+    void shutdown.begin('parent exited', { deliver: false });
+  });
   log.info(`Metrics: ${telemetry.description}`);
   const resumed = backend.resumableTasks ? await backend.resumableTasks() : [];
   worker.adopt(resumed);

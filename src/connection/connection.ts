@@ -6,6 +6,7 @@
 //   any ─stop→ stopped
 import { WebSocket } from 'ws';
 import type { Logger } from '../log/logger.js';
+import { announcesTaskOutput, EXTENSIONS_HEADER } from '../protocol/task-output.js';
 import type { Outbox } from './outbox.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 
@@ -75,6 +76,8 @@ export class Connection {
   private readonly timings: ConnectionTimings;
   private readonly url: string;
   private closed: Promise<void> = Promise.resolve();
+  /** The server of the current socket announced the task-output extension (the local server does; Warp does not). */
+  private taskOutput = false;
 
   constructor(private readonly options: ConnectionOptions) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
@@ -83,6 +86,21 @@ export class Connection {
 
   get currentState(): ConnectionState {
     return this.state;
+  }
+
+  get acceptsTaskOutput(): boolean {
+    return this.taskOutput && this.state === 'open';
+  }
+
+  /**
+   * Writes a best-effort frame of an announced extension. Statuses come first:
+   * while the socket holds a window of unsent bytes, the frame is not written (false).
+   */
+  sendExtensionFrame(text: string): boolean {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN || this.state !== 'open' || socket.bufferedAmount >= WRITE_WINDOW_BYTES) return false;
+    socket.send(text);
+    return true;
   }
 
   start(): void {
@@ -127,6 +145,8 @@ export class Connection {
       ca: this.options.ca,
     });
     this.socket = socket;
+    this.taskOutput = false;
+    socket.on('upgrade', (response) => (this.taskOutput = announcesTaskOutput(response.headers[EXTENSIONS_HEADER])));
     let opened = false;
     let settle!: () => void;
     this.closed = new Promise((resolve) => (settle = resolve));

@@ -35,6 +35,8 @@ export interface TaskJson {
   claimed_at: string | null;
   finished_at: string | null;
   cancel_requested_at: string | null;
+  /** Why a queued task waits (no worker for its owner, device not pinned, all busy…). */
+  waiting_reason?: string | null;
 }
 
 export interface TaskEventJson {

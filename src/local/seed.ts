@@ -1,6 +1,8 @@
 // The demo identity `oz-worker local` runs with: user "demo", team "demo-team"
 // (demo is a member, with a default agent configuration), a user key for the
-// `task` CLI and a team key for the worker. Made on first run, reused after.
+// `task` CLI, a team key for the team's worker and a second user key for the
+// user's worker (user tasks run only on a worker of that user). Made on first
+// run, reused after.
 import type { Store } from '../server/store.js';
 import type { LocalSettings } from './settings.js';
 
@@ -13,6 +15,7 @@ export interface DemoIdentity {
   teamId: number;
   userKey: string;
   workerKey: string;
+  userWorkerKey: string;
   /** Whether anything had to be created. */
   created: boolean;
 }
@@ -41,7 +44,12 @@ export function ensureDemoIdentity(store: Store, previous: LocalSettings | undef
       workerPrincipal?.kind === 'team' && workerPrincipal.teamId === team.id
         ? previous!.worker_key
         : store.createKey({ kind: 'team', teamId: team.id }, 'local worker').key;
-    created ||= userKey !== previous?.user_key || workerKey !== previous?.worker_key;
-    return { userId: user.id, teamId: team.id, userKey, workerKey, created };
+    const userWorkerPrincipal = previous?.user_worker_key ? store.principal(previous.user_worker_key) : undefined;
+    const userWorkerKey =
+      userWorkerPrincipal?.kind === 'user' && userWorkerPrincipal.userId === user.id
+        ? previous!.user_worker_key!
+        : store.createKey({ kind: 'user', userId: user.id }, 'local user worker').key;
+    created ||= userKey !== previous?.user_key || workerKey !== previous?.worker_key || userWorkerKey !== previous?.user_worker_key;
+    return { userId: user.id, teamId: team.id, userKey, workerKey, userWorkerKey, created };
   });
 }

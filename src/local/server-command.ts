@@ -1,11 +1,12 @@
 // `oz-worker server` and `oz-worker local`: the local dispatch server alone, or
-// together with a worker connected to it (a child process, exactly as an
-// operator would run it), seeded with a demo identity.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+// together with two workers connected to it (child processes, exactly as an
+// operator would run them: one for the demo team's tasks, one for the demo
+// user's), seeded with a demo identity.
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { findOnPath } from '../backends/direct/direct-backend.js';
-import { BACKEND_NAMES } from '../backends/backend.js';
+import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
 import { platformDirs } from '../config/locations.js';
 import { InvalidDurationError, parseGoDuration } from '../config/go-duration.js';
 import { createLogger, type Logger, type LogLevel } from '../log/logger.js';
@@ -13,13 +14,16 @@ import type { DispatcherTimings } from '../server/dispatcher.js';
 import { isLoopback, parseListen, ServerStartError, startServer, type RunningServer } from '../server/server.js';
 import { ApiClient, type TaskEventJson } from './api-client.js';
 import { ensureDemoIdentity } from './seed.js';
-import { binScript, standInAgentPath } from './package-root.js';
+import { startLocalWorker, stopLocalWorker, waitForLocalWorkers, type LocalWorker, type LocalWorkerSpec } from './local-workers.js';
+import { standInAgentPath } from './package-root.js';
 import { readLocalSettings, writeLocalSettings } from './settings.js';
+import { planWorkerConfig } from './worker-config.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7317';
-export const LOCAL_WORKER_ID = 'local-worker';
-const WORKER_CONNECT_TIMEOUT_MS = 30_000;
-const WORKER_STOP_TIMEOUT_MS = 35_000;
+/** Runs the demo team's tasks (a team key). */
+export const TEAM_WORKER_ID = 'local-team-worker';
+/** Runs the demo user's own tasks (a user key). */
+export const USER_WORKER_ID = 'local-user-worker';
 
 export class UsageError extends Error {}
 
@@ -82,16 +86,17 @@ function timingsFrom(flags: ServerFlags): Partial<DispatcherTimings> {
   return timings;
 }
 
-async function startFromFlags(flags: ServerFlags, log: Logger): Promise<{ server: RunningServer; stateDir: string }> {
+async function startFromFlags(flags: ServerFlags, log: Logger, command: 'server' | 'local'): Promise<{ server: RunningServer; stateDir: string }> {
   const listenText = flags.listen ?? DEFAULT_LISTEN;
   const { host, port } = listenAddress(listenText);
   if (flags.allowRemote && flags.listen === undefined) throw new UsageError('--allow-remote needs an explicit --listen address');
-  if (!isLoopback(host) && !flags.allowRemote) {
+  // Names are resolved (and checked the same way) by the server.
+  if (isIP(host) !== 0 && !isLoopback(host) && !flags.allowRemote) {
     throw new UsageError(`refusing to listen on ${host}: the server is meant for this machine; add --allow-remote to expose it (callers still need a key)`);
   }
   const stateDir = stateDirFrom(flags);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const maxQueued = positiveCount(flags.maxQueuedPerPrincipal, '--max-queued-per-principal');
+  // The server creates the state directory only once its port is bound.
   const server = await startServer({
     stateDir,
     host,
@@ -99,6 +104,7 @@ async function startFromFlags(flags: ServerFlags, log: Logger): Promise<{ server
     allowRemote: flags.allowRemote ?? false,
     log,
     timings: timingsFrom(flags),
+    command,
     ...(maxQueued === undefined ? {} : { maxQueuedPerPrincipal: maxQueued }),
   });
   return { server, stateDir };
@@ -113,8 +119,9 @@ function untilSignal(): Promise<NodeJS.Signals> {
 }
 
 export async function runServerCommand(flags: ServerFlags): Promise<number> {
+  const signalled = untilSignal();
   const log = await createLogger({ level: flags.logLevel ?? 'info', pretty: Boolean(process.stdout.isTTY) });
-  const { server, stateDir } = await startFromFlags(flags, log);
+  const { server, stateDir } = await startFromFlags(flags, log, 'server');
   process.stderr.write(
     [
       `oz-worker server is listening on ${server.httpUrl}`,
@@ -123,7 +130,7 @@ export async function runServerCommand(flags: ServerFlags): Promise<number> {
       '',
     ].join('\n'),
   );
-  await untilSignal();
+  await signalled;
   await server.close();
   return 0;
 }
@@ -137,126 +144,103 @@ function formatEvent(event: TaskEventJson): string {
   return `  ${time}  ${event.kind.padEnd(12)} ${event.detail}`;
 }
 
-interface LocalWorker {
-  child: ChildProcess;
-  exited: Promise<number>;
+/** The stand-in agent when the direct backend would otherwise find no oz CLI. */
+async function standInAgent(backend: BackendName, flags: LocalFlags, fileSetsOzPath: boolean): Promise<string | undefined> {
+  if (backend !== 'direct' || flags.ozPath || fileSetsOzPath || (await findOnPath('oz', process.env.PATH)) !== undefined) return flags.ozPath;
+  const ozPath = standInAgentPath();
+  if (!existsSync(ozPath)) throw new Error(`no oz CLI on PATH and the stand-in agent ${ozPath} is missing; install oz or pass --oz-path`);
+  line(`No oz CLI on PATH: using the STAND-IN agent ${ozPath}.`);
+  line('It is not the real agent: it only prints the command line it was given. Install the oz CLI (or pass --oz-path) for real runs.');
+  return ozPath;
 }
 
-function startWorker(options: { server: RunningServer; stateDir: string; workerKey: string; flags: LocalFlags; ozPath: string | undefined }): LocalWorker {
-  const { server, stateDir, workerKey, flags, ozPath } = options;
-  const backend = flags.backend ?? 'direct';
-  const args = [
-    binScript(),
-    '--worker-id',
-    LOCAL_WORKER_ID,
-    '--web-socket-url',
-    server.webSocketUrl,
-    '--server-root-url',
-    server.httpUrl,
-    '--log-level',
-    flags.logLevel ?? 'info',
-  ];
-  if (flags.maxConcurrentTasks !== undefined) args.push('--max-concurrent-tasks', flags.maxConcurrentTasks);
-  if (flags.configFile) {
-    args.push('--config-file', flags.configFile);
-  } else {
-    // The direct backend's default workspace root is a system path; keep the demo's under the state dir.
-    const config = join(stateDir, 'local-worker.yaml');
-    const direct = backend === 'direct' ? `backend:\n  direct:\n    workspace_root: ${JSON.stringify(join(stateDir, 'workspaces'))}\n` : '';
-    writeFileSync(config, `# Written by oz-worker local; pass --config-file to use your own.\n${direct}`, { mode: 0o600 });
-    args.push('--config-file', config);
-    if (backend !== 'direct') args.push('--backend', backend);
-  }
-  if (ozPath) args.push('--oz-path', ozPath);
-  // The key travels in the environment, never on a command line other users can read.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, WARP_API_KEY: workerKey } });
-  const exited = new Promise<number>((resolveExit) => child.once('exit', (code, signal) => resolveExit(code ?? (signal ? 128 : 1))));
-  return { child, exited };
+/** Submits one demo task and prints its progress; true when it completed. */
+async function runDemoTask(client: ApiClient, heading: string, body: Record<string, unknown>): Promise<boolean> {
+  const task = await client.submitTask(body);
+  line(`\n${heading} (task ${task.id}):`);
+  const final = await client.watch(task.id, (event) => line(formatEvent(event)));
+  line(`Demo task ${final.state}${final.exit_code ? ` (exit code ${final.exit_code})` : ''}.`);
+  return final.state === 'completed';
 }
 
-async function stopWorker(worker: LocalWorker): Promise<void> {
-  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
-  worker.child.kill('SIGTERM');
-  const timer = setTimeout(() => worker.child.kill('SIGKILL'), WORKER_STOP_TIMEOUT_MS);
-  await worker.exited;
-  clearTimeout(timer);
-}
-
-async function waitForWorker(server: RunningServer, worker: LocalWorker): Promise<void> {
-  const deadline = Date.now() + WORKER_CONNECT_TIMEOUT_MS;
-  let exited = false;
-  void worker.exited.then(() => (exited = true));
-  while (!server.dispatcher.connectedWorkers.some((w) => w.workerId === LOCAL_WORKER_ID)) {
-    if (exited) throw new Error('the worker exited before it connected; its error is printed above');
-    if (Date.now() > deadline) throw new Error(`the worker did not connect within ${WORKER_CONNECT_TIMEOUT_MS / 1000} s; see its log above`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+class StopRequested extends Error {}
 
 export async function runLocalCommand(flags: LocalFlags): Promise<number> {
-  const backend = flags.backend ?? 'direct';
-  if (!(BACKEND_NAMES as readonly string[]).includes(backend)) throw new UsageError(`invalid --backend ${JSON.stringify(backend)}: use one of ${BACKEND_NAMES.join(', ')}`);
-  // The server's own log stays quiet; the worker's log and the progress lines tell the story.
-  const log = await createLogger({ level: 'warn', pretty: Boolean(process.stdout.isTTY) });
-  const { server, stateDir } = await startFromFlags(flags, log);
-
-  const previous = readLocalSettings(stateDir);
-  const demo = ensureDemoIdentity(server.store, previous);
-  writeLocalSettings(stateDir, { server_url: server.httpUrl, user_key: demo.userKey, worker_key: demo.workerKey, user_id: demo.userId, team_id: demo.teamId });
-
-  let ozPath = flags.ozPath;
-  if (backend === 'direct' && !ozPath && !flags.configFile && (await findOnPath('oz', process.env.PATH)) === undefined) {
-    ozPath = standInAgentPath();
-    if (!existsSync(ozPath)) throw new Error(`no oz CLI on PATH and the stand-in agent ${ozPath} is missing; install oz or pass --oz-path`);
-    line(`No oz CLI on PATH: using the STAND-IN agent ${ozPath}.`);
-    line('It is not the real agent: it only prints the command line it was given. Install the oz CLI (or pass --oz-path) for real runs.');
+  // From the first moment: a stop request while starting or during the demo stops the workers and the server.
+  const signalled = untilSignal();
+  const stopped = signalled.then(() => Promise.reject(new StopRequested()));
+  stopped.catch(() => undefined);
+  const unlessStopped = <T>(work: Promise<T>): Promise<T> => Promise.race([work, stopped]);
+  if (flags.backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(flags.backend)) {
+    throw new UsageError(`invalid --backend ${JSON.stringify(flags.backend)}: use one of ${BACKEND_NAMES.join(', ')}`);
   }
-
-  line(`Local dispatch server: ${server.httpUrl}  (state in ${stateDir})`);
-  line(`${demo.created ? 'Created' : 'Using'} demo user "demo" (id ${demo.userId}) and team "demo-team" (id ${demo.teamId}); keys in ${join(stateDir, 'local.json')}`);
-  line(`Starting worker "${LOCAL_WORKER_ID}" (backend: ${backend})...`);
-  const worker = startWorker({ server, stateDir, workerKey: demo.workerKey, flags, ozPath });
-
+  // The server's own log stays quiet; the workers' logs and the progress lines tell the story.
+  const log = await createLogger({ level: 'warn', pretty: Boolean(process.stdout.isTTY) });
+  const { server, stateDir } = await startFromFlags(flags, log, 'local');
+  const workers: LocalWorker[] = [];
   const shutdown = async (): Promise<void> => {
-    await stopWorker(worker);
+    await Promise.all(workers.map(stopLocalWorker));
     await server.close();
   };
-
   try {
-    await waitForWorker(server, worker);
+    const plan = await planWorkerConfig({ backend: flags.backend as BackendName | undefined, configFile: flags.configFile, stateDir });
+    const previous = readLocalSettings(stateDir);
+    const demo = ensureDemoIdentity(server.store, previous);
+    writeLocalSettings(stateDir, {
+      server_url: server.localHttpUrl,
+      user_key: demo.userKey,
+      worker_key: demo.workerKey,
+      user_worker_key: demo.userWorkerKey,
+      user_id: demo.userId,
+      team_id: demo.teamId,
+    });
+    const ozPath = await standInAgent(plan.backend, flags, plan.fileSetsOzPath);
+
+    line(`Local dispatch server: ${server.httpUrl}  (state in ${stateDir})`);
+    line(`${demo.created ? 'Created' : 'Using'} demo user "demo" (id ${demo.userId}) and team "demo-team" (id ${demo.teamId}); keys in ${join(stateDir, 'local.json')}`);
+    const specs: LocalWorkerSpec[] = [
+      { workerId: TEAM_WORKER_ID, key: demo.workerKey, runs: `team demo-team (id ${demo.teamId})` },
+      { workerId: USER_WORKER_ID, key: demo.userWorkerKey, runs: `user demo (id ${demo.userId})` },
+    ];
+    for (const spec of specs) line(`Starting worker "${spec.workerId}" for the tasks of ${spec.runs} (backend: ${plan.backend})...`);
+    const launch = { server, stateDir, logLevel: flags.logLevel ?? 'info', configArgs: plan.args, ozPath, maxConcurrentTasks: flags.maxConcurrentTasks };
+    for (const spec of specs) workers.push(startLocalWorker(spec, launch));
+    await unlessStopped(waitForLocalWorkers(server, workers, signalled));
+    line('Workers connected.');
+
+    let exitCode = 0;
+    if (flags.demo) {
+      const client = new ApiClient(server.localHttpUrl, demo.userKey);
+      const userDone = await unlessStopped(runDemoTask(client, 'Demo task owned by user demo (no team sharing)', { prompt: 'Say hello from the oz-worker local demo.' }));
+      const teamDone = await unlessStopped(runDemoTask(client, 'Demo task owned by team demo-team (the agent gets --share team:edit)', {
+        prompt: 'Say hello to the team from the oz-worker local demo.',
+        owner: { type: 'TEAM', id: demo.teamId },
+      }));
+      exitCode = userDone && teamDone ? 0 : 1;
+    }
+    if (flags.once) {
+      await shutdown();
+      return exitCode;
+    }
+    line(
+      [
+        '',
+        'Next:',
+        '  oz-worker task submit "your prompt" --watch                      # owned by you, user demo: no team sharing',
+        `  oz-worker task submit "your prompt" --team ${demo.teamId} --watch             # owned by team demo-team: the agent gets --share team:edit`,
+        '  oz-worker task list',
+        'Press Ctrl-C to stop the workers and the server.',
+      ].join('\n'),
+    );
   } catch (error) {
     await shutdown();
+    if (error instanceof StopRequested) return 0;
     throw error;
   }
-  line('Worker connected.');
-
-  let exitCode = 0;
-  if (flags.demo) {
-    const client = new ApiClient(server.httpUrl, demo.userKey);
-    const task = await client.submitTask({ prompt: 'Say hello from the oz-worker local demo.', owner: { type: 'TEAM', id: demo.teamId } });
-    line(`\nDemo task ${task.id} (team-owned, so the agent gets --share team:edit):`);
-    const final = await client.watch(task.id, (event) => line(formatEvent(event)));
-    line(`Demo task ${final.state}${final.exit_code ? ` (exit code ${final.exit_code})` : ''}.`);
-    exitCode = final.state === 'completed' ? 0 : 1;
-  }
-  if (flags.once) {
+  const reason = await Promise.race([signalled, ...workers.map((w) => w.exited.then((code) => ({ worker: w, code })))]);
+  if (typeof reason !== 'string') {
+    line(`The worker "${reason.worker.spec.workerId}" exited (code ${reason.code}); stopping the other worker and the server.`);
     await shutdown();
-    return exitCode;
-  }
-  line(
-    [
-      '',
-      'Next:',
-      '  oz-worker task submit "your prompt" --watch     # a task owned by team demo-team',
-      '  oz-worker task submit "your prompt" --user 1    # a task owned by user demo (no team sharing)',
-      '  oz-worker task list',
-      'Press Ctrl-C to stop the worker and the server.',
-    ].join('\n'),
-  );
-  const reason = await Promise.race([untilSignal(), worker.exited.then((code) => code)]);
-  if (typeof reason === 'number') {
-    line(`The worker exited (code ${reason}); stopping the server.`);
-    await server.close();
     return 1;
   }
   await shutdown();

@@ -11,8 +11,10 @@ const LocalSettingsSchema = z.object({
   server_url: z.string(),
   /** The demo user's key: what `oz-worker task` uses by default. */
   user_key: z.string(),
-  /** The demo team's key: what the local worker connects with. */
+  /** The demo team's key: what the team's local worker connects with. */
   worker_key: z.string(),
+  /** A key of the demo user: what the user's local worker connects with (absent in files from older versions). */
+  user_worker_key: z.string().optional(),
   user_id: z.int(),
   team_id: z.int(),
 });

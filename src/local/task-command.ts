@@ -63,6 +63,7 @@ function describe(task: TaskJson): string {
     ['title', task.title],
     ['owner', `${task.owner.type} ${task.owner.id}`],
     ['state', task.state],
+    ['waiting', task.waiting_reason ?? null],
     ['worker', task.worker_id],
     ['device', task.device_id],
     ['attempts', task.attempts],
@@ -122,6 +123,28 @@ export async function cancelCommand(taskId: string, flags: ClientFlags): Promise
   const { outcome, task } = await clientFrom(flags).cancelTask(taskId);
   if (flags.json) out(JSON.stringify({ outcome, task }));
   else out(outcome === 'cancelled' ? `task ${task.id} cancelled` : `cancellation sent to worker ${task.worker_id ?? '?'}; \`oz-worker task watch ${task.id}\` shows when it stops`);
+  return 0;
+}
+
+const isOutput = (event: TaskEventJson): boolean => event.kind === 'stdout' || event.kind === 'stderr' || event.kind === 'output_truncated';
+
+function printOutput(event: TaskEventJson): void {
+  if (!isOutput(event)) return;
+  const stream = event.kind === 'stdout' ? process.stdout : process.stderr;
+  stream.write(`${event.kind === 'output_truncated' ? `[${event.detail}]` : event.detail}\n`);
+}
+
+/** The agent's output kept by the server (sent by workers connected to the local server); --follow until the task ends. */
+export async function logsCommand(taskId: string, flags: ClientFlags & { follow?: boolean }): Promise<number> {
+  const client = clientFrom(flags);
+  if (flags.follow) {
+    const final = await client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event)));
+    return exitCodeFor(final);
+  }
+  const { events } = await client.events(taskId, 0, 0);
+  const output = events.filter(isOutput);
+  if (flags.json) out(JSON.stringify(output));
+  else output.forEach(printOutput);
   return 0;
 }
 

@@ -17,6 +17,9 @@ import type { OutboundMessage } from '../protocol/messages.js';
 import { queueSlicesFor, workerMayRun, type WorkerIdentity } from './access.js';
 import { buildAssignment, buildCancellation } from './assignment.js';
 import { TERMINAL_STATES, type Store, type TaskEvent, type TaskRecord } from './store.js';
+import { waitingReason } from './waiting-reason.js';
+import type { TaskOutputFrame } from '../protocol/task-output.js';
+import { OutputRecorder } from './task-output.js';
 
 export interface WorkerSession {
   readonly workerId: string;
@@ -68,6 +71,9 @@ interface PendingAttempt {
   timer: NodeJS.Timeout;
 }
 
+/** Queued tasks whose reason to wait is worked out on each routing pass (the oldest first). */
+const MAX_EXPLAINED = 500;
+
 export type CancelOutcome = 'cancelled' | 'requested' | 'already_finished';
 
 export class Dispatcher {
@@ -76,8 +82,13 @@ export class Dispatcher {
   private readonly lostTimers = new Map<string, NodeJS.Timeout>();
   /** Workers that refused a task for a reason other than load: not asked again. */
   private readonly refusedBy = new Map<string, Set<string>>();
+  /** The last `waiting` reason told for each queued task. */
+  private readonly waiting = new Map<string, string>();
   private readonly notifier = new EventEmitter();
+  private readonly output: OutputRecorder;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** After stop() the store is closing: nothing is routed or explained any more. */
+  private stopped = false;
   private readonly timings: DispatcherTimings;
 
   constructor(
@@ -86,6 +97,7 @@ export class Dispatcher {
     timings: Partial<DispatcherTimings> = {},
   ) {
     this.timings = { ...DEFAULT_TIMINGS, ...timings };
+    this.output = new OutputRecorder(store);
     this.notifier.setMaxListeners(0);
   }
 
@@ -100,6 +112,7 @@ export class Dispatcher {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.retryTimer);
     for (const attempt of this.pending.values()) clearTimeout(attempt.timer);
     for (const timer of this.lostTimers.values()) clearTimeout(timer);
@@ -181,6 +194,8 @@ export class Dispatcher {
   }
 
   disconnect(session: WorkerSession): void {
+    // Sockets closed by the server's own shutdown: the store is closing, the tasks keep their state.
+    if (this.stopped) return;
     const state = this.sessions.get(session.workerId);
     if (!state || state.session !== session) return;
     this.sessions.delete(session.workerId);
@@ -255,6 +270,22 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Agent output from a worker (the task-output extension). Kept only from the
+   * worker the task is on, while it runs there: nobody can write into another
+   * principal's task.
+   */
+  handleOutput(session: WorkerSession, frame: TaskOutputFrame['data']): void {
+    const state = this.sessions.get(session.workerId);
+    if (!state || state.session !== session) return;
+    const task = this.store.task(frame.task_id);
+    if (!task || task.workerId !== session.workerId || (task.state !== 'running' && task.state !== 'assigned') || !workerMayRun(session.identity, task, this.store)) {
+      this.log.warn({ taskId: frame.task_id, workerId: session.workerId }, 'Ignored output for a task not running on this worker');
+      return;
+    }
+    if (this.output.record(task.id, frame.lines)) this.notify(task.id);
+  }
+
   // ---- tasks ----------------------------------------------------------------
 
   /** A new task was stored as queued. */
@@ -297,13 +328,51 @@ export class Dispatcher {
     return this.store.events(taskId, afterSeq);
   }
 
-  /**
-   * Sends queued tasks to workers that may run them and have room: each step
-   * gives the least busy worker (then the one that waited longest) its oldest
-   * runnable task. Bounded: at most MAX_ASSIGNMENTS_PER_PASS assignments, and a
-   * few indexed rows read per step.
-   */
+  /** Why a queued task waits (no worker for its owner, device not pinned, all busy…); undefined when it does not. */
+  waitingReason(taskId: string): string | undefined {
+    return this.waiting.get(taskId);
+  }
+
+  /** Sends queued tasks to workers that may run them and have room, and says why the others wait. */
   pump(): void {
+    if (this.stopped) return;
+    this.assignQueued();
+    this.explainWaiting();
+  }
+
+  /** A `waiting` event whenever a queued task's reason to wait changes (for the oldest MAX_EXPLAINED queued tasks). */
+  private explainWaiting(): void {
+    const queued = this.store.oldestQueued(MAX_EXPLAINED);
+    const ids = new Set(queued.map((task) => task.id));
+    for (const id of this.waiting.keys()) if (!ids.has(id)) this.waiting.delete(id);
+    const workers = [...this.sessions.values()].map((s) => ({
+      workerId: s.session.workerId,
+      identity: s.session.identity,
+      activeTasks: s.active.size,
+      capacity: s.capacity,
+      draining: s.draining,
+      refused: false,
+    }));
+    for (const task of queued) {
+      const refused = this.refusedBy.get(task.id);
+      const views = refused ? workers.map((w) => ({ ...w, refused: refused.has(w.workerId) })) : workers;
+      const reason = waitingReason(task, views, this.store);
+      if (reason === this.waiting.get(task.id)) continue;
+      if (reason === undefined) {
+        this.waiting.delete(task.id);
+        continue;
+      }
+      this.waiting.set(task.id, reason);
+      this.event(task.id, 'waiting', `${reason}; the task stays queued`);
+    }
+  }
+
+  /**
+   * Each step gives the least busy worker with room (then the one that waited
+   * longest) its oldest runnable task. Bounded: at most MAX_ASSIGNMENTS_PER_PASS
+   * assignments, and a few indexed rows read per step.
+   */
+  private assignQueued(): void {
     let open = [...this.sessions.values()].filter((s) => !s.draining);
     for (let sent = 0; sent < MAX_ASSIGNMENTS_PER_PASS; sent++) {
       open = open.filter((s) => this.hasRoom(s));
@@ -466,6 +535,7 @@ export class Dispatcher {
     clearTimeout(this.lostTimers.get(task.id));
     this.lostTimers.delete(task.id);
     this.refusedBy.delete(task.id);
+    this.output.forget(task.id);
     this.releaseUnclaimed(task.id);
     if (task.workerId !== undefined) {
       const holder = this.sessions.get(task.workerId);

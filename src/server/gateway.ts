@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema } from '../protocol/messages.js';
+import { EXTENSIONS_HEADER, TASK_OUTPUT_EXTENSION, TASK_OUTPUT_TYPE, TaskOutputFrameSchema } from '../protocol/task-output.js';
 import { principalTag, type WorkerIdentity } from './access.js';
 import { bearerToken } from './credentials.js';
 import type { Dispatcher, WorkerSession } from './dispatcher.js';
@@ -108,7 +109,10 @@ export class WorkerGateway {
     private readonly store: Store,
     private readonly dispatcher: Dispatcher,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // The upgrade response announces the protocol extensions this server takes.
+    this.wss.on('headers', (headers) => headers.push(`${EXTENSIONS_HEADER}: ${TASK_OUTPUT_EXTENSION}`));
+  }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const auth = authenticateWorker(request, this.store);
@@ -167,6 +171,7 @@ export class WorkerGateway {
         log.warn('Ignored a frame that is not JSON');
         return;
       }
+      if (this.handleExtensionFrame(session, parsed, log)) return;
       const message = OutboundMessageSchema.safeParse(parsed);
       if (!message.success) {
         log.warn({ problem: message.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') }, 'Ignored an invalid frame from a worker');
@@ -182,6 +187,15 @@ export class WorkerGateway {
     });
     ws.on('error', (error) => log.warn({ err: error.message }, 'Worker connection error'));
     this.dispatcher.connect(session);
+  }
+
+  /** A frame of an announced extension (task output); false for anything else. */
+  private handleExtensionFrame(session: SocketSession, parsed: unknown, log: Logger): boolean {
+    if ((parsed as { type?: unknown } | null)?.type !== TASK_OUTPUT_TYPE) return false;
+    const frame = TaskOutputFrameSchema.safeParse(parsed);
+    if (frame.success) this.dispatcher.handleOutput(session, frame.data.data);
+    else log.warn({ problem: frame.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') }, 'Ignored an invalid task_output frame');
+    return true;
   }
 
   /** Closes every worker connection (code 1001: the server is going away). */

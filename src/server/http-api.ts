@@ -36,7 +36,8 @@ export class ApiError extends Error {
 
 const FORBIDDEN = (): ApiError => new ApiError(403, 'forbidden', 'Forbidden');
 
-export function taskJson(task: TaskRecord): Record<string, unknown> {
+/** A task as the API shows it; `waitingReason` says why a queued task waits (null otherwise). */
+export function taskJson(task: TaskRecord, waitingReason?: string): Record<string, unknown> {
   return {
     id: task.id,
     title: task.title,
@@ -57,6 +58,7 @@ export function taskJson(task: TaskRecord): Record<string, unknown> {
     claimed_at: task.claimedAt ?? null,
     finished_at: task.finishedAt ?? null,
     cancel_requested_at: task.cancelRequestedAt ?? null,
+    waiting_reason: task.state === 'queued' ? (waitingReason ?? null) : null,
   };
 }
 
@@ -237,6 +239,10 @@ export class HttpApi {
     this.routes.push({ method, pattern: path.split('/').filter(Boolean), handler });
   }
 
+  private taskView(task: TaskRecord): Record<string, unknown> {
+    return taskJson(task, this.dispatcher.waitingReason(task.id));
+  }
+
   /** The tenant guard for one task: the only way routes below reach a task. */
   private ownedTask(caller: Principal, taskId: string): TaskRecord {
     const task = guardTask(caller, taskId, this.store);
@@ -260,7 +266,7 @@ export class HttpApi {
       const title = body.title ?? (body.prompt.length > 80 ? `${body.prompt.slice(0, 77)}...` : body.prompt);
       const task = store.createTask({ title, prompt: body.prompt, owner, agentConfig, deviceId: body.device_id, submittedBy });
       dispatcher.submitted(task);
-      return [201, taskJson(store.task(task.id) ?? task)];
+      return [201, this.taskView(store.task(task.id) ?? task)];
     });
     this.route('GET', '/api/v1/tasks', ({ caller, query }) => {
       const stateText = query.get('state');
@@ -273,21 +279,21 @@ export class HttpApi {
       const owners = ownersVisibleTo(caller, (userId) => store.teamIdsOf(userId));
       // Each listed task passes the same ownership check as a single read.
       const tasks = store.tasksOwnedBy(owners, limit, state).filter((task) => callerOwns(caller, task.owner, store));
-      return [200, { tasks: tasks.map(taskJson) }];
+      return [200, { tasks: tasks.map((task) => this.taskView(task)) }];
     });
-    this.route('GET', '/api/v1/tasks/:id', ({ caller }, [id]) => [200, taskJson(this.ownedTask(caller, id!))]);
+    this.route('GET', '/api/v1/tasks/:id', ({ caller }, [id]) => [200, this.taskView(this.ownedTask(caller, id!))]);
     this.route('POST', '/api/v1/tasks/:id/cancel', ({ caller }, [id]) => {
       const task = this.ownedTask(caller, id!);
       const outcome = dispatcher.cancel(task);
       if (outcome === 'already_finished') throw new ApiError(409, 'already_finished', `task ${task.id} already ended (${task.state}); nothing to cancel`);
-      return [outcome === 'cancelled' ? 200 : 202, { outcome, task: taskJson(store.task(task.id)!) }];
+      return [outcome === 'cancelled' ? 200 : 202, { outcome, task: this.taskView(store.task(task.id)!) }];
     });
     this.route('GET', '/api/v1/tasks/:id/events', async ({ caller, query }, [id]) => {
       const task = this.ownedTask(caller, id!);
       const after = queryInt(query, 'after', { min: 0, cap: Number.MAX_SAFE_INTEGER, fallback: 0 });
       const waitSeconds = queryInt(query, 'wait', { min: 0, cap: MAX_WAIT_SECONDS, fallback: 0 });
       const events = await dispatcher.eventsAfter(task.id, after, waitSeconds * 1000);
-      return [200, { task: taskJson(store.task(task.id)!), events: events.map(eventJson) }];
+      return [200, { task: this.taskView(store.task(task.id)!), events: events.map(eventJson) }];
     });
 
     // ---- administration (admin key) ----

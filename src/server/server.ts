@@ -1,9 +1,8 @@
 // The local dispatch server: database, queue, worker gateway and HTTP API on
 // one loopback port. `startServer` returns once it listens; `close` stops it
 // and leaves the database consistent for the next start.
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parseHostPort } from '../config/host-port.js';
 import type { Logger } from '../log/logger.js';
@@ -11,6 +10,8 @@ import { openDatabase } from './database.js';
 import { Dispatcher, type DispatcherTimings } from './dispatcher.js';
 import { WorkerGateway, WORKER_SOCKET_PATH } from './gateway.js';
 import { HttpApi } from './http-api.js';
+import { advertisedHost, isLoopback, ListenAddressError, localHost, resolveListenHost, urlHost } from './listen-address.js';
+import { acquireStateLock, inUseMessage, liveLockHolder, StateDirInUseError, type StateLock } from './state-lock.js';
 import { Store } from './store.js';
 
 export interface ServerOptions {
@@ -22,15 +23,20 @@ export interface ServerOptions {
   allowRemote?: boolean;
   log: Logger;
   timings?: Partial<DispatcherTimings>;
+  /** Which command holds the state directory (named to a second server that finds it locked). */
+  command?: string;
   /** Most tasks one user or team may have waiting; more are refused with 429. */
   maxQueuedPerPrincipal?: number;
 }
 
 export interface RunningServer {
-  /** e.g. http://127.0.0.1:7317 */
+  /** e.g. http://127.0.0.1:7317; for a wildcard listen address, an address of this machine others can reach. */
   httpUrl: string;
   /** What workers pass as --web-socket-url. */
   webSocketUrl: string;
+  /** The same for clients on this machine (loopback when listening on a wildcard address). */
+  localHttpUrl: string;
+  localWebSocketUrl: string;
   store: Store;
   dispatcher: Dispatcher;
   adminKey: string;
@@ -39,12 +45,7 @@ export interface RunningServer {
 
 export class ServerStartError extends Error {}
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
-}
+export { isLoopback } from './listen-address.js';
 
 /** Parses `host:port`, `[v6]:port` or `:port`. */
 export function parseListen(text: string): { host: string; port: number } {
@@ -75,69 +76,123 @@ function ensureAdminKey(store: Store, stateDir: string, log: Logger): string {
   return key;
 }
 
+/**
+ * Order matters: the host is resolved and the port bound before anything is
+ * written, so a failed start leaves a new state directory untouched; then the
+ * state directory is locked (one server per directory) and the database opened.
+ */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const { log } = options;
-  if (!isLoopback(options.host) && !options.allowRemote) {
+  const { log, stateDir } = options;
+  let addresses: string[];
+  try {
+    addresses = await resolveListenHost(options.host);
+  } catch (error) {
+    if (error instanceof ListenAddressError) throw new ServerStartError(error.message);
+    throw error;
+  }
+  if (!options.allowRemote && !(isLoopback(options.host) || addresses.every(isLoopback))) {
     throw new ServerStartError(
       `refusing to listen on ${options.host}: the local server is meant for this machine; add --allow-remote to expose it (anyone who reaches it needs a key)`,
     );
   }
-  const db = await openDatabase(join(options.stateDir, DATABASE_FILE));
-  const store = new Store(db);
-  const adminKey = ensureAdminKey(store, options.stateDir, log);
-  const dispatcher = new Dispatcher(store, log.child({ component: 'queue' }), options.timings);
-  const gateway = new WorkerGateway(store, dispatcher, log.child({ component: 'gateway' }));
-  const api = new HttpApi(store, dispatcher, log.child({ component: 'api' }), {
-    onKeyRevoked: (keyId) => gateway.closeConnectionsOfKey(keyId),
-    ...(options.maxQueuedPerPrincipal === undefined ? {} : { maxQueuedPerPrincipal: options.maxQueuedPerPrincipal }),
-  });
+  const holder = liveLockHolder(stateDir);
+  if (holder) throw new ServerStartError(inUseMessage(stateDir, holder));
 
-  const http: Server = createServer((request, response) => void api.handle(request, response));
-  http.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
+  // Requests that arrive before the database is open wait for it.
+  let ready!: (api: HttpApi) => void;
+  const apiReady = new Promise<HttpApi>((resolve) => (ready = resolve));
+  let gateway: WorkerGateway | undefined;
+  const http: Server = createServer((request, response) => void apiReady.then((api) => api.handle(request, response)));
+  http.on('upgrade', (request, socket, head) => {
+    if (gateway) gateway.handleUpgrade(request, socket, head);
+    else socket.destroy();
+  });
   http.headersTimeout = 10_000;
   http.requestTimeout = 60_000;
-
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      db.close();
-      reject(
-        new ServerStartError(
-          error.code === 'EADDRINUSE'
-            ? `port ${options.port} on ${options.host} is in use (another oz-worker server?); stop it or pick another with --listen ${options.host}:<port>`
-            : `cannot listen on ${options.host}:${options.port}: ${error.message}`,
-        ),
-      );
-    };
-    http.once('error', onError);
-    http.listen(options.port, options.host, () => {
-      http.off('error', onError);
-      resolve();
-    });
-  });
-  dispatcher.start();
-
+  await listen(http, options.port, options.host);
   const address = http.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
-  const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
-  const httpUrl = `http://${hostForUrl}:${port}`;
+  const closeHttp = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      http.close(() => resolve());
+      http.closeAllConnections();
+    });
+
+  let lock: StateLock | undefined;
+  let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
+  let store: Store;
+  let adminKey: string;
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    try {
+      lock = acquireStateLock(stateDir, options.command ?? 'server');
+    } catch (error) {
+      if (error instanceof StateDirInUseError) throw new ServerStartError(error.message);
+      throw error;
+    }
+    db = await openDatabase(join(stateDir, DATABASE_FILE));
+    store = new Store(db);
+    adminKey = ensureAdminKey(store, stateDir, log);
+  } catch (error) {
+    db?.close();
+    lock?.release();
+    await closeHttp();
+    throw error;
+  }
+  const dispatcher = new Dispatcher(store, log.child({ component: 'queue' }), options.timings);
+  gateway = new WorkerGateway(store, dispatcher, log.child({ component: 'gateway' }));
+  const openGateway = gateway;
+  ready(
+    new HttpApi(store, dispatcher, log.child({ component: 'api' }), {
+      onKeyRevoked: (keyId) => openGateway.closeConnectionsOfKey(keyId),
+      ...(options.maxQueuedPerPrincipal === undefined ? {} : { maxQueuedPerPrincipal: options.maxQueuedPerPrincipal }),
+    }),
+  );
+  dispatcher.start();
+
+  const httpUrl = `http://${urlHost(advertisedHost(options.host))}:${port}`;
+  const localHttpUrl = `http://${urlHost(localHost(options.host))}:${port}`;
+  lock.update({ url: localHttpUrl });
   log.info({ url: httpUrl }, 'Local dispatch server listening');
 
   let closing: Promise<void> | undefined;
+  const heldLock = lock;
   return {
     httpUrl,
-    webSocketUrl: `ws://${hostForUrl}:${port}${WORKER_SOCKET_PATH}`,
+    webSocketUrl: `${httpUrl.replace(/^http/, 'ws')}${WORKER_SOCKET_PATH}`,
+    localHttpUrl,
+    localWebSocketUrl: `${localHttpUrl.replace(/^http/, 'ws')}${WORKER_SOCKET_PATH}`,
     store,
     dispatcher,
     adminKey,
     close: () =>
       (closing ??= (async () => {
         dispatcher.stop();
-        gateway.close();
-        await new Promise<void>((resolve) => {
-          http.close(() => resolve());
-          http.closeAllConnections();
-        });
+        openGateway.close();
+        await closeHttp();
         store.close();
+        heldLock.release();
       })()),
   };
+}
+
+function listen(http: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      reject(
+        new ServerStartError(
+          error.code === 'EADDRINUSE'
+            ? `port ${port} on ${host} is in use (another oz-worker server?); stop it or pick another with --listen ${urlHost(host)}:<port>`
+            : error.code === 'EADDRNOTAVAIL'
+              ? `cannot listen on ${host}: it is not an address of this machine; use one of its addresses, 127.0.0.1, or 0.0.0.0 with --allow-remote`
+              : `cannot listen on ${host}:${port}: ${error.message}`,
+        ),
+      );
+    };
+    http.once('error', onError);
+    http.listen(port, host, () => {
+      http.off('error', onError);
+      resolve();
+    });
+  });
 }

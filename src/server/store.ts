@@ -126,6 +126,11 @@ function toTask(row: Row): TaskRecord {
   };
 }
 
+const toQueued = (row: Row): QueuedTask => ({
+  id: row.id as string,
+  owner: { type: row.owner_type as OwnerType, id: Number(row.owner_id) },
+  deviceId: opt(row.device_id),
+});
 const toUser = (row: Row): User => ({ id: Number(row.id), name: row.name as string, createdAt: row.created_at as string });
 const toTeam = (row: Row): Team => ({
   id: Number(row.id),
@@ -406,11 +411,12 @@ export class Store {
     );
     const rows = slices.flatMap((slice) => select.all(slice.ownerType, slice.ownerId, slice.deviceId, limit) as Row[]);
     rows.sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)) || String(a.id).localeCompare(String(b.id)));
-    return rows.slice(0, limit).map((row) => ({
-      id: row.id as string,
-      owner: { type: row.owner_type as OwnerType, id: Number(row.owner_id) },
-      deviceId: opt(row.device_id),
-    }));
+    return rows.slice(0, limit).map(toQueued);
+  }
+
+  /** The oldest queued tasks, ids and routing columns only. */
+  oldestQueued(limit: number): QueuedTask[] {
+    return (this.db.prepare("SELECT id, owner_type, owner_id, device_id FROM tasks WHERE state = 'queued' ORDER BY created_at, id LIMIT ?").all(limit) as Row[]).map(toQueued);
   }
 
   /** How many of the principal's submissions wait for a worker (queued or assigned, not yet claimed). */
@@ -462,7 +468,13 @@ export class Store {
     }));
   }
 
-  /** Runs `work` in one transaction. */
+  /** Bytes of agent output kept for the task (its `stdout`/`stderr` events). */
+  outputBytes(taskId: string): number {
+    const row = this.db.prepare("SELECT COALESCE(SUM(MAX(LENGTH(CAST(detail AS BLOB)), 1)), 0) AS bytes FROM task_events WHERE task_id = ? AND kind IN ('stdout', 'stderr')").get(taskId) as Row;
+    return Number(row.bytes);
+  }
+
+    /** Runs `work` in one transaction. */
   transaction<T>(work: () => T): T {
     this.db.exec('BEGIN');
     try {

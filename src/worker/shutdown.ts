@@ -28,9 +28,17 @@ export interface ShutdownParts {
  */
 export const REPEATED_SIGNAL_WINDOW_MS = 1_000;
 
+export interface ShutdownOptions {
+  /**
+   * false: do not wait to deliver statuses (the server is known to be gone);
+   * they stay in the journal for the next start.
+   */
+  deliver?: boolean;
+}
+
 export interface Shutdown {
   /** Starts the shutdown on the first call; a later call (not an echo of the first) exits at once. */
-  begin(trigger: string): Promise<void>;
+  begin(trigger: string, options?: ShutdownOptions): Promise<void>;
   readonly started: boolean;
 }
 
@@ -39,7 +47,7 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
   let finished = false;
   let startedAt = 0;
   const now = parts.now ?? Date.now;
-  const run = async (trigger: string): Promise<void> => {
+  const run = async (trigger: string, options: ShutdownOptions): Promise<void> => {
     const { log } = parts;
     const deadline = Date.now() + parts.graceMs;
     const backstop = setTimeout(() => {
@@ -51,8 +59,10 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
     log.info({ trigger, graceMs: parts.graceMs }, 'Shutting down: no new tasks are accepted');
     const { settled } = await parts.drainTasks(deadline);
     if (!settled) log.warn('Some tasks did not stop within the grace period');
-    const flushed = await settleBefore(parts.outboxDrained(), deadline);
-    if (!flushed) {
+    const flushed = options.deliver === false ? parts.pendingMessages() === 0 : await settleBefore(parts.outboxDrained(), deadline);
+    if (!flushed && options.deliver === false) {
+      log.warn({ undelivered: parts.pendingMessages() }, 'Status messages not delivered are kept for the next start');
+    } else if (!flushed) {
       log.error({ undelivered: parts.pendingMessages() }, 'Status messages could not be delivered before the grace period ended');
     }
     await settleBefore(
@@ -70,7 +80,7 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
     get started() {
       return started;
     },
-    begin(trigger: string): Promise<void> {
+    begin(trigger: string, options: ShutdownOptions = {}): Promise<void> {
       if (started) {
         if (finished) return Promise.resolve();
         if (now() - startedAt < REPEATED_SIGNAL_WINDOW_MS) {
@@ -83,7 +93,7 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
       }
       started = true;
       startedAt = now();
-      return run(trigger);
+      return run(trigger, options);
     },
   };
 }

@@ -28,6 +28,8 @@ export interface WorkerDeps {
   scrubber?: SecretScrubber;
   /** A claimed task was handed to its own runtime (dispatch command): no terminal status will follow from here. */
   onHandedOff?: (taskId: string) => void;
+  /** One line of a task's agent output, for a server that takes it (the task-output extension). */
+  onOutput?: (taskId: string, stream: 'stdout' | 'stderr', line: string) => void;
 }
 
 const CANCEL_CALL_TIMEOUT_MS = 10_000;
@@ -177,7 +179,14 @@ export class Worker {
       entry.transition('running');
       entry.startedAt = Date.now();
       log.info({ backend: config.backend }, 'Starting task execution');
-      return this.deps.backend.executeTask({ params, signal: entry.abort.signal, log, afterOutcome: (cleanup) => entry.cleanups.push(cleanup) });
+      const { onOutput } = this.deps;
+      return this.deps.backend.executeTask({
+        params,
+        signal: entry.abort.signal,
+        log,
+        afterOutcome: (cleanup) => entry.cleanups.push(cleanup),
+        ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
+      });
     });
   }
 

@@ -48,7 +48,7 @@ describe('oz-worker local', () => {
     expect(first.code, first.stdout + first.stderr).toBe(0);
     expect(first.stdout).toContain('STAND-IN agent');
     expect(first.stdout).toContain('Created demo user "demo"');
-    expect(first.stdout).toMatch(/claimed\s+worker local-worker claimed the task/);
+    expect(first.stdout).toMatch(/claimed\s+worker local-team-worker claimed the task/);
     expect(first.stdout).toContain('Demo task completed.');
     // The stand-in printed the argv the worker built: team-owned, so team sharing.
     expect(first.stdout).toContain('echo-agent: command line: oz agent run --share team:edit --task-id');

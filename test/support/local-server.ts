@@ -104,7 +104,12 @@ export async function startLocalServer(options: { timings?: Partial<DispatcherTi
     },
     record(taskId) {
       const file = join(recordDir, `${taskId}.json`);
-      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as AgentRecord) : undefined;
+      if (!existsSync(file)) return undefined;
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as AgentRecord;
+      } catch {
+        return undefined; // the agent is still writing it
+      }
     },
     async waitForTask(client, taskId, states, timeoutMs = 15_000) {
       return until(async () => {

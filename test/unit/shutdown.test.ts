@@ -35,6 +35,15 @@ describe('shutdown', () => {
     expect(exits).toEqual([0]);
   });
 
+  it('without delivery (the server is gone) stops the tasks but does not wait for the outbox', async () => {
+    const { shutdown, exits, events, release } = setUp();
+    const done = shutdown.begin('parent exited', { deliver: false });
+    release();
+    await done;
+    expect(events).toEqual(['drain', 'backend', 'close']);
+    expect(exits).toEqual([0]);
+  });
+
   it('treats a stop request right after the first as the same one (npm and the terminal both forward Ctrl-C)', async () => {
     const { shutdown, exits, advance, release } = setUp();
     const done = shutdown.begin('SIGINT');

@@ -274,7 +274,14 @@ class DirectBackend implements Backend {
     log.debug(`Command: ${ozPath} ${argsForLog(params.args).join(' ')}`);
     const { process: agent, end, stopped } = await runInOwnGroup(
       { file: ozPath, args: params.args, cwd: plan.dir, env },
-      { signal, graceMs: config.cancelGraceMs, onLine: (stream, line) => log.info({ stream }, line) },
+      {
+        signal,
+        graceMs: config.cancelGraceMs,
+        onLine: (stream, line) => {
+          log.info({ stream }, line);
+          run.output?.(stream, line);
+        },
+      },
     );
     resources.agent = agent;
     if (stopped === 'killed') log.warn(`The agent did not stop within ${config.cancelGraceMs} ms of SIGTERM; sent SIGKILL`);

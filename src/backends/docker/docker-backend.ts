@@ -310,7 +310,7 @@ class DockerBackend implements Backend {
         throw new TaskFailure('container_start', `failed to start container: ${errorText(error)}`, { cause: error });
       }
       const logsStop = new AbortController();
-      const logsDone = this.followLogs(id, log, logsStop.signal);
+      const logsDone = this.followLogs(id, log, logsStop.signal, run.output);
       let result;
       try {
         result = await engine.waitContainer(id);
@@ -383,10 +383,16 @@ class DockerBackend implements Backend {
   }
 
   /** Streams the container's output to the log, line by line, until it ends or `signal` fires. */
-  private async followLogs(id: string, log: Logger, signal: AbortSignal): Promise<void> {
+  private async followLogs(id: string, log: Logger, signal: AbortSignal, output?: TaskRun['output']): Promise<void> {
     const lines = {
-      stdout: new LineSplitter((line) => log.info({ stream: 'stdout' }, line)),
-      stderr: new LineSplitter((line) => log.info({ stream: 'stderr' }, line)),
+      stdout: new LineSplitter((line) => {
+        log.info({ stream: 'stdout' }, line);
+        output?.('stdout', line);
+      }),
+      stderr: new LineSplitter((line) => {
+        log.info({ stream: 'stderr' }, line);
+        output?.('stderr', line);
+      }),
     };
     const demuxer = new LogDemuxer((stream, data) => lines[stream].push(data));
     try {
