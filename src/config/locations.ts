@@ -30,3 +30,17 @@ export function defaultConfigFile(dirs: PlatformDirs = platformDirs()): string |
   const path = join(dirs.configDir, 'config.yaml');
   return existsSync(path) ? path : undefined;
 }
+
+/**
+ * Where `oz-worker local` puts the direct backend's workspaces: a cache
+ * directory, outside the state directory, so an agent finds no keys or
+ * database next to (or just above) its workspace.
+ */
+export function localWorkspaceRoot(
+  platform: NodeJS.Platform = process.platform,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  home: string = homedir(),
+): string {
+  const cache = platform === 'darwin' ? join(home, 'Library', 'Caches') : env.XDG_CACHE_HOME || join(home, '.cache');
+  return join(cache, 'oz-worker', 'workspaces');
+}

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { findOnPath } from '../backends/direct/direct-backend.js';
 import { BACKEND_NAMES } from '../backends/backend.js';
-import { platformDirs } from '../config/locations.js';
+import { localWorkspaceRoot, platformDirs } from '../config/locations.js';
 import { InvalidDurationError, parseGoDuration } from '../config/go-duration.js';
 import { createLogger, type Logger, type LogLevel } from '../log/logger.js';
 import type { DispatcherTimings } from '../server/dispatcher.js';
@@ -144,9 +144,10 @@ function startWorker(options: { server: RunningServer; stateDir: string; workerK
   if (flags.configFile) {
     args.push('--config-file', flags.configFile);
   } else {
-    // The direct backend's default workspace root is a system path; keep the demo's under the state dir.
+    // The direct backend's default workspace root is a system path; the demo's is in the user's cache,
+    // away from the state directory (keys, database) that an agent must not find next to its workspace.
     const config = join(stateDir, 'local-worker.yaml');
-    const direct = backend === 'direct' ? `backend:\n  direct:\n    workspace_root: ${JSON.stringify(join(stateDir, 'workspaces'))}\n` : '';
+    const direct = backend === 'direct' ? `backend:\n  direct:\n    workspace_root: ${JSON.stringify(localWorkspaceRoot())}\n` : '';
     writeFileSync(config, `# Written by oz-worker local; pass --config-file to use your own.\n${direct}`, { mode: 0o600 });
     args.push('--config-file', config);
     if (backend !== 'direct') args.push('--backend', backend);
