@@ -406,7 +406,9 @@ class DirectBackend implements Backend {
     const { plan } = resources;
     const graceMs = config.cancelGraceMs;
 
-    if (resources.agent && (await resources.agent.stop(graceMs)) !== 'not-running') {
+    // Teardown runs once the agent's processes are gone; without one, the sweep below covers them.
+    const teardown = config.direct.teardownCommand !== '';
+    if (teardown && resources.agent && (await resources.agent.stop(graceMs)) !== 'not-running') {
       log.info('Stopped processes the agent left running');
     }
     if (resources.envFilePath !== undefined) {
@@ -414,7 +416,7 @@ class DirectBackend implements Backend {
         if (error.code !== 'ENOENT') log.warn(`Failed to remove environment file ${resources.envFilePath}: ${fsErrorText(error)}`);
       });
     }
-    if (config.direct.teardownCommand !== '') {
+    if (teardown) {
       // During shutdown teardown gets the agent's grace, so the worker's own deadline holds.
       const bound = signal.reason === 'shutdown' ? Math.min(teardownTimeoutMs, graceMs) : teardownTimeoutMs;
       await this.runTeardown(run, resources, bound);

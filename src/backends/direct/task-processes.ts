@@ -110,6 +110,25 @@ export function environHasMark(environ: Buffer, entry: string): boolean {
   return false;
 }
 
+/**
+ * Every process of a task was created after its first one, so it has a larger
+ * pid, unless pids wrapped around since (then the newest pid is the smaller).
+ * Skipping older pids keeps a scan to the processes started meanwhile.
+ */
+function oldestPossiblePid(selector: TaskSelector): number {
+  const known = [...selector.groups, ...selector.roots.map((root) => root.pid)];
+  if (known.length === 0) return 0;
+  const first = Math.min(...known);
+  let newest: number;
+  try {
+    // "0.20 0.18 0.12 1/80 11206": the last field is the pid allocated last.
+    newest = Number(readFileSync('/proc/loadavg', 'latin1').trim().split(' ').at(-1));
+  } catch {
+    return 0;
+  }
+  return Number.isInteger(newest) && newest >= first ? first : 0;
+}
+
 function readStat(pid: number): ProcessStat | undefined {
   try {
     return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'));
@@ -129,11 +148,14 @@ export class ProcTable implements ProcessTable {
     } catch {
       return undefined;
     }
+    const since = oldestPossiblePid(selector);
     const snapshot: ProcessStat[] = [];
     for (const name of names) {
       const code = name.charCodeAt(0);
       if (code < 48 || code > 57) continue;
-      const stat = readStat(Number(name));
+      const pid = Number(name);
+      if (pid < since) continue;
+      const stat = readStat(pid);
       if (stat) snapshot.push(stat);
     }
     const mark = selector.mark;
