@@ -80,6 +80,11 @@ export function selectMembers(
     if (stat.pid === self) continue;
     if (groups.has(stat.pgrp) || roots.get(stat.pid) === stat.start) members.add(stat.pid);
   }
+  if (selector.mark !== undefined) {
+    for (const stat of snapshot) {
+      if (!members.has(stat.pid) && stat.pid !== self && isLive(stat) && hasMark(stat.pid)) members.add(stat.pid);
+    }
+  }
   // Descendants of members, however far down (parents come before children only by chance, so iterate).
   for (let grew = true; grew; ) {
     grew = false;
@@ -88,11 +93,6 @@ export function selectMembers(
         members.add(stat.pid);
         grew = true;
       }
-    }
-  }
-  if (selector.mark !== undefined) {
-    for (const stat of snapshot) {
-      if (!members.has(stat.pid) && stat.pid !== self && isLive(stat) && hasMark(stat.pid)) members.add(stat.pid);
     }
   }
   return snapshot.filter((stat) => members.has(stat.pid) && isLive(stat));
