@@ -1,5 +1,5 @@
 // Flags over config file over defaults, checked once, into a WorkerConfig.
-// Pure apart from the injected secret-file reader. Where the Go worker was
+// Pure apart from the injected secret-file reader and user lookup. Where the Go worker was
 // silent about a contradiction (a --backend that ignores the file's block) or
 // lenient (negative concurrency), this is an error that says what to change.
 import { readFileSync } from 'node:fs';
