@@ -15,20 +15,23 @@ describe('parseProcStat', () => {
 });
 
 describe('selectMembers', () => {
-  const SELF = 1;
-  // 100: the agent (group leader); 101: its child; 102: a daemon it made with setsid (own group, parent 1
-  // after the agent exited, found by its mark); 103: the daemon's child; 200: unrelated; 300: a reused pid.
+  const SELF = 50;
+  // 50: the worker; 100: the agent (group leader); 101: its child; 102: a daemon it made with setsid (own
+  // group, parent init after the agent exited, found by its mark); 103: the daemon's child; 104: a zombie;
+  // 200: unrelated; 201: a child of an unrelated process that carries the mark (its environment is not read);
+  // 300: a reused pid.
   const snapshot = [
-    stat(SELF, 0, SELF),
+    stat(SELF, 1, SELF),
     stat(100, SELF, 100),
     stat(101, 100, 100),
     stat(102, 1, 102),
     stat(103, 102, 102),
     stat(104, 100, 100, '10400', 'Z'),
     stat(200, 1, 200),
+    stat(201, 200, 200),
     stat(300, 1, 300, 'later'),
   ];
-  const marked = new Set([102]);
+  const marked = new Set([102, 201]);
   const select = (selector: Partial<TaskSelector>) =>
     selectMembers(snapshot, { groups: [], roots: [], mark: undefined, ...selector }, (pid) => marked.has(pid), SELF).map((s) => s.pid);
 

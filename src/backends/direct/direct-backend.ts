@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, chmod, chown, constants, mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import { getSystemErrorMessage } from 'node:util';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
@@ -405,6 +406,8 @@ class DirectBackend implements Backend {
     const { config, teardownTimeoutMs, table } = this.settings;
     const { plan } = resources;
     const graceMs = config.cancelGraceMs;
+    // The process scans below are synchronous: let the outcome be reported first.
+    await setImmediate();
 
     // Teardown runs once the agent's processes are gone; without one, the sweep below covers them.
     const teardown = config.direct.teardownCommand !== '';
