@@ -13,7 +13,17 @@ export interface RequestContext {
   taskId?: string;
   /** The team a submitted task belongs to, when known. */
   teamId?: number;
+  /** The environment variable that would hold the key (default OZ_API_KEY). */
+  keyEnv?: string;
 }
+
+/** Where to look when the server names a thing that does not exist. */
+const LIST_HINTS: Record<string, string> = {
+  unknown_user: '`oz-worker admin user list` shows the users',
+  unknown_team: '`oz-worker admin team list` shows the teams',
+  unknown_key: '`oz-worker admin key list` shows the keys',
+  unknown_pin: '`oz-worker admin pin list` shows the pins',
+};
 
 export interface ApiRefusal {
   message: string;
@@ -31,8 +41,9 @@ const fact = (message: string): string => message.split(';')[0]!.trim();
 export function cliMessage(refusal: ApiRefusal, context: RequestContext): string {
   const { status, code, message } = refusal;
   if (status === 401 || code === 'unauthorized') {
-    const stale = context.keySource.kind === 'file' ? '; if that file is from an earlier server, run `oz-worker local` again to refresh it' : '';
-    return `the server at ${context.serverUrl} does not accept the API key ${describeSource(context.keySource)}: pass one of its keys with --api-key <key> or OZ_API_KEY${stale}`;
+    const stale =
+      context.keySource.kind === 'file' && context.keySource.path.endsWith('local.json') ? '; if that file is from an earlier server, run `oz-worker local` again to refresh it' : '';
+    return `the server at ${context.serverUrl} does not accept the API key ${describeSource(context.keySource)}: pass one of its keys with --api-key <key> or ${context.keyEnv ?? 'OZ_API_KEY'}${stale}`;
   }
   if (code === 'forbidden' && context.taskId !== undefined && message === 'Forbidden') {
     return `no task ${context.taskId} is visible to this key: it does not exist, or another user or team owns it (\`oz-worker task list\` shows yours)`;
@@ -42,8 +53,9 @@ export function cliMessage(refusal: ApiRefusal, context: RequestContext): string
     return `${fact(message)}: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`oz-worker admin default-agent set ${team} '{"model_id":"auto"}'\``;
   }
   if (code === 'unknown_device') return `${fact(message)}: \`oz-worker admin device list\` shows the registered devices, \`oz-worker admin device create\` adds one`;
+  if (code !== undefined && LIST_HINTS[code] && message.includes('/api/v1/')) return `${fact(message)}: ${LIST_HINTS[code]}`;
   if (code === 'admin_required') {
-    return `this needs the server's admin key, not the key ${describeSource(context.keySource)}: pass it with --api-key "$(cat <state dir>/admin.key)", or --state-dir for a server on this machine`;
+    return `this needs the server's admin key, not the key ${describeSource(context.keySource)}: leave --api-key out to use admin.key from the server's --state-dir, or pass that key with --api-key or OZ_ADMIN_KEY`;
   }
   return message;
 }

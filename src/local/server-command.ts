@@ -14,6 +14,7 @@ import { isLoopback, parseListen, ServerStartError, startServer, type RunningSer
 import { ApiClient, type TaskEventJson } from './api-client.js';
 import { ensureDemoIdentity } from './seed.js';
 import { binScript, standInAgentPath } from './package-root.js';
+import { writeServerAddress } from './server-address.js';
 import { readLocalSettings, writeLocalSettings } from './settings.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7317';
@@ -85,6 +86,7 @@ async function startFromFlags(flags: ServerFlags, log: Logger): Promise<{ server
   const stateDir = stateDirFrom(flags);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const server = await startServer({ stateDir, host, port, allowRemote: flags.allowRemote ?? false, log, timings: timingsFrom(flags) });
+  writeServerAddress(stateDir, server.httpUrl);
   return { server, stateDir };
 }
 
@@ -104,6 +106,7 @@ export async function runServerCommand(flags: ServerFlags): Promise<number> {
       `oz-worker server is listening on ${server.httpUrl}`,
       `  workers connect with:  --web-socket-url ${server.webSocketUrl} --server-root-url ${server.httpUrl}`,
       `  admin key (users, teams, keys, devices): ${join(stateDir, 'admin.key')}`,
+      `  administer with:       oz-worker admin user list${flags.stateDir ? ` --state-dir ${/\s/.test(stateDir) ? JSON.stringify(stateDir) : stateDir}` : ''}   (all commands: oz-worker admin --help)`,
       '',
     ].join('\n'),
   );

@@ -62,26 +62,28 @@ export async function speakingCli<T>(context: RequestContext, request: () => Pro
   }
 }
 
-function id(text: string, flag: string): number {
+/** A positive whole-number id given on the command line. */
+export function id(text: string, flag: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < 1 || !Number.isSafeInteger(value)) throw new UsageError(`invalid ${flag} ${JSON.stringify(text)}: use a numeric id`);
   return value;
 }
 
-function agentConfig(text: string): unknown {
-  const source = text.startsWith('@') ? readAgentConfigFile(text.slice(1)) : text;
+/** `--agent-config` text: JSON, or @file holding JSON. */
+export function agentConfig(text: string, flag = '--agent-config'): unknown {
+  const source = text.startsWith('@') ? readAgentConfigFile(text.slice(1), flag) : text;
   try {
     return JSON.parse(source);
   } catch (error) {
-    throw new UsageError(`--agent-config is not valid JSON (${(error as Error).message}); pass a JSON object or @file.json`);
+    throw new UsageError(`${flag} is not valid JSON (${(error as Error).message}); pass a JSON object or @file.json`);
   }
 }
 
-function readAgentConfigFile(path: string): string {
+function readAgentConfigFile(path: string, flag: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read --agent-config file ${path}: ${(error as Error).message}`);
+    throw new UsageError(`cannot read ${flag} file ${path}: ${(error as Error).message}`);
   }
 }
 

@@ -1,5 +1,5 @@
-// How `oz-worker task` prints tasks and their events for people: a table with
-// a header whose columns fit the rows, and event lines whose columns line up
+// How `oz-worker task` and `oz-worker admin` print for people: tables with a
+// header whose columns fit the rows, and event lines whose columns line up
 // however long an event's kind is.
 import type { TaskEventJson, TaskJson } from './api-client.js';
 
@@ -20,9 +20,14 @@ export function formatAge(ms: number): string {
 /** The task list: ID, STATE, OWNER, AGE (since created), TITLE, columns as wide as their widest cell. */
 export function formatTaskTable(tasks: readonly TaskJson[], now: Date): string {
   const rows = tasks.map((task) => [task.id, task.state, `${task.owner.type} ${task.owner.id}`, formatAge(now.getTime() - Date.parse(task.created_at)), task.title.replace(/\s+/g, ' ')]);
-  const table = [['ID', 'STATE', 'OWNER', 'AGE', 'TITLE'], ...rows];
-  const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-  return table.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')).join('\n');
+  return formatTable(['ID', 'STATE', 'OWNER', 'AGE', 'TITLE'], rows);
+}
+
+/** A header and rows, each column as wide as its widest cell, two spaces apart; the last column is not padded. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const table = [header, ...rows];
+  const widths = header.map((_, column) => Math.max(...table.map((row) => (row[column] ?? '').length)));
+  return table.map((row) => header.map((_, column) => (column === header.length - 1 ? (row[column] ?? '') : (row[column] ?? '').padEnd(widths[column]!))).join('  ')).join('\n');
 }
 
 /** One event of `task watch`: time, kind, detail. */
