@@ -57,8 +57,9 @@ export class RunningCli {
   constructor(argv: string[], options: { env?: Record<string, string>; cwd?: string; tty?: boolean } = {}) {
     const env = baseEnv(options.env);
     if (options.tty) {
-      // util-linux script: the command runs in its own session with the pty as its terminal.
-      this.child = spawn('script', ['-qfec', argv.map(shellQuote).join(' '), '/dev/null'], { cwd: options.cwd ?? REPO_ROOT, env: { ...env, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] });
+      // util-linux script: the command runs in its own session with the pty as its terminal. `exec`, so
+      // no shell stays between them to die of the Ctrl-C and report 130 for a command that exited 0.
+      this.child = spawn('script', ['-qfec', `exec ${argv.map(shellQuote).join(' ')}`, '/dev/null'], { cwd: options.cwd ?? REPO_ROOT, env: { ...env, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] });
     } else {
       this.child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     }
