@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient, ApiClientError, type TaskJson } from './api-client.js';
 import { cliMessage, parseServerUrl, type RequestContext, type Source } from './client-errors.js';
+import { readServerAddress, SERVER_ADDRESS_FILE } from './server-address.js';
 import { stateDirFrom, UsageError } from './server-command.js';
 import { LOCAL_SETTINGS_FILE, readLocalSettings } from './settings.js';
 import { formatEvent, formatTaskTable } from './task-format.js';
@@ -35,18 +36,24 @@ export function clientFrom(flags: ClientFlags, env: NodeJS.ProcessEnv = process.
   const stateDir = stateDirFrom(flags, env);
   const settings = readLocalSettings(stateDir);
   const file: Source = { kind: 'file', path: join(stateDir, LOCAL_SETTINGS_FILE) };
+  const written = readServerAddress(stateDir);
   const server: [string, Source] | undefined = flags.server
     ? [flags.server, { kind: 'flag', flag: '--server' }]
     : env.OZ_SERVER_URL
       ? [env.OZ_SERVER_URL, { kind: 'env', name: 'OZ_SERVER_URL' }]
-      : settings && [settings.server_url, file];
+      : settings
+        ? [settings.server_url, file]
+        : written ? [written, { kind: 'file', path: join(stateDir, SERVER_ADDRESS_FILE) }] : undefined;
   const key: [string, Source] | undefined = flags.apiKey
     ? [flags.apiKey, { kind: 'flag', flag: '--api-key' }]
     : env.OZ_API_KEY
       ? [env.OZ_API_KEY, { kind: 'env', name: 'OZ_API_KEY' }]
       : settings && [settings.user_key, file];
-  if (!server || !key) {
+  if (!server) {
     throw new UsageError('no server to talk to: run `oz-worker local` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)');
+  }
+  if (!key) {
+    throw new UsageError(`no API key for the server at ${server[0]}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`oz-worker admin key create --user <id>\`)`);
   }
   const serverUrl = parseServerUrl(server[0], server[1]);
   return { client: new ApiClient(serverUrl, key[0]), context: { serverUrl, keySource: key[1] } };

@@ -121,7 +121,11 @@ describe('oz-worker admin', () => {
       `oz-worker: error: no server has run with the state directory ${dir.path}: start one with \`oz-worker server\`, pass the --state-dir it runs with, or pass --server <url> and --api-key <admin key>\n`,
     );
 
-    const { stateDir } = await bareServer();
+    const { stateDir, url } = await bareServer();
+    // `task` finds a bare server too, and says which key it needs.
+    const noKey = await runCli(['task', 'list', '--state-dir', stateDir]);
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toBe(`oz-worker: error: no API key for the server at ${url}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`oz-worker admin key create --user <id>\`)\n`);
     await runCli(['admin', 'user', 'create', 'carol', '--state-dir', stateDir]);
     const key = /: (\S+)\n/.exec((await runCli(['admin', 'key', 'create', '--user', '1', '--state-dir', stateDir])).stdout)![1]!;
     const notAdmin = await runCli(['admin', 'user', 'list', '--state-dir', stateDir], { env: { OZ_ADMIN_KEY: key } });
