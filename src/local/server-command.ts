@@ -101,6 +101,8 @@ function untilSignal(): Promise<NodeJS.Signals> {
 export async function runServerCommand(flags: ServerFlags): Promise<number> {
   const log = await createLogger({ level: flags.logLevel ?? 'info', pretty: Boolean(process.stdout.isTTY) });
   const { server, stateDir } = await startFromFlags(flags, log);
+  // Listening before saying so: a Ctrl-C right after the text must find the handler.
+  const signalled = untilSignal();
   process.stderr.write(
     [
       `oz-worker server is listening on ${server.httpUrl}`,
@@ -110,7 +112,7 @@ export async function runServerCommand(flags: ServerFlags): Promise<number> {
       '',
     ].join('\n'),
   );
-  await untilSignal();
+  await signalled;
   await server.close();
   return 0;
 }
@@ -186,6 +188,8 @@ export async function runLocalCommand(flags: LocalFlags): Promise<number> {
   // The server's own log stays quiet; the worker's log and the progress lines tell the story.
   const log = await createLogger({ level: 'warn', pretty: Boolean(process.stdout.isTTY) });
   const { server, stateDir } = await startFromFlags(flags, log);
+  // Listening before "Press Ctrl-C" is printed, so a Ctrl-C right after it is handled, not fatal.
+  const signalled = untilSignal();
 
   const previous = readLocalSettings(stateDir);
   const demo = ensureDemoIdentity(server.store, previous);
@@ -240,7 +244,7 @@ export async function runLocalCommand(flags: LocalFlags): Promise<number> {
       'Press Ctrl-C to stop the worker and the server.',
     ].join('\n'),
   );
-  const reason = await Promise.race([untilSignal(), worker.exited.then((code) => code)]);
+  const reason = await Promise.race([signalled, worker.exited.then((code) => code)]);
   if (typeof reason === 'number') {
     line(`The worker exited (code ${reason}); stopping the server.`);
     await server.close();
