@@ -8,6 +8,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiKeyFileSource, keyFilePermissionWarning, readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
 import { registerServiceCommands } from '../service/service-command.js';
+import { registerAdminCommands } from './admin-commands.js';
 import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
@@ -101,6 +102,7 @@ export function buildProgram(): Command {
   program.action((flags: WorkerFlags) => runWorkerCommand(flags));
   registerServiceCommands(program);
   registerLocalCommands(program);
+  registerAdminCommands(program);
   registerOperatorCommands(program);
   return program;
 }
