@@ -205,16 +205,17 @@ describe('oz-worker task watch: why a task waits', () => {
 });
 
 describe('oz-worker local: backends and --config-file', () => {
-  it('passes --config-file through, adds the workspace root under the state directory, and runs the task with the file\'s agent and environment', async () => {
+  it('passes --config-file through, adds a workspace root outside the state directory, and runs the task with the file\'s agent and environment', async () => {
     const dir = stateDir();
+    const cache = join(dir, 'cache');
     const config = agentConfig(dir, { FAKE_OZ_PRINT: 'hello from my config' });
-    const result = await run(['local', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir, '--config-file', config.path]);
+    const result = await run(['local', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'state'), '--config-file', config.path], { XDG_CACHE_HOME: cache });
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).not.toContain('STAND-IN');
     expect(result.stdout).toMatch(/stdout\s+hello from my config/);
     const records = readdirSync(config.records).map((f) => JSON.parse(readFileSync(join(config.records, f), 'utf8')) as { cwd: string });
     expect(records).toHaveLength(2);
-    for (const record of records) expect(dirname(record.cwd)).toBe(join(dir, 'workspaces'));
+    for (const record of records) expect(dirname(dirname(record.cwd))).toBe(join(cache, 'oz-worker', 'workspaces'));
   });
 
   it('reports a bad --config-file with its own line number', async () => {
