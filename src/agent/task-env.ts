@@ -7,11 +7,15 @@ export interface CommonEnvInput {
   envVars: Record<string, string> | undefined;
 }
 
-export function commonTaskEnv(input: CommonEnvInput): string[] {
+/** The entries the worker itself sets, whatever the server sent: nothing secret in them. */
+export function workerTaskEnv(input: Omit<CommonEnvInput, 'envVars'>): string[] {
   const env = [`TASK_ID=${input.taskObjectId}`, 'GIT_TERMINAL_PROMPT=0', 'GH_PROMPT_DISABLED=1'];
   if (input.serverRootUrl !== '') env.push(`WARP_SERVER_ROOT_URL=${input.serverRootUrl}`);
-  for (const [key, value] of Object.entries(input.envVars ?? {})) env.push(`${key}=${value}`);
   return env;
+}
+
+export function commonTaskEnv(input: CommonEnvInput): string[] {
+  return [...workerTaskEnv(input), ...Object.entries(input.envVars ?? {}).map(([key, value]) => `${key}=${value}`)];
 }
 
 /** Splits an entry at its first `=`; undefined for entries without one or with an empty key. */

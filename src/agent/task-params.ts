@@ -5,7 +5,7 @@ import type { WorkerConfig } from '../config/worker-config.js';
 import type { SidecarMount, TaskAssignment } from '../protocol/messages.js';
 import { buildAgentArgs } from './args.js';
 import { goTrim } from './go-trim.js';
-import { commonTaskEnv } from './task-env.js';
+import { commonTaskEnv, workerTaskEnv } from './task-env.js';
 
 export const FALLBACK_IMAGE = 'ubuntu:22.04';
 
@@ -46,10 +46,20 @@ export function buildSidecars(assignment: TaskAssignment, overrides: SidecarOver
   return sidecars;
 }
 
+// The Go worker uses task.id for --task-id and TASK_ID; an empty one falls back to the envelope id.
+const taskObjectIdOf = (assignment: TaskAssignment): string => assignment.task.id || assignment.task_id;
+
+/**
+ * The task environment entries (`KEY=VALUE`) the worker sets itself, as opposed
+ * to the server's `env_vars` and the operator's `-e` values, which may be secrets.
+ */
+export function workerOwnTaskEnv(assignment: TaskAssignment, config: Pick<WorkerConfig, 'serverRootUrl'>): Set<string> {
+  return new Set(workerTaskEnv({ taskObjectId: taskObjectIdOf(assignment), serverRootUrl: config.serverRootUrl }));
+}
+
 export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string | undefined, config: WorkerConfig): TaskParams {
   const kubernetes = config.backend === 'kubernetes' ? config.kubernetes : undefined;
-  // The Go worker uses task.id for --task-id and TASK_ID; an empty one falls back to the envelope id.
-  const taskObjectId = assignment.task.id || assignment.task_id;
+  const taskObjectId = taskObjectIdOf(assignment);
   return {
     taskId: assignment.task_id,
     executionId: assignment.execution_id ?? '',

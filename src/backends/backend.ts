@@ -39,7 +39,17 @@ export interface TaskRun {
   afterOutcome?: (cleanup: Promise<void>) => void;
   /** One line of the agent's output (already in the log); forwarded to a server that takes it. */
   output?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /**
+   * Keeps what a crash of the worker would leave behind (processes, a
+   * workspace) in the journal, so the next start can clean it up; `undefined`
+   * once nothing is left. `key` tells one run's note from another's (a re-run
+   * of the task id); the note is JSON, read back by `recoverLeftovers`.
+   */
+  recordLeftovers?: (key: string, note: LeftoverNote | undefined) => void;
 }
+
+/** What a backend wrote down about a task's leftovers; opaque to the core. */
+export type LeftoverNote = Record<string, unknown>;
 
 /** A task this worker started before a restart, still running (or ended) in the backend. */
 export interface ResumableTask {
@@ -62,6 +72,13 @@ export interface Backend {
   cancelTask?(ids: { taskId: string; executionId: string }): Promise<void>;
   /** Tasks started by an earlier run of this worker (same worker id), to report their outcome. */
   resumableTasks?(): Promise<ResumableTask[]>;
+  /**
+   * Cleans up after tasks of a previous run of this worker that died with it
+   * (their notes from the journal): stops their processes, removes their
+   * workspaces. Runs in the background (`shutdown` waits for it) and calls
+   * `cleared` with each note's key once it is done.
+   */
+  recoverLeftovers?(notes: ReadonlyArray<{ key: string; taskId: string; note: LeftoverNote }>, cleared: (key: string) => void): void;
   /** Releases backend resources; called once, after tasks were stopped or preserved. */
   shutdown(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 const EXIT_USAGE = 2;
 
 /** Runs an action; known errors become one `oz-worker: error:` line and an exit code. */
-async function run(action: () => Promise<number>): Promise<void> {
+export async function run(action: () => Promise<number>): Promise<void> {
   let code: number;
   try {
     code = await action();

@@ -8,9 +8,11 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiKeyFileSource, keyFilePermissionWarning, readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
 import { registerServiceCommands } from '../service/service-command.js';
+import { registerAdminCommands } from './admin-commands.js';
 import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
+import { COMMAND_LINE_KEY_WARNING, concealApiKey } from './conceal-api-key.js';
 
 import { VERSION } from '../version.js';
 
@@ -67,7 +69,10 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
     config = await resolveWorkerConfig(flags, file, process.env, readSecretFile);
     const keyFile = apiKeyFileSource(flags, file, process.env);
     const warning = keyFile === undefined ? undefined : keyFilePermissionWarning(keyFile, statSync(keyFile).mode);
-    if (warning) config.startupWarnings = [...(config.startupWarnings ?? []), warning];
+    // Agents must not find the key in this process's environment (/proc/<pid>/environ).
+    const concealed = concealApiKey(config.apiKey);
+    const warnings = [warning, concealed, flags.apiKey ? COMMAND_LINE_KEY_WARNING : undefined].filter((text) => text !== undefined);
+    if (warnings.length > 0) config.startupWarnings = [...(config.startupWarnings ?? []), ...warnings];
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message, EXIT_USAGE);
     throw error;
@@ -97,6 +102,7 @@ export function buildProgram(): Command {
   program.action((flags: WorkerFlags) => runWorkerCommand(flags));
   registerServiceCommands(program);
   registerLocalCommands(program);
+  registerAdminCommands(program);
   registerOperatorCommands(program);
   return program;
 }

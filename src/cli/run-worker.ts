@@ -135,6 +135,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     },
     onHandedOff: (taskId) => journal?.handedOff(taskId),
     onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
+    onLeftovers: (taskId, key, note) => journal?.leftovers(key, taskId, note),
     buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
   readiness.draining = () => worker.isDraining;
@@ -190,10 +191,17 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const resumed = backend.resumableTasks ? await backend.resumableTasks() : [];
   worker.adopt(resumed);
   if (previous) recoverFromJournal(previous, resumed, outbox, log);
+  const leftovers = previous?.leftovers ?? [];
   if (journal) {
     // The new log starts from what was just re-queued; from here on it records every change.
+    journal.carryOver(leftovers);
     journal.start();
     outbox.observer = journal;
+  }
+  // What the tasks of the previous process left behind (processes, workspaces) goes, in the background.
+  if (leftovers.length > 0 && backend.recoverLeftovers) {
+    log.info({ count: leftovers.length }, 'Cleaning up after tasks the previous worker process was running');
+    backend.recoverLeftovers(leftovers, (key) => journal?.leftovers(key, '', undefined));
   }
   connection.start();
   return { worker, connection, outbox, shutdown, log };

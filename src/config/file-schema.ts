@@ -241,6 +241,8 @@ export const DIRECT_SHAPE = {
   oz_path: goString(),
   setup_command: goString(),
   teardown_command: goString(),
+  /** Ours: when the worker runs as root, setup, agent and teardown run as this user. */
+  run_as_user: goString(),
   environment: environment(),
 };
 

@@ -1,5 +1,5 @@
 // Flags over config file over defaults, checked once, into a WorkerConfig.
-// Pure apart from the injected secret-file reader. Where the Go worker was
+// Pure apart from the injected secret-file reader and user lookup. Where the Go worker was
 // silent about a contradiction (a --backend that ignores the file's block) or
 // lenient (negative concurrency), this is an error that says what to change.
 import { readFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { parseHostPort } from './host-port.js';
 import { platformDirs } from './locations.js';
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
+import { lookUpUser, resolveRunAsUser, type LookUpUser } from './users.js';
 import {
   DEFAULT_CANCEL_GRACE_MS,
   DEFAULT_SERVER_ROOT_URL,
@@ -134,6 +135,7 @@ export function resolveWorkerConfig(
   file: FileConfig | undefined,
   hostEnv: HostEnv,
   readSecret: ReadSecretFile = readSecretFile,
+  users: { lookUp: LookUpUser; currentUid: number | undefined } = { lookUp: lookUpUser, currentUid: process.getuid?.() },
 ): WorkerConfig {
   const apiKey = resolveApiKey(flags, file, hostEnv, readSecret);
   const caPem = flags.caFile ? readCaFile(flags.caFile, readSecret) : undefined;
@@ -146,6 +148,7 @@ export function resolveWorkerConfig(
 
   const blocks = file?.backend;
   const fileEnv = backend === 'kubernetes' ? {} : resolveFileEnv(blocks?.[backend]?.environment, `backend.${backend}.environment`, hostEnv);
+  const runAs = backend === 'direct' ? resolveRunAsUser(blocks?.direct?.run_as_user ?? '', users.lookUp, users.currentUid) : undefined;
 
   return {
     apiKey,
@@ -169,6 +172,7 @@ export function resolveWorkerConfig(
       ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
       setupCommand: blocks?.direct?.setup_command ?? '',
       teardownCommand: blocks?.direct?.teardown_command ?? '',
+      ...(runAs ? { runAs } : {}),
     },
     docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes] },
     command: backend === 'command' ? resolveCommand(file) : undefined,

@@ -2,6 +2,7 @@
 // validated. Everything downstream reads this, never raw flags or YAML.
 import type { BackendName } from '../backends/backend.js';
 import type { LogLevel } from '../log/logger.js';
+import type { RunAsUser } from './users.js';
 
 export const DEFAULT_WEB_SOCKET_URL = 'wss://oz.warp.dev/api/v1/selfhosted/worker/ws';
 export const DEFAULT_SERVER_ROOT_URL = 'https://app.warp.dev';
@@ -16,6 +17,8 @@ export interface DirectBackendConfig {
   ozPath: string;
   setupCommand: string;
   teardownCommand: string;
+  /** Setup, agent and teardown run as this user (`run_as_user`; the worker runs as root). */
+  runAs?: RunAsUser;
 }
 
 export interface DockerBackendConfig {

@@ -16,6 +16,7 @@ import { ApiClient, type TaskEventJson } from './api-client.js';
 import { ensureDemoIdentity } from './seed.js';
 import { startLocalWorker, stopLocalWorker, waitForLocalWorkers, type LocalWorker, type LocalWorkerSpec } from './local-workers.js';
 import { standInAgentPath } from './package-root.js';
+import { writeServerAddress } from './server-address.js';
 import { readLocalSettings, writeLocalSettings } from './settings.js';
 import { planWorkerConfig } from './worker-config.js';
 
@@ -107,6 +108,7 @@ async function startFromFlags(flags: ServerFlags, log: Logger, command: 'server'
     command,
     ...(maxQueued === undefined ? {} : { maxQueuedPerPrincipal: maxQueued }),
   });
+  writeServerAddress(stateDir, server.localHttpUrl);
   return { server, stateDir };
 }
 
@@ -127,6 +129,7 @@ export async function runServerCommand(flags: ServerFlags): Promise<number> {
       `oz-worker server is listening on ${server.httpUrl}`,
       `  workers connect with:  --web-socket-url ${server.webSocketUrl} --server-root-url ${server.httpUrl}`,
       `  admin key (users, teams, keys, devices): ${join(stateDir, 'admin.key')}`,
+      `  administer with:       oz-worker admin user list${flags.stateDir ? ` --state-dir ${/\s/.test(stateDir) ? JSON.stringify(stateDir) : stateDir}` : ''}   (all commands: oz-worker admin --help)`,
       '',
     ].join('\n'),
   );

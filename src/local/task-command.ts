@@ -2,9 +2,13 @@
 // the command line. Server and key come from flags, the environment, or the
 // `local.json` that `oz-worker local` wrote.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApiClient, ApiClientError, type TaskEventJson, type TaskJson } from './api-client.js';
+import { cliMessage, parseServerUrl, type RequestContext, type Source } from './client-errors.js';
+import { readServerAddress, SERVER_ADDRESS_FILE } from './server-address.js';
 import { stateDirFrom, UsageError } from './server-command.js';
-import { readLocalSettings } from './settings.js';
+import { LOCAL_SETTINGS_FILE, readLocalSettings } from './settings.js';
+import { formatEvent, formatTaskTable } from './task-format.js';
 
 export interface ClientFlags {
   server?: string;
@@ -22,36 +26,71 @@ export interface SubmitFlags extends ClientFlags {
   watch?: boolean;
 }
 
-export function clientFrom(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): ApiClient {
-  const settings = readLocalSettings(stateDirFrom(flags, env));
-  const server = flags.server || env.OZ_SERVER_URL || settings?.server_url;
-  const key = flags.apiKey || env.OZ_API_KEY || settings?.user_key;
-  if (!server || !key) {
-    throw new UsageError('no server to talk to: run `oz-worker local` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)');
-  }
-  return new ApiClient(server, key);
+/** A client for the server the flags, the environment or `local.json` name, and where its key came from. */
+export interface ResolvedClient {
+  client: ApiClient;
+  context: RequestContext;
 }
 
-function id(text: string, flag: string): number {
+export function clientFrom(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): ResolvedClient {
+  const stateDir = stateDirFrom(flags, env);
+  const settings = readLocalSettings(stateDir);
+  const file: Source = { kind: 'file', path: join(stateDir, LOCAL_SETTINGS_FILE) };
+  const written = readServerAddress(stateDir);
+  const server: [string, Source] | undefined = flags.server
+    ? [flags.server, { kind: 'flag', flag: '--server' }]
+    : env.OZ_SERVER_URL
+      ? [env.OZ_SERVER_URL, { kind: 'env', name: 'OZ_SERVER_URL' }]
+      : settings
+        ? [settings.server_url, file]
+        : written ? [written, { kind: 'file', path: join(stateDir, SERVER_ADDRESS_FILE) }] : undefined;
+  const key: [string, Source] | undefined = flags.apiKey
+    ? [flags.apiKey, { kind: 'flag', flag: '--api-key' }]
+    : env.OZ_API_KEY
+      ? [env.OZ_API_KEY, { kind: 'env', name: 'OZ_API_KEY' }]
+      : settings && [settings.user_key, file];
+  if (!server) {
+    throw new UsageError('no server to talk to: run `oz-worker local` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)');
+  }
+  if (!key) {
+    throw new UsageError(`no API key for the server at ${server[0]}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`oz-worker admin key create --user <id>\`)`);
+  }
+  const serverUrl = parseServerUrl(server[0], server[1]);
+  return { client: new ApiClient(serverUrl, key[0]), context: { serverUrl, keySource: key[1] } };
+}
+
+/** Runs one request; a refusal is said again in the CLI's terms. */
+export async function speakingCli<T>(context: RequestContext, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof ApiClientError) throw new ApiClientError(cliMessage(error, context), error.status, error.code);
+    throw error;
+  }
+}
+
+/** A positive whole-number id given on the command line. */
+export function id(text: string, flag: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < 1 || !Number.isSafeInteger(value)) throw new UsageError(`invalid ${flag} ${JSON.stringify(text)}: use a numeric id`);
   return value;
 }
 
-function agentConfig(text: string): unknown {
-  const source = text.startsWith('@') ? readAgentConfigFile(text.slice(1)) : text;
+/** `--agent-config` text: JSON, or @file holding JSON. */
+export function agentConfig(text: string, flag = '--agent-config'): unknown {
+  const source = text.startsWith('@') ? readAgentConfigFile(text.slice(1), flag) : text;
   try {
     return JSON.parse(source);
   } catch (error) {
-    throw new UsageError(`--agent-config is not valid JSON (${(error as Error).message}); pass a JSON object or @file.json`);
+    throw new UsageError(`${flag} is not valid JSON (${(error as Error).message}); pass a JSON object or @file.json`);
   }
 }
 
-function readAgentConfigFile(path: string): string {
+function readAgentConfigFile(path: string, flag: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read --agent-config file ${path}: ${(error as Error).message}`);
+    throw new UsageError(`cannot read ${flag} file ${path}: ${(error as Error).message}`);
   }
 }
 
@@ -80,47 +119,51 @@ function describe(task: TaskJson): string {
     .join('\n');
 }
 
-const formatEvent = (event: TaskEventJson): string => `${event.at.slice(11, 19)}  ${event.kind.padEnd(18)} ${event.detail}`;
-
 /** 0 for a completed task, 1 otherwise: scripts can `oz-worker task watch <id> && …`. */
 const exitCodeFor = (task: TaskJson): number => (task.state === 'completed' ? 0 : 1);
 
-async function watchTask(client: ApiClient, taskId: string, json: boolean): Promise<number> {
-  const final = await client.watch(taskId, (event) => out(json ? JSON.stringify(event) : formatEvent(event)));
+async function watchTask({ client, context }: ResolvedClient, taskId: string, json: boolean): Promise<number> {
+  const final = await speakingCli({ ...context, taskId }, () => client.watch(taskId, (event) => out(json ? JSON.stringify(event) : formatEvent(event))));
   if (!json) out(`task ${final.state}${final.exit_code ? ` (exit code ${final.exit_code})` : ''}${final.message ? `: ${final.message}` : ''}`);
   return exitCodeFor(final);
 }
 
 export async function submitCommand(prompt: string[], flags: SubmitFlags): Promise<number> {
   if (flags.team && flags.user) throw new UsageError('give --team or --user, not both');
-  const client = clientFrom(flags);
-  const body: Record<string, unknown> = { prompt: prompt.join(' ') };
-  if (flags.team) body.owner = { type: 'TEAM', id: id(flags.team, '--team') };
+  const text = prompt.join(' ');
+  if (text.trim() === '') throw new UsageError('the prompt is empty: say what the agent should do, e.g. oz-worker task submit "fix the flaky test"');
+  const resolved = clientFrom(flags);
+  const body: Record<string, unknown> = { prompt: text };
+  const teamId = flags.team ? id(flags.team, '--team') : undefined;
+  if (teamId !== undefined) body.owner = { type: 'TEAM', id: teamId };
   if (flags.user) body.owner = { type: 'USER', id: id(flags.user, '--user') };
   if (flags.device) body.device_id = flags.device;
   if (flags.title) body.title = flags.title;
   if (flags.agentConfig) body.agent_config = agentConfig(flags.agentConfig);
-  const task = await client.submitTask(body);
+  const task = await speakingCli({ ...resolved.context, ...(teamId === undefined ? {} : { teamId }) }, () => resolved.client.submitTask(body));
   out(flags.json ? JSON.stringify(task) : `submitted task ${task.id} (${task.owner.type} ${task.owner.id})`);
-  return flags.watch ? watchTask(client, task.id, flags.json ?? false) : 0;
+  return flags.watch ? watchTask(resolved, task.id, flags.json ?? false) : 0;
 }
 
 export async function listCommand(flags: ClientFlags & { state?: string }): Promise<number> {
-  const { tasks } = await clientFrom(flags).listTasks(flags.state);
+  const { client, context } = clientFrom(flags);
+  const { tasks } = await speakingCli(context, () => client.listTasks(flags.state));
   if (flags.json) out(JSON.stringify(tasks));
   else if (tasks.length === 0) out('no tasks');
-  else for (const task of tasks) out(`${task.id}  ${task.state.padEnd(9)} ${`${task.owner.type} ${task.owner.id}`.padEnd(10)} ${task.title}`);
+  else out(formatTaskTable(tasks, new Date()));
   return 0;
 }
 
 export async function showCommand(taskId: string, flags: ClientFlags): Promise<number> {
-  const task = await clientFrom(flags).task(taskId);
+  const { client, context } = clientFrom(flags);
+  const task = await speakingCli({ ...context, taskId }, () => client.task(taskId));
   out(flags.json ? JSON.stringify(task) : describe(task));
   return 0;
 }
 
 export async function cancelCommand(taskId: string, flags: ClientFlags): Promise<number> {
-  const { outcome, task } = await clientFrom(flags).cancelTask(taskId);
+  const { client, context } = clientFrom(flags);
+  const { outcome, task } = await speakingCli({ ...context, taskId }, () => client.cancelTask(taskId));
   if (flags.json) out(JSON.stringify({ outcome, task }));
   else out(outcome === 'cancelled' ? `task ${task.id} cancelled` : `cancellation sent to worker ${task.worker_id ?? '?'}; \`oz-worker task watch ${task.id}\` shows when it stops`);
   return 0;
@@ -136,12 +179,13 @@ function printOutput(event: TaskEventJson): void {
 
 /** The agent's output kept by the server (sent by workers connected to the local server); --follow until the task ends. */
 export async function logsCommand(taskId: string, flags: ClientFlags & { follow?: boolean }): Promise<number> {
-  const client = clientFrom(flags);
+  const { client, context } = clientFrom(flags);
+  const request = { ...context, taskId };
   if (flags.follow) {
-    const final = await client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event)));
+    const final = await speakingCli(request, () => client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event))));
     return exitCodeFor(final);
   }
-  const { events } = await client.events(taskId, 0, 0);
+  const { events } = await speakingCli(request, () => client.events(taskId, 0, 0));
   const output = events.filter(isOutput);
   if (flags.json) out(JSON.stringify(output));
   else output.forEach(printOutput);

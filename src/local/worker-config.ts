@@ -1,7 +1,8 @@
 // Which config file and backend the workers `oz-worker local` starts get. The
 // user's `--config-file` is validated here first (its errors name its own
 // lines), then passed through; what `local` adds on top — the direct backend's
-// workspace root under the state directory, when the file sets none — goes into
+// workspace root (in the user's cache, outside the state directory, so an agent
+// finds no keys next to its workspace), when the file sets none — goes into
 // a copy under the state directory. Without a file, a non-direct backend gets
 // no file at all: the backend's own checks report what is missing.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { parseDocument } from 'yaml';
 import type { BackendName } from '../backends/backend.js';
 import { BACKEND_BLOCKS, type FileConfig } from '../config/file-schema.js';
 import { loadConfigFile } from '../config/load-file.js';
+import { localWorkspaceRoot } from '../config/locations.js';
 
 export const LOCAL_WORKER_CONFIG = 'local-worker.yaml';
 
@@ -32,12 +34,12 @@ export async function planWorkerConfig(options: { backend: BackendName | undefin
   const backend = options.backend ?? fromFile ?? 'direct';
   const args: string[] = [];
   const localCopy = join(stateDir, LOCAL_WORKER_CONFIG);
-  const workspaceRoot = join(stateDir, 'workspaces');
+  const workspaceRoot = localWorkspaceRoot(stateDir);
   if (options.configFile) {
     if (backend === 'direct' && (fromFile ?? 'direct') === 'direct' && !file?.backend?.direct?.workspace_root) {
       const document = parseDocument(readFileSync(options.configFile, 'utf8'));
       document.setIn(['backend', 'direct', 'workspace_root'], workspaceRoot);
-      writeFileSync(localCopy, `# Written by oz-worker local: ${options.configFile} plus the workspace root under the state directory.\n${document.toString()}`, {
+      writeFileSync(localCopy, `# Written by oz-worker local: ${options.configFile} plus a workspace root outside the state directory.\n${document.toString()}`, {
         mode: 0o600,
       });
       args.push('--config-file', localCopy);

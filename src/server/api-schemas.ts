@@ -26,7 +26,10 @@ export const OwnerInputSchema = z.strictObject({
 });
 
 export const CreateTaskSchema = z.strictObject({
-  prompt: z.string().min(1, 'must not be empty').max(100_000, 'must be at most 100000 characters'),
+  prompt: z
+    .string()
+    .max(100_000, 'must be at most 100000 characters')
+    .refine((text) => text.trim() !== '', 'must not be empty or only whitespace'),
   title: z.string().max(500).optional(),
   /** Default: the caller (a user key's user, a team key's team). */
   owner: OwnerInputSchema.optional(),

@@ -393,6 +393,36 @@ export class HttpApi {
       if (!store.archivePin(id)) throw new ApiError(404, 'unknown_pin', `pin ${id} does not exist or is already archived`);
       return [200, pinJson(store.pin(id)!)];
     });
+    this.route('DELETE', '/api/v1/users/:id', ({ caller }, [idText]) => {
+      requireAdmin(caller);
+      const id = positiveInt(idText!, 'user id');
+      const outcome = store.removeUser(id);
+      if (outcome === 'unknown') throw new ApiError(404, 'unknown_user', `user ${id} does not exist`);
+      if (outcome === 'has_tasks') throw new ApiError(409, 'has_tasks', `user ${id} owns tasks, so it stays; revoke its keys and remove it from its teams instead`);
+      if (outcome === 'has_devices') throw new ApiError(409, 'has_devices', `user ${id} still has devices; remove them first`);
+      return [200, { removed: { user_id: id } }];
+    });
+    this.route('DELETE', '/api/v1/teams/:id', ({ caller }, [idText]) => {
+      requireAdmin(caller);
+      const id = positiveInt(idText!, 'team id');
+      const outcome = store.removeTeam(id);
+      if (outcome === 'unknown') throw new ApiError(404, 'unknown_team', `team ${id} does not exist`);
+      if (outcome === 'has_tasks') throw new ApiError(409, 'has_tasks', `team ${id} owns tasks, so it stays; revoke its keys and remove its members instead`);
+      return [200, { removed: { team_id: id } }];
+    });
+    this.route('DELETE', '/api/v1/teams/:id/default-agent', ({ caller }, [teamText]) => {
+      requireAdmin(caller);
+      const teamId = this.existingTeam(teamText!);
+      store.clearDefaultAgent(teamId);
+      return [200, teamJson(store.team(teamId)!, store.members(teamId))];
+    });
+    this.route('DELETE', '/api/v1/devices/:id', ({ caller }, [deviceId]) => {
+      requireAdmin(caller);
+      const outcome = store.removeDevice(deviceId!);
+      if (outcome === 'unknown') throw new ApiError(404, 'unknown_device', `device ${deviceId} is not registered`);
+      if (outcome === 'has_tasks') throw new ApiError(409, 'has_tasks', `tasks were routed to device ${deviceId}, so it stays; archive its pins instead`);
+      return [200, { removed: { device_id: deviceId } }];
+    });
     this.route('GET', '/api/v1/workers', ({ caller }) => {
       requireAdmin(caller);
       return [200, { workers: dispatcher.connectedWorkers.map((w) => ({ worker_id: w.workerId, identity: w.identity, active_tasks: w.activeTasks, draining: w.draining })) }];

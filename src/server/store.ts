@@ -474,7 +474,54 @@ export class Store {
     return Number(row.bytes);
   }
 
-    /** Runs `work` in one transaction. */
+  // ---- removal -----------------------------------------------------------------
+  // Users, teams and devices with task history stay (their ids are in the tasks,
+  // and a reused id would inherit them); anything else about them goes with them,
+  // keys included, so a removed identity can no longer authenticate.
+
+  private ownsTasks(owner: TaskOwner): boolean {
+    return this.db.prepare('SELECT 1 FROM tasks WHERE owner_type = ? AND owner_id = ? LIMIT 1').get(owner.type, owner.id) !== undefined;
+  }
+
+  removeUser(id: number): 'removed' | 'unknown' | 'has_tasks' | 'has_devices' {
+    return this.transaction(() => {
+      if (!this.user(id)) return 'unknown';
+      if (this.ownsTasks({ type: 'USER', id })) return 'has_tasks';
+      if (this.db.prepare('SELECT 1 FROM devices WHERE user_id = ? LIMIT 1').get(id) !== undefined) return 'has_devices';
+      this.db.prepare('DELETE FROM memberships WHERE user_id = ?').run(id);
+      this.db.prepare('DELETE FROM api_keys WHERE user_id = ?').run(id);
+      this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
+      return 'removed';
+    });
+  }
+
+  removeTeam(id: number): 'removed' | 'unknown' | 'has_tasks' {
+    return this.transaction(() => {
+      if (!this.team(id)) return 'unknown';
+      if (this.ownsTasks({ type: 'TEAM', id })) return 'has_tasks';
+      this.db.prepare('DELETE FROM memberships WHERE team_id = ?').run(id);
+      this.db.prepare('DELETE FROM api_keys WHERE team_id = ?').run(id);
+      this.db.prepare('DELETE FROM pins WHERE team_id = ?').run(id);
+      this.db.prepare('DELETE FROM teams WHERE id = ?').run(id);
+      return 'removed';
+    });
+  }
+
+  removeDevice(id: string): 'removed' | 'unknown' | 'has_tasks' {
+    return this.transaction(() => {
+      if (!this.device(id)) return 'unknown';
+      if (this.db.prepare('SELECT 1 FROM tasks WHERE device_id = ? LIMIT 1').get(id) !== undefined) return 'has_tasks';
+      this.db.prepare('DELETE FROM pins WHERE device_id = ?').run(id);
+      this.db.prepare('DELETE FROM devices WHERE id = ?').run(id);
+      return 'removed';
+    });
+  }
+
+  clearDefaultAgent(teamId: number): void {
+    this.db.prepare('UPDATE teams SET default_agent_config = NULL WHERE id = ?').run(teamId);
+  }
+
+  /** Runs `work` in one transaction. */
   transaction<T>(work: () => T): T {
     this.db.exec('BEGIN');
     try {

@@ -4,7 +4,7 @@
 // builders, so what it prints is what would happen.
 import { resolve as resolvePath } from 'node:path';
 import { stringify } from 'yaml';
-import { buildTaskParams } from '../agent/task-params.js';
+import { buildTaskParams, workerOwnTaskEnv } from '../agent/task-params.js';
 import type { TaskParams } from '../backends/backend.js';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../config/worker-config.js';
 import { decodeFrame } from '../protocol/decode.js';
@@ -29,8 +29,15 @@ export function frameText(input: string): string {
   return isFrame ? input : `{"type":"task_assignment","data":${input}}`;
 }
 
-function envView(entries: readonly [string, string][], showSecrets: boolean): string[] {
-  return entries.map(([name, value]) => `${name}=${showSecrets ? value : REDACTED}`);
+/**
+ * What `plan` may show: the entries the worker sets itself (TASK_ID,
+ * GIT_TERMINAL_PROMPT=0, …). Values from the server's env_vars and the
+ * operator's -e may be secrets, and are shown only with --show-secrets.
+ */
+type Visibility = (name: string, value: string) => boolean;
+
+function envView(entries: readonly [string, string][], visible: Visibility): string[] {
+  return entries.map(([name, value]) => `${name}=${visible(name, value) ? value : REDACTED}`);
 }
 
 function argsView(args: readonly string[], showSecrets: boolean): string[] {
@@ -40,7 +47,7 @@ function argsView(args: readonly string[], showSecrets: boolean): string[] {
 const pairs = (entries: readonly string[]): [string, string][] =>
   entries.filter((e) => e.indexOf('=') > 0).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]);
 
-async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: boolean): Promise<Record<string, unknown>> {
+async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: boolean, visible: Visibility): Promise<Record<string, unknown>> {
   const env = [...pairs(params.env), ...Object.entries(config.taskEnv)];
   switch (config.backend) {
     case 'direct': {
@@ -50,7 +57,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
         program: config.direct.ozPath || 'oz (from PATH)',
         args: argsView(params.args, showSecrets),
         workspace,
-        environment: envView([...env, ['GIT_CONFIG_GLOBAL', target ? '(temporary directory)' : `${workspace}/.gitconfig`]], showSecrets),
+        environment: [...envView(env, visible), `GIT_CONFIG_GLOBAL=${target ? '(temporary directory)' : `${workspace}/.gitconfig`}`],
         inherited: ['HOME', 'TMPDIR', 'PATH'],
         ...(config.direct.setupCommand ? { setupCommand: config.direct.setupCommand } : {}),
         ...(config.direct.teardownCommand ? { teardownCommand: config.direct.teardownCommand } : {}),
@@ -62,13 +69,13 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
         command: ['/agent/entrypoint.sh', ...argsView(params.args, showSecrets)],
         sidecars: params.sidecars,
         volumes: config.docker.volumes,
-        environment: envView(env, showSecrets),
+        environment: envView(env, visible),
         ...(params.instanceShape ? { instanceShape: params.instanceShape } : {}),
       };
     case 'command': {
       const { dispatchPayload } = await import('../backends/command/payload.js');
       const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: config.serverRootUrl, workerId: config.workerId })) as Record<string, unknown>;
-      if (!showSecrets) redactPayload(payload);
+      if (!showSecrets) redactPayload(payload, visible);
       return { dispatchCommand: config.command?.dispatchCommand, stdin: payload };
     }
     case 'kubernetes': {
@@ -81,7 +88,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
       if (!showSecrets) {
         const spec = job.spec!.template.spec!;
         for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
-          for (const entry of container.env ?? []) if (entry.value !== undefined) entry.value = REDACTED;
+          for (const entry of container.env ?? []) if (entry.value !== undefined && !visible(entry.name, entry.value)) entry.value = REDACTED;
           if (container.args) container.args = argsView(container.args, false);
         }
       }
@@ -90,15 +97,15 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
   }
 }
 
-/** Env values and the MCP config in a dispatch payload are secrets. */
-function redactPayload(payload: Record<string, unknown>): void {
+/** Env values other than the worker's own, and the MCP config, in a dispatch payload are secrets. */
+function redactPayload(payload: Record<string, unknown>, visible: Visibility): void {
   for (const [key, value] of Object.entries(payload)) {
     if (/env/i.test(key) && value && typeof value === 'object' && !Array.isArray(value)) {
-      for (const name of Object.keys(value)) (value as Record<string, unknown>)[name] = REDACTED;
+      for (const [name, entry] of Object.entries(value)) if (typeof entry !== 'string' || !visible(name, entry)) (value as Record<string, unknown>)[name] = REDACTED;
     } else if (Array.isArray(value) && /args/i.test(key)) {
       payload[key] = argsView(value as string[], false);
     } else if (value && typeof value === 'object') {
-      redactPayload(value as Record<string, unknown>);
+      redactPayload(value as Record<string, unknown>, visible);
     }
   }
 }
@@ -131,7 +138,9 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
     }
   }
   const params = buildTaskParams(assignment, mcpArgument, config);
-  const launch = await launchFor(params, config, showSecrets);
+  const own = workerOwnTaskEnv(assignment, config);
+  const visible: Visibility = (name, value) => showSecrets || own.has(`${name}=${value}`);
+  const launch = await launchFor(params, config, showSecrets, visible);
   const teamSharing = params.args.includes('team:edit');
   const lines = [
     `Task ${params.taskId} (execution ${params.executionId || '(none)'}), owner ${owner}${teamSharing ? ' — team-owned: the agent gets --share team:edit' : ' — no team session sharing'}`,
@@ -139,6 +148,6 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
   ];
   if ('job' in launch) lines.push('Kubernetes Job:', stringify(launch.job).trimEnd());
   else lines.push(stringify(launch).trimEnd());
-  if (!showSecrets) lines.push(`(values shown as ${REDACTED}; pass --show-secrets to see them)`);
+  if (!showSecrets) lines.push(`(values from the server and -e shown as ${REDACTED}; pass --show-secrets to see them)`);
   return { kind: 'run', taskId: params.taskId, owner, backend: config.backend, teamSharing, launch, text: lines.join('\n') };
 }

@@ -13,12 +13,17 @@
 //   {"d":<seq>}                      that status was written to the socket
 //   {"l":"<task id>"}                a task running when the log was compacted
 //   {"h":"<task id>"}                a task handed to its own runtime (dispatch command)
+//   {"r":"<key>","t":"<task id>","x":<note>}   what a task would leave behind (backend's note)
+//   {"r":"<key>"}                    …and that it left nothing after all
 // A task is running from its `task_claimed` status until its terminal status
-// or its hand-off.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// or its hand-off. A leftover note lives until the backend clears it (its
+// cleanup may outlast the task's report). A damaged line loses only itself:
+// the rest is replayed and the damaged file is kept aside.
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { OutboxEntry, OutboxObserver } from '../connection/outbox.js';
+import type { LeftoverNote } from '../backends/backend.js';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema, type OutboundMessage } from '../protocol/messages.js';
 
@@ -32,6 +37,16 @@ export interface JournalContents {
   outbox: OutboundMessage[];
   /** Tasks claimed and not yet finished. */
   liveTaskIds: string[];
+  /** What tasks of the previous process would have left behind, by the backend's key. */
+  leftovers: Leftover[];
+  /** Line numbers (1-based) that could not be read and were skipped. */
+  damagedLines: number[];
+}
+
+export interface Leftover {
+  key: string;
+  taskId: string;
+  note: LeftoverNote;
 }
 
 /** The file for one worker id: ids are sanitised, with a hash so two ids never share a file. */
@@ -57,21 +72,33 @@ export function lostTaskFailure(taskId: string): OutboundMessage {
 
 const isTerminal = (message: OutboundMessage): boolean => message.type === 'task_completed' || message.type === 'task_failed';
 
-/** Replays a log. A torn last line (the process died mid-append) is skipped; any other damage rejects the file. */
+type JournalRecord = { s?: unknown; m?: unknown; d?: unknown; l?: unknown; h?: unknown; r?: unknown; t?: unknown; x?: unknown };
+
+/**
+ * Replays a log. A torn last line (the process died mid-append) is skipped
+ * silently; any other line that cannot be read is skipped and its number
+ * returned. A file of another format altogether is not replayed at all.
+ */
 export function replayJournal(text: string): JournalContents | undefined {
   const lines = text.split('\n');
-  if (lines[0] !== HEADER.trimEnd()) return undefined;
+  const damagedLines: number[] = [];
+  const first = 1;
+  if (lines[0] !== HEADER.trimEnd()) {
+    const header = parseRecord(lines[0]!);
+    if (header && ('journal' in header || 'version' in header)) return undefined;
+    damagedLines.push(1);
+  }
   const pending = new Map<number, OutboundMessage>();
   const live = new Set<string>();
-  for (let i = 1; i < lines.length; i++) {
+  const leftovers = new Map<string, Leftover>();
+  for (let i = first; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === '') continue;
-    let record: { s?: unknown; m?: unknown; d?: unknown; l?: unknown; h?: unknown };
-    try {
-      record = JSON.parse(line) as typeof record;
-    } catch {
+    const record = parseRecord(line);
+    if (record === undefined) {
       if (i === lines.length - 1) break; // torn final append
-      return undefined;
+      damagedLines.push(i + 1);
+      continue;
     }
     if (typeof record.d === 'number') {
       pending.delete(record.d);
@@ -79,18 +106,45 @@ export function replayJournal(text: string): JournalContents | undefined {
       live.add(record.l);
     } else if (typeof record.h === 'string') {
       live.delete(record.h);
+    } else if (typeof record.r === 'string' && record.x === undefined) {
+      leftovers.delete(record.r);
+    } else if (typeof record.r === 'string' && typeof record.t === 'string' && typeof record.x === 'object' && record.x !== null && !Array.isArray(record.x)) {
+      leftovers.set(record.r, { key: record.r, taskId: record.t, note: record.x as LeftoverNote });
     } else if (typeof record.s === 'number') {
       const parsed = OutboundMessageSchema.safeParse(record.m);
-      if (!parsed.success) return undefined;
+      if (!parsed.success) {
+        damagedLines.push(i + 1);
+        continue;
+      }
       pending.set(record.s, parsed.data);
       trackLiveness(live, parsed.data);
     } else {
-      return undefined;
+      damagedLines.push(i + 1);
     }
   }
   const outbox = [...pending.entries()].sort(([a], [b]) => a - b).map(([, message]) => message);
-  return { outbox, liveTaskIds: [...live] };
+  return { outbox, liveTaskIds: [...live], leftovers: [...leftovers.values()], damagedLines };
 }
+
+function parseRecord(line: string): JournalRecord | undefined {
+  try {
+    const record = JSON.parse(line) as unknown;
+    return typeof record === 'object' && record !== null && !Array.isArray(record) ? (record as JournalRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "line 3", "lines 3 and 5", "lines 3, 5 and 9" (at most 20 named). */
+export function describeLines(numbers: readonly number[]): string {
+  const named = numbers.slice(0, 20).map(String);
+  const more = numbers.length - named.length;
+  if (more > 0) return `lines ${named.join(', ')} and ${more} more`;
+  if (named.length === 1) return `line ${named[0]}`;
+  return `lines ${named.slice(0, -1).join(', ')} and ${named.at(-1)}`;
+}
+
+const leftoverLine = (key: string, taskId: string, note: LeftoverNote): string => `${JSON.stringify({ r: key, t: taskId, x: note })}\n`;
 
 /** The record of a status entering the outbox. */
 const statusLine = ({ seq, message }: OutboxEntry): string => `{"s":${seq},"m":${JSON.stringify(message)}}\n`;
@@ -102,6 +156,8 @@ function trackLiveness(live: Set<string>, message: OutboundMessage): void {
 
 export class Journal implements OutboxObserver {
   private readonly live = new Set<string>();
+  /** Leftover notes by key, as the line that records each. */
+  private readonly notes = new Map<string, string>();
   /** Line length of each status not yet delivered, and their sum: about what a compacted log would hold. */
   private readonly pendingBytes = new Map<number, number>();
   private compactedBytes = 0;
@@ -127,8 +183,50 @@ export class Journal implements OutboxObserver {
       return undefined;
     }
     const contents = replayJournal(text);
-    if (!contents) this.log.warn({ path: this.path }, 'Ignoring an unreadable worker journal from a previous run');
+    if (contents && contents.damagedLines.length === 0) return contents;
+    const aside = this.keepAside();
+    const kept = aside ? `; the damaged file is kept as ${aside}` : '';
+    if (!contents) {
+      this.log.warn({ path: this.path }, `Ignoring a worker journal from a previous run that is not in a format this version reads${kept}`);
+      return undefined;
+    }
+    this.log.warn(
+      { path: this.path, damagedLines: contents.damagedLines },
+      `Skipped ${describeLines(contents.damagedLines)} of the worker journal (damaged) and replayed the rest${kept}`,
+    );
     return contents;
+  }
+
+  /** Copies the file as it was found next to it (`<name>.damaged-<time>`), for a person to look at. */
+  private keepAside(): string | undefined {
+    const aside = `${this.path}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      copyFileSync(this.path, aside);
+      return aside;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Notes of the previous process that are still to be cleaned up: kept in the
+   * new log (call before `start`) until cleared with `leftovers(key, …, undefined)`.
+   */
+  carryOver(leftovers: readonly Leftover[]): void {
+    for (const { key, taskId, note } of leftovers) this.notes.set(key, leftoverLine(key, taskId, note));
+  }
+
+  /** Records (or, with no note, clears) what a task would leave behind if the worker died now. */
+  leftovers(key: string, taskId: string, note: LeftoverNote | undefined): void {
+    if (this.disabled) return;
+    if (note === undefined) {
+      if (!this.notes.delete(key)) return;
+      this.append(`${JSON.stringify({ r: key })}\n`);
+      return;
+    }
+    const line = leftoverLine(key, taskId, note);
+    this.notes.set(key, line);
+    this.append(line);
   }
 
   /**
@@ -205,6 +303,7 @@ export class Journal implements OutboxObserver {
     const lines = [HEADER];
     for (const entry of this.entries()) lines.push(statusLine(entry));
     for (const taskId of this.live) lines.push(`${JSON.stringify({ l: taskId })}\n`);
+    for (const note of this.notes.values()) lines.push(note);
     const text = lines.join('');
     const temporary = `${this.path}.${process.pid}.tmp`;
     writeFileSync(temporary, text, { mode: 0o600 });

@@ -1,7 +1,7 @@
 // The worker core: turns decoded frames into task lifecycles and status
 // messages. It owns the live-task table and the concurrency limit; the socket
 // belongs to the connection, the agent process to the backend.
-import type { Backend, ExecutionOutcome, ResumableTask, TaskParams } from '../backends/backend.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask, TaskParams } from '../backends/backend.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger, SecretScrubber } from '../log/logger.js';
 import { decodeFrame } from '../protocol/decode.js';
@@ -30,6 +30,8 @@ export interface WorkerDeps {
   onHandedOff?: (taskId: string) => void;
   /** One line of a task's agent output, for a server that takes it (the task-output extension). */
   onOutput?: (taskId: string, stream: 'stdout' | 'stderr', line: string) => void;
+  /** What a task would leave behind if the worker died now (see TaskRun.recordLeftovers). */
+  onLeftovers?: (taskId: string, key: string, note: LeftoverNote | undefined) => void;
 }
 
 const CANCEL_CALL_TIMEOUT_MS = 10_000;
@@ -179,13 +181,14 @@ export class Worker {
       entry.transition('running');
       entry.startedAt = Date.now();
       log.info({ backend: config.backend }, 'Starting task execution');
-      const { onOutput } = this.deps;
+      const { onOutput, onLeftovers } = this.deps;
       return this.deps.backend.executeTask({
         params,
         signal: entry.abort.signal,
         log,
         afterOutcome: (cleanup) => entry.cleanups.push(cleanup),
         ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
+        ...(onLeftovers ? { recordLeftovers: (key: string, note: LeftoverNote | undefined) => onLeftovers(taskId, key, note) } : {}),
       });
     });
   }

@@ -110,6 +110,52 @@ describe('oz-worker task', () => {
     expect(proxy.tunnels).toEqual([server]);
   });
 
+  it('refuses an empty or whitespace-only prompt before sending it, and names --agent-config for a team without a default', async () => {
+    h = await startLocalServer();
+    const user = await h.createUser('p');
+    const team = await h.createTeam('bare', { members: [user.id] });
+    const auth = ['--server', h.server.httpUrl, '--api-key', user.key];
+    for (const prompt of ['', '   ', ' \t\n ']) {
+      const refused = await cli(['task', 'submit', prompt, ...auth]);
+      expect(refused.code, JSON.stringify(prompt)).toBe(2);
+      expect(refused.stderr).toBe('oz-worker: error: the prompt is empty: say what the agent should do, e.g. oz-worker task submit "fix the flaky test"\n');
+    }
+    expect((await h.as(user.key).listTasks()).tasks).toEqual([]);
+
+    const noAgent = await cli(['task', 'submit', 'do it', '--team', String(team.id), ...auth]);
+    expect(noAgent.code).toBe(1);
+    expect(noAgent.stderr).toBe(
+      `oz-worker: error: team ${team.id} (bare) has no default agent configuration: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`oz-worker admin default-agent set ${team.id} '{"model_id":"auto"}'\`\n`,
+    );
+    const withAgent = await cli(['task', 'submit', 'do it', '--team', String(team.id), '--agent-config', '{"model_id":"auto"}', ...auth]);
+    expect(withAgent.code, withAgent.stderr).toBe(0);
+  });
+
+  it('lists tasks under a header with an age column', async () => {
+    h = await startLocalServer();
+    const user = await h.createUser('l');
+    const auth = ['--server', h.server.httpUrl, '--api-key', user.key];
+    const empty = await cli(['task', 'list', ...auth]);
+    expect(empty.stdout).toBe('no tasks\n');
+    const first = await h.as(user.key).submitTask({ prompt: 'first task' });
+    const second = await h.as(user.key).submitTask({ prompt: 'a second\ntask' });
+    const listed = await cli(['task', 'list', ...auth]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const lines = listed.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^ID +STATE +OWNER +AGE +TITLE$/);
+    const rows = [
+      new RegExp(`^${first.id}  queued  USER ${user.id}  \\d+s +first task$`),
+      new RegExp(`^${second.id}  queued  USER ${user.id}  \\d+s +a second task$`),
+    ];
+    for (const row of rows) expect(lines.filter((line) => row.test(line))).toHaveLength(1);
+    // Every column starts where its header does.
+    for (const header of ['STATE', 'OWNER', 'AGE', 'TITLE']) {
+      for (const line of lines.slice(1)) expect(line[lines[0]!.indexOf(header) - 1]).toBe(' ');
+    }
+    expect(new Set(lines.map((line) => line.search(/ (first|a second|TITLE)/)))).toHaveProperty('size', 1);
+  });
+
   it('cancels a queued task, and reports refusals and missing servers as one-line errors', async () => {
     h = await startLocalServer();
     const user = await h.createUser('u');
@@ -123,15 +169,30 @@ describe('oz-worker task', () => {
     expect(watched.code).toBe(1);
     expect(watched.stdout).toMatch(/task cancelled/);
 
-    const forbidden = await cli(['task', 'show', task.id, '--server', h.server.httpUrl, '--api-key', stranger.key]);
-    expect(forbidden.code).toBe(1);
-    expect(forbidden.stderr).toBe('oz-worker: error: Forbidden\n');
+    for (const [args, id] of [
+      [['task', 'show', task.id], task.id],
+      [['task', 'cancel', task.id], task.id],
+      [['task', 'watch', task.id], task.id],
+      [['task', 'show', 'no-such-task'], 'no-such-task'],
+    ] as const) {
+      const refused = await cli([...args, '--server', h.server.httpUrl, '--api-key', stranger.key]);
+      expect(refused.code, args.join(' ')).toBe(1);
+      expect(refused.stderr).toBe(`oz-worker: error: no task ${id} is visible to this key: it does not exist, or another user or team owns it (\`oz-worker task list\` shows yours)\n`);
+    }
 
     const dir = tempDir('nostate');
     cleanups.push(dir.cleanup);
     const unconfigured = await cli(['task', 'list', '--state-dir', dir.path]);
     expect(unconfigured.code).toBe(2);
     expect(unconfigured.stderr).toMatch(/run `oz-worker local` first/);
+    const badKey = await cli(['task', 'list', '--server', h.server.httpUrl, '--api-key', 'not-a-key']);
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toMatch(/^oz-worker: error: the server at http:\/\/127\.0\.0\.1:\d+\/ does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY\n$/);
+    const badEnvKey = await cli(['task', 'list', '--server', h.server.httpUrl], { OZ_API_KEY: 'not-a-key' });
+    expect(badEnvKey.stderr).toMatch(/the API key from \$OZ_API_KEY/);
+    const notUrl = await cli(['task', 'list', '--server', 'not-a-url', '--api-key', 'k']);
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.stderr).toMatch(/^oz-worker: error: invalid --server "not-a-url": not a URL; give the server's address, e\.g\. http:\/\/127\.0\.0\.1:7317\n$/);
     const unreachable = await cli(['task', 'list', '--server', 'http://127.0.0.1:9', '--api-key', 'k']);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/cannot reach the oz-worker server at http:\/\/127\.0\.0\.1:9/);

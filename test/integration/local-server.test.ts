@@ -418,6 +418,7 @@ describe('bad input', () => {
     await check(await post('/api/v1/tasks', '{not json'), 400, 'invalid_json', /not valid JSON/);
     await check(await post('/api/v1/tasks', JSON.stringify({ prompt: 'x', promt: 'typo' })), 400, 'invalid_request', /unknown field "promt"/);
     await check(await post('/api/v1/tasks', JSON.stringify({ prompt: '' })), 400, 'invalid_request', /prompt: must not be empty/);
+    await check(await post('/api/v1/tasks', JSON.stringify({ prompt: ' \n\t ' })), 400, 'invalid_request', /prompt: must not be empty or only whitespace/);
     await check(await post('/api/v1/tasks', JSON.stringify({ prompt: 'x', owner: { type: 'team', id: 1 } })), 400, 'invalid_request', /owner\.type/);
     await check(await post('/api/v1/tasks', JSON.stringify({ prompt: 'x'.repeat(300_000) })), 413, 'body_too_large');
     await check(await post('/api/v1/tasks', '{}', 'wrong'), 401, 'unauthorized');

@@ -42,6 +42,21 @@ describe('oz-worker plan', () => {
     expect(stdout).not.toContain('ghp_mcp_secret_value');
   });
 
+  it.each(['direct', 'docker', 'kubernetes'])('shows the worker\'s own environment for the shipped sample (%s backend) and redacts only what the server and -e gave', async (backend) => {
+    const sample = join(REPO_ROOT, 'examples', 'assignment.json');
+    const { code, stdout } = await cli(['plan', '--backend', backend, '-e', 'DEPLOY_TOKEN=tok-from-the-operator', sample]);
+    expect(code, stdout).toBe(0);
+    expect(stdout).toContain('owner TEAM 42 — team-owned: the agent gets --share team:edit');
+    const shown = (name: string, value: string): RegExp => new RegExp(backend === 'kubernetes' ? `name: ${name}\\n\\s+value: "?${value}"?\\n` : `${name}=${value}\\n`);
+    expect(stdout).toMatch(shown('GIT_TERMINAL_PROMPT', '0'));
+    expect(stdout).toMatch(shown('GH_PROMPT_DISABLED', '1'));
+    expect(stdout).toMatch(shown('TASK_ID', '5d0c6f7e-2b1a-4c7e-9a55-3f2d8e1b0a42'));
+    expect(stdout).toMatch(shown('WARP_API_KEY', '\\[redacted\\]'));
+    expect(stdout).toMatch(shown('DEPLOY_TOKEN', '\\[redacted\\]'));
+    expect(stdout).not.toContain('example-per-task-key-not-a-real-one');
+    expect(stdout).not.toContain('tok-from-the-operator');
+  });
+
   it('reveals values only with --show-secrets', async () => {
     const { stdout } = await cli(['plan', '--backend', 'direct', '--show-secrets', join(FIXTURES, 'team.json')]);
     expect(stdout).toContain('GITHUB_ACCESS_TOKEN=ghp_secret_value_123');

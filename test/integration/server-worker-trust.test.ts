@@ -140,18 +140,19 @@ describe('a worker that comes back without its task', () => {
   });
 
   it('keeps a task whose real worker reconnects after a network blip and confirms it, even past --lost-timeout', async () => {
-    s = await startServerProcess({ args: ['--lost-timeout', '1s'] });
+    s = await startServerProcess({ args: ['--lost-timeout', '3s'] });
     relay = await startTcpRelay(Number(new URL(s.httpUrl).port));
     const team = await s.createTeam('eng', { defaultAgent: AGENT });
     const client = s.as(team.key);
-    const worker = s.startWorker(team.key, { workerId: 'steady', args: ['-e', 'FAKE_OZ_SLEEP_MS=4000'], webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`) });
+    const worker = s.startWorker(team.key, { workerId: 'steady', args: ['-e', 'FAKE_OZ_SLEEP_MS=9000'], webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`) });
     const task = await client.submitTask({ prompt: 'runs through a blip' });
     await s.waitForTask(client, task.id, ['running']);
     relay.dropConnections();
     await worker.waitForLog((line) => line.msg.includes('confirming the claim again'), 10_000);
-    await sleep(1_500);
+    // Past the lost timeout: the confirmation, not luck, keeps the task running.
+    await sleep(3_500);
     expect((await client.task(task.id)).state).toBe('running');
-    const done = await s.waitForTask(client, task.id, ['completed', 'failed', 'lost'], 15_000);
+    const done = await s.waitForTask(client, task.id, ['completed', 'failed', 'lost'], 20_000);
     expect(done).toMatchObject({ state: 'completed', worker_id: 'steady' });
   });
 

@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY, startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { tempDir } from '../support/worker-process.js';
+import { journalPath } from '../../src/worker/journal.js';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -88,5 +90,23 @@ describe('worker journal', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(server.messagesFor('clean-1').map((m) => m.type)).toEqual(['task_claimed', 'task_completed']);
     expect(second.worker.output).not.toMatch(/stopped unexpectedly|previous worker process/);
+  });
+
+  it('loses only a damaged line: the rest is replayed, the lines are named in one warning, the file is kept aside', async () => {
+    const { server, stateDir, start } = await setUp();
+    const path = journalPath(stateDir, 'it-worker');
+    const damaged = ['{"journal":2}', '{"l":"before-damage"}', 'garbage{', '{"l":"after-damage"}', '\u0000\u0000', ''].join('\n');
+    writeFileSync(path, damaged, { mode: 0o600 });
+    const worker = (await start()).worker;
+    for (const taskId of ['before-damage', 'after-damage']) {
+      const failed = await server.waitForMessage('task_failed', taskId);
+      expect(failed.data.message).toMatch(/stopped unexpectedly/);
+    }
+    const warnings = worker.logs.filter((l) => l.level === 40 && /journal/i.test(l.msg));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toMatch(/lines? 3 and 5\b/);
+    const kept = readdirSync(stateDir).filter((name) => name.includes('.damaged-'));
+    expect(kept).toHaveLength(1);
+    expect(readFileSync(`${stateDir}/${kept[0]}`, 'utf8')).toBe(damaged);
   });
 });

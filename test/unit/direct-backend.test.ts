@@ -214,6 +214,8 @@ describe('direct backend environment', () => {
       FROM_MAP: 'map',
       CLAUDE_CONFIG_DIR: join(ws, '.claude'),
       GIT_CONFIG_GLOBAL: join(ws, '.gitconfig'),
+      // Finds the agent's processes again, even those that leave its process group.
+      OZWORKER_TASK_MARK: expect.stringMatching(/^[0-9a-f]{16}\.agent$/),
     });
   });
 

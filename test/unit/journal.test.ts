@@ -5,7 +5,7 @@ import { Outbox } from '../../src/connection/outbox.js';
 import { takeAll } from '../support/outbox.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage } from '../../src/protocol/messages.js';
-import { Journal, replayJournal } from '../../src/worker/journal.js';
+import { describeLines, Journal, replayJournal, type JournalContents } from '../../src/worker/journal.js';
 import { tempDir } from '../support/worker-process.js';
 
 const claimed = (id: string): OutboundMessage => ({ type: 'task_claimed', data: { task_id: id, worker_id: 'w' } });
@@ -13,36 +13,81 @@ const completed = (id: string): OutboundMessage => ({ type: 'task_completed', da
 const line = (record: object) => JSON.stringify(record);
 const HEADER = '{"journal":2}';
 
+/** What a replay returns: statuses, live tasks, and (by default none) leftovers and damaged lines. */
+const contents = (outbox: OutboundMessage[], liveTaskIds: string[], extra: Partial<JournalContents> = {}): JournalContents => ({
+  outbox,
+  liveTaskIds,
+  leftovers: [],
+  damagedLines: [],
+  ...extra,
+});
+
 describe('replayJournal', () => {
+  const note = { mark: '0123456789abcdef', processes: [{ pid: 42, start: '1234' }] };
   const cases: { name: string; lines: string[]; expected: ReturnType<typeof replayJournal> }[] = [
-    { name: 'an empty log', lines: [HEADER, ''], expected: { outbox: [], liveTaskIds: [] } },
+    { name: 'an empty log', lines: [HEADER, ''], expected: contents([], []) },
     {
       name: 'a claim written, the outcome pending',
       lines: [HEADER, line({ s: 1, m: claimed('a') }), line({ d: 1 }), line({ s: 2, m: completed('a') }), ''],
-      expected: { outbox: [completed('a')], liveTaskIds: [] },
+      expected: contents([completed('a')], []),
     },
     {
       name: 'a running task whose claim was written',
       lines: [HEADER, line({ s: 1, m: claimed('a') }), line({ d: 1 }), ''],
-      expected: { outbox: [], liveTaskIds: ['a'] },
+      expected: contents([], ['a']),
     },
     {
       name: 'a running task carried over by a compaction, then handed off',
       lines: [HEADER, line({ l: 'a' }), line({ l: 'b' }), line({ h: 'a' }), ''],
-      expected: { outbox: [], liveTaskIds: ['b'] },
+      expected: contents([], ['b']),
     },
     {
       name: 'a torn last append (the process died while writing)',
       lines: [HEADER, line({ s: 1, m: claimed('a') }), '{"s":2,"m":{"type":"task_compl'],
-      expected: { outbox: [claimed('a')], liveTaskIds: ['a'] },
+      expected: contents([claimed('a')], ['a']),
     },
-    { name: 'damage before the end', lines: [HEADER, '{"s":1,', line({ d: 1 }), ''], expected: undefined },
-    { name: 'a record of an unknown kind', lines: [HEADER, line({ x: 1 }), ''], expected: undefined },
-    { name: 'a status the protocol does not know', lines: [HEADER, line({ s: 1, m: { type: 'nope', data: {} } }), ''], expected: undefined },
+    {
+      name: 'a leftover note, replaced, and another cleared; they outlive the task\'s report',
+      lines: [
+        HEADER,
+        line({ s: 1, m: claimed('a') }),
+        line({ r: 'k1', t: 'a', x: { mark: 'old' } }),
+        line({ r: 'k1', t: 'a', x: note }),
+        line({ r: 'k2', t: 'b', x: note }),
+        line({ r: 'k2' }),
+        line({ s: 2, m: completed('a') }),
+        '',
+      ],
+      expected: contents([claimed('a'), completed('a')], [], { leftovers: [{ key: 'k1', taskId: 'a', note }] }),
+    },
+    { name: 'damage before the end', lines: [HEADER, '{"s":1,', line({ d: 1 }), ''], expected: contents([], [], { damagedLines: [2] }) },
+    {
+      name: 'damaged lines among good ones: each good line still counts',
+      lines: [HEADER, line({ l: 'a' }), 'garbage{', line({ l: 'b' }), '\u0000\u0000', line({ s: 1, m: claimed('c') }), ''],
+      expected: contents([claimed('c')], ['a', 'b', 'c'], { damagedLines: [3, 5] }),
+    },
+    { name: 'a damaged header', lines: ['{"jour', line({ l: 'a' }), ''], expected: contents([], ['a'], { damagedLines: [1] }) },
+    { name: 'a record of an unknown kind', lines: [HEADER, line({ x: 1 }), ''], expected: contents([], [], { damagedLines: [2] }) },
+    { name: 'a JSON value that is no record', lines: [HEADER, '[1]', '7', ''], expected: contents([], [], { damagedLines: [2, 3] }) },
+    {
+      name: 'a status the protocol does not know',
+      lines: [HEADER, line({ s: 1, m: { type: 'nope', data: {} } }), ''],
+      expected: contents([], [], { damagedLines: [2] }),
+    },
     { name: 'another file format', lines: ['{"version":1,"outbox":[],"liveTasks":[]}'], expected: undefined },
+    { name: 'another version of this format', lines: ['{"journal":3}', line({ l: 'a' }), ''], expected: undefined },
   ];
   it.each(cases)('$name', ({ lines, expected }) => {
     expect(replayJournal(lines.join('\n'))).toEqual(expected);
+  });
+
+  it.each([
+    [[3], 'line 3'],
+    [[3, 5], 'lines 3 and 5'],
+    [[3, 5, 9], 'lines 3, 5 and 9'],
+    [Array.from({ length: 25 }, (_, i) => i + 1), `lines ${Array.from({ length: 20 }, (_, i) => i + 1).join(', ')} and 5 more`],
+  ])('names damaged lines %j as %j', (numbers, text) => {
+    expect(describeLines(numbers)).toBe(text);
   });
 });
 
@@ -70,7 +115,7 @@ describe('Journal', () => {
     await journal.settled();
 
     const reader = new Journal(path, () => [], silentLogger());
-    expect(reader.load()).toEqual({ outbox: [completed('b')], liveTaskIds: ['a'] });
+    expect(reader.load()).toEqual(contents([completed('b')], ['a']));
     expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
@@ -83,7 +128,7 @@ describe('Journal', () => {
     journal.start();
     outbox.observer = journal;
     expect(previous.liveTaskIds).toEqual(['old']);
-    expect(replayJournal(readFileSync(path, 'utf8'))).toEqual({ outbox: [completed('old')], liveTaskIds: [] });
+    expect(replayJournal(readFileSync(path, 'utf8'))).toEqual(contents([completed('old')], []));
   });
 
   it('forgets a handed-off task', async () => {
@@ -110,7 +155,7 @@ describe('Journal', () => {
     await journal.settled();
     // Some 3 MB of records were appended; the file holds about the last compaction's worth.
     expect(statSync(path).size).toBeLessThan(1.5 * 1024 * 1024);
-    expect(replayJournal(readFileSync(path, 'utf8'))).toEqual({ outbox: [claimed('last')], liveTaskIds: ['last'] });
+    expect(replayJournal(readFileSync(path, 'utf8'))).toEqual(contents([claimed('last')], ['last']));
   });
 
   it('warns once and carries on when the state directory is not writable', () => {

@@ -10,17 +10,35 @@
 // * teardown also runs after a cancel (under its own time bound) and with
 //   cleanup disabled (only the workspace is kept then);
 // * output is logged line by line instead of sharing the worker's stdout;
-// * shutdown removes only workspaces of tasks this process ran.
+// * shutdown removes only workspaces of tasks this process ran;
+// * a task's processes are stopped when it ends even if they left its process
+//   group (found through /proc, see task-processes.ts), and what a crashed
+//   worker left (processes, workspace) is cleaned up by the next start;
+// * a re-run of a task id waits for the previous run's cleanup before it
+//   creates the workspace, so that cleanup never removes the new run's files;
+// * with `run_as_user` (worker running as root) setup, agent and teardown run
+//   as that user, with its HOME.
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { access, chmod, chown, constants, mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import { getSystemErrorMessage } from 'node:util';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { goExitText, normaliseExitCode, TaskCancelled, TaskFailure } from '../../worker/failure.js';
-import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, TaskRun } from '../backend.js';
+import type { RunAsUser } from '../../config/users.js';
 import { parseDotenv } from './dotenv.js';
 import { runInOwnGroup, startErrorText, type GroupCommand, type GroupProcess, type ProcessEnd } from './group-process.js';
+import {
+  defaultProcessTable,
+  markValue,
+  stopTaskProcesses,
+  TASK_MARK_VARIABLE,
+  type ProcessIdentity,
+  type ProcessRole,
+  type ProcessTable,
+} from './task-processes.js';
 import {
   agentEnv,
   planWorkspace,
@@ -48,12 +66,16 @@ export interface DirectBackendDeps {
   which?: (name: string) => Promise<string | undefined>;
   /** Bound on the teardown command (default TEARDOWN_TIMEOUT_MS). */
   teardownTimeoutMs?: number;
+  /** Where the processes of tasks are found (default: /proc on Linux). */
+  processTable?: ProcessTable;
 }
 
 /** Start-up checks (§1.1); failures are fatal and their message says what to do. */
 export async function createDirectBackend(config: WorkerConfig, deps: DirectBackendDeps): Promise<Backend> {
   const { log } = deps;
-  const hostEnv = deps.hostEnv ?? process.env;
+  const runAs = config.direct.runAs;
+  // The user's own HOME (and name) replace the worker's for everything started as that user.
+  const hostEnv = runAs ? { ...(deps.hostEnv ?? process.env), HOME: runAs.home, USER: runAs.name, LOGNAME: runAs.name } : (deps.hostEnv ?? process.env);
   const which = deps.which ?? ((name: string) => findOnPath(name, hostEnv.PATH));
   const ozPath = await resolveOzPath(config.direct.ozPath, which, log);
 
@@ -79,6 +101,15 @@ export async function createDirectBackend(config: WorkerConfig, deps: DirectBack
         `failed to create workspace root ${root}: ${fsErrorText(error)}; set backend.direct.workspace_root to a directory this user can create and write`,
       );
     }
+    if (runAs) {
+      // Others may pass through the root (not list it) to reach their own workspace.
+      try {
+        await chmod(root, ((await stat(root)).mode & 0o777) | 0o011);
+      } catch (error) {
+        throw new Error(`failed to let ${runAs.name} (run_as_user) into workspace root ${root}: ${fsErrorText(error)}`);
+      }
+      log.info(`Setup, agent and teardown run as ${runAs.name} (uid ${runAs.uid}, HOME ${runAs.home})`);
+    }
     mode = { kind: 'per-task', root };
   }
 
@@ -90,6 +121,8 @@ export async function createDirectBackend(config: WorkerConfig, deps: DirectBack
     mode,
     tempDir: hostEnv.TMPDIR || '/tmp',
     teardownTimeoutMs: deps.teardownTimeoutMs ?? TEARDOWN_TIMEOUT_MS,
+    table: deps.processTable ?? defaultProcessTable(),
+    runAs,
   });
 }
 
@@ -164,6 +197,8 @@ interface Settings {
   /** Where target-dir mode puts each task's temporary git config. */
   tempDir: string;
   teardownTimeoutMs: number;
+  table: ProcessTable;
+  runAs: RunAsUser | undefined;
 }
 
 /** What one task holds that cleanup must release. */
@@ -175,6 +210,28 @@ interface TaskResources {
   envFilePath: string | undefined;
   setup: GroupProcess | undefined;
   agent: GroupProcess | undefined;
+  teardown: GroupProcess | undefined;
+  /** Carried in the environment of every process of the task (TASK_MARK_VARIABLE). */
+  mark: string;
+}
+
+/** The direct backend's leftover note: enough to find the task's processes and workspace after a crash. */
+interface DirectLeftovers extends LeftoverNote {
+  mark: string;
+  /** Removed after a crash (absent when cleanup is off or in target-dir mode). */
+  workspace?: string;
+  processes: ProcessIdentity[];
+}
+
+function isDirectLeftovers(note: LeftoverNote): note is DirectLeftovers {
+  const { mark, workspace, processes } = note;
+  return (
+    typeof mark === 'string' &&
+    /^[0-9a-f]{16}$/.test(mark) &&
+    (workspace === undefined || typeof workspace === 'string') &&
+    Array.isArray(processes) &&
+    processes.every((p: unknown) => typeof p === 'object' && p !== null && Number.isInteger((p as ProcessIdentity).pid) && typeof (p as ProcessIdentity).start === 'string')
+  );
 }
 
 class DirectBackend implements Backend {
@@ -184,6 +241,8 @@ class DirectBackend implements Backend {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Per-task workspaces this process created and has not removed yet (cleanup enabled). */
   private readonly workspacesToRemove = new Set<string>();
+  /** Cleanups still to finish, by workspace: a re-run of the task id waits for its predecessor's. */
+  private readonly releases = new Map<string, Promise<void>>();
 
   constructor(private readonly settings: Settings) {}
 
@@ -214,9 +273,12 @@ class DirectBackend implements Backend {
     const { config, mode, tempDir } = this.settings;
     validateTaskIdForPath(params.taskId);
     const plan = planWorkspace(mode, params.taskId);
+    const mark = randomBytes(8).toString('hex');
     if (plan.perTask) {
+      await this.afterPreviousRun(plan.dir, run);
       try {
         await makeWorkspaceDir(plan.dir);
+        await this.handOver(plan.dir);
       } catch (error) {
         throw new TaskFailure('workspace_setup', `failed to create workspace directory: ${fsErrorText(error)}`, { cause: error });
       }
@@ -227,6 +289,7 @@ class DirectBackend implements Backend {
     if (plan.gitConfigPath === undefined) {
       try {
         gitConfigDir = await mkdtemp(join(tempDir, 'oz-gitconfig-'));
+        await this.handOver(gitConfigDir);
       } catch (error) {
         throw new Error(`failed to create temporary git config directory: ${fsErrorText(error)}`, { cause: error });
       }
@@ -238,6 +301,8 @@ class DirectBackend implements Backend {
       envFilePath: undefined,
       setup: undefined,
       agent: undefined,
+      teardown: undefined,
+      mark,
     };
     const onAbort = (): void => log.info({ reason: run.signal.reason as unknown }, 'Stopping the task: its processes get SIGTERM, then SIGKILL');
     run.signal.addEventListener('abort', onAbort, { once: true });
@@ -245,9 +310,15 @@ class DirectBackend implements Backend {
       return await this.runInWorkspace(run, resources);
     } finally {
       run.signal.removeEventListener('abort', onAbort);
-      const cleanup = this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`));
+      const cleanup = this.cleanUp(run, resources)
+        .catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`))
+        .then(() => run.recordLeftovers?.(resources.mark, undefined));
       this.inFlight.add(cleanup);
-      void cleanup.then(() => this.inFlight.delete(cleanup));
+      if (plan.perTask) this.releases.set(plan.dir, cleanup);
+      void cleanup.then(() => {
+        this.inFlight.delete(cleanup);
+        if (this.releases.get(plan.dir) === cleanup) this.releases.delete(plan.dir);
+      });
       // The outcome is known: let the worker report it while the workspace goes away.
       if (run.afterOutcome) run.afterOutcome(cleanup);
       else await cleanup;
@@ -264,16 +335,18 @@ class DirectBackend implements Backend {
     let envFileVars: ReadonlyMap<string, string> = new Map();
     if (config.direct.setupCommand !== '') {
       resources.envFilePath = await createEnvFile(plan.dir);
+      await this.handOver(resources.envFilePath);
       await this.runSetup(run, resources, baseEnv);
       envFileVars = await readEnvFile(resources.envFilePath, log);
     }
 
     throwIfCancelled(signal);
-    const env = this.processEnv(agentEnv({ hostEnv, taskEnv: baseEnv, envFileVars, gitConfigPath }), log, 'agent');
+    const vars = agentEnv({ hostEnv, taskEnv: baseEnv, envFileVars, gitConfigPath });
+    const env = this.processEnv(this.marked(vars, resources, 'agent'), log, 'agent');
     log.info(`Running oz agent in workspace ${plan.dir}`);
     log.debug(`Command: ${ozPath} ${argsForLog(params.args).join(' ')}`);
     const { process: agent, end, stopped } = await runInOwnGroup(
-      { file: ozPath, args: params.args, cwd: plan.dir, env },
+      { file: ozPath, args: params.args, cwd: plan.dir, env, ...this.user() },
       {
         signal,
         graceMs: config.cancelGraceMs,
@@ -281,9 +354,10 @@ class DirectBackend implements Backend {
           log.info({ stream }, line);
           run.output?.(stream, line);
         },
+        tracking: this.tracking(resources, 'agent'),
+        onStart: (started) => this.started(run, resources, (resources.agent = started)),
       },
     );
-    resources.agent = agent;
     if (stopped === 'killed') log.warn(`The agent did not stop within ${config.cancelGraceMs} ms of SIGTERM; sent SIGKILL`);
 
     if (end.kind === 'exited' && end.exitCode === 0) {
@@ -316,13 +390,14 @@ class DirectBackend implements Backend {
       envFilePath: resources.envFilePath!,
     });
     log.info(`Running setup command: ${command}`);
-    const { process: setup, end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, env, log, 'setup'), {
+    const { end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, this.marked(env, resources, 'setup'), log, 'setup'), {
       signal,
       graceMs: config.cancelGraceMs,
       onLine: (stream, line) => log.info({ stream, command: 'setup' }, line),
+      tracking: this.tracking(resources, 'setup'),
+      // What setup started in the background (a database, a proxy) lives until the task ends.
+      onStart: (started) => this.started(run, resources, (resources.setup = started)),
     });
-    // What setup started in the background (a database, a proxy) lives until the task ends.
-    resources.setup = setup;
     if (end.kind === 'exited' && end.exitCode === 0) return;
     throwIfCancelled(signal);
     throw new TaskFailure('setup_command', `setup command failed: ${endText(SHELL, end)}`);
@@ -331,11 +406,15 @@ class DirectBackend implements Backend {
   /** Post-task cleanup; never changes the task's result. */
   private async cleanUp(run: TaskRun, resources: TaskResources): Promise<void> {
     const { log, signal } = run;
-    const { config, teardownTimeoutMs } = this.settings;
+    const { config, teardownTimeoutMs, table } = this.settings;
     const { plan } = resources;
     const graceMs = config.cancelGraceMs;
+    // The process scans below are synchronous: let the outcome be reported first.
+    await setImmediate();
 
-    if (resources.agent && (await resources.agent.stop(graceMs)) !== 'not-running') {
+    // Teardown runs once the agent's processes are gone; without one, the sweep below covers them.
+    const teardown = config.direct.teardownCommand !== '';
+    if (teardown && resources.agent && (await resources.agent.stop(graceMs)) !== 'not-running') {
       log.info('Stopped processes the agent left running');
     }
     if (resources.envFilePath !== undefined) {
@@ -343,14 +422,23 @@ class DirectBackend implements Backend {
         if (error.code !== 'ENOENT') log.warn(`Failed to remove environment file ${resources.envFilePath}: ${fsErrorText(error)}`);
       });
     }
-    if (config.direct.teardownCommand !== '') {
+    if (teardown) {
       // During shutdown teardown gets the agent's grace, so the worker's own deadline holds.
       const bound = signal.reason === 'shutdown' ? Math.min(teardownTimeoutMs, graceMs) : teardownTimeoutMs;
       await this.runTeardown(run, resources, bound);
     }
-    if (resources.setup && (await resources.setup.stop(graceMs)) !== 'not-running') {
-      log.info('Stopped processes the setup command left running');
-    }
+    // Everything the task started is over now, setup's background services included.
+    const leaders = [resources.setup, resources.agent, resources.teardown].filter((p): p is GroupProcess => p?.pid !== undefined);
+    const rest = await stopTaskProcesses(
+      table,
+      {
+        groups: leaders.map((p) => p.pid!),
+        roots: leaders.flatMap((p) => (p.identity ? [p.identity] : [])),
+        mark: `${TASK_MARK_VARIABLE}=${resources.mark}.`,
+      },
+      graceMs,
+    );
+    if (rest !== 'not-running') log.info('Stopped processes the task left running');
     if (plan.perTask) {
       if (config.cleanup) {
         log.info(`Removing workspace: ${plan.dir}`);
@@ -384,10 +472,12 @@ class DirectBackend implements Backend {
     });
     const bound = AbortSignal.timeout(timeoutMs);
     log.info(`Running teardown command: ${command}`);
-    const { process: teardown, end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, env, log, 'teardown'), {
+    const { process: teardown, end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, this.marked(env, resources, 'teardown'), log, 'teardown'), {
       signal: bound,
       graceMs: config.cancelGraceMs,
       onLine: (stream, line) => log.info({ stream, command: 'teardown' }, line),
+      tracking: this.tracking(resources, 'teardown'),
+      onStart: (started) => this.started(run, resources, (resources.teardown = started)),
     });
     await teardown.stop(config.cancelGraceMs);
     if (end.kind === 'exited' && end.exitCode === 0) return;
@@ -395,8 +485,100 @@ class DirectBackend implements Backend {
     else log.warn(`Teardown command failed: ${endText(SHELL, end)}`);
   }
 
+  /**
+   * Waits until the cleanup of an earlier run of the same task id (its
+   * teardown, its workspace removal) is over, so it cannot remove this run's files.
+   */
+  private async afterPreviousRun(dir: string, run: TaskRun): Promise<void> {
+    for (let previous = this.releases.get(dir); previous !== undefined; previous = this.releases.get(dir)) {
+      throwIfCancelled(run.signal);
+      run.log.info('Waiting for the cleanup of the previous run of this task before creating its workspace');
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          run.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        run.signal.addEventListener('abort', done, { once: true });
+        void previous!.then(done);
+      });
+    }
+    throwIfCancelled(run.signal);
+  }
+
+  /** Gives a file or directory the task's processes must write to their user (run_as_user). */
+  private async handOver(path: string): Promise<void> {
+    const user = this.settings.runAs;
+    if (user) await chown(path, user.uid, user.gid);
+  }
+
+  private user(): Pick<GroupCommand, 'user'> {
+    const user = this.settings.runAs;
+    return user ? { user: { uid: user.uid, gid: user.gid } } : {};
+  }
+
+  private marked(env: EnvMap, resources: TaskResources, role: ProcessRole): EnvMap {
+    env.set(TASK_MARK_VARIABLE, markValue(resources.mark, role));
+    return env;
+  }
+
+  private tracking(resources: TaskResources, role: ProcessRole): { table: ProcessTable; mark: string } {
+    return { table: this.settings.table, mark: `${TASK_MARK_VARIABLE}=${markValue(resources.mark, role)}` };
+  }
+
+  /** A process of the task started: the journal learns how to find it after a crash. */
+  private started(run: TaskRun, resources: TaskResources, _process: GroupProcess): void {
+    const identities = [resources.setup, resources.agent, resources.teardown].flatMap((p) => (p?.identity ? [p.identity] : []));
+    const workspace = resources.plan.perTask ? resources.plan.dir : undefined;
+    run.recordLeftovers?.(resources.mark, this.leftovers(resources.mark, workspace, identities));
+  }
+
+  private leftovers(mark: string, workspace: string | undefined, processes: ProcessIdentity[]): DirectLeftovers {
+    const removable = workspace !== undefined && this.settings.config.cleanup;
+    return { mark, ...(removable ? { workspace } : {}), processes };
+  }
+
+  /**
+   * Tasks of a previous run of this worker that died with it: their processes
+   * (confirmed by start time, so a reused pid is never signalled) and whatever
+   * carries their mark are stopped, their workspaces removed.
+   */
+  recoverLeftovers(notes: ReadonlyArray<{ key: string; taskId: string; note: LeftoverNote }>, cleared: (key: string) => void): void {
+    for (const { key, taskId, note } of notes) {
+      const log = this.settings.log.child({ taskId });
+      if (!isDirectLeftovers(note)) {
+        log.warn('Ignoring an unreadable leftover record in the journal');
+        cleared(key);
+        continue;
+      }
+      const recovery = this.recover(note, log)
+        .catch((error: unknown) => log.warn(`Cleaning up after the previous worker process failed: ${String(error)}`))
+        .then(() => cleared(key));
+      this.inFlight.add(recovery);
+      const dir = note.workspace;
+      if (dir !== undefined) this.releases.set(dir, recovery);
+      void recovery.then(() => {
+        this.inFlight.delete(recovery);
+        if (dir !== undefined && this.releases.get(dir) === recovery) this.releases.delete(dir);
+      });
+    }
+  }
+
+  private async recover(note: DirectLeftovers, log: Logger): Promise<void> {
+    const { table, config, mode } = this.settings;
+    const stopped = await stopTaskProcesses(table, { groups: [], roots: note.processes, mark: `${TASK_MARK_VARIABLE}=${note.mark}.` }, config.cancelGraceMs);
+    if (stopped !== 'not-running') log.info('Stopped processes the task left running when the previous worker process died');
+    else if (note.processes.length > 0 && process.platform !== 'linux') {
+      log.warn('Cannot look for processes the previous worker process left running on this platform (no /proc); check for them by hand');
+    }
+    const dir = note.workspace;
+    // Only a workspace directly under the configured root is ever removed.
+    if (dir === undefined || mode.kind !== 'per-task' || dirname(dir) !== mode.root) return;
+    await rm(dir, { recursive: true, force: true });
+    log.info(`Removed the workspace the previous worker process left: ${dir}`);
+  }
+
   private shellCommand(command: string, cwd: string, env: EnvMap, log: Logger, who: string): GroupCommand {
-    return { file: SHELL, args: ['-c', command], cwd, env: this.processEnv(env, log, `${who} command`) };
+    return { file: SHELL, args: ['-c', command], cwd, env: this.processEnv(env, log, `${who} command`), ...this.user() };
   }
 
   private processEnv(env: EnvMap, log: Logger, who: string): Record<string, string> {

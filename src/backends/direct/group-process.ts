@@ -1,12 +1,15 @@
 // A child process in its own process group. Stopping it signals the whole group
-// (SIGTERM, then SIGKILL after a grace period), so tools the agent or a setup
-// script started in the background stop with it. Output is read through pipes
-// and handed over line by line.
+// and every process that came from it, even one that left the group (SIGTERM,
+// then SIGKILL after a grace period), so tools the agent or a setup script
+// started in the background stop with it. Output is read through pipes and
+// handed over line by line.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { getSystemErrorMessage } from 'node:util';
 import { LineSplitter } from './output-lines.js';
+import { stopTaskProcesses, type ProcessIdentity, type ProcessTable, type StopResult } from './task-processes.js';
+
+export type { StopResult } from './task-processes.js';
 
 export type OutputStream = 'stdout' | 'stderr';
 
@@ -15,6 +18,8 @@ export interface GroupCommand {
   args: readonly string[];
   cwd: string;
   env: Record<string, string>;
+  /** Run as this user (the worker runs as root and `run_as_user` is set). */
+  user?: { uid: number; gid: number };
 }
 
 export type ProcessEnd =
@@ -24,20 +29,27 @@ export type ProcessEnd =
 /** How long output may still arrive after the leader exited while something else holds its pipes. */
 const OUTPUT_SETTLE_MS = 250;
 
-/** What stopping a group took: nothing was running, SIGTERM sufficed, or SIGKILL was needed. */
-export type StopResult = 'not-running' | 'terminated' | 'killed';
+/** How the processes of one command are found again: the table, and the mark its environment carries. */
+export interface Tracking {
+  table: ProcessTable;
+  /** `NAME=value` entry in the command's environment, inherited by its descendants. */
+  mark: string | undefined;
+}
 
 export class GroupProcess {
   private stopping: Promise<StopResult> | undefined;
 
   private constructor(
     readonly pid: number | undefined,
+    /** The leader as /proc knew it right after the start (undefined without /proc). */
+    readonly identity: ProcessIdentity | undefined,
+    private readonly tracking: Tracking,
     private readonly ended: Promise<ProcessEnd>,
     private readonly outputClosed: Promise<unknown>,
   ) {}
 
   /** Starts `command` as the leader of a new process group; stdin is the null device. */
-  static start(command: GroupCommand, onLine: (stream: OutputStream, line: string) => void): GroupProcess {
+  static start(command: GroupCommand, onLine: (stream: OutputStream, line: string) => void, tracking: Tracking): GroupProcess {
     let child: ChildProcess;
     try {
       child = spawn(command.file, [...command.args], {
@@ -45,10 +57,11 @@ export class GroupProcess {
         env: command.env,
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
+        ...(command.user ? { uid: command.user.uid, gid: command.user.gid } : {}),
       });
     } catch (error) {
       const end: ProcessEnd = { kind: 'not-started', error: error instanceof Error ? error : new Error(String(error)) };
-      return new GroupProcess(undefined, Promise.resolve(end), Promise.resolve());
+      return new GroupProcess(undefined, undefined, tracking, Promise.resolve(end), Promise.resolve());
     }
     const outputClosed = Promise.all(
       (['stdout', 'stderr'] as const).map((name) => {
@@ -69,7 +82,8 @@ export class GroupProcess {
         if (child.pid === undefined) resolve({ kind: 'not-started', error });
       });
     });
-    return new GroupProcess(child.pid, ended, outputClosed);
+    const identity = child.pid === undefined ? undefined : tracking.table.identify(child.pid);
+    return new GroupProcess(child.pid, identity, tracking, ended, outputClosed);
   }
 
   /** The leader's end, once its output was read (or stopped arriving). */
@@ -84,81 +98,25 @@ export class GroupProcess {
   }
 
   /**
-   * Sends SIGTERM to every process in the group and SIGKILL after `graceMs` to
-   * whatever is still alive. Resolves once the group is gone or was sent
-   * SIGKILL. Later calls share the first stop.
+   * Sends SIGTERM to every process of the group, its descendants and whatever
+   * carries its mark, and SIGKILL after `graceMs` to whatever is still alive.
+   * Resolves once they are gone or were sent SIGKILL. Later calls share the first stop.
    */
   stop(graceMs: number): Promise<StopResult> {
-    this.stopping ??= this.terminate(graceMs);
+    this.stopping ??=
+      this.pid === undefined
+        ? Promise.resolve('not-running')
+        : stopTaskProcesses(this.tracking.table, { groups: [this.pid], roots: this.identity ? [this.identity] : [], mark: this.tracking.mark }, graceMs);
     return this.stopping;
   }
-
-  private async terminate(graceMs: number): Promise<StopResult> {
-    const group = this.pid;
-    if (group === undefined || !(await groupHasLiveMembers(group))) return 'not-running';
-    signalGroup(group, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
-    for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await delay(Math.min(pause, left));
-      if (!(await groupHasLiveMembers(group))) return 'terminated';
-    }
-    signalGroup(group, 'SIGKILL');
-    return 'killed';
-  }
-}
-
-function signalGroup(group: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-group, signal);
-  } catch {
-    // The group is already gone.
-  }
-}
-
-/**
- * Whether the group still has a process that is not a zombie. Orphaned members
- * are reparented to PID 1, which in containers often never reaps them; a
- * zombie cannot be stopped and must not hold up the stop.
- */
-async function groupHasLiveMembers(group: number): Promise<boolean> {
-  try {
-    process.kill(-group, 0);
-  } catch {
-    // ESRCH: gone. EPERM: members exist but are not ours to signal, so there is nothing to wait for.
-    return false;
-  }
-  if (process.platform !== 'linux') return true;
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return true;
-  }
-  const states = await Promise.all(
-    entries
-      .filter((name) => /^\d+$/.test(name))
-      .map(async (pid) => {
-        try {
-          const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-          // Fields after the parenthesised command name: state, ppid, pgrp, …
-          const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          return Number(pgrp) === group ? state : undefined;
-        } catch {
-          return undefined;
-        }
-      }),
-  );
-  const members = states.filter((state) => state !== undefined);
-  // No member visible although the kernel knows the group: /proc is hidden from us, so assume it lives.
-  if (members.length === 0) return true;
-  return members.some((state) => state !== 'Z' && state !== 'X');
 }
 
 export interface RunOptions {
   /** Stops the whole group when it fires. */
   signal?: AbortSignal;
+  tracking: Tracking;
+  /** Called once the process was started (before it ends). */
+  onStart?: (process: GroupProcess) => void;
   /** Time between SIGTERM and SIGKILL. */
   graceMs: number;
   onLine: (stream: OutputStream, line: string) => void;
@@ -173,7 +131,8 @@ export async function runInOwnGroup(
   command: GroupCommand,
   options: RunOptions,
 ): Promise<{ process: GroupProcess; end: ProcessEnd; stopped: StopResult | undefined }> {
-  const child = GroupProcess.start(command, options.onLine);
+  const child = GroupProcess.start(command, options.onLine, options.tracking);
+  options.onStart?.(child);
   const onAbort = (): void => void child.stop(options.graceMs);
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });

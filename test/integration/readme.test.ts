@@ -1,0 +1,542 @@
+// The README's "Quick start" and "The local dispatch server" sections, run as a
+// newcomer runs them: every line of their `sh` blocks, on a fresh HOME (so the
+// platform's default state directory starts empty), through the bin, on a
+// terminal where the output differs, with bounded waits; each case asserts what
+// the README says the line does. A line with no case, or a case whose line is
+// gone, fails the coverage test, so the README stays honest.
+//
+// Changes from the text, and why: `oz-worker` is the repo's bin (or the one the
+// packed tarball installed); servers listen on port 0 instead of 7317/7400 so
+// parallel runs cannot collide; `...` and `<id>` are filled in; npm runs with
+// `offline=true` (loopback only, the cache holds everything); the Warp URL is
+// reached through a recording proxy on loopback that refuses the tunnel.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RunningCli, runCli, type CliResult } from '../support/cli.js';
+import { BIN, REPO_ROOT, tempDir } from '../support/worker-process.js';
+
+// ---- the README's command lines ------------------------------------------------
+
+const SECTIONS = ['Quick start', 'The local dispatch server'];
+const normalise = (line: string): string => line.trim().replace(/\s+/g, ' ');
+
+function sectionLines(markdown: string, heading: string): string[] {
+  const start = markdown.indexOf(`\n## ${heading}\n`);
+  if (start < 0) throw new Error(`README has no "## ${heading}" section`);
+  const rest = markdown.slice(start + 1);
+  const end = rest.indexOf('\n## ', 3);
+  const section = end < 0 ? rest : rest.slice(0, end);
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((block) =>
+    block[1]!
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'))
+      .map(normalise),
+  );
+}
+
+const README_LINES = SECTIONS.flatMap((heading) => sectionLines(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'), heading));
+const CLAIMED = new Set<string>();
+
+/** A README line a case runs; the text must be the README's, comment included (the comment is the promise). */
+function readme(text: string): string {
+  const line = normalise(text);
+  CLAIMED.add(line);
+  return line;
+}
+
+interface ParsedLine {
+  env: Record<string, string>;
+  words: string[];
+}
+
+/** Splits a command line into words the way sh would for these simple lines (quotes, a trailing comment, VAR=value prefixes). */
+export function parseLine(line: string): ParsedLine {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === "'" || c === '"') {
+      const close = line.indexOf(c, i + 1);
+      if (close < 0) throw new Error(`unbalanced quote in ${line}`);
+      word = (word ?? '') + line.slice(i + 1, close);
+      i = close;
+    } else if (c === ' ') {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else if (c === '#' && word === undefined) {
+      break;
+    } else {
+      word = (word ?? '') + c;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  const env: Record<string, string> = {};
+  while (words.length > 0 && /^[A-Z_][A-Z0-9_]*=/.test(words[0]!)) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name!] = value.join('=');
+  }
+  return { env, words };
+}
+
+// ---- how a user's machine looks ---------------------------------------------------
+
+const NODE_DIR = dirname(process.execPath);
+/** The machine's own PATH (its node and npm), plus the Node the tests run with for the bin's shebang. */
+const SYSTEM_PATH = `/usr/local/bin:/usr/bin:/bin:${NODE_DIR}`;
+const stripTerminal = (text: string): string => text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+
+const cleanups: (() => unknown)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+}, 180_000);
+
+/** A fresh HOME, readable by an unprivileged user too. */
+function freshHome(): string {
+  const dir = tempDir('readme-home');
+  cleanups.push(dir.cleanup);
+  chmodSync(dir.path, 0o755);
+  return dir.path;
+}
+
+/** Processes whose command line mentions `text` (what a test started and should have stopped). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(text)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+async function noneLeft(text: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (processesMentioning(text).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(processesMentioning(text)).toEqual([]);
+}
+
+/** A CONNECT proxy on loopback that records each tunnel asked for and refuses it: nothing leaves the machine. */
+async function refusingProxy(): Promise<{ url: string; tunnels: string[] }> {
+  const tunnels: string[] = [];
+  const server: Server = createServer((_request, response) => response.writeHead(502).end());
+  server.on('connect', (request, socket) => {
+    tunnels.push(request.url ?? '');
+    socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tunnels };
+}
+
+/** How `oz-worker` is spelled where the user is, and the environment it runs in. */
+interface Install {
+  name: string;
+  /** argv prefix that stands for `oz-worker`. */
+  bin: string[];
+  /** Where `npx oz-worker` resolves to this install. */
+  dir: string;
+  path: string;
+}
+
+const CLONE: Install = { name: 'the clone', bin: [process.execPath, BIN], dir: REPO_ROOT, path: SYSTEM_PATH };
+
+/** The README line as argv for `install`, with placeholders filled in and the port made free. */
+function argvOf(line: string, install: Install, fill: Record<string, string> = {}): ParsedLine {
+  const { env, words } = parseLine(line);
+  const filled = words.map((word) => fill[word] ?? word);
+  if (filled[0] !== 'oz-worker') throw new Error(`not an oz-worker line: ${line}`);
+  const args = filled.slice(1);
+  if (args[0] === 'local' || args[0] === 'server') {
+    const at = args.indexOf('--listen');
+    if (at < 0) args.push('--listen', '127.0.0.1:0');
+    else args[at + 1] = args[at + 1]!.replace(/:\d+$/, ':0');
+  }
+  return { env, words: [...install.bin, ...args] };
+}
+
+function run(line: string, install: Install, home: string, fill: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+  const { env, words } = argvOf(line, install, fill);
+  return runCli(words.slice(1), { command: [words[0]!], env: { PATH: install.path, ...env, HOME: home }, cwd: install.dir, timeoutMs }).then((result) => ({
+    ...result,
+    stdout: stripTerminal(result.stdout),
+  }));
+}
+
+function start(line: string, install: Install, home: string, options: { tty?: boolean; env?: Record<string, string> } = {}): RunningCli {
+  const { env, words } = argvOf(line, install);
+  const running = new RunningCli(words, { env: { PATH: install.path, ...env, ...options.env, HOME: home }, cwd: install.dir, tty: options.tty ?? true });
+  cleanups.push(() => running.kill());
+  return running;
+}
+
+const shown = (running: RunningCli): string => stripTerminal(running.output);
+/** Waits until what the user sees (colours and carriage returns removed) shows `pattern`. */
+async function waitFor(running: RunningCli, pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  let ended = false;
+  void running.exited.then(() => (ended = true));
+  for (;;) {
+    const match = shown(running).match(pattern);
+    if (match) return match;
+    if (ended) throw new Error(`the command ended without printing ${pattern}; it printed:\n${shown(running)}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; it printed:\n${shown(running)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- the cases ----------------------------------------------------------------
+
+const QUICK = {
+  startClone: readme('npm ci && npm start      # runs a dispatch server and a worker on this machine, then a demo task'),
+  test: readme('npm test                 # runs the test suite'),
+  warp: readme('WARP_API_KEY=... npx oz-worker --worker-id my-laptop --backend direct'),
+};
+const LOCAL = {
+  demo: readme('oz-worker local --demo          # server + worker (direct backend) + a demo task; Ctrl-C stops both'),
+  docker: readme('oz-worker local --backend docker --listen 127.0.0.1:7400'),
+  server: readme('oz-worker server                # the server alone; workers connect with the URLs it prints'),
+};
+const TASKS = {
+  userTask: readme('oz-worker task submit "fix the flaky test" --watch      # owned by you (a user task: no team sharing)'),
+  teamTask: readme('oz-worker task submit "triage issues" --team 1 --watch  # a team task: the agent gets --share team:edit'),
+  list: readme('oz-worker task list'),
+  show: readme('oz-worker task show <id>'),
+  cancel: readme('oz-worker task cancel <id>'),
+  watch: readme('oz-worker task watch <id>      # exit code 0 when the task completed'),
+};
+const ADMIN = {
+  user: readme('oz-worker admin user create alice                          # POST /api/v1/users {"name":"alice"}'),
+  team: readme('oz-worker admin team create ops                            # POST /api/v1/teams {"name":"ops"}'),
+  member: readme('oz-worker admin member add 1 1                             # POST /api/v1/teams/1/members {"user_id":1}: team 1, user 1'),
+  agent: readme(`oz-worker admin default-agent set 1 '{"model_id":"auto"}'  # PUT /api/v1/teams/1/default-agent {"agent_config":{"model_id":"auto"}}`),
+  teamKey: readme('oz-worker admin key create --team 1                        # POST /api/v1/keys {"team_id":1}: a fleet worker\'s key, shown once'),
+  userKey: readme('oz-worker admin key create --user 1                        # POST /api/v1/keys {"user_id":1}: alice\'s key for `oz-worker task`'),
+  device: readme('oz-worker admin device create 1 laptop --id alice-mac      # POST /api/v1/devices {"user_id":1,"name":"laptop","id":"alice-mac"}'),
+  pin: readme('oz-worker admin pin create alice-mac 1                     # POST /api/v1/devices/alice-mac/pins {"team_id":1}'),
+  keyList: readme('oz-worker admin key list                                   # GET /api/v1/keys; every noun has list (worker list too)'),
+  archive: readme('oz-worker admin pin archive 1                              # POST /api/v1/pins/1/archive'),
+  revoke: readme('oz-worker admin key revoke 3                               # DELETE /api/v1/keys/3; user, team, device, member, default-agent have remove'),
+};
+
+describe('the README', () => {
+  it('has a case for every command line of its quick start and local server sections, and no case for a line it lost', () => {
+    expect(README_LINES.length).toBeGreaterThan(10);
+    expect(README_LINES.filter((line) => !CLAIMED.has(line)), 'README lines no case runs').toEqual([]);
+    expect([...CLAIMED].filter((line) => !README_LINES.includes(line)), 'cases whose README line is gone').toEqual([]);
+  });
+
+  it('parses command lines like sh', () => {
+    expect(parseLine(`A=1 B=x=y npx oz-worker --x 'a b' "c d"  # comment`)).toEqual({ env: { A: '1', B: 'x=y' }, words: ['npx', 'oz-worker', '--x', 'a b', 'c d'] });
+    expect(parseLine(`oz-worker admin default-agent set 1 '{"model_id":"auto"}'  # x`).words.at(-1)).toBe('{"model_id":"auto"}');
+  });
+});
+
+/** `local --demo`: server, worker (direct), demo task, Ctrl-C stops both. */
+async function localDemo(install: Install): Promise<void> {
+  const home = freshHome();
+  const local = start(LOCAL.demo, install, home);
+  await waitFor(local, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
+  await waitFor(local, /Starting worker "local-worker" \(backend: direct\)/);
+  await waitFor(local, /Worker connected\./);
+  await waitFor(local, /Demo task completed\./);
+  await waitFor(local, /Press Ctrl-C to stop the worker and the server\./);
+  // The stand-in printed the argv the worker built.
+  expect(shown(local)).toMatch(/echo-agent: command line: oz agent run /);
+  // What `local` seeds on first run, kept in the platform's state directory.
+  const stateDir = join(home, '.local/state/oz-worker');
+  for (const file of ['server.db', 'admin.key', 'local.json']) expect(existsSync(join(stateDir, file)), file).toBe(true);
+  expect(statSync(join(stateDir, 'admin.key')).mode & 0o777).toBe(0o600);
+  local.interrupt();
+  expect(await local.exit(), shown(local)).toBe(0);
+  await noneLeft(home);
+}
+
+/** The task block, line by line, against a running `oz-worker local` (each line its own case, so one failing hides no other). */
+function describeTaskBlock(installOf: () => Install): void {
+  describe('the task block, against `oz-worker local`', () => {
+    let install: Install;
+    let home: string;
+    let local: RunningCli;
+    const ids: { user?: string; team?: string; queued?: string } = {};
+    beforeAll(async () => {
+      install = installOf();
+      home = freshHome();
+      local = start('oz-worker local', install, home);
+      await waitFor(local, /Worker connected\./);
+      await waitFor(local, /Press Ctrl-C/);
+    }, 90_000);
+
+    it(TASKS.userTask, { timeout: 60_000 }, async () => {
+      const user = await run(TASKS.userTask, install, home, {}, 30_000).catch((error: Error) => {
+        throw new Error(`${error.message}\nlocal printed:\n${shown(local)}`);
+      });
+      expect(user.stdout, user.stderr).toMatch(/^submitted task (\S+) \(USER 1\)\n/);
+      ids.user = /^submitted task (\S+)/.exec(user.stdout)![1]!;
+      expect(user.code, `${user.stdout}${user.stderr}`).toBe(0);
+      expect(user.stdout).toMatch(/\ntask completed/);
+      // Owned by the caller: the agent runs without team sharing.
+      const argv = new RegExp(`echo-agent: command line: oz agent run (.*)--task-id ${ids.user}`).exec(shown(local));
+      expect(argv, shown(local)).not.toBeNull();
+      expect(argv![1]).not.toContain('--share');
+    });
+
+    it(TASKS.teamTask, { timeout: 60_000 }, async () => {
+      const team = await run(TASKS.teamTask, install, home, {}, 30_000);
+      expect(team.code, `${team.stdout}${team.stderr}`).toBe(0);
+      expect(team.stdout).toMatch(/^submitted task (\S+) \(TEAM 1\)\n/);
+      expect(team.stdout).toMatch(/\ntask completed/);
+      ids.team = /^submitted task (\S+)/.exec(team.stdout)![1]!;
+      expect(shown(local)).toMatch(new RegExp(`echo-agent: command line: oz agent run --share team:edit --task-id ${ids.team}`));
+    });
+
+    it(TASKS.list, async () => {
+      const list = await run(TASKS.list, install, home);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toMatch(/^ID +STATE +OWNER +AGE +TITLE\n/);
+      expect(list.stdout).toMatch(new RegExp(`\\n${ids.team} +completed +TEAM 1 +\\d+s +triage issues\\n`));
+      expect(list.stdout).toMatch(/\n\S+ +\S+ +USER 1 +\d+s +fix the flaky test\n/);
+    });
+
+    it(TASKS.show, async () => {
+      const show = await run(TASKS.show, install, home, { '<id>': ids.team! });
+      expect(show.code, show.stderr).toBe(0);
+      expect(show.stdout).toMatch(new RegExp(`^id +${ids.team}\\n`));
+      expect(show.stdout).toMatch(/\nstate +completed\n/);
+      expect(show.stdout).toMatch(/\nworker +local-worker\n/);
+    });
+
+    it(TASKS.cancel, async () => {
+      // A task nobody can take yet (routed to a device with no worker) stays queued: cancel it.
+      expect((await run('oz-worker admin device create 1 phone --id away', install, home)).code).toBe(0);
+      const queued = await run('oz-worker task submit "wait for the phone" --team 1 --device away', install, home);
+      expect(queued.code, queued.stderr).toBe(0);
+      ids.queued = /^submitted task (\S+)/.exec(queued.stdout)![1]!;
+      const cancel = await run(TASKS.cancel, install, home, { '<id>': ids.queued });
+      expect(cancel.code, cancel.stderr).toBe(0);
+      expect(cancel.stdout).toBe(`task ${ids.queued} cancelled\n`);
+    });
+
+    it(TASKS.watch, async () => {
+      const done = await run(TASKS.watch, install, home, { '<id>': ids.team! });
+      expect(done.code, done.stdout + done.stderr).toBe(0);
+      expect(done.stdout).toMatch(/\ntask completed/);
+      const cancelled = await run(TASKS.watch, install, home, { '<id>': ids.queued! });
+      expect(cancelled.code).toBe(1);
+      expect(cancelled.stdout).toMatch(/\ntask cancelled/);
+    });
+
+    it('Ctrl-C stops `oz-worker local` and everything it started', { timeout: 60_000 }, async () => {
+      local.interrupt();
+      expect(await local.exit(), shown(local)).toBe(0);
+      await noneLeft(home);
+    });
+  });
+}
+
+/** `oz-worker server` alone, set up with the admin block, and a worker connected with the URLs it printed. */
+async function serverAndAdmin(install: Install): Promise<void> {
+  const home = freshHome();
+  const server = start(LOCAL.server, install, home);
+  const [, url, webSocketUrl, rootUrl] = await waitFor(server, /listening on (http:\/\/127\.0\.0\.1:\d+)\n\s+workers connect with:\s+--web-socket-url (\S+) --server-root-url (\S+)\n/);
+  const admin = async (line: string): Promise<string> => {
+    const result = await run(line, install, home);
+    expect(result.code, `${line}\n${result.stderr}`).toBe(0);
+    return result.stdout;
+  };
+  expect(await admin(ADMIN.user)).toBe('created user 1 "alice"\n');
+  expect(await admin(ADMIN.team)).toBe('created team 1 "ops"\n');
+  expect(await admin(ADMIN.member)).toBe('user 1 is a member of team 1 "ops" (members: 1)\n');
+  expect(await admin(ADMIN.agent)).toBe('team 1 "ops" default agent: {"model_id":"auto"}\n');
+  const teamKey = /^created key 2 for team 1: (\S+)\n\(shown once/.exec(await admin(ADMIN.teamKey))?.[1];
+  expect(teamKey).toBeDefined();
+  const userKey = /^created key 3 for user 1: (\S+)\n/.exec(await admin(ADMIN.userKey))?.[1];
+  expect(userKey).toBeDefined();
+
+  // A fleet worker of team 1, with the URLs the server printed and the team key.
+  const work = tempDir('readme-worker');
+  cleanups.push(work.cleanup);
+  writeFileSync(join(work.path, 'worker.yaml'), `backend:\n  direct:\n    oz_path: ${join(REPO_ROOT, 'examples/echo-agent/oz')}\n    workspace_root: ${work.path}/ws\n`);
+  const worker = new RunningCli([...install.bin, '--worker-id', 'fleet-1', '--config-file', join(work.path, 'worker.yaml'), '--web-socket-url', webSocketUrl!, '--server-root-url', rootUrl!], {
+    env: { PATH: install.path, HOME: home, WARP_API_KEY: teamKey!, OZ_WORKER_STATE_DIR: join(work.path, 'state') },
+    cwd: install.dir,
+  });
+  cleanups.push(() => worker.kill());
+  await worker.waitFor(/Connected to dispatch server/, 30_000);
+  const task = await runCli(['task', 'submit', 'hello from alice', '--team', '1', '--watch', '--server', url!, '--api-key', userKey!], { command: install.bin, env: { PATH: install.path, HOME: home } });
+  expect(task.code, task.stdout + task.stderr).toBe(0);
+  expect(task.stdout).toMatch(/\ntask completed/);
+
+  expect(await admin(ADMIN.device)).toBe('registered device alice-mac "laptop" for user 1\n');
+  expect(await admin(ADMIN.pin)).toBe("pin 1: team 1's tasks with --device alice-mac go to that device\n");
+  const keys = await admin(ADMIN.keyList);
+  expect(keys).toMatch(/^ID +PREFIX +KIND +OWNER +STATE +NAME\n1 +\S+ +admin +- +active +admin\n2 +\S+ +team +team 1 +active +\n3 +\S+ +user +user 1 +active +\n$/);
+  expect(keys).not.toContain(teamKey!);
+  expect(await admin('oz-worker admin worker list')).toMatch(/\nfleet-1 +team 1 +0 +no\n/);
+  expect(await admin(ADMIN.archive)).toBe('archived pin 1\n');
+  expect(await admin('oz-worker admin pin list')).toMatch(/\n1 +alice-mac +1 +archived\n$/);
+  expect(await admin(ADMIN.revoke)).toBe('revoked key 3\n');
+  const revoked = await runCli(['task', 'list', '--server', url!, '--api-key', userKey!], { command: install.bin, env: { PATH: install.path, HOME: home } });
+  expect(revoked.code).toBe(1);
+  expect(revoked.stderr).toMatch(/does not accept the API key/);
+
+  worker.interrupt();
+  expect(await worker.exit()).toBe(0);
+  server.interrupt();
+  expect(await server.exit(), shown(server)).toBe(0);
+  await noneLeft(home);
+}
+
+/** The Warp line: the worker starts (a non-root user too) and dials oz.warp.dev; here a loopback proxy refuses the tunnel. */
+async function connectToWarp(install: Install): Promise<void> {
+  const home = freshHome();
+  const proxy = await refusingProxy();
+  const { env, words } = parseLine(QUICK.warp);
+  expect(words.slice(0, 2)).toEqual(['npx', 'oz-worker']);
+  env.WARP_API_KEY = 'wk_readme_placeholder_key';
+  // A newcomer is rarely root: run it as one when the tests are root.
+  const asUser = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+  // That user owns the HOME and the folder, as they would their own clone or project (npm treats a folder it does not own differently).
+  if (asUser.length > 0) for (const dir of [home, install.dir]) spawnSync('chown', ['-R', '65534:65534', dir]);
+  // Someone connecting to Warp has the oz CLI; the stand-in plays it.
+  const ozDir = join(home, 'oz-cli');
+  mkdirSync(ozDir);
+  symlinkSync(join(REPO_ROOT, 'examples/echo-agent/oz'), join(ozDir, 'oz'));
+  const worker = new RunningCli([...asUser, 'npx', ...words.slice(1)], {
+    env: { PATH: `${ozDir}:${install.path}`, HOME: home, ...env, HTTPS_PROXY: proxy.url, npm_config_offline: 'true', npm_config_update_notifier: 'false' },
+    cwd: install.dir,
+    tty: false,
+  });
+  cleanups.push(() => worker.kill());
+  let ended = false;
+  void worker.exited.then(() => (ended = true));
+  const deadline = Date.now() + 30_000;
+  while (!proxy.tunnels.includes('oz.warp.dev:443') && !ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(ended, `the worker exited:\n${worker.output}`).toBe(false);
+  expect(proxy.tunnels, worker.output).toContain('oz.warp.dev:443');
+  expect(worker.output).not.toMatch(/permission denied/i);
+  // Ctrl-C: the worker shuts down cleanly (npm, around it, reports the signal its own way).
+  worker.interrupt();
+  await worker.exit();
+  expect(worker.output).toMatch(/Worker shutdown complete/);
+  await noneLeft(install.dir);
+}
+
+describe('from a clone', () => {
+  let clone: Install;
+  beforeAll(() => {
+    // A fresh clone of this tree: what git tracks plus new files not ignored (so uncommitted work is tried too).
+    const dir = tempDir('readme-clone');
+    cleanups.push(dir.cleanup);
+    chmodSync(dir.path, 0o755);
+    const files = spawnSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.split('\0').filter(Boolean);
+    for (const file of files) {
+      if (!existsSync(join(REPO_ROOT, file))) continue;
+      mkdirSync(dirname(join(dir.path, file)), { recursive: true });
+      cpSync(join(REPO_ROOT, file), join(dir.path, file), { preserveTimestamps: true });
+    }
+    clone = { name: 'a fresh clone', bin: [process.execPath, join(dir.path, 'bin/oz-worker.js')], dir: dir.path, path: SYSTEM_PATH };
+  }, 120_000);
+
+  it('`npm ci && npm start` installs, then runs a server, a worker and the demo task; Ctrl-C stops them', { timeout: 600_000 }, async () => {
+    const [install, startCommand] = QUICK.startClone.split(' # ')[0]!.split(' && ');
+    expect([install, startCommand]).toEqual(['npm ci', 'npm start']);
+    const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
+      cwd: clone.dir,
+      env: { PATH: SYSTEM_PATH, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' },
+      encoding: 'utf8',
+      timeout: 540_000,
+    });
+    expect(ci.status, `${ci.stdout}\n${ci.stderr}`).toBe(0);
+    expect(existsSync(join(clone.dir, 'dist/main.js')), 'npm ci builds dist/').toBe(true);
+
+    const home = freshHome();
+    // The one change: a free port instead of 7317, passed the npm way.
+    const npmStart = new RunningCli(['npm', 'start', '--', '--listen', '127.0.0.1:0'], { env: { PATH: SYSTEM_PATH, HOME: home, npm_config_update_notifier: 'false' }, cwd: clone.dir, tty: true });
+    cleanups.push(() => npmStart.kill());
+    await waitFor(npmStart, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
+    await waitFor(npmStart, /Starting worker "local-worker" \(backend: direct\)/);
+    await waitFor(npmStart, /Demo task completed\./);
+    expect(shown(npmStart)).toMatch(/STAND-IN agent .*examples\/echo-agent\/oz/);
+    expect(shown(npmStart)).toMatch(/echo-agent: command line: oz agent run /);
+    await waitFor(npmStart, /Press Ctrl-C/);
+    npmStart.interrupt();
+    await npmStart.exit();
+    await noneLeft(home);
+  });
+
+  it('`npm test` is this suite', () => {
+    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(parseLine(QUICK.test).words).toEqual(['npm', 'test']);
+    expect(manifest.scripts.test).toBe('vitest run');
+    expect(manifest.scripts.pretest, 'npm test builds first').toMatch(/build/);
+    const config = readFileSync(join(REPO_ROOT, 'vitest.config.ts'), 'utf8');
+    expect(config).toContain("include: ['test/**/*.test.ts']");
+  });
+
+  it('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, async () => {
+    await connectToWarp(clone);
+  });
+
+  it('`oz-worker local --demo` runs server, worker and demo task; Ctrl-C stops both', { timeout: 120_000 }, () => localDemo(CLONE));
+
+  it('`oz-worker local --backend docker` runs the Docker backend, or says what Docker lacks', { timeout: 120_000 }, async () => {
+    const home = freshHome();
+    const dockerEnv = join(process.env.OZ_TEST_CACHE ?? '/root/.cache/oz-worker-test', 'docker/env');
+    const dockerHost = existsSync(dockerEnv) ? /^DOCKER_HOST=(\S+)$/m.exec(readFileSync(dockerEnv, 'utf8'))?.[1] : undefined;
+    const reachable = dockerHost !== undefined && existsSync(dockerHost.replace(/^unix:\/\//, ''));
+    // Without an engine, point DOCKER_HOST at a socket that does not exist: the backend's own error is the promise.
+    const local = start(LOCAL.docker, CLONE, home, { env: { DOCKER_HOST: reachable ? dockerHost! : `unix://${home}/no-docker.sock` } });
+    await waitFor(local, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
+    if (reachable) {
+      await waitFor(local, /Worker connected\./, 90_000);
+      local.interrupt();
+      expect(await local.exit(), shown(local)).toBe(0);
+    } else {
+      const code = await local.exit(90_000);
+      expect(code, shown(local)).not.toBe(0);
+      expect(shown(local)).toMatch(/Docker socket \S+no-docker\.sock does not exist/);
+    }
+    expect(shown(local)).not.toMatch(/is empty/);
+    await noneLeft(home);
+  });
+
+  it('`oz-worker server` and the admin block: a server set up without curl runs a team task', { timeout: 180_000 }, () => serverAndAdmin(CLONE));
+
+  describeTaskBlock(() => CLONE);
+});
+
+describe('from the packed tarball, installed into an empty folder', () => {
+  let installed: Install;
+  beforeAll(() => {
+    const dir = tempDir('readme-pack');
+    cleanups.push(dir.cleanup);
+    chmodSync(dir.path, 0o755);
+    // Someone installing the package has a Node it supports (>= 22.12) first on PATH.
+    const npmEnv = { PATH: `${NODE_DIR}:${SYSTEM_PATH}`, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' };
+    // dist/ is built (npm test builds first); packing must not rebuild it under the other test files.
+    const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir.path], { cwd: REPO_ROOT, env: npmEnv, encoding: 'utf8', timeout: 120_000 });
+    expect(pack.status, pack.stderr).toBe(0);
+    const tarball = join(dir.path, pack.stdout.trim().split('\n').at(-1)!);
+    const folder = join(dir.path, 'app');
+    mkdirSync(folder);
+    const install = spawnSync('npm', ['install', '--no-audit', '--no-fund', tarball], { cwd: folder, env: npmEnv, encoding: 'utf8', timeout: 540_000 });
+    expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
+    expect(install.stderr).not.toMatch(/EBADENGINE/);
+    const bin = join(folder, 'node_modules/.bin');
+    // The package needs Node >= 22.12 on PATH (the clone brings its own).
+    installed = { name: 'the installed package', bin: [join(bin, 'oz-worker')], dir: folder, path: `${bin}:${NODE_DIR}:${SYSTEM_PATH}` };
+  }, 600_000);
+
+  it('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, () => connectToWarp(installed));
+  it('`oz-worker local --demo` runs server, worker and demo task; Ctrl-C stops both', { timeout: 120_000 }, () => localDemo(installed));
+  it('`oz-worker server` and the admin block', { timeout: 180_000 }, () => serverAndAdmin(installed));
+  describeTaskBlock(() => installed);
+});

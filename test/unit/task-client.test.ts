@@ -1,0 +1,81 @@
+// The `oz-worker task` client's pure parts: what a refusal says, how the
+// server URL is checked, and how tasks and events are laid out.
+import { describe, expect, it } from 'vitest';
+import type { TaskJson } from '../../src/local/api-client.js';
+import { cliMessage, parseServerUrl, type RequestContext } from '../../src/local/client-errors.js';
+import { EVENT_KIND_WIDTH, formatAge, formatEvent, formatTaskTable } from '../../src/local/task-format.js';
+
+const fromFlag: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySource: { kind: 'flag', flag: '--api-key' } };
+const fromFile: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySource: { kind: 'file', path: '/s/local.json' } };
+
+describe('cliMessage', () => {
+  it.each([
+    ['a refused key names --api-key and OZ_API_KEY', { message: 'missing or unknown API key: send "Authorization: Bearer <key>"', status: 401, code: 'unauthorized' }, fromFlag, /does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY$/],
+    ['a refused key from local.json says how to refresh it', { message: 'x', status: 401, code: 'unauthorized' }, fromFile, /API key from \/s\/local\.json: .*run `oz-worker local` again/],
+    ['an unknown or foreign task is "not visible"', { message: 'Forbidden', status: 403, code: 'forbidden' }, { ...fromFlag, taskId: 'abc' }, /^no task abc is visible to this key: it does not exist, or another user or team owns it/],
+    ['a team without a default agent names --agent-config', { message: 'team 3 (ops) has no default agent configuration; pass "agent_config" with the task, or set one with PUT /api/v1/teams/3/default-agent', status: 404, code: 'no_default_agent' }, fromFlag, /^team 3 \(ops\) has no default agent configuration: pass one with --agent-config '\{"model_id":"auto"\}' .*oz-worker admin default-agent set 3 /],
+    ['an unknown device names the admin command', { message: 'device d1 is not registered; list devices with GET /api/v1/devices', status: 400, code: 'unknown_device' }, fromFlag, /^device d1 is not registered: `oz-worker admin device list`/],
+  ])('%s', (_what, refusal, context, expected) => {
+    const text = cliMessage(refusal, context);
+    expect(text).toMatch(expected);
+    expect(text).not.toMatch(/PUT |GET |POST |HTTP|Bearer/);
+  });
+
+  it('keeps other sentences as the server wrote them', () => {
+    expect(cliMessage({ message: 'task t already ended (completed); nothing to cancel', status: 409, code: 'already_finished' }, fromFlag)).toBe('task t already ended (completed); nothing to cancel');
+    // A 403 on creating a task is about the owner, not a missing task.
+    expect(cliMessage({ message: 'you cannot create tasks for TEAM 5; use a key of that team', status: 403, code: 'forbidden' }, { ...fromFlag, taskId: 'x' })).toMatch(/^you cannot/);
+  });
+});
+
+describe('parseServerUrl', () => {
+  it.each([
+    ['not-a-url', { kind: 'flag', flag: '--server' } as const, /^invalid --server "not-a-url": not a URL/],
+    ['localhost:7317', { kind: 'env', name: 'OZ_SERVER_URL' } as const, /^invalid \$OZ_SERVER_URL "localhost:7317": use an http:\/\/ or https:\/\/ URL/],
+    ['ftp://h/', { kind: 'file', path: '/s/local.json' } as const, /^invalid server_url in \/s\/local\.json/],
+  ])('refuses %s', (text, source, expected) => {
+    expect(() => parseServerUrl(text, source)).toThrow(expected);
+  });
+  it('accepts http and https URLs', () => {
+    expect(parseServerUrl('http://127.0.0.1:7317', { kind: 'flag', flag: '--server' })).toBe('http://127.0.0.1:7317/');
+    expect(parseServerUrl('https://oz.example/', { kind: 'flag', flag: '--server' })).toBe('https://oz.example/');
+  });
+});
+
+describe('task tables', () => {
+  it.each([
+    [0, '0s'],
+    [59_999, '59s'],
+    [60_000, '1m'],
+    [3_599_000, '59m'],
+    [3_600_000, '1h'],
+    [47 * 3_600_000, '47h'],
+    [48 * 3_600_000, '2d'],
+    [-5_000, '0s'],
+  ])('age of %i ms is %s', (ms, text) => expect(formatAge(ms)).toBe(text));
+
+  const task = (id: string, state: string, owner: TaskJson['owner'], createdAt: string, title: string): TaskJson =>
+    ({ id, state, owner, created_at: createdAt, title }) as TaskJson;
+
+  it('has a header and columns as wide as their widest cell', () => {
+    const now = new Date('2026-01-01T12:00:00Z');
+    const text = formatTaskTable(
+      [
+        task('aaaaaaaa-0000-0000-0000-000000000001', 'completed', { type: 'USER', id: 1 }, '2026-01-01T11:59:30Z', 'fix the flaky test'),
+        task('aaaaaaaa-0000-0000-0000-000000000002', 'queued', { type: 'TEAM', id: 12 }, '2026-01-01T09:00:00Z', 'triage\nissues'),
+      ],
+      now,
+    );
+    expect(text.split('\n')).toEqual([
+      'ID                                    STATE      OWNER    AGE  TITLE',
+      'aaaaaaaa-0000-0000-0000-000000000001  completed  USER 1   30s  fix the flaky test',
+      'aaaaaaaa-0000-0000-0000-000000000002  queued     TEAM 12  3h   triage issues',
+    ]);
+  });
+
+  it('lines event details up whatever the kind', () => {
+    const lines = ['assigned', 'worker_disconnected', 'completed'].map((kind, seq) => formatEvent({ seq, at: '2026-01-01T12:00:01.000Z', kind, detail: 'D' }));
+    expect(new Set(lines.map((line) => line.indexOf(' D')))).toEqual(new Set([10 + EVENT_KIND_WIDTH]));
+    expect(lines[1]).toBe(`12:00:01  ${'worker_disconnected'.padEnd(EVENT_KIND_WIDTH)} D`);
+  });
+});
