@@ -84,7 +84,9 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX task_events_task ON task_events(task_id, seq);
   `,
   // Worker ids bound to the user or team that first connected them; who submitted
-  // each task (the per-principal queue cap); indexes for bounded queue passes.
+  // each task (the per-principal queue cap); covering indexes for queue passes
+  // (the routing columns sit after the prompt in a row: reading them from the
+  // table walks the prompt's overflow pages).
   `
   CREATE TABLE worker_ids (
     worker_id TEXT PRIMARY KEY,
@@ -92,8 +94,9 @@ const MIGRATIONS: readonly string[] = [
     bound_at TEXT NOT NULL
   );
   ALTER TABLE tasks ADD COLUMN submitted_by TEXT;
-  CREATE INDEX tasks_queue ON tasks(state, owner_type, owner_id, created_at, id);
-  CREATE INDEX tasks_worker ON tasks(worker_id, state);
+  CREATE INDEX tasks_queue ON tasks(state, owner_type, owner_id, created_at, id, device_id);
+  CREATE INDEX tasks_queue_order ON tasks(state, created_at, id, owner_type, owner_id, device_id);
+  CREATE INDEX tasks_worker ON tasks(worker_id, state, created_at, id);
   CREATE INDEX tasks_submitter ON tasks(submitted_by, state);
   CREATE INDEX pins_device ON pins(device_id, archived_at);
   `,

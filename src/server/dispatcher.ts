@@ -353,10 +353,16 @@ export class Dispatcher {
       draining: s.draining,
       refused: false,
     }));
+    // The reason depends only on the owner and device (and on refusals, per task):
+    // worked out once per (owner, device) in a pass, so a long queue of one owner costs one.
+    const byRoute = new Map<string, string | undefined>();
     for (const task of queued) {
       const refused = this.refusedBy.get(task.id);
-      const views = refused ? workers.map((w) => ({ ...w, refused: refused.has(w.workerId) })) : workers;
-      const reason = waitingReason(task, views, this.store);
+      const route = `${task.owner.type}:${task.owner.id}:${task.deviceId ?? ''}`;
+      let reason: string | undefined;
+      if (refused) reason = waitingReason(task, workers.map((w) => ({ ...w, refused: refused.has(w.workerId) })), this.store);
+      else if (byRoute.has(route)) reason = byRoute.get(route);
+      else byRoute.set(route, (reason = waitingReason(task, workers, this.store)));
       if (reason === this.waiting.get(task.id)) continue;
       if (reason === undefined) {
         this.waiting.delete(task.id);

@@ -110,7 +110,7 @@ describe('revoking a key', () => {
     await s.admin.request('DELETE', `/api/v1/keys/${carol.keyId}`);
     expect(await socket.closed).toEqual({ code: 4001, reason: 'the API key of this connection was revoked' });
     await worker.waitForLog((line) => line.msg.includes('Connection to dispatch server closed') && line.code === 4001, 5_000);
-    expect(await workers(s)).toEqual([]);
+    await until(async () => (await workers(s!)).length === 0, 2_000, 'the server to drop both connections');
     // It reconnects, is refused (401), and never sees new work.
     await worker.waitForLog((line) => /upgrade rejected with HTTP 401/.test(line.msg), 10_000);
     const task = await s.as(spare.key).submitTask({ prompt: 'after the revocation' });
