@@ -77,12 +77,21 @@ function ensureUser(name: string): { uid: number; home: string } {
   return { uid: Number(entry[2]), home: entry[5]! };
 }
 
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.log('run_as_user test skipped: the worker must run as root to start processes as another user');
+/** The test user, or why the run_as_user test cannot run here. */
+function testUser(): { uid: number; home: string } | string {
+  if (process.getuid?.() !== 0) return 'the worker must run as root to start processes as another user';
+  try {
+    return ensureUser(RUN_AS);
+  } catch (error) {
+    return `could not create the test user ${RUN_AS} with useradd (${(error as Error).message})`;
+  }
+}
+const runAsUser = testUser();
+if (typeof runAsUser === 'string') console.log(`run_as_user test skipped: ${runAsUser}`);
 
-describe.skipIf(!isRoot)('backend.direct.run_as_user', () => {
+describe.skipIf(typeof runAsUser === 'string')('backend.direct.run_as_user', () => {
   it('runs setup, agent and teardown as that user, with its own HOME; the worker\'s files are out of reach', async () => {
-    const user = ensureUser(RUN_AS);
+    const user = runAsUser as { uid: number; home: string };
     const key = uniqueKey();
     const state = tempDir('run-as-state');
     cleanups.push(state.cleanup);

@@ -32,8 +32,8 @@ describe('selectMembers', () => {
     stat(300, 1, 300, 'later'),
   ];
   const marked = new Set([102, 201]);
-  const select = (selector: Partial<TaskSelector>) =>
-    selectMembers(snapshot, { groups: [], roots: [], mark: undefined, ...selector }, (pid) => marked.has(pid), SELF).map((s) => s.pid);
+  const select = (selector: Partial<TaskSelector>, since = 100) =>
+    selectMembers(snapshot, { groups: [], roots: [], mark: undefined, ...selector }, (pid) => marked.has(pid), SELF, since).map((s) => s.pid);
 
   it.each<[string, Partial<TaskSelector>, number[]]>([
     ['a group: its members, not zombies', { groups: [100] }, [100, 101]],
@@ -44,6 +44,16 @@ describe('selectMembers', () => {
     ['never the worker itself', { groups: [SELF] }, []],
   ])('%s', (_name, selector, expected) => {
     expect(select(selector)).toEqual(expected);
+  });
+
+  it('reads every environment when pids wrapped and the task\'s first pid says nothing', () => {
+    expect(select({ groups: [100], mark: 'M=x.' }, 0)).toEqual([100, 101, 102, 103, 201]);
+  });
+
+  it('checks the worker\'s own children for the mark when it is PID 1 (orphans come to it)', () => {
+    const asPid1 = [stat(1, 0, 1), stat(100, 1, 100), stat(102, 1, 102)];
+    const found = selectMembers(asPid1, { groups: [], roots: [], mark: 'M=x.' }, (pid) => pid === 102, 1, 100).map((s) => s.pid);
+    expect(found).toEqual([102]);
   });
 });
 

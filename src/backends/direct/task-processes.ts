@@ -66,12 +66,16 @@ export interface ProcessTable {
 
 const isLive = (stat: ProcessStat): boolean => stat.state !== 'Z' && stat.state !== 'X';
 
-/** Decides membership from a snapshot: pure, so the rules are tested without processes. */
+/**
+ * Decides membership from a snapshot: pure, so the rules are tested without
+ * processes. `since` is the task's first pid (0 when unknown: pids wrapped).
+ */
 export function selectMembers(
   snapshot: readonly ProcessStat[],
   selector: TaskSelector,
   hasMark: (pid: number) => boolean,
   self: number,
+  since: number,
 ): ProcessStat[] {
   const groups = new Set(selector.groups);
   const roots = new Map(selector.roots.map((root) => [root.pid, root.start]));
@@ -83,11 +87,13 @@ export function selectMembers(
   if (selector.mark !== undefined) {
     // A process that left the task's groups is either still below one of its
     // processes (found as a descendant below) or was orphaned: its parent is
-    // then older than the task (init, a subreaper), so not in the snapshot.
-    // Only those need their environment read; the worker's own children are its tasks' leaders.
-    const inSnapshot = new Set(snapshot.map((entry) => entry.pid));
+    // then older than the task (init, a subreaper). Only those need their
+    // environment read. The worker's own children lead its tasks, unless the
+    // worker is PID 1 (a container without init), where orphans come to it.
     for (const stat of snapshot) {
-      if (members.has(stat.pid) || stat.pid === self || inSnapshot.has(stat.ppid) || stat.ppid === self || !isLive(stat)) continue;
+      if (members.has(stat.pid) || stat.pid === self || !isLive(stat)) continue;
+      if (since > 0 && stat.ppid >= since) continue;
+      if (stat.ppid === self && self !== 1) continue;
       if (hasMark(stat.pid)) members.add(stat.pid);
     }
   }
@@ -198,22 +204,23 @@ export class ProcTable implements ProcessTable {
       return;
     }
     const newest = newestPid();
-    const since = Math.min(...batch.map((lookup) => oldestPossiblePid(lookup.selector, newest)));
+    const firstPids = batch.map((lookup) => oldestPossiblePid(lookup.selector, newest));
+    const since = Math.min(...firstPids);
     const pids = names.filter((name) => name.charCodeAt(0) >= 48 && name.charCodeAt(0) <= 57).map(Number).filter((pid) => pid >= since);
     const snapshot = pids.map(readStat).filter((stat): stat is ProcessStat => stat !== undefined);
     // First learn whose environment the decisions need, then read each of those once.
     const asked = new Set<number>();
-    for (const { selector } of batch) {
-      if (selector.mark !== undefined) selectMembers(snapshot, selector, (pid) => (asked.add(pid), false), this.self);
-    }
+    batch.forEach(({ selector }, i) => {
+      if (selector.mark !== undefined) selectMembers(snapshot, selector, (pid) => (asked.add(pid), false), this.self, firstPids[i]!);
+    });
     const environs = new Map([...asked].map((pid) => [pid, readEnviron(pid)]));
-    for (const { selector, resolve } of batch) {
+    batch.forEach(({ selector, resolve }, i) => {
       const hasMark = (pid: number): boolean => {
         const environ = environs.get(pid);
         return environ !== undefined && selector.mark !== undefined && environHasMark(environ, selector.mark);
       };
-      resolve(selectMembers(snapshot, selector, hasMark, this.self));
-    }
+      resolve(selectMembers(snapshot, selector, hasMark, this.self, firstPids[i]!));
+    });
   }
 
   identify(pid: number): ProcessIdentity | undefined {
