@@ -10,6 +10,8 @@
 // address of this machine that pods reach (a test network's, never a public one).
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket, connect } from 'node:net';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
@@ -40,6 +42,7 @@ const kube = (args: string[], input?: string) => run('kubectl', args, { env: { K
 const helmRun = (args: string[]) => run(helm, args, { env: { KUBECONFIG: kubeEnv.KUBECONFIG! }, timeoutMs: 300_000 });
 const suffix = randomBytes(3).toString('hex');
 const namespaces: string[] = [];
+const scratch = mkdtempSync(join(tmpdir(), 'oz-helm-cluster-'));
 
 async function namespace(name: string): Promise<string> {
   const result = await kube(['create', 'namespace', name]);
@@ -88,8 +91,8 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
     });
 
     const [repository, tag] = splitImage(kubeEnv.OZ_KUBE_WORKER_IMAGE ?? '');
-    const values = () => [
-      '--namespace', ns,
+    const values = (namespace = ns) => [
+      '--namespace', namespace,
       '--set', 'worker.workerId=helm-e2e',
       '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`,
       '--set', 'warp.apiKeySecret.create=true', '--set', `warp.apiKeySecret.value=${API_KEY}`,
@@ -119,8 +122,68 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       await server.until(() => relay.open === 1, 60_000, 'the new worker to connect');
       expect(relay.peak).toBe(1);
     }, 360_000);
+
+    it("upgrades a release of the Go chart in place with the Go chart's values file", async () => {
+      const goNs = await namespace(`oz-helm-go-${suffix}`);
+      const goChart = writeGoLikeChart(join(scratch, 'go-like'), kubeEnv.OZ_KUBE_WORKER_IMAGE!);
+      const installed = await helmRun(['install', 'oz-agent-worker', goChart, '--namespace', goNs, '--wait', '--timeout', '3m']);
+      expect(installed.code, installed.stderr).toBe(0);
+      const upgraded = await helmRun([
+        'upgrade', 'oz-agent-worker', CHART, '-f', join(FIXTURES, 'go-chart-defaults.yaml'),
+        '--set', 'nameOverride=oz-agent-worker', '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`,
+        ...values(goNs),
+        '--set', 'worker.workerId=helm-go-upgrade',
+      ]);
+      expect(upgraded.code, upgraded.stderr).toBe(0);
+      const strategy = await kube(['get', 'deploy', 'oz-agent-worker', '-n', goNs, '-o', 'jsonpath={.spec.strategy}']);
+      expect(JSON.parse(strategy.stdout)).toEqual({ type: 'Recreate' });
+      await server.until(() => server.handshakes.some((h) => h.workerId === 'helm-go-upgrade'), 60_000, 'the upgraded worker to connect');
+      await helmRun(['uninstall', 'oz-agent-worker', '--namespace', goNs, '--wait']);
+    }, 360_000);
   });
 });
+
+/** A chart shaped like the Go worker's (same object names and selector, RollingUpdate by default) running a placeholder. */
+function writeGoLikeChart(dir: string, image: string): string {
+  mkdirSync(join(dir, 'templates'), { recursive: true });
+  writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: oz-agent-worker\nversion: 0.1.0\n');
+  writeFileSync(
+    join(dir, 'templates', 'objects.yaml'),
+    `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: oz-agent-worker
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: oz-agent-worker-config
+data:
+  config.yaml: "worker_id: placeholder"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: oz-agent-worker
+spec:
+  replicas: 1
+  selector:
+    matchLabels: &labels
+      app.kubernetes.io/name: oz-agent-worker
+      app.kubernetes.io/instance: {{ .Release.Name }}
+  template:
+    metadata:
+      labels: *labels
+    spec:
+      serviceAccountName: oz-agent-worker
+      containers:
+        - name: oz-agent-worker
+          image: ${image}
+          command: ["sleep", "infinity"]
+`,
+  );
+  return dir;
+}
 
 function splitImage(image: string): [string, string] {
   const at = image.lastIndexOf(':');
