@@ -325,6 +325,11 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       expect(stderr).toMatch(/nodeSelector/);
     });
 
+    it('replicaCount from older Go values files only as 1: a release is one worker', async () => {
+      await template(['--set', 'worker.workerId=w', '--set', 'replicaCount=1']);
+      expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'replicaCount=2'])).toMatch(/replicaCount.*must be 1/);
+    });
+
     it('a missing worker id, a value of the wrong kind, and a chart-made Secret without a value', async () => {
       expect(await templateFails([])).toContain('worker.workerId is required');
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'worker.logLevel=verbose'])).toMatch(/logLevel/);
