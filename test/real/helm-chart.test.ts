@@ -336,6 +336,7 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'kubernetesBackend.imagePullPolicy=always'])).toMatch(/imagePullPolicy/);
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'warp.apiKeySecret.create=true'])).toContain('warp.apiKeySecret.value is required');
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'serviceAccount.create=false'])).toContain('serviceAccount.name is required');
+      expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'metrics.enabled=true', '--set', 'metrics.port=8080'])).toContain('metrics.port and worker.healthPort are both 8080');
     });
   });
 });
