@@ -70,6 +70,8 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
     const result = await run(helm, ['lint', '--strict', CHART, '--set', 'worker.workerId=ci-worker']);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    const withGoValues = await run(helm, ['lint', '--strict', CHART, '-f', EVERY_KEY]);
+    expect(withGoValues.code, withGoValues.stdout + withGoValues.stderr).toBe(0);
   });
 
   describe("with the Go chart's default values file", () => {

@@ -56,7 +56,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if regexMatch "(^|/)oz-agent-worker$" $repository -}}
 {{- fail (printf "image.repository is %s, the Go worker's image, which does not run this chart's flags: set image.repository and image.tag to an oz-worker image (build it from the repository's Dockerfile)" $repository) -}}
 {{- end -}}
-{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag | toString) -}}
 {{- end -}}
 
 {{- define "oz-worker.prometheus" -}}
