@@ -286,6 +286,30 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
     });
   });
 
+  describe('with objects turned off', () => {
+    it('uses an existing ServiceAccount, makes no RBAC, and exports OTLP without a Service or PodMonitor', async () => {
+      const manifests = await template([
+        '--set', 'worker.workerId=w1',
+        '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=platform-sa',
+        '--set', 'rbac.create=false',
+        '--set', 'metrics.enabled=true', '--set', 'metrics.exporter=otlp', '--set', 'metrics.podMonitor.create=true',
+        '--set', 'metrics.extraEnv[0].name=OTEL_EXPORTER_OTLP_ENDPOINT', '--set', 'metrics.extraEnv[0].value=http://collector:4318',
+      ]);
+      expect(manifests.map((m) => m.kind).sort()).toEqual(['ConfigMap', 'Deployment']);
+      const deployment = only(manifests, 'Deployment');
+      expect(deployment.spec.template.spec.serviceAccountName).toBe('platform-sa');
+      expect(envOf(deployment)).toMatchObject({ OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' });
+      expect(envOf(deployment)).not.toHaveProperty('OTEL_EXPORTER_PROMETHEUS_PORT');
+      expect(container(deployment).ports.map((p: { name: string }) => p.name)).toEqual(['health']);
+    });
+
+    it('makes no metrics Service when metrics.service.create is false', async () => {
+      const manifests = await template(['--set', 'worker.workerId=w1', '--set', 'metrics.enabled=true', '--set', 'metrics.service.create=false']);
+      expect(manifests.some((m) => m.kind === 'Service')).toBe(false);
+      expect(container(only(manifests, 'Deployment')).ports.map((p: { name: string }) => p.name)).toEqual(['health', 'metrics']);
+    });
+  });
+
   describe("with this chart's own defaults", () => {
     it('probes /livez and /readyz, and the worker accepts the config and every flag', async () => {
       const manifests = await template(['--set', 'worker.workerId=w1'], 'oz-worker', 'oz-agents');
