@@ -358,6 +358,7 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
 
     it('a missing worker id, a value of the wrong kind, and a chart-made Secret without a value', async () => {
       expect(await templateFails([])).toContain('worker.workerId is required');
+      expect(await templateFails(['--set', 'worker.workerId=warp-fleet'])).toContain('worker.workerId "warp-fleet" starts with "warp", which is reserved');
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'worker.logLevel=verbose'])).toMatch(/logLevel/);
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'kubernetesBackend.imagePullPolicy=always'])).toMatch(/imagePullPolicy/);
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'warp.apiKeySecret.create=true'])).toContain('warp.apiKeySecret.value is required');

@@ -85,8 +85,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with $kb.codingCliSidecars }}{{ $_ := set $k "coding_cli_sidecars" . }}{{ end -}}
 {{- with $kb.podTemplate }}{{ $_ := set $k "pod_template" . }}{{ end -}}
 {{- with $kb.preflightResources }}{{ $_ := set $k "preflight_resources" . }}{{ end -}}
+{{- $workerId := required "worker.workerId is required (one release per worker id)" $w.workerId | toString -}}
+{{- if hasPrefix "warp" $workerId -}}
+{{- fail (printf "worker.workerId %q starts with \"warp\", which is reserved: choose another id" $workerId) -}}
+{{- end -}}
 {{- /* Top-level keys one by one, in the order of the config file's documentation. */ -}}
-{{- toYaml (dict "worker_id" (required "worker.workerId is required (one release per worker id)" $w.workerId | toString)) }}
+{{- toYaml (dict "worker_id" $workerId) }}
 {{ toYaml (dict "cleanup" $w.cleanup) }}
 {{ toYaml (dict "max_concurrent_tasks" (int64 $w.maxConcurrentTasks)) }}
 {{- with $w.idleOnComplete }}
