@@ -14,6 +14,7 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { taskJobName } from '../../src/backends/kubernetes/names.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { CACHE, CHART, FIXTURES, findHelm, parseManifests, readEnvFile, run } from './helm-support.js';
 
@@ -117,9 +118,13 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       expect(installed.code, installed.stderr).toBe(0);
       await server.waitForConnection(1, 60_000);
       server.assign(assignment('helm-1'));
-      await server.waitForMessage('task_completed', 'helm-1', 180_000);
+      await server.waitForMessage('task_completed', 'helm-1', 240_000);
       expect(server.messagesFor('helm-1').map((m) => m.type)).not.toContain('task_failed');
-    }, 300_000);
+      // The task ran as a Job of the worker's (succeeded Jobs are deleted at once; their events stay).
+      const events = await kube(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.kind=Job', '-o', 'jsonpath={range .items[*]}{.involvedObject.name} {.reason}{"\\n"}{end}']);
+      const job = taskJobName('helm-1', 'exec-helm-1');
+      expect(events.stdout.split('\n')).toEqual(expect.arrayContaining([`${job} SuccessfulCreate`, `${job} Completed`]));
+    }, 420_000);
 
     it('helm upgrade with a changed value rolls the worker, never two connected at once', async () => {
       const podNames = async () => (await kube(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.trim();
