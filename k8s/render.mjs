@@ -23,9 +23,10 @@ const FILE_OF_KIND = {
   Service: 'metrics-service.yaml',
 };
 
-// Labels that only mean something to a Helm release (kustomize users apply these
-// files with kubectl, and the Deployment's selector must stay what it was).
-const HELM_ONLY_LABEL = /^\s*(helm\.sh\/chart|app\.kubernetes\.io\/instance|app\.kubernetes\.io\/managed-by):/;
+// Lines that only mean something to a Helm release: its labels (kustomize users
+// apply these files with kubectl, and the Deployment's selector must stay what
+// it was) and each object's namespace (kustomization.yaml or -n chooses it).
+const HELM_ONLY_LINE = /^\s*(helm\.sh\/chart|app\.kubernetes\.io\/instance|app\.kubernetes\.io\/managed-by):|^  namespace: /;
 
 const HEADER = '# Rendered from k8s/chart/oz-worker with k8s/plain-values.yaml by k8s/render.mjs:\n# edit those and run `node k8s/render.mjs`, not this file.\n';
 
@@ -44,7 +45,7 @@ export function findHelm(env = process.env) {
 export function splitRendered(rendered) {
   const files = {};
   for (const document of rendered.split(/^---\s*$/m)) {
-    const lines = document.split('\n').filter((line) => !line.startsWith('# Source:') && !HELM_ONLY_LABEL.test(line));
+    const lines = document.split('\n').filter((line) => !line.startsWith('# Source:') && !HELM_ONLY_LINE.test(line));
     const body = lines.join('\n').trim();
     if (!body) continue;
     const kind = /^kind:\s*(\S+)/m.exec(body)?.[1];
