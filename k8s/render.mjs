@@ -25,8 +25,11 @@ const FILE_OF_KIND = {
 
 // Lines that only mean something to a Helm release: its labels (kustomize users
 // apply these files with kubectl, and the Deployment's selector must stay what
-// it was) and each object's namespace (kustomization.yaml or -n chooses it).
+// it was) and the release namespace, on each object and on the RoleBinding's
+// subject (kustomization.yaml or -n chooses it; kustomize leaves a subject's
+// namespace alone once it is written).
 const HELM_ONLY_LINE = /^\s*(helm\.sh\/chart|app\.kubernetes\.io\/instance|app\.kubernetes\.io\/managed-by):|^  namespace: /;
+const SUBJECT_NAMESPACE = /^    namespace: /;
 
 const HEADER = '# Rendered from k8s/chart/oz-worker with k8s/plain-values.yaml by k8s/render.mjs:\n# edit those and run `node k8s/render.mjs`, not this file.\n';
 
@@ -45,10 +48,12 @@ export function findHelm(env = process.env) {
 export function splitRendered(rendered) {
   const files = {};
   for (const document of rendered.split(/^---\s*$/m)) {
-    const lines = document.split('\n').filter((line) => !line.startsWith('# Source:') && !HELM_ONLY_LINE.test(line));
+    const kind = /^kind:\s*(\S+)/m.exec(document)?.[1];
+    const lines = document
+      .split('\n')
+      .filter((line) => !line.startsWith('# Source:') && !HELM_ONLY_LINE.test(line) && !(kind === 'RoleBinding' && SUBJECT_NAMESPACE.test(line)));
     const body = lines.join('\n').trim();
     if (!body) continue;
-    const kind = /^kind:\s*(\S+)/m.exec(body)?.[1];
     const file = kind && FILE_OF_KIND[kind];
     if (!file) throw new Error(`the chart rendered a ${kind ?? 'document without a kind'} that no file under k8s/ holds`);
     if (files[file]) throw new Error(`the chart rendered two objects for ${file}`);
