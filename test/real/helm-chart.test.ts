@@ -1,9 +1,9 @@
 // The Helm chart through the real helm CLI (built by test/infra/helm/build.sh):
 // lint, render with the Go chart's default values and with every key set, and
 // hand the rendered config and flags to the real worker binary.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
@@ -14,7 +14,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { REQUIRED_ACCESS } from '../../src/backends/kubernetes/startup-checks.js';
-import { CHART, FIXTURES, findHelm, only, parseManifests, REPO_ROOT, run, type Manifest } from './helm-support.js';
+import { CACHE, CHART, FIXTURES, findHelm, only, parseManifests, readEnvFile, REPO_ROOT, run, type Manifest } from './helm-support.js';
 
 const found = findHelm();
 if ('why' in found) console.warn(`real Helm suite skipped: ${found.why}`);
@@ -372,6 +372,18 @@ describe.skipIf(!helm)('k8s/ plain manifests', () => {
   it('are what the chart renders (node k8s/render.mjs --check)', async () => {
     const result = await run(process.execPath, [join(REPO_ROOT, 'k8s/render.mjs'), '--check'], { env: { HELM_BIN: helm } });
     expect(result.code, result.stderr).toBe(0);
+  });
+
+  it('bind the ServiceAccount of the namespace kustomize puts them in', async () => {
+    const kubectl = readEnvFile(join(CACHE, 'kube', 'env', 'env'))?.OZ_KUBE_KUBECTL || 'kubectl';
+    const overlay = join(scratch, 'overlay');
+    mkdirSync(overlay, { recursive: true });
+    writeFileSync(join(overlay, 'kustomization.yaml'), `namespace: team-b\nresources: [${relative(overlay, join(REPO_ROOT, 'k8s'))}]\n`);
+    const result = await run(kubectl, ['kustomize', overlay]);
+    expect(result.code, result.stderr).toBe(0);
+    const objects = parseManifests(result.stdout);
+    expect(objects.every((object) => object.metadata.namespace === 'team-b')).toBe(true);
+    expect(only(objects, 'RoleBinding').subjects).toEqual([{ kind: 'ServiceAccount', name: 'oz-worker', namespace: 'team-b' }]);
   });
 
   it('a hand edit is caught, naming the file', async () => {
