@@ -271,7 +271,8 @@ export const KUBERNETES_SHAPE = {
   teardown_command: goString(),
   extra_labels: textMap(),
   extra_annotations: textMap(),
-  active_deadline_seconds: goInt({ min: 1, hint: 'the longest a task Job may run, in seconds' }),
+  /** 0 (ours): no deadline, overriding the 8 h default (the Go worker had none by default). */
+  active_deadline_seconds: goInt({ min: 0, hint: 'the longest a task Job may run, in seconds; 0 means no limit' }),
   ttl_seconds_after_finished: goInt({ min: 0, max: 2_147_483_647, hint: 'seconds a finished Job is kept' }),
   workspace_size_limit: quantity(),
   /** Go duration; zero or negative disables the check. */

@@ -310,7 +310,7 @@ describe('config file errors', () => {
     [yaml('backend:', '  command:', '    dispatch_command: d', '    dispatch_timeout: 60'), 4, 'backend.command.dispatch_timeout is not a valid duration: time: missing unit in duration "60"'],
     [yaml('backend:', '  kubernetes:', '    unschedulable_timeout: 2 minutes'), 3, 'backend.kubernetes.unschedulable_timeout is not a valid duration'],
     [yaml('backend:', '  kubernetes:', '    workspace_size_limit: ten gigs'), 3, 'backend.kubernetes.workspace_size_limit is not a Kubernetes quantity (got "ten gigs"'],
-    [yaml('backend:', '  kubernetes:', '    active_deadline_seconds: 0'), 3, 'backend.kubernetes.active_deadline_seconds must be at least 1'],
+    [yaml('backend:', '  kubernetes:', '    active_deadline_seconds: -1'), 3, 'backend.kubernetes.active_deadline_seconds must be at least 0'],
     [yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finished: 3000000000'), 3, 'backend.kubernetes.ttl_seconds_after_finished must be between 0 and 2147483647'],
     [yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finished: "10"'), 3, 'backend.kubernetes.ttl_seconds_after_finished must be a number, not the quoted text "10"'],
     [yaml('backend:', '  kubernetes:', '    use_image_volumes: sure'), 3, 'backend.kubernetes.use_image_volumes must be true or false'],

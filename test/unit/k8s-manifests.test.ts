@@ -76,7 +76,10 @@ describe('k8s/ manifests', () => {
       const flag = arg.split('=')[0]!;
       if (flag.startsWith('-')) expect(known.has(flag), `unknown flag ${flag}`).toBe(true);
     }
-    // The key comes from a Secret, never from the manifest.
-    expect(worker.env.find((e: { name: string }) => e.name === 'WARP_API_KEY').valueFrom.secretKeyRef.name).toBe('oz-worker');
+    // The key comes from a Secret, never from the manifest: the one secret.example.yaml shows how to make.
+    const { secretKeyRef } = worker.env.find((e: { name: string }) => e.name === 'WARP_API_KEY').valueFrom;
+    const example = load('secret.example.yaml');
+    expect(secretKeyRef.name).toBe(example.metadata.name);
+    expect(Object.keys(example.stringData)).toEqual([secretKeyRef.key]);
   });
 });

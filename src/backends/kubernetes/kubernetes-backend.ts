@@ -123,7 +123,7 @@ export function jobSettingsFrom(config: WorkerConfig, podTemplate: V1PodSpec | u
     teardownCommand: k.teardownCommand ?? '',
     extraLabels: k.extraLabels ?? {},
     extraAnnotations: k.extraAnnotations ?? {},
-    activeDeadlineSeconds: k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS,
+    activeDeadlineSeconds: k.activeDeadlineSeconds === 0 ? undefined : (k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS),
     ttlSecondsAfterFinished: config.cleanup ? (k.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS) : undefined,
     workspaceSizeLimit: k.workspaceSizeLimit,
     podTemplate,

@@ -1,0 +1,272 @@
+// The Helm chart against the real Kubernetes cluster that test/infra/kube/up.sh
+// starts (found through the env file it writes, $OZ_TEST_CACHE/kube/env/env):
+// rendered manifests pass server-side dry-run; `helm install` runs the worker
+// and a task completes as a Job; `helm upgrade` rolls the worker without two
+// connections for one worker id at any moment; a release shaped like the Go
+// chart's is upgraded in place with the Go values file.
+//
+// That cluster has no kube-proxy: like the k8s/ install suite, the worker pod
+// uses host networking (added by a post-renderer, not by the chart) and reaches
+// the API server and the dispatch server on loopback.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { taskJobName } from '../../src/backends/kubernetes/names.js';
+import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { CACHE, CHART, FIXTURES, findHelm, parseManifests, readEnvFile, run } from './helm-support.js';
+
+const KUBE_ENV_FILE = join(CACHE, 'kube', 'env', 'env');
+const API_KEY = 'wk-helm-cluster-test';
+
+async function availability(): Promise<{ helm: string; env: Record<string, string> } | { why: string }> {
+  const helm = findHelm();
+  if ('why' in helm) return helm;
+  const env = readEnvFile(KUBE_ENV_FILE);
+  if (!env) return { why: `no cluster env file at ${KUBE_ENV_FILE} (start one with bash test/infra/kube/up.sh)` };
+  if (!env.OZ_KUBE_KUBECONFIG) return { why: `${KUBE_ENV_FILE} names no OZ_KUBE_KUBECONFIG` };
+  const ready = await run(env.OZ_KUBE_KUBECTL || 'kubectl', ['--kubeconfig', env.OZ_KUBE_KUBECONFIG, '--request-timeout=5s', 'get', '--raw', '/readyz'], { timeoutMs: 10_000 });
+  if (ready.code !== 0) return { why: `the cluster in ${KUBE_ENV_FILE} does not answer (${ready.stderr.split('\n')[0]})` };
+  return { helm: helm.helm, env };
+}
+
+const found = await availability();
+if ('why' in found) console.warn(`real Helm cluster suite skipped: ${found.why}`);
+const helm = 'helm' in found ? found.helm : '';
+const kubeEnv = 'env' in found ? found.env : {};
+const missingImages = ['OZ_KUBE_WORKER_IMAGE', 'OZ_KUBE_AGENT_IMAGE'].filter((key) => !kubeEnv[key]);
+if (helm && missingImages.length) console.warn(`real Helm install tests skipped: ${KUBE_ENV_FILE} names no ${missingImages.join(', ')}`);
+
+const clusterEnv = () => ({ KUBECONFIG: kubeEnv.OZ_KUBE_KUBECONFIG! });
+const kube = (args: string[], input?: string) => run(kubeEnv.OZ_KUBE_KUBECTL || 'kubectl', args, { env: clusterEnv(), input, timeoutMs: 180_000 });
+const helmRun = (args: string[]) => run(helm, args, { env: clusterEnv(), timeoutMs: 300_000 });
+const suffix = randomBytes(3).toString('hex');
+const namespaces: string[] = [];
+const scratch = mkdtempSync(join(tmpdir(), 'oz-helm-cluster-'));
+
+async function namespace(name: string): Promise<string> {
+  const result = await kube(['create', 'namespace', name]);
+  expect(result.code, result.stderr).toBe(0);
+  namespaces.push(name);
+  return name;
+}
+
+afterAll(async () => {
+  if (helm) for (const name of namespaces) await kube(['delete', 'namespace', name, '--wait=false']);
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe.skipIf(!helm)('Helm chart on a real cluster', () => {
+  it('renders manifests the API server accepts (kubectl apply --dry-run=server)', async () => {
+    const release = await namespace(`oz-helm-dry-${suffix}`);
+    const tasks = await namespace(`oz-helm-dry-${suffix}-tasks`);
+    const podMonitorCrd = (await kube(['get', 'crd', 'podmonitors.monitoring.coreos.com'])).code === 0;
+    for (const values of [
+      ['-f', join(FIXTURES, 'go-chart-defaults.yaml'), '--set', 'worker.workerId=dry-run', '--set', 'image.repository=registry.example.com/oz-worker'],
+      ['-f', join(FIXTURES, 'go-chart-every-key.yaml'), '--set', `kubernetesBackend.namespace=${tasks}`, '--set', `metrics.podMonitor.create=${podMonitorCrd}`],
+    ]) {
+      const rendered = await helmRun(['template', 'dry', CHART, '--namespace', release, ...values]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      expect(parseManifests(rendered.stdout).length).toBeGreaterThan(4);
+      const applied = await kube(['apply', '--dry-run=server', '-f', '-'], rendered.stdout);
+      expect(applied.code, applied.stderr).toBe(0);
+    }
+  });
+
+  describe.skipIf(missingImages.length > 0)('helm install and upgrade', () => {
+    let server: FakeDispatchServer;
+    let relay: Relay;
+    let postRenderer: string;
+    let ns: string;
+    const release = `oz-helm-${suffix}`;
+
+    beforeAll(async () => {
+      server = await FakeDispatchServer.start({ apiKey: API_KEY });
+      relay = await Relay.start(Number(new URL(server.url).port));
+      postRenderer = writeHostNetworkPostRenderer(join(scratch, 'host-network.sh'));
+      ns = await namespace(`oz-helm-${suffix}`);
+    }, 60_000);
+    afterAll(async () => {
+      await helmRun(['uninstall', release, '--namespace', ns, '--wait']);
+      await relay?.close();
+      await server?.close();
+    });
+
+    const [repository, tag] = splitImage(kubeEnv.OZ_KUBE_WORKER_IMAGE ?? '');
+    const apiServer = new URL(kubeEnv.OZ_KUBE_SERVER || 'https://127.0.0.1:6443');
+    /** Test-only settings: the imported images, loopback addresses, a free health port (host networking). */
+    const values = (namespace: string, workerId: string, healthPort: number) => [
+      '--namespace', namespace,
+      '--post-renderer', postRenderer,
+      '--set', `worker.workerId=${workerId}`,
+      '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`,
+      '--set', 'warp.apiKeySecret.create=true', '--set', `warp.apiKeySecret.value=${API_KEY}`,
+      '--set', `warp.webSocketURL=ws://${relay.address}/api/v1/selfhosted/worker/ws`,
+      '--set', `worker.healthPort=${healthPort}`,
+      '--set', 'worker.extraEnv[0].name=KUBERNETES_SERVICE_HOST', '--set', `worker.extraEnv[0].value=${apiServer.hostname}`,
+      '--set', 'worker.extraEnv[1].name=KUBERNETES_SERVICE_PORT', '--set-string', `worker.extraEnv[1].value=${apiServer.port || '443'}`,
+      '--set', `kubernetesBackend.defaultImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
+      '--set', `kubernetesBackend.preflightImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
+      '--set', 'kubernetesBackend.podTemplate.terminationGracePeriodSeconds=1',
+      '--wait', '--timeout', '4m',
+    ];
+
+    it('helm install runs the worker, and a task completes as a Job', async () => {
+      const installed = await helmRun(['install', release, CHART, ...values(ns, 'helm-e2e', await freePort())]);
+      expect(installed.code, installed.stderr).toBe(0);
+      await server.waitForConnection(1, 60_000);
+      server.assign(assignment('helm-1'));
+      await server.waitForMessage('task_completed', 'helm-1', 240_000);
+      expect(server.messagesFor('helm-1').map((m) => m.type)).not.toContain('task_failed');
+      // The task ran as a Job of the worker's (succeeded Jobs are deleted at once; their events stay).
+      const events = await kube(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.kind=Job', '-o', 'jsonpath={range .items[*]}{.involvedObject.name} {.reason}{"\\n"}{end}']);
+      const job = taskJobName('helm-1', 'exec-helm-1');
+      expect(events.stdout.split('\n')).toEqual(expect.arrayContaining([`${job} SuccessfulCreate`, `${job} Completed`]));
+    }, 420_000);
+
+    it('helm upgrade with a changed value rolls the worker, never two connected at once', async () => {
+      const podNames = async () => (await kube(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.trim();
+      const before = await podNames();
+      relay.resetPeak();
+      const upgraded = await helmRun(['upgrade', release, CHART, ...values(ns, 'helm-e2e', await freePort()), '--set', 'worker.logLevel=debug']);
+      expect(upgraded.code, upgraded.stderr).toBe(0);
+      const args = await kube(['get', 'deploy', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'jsonpath={.items[0].spec.template.spec.containers[0].args}']);
+      expect(args.stdout).toContain('--log-level=debug');
+      expect(await podNames()).not.toBe(before);
+      await server.until(() => relay.open === 1, 60_000, 'the new worker to connect');
+      expect(relay.peak).toBe(1);
+    }, 360_000);
+
+    it("upgrades a release shaped like the Go chart's in place, with the Go chart's values file", async () => {
+      const goNs = await namespace(`oz-helm-go-${suffix}`);
+      const goChart = writeGoLikeChart(join(scratch, 'go-like'), kubeEnv.OZ_KUBE_AGENT_IMAGE!);
+      const installed = await helmRun(['install', 'oz-agent-worker', goChart, '--namespace', goNs, '--wait', '--timeout', '3m']);
+      expect(installed.code, installed.stderr).toBe(0);
+      const upgraded = await helmRun([
+        'upgrade', 'oz-agent-worker', CHART, '-f', join(FIXTURES, 'go-chart-defaults.yaml'), '--set', 'nameOverride=oz-agent-worker',
+        ...values(goNs, 'helm-go-upgrade', await freePort()),
+      ]);
+      expect(upgraded.code, upgraded.stderr).toBe(0);
+      const strategy = await kube(['get', 'deploy', 'oz-agent-worker', '-n', goNs, '-o', 'jsonpath={.spec.strategy}']);
+      expect(JSON.parse(strategy.stdout)).toEqual({ type: 'Recreate' });
+      await server.until(() => server.handshakes.some((h) => h.workerId === 'helm-go-upgrade'), 60_000, 'the upgraded worker to connect');
+      await helmRun(['uninstall', 'oz-agent-worker', '--namespace', goNs, '--wait']);
+    }, 360_000);
+  });
+});
+
+function splitImage(image: string): [string, string] {
+  const at = image.lastIndexOf(':');
+  return at > image.lastIndexOf('/') ? [image.slice(0, at), image.slice(at + 1)] : [image, 'latest'];
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A helm --post-renderer that puts the worker pod on the host network (this test cluster has no kube-proxy). */
+function writeHostNetworkPostRenderer(path: string): string {
+  writeFileSync(path, "#!/bin/sh\nexec sed 's/^      serviceAccountName: \\(.*\\)$/      serviceAccountName: \\1\\n      hostNetwork: true\\n      dnsPolicy: ClusterFirstWithHostNet/'\n");
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** A chart shaped like the Go worker's (same object names and selector, RollingUpdate by default) running a placeholder. */
+function writeGoLikeChart(dir: string, image: string): string {
+  mkdirSync(join(dir, 'templates'), { recursive: true });
+  writeFileSync(join(dir, 'Chart.yaml'), 'apiVersion: v2\nname: oz-agent-worker\nversion: 0.1.0\n');
+  writeFileSync(
+    join(dir, 'templates', 'objects.yaml'),
+    `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: oz-agent-worker
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: oz-agent-worker-config
+data:
+  config.yaml: "worker_id: placeholder"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: oz-agent-worker
+spec:
+  replicas: 1
+  selector:
+    matchLabels: &labels
+      app.kubernetes.io/name: oz-agent-worker
+      app.kubernetes.io/instance: {{ .Release.Name }}
+  template:
+    metadata:
+      labels: *labels
+    spec:
+      serviceAccountName: oz-agent-worker
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: oz-agent-worker
+          image: ${image}
+          command: ["sleep", "3600"]
+`,
+  );
+  return dir;
+}
+
+/** Forwards the worker's connections to the dispatch server, counting how many are open at once. */
+class Relay {
+  open = 0;
+  peak = 0;
+  private readonly sockets = new Set<Socket>();
+  private constructor(
+    private readonly server: Server,
+    readonly address: string,
+  ) {}
+
+  static async start(targetPort: number): Promise<Relay> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+    const relay = new Relay(server, `127.0.0.1:${(server.address() as { port: number }).port}`);
+    server.on('connection', (inbound) => relay.forward(inbound, targetPort));
+    return relay;
+  }
+
+  private forward(inbound: Socket, targetPort: number): void {
+    const outbound = connect(targetPort, '127.0.0.1');
+    this.sockets.add(inbound).add(outbound);
+    this.open += 1;
+    this.peak = Math.max(this.peak, this.open);
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      this.open -= 1;
+      for (const socket of [inbound, outbound]) {
+        socket.destroy();
+        this.sockets.delete(socket);
+      }
+    };
+    for (const socket of [inbound, outbound]) socket.on('error', close).on('close', close);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  }
+
+  resetPeak(): void {
+    this.peak = this.open;
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
