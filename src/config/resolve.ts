@@ -170,7 +170,7 @@ export function resolveWorkerConfig(
       setupCommand: blocks?.direct?.setup_command ?? '',
       teardownCommand: blocks?.direct?.teardown_command ?? '',
     },
-    docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes] },
+    docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' },
     command: backend === 'command' ? resolveCommand(file) : undefined,
     kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
     device: resolveDevice(flags, file),

@@ -45,7 +45,7 @@ image_has_stamp() { # image stamp
 build_agent_standin() {
   local node; node="$(node_binary)"
   local stamp
-  stamp="$( (sha256sum "$node" "$REPO_ROOT/test/support/fake-oz.mjs" "$0"; ) | sha256sum | cut -c1-16)"
+  stamp="$(cat "$node" "$REPO_ROOT/test/support/fake-oz.mjs" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
   if image_has_stamp "$SIDECAR_IMAGE" "$stamp" && image_has_stamp "$AGENT_IMAGE" "$stamp"; then
     log "$AGENT_IMAGE and $SIDECAR_IMAGE up to date"; return 0
   fi
@@ -118,7 +118,7 @@ build_node_base() {
 build_worker_image() {
   log "building $WORKER_IMAGE from $REPO_ROOT/Dockerfile"
   # Host network: the engine has no bridge; npm ci and apt-get reach their registries from the host.
-  timeout 1200 dk build --network host -t "$WORKER_IMAGE" "$REPO_ROOT" >"$BUILD/worker-build.log" 2>&1 \
+  timeout 1200 env DOCKER_BUILDKIT=0 /usr/bin/docker -H "unix://$DOCKER_SOCK" build --network host -t "$WORKER_IMAGE" "$REPO_ROOT" >"$BUILD/worker-build.log" 2>&1 \
     || { tail -20 "$BUILD/worker-build.log" >&2; return 1; }
 }
 
@@ -126,7 +126,7 @@ save() { # image file
   local out="$IMAGES_DIR/$2"
   local id; id="$(dk image inspect -f '{{.Id}}' "$1")"
   if [ -s "$out" ] && [ "$(cat "$out.id" 2>/dev/null)" = "$id" ]; then return 0; fi
-  dk save -o "$out.tmp" "$1" && mv "$out.tmp" "$out" && echo "$id" >"$out.id"
+  dk save -o "$out.tmp" "$1" && chmod 644 "$out.tmp" && mv "$out.tmp" "$out" && echo "$id" >"$out.id"
   log "saved $1 to $out"
 }
 
