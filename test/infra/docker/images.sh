@@ -4,7 +4,9 @@
 #   oz-agent-standin:local  a Node binary and its libraries copied into a rootfs (docker import),
 #                           running test/support/fake-oz.mjs as /agent/entrypoint.sh
 #   oz-sidecar-standin:local FROM the stand-in, plus /sidecar-marker.txt (a sidecar volume source)
-#   node:24-slim            a local stand-in built from Debian bookworm (debootstrap) + Node 24
+#   oz-agent-volume:local   FROM the stand-in, declaring VOLUME /scratch (an anonymous volume per container)
+#   node:24-slim            a local stand-in built from Debian bookworm (debootstrap) + Node 24 + npm,
+#                           carrying this host's CA bundle (for a TLS-intercepting egress proxy)
 #   oz-worker:local         the project's Dockerfile, unchanged, built FROM that stand-in
 # No registry is needed; Debian's mirror and the npm registry are. Inputs are cached: a second run
 # only rebuilds what changed. `images.sh test` stops after the two test images.
@@ -46,7 +48,7 @@ build_agent_standin() {
   local node; node="$(node_binary)"
   local stamp
   stamp="$(cat "$node" "$REPO_ROOT/test/support/fake-oz.mjs" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-  if image_has_stamp "$SIDECAR_IMAGE" "$stamp" && image_has_stamp "$AGENT_IMAGE" "$stamp"; then
+  if image_has_stamp "$SIDECAR_IMAGE" "$stamp" && image_has_stamp "$AGENT_IMAGE" "$stamp" && image_has_stamp "$VOLUME_IMAGE" "$stamp"; then
     log "$AGENT_IMAGE and $SIDECAR_IMAGE up to date"; return 0
   fi
   log "building $AGENT_IMAGE"
@@ -76,6 +78,8 @@ DOCKERFILE
   echo "sidecar content" >"$ctx/sidecar-marker.txt"
   printf 'FROM %s\nCOPY sidecar-marker.txt /sidecar-marker.txt\n' "$AGENT_IMAGE" >"$ctx/Dockerfile"
   dk build -q -t "$SIDECAR_IMAGE" "$ctx" >/dev/null
+  printf 'FROM %s\nVOLUME /scratch\n' "$AGENT_IMAGE" >"$ctx/Dockerfile"
+  dk build -q -t "$VOLUME_IMAGE" "$ctx" >/dev/null
   dk rmi "$AGENT_IMAGE-rootfs" >/dev/null 2>&1 || true
   dk image prune -f >/dev/null 2>&1 || true
 }
@@ -91,7 +95,9 @@ build_node_base() {
   local node; node="$(node_binary)"
   local version; version="$("$node" --version)"
   local tarball="$IMAGES_DIR/node-24-slim-rootfs-$version.tar"
-  if [ "$(dk image inspect -f '{{ index .Config.Labels "dev.oz-worker.test.inputs" }}' "$NODE_BASE_IMAGE" 2>/dev/null)" = "$version" ]; then
+  local ca=/etc/ssl/certs/ca-certificates.crt stamp
+  stamp="$version-$(cat "$ca" "${BASH_SOURCE[0]}" 2>/dev/null | sha256sum | cut -c1-12)"
+  if image_has_stamp "$NODE_BASE_IMAGE" "$stamp"; then
     log "$NODE_BASE_IMAGE ($version) up to date"; return 0
   fi
   if [ ! -s "$tarball" ]; then
@@ -110,9 +116,22 @@ build_node_base() {
     rm -rf "$root"
   fi
   log "importing $NODE_BASE_IMAGE"
-  dk import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change "LABEL dev.oz-worker.test.inputs=$version" --change 'CMD ["node"]' \
-    "$tarball" "$NODE_BASE_IMAGE" >/dev/null
+  dk import "$tarball" "$NODE_BASE_IMAGE-rootfs" >/dev/null
+  # The host's CAs at a path apt's ca-certificates does not own, so npm ci (and Node at run
+  # time) trust a TLS-intercepting egress proxy as the host does.
+  local ctx="$BUILD/node-ctx"; rm -rf "$ctx"; mkdir -p "$ctx"
+  if [ -s "$ca" ]; then cp "$ca" "$ctx/host-ca.crt"; else : >"$ctx/host-ca.crt"; fi
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $NODE_BASE_IMAGE-rootfs
+COPY host-ca.crt /usr/local/share/oz-build-host-ca.crt
+RUN printf 'cafile=/usr/local/share/oz-build-host-ca.crt\\n' >/usr/local/etc/npmrc
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin NODE_EXTRA_CA_CERTS=/usr/local/share/oz-build-host-ca.crt
+LABEL dev.oz-worker.test.inputs=$stamp
+CMD ["node"]
+DOCKERFILE
+  mkdir -p "$ctx"
+  dk build -q --network none -t "$NODE_BASE_IMAGE" "$ctx" >/dev/null
+  dk rmi "$NODE_BASE_IMAGE-rootfs" >/dev/null 2>&1 || true
 }
 
 build_worker_image() {

@@ -10,6 +10,7 @@ IMAGES_DIR="$OZ_TEST_CACHE/images"
 # Image names the suites (Docker here, Kubernetes elsewhere) refer to.
 AGENT_IMAGE="oz-agent-standin:local"
 SIDECAR_IMAGE="oz-sidecar-standin:local"
+VOLUME_IMAGE="oz-agent-volume:local"
 NODE_BASE_IMAGE="node:24-slim"
 WORKER_IMAGE="oz-worker:local"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"

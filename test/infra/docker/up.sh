@@ -19,6 +19,7 @@ bash "$(dirname "$0")/images.sh" test 2>>"$DOCKER_STATE/up.log" || fail "the tes
   echo "DOCKER_HOST=unix://$DOCKER_SOCK"
   echo "OZ_DOCKER_AGENT_IMAGE=$AGENT_IMAGE"
   echo "OZ_DOCKER_SIDECAR_IMAGE=$SIDECAR_IMAGE"
+  echo "OZ_DOCKER_VOLUME_IMAGE=$VOLUME_IMAGE"
 } >"$DOCKER_ENV_FILE"
 if bash "$(dirname "$0")/images.sh" 2>>"$DOCKER_STATE/up.log"; then
   echo "OZ_DOCKER_WORKER_IMAGE=$WORKER_IMAGE" >>"$DOCKER_ENV_FILE"
