@@ -104,7 +104,8 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
       GIT_TERMINAL_PROMPT: '0',
       GH_PROMPT_DISABLED: '1',
       WARP_SERVER_ROOT_URL: 'https://app.warp.dev',
-      FROM_SERVER: 'server-value',
+      // The task's env_vars reach the agent; the worker scrubs their values from its own log.
+      FROM_SERVER: '[redacted]',
       FROM_FLAG: 'yes',
       FILE_VAR: 'from-file',
       OZ_RUN_ID: 'team-1',
@@ -112,6 +113,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     });
     expect(record.env.WARP_API_KEY).toBeUndefined();
     expect(Object.values(record.env)).not.toContain(API_KEY);
+    expect(h.worker.output).not.toContain('server-value');
     const done = await h.server.waitForMessage('task_completed', 'team-1', 30_000);
     expect(done.data).toEqual({ task_id: 'team-1', message: 'Task completed successfully' });
   }, 60_000);

@@ -3,7 +3,7 @@
 // test engine. Skips, saying why, when the engine or the image is not there.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalServer, type LocalServerHarness } from '../support/local-server.js';
@@ -57,10 +57,14 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
     beforeAll(async () => {
       s = await startLocalServer();
       dir = tempDir('image-worker');
+      const config = join(dir.path, 'config.yaml');
       writeFileSync(
-        join(dir.path, 'config.yaml'),
+        config,
         ['worker_id: image-worker', 'backend:', '  direct:', '    oz_path: /opt/fake-oz/fake-oz.mjs', '    workspace_root: /tmp/oz-workspaces'].join('\n'),
       );
+      // Readable by the image's uid 10001.
+      chmodSync(dir.path, 0o755);
+      chmodSync(config, 0o644);
       const user = await s.createUser('image-user');
       const run = await cli(
         [
@@ -77,7 +81,7 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
       const client = s.as(user.key);
       const task = await client.submitTask({ prompt: 'inside the image' });
       const done = await s.waitForTask(client, task.id, ['completed', 'failed'], 60_000).catch(async (error: unknown) => {
-        throw new Error(`${(error as Error).message}; container logs:\n${(await cli(['logs', name])).stderr.slice(-3000)}`);
+        throw new Error(`${(error as Error).message}; container logs:\n${((await cli(["logs", name])).stdout + (await cli(["logs", name])).stderr).slice(-3000)}`);
       });
       expect(done.state).toBe('completed');
     }, 120_000);
