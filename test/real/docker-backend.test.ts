@@ -54,7 +54,7 @@ async function startHarness(d: RealDocker, options: { workerId?: string; server?
 }
 
 /** The JSON the stand-in agent printed after `prefix` for this task (via the worker's log). */
-async function agentLine<T>(worker: WorkerProcess, taskId: string, prefix: string, timeoutMs = 30_000): Promise<T> {
+async function agentLine<T>(worker: WorkerProcess, taskId: string, prefix: string, timeoutMs = 60_000): Promise<T> {
   const line = await worker.waitForLog((l: LogLine) => l.taskId === taskId && typeof l.msg === 'string' && l.msg.startsWith(prefix), timeoutMs);
   return JSON.parse(line.msg.slice(prefix.length)) as T;
 }
@@ -95,7 +95,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
 
   it('runs a team task: the agent gets the argv, the protocol and configured env, and never the worker key', async () => {
     h.server.assign(task('team-1', { FAKE_OZ_PRINT_RECORD: '1', FROM_SERVER: 'server-value' }, { task: { owner: { Type: 'TEAM', Id: 42 } } }));
-    const record = await agentLine<AgentRecord>(h.worker, 'team-1', 'fake-oz-record: ');
+    const record = await agentLine<AgentRecord>(h.worker, 'team-1', 'fake-oz-record: ', 90_000);
     expect(record.argv).toEqual(['agent', 'run', '--share', 'team:edit', '--task-id', 'team-1', '--sandboxed', '--server-root-url', 'https://app.warp.dev', ...record.argv.slice(9)]);
     expect(record.cwd).toBe('/workspace');
     expect(record.pid).toBe(1);
@@ -116,7 +116,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     expect(h.worker.output).not.toContain('server-value');
     const done = await h.server.waitForMessage('task_completed', 'team-1', 30_000);
     expect(done.data).toEqual({ task_id: 'team-1', message: 'Task completed successfully' });
-  }, 60_000);
+  }, 120_000);
 
   it('runs a user task without team sharing', async () => {
     h.server.assign(task('user-1', { FAKE_OZ_PRINT_RECORD: '1' }, { task: { owner: { Type: 'USER', Uid: 'u-1' } } }));
@@ -200,7 +200,8 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     await h.server.waitForMessage('task_completed', 'sidecar-1', 30_000);
     // The per-task copy goes with the task; the shared read-only copy stays for the next task.
     await until(async () => (await probe.volumes([`${L('run-id')}=sidecar-1`])).length === 0, 15_000, 'the per-task volume to be removed');
-    expect(await probe.volumes([`${L('worker-id')}=${h.workerId}`, `${L('role')}=sidecar-data`])).toHaveLength(1);
+    const image = await probe.call<{ Id: string }>('GET', `/images/${d.sidecarImage}/json`);
+    expect(await probe.volumes([`${L('role')}=sidecar-data`, `${L('sidecar-image-id')}=${image.json.Id}`])).toHaveLength(1);
   }, 180_000);
 
   it("removes the container's anonymous volumes with it", async () => {

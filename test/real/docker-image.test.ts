@@ -39,7 +39,7 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
   it('prints its version', async () => {
     const run = await cli(['run', '--rm', '--network', 'none', IMAGE, '--version']);
     expect(run).toMatchObject({ code: 0, stdout: `${VERSION}\n` });
-  });
+  }, 90_000);
 
   it('runs as uid 10001, not root', async () => {
     const user = await cli(['image', 'inspect', '-f', '{{.Config.User}}', IMAGE]);
@@ -47,7 +47,7 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
     const id = await cli(['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', IMAGE, '-c', 'id -u; id -g']);
     expect(id.stdout.split('\n')[0]).toBe('10001');
     expect(id.stdout.split('\n')[1]).not.toBe('0');
-  });
+  }, 90_000);
 
   describe('the containerised worker (host network, read-only root) against oz-worker server on the host', () => {
     let s: LocalServerHarness;
