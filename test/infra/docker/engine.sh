@@ -33,8 +33,14 @@ start() {
     done
     log "dockerd with $driver did not answer: $(grep -m1 -iE 'level=(fatal|error)' "$DOCKER_LOG" || tail -1 "$DOCKER_LOG")"
     stop_quiet
+    kill "$bg" 2>/dev/null || true
+    # A dockerd that died early leaves its data root bind-mounted onto itself.
+    local mount
+    for mount in $(awk -v root="$DOCKER_STATE/data-" 'index($2, root) == 1 {print $2}' /proc/mounts | sort -r); do umount "$mount" 2>/dev/null || true; done
   done
-  echo "dockerd could not start ($(grep -m1 -iE 'level=fatal' "$DOCKER_LOG" | sed 's/.*msg=//' || echo 'see '"$DOCKER_LOG"))"
+  local reason
+  reason="$(grep -v 'level=info' "$DOCKER_LOG" | grep . | tail -1 | sed 's/.*msg=//' | cut -c1-240)"
+  echo "dockerd could not start (${reason:-see $DOCKER_LOG})"
   return 1
 }
 
