@@ -34,9 +34,6 @@ start() {
     log "dockerd with $driver did not answer: $(grep -m1 -iE 'level=(fatal|error)' "$DOCKER_LOG" || tail -1 "$DOCKER_LOG")"
     stop_quiet
     kill "$bg" 2>/dev/null || true
-    # A dockerd that died early leaves its data root bind-mounted onto itself.
-    local mount
-    for mount in $(awk -v root="$DOCKER_STATE/data-" 'index($2, root) == 1 {print $2}' /proc/mounts | sort -r); do umount "$mount" 2>/dev/null || true; done
   done
   local reason
   reason="$(grep -v 'level=info' "$DOCKER_LOG" | grep . | tail -1 | sed 's/.*msg=//' | cut -c1-240)"
@@ -46,11 +43,21 @@ start() {
 
 stop_quiet() {
   local pid
-  pid="$(engine_pid)" || { rm -f "$DOCKER_PIDFILE"; return 0; }
+  pid="$(engine_pid)" || { rm -f "$DOCKER_PIDFILE"; unmount_leftovers; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 40); do [ -d "/proc/$pid" ] || break; sleep 0.25; done
   [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
   rm -f "$DOCKER_PIDFILE"
+  unmount_leftovers
+}
+
+# A stopped (or early-dead) dockerd can leave mounts under its roots (the data root bound onto
+# itself, exec/netns/default); only ours, deepest first.
+unmount_leftovers() {
+  local mount
+  for mount in $(awk -v root="$DOCKER_STATE/" 'index($2, root) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+  done
 }
 
 case "${1:-}" in
