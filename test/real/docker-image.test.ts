@@ -54,6 +54,7 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
     let dir: { path: string; cleanup: () => void };
     const name = `oz-image-test-${randomBytes(4).toString('hex')}`;
     let logs = '';
+    let client: ReturnType<LocalServerHarness['as']>;
     beforeAll(async () => {
       s = await startLocalServer();
       dir = tempDir('image-worker');
@@ -73,12 +74,14 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
           // The key reaches the container from the CLI's environment, never through an argv.
           '-e', 'WARP_API_KEY',
           IMAGE, '--config-file', '/etc/oz-worker/config.yaml', '--web-socket-url', s.server.webSocketUrl, '--server-root-url', s.server.httpUrl,
+          // Every agent runs a while, so the drain below finds one running.
+          '-e', 'FAKE_OZ_SLEEP_MS=8000',
         ],
         { WARP_API_KEY: user.key },
       );
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
-      const client = s.as(user.key);
+      client = s.as(user.key);
       const task = await client.submitTask({ prompt: 'inside the image' });
       const done = await s.waitForTask(client, task.id, ['completed', 'failed'], 60_000).catch(async (error: unknown) => {
         throw new Error(`${(error as Error).message}; container logs:\n${((await cli(["logs", name])).stdout + (await cli(["logs", name])).stderr).slice(-3000)}`);
@@ -101,7 +104,9 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
       expect(probe.stdout.trim().split('\n')).toEqual(['/tmp writable']);
     });
 
-    it('drains and exits 0 on SIGTERM through tini', async () => {
+    it('drains on SIGTERM through tini: the running task is reported, then the worker exits 0', async () => {
+      const task = await client.submitTask({ prompt: 'interrupted by the drain' });
+      await s.waitForTask(client, task.id, ['running'], 30_000);
       const stop = await cli(['stop', '-t', '30', name], {}, 60_000);
       expect(stop.code).toBe(0);
       const state = await cli(['inspect', '-f', '{{.State.ExitCode}} {{.State.OOMKilled}}', name]);
@@ -109,6 +114,10 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
       logs = (await cli(['logs', name])).stdout + (await cli(['logs', name])).stderr;
       expect(logs).toContain('Shutting down: no new tasks are accepted');
       expect(logs).toContain('Worker shutdown complete');
+      // The task's outcome reached the server before the worker went away.
+      const after = await client.task(task.id);
+      expect(after.state).not.toBe('running');
+      expect(after).toMatchObject({ state: 'failed', failure_reason: 'graceful_shutdown' });
     }, 90_000);
   });
 });
