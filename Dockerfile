@@ -21,8 +21,8 @@ COPY --from=build /src/dist ./dist
 COPY bin ./bin
 COPY examples ./examples
 COPY package.json ./
-# A read-only root filesystem works: the compile cache and temp files go to /tmp
-# (mount an emptyDir there in Kubernetes).
-ENV NODE_ENV=production NODE_COMPILE_CACHE=/tmp/node-compile-cache
+# A read-only root filesystem works: the compile cache, temp files and the worker's
+# journal (state dir) go to /tmp (mount an emptyDir there in Kubernetes).
+ENV NODE_ENV=production NODE_COMPILE_CACHE=/tmp/node-compile-cache OZ_WORKER_STATE_DIR=/tmp/oz-worker-state
 USER 10001
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/oz-worker.js"]

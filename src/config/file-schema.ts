@@ -16,6 +16,8 @@ import { volumeSpecProblem } from './volume-spec.js';
 import { treeToPlain, YamlScalar } from './yaml-tree.js';
 
 export const IMAGE_PULL_POLICIES = ['Always', 'Never', 'IfNotPresent'] as const;
+/** `backend.docker.pull_policy`; `always` is the Go worker's behaviour (it pulls before every task). */
+export const DOCKER_PULL_POLICIES = ['always', 'if_not_present', 'never'] as const;
 export const BACKEND_BLOCKS = ['docker', 'direct', 'command', 'kubernetes'] as const;
 
 /** Issue params marking a message that already names what it is about. */
@@ -163,6 +165,16 @@ function imagePullPolicy() {
   });
 }
 
+function dockerPullPolicy() {
+  return scalar('one of always, if_not_present, never', (leaf): Converted<(typeof DOCKER_PULL_POLICIES)[number]> => {
+    const policy = DOCKER_PULL_POLICIES.find((candidate) => candidate === leaf.text);
+    if (policy) return { value: policy };
+    const spelled = leaf.text.toLowerCase().replace(/[^a-z]/g, '');
+    const near = DOCKER_PULL_POLICIES.find((candidate) => candidate.replace(/_/g, '') === spelled);
+    return { problem: `must be one of always, if_not_present, never (got ${show(leaf)}${near ? `; write ${near}` : ''})` };
+  });
+}
+
 /** A block of keys. `whenNull: 'empty'` makes `key:` with nothing under it an empty block, not an absent one. */
 function mapping<Shape extends z.core.$ZodLooseShape>(shape: Shape, whenNull: 'absent' | 'empty') {
   return z.preprocess(
@@ -233,6 +245,7 @@ const volumeSpec = scalarLeaf('text', (value): Converted<string> => {
 export const DOCKER_SHAPE = {
   volumes: list(volumeSpec),
   environment: environment(),
+  pull_policy: dockerPullPolicy(),
 };
 
 export const DIRECT_SHAPE = {

@@ -174,7 +174,7 @@ export function resolveWorkerConfig(
       teardownCommand: blocks?.direct?.teardown_command ?? '',
       ...(runAs ? { runAs } : {}),
     },
-    docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes] },
+    docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' },
     command: backend === 'command' ? resolveCommand(file) : undefined,
     kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
     device: resolveDevice(flags, file),

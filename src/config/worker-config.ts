@@ -23,6 +23,8 @@ export interface DirectBackendConfig {
 
 export interface DockerBackendConfig {
   volumes: string[];
+  /** When to pull a task's images: `always` (the Go worker's behaviour), `if_not_present` or `never`. */
+  pullPolicy: 'always' | 'if_not_present' | 'never';
 }
 
 export interface CommandBackendConfig {

@@ -111,7 +111,7 @@ async function checkDirect(config: WorkerConfig): Promise<Check[]> {
 }
 
 async function checkDocker(): Promise<Check[]> {
-  const [{ discoverDocker }, { HttpDockerEngine }] = await Promise.all([import('../backends/docker/discovery.js'), import('../backends/docker/engine.js')]);
+  const [{ discoverDocker }, { HttpDockerEngine, connectionProblem }] = await Promise.all([import('../backends/docker/discovery.js'), import('../backends/docker/engine.js')]);
   const readText = (path: string): string | undefined => {
     try {
       return readFileSync(path, 'utf8');
@@ -123,7 +123,10 @@ async function checkDocker(): Promise<Check[]> {
     const discovery = discoverDocker({ env: process.env, home: homedir(), readFile: readText, exists: existsSync });
     const engine = new HttpDockerEngine(discovery.endpoint, discovery.apiVersion);
     try {
-      await engine.ping(TIMEOUT_MS);
+      // The worker's own wording (what is wrong, what to do), not the bare socket error.
+      await engine.ping(TIMEOUT_MS).catch((error: unknown) => {
+        throw new Error(connectionProblem(error, discovery.endpoint));
+      });
       const version = await engine.version();
       return [{ name: 'Docker Engine', ok: true, detail: `${discovery.endpoint.url} answers (Docker ${version.Version ?? '?'}, ${version.Os ?? '?'}/${version.Arch ?? '?'})` }];
     } finally {

@@ -69,6 +69,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
         command: ['/agent/entrypoint.sh', ...argsView(params.args, showSecrets)],
         sidecars: params.sidecars,
         volumes: config.docker.volumes,
+        pullPolicy: config.docker.pullPolicy,
         environment: envView(env, visible),
         ...(params.instanceShape ? { instanceShape: params.instanceShape } : {}),
       };

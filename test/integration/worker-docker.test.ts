@@ -92,7 +92,7 @@ describe('worker on the Docker backend', () => {
   });
 
   it('reports an OOM kill as container_oom', async () => {
-    h.server.assign(assignment('oom-1', { env_vars: { FAKE_OOM: '1' } }));
+    h.server.assign(assignment('oom-1', { env_vars: { FAKE_OOM: '1' }, instance_shape: { memory_gb: 1 } }));
     const failed = await h.server.waitForMessage('task_failed', 'oom-1');
     expect(failed.data).toMatchObject({ failure_reason: 'container_oom', exit_code: 137 });
     expect(failed.data.message).toMatch(/^Failed to execute task: container exited with non-zero status: 137 \(out of memory/);

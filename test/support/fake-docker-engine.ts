@@ -1,14 +1,22 @@
 // An in-repo Docker Engine API for tests: a real node:http server on a unix
 // socket in a temp dir, keeping images, containers and volumes in memory.
 //
+// It answers as Debian's dockerd 20.10 does (checked against it): Engine API
+// 1.41, and 400 to a newer `/v1.xx` prefix.
+//
 // Task containers behave as their environment says:
 //   FAKE_EXIT=<n>          exit with n right after start (default 0)
-//   FAKE_OOM=1             exit 137 with State.OOMKilled
+//   FAKE_OOM=1             allocate without bound: under a memory limit the kernel kills it
+//                          (137, State.OOMKilled); without one it just finishes (0)
 //   FAKE_RUN=forever       keep running until stopped or killed
-//   FAKE_IGNORE_TERM=1     a stop only ends it after the grace period (exit 137, else 143)
+//   FAKE_IGNORE_TERM=1     PID 1 ignores SIGTERM (e.g. a shell entrypoint without `exec`): a stop
+//                          only ends it when the grace period is over (137); else it ends at once (143)
 //   FAKE_STDOUT / FAKE_STDERR   output lines (`|` separates lines); default one line each
-// Pulls succeed and create a linux/amd64 image unless `pullErrors` (an error
-// inside the 200 OK progress stream) or `images` (e.g. another platform) say otherwise.
+// Pulls succeed and create a linux/amd64 image unless the registry says otherwise:
+// `registryUnreachable` (HTTP 500 before any stream, as with no network), `missingImages`
+// (404 `manifest unknown` before any stream), `pullErrors` (an error inside the 200 OK
+// progress stream) or `imageOverrides` (e.g. another platform). More CPUs than `hostCpus`
+// are refused at create, as the daemon does.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -79,6 +87,9 @@ export function normaliseImage(name: string): string {
   return rest;
 }
 
+/** What Debian's dockerd 20.10 speaks. */
+export const API_VERSION = '1.41';
+
 export class FakeDockerEngine {
   readonly requests: RecordedRequest[] = [];
   readonly images = new Map<string, FakeImage>();
@@ -95,6 +106,12 @@ export class FakeDockerEngine {
   /** Milliseconds a volume fill (archive put) takes: lets tests overlap fills. */
   putArchiveDelayMs = 0;
   platform = { Os: 'linux', Arch: 'amd64' };
+  /** No registry answers: every pull is an HTTP 500 (images already present still run). */
+  registryUnreachable = false;
+  /** Normalised images the registry does not have: a pull is a 404 before any stream. */
+  readonly missingImages = new Set<string>();
+  /** The daemon's CPUs: a container asking for more is refused at create. */
+  hostCpus = 2;
   private waiters: Array<() => void> = [];
 
   private constructor(
@@ -236,7 +253,8 @@ export class FakeDockerEngine {
     if (this.env(container, 'FAKE_RUN') === 'forever') return;
     // Exit a moment later, as a real process would, so followers see a running container first.
     setTimeout(() => {
-      if (this.env(container, 'FAKE_OOM') === '1') this.exit(container, 137, true);
+      const limited = ((container.body.HostConfig as { Memory?: number } | undefined)?.Memory ?? 0) > 0;
+      if (this.env(container, 'FAKE_OOM') === '1' && limited) this.exit(container, 137, true);
       else this.exit(container, Number(this.env(container, 'FAKE_EXIT') ?? '0'));
     }, 20);
   }
@@ -247,7 +265,8 @@ export class FakeDockerEngine {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://docker');
-    const path = decodeURIComponent(url.pathname).replace(/^\/v\d+\.\d+/, '');
+    const prefix = /^\/v(\d+)\.(\d+)(?=\/)/.exec(url.pathname);
+    const path = decodeURIComponent(url.pathname).slice(prefix?.[0].length ?? 0);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
@@ -255,6 +274,9 @@ export class FakeDockerEngine {
     record.body = req.headers['content-type'] === 'application/x-tar' ? `<${raw.length} bytes of tar>` : raw.toString();
     this.requests.push(record);
     this.notify();
+    if (prefix && (Number(prefix[1]) > 1 || Number(prefix[2]) > 41)) {
+      return this.json(res, 400, { message: `client version ${prefix[1]}.${prefix[2]} is too new. Maximum supported API version is ${API_VERSION}` });
+    }
     try {
       await this.route(record, raw, res);
     } catch (error) {
@@ -281,14 +303,23 @@ export class FakeDockerEngine {
       return this.json(res, failure.status, { message: failure.message });
     }
     if (method === 'GET' && path === '/_ping') {
-      res.writeHead(200, { 'api-version': '1.45', 'content-type': 'text/plain' });
+      res.writeHead(200, { 'api-version': API_VERSION, 'content-type': 'text/plain' });
       res.end('OK');
       return;
     }
-    if (method === 'GET' && path === '/version') return this.json(res, 200, { Version: '26.1.0', ApiVersion: '1.45', ...this.platform });
+    if (method === 'GET' && path === '/version') return this.json(res, 200, { Version: '20.10.24', ApiVersion: API_VERSION, MinAPIVersion: '1.12', ...this.platform });
+    if (method === 'GET' && path === '/info') return this.json(res, 200, { NCPU: this.hostCpus, MemTotal: 8 * 2 ** 30, OSType: this.platform.Os, Architecture: 'x86_64' });
 
     if (method === 'POST' && path === '/images/create') {
       const name = `${query.get('fromImage')}${query.get('tag')?.includes(':') ? '@' : ':'}${query.get('tag')}`;
+      // Like dockerd: registry failures found before the first layer are plain HTTP errors.
+      if (this.registryUnreachable) {
+        return this.json(res, 500, { message: 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host' });
+      }
+      if (this.missingImages.has(name)) {
+        const short = name.replace(/^docker\.io\/(library\/)?/, '');
+        return this.json(res, 404, { message: `manifest for ${short} not found: manifest unknown: manifest unknown` });
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write(`${JSON.stringify({ status: `Pulling from ${query.get('fromImage')}`, id: query.get('tag') })}\r\n`);
       res.write(`${JSON.stringify({ status: 'Downloading', progressDetail: { current: 10, total: 100 }, id: 'abc123' })}\r\n`);
@@ -339,6 +370,10 @@ export class FakeDockerEngine {
       const name = query.get('name') ?? `fake_${randomBytes(3).toString('hex')}`;
       if (!this.images.has(normaliseImage(String(body.Image)))) return this.noSuch(res, `image: ${String(body.Image)}`);
       if ([...this.containers.values()].some((c) => c.Name === name)) return this.json(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
+      const nanoCpus = (body.HostConfig as { NanoCpus?: number } | undefined)?.NanoCpus ?? 0;
+      if (nanoCpus > this.hostCpus * 1e9) {
+        return this.json(res, 400, { message: `Range of CPUs is from 0.01 to ${this.hostCpus.toFixed(2)}, as there are only ${this.hostCpus} CPUs available` });
+      }
       const container = this.newContainer(name, body);
       return this.json(res, 201, { Id: container.Id, Warnings: [] });
     }

@@ -9,8 +9,14 @@
 //   FAKE_OZ_PRINT         print this line to stdout
 //   FAKE_OZ_ECHO_VAR      print `token=<value of the named variable>` (to test log scrubbing)
 //   FAKE_OZ_CHILD         start a grandchild (`sleep 1000`) and record its pid
+//   FAKE_OZ_PRINT_RECORD  print the record as one `fake-oz-record: <json>` line (inside a container)
+//   FAKE_OZ_PROBE         comma-separated directories: print `fake-oz-probe: <json>` with each one's
+//                         entries and whether a file can be written there
+//   FAKE_OZ_ALLOC_MB      allocate (and touch) this much memory, then finish
+// As PID 1 (in a container) the kernel drops signals without a handler, so SIGTERM
+// gets one there: exit 143, as the default action would elsewhere.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 
 const env = process.env;
 const record = { argv: process.argv.slice(2), cwd: process.cwd(), env: { ...env }, pid: process.pid };
@@ -24,7 +30,41 @@ if (env.OZ_RECORD_DIR) {
 console.log(`fake-oz: started with ${record.argv.join(' ')}`);
 if (env.FAKE_OZ_PRINT) console.log(env.FAKE_OZ_PRINT);
 if (env.FAKE_OZ_ECHO_VAR) console.log(`token=${env[env.FAKE_OZ_ECHO_VAR] ?? ''}`);
+if (env.FAKE_OZ_PRINT_RECORD) {
+  console.log(`fake-oz-record: ${JSON.stringify({ ...record, uid: process.getuid?.() })}`);
+}
+if (env.FAKE_OZ_PROBE) {
+  const probe = {};
+  for (const dir of env.FAKE_OZ_PROBE.split(',')) {
+    let entries;
+    let write = 'ok';
+    try {
+      entries = readdirSync(dir).sort();
+    } catch (error) {
+      entries = error.code;
+    }
+    try {
+      writeFileSync(`${dir}/.fake-oz-probe-${process.pid}`, 'x');
+      unlinkSync(`${dir}/.fake-oz-probe-${process.pid}`);
+    } catch (error) {
+      write = error.code;
+    }
+    probe[dir] = { entries, write };
+  }
+  console.log(`fake-oz-probe: ${JSON.stringify(probe)}`);
+}
+if (env.FAKE_OZ_ALLOC_MB) {
+  const held = [];
+  for (let mb = 0; mb < Number(env.FAKE_OZ_ALLOC_MB); mb += 16) held.push(Buffer.alloc(16 * 2 ** 20, 1));
+  console.log(`fake-oz: allocated ${held.length * 16} MiB`);
+}
 if (env.FAKE_OZ_IGNORE_TERM) process.on('SIGTERM', () => console.log('fake-oz: ignoring SIGTERM'));
+else if (process.pid === 1) {
+  process.on('SIGTERM', () => {
+    console.log('fake-oz: SIGTERM');
+    process.exit(143);
+  });
+}
 
 const finish = () => {
   if (env.FAKE_OZ_SIGNAL) process.kill(process.pid, env.FAKE_OZ_SIGNAL);

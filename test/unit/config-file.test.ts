@@ -317,6 +317,8 @@ describe('config file errors', () => {
     [yaml('backend:', '  kubernetes:', '    pod_template: [a]'), 3, 'backend.kubernetes.pod_template must be a mapping'],
     [yaml('backend:', '  kubernetes:', '    coding_cli_sidecars: { claude: "a b" }'), 3, 'backend.kubernetes.coding_cli_sidecars.claude must not contain whitespace'],
     [yaml('backend:', '  docker:', '    volumes:', '      - /data'), 4, 'backend.docker.volumes[0] must look like HOST_PATH:CONTAINER_PATH or HOST_PATH:CONTAINER_PATH:MODE'],
+    [yaml('backend:', '  docker:', '    pull_policy: sometimes'), 3, 'backend.docker.pull_policy must be one of always, if_not_present, never (got "sometimes")'],
+    [yaml('backend:', '  docker:', '    pull_policy: IfNotPresent'), 3, 'backend.docker.pull_policy must be one of always, if_not_present, never (got "IfNotPresent"; write if_not_present)'],
   ])('checks backend values: %j', (text, line, message) => {
     expect(problem(text)).toContain(`line ${line}: ${message}`);
   });

@@ -55,7 +55,7 @@ describe('defaults', () => {
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
       cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
       direct: { workspaceRoot: DEFAULT_WORKSPACE_ROOT, targetDir: '', ozPath: '', setupCommand: '', teardownCommand: '' },
-      docker: { volumes: [] },
+      docker: { volumes: [], pullPolicy: 'always' },
       command: undefined,
       kubernetes: undefined,
       device: undefined,

@@ -35,7 +35,9 @@ afterEach(async () => {
   home.cleanup();
 });
 
-function config(options: { cleanup?: boolean; cancelGraceMs?: number; taskEnv?: Record<string, string>; volumes?: string[] } = {}): WorkerConfig {
+function config(
+  options: { cleanup?: boolean; cancelGraceMs?: number; taskEnv?: Record<string, string>; volumes?: string[]; pullPolicy?: WorkerConfig['docker']['pullPolicy'] } = {},
+): WorkerConfig {
   return {
     apiKey: 'wk_secret',
     workerId: WORKER,
@@ -43,7 +45,7 @@ function config(options: { cleanup?: boolean; cancelGraceMs?: number; taskEnv?: 
     cleanup: options.cleanup ?? true,
     cancelGraceMs: options.cancelGraceMs ?? 1_000,
     taskEnv: options.taskEnv ?? {},
-    docker: { volumes: options.volumes ?? [] },
+    docker: { volumes: options.volumes ?? [], pullPolicy: options.pullPolicy ?? 'always' },
   } as WorkerConfig;
 }
 
@@ -79,9 +81,18 @@ describe('start-up', () => {
   it('checks the daemon and reports its platform', async () => {
     await backend();
     expect(engine.calls('GET', /^\/_ping$/)).toHaveLength(1);
-    expect(messages()).toContain(`Docker daemon is reachable at ${engine.dockerHost}, platform: linux/amd64`);
-    // API version negotiated from the ping: later calls carry it.
+    expect(messages()).toContain(`Docker daemon is reachable at ${engine.dockerHost}, platform: linux/amd64, 2 CPUs`);
+    // API version negotiated from the ping: later calls carry the daemon's 1.41 (the fake, like dockerd, refuses newer).
     expect(engine.requests.some((r) => r.path === '/version')).toBe(true);
+  });
+
+  it('speaks the daemon\'s API version, and says what to do when DOCKER_API_VERSION pins a newer one', async () => {
+    const b = await backend();
+    await run(b, params('v1'));
+    expect(engine.calls('POST', /^\/containers\/create$/)).toHaveLength(1);
+    await expect(backend({}, { DOCKER_HOST: engine.dockerHost, DOCKER_API_VERSION: '1.45' })).rejects.toThrow(
+      /^failed to reach Docker daemon: .*client version 1\.45 is too new\. Maximum supported API version is 1\.41; unset DOCKER_API_VERSION/,
+    );
   });
 
   it('refuses a daemon that is not linux/amd64 or linux/arm64', async () => {
@@ -202,6 +213,61 @@ describe('running a task', () => {
       message: 'failed to pull image nope:1: manifest for nope:1 not found: manifest unknown; check that the image name and tag exist in the registry',
     });
     expect(engine.calls('POST', /^\/containers\/create$/)).toEqual([]);
+  });
+
+  it('fails fast, naming the image, when the registry cannot be reached (HTTP 500 before any stream)', async () => {
+    engine.registryUnreachable = true;
+    const b = await backend();
+    const error = await rejection(run(b, params('t5b', { image: 'ubuntu:22.04' })));
+    expect(error).toMatchObject({ reason: 'image_pull' });
+    expect((error as Error).message).toMatch(
+      /^failed to pull image ubuntu:22\.04: Error response from daemon: .*no such host; the Docker host cannot reach the registry: .*set backend\.docker\.pull_policy to if_not_present$/,
+    );
+    expect(engine.calls('POST', /^\/containers\/create$/)).toEqual([]);
+  });
+
+  it('names a missing image (404 manifest unknown)', async () => {
+    engine.missingImages.add('docker.io/library/nope:2');
+    const b = await backend();
+    const error = await rejection(run(b, params('t5c', { image: 'nope:2' })));
+    expect(error).toMatchObject({
+      reason: 'image_pull',
+      message: 'failed to pull image nope:2: Error response from daemon: manifest for nope:2 not found: manifest unknown: manifest unknown; check that the image name and tag exist in the registry',
+    });
+  });
+
+  it('pull_policy always (the default) pulls even an image the engine has; if_not_present and never use it', async () => {
+    engine.addImage('local/agent:1');
+    engine.registryUnreachable = true;
+    const always = await backend();
+    expect(await rejection(run(always, params('p1', { image: 'local/agent:1' })))).toMatchObject({ reason: 'image_pull' });
+    for (const pullPolicy of ['if_not_present', 'never'] as const) {
+      const b = await backend({ pullPolicy });
+      const pulls = engine.calls('POST', /^\/images\/create$/).length;
+      await expect(run(b, params(`p-${pullPolicy}`, { image: 'local/agent:1' }))).resolves.toEqual({ kind: 'completed' });
+      expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(pulls);
+    }
+  });
+
+  it('pull_policy if_not_present pulls a missing image; never refuses it with what to do', async () => {
+    const pulling = await backend({ pullPolicy: 'if_not_present' });
+    await expect(run(pulling, params('p3', { image: 'fresh:1' }))).resolves.toEqual({ kind: 'completed' });
+    expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(1);
+    const never = await backend({ pullPolicy: 'never' });
+    const error = await rejection(run(never, params('p4', { image: 'absent:1' })));
+    expect(error).toMatchObject({
+      reason: 'image_pull',
+      message: expect.stringMatching(/^image absent:1 is not on the Docker engine and backend\.docker\.pull_policy is never: load it first/),
+    });
+    expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(1);
+  });
+
+  it('clamps instance_shape.vcpus to the host\'s CPUs with a warning (the daemon would refuse the container)', async () => {
+    engine.hostCpus = 2;
+    const b = await backend();
+    await expect(run(b, params('c1', { shape: { vcpus: 8, memory_gb: 1 } }))).resolves.toEqual({ kind: 'completed' });
+    expect(engine.containerFor('c1')!.body).toMatchObject({ HostConfig: { NanoCpus: 2e9, Memory: 2 ** 30 } });
+    expect(messages()).toContain('instance_shape.vcpus 8 is more than the 2 CPUs of the Docker host; limiting the container to 2 CPUs');
   });
 
   it('refuses an image for another platform', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskParams } from '../../src/backends/backend.js';
-import { containerEnv, resourcesForShape, taskContainerBody, taskContainerName, validateSidecars } from '../../src/backends/docker/container-spec.js';
+import { containerEnv, fitShapeToHost, resourcesForShape, taskContainerBody, taskContainerName, validateSidecars } from '../../src/backends/docker/container-spec.js';
 import { TaskFailure } from '../../src/worker/failure.js';
 
 const GiB = 2 ** 30;
@@ -105,5 +105,18 @@ describe('task container', () => {
     expect(taskContainerName('../weird id/', 'abcd')).toBe('oz-task-weird-id--abcd');
     expect(taskContainerName('', 'abcd')).toBe('oz-task-run-abcd');
     expect(taskContainerName('t')).not.toBe(taskContainerName('t'));
+  });
+});
+
+describe('fitShapeToHost', () => {
+  it.each([
+    [{ vcpus: 8, memory_gb: 4 }, 2, { vcpus: 2, memory_gb: 4 }, 'instance_shape.vcpus 8 is more than the 2 CPUs of the Docker host; limiting the container to 2 CPUs'],
+    [{ vcpus: 2, memory_gb: 4 }, 2, { vcpus: 2, memory_gb: 4 }, undefined],
+    [{ vcpus: 1 }, 4, { vcpus: 1 }, undefined],
+    [{ memory_gb: 4 }, 1, { memory_gb: 4 }, undefined],
+    [{ vcpus: 16 }, undefined, { vcpus: 16 }, undefined],
+    [undefined, 2, undefined, undefined],
+  ])('%j on %s host CPUs', (shape, hostCpus, expected, warning) => {
+    expect(fitShapeToHost(shape, hostCpus)).toEqual(warning ? { shape: expected, warning } : { shape: expected });
   });
 });

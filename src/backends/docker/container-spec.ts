@@ -66,6 +66,19 @@ export interface Resources {
   MemorySwap?: number;
 }
 
+/**
+ * The shape the Docker host can give: the daemon refuses a container asking
+ * for more CPUs than it has (`Range of CPUs is from 0.01 to N`), so vcpus are
+ * clamped to the host's count, with a warning that says so.
+ */
+export function fitShapeToHost(shape: InstanceShape | undefined, hostCpus: number | undefined): { shape: InstanceShape | undefined; warning?: string } {
+  if (!shape || hostCpus === undefined || hostCpus <= 0 || shape.vcpus === undefined || shape.vcpus <= hostCpus) return { shape };
+  return {
+    shape: { ...shape, vcpus: hostCpus },
+    warning: `instance_shape.vcpus ${shape.vcpus} is more than the ${hostCpus} CPUs of the Docker host; limiting the container to ${hostCpus} CPUs`,
+  };
+}
+
 /** CPU and memory limits per positive axis; memory is a hard cap (no extra swap). */
 export function resourcesForShape(shape: InstanceShape | undefined): Resources {
   const resources: Resources = {};

@@ -12,7 +12,11 @@
 //   (SIGTERM, then SIGKILL), also when cleanup is disabled;
 // * containers and volumes carry labels (worker id, run id), so leftovers of a
 //   crashed worker are removed when it starts again;
-// * the container also gets OZ_RUN_ID and OZ_WORKER_BACKEND, like the other backends.
+// * the container also gets OZ_RUN_ID and OZ_WORKER_BACKEND, like the other backends;
+// * `backend.docker.pull_policy` can skip the pull of images the engine already has
+//   (the default, `always`, pulls before every task as the Go worker does);
+// * instance_shape.vcpus above the host's CPUs is clamped (with a warning) instead of
+//   failing container create.
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -21,7 +25,7 @@ import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../worker/failure.js';
 import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
 import { LineSplitter } from '../direct/output-lines.js';
-import { LABELS, sidecarBind, taskContainerBody, taskContainerName, validateSidecars } from './container-spec.js';
+import { fitShapeToHost, LABELS, sidecarBind, taskContainerBody, taskContainerName, validateSidecars } from './container-spec.js';
 import { discoverDocker, DockerDiscoveryError, type DockerEndpoint } from './discovery.js';
 import { connectionProblem, errorText, HttpDockerEngine, isNotFound, type DockerEngine, type ImageInfo } from './engine.js';
 import { fullName, parseImageRef, pullTag } from './reference.js';
@@ -100,8 +104,16 @@ export async function createDockerBackend(config: WorkerConfig, deps: DockerBack
     await engine.close().catch(() => undefined);
     throw error;
   }
-  log.info(`Docker daemon is reachable${endpoint ? ` at ${endpoint.url}` : ''}, platform: ${platform}`);
-  const backend = new DockerBackend({ config, log, env, home, engine, platform, credentialHelper: deps.credentialHelper });
+  // Only for clamping CPU requests: without it the daemon's own check applies.
+  const hostCpus = await engine.info().then(
+    (info) => (typeof info.NCPU === 'number' && info.NCPU > 0 ? info.NCPU : undefined),
+    (error: unknown) => {
+      log.warn(`Could not read the Docker host's CPU count (${errorText(error)}); instance shapes are passed on unchanged`);
+      return undefined;
+    },
+  );
+  log.info(`Docker daemon is reachable${endpoint ? ` at ${endpoint.url}` : ''}, platform: ${platform}${hostCpus ? `, ${hostCpus} CPUs` : ''}`);
+  const backend = new DockerBackend({ config, log, env, home, engine, platform, hostCpus, credentialHelper: deps.credentialHelper });
   await backend.removeLeftovers();
   return backend;
 }
@@ -113,6 +125,7 @@ interface Settings {
   home: string;
   engine: DockerEngine;
   platform: string;
+  hostCpus: number | undefined;
   credentialHelper: CredentialHelper | undefined;
 }
 
@@ -155,6 +168,9 @@ function pullHint(text: string): string {
     return '; log in to the registry as the worker\'s user (docker login) or check the credentials in ~/.docker/config.json';
   }
   if (/not found|manifest unknown|does not exist/i.test(text)) return '; check that the image name and tag exist in the registry';
+  if (/dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|network is unreachable/i.test(text)) {
+    return '; the Docker host cannot reach the registry: check its network (or proxy), or load the image on the engine and set backend.docker.pull_policy to if_not_present';
+  }
   return '';
 }
 
@@ -289,7 +305,15 @@ class DockerBackend implements Backend {
     }
     throwIfCancelled(signal);
 
-    const body = taskContainerBody({ params, workerId: config.workerId, workerEnv: config.taskEnv, sidecarBinds, volumes: config.docker.volumes });
+    const fitted = fitShapeToHost(params.instanceShape, this.settings.hostCpus);
+    if (fitted.warning) log.warn(fitted.warning);
+    const body = taskContainerBody({
+      params: { ...params, instanceShape: fitted.shape },
+      workerId: config.workerId,
+      workerEnv: config.taskEnv,
+      sidecarBinds,
+      volumes: config.docker.volumes,
+    });
     try {
       resources.container = await engine.createContainer(resources.containerName, body);
     } catch (error) {
@@ -349,12 +373,45 @@ class DockerBackend implements Backend {
     }
   }
 
-  /** Pulls for the daemon's platform and checks the result; errors are Go-worded. */
+  /** The image as the engine has it, or undefined when it has none by that name. */
+  private async localImage(image: string): Promise<ImageInfo | undefined> {
+    try {
+      return await this.settings.engine.inspectImage(image);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new Error(`failed to inspect image ${image}: ${errorText(error)}`, { cause: error });
+    }
+  }
+
+  private checkPlatform(image: string, info: ImageInfo): ImageInfo {
+    const { platform } = this.settings;
+    const imagePlatform = `${info.Os ?? ''}/${info.Architecture ?? ''}`;
+    if (imagePlatform !== platform) throw new Error(`image ${image} is for platform ${imagePlatform}, but this worker requires ${platform}`);
+    return info;
+  }
+
+  /**
+   * The image, pulled for the daemon's platform as `backend.docker.pull_policy`
+   * says, and checked; errors are Go-worded.
+   */
   private async pull(image: string, run: TaskRun): Promise<ImageInfo> {
-    const { engine, platform, env, home, credentialHelper } = this.settings;
+    const { engine, platform, env, home, credentialHelper, config } = this.settings;
     const { log, signal } = run;
     const ref = parseImageRef(image);
     if (!ref) throw new Error(`failed to pull image ${image}: invalid reference format (expected e.g. ubuntu:22.04 or registry.example.com/team/image:tag)`);
+    const policy = config.docker.pullPolicy;
+    if (policy !== 'always') {
+      const present = await this.localImage(image);
+      if (present) {
+        log.info(`Using image ${image} already on the Docker engine (pull_policy ${policy})`);
+        return this.checkPlatform(image, present);
+      }
+      if (policy === 'never') {
+        throw new Error(
+          `image ${image} is not on the Docker engine and backend.docker.pull_policy is never: load it first (docker pull or docker load on the worker's host), or set pull_policy to if_not_present`,
+        );
+      }
+    }
     const registryAuth = await registryAuthFor(image, { env, home, helper: credentialHelper }, log);
     log.info(`Pulling image: ${image}`);
     try {
@@ -376,8 +433,7 @@ class DockerBackend implements Backend {
     } catch (error) {
       throw new Error(`failed to inspect pulled image ${image}: ${errorText(error)}`, { cause: error });
     }
-    const imagePlatform = `${info.Os ?? ''}/${info.Architecture ?? ''}`;
-    if (imagePlatform !== platform) throw new Error(`image ${image} is for platform ${imagePlatform}, but this worker requires ${platform}`);
+    this.checkPlatform(image, info);
     log.info(`Successfully pulled image: ${image}`);
     return info;
   }

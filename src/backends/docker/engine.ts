@@ -19,6 +19,11 @@ export interface VersionInfo {
   Arch?: string;
 }
 
+export interface EngineInfo {
+  NCPU?: number;
+  MemTotal?: number;
+}
+
 export interface ImageInfo {
   Id: string;
   RepoDigests?: string[];
@@ -62,6 +67,8 @@ export interface DockerEngine {
   /** Reachability check; resolves the API version to use from then on. */
   ping(timeoutMs: number): Promise<void>;
   version(): Promise<VersionInfo>;
+  /** The daemon host's resources. */
+  info(): Promise<EngineInfo>;
   /** Pulls `fromImage:tag`; rejects with the error a registry reported inside the progress stream. */
   pullImage(fromImage: string, tag: string, options: PullOptions): Promise<void>;
   inspectImage(name: string): Promise<ImageInfo>;
@@ -107,6 +114,9 @@ export function isNotFound(error: unknown): boolean {
 export function connectionProblem(error: unknown, endpoint: DockerEndpoint): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const at = endpoint.url;
+  if (error instanceof EngineError && /too new/i.test(error.daemonMessage)) {
+    return `the Docker daemon at ${at} refused the pinned API version: ${error.daemonMessage}; unset DOCKER_API_VERSION (the worker then uses the daemon's version) or set it to that maximum`;
+  }
   if (endpoint.kind === 'unix') {
     if (code === 'ENOENT') {
       return `Docker socket ${endpoint.socketPath} does not exist: Docker isn't running here, or it listens elsewhere; start Docker, or set DOCKER_HOST (e.g. unix://$XDG_RUNTIME_DIR/docker.sock for rootless Docker)`;
@@ -232,6 +242,10 @@ export class HttpDockerEngine implements DockerEngine {
 
   version(): Promise<VersionInfo> {
     return this.json('GET', '/version');
+  }
+
+  info(): Promise<EngineInfo> {
+    return this.json('GET', '/info');
   }
 
   async pullImage(fromImage: string, tag: string, options: PullOptions): Promise<void> {
