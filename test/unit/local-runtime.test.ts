@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskOutputSender } from '../../src/connection/task-output.js';
 import { planWorkerConfig } from '../../src/local/worker-config.js';
+import { localWorkspaceRoot } from '../../src/config/locations.js';
 import { announcesTaskOutput, capOutputLine, MAX_OUTPUT_LINE_CHARS } from '../../src/protocol/task-output.js';
 import { advertisedHost, localHost } from '../../src/server/listen-address.js';
 import { acquireStateLock, LOCK_FILE, StateDirInUseError } from '../../src/server/state-lock.js';
@@ -159,7 +160,8 @@ describe("local's worker config", () => {
     expect(plan).toEqual({ backend: 'direct', args: ['--config-file', join(stateDir, 'local-worker.yaml')], fileSetsOzPath: true });
     const merged = readFileSync(join(stateDir, 'local-worker.yaml'), 'utf8');
     expect(merged).toContain('worker_id: mine # kept');
-    expect(merged).toContain(`workspace_root: ${join(stateDir, 'workspaces')}`);
+    expect(merged).toContain(`workspace_root: ${localWorkspaceRoot(stateDir)}`);
+    expect(localWorkspaceRoot(stateDir).startsWith(stateDir)).toBe(false);
 
     const docker = join(stateDir, 'docker.yaml');
     writeFileSync(docker, 'backend:\n  docker:\n    volumes: ["/a:/b"]\n');
