@@ -11,6 +11,7 @@ import { registerServiceCommands } from '../service/service-command.js';
 import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
+import { commandHint } from '../local/command-hint.js';
 
 import { VERSION } from '../version.js';
 
@@ -42,10 +43,10 @@ function firstRunGuide(): string {
   return `oz-worker needs an API key and a worker id before it can take tasks.
 
   Try everything locally first (no account needed):
-    npx oz-worker local --demo
+    ${commandHint('local --demo')}
 
   Connect to Warp:
-    WARP_API_KEY=<your key> npx oz-worker --worker-id <name> --backend direct
+    WARP_API_KEY=<your key> ${commandHint('--worker-id <name> --backend direct')}
 
   Or put the settings in ${join(dirs.configDir, 'config.yaml')} (see --help).
 `;

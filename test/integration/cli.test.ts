@@ -35,14 +35,20 @@ describe('command line', () => {
     expect(output.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  it('says which Node.js it needs when started on one that is too old', async () => {
-    // Pretend to be Node 20 (the bundle would otherwise fail to link with an unhelpful error).
+  it('says which Node.js it needs, and the command that runs it anyway, when started on one that is too old', async () => {
+    // Pretend to be Node 20 (the bundle would otherwise fail to link with an unhelpful error);
+    // test/integration/package.test.ts does the same on a real old Node.
     const preload = configFile('old-node.cjs', "Object.defineProperty(process.versions, 'node', { value: '20.11.1' });\n");
-    const { code, output } = await run(['--version'], { NODE_OPTIONS: `--require ${preload}` });
+    const { code, output } = await run(['--worker-id', 'w'], { NODE_OPTIONS: `--require ${preload}` });
     expect(code).toBe(2);
-    expect(output.trim()).toBe(
-      'oz-worker: error: Node.js 20.11.1 is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Install a newer Node.js and run it again.',
+    const lines = output.trim().split('\n');
+    expect(lines[0]).toBe(
+      'oz-worker: error: Node.js 20.11.1 is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Run it with a newer Node.js anyway:',
     );
+    expect(lines[1]).toMatch(/^  npx (--prefix \S+ )?oz-worker --web-socket-url ws:\S+ --worker-id w$/);
+    const version = await run(['--version'], { NODE_OPTIONS: `--require ${preload}` });
+    expect(version.code).toBe(0);
+    expect(version.output.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
   it('shows examples in --help', async () => {
