@@ -12,6 +12,7 @@ import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
 import { commandHint } from '../local/command-hint.js';
+import { closestName } from './suggest.js';
 
 import { VERSION } from '../version.js';
 
@@ -81,29 +82,58 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
   }
 }
 
+/** `service status` for the command `oz-worker service status`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
+
+/** Usage errors end with the help of the command that was being parsed, spelled so it runs. */
+function pointErrorsAtOwnHelp(command: Command): void {
+  command.configureOutput({
+    outputError: (text, write) => {
+      const path = commandPath(command);
+      write(`oz-worker: ${text.trim()} (see ${commandHint(`${path ? `${path} ` : ''}--help`)})\n`);
+    },
+  });
+  for (const sub of command.commands) pointErrorsAtOwnHelp(sub);
+}
+
+function unknownCommand(word: string, program: Command): never {
+  const names = program.commands.map((c) => c.name()).filter((name) => name !== 'help');
+  const suggestion = closestName(word, names);
+  fail(`unknown command '${word}' ${suggestion ? `(did you mean ${suggestion}?)` : `(see ${commandHint('--help')})`}`, EXIT_USAGE);
+}
+
 export function buildProgram(): Command {
   const program = new Command('oz-worker')
     .description('Self-hosted worker for Oz cloud agents: runs assigned tasks as local processes, Kubernetes Jobs, Docker containers or a dispatch command.')
+    .usage('[options] [command]')
     .version(VERSION, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help')
+    .helpCommand('help [command]', 'show help for a command')
     .addHelpText('after', EXAMPLES)
     .showSuggestionAfterError(true)
-    .configureOutput({
-      outputError: (text, write) => write(`oz-worker: ${text.trim().replace(/^error: /, 'error: ')} (see oz-worker --help)\n`),
-    })
     .exitOverride()
     // Worker flags belong to the worker; sub-commands (task --api-key, local --backend) parse their own.
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    // The worker takes no words; one here is a mistyped command.
+    .argument('[command]');
   addWorkerOptions(program);
-  program.action((flags: WorkerFlags) => runWorkerCommand(flags));
+  program.action((word: string | undefined, flags: WorkerFlags) => (word === undefined ? runWorkerCommand(flags) : unknownCommand(word, program)));
   registerServiceCommands(program);
   registerLocalCommands(program);
   registerOperatorCommands(program);
+  pointErrorsAtOwnHelp(program);
   return program;
 }
 
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
+  // commander's `help <name>` shows the overview for a name it does not know.
+  const [first, second] = argv.slice(2);
+  if (first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((c) => c.name() === second)) unknownCommand(second, program);
   try {
     await program.parseAsync(argv);
   } catch (error) {
