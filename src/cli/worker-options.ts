@@ -6,7 +6,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../backends/backend.js';
 import { expandPath } from '../config/paths.js';
 import { LOG_LEVELS } from '../config/resolve.js';
-import { DEFAULT_SERVER_ROOT_URL, DEFAULT_WEB_SOCKET_URL } from '../config/worker-config.js';
+import { DEFAULT_SERVER_ROOT_URL, DEFAULT_WEB_SOCKET_URL, DEFAULT_WORKSPACE_ROOT } from '../config/worker-config.js';
 
 /** Repeatable flags collect every occurrence, in order, never split on commas. */
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -37,6 +37,12 @@ export function addWorkerOptions(command: Command): Command {
     .addOption(new Option('--log-level <level>', 'Log level (debug, info, warn, error)').choices(LOG_LEVELS).default('info'))
     .addOption(
       new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'),
+    )
+    .addOption(
+      new Option(
+        '--workspace-root <dir>',
+        `Where the direct backend creates per-task workspaces (backend.direct.workspace_root; default: ${DEFAULT_WORKSPACE_ROOT} for root and systemd services, else ~/.local/share/oz-worker/workspaces, on macOS ~/Library/Application Support/oz-worker/workspaces)`,
+      ).argParser(toAbsolutePath),
     )
     .addOption(new Option('--ca-file <path>', 'Extra CA certificate(s) (PEM) to trust for the dispatch server, e.g. a private CA or a TLS-inspecting proxy').argParser(toAbsolutePath))
     .addOption(new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'))
