@@ -83,8 +83,17 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
   };
   if (options.pretty && !options.destination) {
     const { default: pretty } = await import('pino-pretty');
-    const colorize = !(options.env ?? process.env).NO_COLOR;
-    return pino(base, pretty({ colorize, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', destination: new LogDestination(1) }));
+    const prettyFactory = (pretty as unknown as { prettyFactory: typeof import('pino-pretty').prettyFactory }).prettyFactory;
+    // One record, one terminal line: an agent's output line stays one line, prefixed with its task.
+    const prettify = prettyFactory({
+      colorize: !(options.env ?? process.env).NO_COLOR,
+      translateTime: 'HH:MM:ss.l',
+      ignore: 'pid,hostname,taskId,stream',
+      messageFormat: '{if taskId}[{taskId}] {end}{msg}',
+      singleLine: true,
+    });
+    const destination = new LogDestination(1);
+    return pino(base, { write: (line: string) => destination.write(prettify(line)), flush: (callback: (error?: Error) => void) => destination.flush(callback) } as DestinationStream);
   }
   return pino(base, options.destination ?? new LogDestination(1));
 }
