@@ -18,16 +18,20 @@ import { VERSION } from '../version.js';
 
 export { VERSION };
 
-const EXAMPLES = `
+/** Spelled the way the commands run where the user is (see commandHint). */
+const examples = (): string => `
 Examples:
   # Run tasks as local processes, connected to Warp
-  WARP_API_KEY=... oz-worker --worker-id my-laptop --backend direct
+  WARP_API_KEY=... ${commandHint('--worker-id my-laptop --backend direct')}
 
   # Use a config file (same keys as oz-agent-worker)
-  oz-worker --config-file /etc/oz-worker/config.yaml
+  ${commandHint('--config-file /etc/oz-worker/config.yaml')}
 
   # Pass environment to every task
-  oz-worker --worker-id w1 --backend direct -e GITHUB_TOKEN -e LOG_LEVEL=debug
+  ${commandHint('--worker-id w1 --backend direct -e GITHUB_TOKEN -e LOG_LEVEL=debug')}
+
+  # Help for one command
+  ${commandHint('help local')}
 `;
 
 /** Usage and configuration problems exit with 2; runtime failures with 1. */
@@ -113,7 +117,7 @@ export function buildProgram(): Command {
     .version(VERSION, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help')
     .helpCommand('help [command]', 'show help for a command')
-    .addHelpText('after', EXAMPLES)
+    .addHelpText('after', examples)
     .showSuggestionAfterError(true)
     .exitOverride()
     // Worker flags belong to the worker; sub-commands (task --api-key, local --backend) parse their own.

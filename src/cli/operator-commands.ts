@@ -43,7 +43,7 @@ export function registerOperatorCommands(program: Command): void {
       .argument('<assignment>', 'assignment JSON file (the task_assignment data or the whole frame), or - for stdin')
       .addOption(new Option('--show-secrets', 'show environment values and the MCP config instead of [redacted]'))
       .addOption(new Option('--json', 'print JSON'))
-      .addHelpText('after', '\nExample:\n  oz-worker plan --config-file config.yaml assignment.json\n'),
+      .addHelpText('after', () => `\nExample:\n  ${commandHint('plan --config-file config.yaml assignment.json')}\n`),
   ).action(async (source: string, flags: WorkerFlags & { showSecrets?: boolean; json?: boolean }) => {
     let config: WorkerConfig;
     let input: string;
@@ -65,7 +65,7 @@ export function registerOperatorCommands(program: Command): void {
       .command('doctor')
       .description('Check the configuration, the dispatch server and API key, and the backend; one line per check with the fix for each failure')
       .addOption(new Option('--json', 'print JSON'))
-      .addHelpText('after', '\nExample:\n  oz-worker doctor --config-file /etc/oz-worker/config.yaml\n'),
+      .addHelpText('after', () => `\nExample:\n  ${commandHint('doctor --config-file /etc/oz-worker/config.yaml')}\n`),
   ).action(async (flags: WorkerFlags & { json?: boolean }) => {
     const { formatChecks, runChecks } = await import('../tools/doctor.js');
     let checks;
