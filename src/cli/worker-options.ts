@@ -48,7 +48,7 @@ export function addWorkerOptions(command: Command): Command {
     .addOption(new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'))
     .addOption(new Option('--state-dir <dir>', 'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR; default: the platform state directory)').argParser(toAbsolutePath))
     .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs (default: oz on PATH)').argParser(toAbsolutePath))
-    .addOption(new Option('--no-cleanup', 'Keep what a task leaves, for debugging: the workspace (direct), the container and its per-task volumes (docker), the Job and its pod (kubernetes); the command backend leaves nothing of its own'))
+    .addOption(new Option('--no-cleanup', 'Do not remove containers after execution (for debugging); per backend: keeps the workspace (direct), the container and its per-task volumes (docker), the Job and its pod (kubernetes); the command backend leaves nothing of its own'))
     .addOption(
       new Option(
         '-v, --volumes <spec>',
