@@ -62,6 +62,33 @@ describe('worker log lines', () => {
     expect(worker.logs.some((l) => l.msg === 'Worker shutdown complete')).toBe(true);
   });
 
+  it('one Ctrl-C of oz-worker local (SIGINT to the whole process group) stops it without a line about a repeated stop', async () => {
+    const dir = tempDir('log-local');
+    const child = spawn(process.execPath, [BIN, 'local', '--demo', '--state-dir', dir.path, '--listen', '127.0.0.1:0'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      dir.cleanup();
+    });
+    const deadline = Date.now() + 20_000;
+    while (!output.includes('Press Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(output).toContain('Press Ctrl-C');
+    process.kill(-child.pid!, 'SIGINT');
+    await exited;
+    // The worker's last words arrive once its own pipe closes.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(output).toContain('Worker shutdown complete');
+    expect(output).not.toContain('Stop request repeated');
+  }, 40_000);
+
   it('a task stopped by shutdown is a warning that says so, not an ERROR "context canceled"', async () => {
     const { server, worker } = await harness(['-e', 'FAKE_OZ_SLEEP_MS=60000', '--shutdown-grace-period', '5s']);
     await server.waitForConnection();
