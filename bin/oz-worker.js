@@ -2,12 +2,25 @@
 // Entry point. The compile cache keeps start-up fast for a service restarted often.
 import module from 'node:module';
 
-// The bundle uses APIs of Node 22.12+; on an older Node it would fail with a
-// linker error that says nothing useful, so say what to do instead.
+// The bundle uses APIs of Node 22.12+; on an older Node only --help and
+// --version load it (they need nothing newer). Anything else would fail with a
+// linker error that says nothing useful, so name the command that runs it anyway:
+// in a clone `npx` finds the project's own Node, elsewhere npx can fetch one.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 12)) {
+const args = process.argv.slice(2);
+const onlyHelp = args.some((arg) => arg === '--help' || arg === '-h' || arg === '--version') || args[0] === 'help';
+if ((major < 22 || (major === 22 && minor < 12)) && !onlyHelp) {
+  const word = (arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
+  const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+  const inCwd = `${process.cwd()}/`.startsWith(`${root}/`);
+  const runner = !existsSync(`${root}/src/cli/main.ts`)
+    ? 'npx -p node@24 -p oz-worker oz-worker'
+    : inCwd ? 'npx oz-worker' : `npx --prefix ${word(root)} oz-worker`;
+  const command = [runner, ...args.map(word)].join(' ');
   process.stderr.write(
-    `oz-worker: error: Node.js ${process.versions.node} is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Install a newer Node.js and run it again.\n`,
+    `oz-worker: error: Node.js ${process.versions.node} is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Run it with a newer Node.js anyway:\n  ${command}\n`,
   );
   process.exit(2);
 }

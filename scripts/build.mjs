@@ -34,6 +34,11 @@ await build({
   platform: 'node',
   target: 'node22',
   sourcemap: 'linked',
+  // Whitespace and syntax only: identifiers stay, so stack traces still name
+  // functions; the package (which ships no source maps) shrinks from 17.6 to 7.7 MB.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
   logLevel: 'warning',
   define: { OZ_WORKER_VERSION: JSON.stringify(pkg.version) },
   // Some CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.

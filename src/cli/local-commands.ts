@@ -2,6 +2,7 @@
 // action loads its implementation with a dynamic import, so the worker's own
 // start-up never pays for the server, its database or the HTTP client.
 import { Option, type Command } from 'commander';
+import { commandHint } from '../local/command-hint.js';
 
 const EXIT_USAGE = 2;
 
@@ -43,7 +44,7 @@ export function registerLocalCommands(program: Command): void {
     program
       .command('server')
       .description('Run the local dispatch server: the server half of the worker protocol, with a JSON HTTP API')
-      .addHelpText('after', '\nExample:\n  oz-worker server --state-dir ./oz-state\n'),
+      .addHelpText('after', () => `\nExample:\n  ${commandHint('server --state-dir ./oz-state')}\n`),
   ).action(async (flags) => run(async () => (await import('../local/server-command.js')).runServerCommand(flags)));
 
   serverOptions(
@@ -56,7 +57,7 @@ export function registerLocalCommands(program: Command): void {
       .addOption(new Option('--max-concurrent-tasks <n>', 'Passed to the worker'))
       .addOption(new Option('--demo', 'Submit a demo task and show it run'))
       .addOption(new Option('--once', 'Exit after the demo task (exit code 0 when it completed)'))
-      .addHelpText('after', '\nExamples:\n  oz-worker local --demo\n  oz-worker local --backend docker\n'),
+      .addHelpText('after', () => `\nExamples:\n  ${commandHint('local --demo')}\n  ${commandHint('local --backend docker')}\n`),
   ).action(async (flags) => run(async () => (await import('../local/server-command.js')).runLocalCommand(flags)));
 
   const task = program.command('task').description('Submit, list, show, cancel, watch tasks on the local server and read their output');

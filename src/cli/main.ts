@@ -13,21 +13,27 @@ import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { addWorkerOptions } from './worker-options.js';
 import { COMMAND_LINE_KEY_WARNING, concealApiKey } from './conceal-api-key.js';
+import { commandHint } from '../local/command-hint.js';
+import { closestName } from './suggest.js';
 
 import { VERSION } from '../version.js';
 
 export { VERSION };
 
-const EXAMPLES = `
+/** Spelled the way the commands run where the user is (see commandHint). */
+const examples = (): string => `
 Examples:
   # Run tasks as local processes, connected to Warp
-  WARP_API_KEY=... oz-worker --worker-id my-laptop --backend direct
+  WARP_API_KEY=... ${commandHint('--worker-id my-laptop --backend direct')}
 
   # Use a config file (same keys as oz-agent-worker)
-  oz-worker --config-file /etc/oz-worker/config.yaml
+  ${commandHint('--config-file /etc/oz-worker/config.yaml')}
 
   # Pass environment to every task
-  oz-worker --worker-id w1 --backend direct -e GITHUB_TOKEN -e LOG_LEVEL=debug
+  ${commandHint('--worker-id w1 --backend direct -e GITHUB_TOKEN -e LOG_LEVEL=debug')}
+
+  # Help for one command
+  ${commandHint('help local')}
 `;
 
 /** Usage and configuration problems exit with 2; runtime failures with 1. */
@@ -44,10 +50,10 @@ function firstRunGuide(): string {
   return `oz-worker needs an API key and a worker id before it can take tasks.
 
   Try everything locally first (no account needed):
-    npx oz-worker local --demo
+    ${commandHint('local --demo')}
 
   Connect to Warp:
-    WARP_API_KEY=<your key> npx oz-worker --worker-id <name> --backend direct
+    WARP_API_KEY=<your key> ${commandHint('--worker-id <name> --backend direct')}
 
   Or put the settings in ${join(dirs.configDir, 'config.yaml')} (see --help).
 `;
@@ -85,30 +91,59 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
   }
 }
 
+/** `service status` for the command `oz-worker service status`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
+
+/** Usage errors end with the help of the command that was being parsed, spelled so it runs. */
+function pointErrorsAtOwnHelp(command: Command): void {
+  command.configureOutput({
+    outputError: (text, write) => {
+      const path = commandPath(command);
+      write(`oz-worker: ${text.trim()} (see ${commandHint(`${path ? `${path} ` : ''}--help`)})\n`);
+    },
+  });
+  for (const sub of command.commands) pointErrorsAtOwnHelp(sub);
+}
+
+function unknownCommand(word: string, program: Command): never {
+  const names = program.commands.map((c) => c.name()).filter((name) => name !== 'help');
+  const suggestion = closestName(word, names);
+  fail(`unknown command '${word}' ${suggestion ? `(did you mean ${suggestion}?)` : `(see ${commandHint('--help')})`}`, EXIT_USAGE);
+}
+
 export function buildProgram(): Command {
   const program = new Command('oz-worker')
     .description('Self-hosted worker for Oz cloud agents: runs assigned tasks as local processes, Kubernetes Jobs, Docker containers or a dispatch command.')
+    .usage('[options] [command]')
     .version(VERSION, '--version', 'print the version and exit')
     .helpOption('-h, --help', 'show this help')
-    .addHelpText('after', EXAMPLES)
+    .helpCommand('help [command]', 'show help for a command')
+    .addHelpText('after', examples)
     .showSuggestionAfterError(true)
-    .configureOutput({
-      outputError: (text, write) => write(`oz-worker: ${text.trim().replace(/^error: /, 'error: ')} (see oz-worker --help)\n`),
-    })
     .exitOverride()
     // Worker flags belong to the worker; sub-commands (task --api-key, local --backend) parse their own.
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    // The worker takes no words; one here is a mistyped command.
+    .argument('[command]');
   addWorkerOptions(program);
-  program.action((flags: WorkerFlags) => runWorkerCommand(flags));
+  program.action((word: string | undefined, flags: WorkerFlags) => (word === undefined ? runWorkerCommand(flags) : unknownCommand(word, program)));
   registerServiceCommands(program);
   registerLocalCommands(program);
   registerAdminCommands(program);
   registerOperatorCommands(program);
+  pointErrorsAtOwnHelp(program);
   return program;
 }
 
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
+  // commander's `help <name>` shows the overview for a name it does not know.
+  const [first, second] = argv.slice(2);
+  if (first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((c) => c.name() === second)) unknownCommand(second, program);
   try {
     await program.parseAsync(argv);
   } catch (error) {

@@ -10,6 +10,7 @@ import { defaultConfigFile } from '../config/locations.js';
 import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import { addWorkerOptions } from './worker-options.js';
+import { commandHint } from '../local/command-hint.js';
 
 const EXIT_USAGE = 2;
 
@@ -42,7 +43,7 @@ export function registerOperatorCommands(program: Command): void {
       .argument('<assignment>', 'assignment JSON file (the task_assignment data or the whole frame), or - for stdin')
       .addOption(new Option('--show-secrets', 'show environment values and the MCP config instead of [redacted]'))
       .addOption(new Option('--json', 'print JSON'))
-      .addHelpText('after', '\nExample:\n  oz-worker plan --config-file config.yaml assignment.json\n'),
+      .addHelpText('after', () => `\nExample:\n  ${commandHint('plan --config-file config.yaml assignment.json')}\n`),
   ).action(async (source: string, flags: WorkerFlags & { showSecrets?: boolean; json?: boolean }) => {
     let config: WorkerConfig;
     let input: string;
@@ -64,16 +65,20 @@ export function registerOperatorCommands(program: Command): void {
       .command('doctor')
       .description('Check the configuration, the dispatch server and API key, and the backend; one line per check with the fix for each failure')
       .addOption(new Option('--json', 'print JSON'))
-      .addHelpText('after', '\nExample:\n  oz-worker doctor --config-file /etc/oz-worker/config.yaml\n'),
+      .addHelpText('after', () => `\nExample:\n  ${commandHint('doctor --config-file /etc/oz-worker/config.yaml')}\n`),
   ).action(async (flags: WorkerFlags & { json?: boolean }) => {
     const { formatChecks, runChecks } = await import('../tools/doctor.js');
     let checks;
+    const configFix = `fix the flag or config file named above (see ${commandHint('doctor --help')})`;
     try {
       const config = await configFor(flags, false);
       checks = [{ name: 'config', ok: true, detail: `valid (worker ${config.workerId}, backend ${config.backend})` }, ...(await runChecks(config, process.env))];
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      checks = [{ name: 'config', ok: false, detail: error.message, fix: 'fix the flag or config file named above (see oz-worker --help)' }];
+      // Without a key (or worker id) everything but the server can still be checked.
+      const partial = await configFor(flags, true).catch(() => undefined);
+      const failed = { name: 'config', ok: false, detail: error.message, fix: configFix };
+      checks = partial ? [failed, ...(await runChecks(partial, process.env, { skipServer: 'needs the configuration fixed above' }))] : [failed];
     }
     const ok = checks.every((check) => check.ok);
     process.stdout.write(`${flags.json ? JSON.stringify({ ok, checks }, null, 2) : formatChecks(checks)}\n`);

@@ -60,7 +60,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const env = options.env ?? process.env;
   const scrubber = new SecretScrubber();
   scrubber.add([config.apiKey]);
-  const log = await createLogger({ level: config.logLevel, pretty: Boolean(process.stdout.isTTY), scrubber });
+  const log = await createLogger({ level: config.logLevel, pretty: Boolean(process.stdout.isTTY), scrubber, env });
   const exit =
     options.exit ??
     ((code: number) => {

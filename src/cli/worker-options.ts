@@ -6,6 +6,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../backends/backend.js';
 import { expandPath } from '../config/paths.js';
 import { LOG_LEVELS } from '../config/resolve.js';
+import { DEFAULT_SERVER_ROOT_URL, DEFAULT_WEB_SOCKET_URL, DEFAULT_WORKSPACE_ROOT } from '../config/worker-config.js';
 
 /** Repeatable flags collect every occurrence, in order, never split on commas. */
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -31,17 +32,23 @@ export function addWorkerOptions(command: Command): Command {
     )
     .addOption(new Option('--worker-id <id>', 'Worker host identifier (required via flag or config file)'))
     // Two long names: the Helm chart passes --web-socket-url; --websocket-url is the natural spelling.
-    .addOption(new Option('--websocket-url, --web-socket-url <url>', 'Dispatch server WebSocket URL').hideHelp())
-    .addOption(new Option('--server-root-url <url>', 'Warp server root URL passed to the agent').hideHelp())
+    .addOption(new Option('--websocket-url, --web-socket-url <url>', `Dispatch server WebSocket URL (default: ${DEFAULT_WEB_SOCKET_URL})`))
+    .addOption(new Option('--server-root-url <url>', `Warp server root URL passed to the agent (default: ${DEFAULT_SERVER_ROOT_URL})`))
     .addOption(new Option('--log-level <level>', 'Log level (debug, info, warn, error)').choices(LOG_LEVELS).default('info'))
     .addOption(
       new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'),
+    )
+    .addOption(
+      new Option(
+        '--workspace-root <dir>',
+        `Where the direct backend creates per-task workspaces (backend.direct.workspace_root; default: ${DEFAULT_WORKSPACE_ROOT} for root and systemd services, else ~/.local/share/oz-worker/workspaces, on macOS ~/Library/Application Support/oz-worker/workspaces)`,
+      ).argParser(toAbsolutePath),
     )
     .addOption(new Option('--ca-file <path>', 'Extra CA certificate(s) (PEM) to trust for the dispatch server, e.g. a private CA or a TLS-inspecting proxy').argParser(toAbsolutePath))
     .addOption(new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'))
     .addOption(new Option('--state-dir <dir>', 'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR; default: the platform state directory)').argParser(toAbsolutePath))
     .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs (default: oz on PATH)').argParser(toAbsolutePath))
-    .addOption(new Option('--no-cleanup', 'Do not remove containers after execution (for debugging)'))
+    .addOption(new Option('--no-cleanup', 'Do not remove containers after execution (for debugging); per backend: keeps the workspace (direct), the container and its per-task volumes (docker), the Job and its pod (kubernetes); the command backend leaves nothing of its own'))
     .addOption(
       new Option(
         '-v, --volumes <spec>',

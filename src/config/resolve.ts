@@ -1,5 +1,5 @@
 // Flags over config file over defaults, checked once, into a WorkerConfig.
-// Pure apart from the injected secret-file reader and user lookup. Where the Go worker was
+// Pure apart from the injected secret-file reader, host identity and user lookup. Where the Go worker was
 // silent about a contradiction (a --backend that ignores the file's block) or
 // lenient (negative concurrency), this is an error that says what to change.
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import type { LogLevel } from '../log/logger.js';
 import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
 import { ConfigError, describeReadError } from './errors.js';
 import { parseHostPort } from './host-port.js';
-import { platformDirs } from './locations.js';
+import { defaultWorkspaceRoot, platformDirs, thisHost, type HostIdentity } from './locations.js';
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
 import { lookUpUser, resolveRunAsUser, type LookUpUser } from './users.js';
@@ -17,7 +17,6 @@ import {
   DEFAULT_SERVER_ROOT_URL,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_WEB_SOCKET_URL,
-  DEFAULT_WORKSPACE_ROOT,
   type CommandBackendConfig,
   type DeviceScope,
   type KubernetesBackendConfig,
@@ -35,6 +34,7 @@ export interface WorkerFlags {
   serverRootUrl?: string;
   logLevel?: string;
   targetDir?: string;
+  workspaceRoot?: string;
   ozPath?: string;
   caFile?: string;
   stateDir?: string;
@@ -135,7 +135,8 @@ export function resolveWorkerConfig(
   file: FileConfig | undefined,
   hostEnv: HostEnv,
   readSecret: ReadSecretFile = readSecretFile,
-  users: { lookUp: LookUpUser; currentUid: number | undefined } = { lookUp: lookUpUser, currentUid: process.getuid?.() },
+  host: HostIdentity = thisHost(),
+  users: { lookUp: LookUpUser; currentUid: number | undefined } = { lookUp: lookUpUser, currentUid: host.uid },
 ): WorkerConfig {
   const apiKey = resolveApiKey(flags, file, hostEnv, readSecret);
   const caPem = flags.caFile ? readCaFile(flags.caFile, readSecret) : undefined;
@@ -167,7 +168,7 @@ export function resolveWorkerConfig(
     shutdownGraceMs: resolveShutdownGrace(flags, file),
     cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
     direct: {
-      workspaceRoot: blocks?.direct?.workspace_root || DEFAULT_WORKSPACE_ROOT,
+      workspaceRoot: flags.workspaceRoot || blocks?.direct?.workspace_root || defaultWorkspaceRoot({ ...host, env: hostEnv }),
       targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
       ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
       setupCommand: blocks?.direct?.setup_command ?? '',

@@ -151,13 +151,14 @@ export class Connection {
     let settle!: () => void;
     this.closed = new Promise((resolve) => (settle = resolve));
 
+    // What went wrong before the socket opened: logged once, with the retry delay, when it closes.
+    let dialFailure: { level: 'warn' | 'error'; status?: number; err?: string; text: string } | undefined;
     socket.on('unexpected-response', (_request, response) => {
       const status = response.statusCode ?? 0;
-      if (status === 401 || status === 403) {
-        log.error({ status }, `WebSocket upgrade rejected with HTTP ${status}: ${AUTH_HINT}`);
-      } else {
-        log.warn({ status }, `WebSocket upgrade rejected with HTTP ${status}; will retry`);
-      }
+      dialFailure =
+        status === 401 || status === 403
+          ? { level: 'error', status, text: `WebSocket upgrade rejected with HTTP ${status}: ${AUTH_HINT}` }
+          : { level: 'warn', status, text: `WebSocket upgrade rejected with HTTP ${status}` };
       response.resume();
       socket.terminate();
     });
@@ -179,7 +180,8 @@ export class Connection {
     });
     socket.on('pong', () => this.deadTimer?.refresh());
     socket.on('error', (error) => {
-      if (!opened) log.warn({ err: error.message }, `Failed to connect to dispatch server: ${error.message}`);
+      // After a rejected upgrade, ws also reports the terminate() as "closed before the connection was established".
+      if (!opened) dialFailure ??= { level: 'warn', err: error.message, text: `Failed to connect to dispatch server: ${error.message}` };
       else log.warn({ err: error.message }, `WebSocket error: ${error.message}`);
     });
     socket.on('close', (code, reason) => {
@@ -188,22 +190,26 @@ export class Connection {
       if (this.socket === socket) this.socket = undefined;
       settle();
       if (this.state === 'stopped') return;
+      const delay = this.scheduleRetry();
       if (opened) {
-        log.warn({ code, reason: reason.toString() }, 'Connection to dispatch server closed; reconnecting');
+        log.warn({ code, reason: reason.toString(), retryInMs: delay }, `Connection to dispatch server closed; reconnecting in ${describeDelay(delay)}`);
         this.options.onReconnect?.('remote_close');
       } else {
+        const failure = dialFailure ?? { level: 'warn', text: 'Failed to connect to dispatch server' };
+        const fields = { ...(failure.status ? { status: failure.status } : {}), ...(failure.err ? { err: failure.err } : {}), attempt: this.attempt, retryInMs: delay };
+        log[failure.level](fields, `${failure.text}; retrying in ${describeDelay(delay)}`);
         this.options.onReconnect?.('dial_failed');
       }
-      this.scheduleRetry();
     });
   }
 
-  private scheduleRetry(): void {
+  /** Arms the next dial after the backoff; returns the delay. */
+  private scheduleRetry(): number {
     const delay = backoffDelay(this.attempt, this.timings.backoff);
     this.attempt++;
     this.setState('waiting');
-    this.options.log.debug({ delayMs: delay, attempt: this.attempt }, 'Reconnecting after backoff');
     this.retryTimer = setTimeout(() => this.dial(), delay);
+    return delay;
   }
 
   private armKeepAlive(socket: WebSocket): void {
@@ -243,6 +249,11 @@ export class Connection {
       });
     }
   }
+}
+
+/** "0.2 s" under ten seconds, whole seconds above. */
+export function describeDelay(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
 function redactUrl(url: string): string {

@@ -1,6 +1,7 @@
 // Structured JSON logs (pino). Secrets never reach a log line: the API key and
 // every task env value are redacted by path, and frames are never dumped raw.
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
+import { LogDestination } from './destination.js';
 
 export type Logger = PinoLogger;
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -68,6 +69,8 @@ export interface LoggerOptions {
   /** Pretty, human-oriented output (when stdout is a terminal). */
   pretty?: boolean;
   destination?: DestinationStream;
+  /** NO_COLOR (https://no-color.org) turns colours off in pretty output. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export async function createLogger(options: LoggerOptions): Promise<Logger> {
@@ -80,9 +83,19 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
   };
   if (options.pretty && !options.destination) {
     const { default: pretty } = await import('pino-pretty');
-    return pino(base, pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }));
+    const prettyFactory = (pretty as unknown as { prettyFactory: typeof import('pino-pretty').prettyFactory }).prettyFactory;
+    // One record, one terminal line: an agent's output line stays one line, prefixed with its task.
+    const prettify = prettyFactory({
+      colorize: !(options.env ?? process.env).NO_COLOR,
+      translateTime: 'HH:MM:ss.l',
+      ignore: 'pid,hostname,taskId,stream',
+      messageFormat: '{if taskId}[{taskId}] {end}{msg}',
+      singleLine: true,
+    });
+    const destination = new LogDestination(1);
+    return pino(base, { write: (line: string) => destination.write(prettify(line)), flush: (callback: (error?: Error) => void) => destination.flush(callback) } as DestinationStream);
   }
-  return pino(base, options.destination ?? pino.destination({ fd: 1, sync: false }));
+  return pino(base, options.destination ?? new LogDestination(1));
 }
 
 /** A logger that drops everything (tests, pure callers). */

@@ -1,11 +1,12 @@
 // `oz-worker service install | uninstall | status`: registers the worker with
 // the platform's service manager (systemd on Linux, launchd on macOS).
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { DEFAULT_SHUTDOWN_GRACE_MS } from '../config/worker-config.js';
 import { LAUNCHD_LABEL, launchdPlist, SYSTEMD_UNIT_NAME, systemdUnit, type ServiceSpec } from './units.js';
 
@@ -16,7 +17,14 @@ export interface ServiceHost {
   removeFile(path: string): Promise<void>;
   run(command: string, args: string[]): Promise<{ ok: boolean; output: string }>;
   print(text: string): void;
+  /** Whether an account of that name exists here. */
+  userExists(name: string): Promise<boolean>;
+  /** Why this machine's service manager cannot be used, or undefined when it can. */
+  serviceManagerMissing(): string | undefined;
 }
+
+/** A service command asked for something that cannot be done; exit 2 with this message. */
+export class ServiceUsageError extends Error {}
 
 export const realServiceHost: ServiceHost = {
   platform: process.platform,
@@ -37,6 +45,19 @@ export const realServiceHost: ServiceHost = {
     }
   },
   print: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  async userExists(name) {
+    try {
+      await promisify(execFile)('id', ['-u', name]);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  serviceManagerMissing() {
+    if (process.platform === 'darwin') return undefined;
+    // systemd creates this directory at boot; containers and WSL without systemd lack it.
+    return existsSync('/run/systemd/system') ? undefined : 'systemd is not running on this machine (no /run/systemd/system)';
+  },
 };
 
 export interface ServiceOptions {
@@ -44,6 +65,18 @@ export interface ServiceOptions {
   configFile?: string;
   apiKeyFile?: string;
   dryRun?: boolean;
+  /** Whose unit to print with --dry-run (default: this machine's). */
+  platform?: 'linux' | 'darwin';
+}
+
+/** The service manager's commands that install, in order. */
+function installSteps(kind: 'launchd' | 'systemd', unitPath: string): Array<[string, string[]]> {
+  return kind === 'launchd'
+    ? [['launchctl', ['bootstrap', 'system', unitPath]]]
+    : [
+        ['systemctl', ['daemon-reload']],
+        ['systemctl', ['enable', '--now', SYSTEMD_UNIT_NAME]],
+      ];
 }
 
 /** Where each platform keeps the unit file and the worker's files. */
@@ -78,19 +111,21 @@ export function serviceLayout(platform: NodeJS.Platform, options: ServiceOptions
 }
 
 export async function installService(host: ServiceHost, options: ServiceOptions, binPath: string, nodePath: string): Promise<number> {
-  const layout = serviceLayout(host.platform, options, binPath, nodePath);
+  const platform = options.platform ?? host.platform;
+  if (platform !== host.platform && !options.dryRun) {
+    throw new ServiceUsageError(`--platform ${platform} only prints that platform's unit; add --dry-run (this machine is ${host.platform})`);
+  }
+  if (options.user !== undefined && platform === host.platform && !(await host.userExists(options.user))) {
+    throw new ServiceUsageError(`there is no user '${options.user}' on this machine; create it first (e.g. useradd --system ${options.user}) or pick another --user`);
+  }
+  const layout = serviceLayout(platform, options, binPath, nodePath);
+  const steps = installSteps(layout.kind, layout.unitPath);
   if (options.dryRun) {
     host.print(`# would write ${layout.unitPath}\n${layout.text}`);
+    host.print(`# then run, as root:\n${steps.map(([command, args]) => `${command} ${args.join(' ')}`).join('\n')}`);
     return 0;
   }
   await host.writeFile(layout.unitPath, layout.text);
-  const steps: Array<[string, string[]]> =
-    layout.kind === 'launchd'
-      ? [['launchctl', ['bootstrap', 'system', layout.unitPath]]]
-      : [
-          ['systemctl', ['daemon-reload']],
-          ['systemctl', ['enable', '--now', SYSTEMD_UNIT_NAME]],
-        ];
   for (const [command, args] of steps) {
     const result = await host.run(command, args);
     if (!result.ok) {
@@ -119,6 +154,11 @@ export async function uninstallService(host: ServiceHost, options: ServiceOption
 }
 
 export async function serviceStatus(host: ServiceHost, options: ServiceOptions, binPath: string, nodePath: string): Promise<number> {
+  const missing = host.serviceManagerMissing();
+  if (missing) {
+    host.print(`${missing}: no oz-worker service to show; run the worker in the foreground or under your own supervisor`);
+    return 3;
+  }
   const layout = serviceLayout(host.platform, options, binPath, nodePath);
   const result =
     layout.kind === 'launchd'
@@ -131,22 +171,34 @@ export async function serviceStatus(host: ServiceHost, options: ServiceOptions, 
 export function registerServiceCommands(program: Command, host: ServiceHost = realServiceHost): void {
   const binPath = resolve(process.argv[1] ?? 'oz-worker');
   const service = program.command('service').description('run the worker as a background service (systemd on Linux, launchd on macOS)');
-  const common = (command: Command) =>
-    command
-      .option('--user <name>', 'account the service runs as (default: you)')
-      .option('--config-file <path>', 'config file the service reads')
-      .option('--api-key-file <path>', 'file holding the API key')
-      .option('--dry-run', 'print what would be written and run, change nothing');
   const exitWith = (code: number) => {
     process.exitCode = code;
   };
-  common(service.command('install').description('write the service definition and start it')).action(async (options: ServiceOptions) =>
-    exitWith(await installService(host, options, binPath, process.execPath)),
+  const usageErrors = async (action: () => Promise<number>): Promise<void> => {
+    try {
+      exitWith(await action());
+    } catch (error) {
+      if (!(error instanceof ServiceUsageError)) throw error;
+      process.stderr.write(`oz-worker: error: ${error.message}\n`);
+      exitWith(2);
+    }
+  };
+  const absolute = (value: string): string => resolve(value);
+  const dryRun = (command: Command) => command.option('--dry-run', 'print what would be written and run, change nothing');
+  dryRun(
+    service
+      .command('install')
+      .description('write the service definition and start it')
+      .option('--user <name>', 'account the service runs as (default: you); it must exist')
+      .option('--config-file <path>', 'config file the service reads', absolute)
+      .option('--api-key-file <path>', 'file holding the API key', absolute),
+  )
+    .addOption(new Option('--platform <platform>', "with --dry-run: print this platform's definition instead of this machine's").choices(['linux', 'darwin']))
+    .action((options: ServiceOptions) => usageErrors(() => installService(host, options, binPath, process.execPath)));
+  dryRun(service.command('uninstall').description('stop the service and remove its definition')).action((options: ServiceOptions) =>
+    usageErrors(() => uninstallService(host, options, binPath, process.execPath)),
   );
-  common(service.command('uninstall').description('stop the service and remove its definition')).action(async (options: ServiceOptions) =>
-    exitWith(await uninstallService(host, options, binPath, process.execPath)),
-  );
-  common(service.command('status').description("show the service manager's view of the worker")).action(async (options: ServiceOptions) =>
-    exitWith(await serviceStatus(host, options, binPath, process.execPath)),
+  service.command('status').description("show the service manager's view of the worker").action(() =>
+    usageErrors(() => serviceStatus(host, {}, binPath, process.execPath)),
   );
 }

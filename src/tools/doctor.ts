@@ -1,12 +1,11 @@
 // `oz-worker doctor`: why would a task not run here? One check per line, each
 // failure with the fix. Side-effect free: it connects to the dispatch server
-// under a separate worker id and closes at once, creates nothing in a cluster,
-// and only writes a probe file in the workspace root.
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+// under a separate worker id and closes at once, creates nothing in a cluster
+// and nothing on disk.
+import { constants, existsSync, readFileSync } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { WebSocket } from 'ws';
 import { workerSocketUrl } from '../connection/connection.js';
 import { dispatchAgent } from '../connection/transport.js';
@@ -20,6 +19,8 @@ export interface Check {
   detail: string;
   /** What to do about a failed check. */
   fix?: string;
+  /** Not run, and why (it needs something that is missing). */
+  skipped?: string;
 }
 
 const TIMEOUT_MS = 10_000;
@@ -93,21 +94,34 @@ async function checkDirect(config: WorkerConfig): Promise<Check[]> {
     );
   }
   const dir = config.direct.targetDir ? resolve(config.direct.targetDir) : resolve(config.direct.workspaceRoot || DEFAULT_WORKSPACE_ROOT);
-  const probe = join(dir, `.oz-doctor-${randomBytes(4).toString('hex')}`);
-  try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(probe, '');
-    await rm(probe);
-    checks.push({ name: 'workspace', ok: true, detail: `${dir} is writable` });
-  } catch (error) {
-    checks.push({
-      name: 'workspace',
-      ok: false,
-      detail: `${dir} is not writable: ${(error as Error).message}`,
-      fix: 'set backend.direct.workspace_root to a directory this user can create and write',
-    });
-  }
+  checks.push(await checkWritable(dir, Boolean(config.direct.targetDir)));
   return checks;
+}
+
+/**
+ * Whether the worker could create (or use) the directory, without creating it:
+ * the directory itself if it exists, else the nearest existing parent, must be
+ * writable by this user.
+ */
+export async function checkWritable(dir: string, targetDir: boolean): Promise<Check> {
+  const name = 'workspace';
+  const flag = targetDir ? '--target-dir / backend.direct.target_dir' : '--workspace-root / backend.direct.workspace_root';
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    if (!(await stat(existing)).isDirectory()) {
+      return { name, ok: false, detail: `${existing} is not a directory, so ${dir} cannot be created`, fix: `point ${flag} somewhere else` };
+    }
+    await access(existing, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    return {
+      name,
+      ok: false,
+      detail: existing === dir ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
+      fix: `set ${flag} to a directory this user can create and write`,
+    };
+  }
+  return { name, ok: true, detail: existing === dir ? `${dir} is writable` : `${dir} will be created (${existing} is writable)` };
 }
 
 async function checkDocker(): Promise<Check[]> {
@@ -191,7 +205,7 @@ function checkCommand(config: WorkerConfig): Check[] {
 }
 
 /** Every check after the config: scope, server, backend, metrics. */
-export async function runChecks(config: WorkerConfig, env: NodeJS.ProcessEnv): Promise<Check[]> {
+export async function runChecks(config: WorkerConfig, env: NodeJS.ProcessEnv, options: { skipServer?: string } = {}): Promise<Check[]> {
   const checks: Check[] = [];
   if (config.device) checks.push({ name: 'device scope', ok: true, detail: `runs only tasks of ${describeScope(config.device)}` });
   const backendChecks = (async (): Promise<Check[]> => {
@@ -206,7 +220,10 @@ export async function runChecks(config: WorkerConfig, env: NodeJS.ProcessEnv): P
         return checkCommand(config);
     }
   })();
-  const [server, backend] = await Promise.all([checkServer(config, env), backendChecks]);
+  const serverCheck: Promise<Check> = options.skipServer
+    ? Promise.resolve({ name: 'dispatch server', ok: true, detail: `skipped: ${options.skipServer}`, skipped: options.skipServer })
+    : checkServer(config, env);
+  const [server, backend] = await Promise.all([serverCheck, backendChecks]);
   checks.push(server, ...backend);
   const exporter = chooseExporter(env);
   checks.push(
@@ -218,5 +235,5 @@ export async function runChecks(config: WorkerConfig, env: NodeJS.ProcessEnv): P
 }
 
 export function formatChecks(checks: readonly Check[]): string {
-  return checks.map((c) => `${c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n    fix: ${c.fix}`}`).join('\n');
+  return checks.map((c) => `${c.skipped ? '-' : c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n    fix: ${c.fix}`}`).join('\n');
 }

@@ -84,7 +84,8 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
       if (started) {
         if (finished) return Promise.resolve();
         if (now() - startedAt < REPEATED_SIGNAL_WINDOW_MS) {
-          parts.log.info({ trigger }, 'Stop request repeated; still shutting down gracefully (send it again to exit at once)');
+          // Ctrl-C under `npm start` or `oz-worker local` reaches the worker from the terminal and from its parent.
+          parts.log.debug({ trigger }, 'Stop request repeated; still shutting down gracefully (send it again to exit at once)');
         } else {
           parts.log.warn({ trigger }, 'Second stop request: exiting immediately');
           parts.exit(130);

@@ -7,7 +7,7 @@ import type { Logger, SecretScrubber } from '../log/logger.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from '../protocol/messages.js';
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
-import { classifyFailure } from './failure.js';
+import { classifyFailure, TaskCancelled } from './failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from './metrics.js';
 import { TaskEntry } from './task-state.js';
 
@@ -252,10 +252,16 @@ export class Worker {
       const failure = classifyFailure(error, entry.cancellationSource);
       entry.transition('failed');
       result = 'failed';
-      log.error(
-        { reason: failure.reason, exitCode: failure.exitCode || undefined, err: error instanceof Error ? error.message : String(error), hint: failure.hint },
-        'Task failed',
-      );
+      if (entry.cancellationSource === 'shutdown') {
+        // Expected when the worker stops: not an error of the task, and "context canceled" tells nobody anything.
+        const detail = error instanceof TaskCancelled ? {} : { err: error instanceof Error ? error.message : String(error) };
+        log.warn({ reason: failure.reason, ...detail }, 'Task stopped because the worker is shutting down; reported as failed so the server can run it again');
+      } else {
+        log.error(
+          { reason: failure.reason, exitCode: failure.exitCode || undefined, err: error instanceof Error ? error.message : String(error), hint: failure.hint },
+          'Task failed',
+        );
+      }
       this.metrics.taskFailed(failure.phase, failure.reason);
       this.deps.send({
         type: 'task_failed',

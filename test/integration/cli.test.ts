@@ -1,10 +1,11 @@
 // The command line as a user meets it: bad flags and bad config fail fast with
 // one line that names the problem and the fix, before any connection is made.
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeDispatchServer } from '../support/fake-dispatch-server.js';
-import { startWorker, tempDir } from '../support/worker-process.js';
+import { BIN, REPO_ROOT, startWorker, tempDir } from '../support/worker-process.js';
 
 let server: FakeDispatchServer;
 const dir = tempDir('cli');
@@ -35,14 +36,20 @@ describe('command line', () => {
     expect(output.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  it('says which Node.js it needs when started on one that is too old', async () => {
-    // Pretend to be Node 20 (the bundle would otherwise fail to link with an unhelpful error).
+  it('says which Node.js it needs, and the command that runs it anyway, when started on one that is too old', async () => {
+    // Pretend to be Node 20 (the bundle would otherwise fail to link with an unhelpful error);
+    // test/integration/package.test.ts does the same on a real old Node.
     const preload = configFile('old-node.cjs', "Object.defineProperty(process.versions, 'node', { value: '20.11.1' });\n");
-    const { code, output } = await run(['--version'], { NODE_OPTIONS: `--require ${preload}` });
+    const { code, output } = await run(['--worker-id', 'w'], { NODE_OPTIONS: `--require ${preload}` });
     expect(code).toBe(2);
-    expect(output.trim()).toBe(
-      'oz-worker: error: Node.js 20.11.1 is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Install a newer Node.js and run it again.',
+    const lines = output.trim().split('\n');
+    expect(lines[0]).toBe(
+      'oz-worker: error: Node.js 20.11.1 is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Run it with a newer Node.js anyway:',
     );
+    expect(lines[1]).toMatch(/^  npx (--prefix \S+ )?oz-worker --web-socket-url ws:\S+ --worker-id w$/);
+    const version = await run(['--version'], { NODE_OPTIONS: `--require ${preload}` });
+    expect(version.code).toBe(0);
+    expect(version.output.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
   it('shows examples in --help', async () => {
@@ -103,5 +110,48 @@ describe('command line', () => {
     const { code, output } = await run(['--worker-id', 'w', '--backend', 'docker'], { WARP_API_KEY: 'k', DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
     expect(code).toBe(1);
     expect(output).toMatch(/^oz-worker: error: could not start the worker: .*Docker isn't running/m);
+  });
+});
+
+describe('commands and help', () => {
+  const cli = (args: string[]) => {
+    const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO_ROOT, env: { ...process.env, npm_command: 'exec' } });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  };
+
+  it.each([
+    ['locl', "oz-worker: error: unknown command 'locl' (did you mean local?)"],
+    ['sever', "oz-worker: error: unknown command 'sever' (did you mean server?)"],
+    ['doctr', "oz-worker: error: unknown command 'doctr' (did you mean doctor?)"],
+    ['frobnicate', "oz-worker: error: unknown command 'frobnicate' (see npx oz-worker --help)"],
+  ])('a mistyped command %s says what it knows', (word, line) => {
+    const { code, stderr } = cli([word]);
+    expect(code).toBe(2);
+    expect(stderr.trim()).toBe(line);
+  });
+
+  it('oz-worker help <command> shows that command', () => {
+    const { code, stdout } = cli(['help', 'local']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: oz-worker local \[options\]/);
+    expect(cli(['help', 'lcal']).stderr.trim()).toBe("oz-worker: error: unknown command 'lcal' (did you mean local?)");
+  });
+
+  it.each([
+    [['local', '--bogus'], "oz-worker: error: unknown option '--bogus' (see npx oz-worker local --help)"],
+    [['task', 'submit', '--bogs', 'x'], "oz-worker: error: unknown option '--bogs' (see npx oz-worker task submit --help)"],
+    [['service', 'status', '--user', 'x'], "oz-worker: error: unknown option '--user' (see npx oz-worker service status --help)"],
+    [['--bogus'], "oz-worker: error: unknown option '--bogus' (see npx oz-worker --help)"],
+  ])('an unknown option points to the help of its own command: %j', (args, line) => {
+    const { code, stderr } = cli(args);
+    expect(code).toBe(2);
+    expect(stderr.trim()).toBe(line);
+  });
+
+  it('--help lists the dispatch URLs and what --no-cleanup keeps for every backend', () => {
+    const help = cli(['--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('--web-socket-url <url>');
+    expect(help).toContain('--server-root-url <url>');
+    expect(help).toMatch(/--no-cleanup .*\(direct\).*\(docker\).*\(kubernetes\).*command backend/);
   });
 });

@@ -1,6 +1,6 @@
 // `oz-worker plan` and `oz-worker doctor` through the real bin.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY } from '../support/direct-worker.js';
@@ -140,5 +140,32 @@ describe('oz-worker doctor', () => {
     const { code, stdout } = await cli(['doctor', '--worker-id', 'warp-reserved'], { WARP_API_KEY: API_KEY });
     expect(code).toBe(1);
     expect(stdout).toMatch(/^✘ config: invalid worker-id: values starting with 'warp' are reserved/m);
+  });
+});
+
+describe('oz-worker doctor with parts missing', () => {
+  it('runs every check without an API key, marking the server check skipped', async () => {
+    const dir = tempDir('doctor-nokey');
+    cleanups.push(dir.cleanup);
+    const root = join(dir.path, 'not', 'yet');
+    const { code, stdout } = await cli(['doctor', '--worker-id', 'w', '--backend', 'direct', '--oz-path', FAKE_OZ, '--workspace-root', root]);
+    expect(code).toBe(1);
+    const lines = stdout.split('\n').filter((line) => !line.startsWith('    '));
+    expect(lines[0]).toMatch(/^✘ config: missing API key: pass --api-key or set WARP_API_KEY/);
+    expect(lines).toContain('- dispatch server: skipped: needs the configuration fixed above');
+    expect(stdout).toMatch(/^✔ oz CLI: .*fake-oz\.mjs runs/m);
+    expect(stdout).toContain(`✔ workspace: ${root} will be created (${dir.path} is writable)`);
+    expect(stdout).toMatch(/^✔ metrics: /m);
+    expect(existsSync(join(dir.path, 'not'))).toBe(false);
+  });
+
+  it('says no kubeconfig was found and where it looked, not a localhost:8080 error', async () => {
+    const dir = tempDir('doctor-nokube');
+    cleanups.push(dir.cleanup);
+    const { stdout } = await cli(['doctor', '--worker-id', 'w', '--backend', 'kubernetes'], { HOME: dir.path, WARP_API_KEY: API_KEY });
+    expect(stdout).toContain(`✘ Kubernetes API: no kubeconfig found (looked at ${join(dir.path, '.kube/config')}); set backend.kubernetes.kubeconfig`);
+    expect(stdout).not.toContain('8080');
+    const listed = await cli(['doctor', '--worker-id', 'w', '--backend', 'kubernetes'], { HOME: dir.path, WARP_API_KEY: API_KEY, KUBECONFIG: `${dir.path}/a:${dir.path}/b` });
+    expect(listed.stdout).toContain(`no kubeconfig found (looked at ${dir.path}/a, ${dir.path}/b)`);
   });
 });

@@ -101,7 +101,7 @@ describe('worker flags', () => {
     expect(parseError(args)).toMatch(pattern);
   });
 
-  it('shows the Go flags with their help texts and hides the hidden ones', () => {
+  it('shows the Go flags with their help texts, the dispatch URLs too, and hides the session-sharing one', () => {
     // Commander wraps long lines; compare with whitespace collapsed.
     const help = program().helpInformation().replace(/\s+/g, ' ');
     for (const text of [
@@ -129,9 +129,8 @@ describe('worker flags', () => {
     ]) {
       expect(help).toContain(text);
     }
-    expect(help).not.toContain('--web-socket-url');
-    expect(help).not.toContain('--websocket-url');
-    expect(help).not.toContain('--server-root-url');
+    expect(help).toContain('--websocket-url, --web-socket-url <url>');
+    expect(help).toContain('--server-root-url <url>');
     expect(help).not.toContain('--session-sharing-server-url');
   });
 });

@@ -1,12 +1,12 @@
 // Service definitions: valid for their service manager, matching what ships
 // under deploy/, and `service install --dry-run` prints them without side effects.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parsePlist } from 'plist';
 import { describe, expect, it } from 'vitest';
-import { installService, serviceLayout, type ServiceHost } from '../../src/service/service-command.js';
+import { installService, serviceLayout, serviceStatus, type ServiceHost } from '../../src/service/service-command.js';
 import { launchdPlist, systemdUnit, type ServiceSpec } from '../../src/service/units.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -50,6 +50,10 @@ function recordingHost(platform: NodeJS.Platform): ServiceHost & { writes: strin
     print(text: string) {
       host.printed.push(text);
     },
+    async userExists(name: string) {
+      return name !== 'nobody-here';
+    },
+    serviceManagerMissing: (): string | undefined => undefined,
   };
   return host;
 }
@@ -131,6 +135,37 @@ describe('service install', () => {
     expect(host.printed.join('\n')).toContain('ExecStart=/usr/bin/node /opt/oz/bin/oz-worker.js --config-file /etc/oz-worker/config.yaml');
   });
 
+  it('--dry-run also prints the commands it would run', async () => {
+    const host = recordingHost('linux');
+    await installService(host, { dryRun: true }, '/opt/oz/bin/oz-worker.js', '/usr/bin/node');
+    expect(host.printed.at(-1)).toBe('# then run, as root:\nsystemctl daemon-reload\nsystemctl enable --now oz-worker.service');
+  });
+
+  it('refuses a --user that does not exist, also with --dry-run', async () => {
+    const host = recordingHost('linux');
+    await expect(installService(host, { dryRun: true, user: 'nobody-here' }, '/b.js', '/usr/bin/node')).rejects.toThrow(
+      "there is no user 'nobody-here' on this machine; create it first (e.g. useradd --system nobody-here) or pick another --user",
+    );
+    expect(host.printed).toEqual([]);
+  });
+
+  it("--platform darwin --dry-run on Linux prints the LaunchDaemon and launchctl; without --dry-run it refuses", async () => {
+    const host = recordingHost('linux');
+    await installService(host, { dryRun: true, platform: 'darwin', user: 'ada' }, '/opt/b.js', '/usr/local/bin/node');
+    expect(host.printed.join('\n')).toContain('# would write /Library/LaunchDaemons/dev.oz.worker.plist');
+    expect(host.printed.join('\n')).toContain('launchctl bootstrap system /Library/LaunchDaemons/dev.oz.worker.plist');
+    await expect(installService(host, { platform: 'darwin' }, '/opt/b.js', '/usr/bin/node')).rejects.toThrow('add --dry-run');
+    expect(host.writes).toEqual([]);
+  });
+
+  it('status without systemd says so in one line', async () => {
+    const host = { ...recordingHost('linux'), serviceManagerMissing: () => 'systemd is not running on this machine (no /run/systemd/system)' };
+    expect(await serviceStatus(host, {}, '/b.js', '/usr/bin/node')).toBe(3);
+    expect(host.printed).toEqual([
+      'systemd is not running on this machine (no /run/systemd/system): no oz-worker service to show; run the worker in the foreground or under your own supervisor',
+    ]);
+  });
+
   it('on Linux writes the unit, reloads and enables it', async () => {
     const host = recordingHost('linux');
     expect(await installService(host, { user: 'oz' }, '/opt/b.js', '/usr/bin/node')).toBe(0);
@@ -148,9 +183,34 @@ describe('service install', () => {
   });
 
   it('runs through the real bin', () => {
-    const out = execFileSync(process.execPath, [join(ROOT, 'bin/oz-worker.js'), 'service', 'install', '--dry-run', '--user', 'oz'], {
+    const out = execFileSync(process.execPath, [join(ROOT, 'bin/oz-worker.js'), 'service', 'install', '--dry-run', '--user', 'root'], {
       encoding: 'utf8',
     });
     expect(out).toContain('[Service]');
+  });
+
+  it('through the bin: relative --config-file made absolute, an unknown --user refused, status and uninstall show only their own flags', () => {
+    const bin = join(ROOT, 'bin/oz-worker.js');
+    const run = (args: string[]) => spawnSync(process.execPath, [bin, 'service', ...args], { cwd: tmpdir(), encoding: 'utf8' });
+    const dry = run(['install', '--dry-run', '--config-file', 'conf/oz.yaml']);
+    expect(dry.stdout).toContain(`--config-file ${join(realpathSync(tmpdir()), 'conf/oz.yaml')}`);
+    expect(dry.stdout).toContain('systemctl enable --now oz-worker.service');
+    const unknown = run(['install', '--dry-run', '--user', 'no-such-user-oz']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^oz-worker: error: there is no user 'no-such-user-oz' on this machine/);
+    const mac = run(['install', '--dry-run', '--platform', 'darwin']);
+    expect(mac.stdout).toContain('<key>Label</key>');
+    const statusHelp = run(['status', '--help']).stdout;
+    expect(statusHelp).not.toMatch(/--user|--config-file|--api-key-file|--dry-run/);
+    const uninstallHelp = run(['uninstall', '--help']).stdout;
+    expect(uninstallHelp).toContain('--dry-run');
+    expect(uninstallHelp).not.toMatch(/--user|--config-file|--api-key-file/);
+  });
+
+  it.skipIf(existsSync('/run/systemd/system') || process.platform !== 'linux')('status on a Linux machine without systemd prints one line', () => {
+    const out = spawnSync(process.execPath, [join(ROOT, 'bin/oz-worker.js'), 'service', 'status'], { encoding: 'utf8' });
+    expect(out.status).toBe(3);
+    expect(out.stdout.trim().split('\n')).toHaveLength(1);
+    expect(out.stdout).toContain('systemd is not running on this machine');
   });
 });

@@ -98,7 +98,7 @@ export async function createDirectBackend(config: WorkerConfig, deps: DirectBack
       await mkdir(root, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new Error(
-        `failed to create workspace root ${root}: ${fsErrorText(error)}; set backend.direct.workspace_root to a directory this user can create and write`,
+        `failed to create workspace root ${root}: ${fsErrorText(error)}; set --workspace-root or backend.direct.workspace_root to a directory this user can create and write`,
       );
     }
     if (runAs) {

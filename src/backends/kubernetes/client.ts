@@ -4,6 +4,9 @@
 // with token rotation, and runs list+watch informers.
 import * as k8s from '@kubernetes/client-node';
 import { getProxyForUrl } from 'proxy-from-env';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
 
 export class KubeApiError extends Error {
   constructor(
@@ -93,6 +96,12 @@ export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** Where the default loading looks for a kubeconfig: every $KUBECONFIG entry, else ~/.kube/config. */
+export function kubeconfigCandidates(env: NodeJS.ProcessEnv, home: string): string[] {
+  const listed = (env.KUBECONFIG ?? '').split(delimiter).filter(Boolean);
+  return listed.length > 0 ? listed : [join(env.HOME || home, '.kube', 'config')];
+}
+
 /** Loads credentials as the Go worker does: explicit file, else in-cluster, else ~/.kube/config / $KUBECONFIG. */
 export function loadKubeConfig(options: ClientOptions): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
@@ -102,6 +111,13 @@ export function loadKubeConfig(options: ClientOptions): k8s.KubeConfig {
   } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
     kc.loadFromCluster();
   } else {
+    // With no file at all the client would invent a cluster at localhost:8080.
+    const candidates = kubeconfigCandidates(env, homedir());
+    if (!candidates.some((path) => existsSync(path))) {
+      throw new Error(
+        `no kubeconfig found (looked at ${candidates.join(', ')}); set backend.kubernetes.kubeconfig, run inside a cluster, or create ~/.kube/config (or point $KUBECONFIG at one)`,
+      );
+    }
     kc.loadFromDefault();
   }
   const cluster = kc.getCurrentCluster();
