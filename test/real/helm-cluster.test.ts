@@ -73,7 +73,7 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       const applied = await kube(['apply', '--dry-run=server', '-f', '-'], rendered.stdout);
       expect(applied.code, applied.stderr).toBe(0);
     }
-  });
+  }, 180_000);
 
   describe.skipIf(missingImages.length > 0)('helm install and upgrade', () => {
     let server: FakeDispatchServer;
@@ -121,9 +121,16 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       await server.waitForMessage('task_completed', 'helm-1', 240_000);
       expect(server.messagesFor('helm-1').map((m) => m.type)).not.toContain('task_failed');
       // The task ran as a Job of the worker's (succeeded Jobs are deleted at once; their events stay).
-      const events = await kube(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.kind=Job', '-o', 'jsonpath={range .items[*]}{.involvedObject.name} {.reason}{"\\n"}{end}']);
+      // The job controller records its events asynchronously: wait for them.
       const job = taskJobName('helm-1', 'exec-helm-1');
-      expect(events.stdout.split('\n')).toEqual(expect.arrayContaining([`${job} SuccessfulCreate`, `${job} Completed`]));
+      const wanted = [`${job} SuccessfulCreate`, `${job} Completed`];
+      const jobEvents = async () =>
+        (await kube(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.kind=Job', '-o', 'jsonpath={range .items[*]}{.involvedObject.name} {.reason}{"\\n"}{end}'])).stdout.split('\n');
+      let seen = await jobEvents();
+      for (const deadline = Date.now() + 90_000; !wanted.every((line) => seen.includes(line)) && Date.now() < deadline; seen = await jobEvents()) {
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      }
+      expect(seen).toEqual(expect.arrayContaining(wanted));
     }, 420_000);
 
     it('helm upgrade with a changed value rolls the worker, never two connected at once', async () => {
