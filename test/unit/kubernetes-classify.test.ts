@@ -9,7 +9,7 @@ const options = (overrides: Partial<PodCheckOptions> = {}): PodCheckOptions => (
   namespace: 'agents',
   now: NOW,
   unschedulableTimeoutMs: 30_000,
-  imagePullGraceMs: 60_000,
+  imagePullTimeoutMs: 60_000,
   ...overrides,
 });
 
@@ -106,8 +106,31 @@ describe('podFailure', () => {
     expect(failure?.exitCode).toBe(exitCode);
   });
 
-  it('gives image pulls a grace period (the caller waits it out)', () => {
-    expect(podFailure(pod({ phase: 'Pending', containerStatuses: [waiting('task', 'ErrImagePull')] }), options())?.graceMs).toBe(60_000);
+  // Messages as kubelet 1.34 with containerd reports them.
+  it.each([
+    ['a missing tag', 'ErrImagePull', 'rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:5000/oz/missing:1": failed to resolve reference "127.0.0.1:5000/oz/missing:1": 127.0.0.1:5000/oz/missing:1: not found', undefined],
+    ['refused credentials', 'ErrImagePull', 'failed to resolve reference "r.example/x:1": pulling from host r.example failed with status code [manifests 1]: 401 Unauthorized', undefined],
+    ['access denied', 'ImagePullBackOff', 'Back-off pulling image "r.example/x:1": ErrImagePull: failed to authorize: failed to fetch anonymous token: unexpected status: 403 Forbidden', undefined],
+    ['a manifest the registry does not know', 'ErrImagePull', 'manifest unknown: manifest unknown', undefined],
+    ['an invalid reference', 'ErrImagePull', 'failed to pull and unpack image "x": invalid reference format', undefined],
+    ['a refused connection (transient)', 'ErrImagePull', 'failed to do request: Head "http://127.0.0.1:5000/v2/oz/x/manifests/1": dial tcp 127.0.0.1:5000: connect: connection refused', 60_000],
+    ['a registry error (transient)', 'ImagePullBackOff', 'Back-off pulling image "x": unexpected status from HEAD request: 503 Service Unavailable', 60_000],
+    ['no message at all (transient)', 'ErrImagePull', '', 60_000],
+  ])('image pull: %s', (_name, reason, message, graceMs) => {
+    const failure = podFailure(pod({ phase: 'Pending', containerStatuses: [waiting('task', reason, message)] }), options());
+    expect(failure?.reason).toBe('image_pull');
+    expect(failure?.graceMs).toBe(graceMs);
+    if (message) expect(failure?.message).toContain(message);
+  });
+
+  it('fails at once on an image that is absent under pull policy Never', () => {
+    const failure = podFailure(
+      pod({ phase: 'Pending', containerStatuses: [waiting('task', 'ErrImageNeverPull', 'Container image "oz/absent:1" is not present with pull policy of Never')] }),
+      options(),
+    );
+    expect(failure?.reason).toBe('image_pull');
+    expect(failure?.graceMs).toBeUndefined();
+    expect(failure?.message).toMatch(/oz\/absent:1.*image_pull_policy is Never/);
   });
 
   it('reports a mount failure from the pod events', () => {

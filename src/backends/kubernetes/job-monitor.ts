@@ -27,7 +27,7 @@ export interface MonitorOptions {
   executionHash: string;
   signal: AbortSignal;
   unschedulableTimeoutMs: number;
-  imagePullGraceMs: number;
+  imagePullTimeoutMs: number;
   now?: () => number;
 }
 
@@ -74,7 +74,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         namespace: client.namespace,
         now: at,
         unschedulableTimeoutMs: options.unschedulableTimeoutMs,
-        imagePullGraceMs: options.imagePullGraceMs,
+        imagePullTimeoutMs: options.imagePullTimeoutMs,
         events: podEvents.get(name),
       });
       if (failure?.graceMs !== undefined) {
@@ -147,7 +147,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       else if (state.kind === 'failed') {
         // A pod-level cause says more than the Job's summary.
         const pod = [...latestPods.values()]
-          .map((p) => podFailure(p, { namespace: client.namespace, now: now(), unschedulableTimeoutMs: 0, imagePullGraceMs: 0, events: podEvents.get(p.metadata?.name ?? '') }))
+          .map((p) => podFailure(p, { namespace: client.namespace, now: now(), unschedulableTimeoutMs: 0, imagePullTimeoutMs: 0, events: podEvents.get(p.metadata?.name ?? '') }))
           .find((f) => f !== undefined);
         finish({ kind: 'job-failed', reason: pod?.reason ?? state.reason, message: pod?.message ?? state.message, ...(pod ? { pod } : {}) });
       }
