@@ -9,6 +9,7 @@
 //   FAKE_OZ_PRINT         print this line to stdout
 //   FAKE_OZ_ECHO_VAR      print `token=<value of the named variable>` (to test log scrubbing)
 //   FAKE_OZ_CHILD         start a grandchild (`sleep 1000`) and record its pid
+//   FAKE_OZ_ALLOCATE_MB   touch this many MiB of memory before going on (to run into a memory limit)
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 
@@ -24,6 +25,8 @@ if (env.OZ_RECORD_DIR) {
 console.log(`fake-oz: started with ${record.argv.join(' ')}`);
 if (env.FAKE_OZ_PRINT) console.log(env.FAKE_OZ_PRINT);
 if (env.FAKE_OZ_ECHO_VAR) console.log(`token=${env[env.FAKE_OZ_ECHO_VAR] ?? ''}`);
+const held = [];
+for (let i = 0; i < Number(env.FAKE_OZ_ALLOCATE_MB ?? 0); i++) held.push(Buffer.alloc(1024 * 1024, 1));
 if (env.FAKE_OZ_IGNORE_TERM) process.on('SIGTERM', () => console.log('fake-oz: ignoring SIGTERM'));
 
 const finish = () => {

@@ -133,6 +133,14 @@ describe('podFailure', () => {
     expect(failure?.message).toMatch(/oz\/absent:1.*image_pull_policy is Never/);
   });
 
+  it.each([
+    ['failed to sync configmap cache: timed out waiting for the condition'],
+    ['object "agents"/"kube-root-ca.crt" not registered'],
+  ])('ignores kubelet\'s transient mount retry: %s', (text) => {
+    const event = { reason: 'FailedMount', message: `MountVolume.SetUp failed for volume "kube-api-access-q28m2" : ${text}`, involvedObject: {}, metadata: {} };
+    expect(podFailure(pod({ phase: 'Pending' }), options({ events: [event] }))).toBeUndefined();
+  });
+
   it('reports a mount failure from the pod events', () => {
     const failure = podFailure(pod({ phase: 'Pending' }), options({ events: [{ reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} }] }));
     expect(failure?.reason).toBe('volume_mount');

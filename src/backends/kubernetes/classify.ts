@@ -12,6 +12,11 @@ export interface PodFailure {
   exitCode: number;
   /** A transient image pull failure: act only when it has lasted this long. */
   graceMs?: number;
+  /**
+   * A container exited: with restartPolicy Never the pod is done, even while its
+   * phase still says Running (kubelet reports the exit before the phase).
+   */
+  containerExited?: true;
 }
 
 export type JobState = { kind: 'running' } | { kind: 'complete' } | { kind: 'failed'; reason: FailureReason; message: string };
@@ -25,6 +30,13 @@ const IMMEDIATE_WAITING = new Set(['CreateContainerConfigError', 'CreateContaine
  * Anything else (timeouts, refused connections, 5xx, rate limits) may recover.
  */
 const PERMANENT_PULL_FAILURE = /manifest unknown|not found|unauthorized|denied|forbidden|invalid reference|repository name must|name unknown|no such image/i;
+
+/**
+ * kubelet's own cache races at pod start ("failed to sync configmap cache: timed
+ * out waiting for the condition", "object … not registered"): it retries the
+ * mount within a second, so these events do not mean the pod is stuck.
+ */
+const TRANSIENT_MOUNT_FAILURE = /failed to sync (configmap|secret) cache|not registered/i;
 
 /** Whether an image pull failure (kubelet's waiting message) will not fix itself. */
 export function isPermanentPullFailure(message: string): boolean {
@@ -80,6 +92,7 @@ function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, nam
       reason,
       message: parts.join('. '),
       exitCode: terminated.signal !== undefined && terminated.signal > 0 ? 128 + terminated.signal : terminated.exitCode,
+      containerExited: true,
     };
   }
   const waiting = status.state?.waiting;
@@ -147,7 +160,7 @@ export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | u
     }
   }
   if (options.events && podNeedsEvents(pod)) {
-    const mount = options.events.find((e) => e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed'));
+    const mount = options.events.find((e) => (e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed')) && !TRANSIENT_MOUNT_FAILURE.test(e.message ?? ''));
     if (mount) {
       return {
         reason: 'volume_mount',

@@ -89,7 +89,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         for (const key of firstSeen.keys()) if (key.startsWith(`${name}:`)) firstSeen.delete(key);
       }
       if (failure) {
-        finish({ kind: 'pod-failed', failure, podName: name, podEnded: pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded' });
+        finish({ kind: 'pod-failed', failure, podName: name, podEnded: failure.containerExited === true || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded' });
         return;
       }
       // Unschedulable is judged against the pod's age: look again when the timeout is reached.
