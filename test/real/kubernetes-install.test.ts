@@ -157,7 +157,7 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
     const local = await startLocalServer();
     cleanups.push(() => local.close());
     const alice = await local.createUser('alice');
-    const team = await local.createTeam('platform', { members: [alice.id] });
+    const team = await local.createTeam('platform', { members: [alice.id], defaultAgent: { model_id: 'claude-test' } });
     const [healthPort, metricsPort] = [await freePort(), await freePort()];
     const server = new URL(c.server);
 
@@ -209,13 +209,10 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
         '    patch: |-',
         '      - {op: add, path: /spec/template/spec/hostNetwork, value: true}',
         '      - {op: add, path: /spec/template/spec/dnsPolicy, value: ClusterFirstWithHostNet}',
-        '      - op: replace',
-        '        path: /spec/template/spec/containers/0/args',
-        '        value:',
-        '          - --config-file=/etc/oz-worker/config.yaml',
-        `          - --health-listen=127.0.0.1:${healthPort}`,
-        `          - --web-socket-url=${local.server.webSocketUrl}`,
-        `          - --server-root-url=${local.server.httpUrl}`,
+        // kubelet probes a host-network pod at the node's address, so health listens on all addresses.
+        `      - {op: replace, path: /spec/template/spec/containers/0/args/1, value: "--health-listen=0.0.0.0:${healthPort}"}`,
+        `      - {op: add, path: /spec/template/spec/containers/0/args/-, value: "--web-socket-url=${local.server.webSocketUrl}"}`,
+        `      - {op: add, path: /spec/template/spec/containers/0/args/-, value: "--server-root-url=${local.server.httpUrl}"}`,
         '      - op: replace',
         '        path: /spec/template/spec/containers/0/ports',
         `        value: [{name: health, containerPort: ${healthPort}}, {name: metrics, containerPort: ${metricsPort}}]`,
@@ -246,6 +243,9 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
     expect(pod.status?.conditions?.find((cond) => cond.type === 'Ready')?.status).toBe('True');
     expect(pod.spec?.serviceAccountName).toBe('oz-worker');
     expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    const logs = await kube.kubectl(['-n', ns, 'logs', pod.metadata!.name!]);
+    expect(logs).toContain('Connected to dispatch server');
+    expect(logs).not.toContain('Cannot write the worker journal');
 
     const client = local.as(alice.key);
     const submitted = await client.submitTask({ prompt: 'run in the cluster', owner: { type: 'TEAM', id: team.id } });
