@@ -343,7 +343,8 @@ export class FakeKubeApi {
         };
         step(1, () => {
           this.put('events', event, 'ADDED');
-          this.setPodStatus(podName, { phase: 'Pending' });
+          // Mounting happens on the node the pod is bound to.
+          this.setPodStatus(podName, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] });
         });
         return;
       }

@@ -2,7 +2,7 @@
 // API server returns, and the sentences operators read.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { jobState, podFailure, signalName, type PodCheckOptions } from '../../src/backends/kubernetes/classify.js';
+import { jobState, podFailure, podNeedsEvents, signalName, type PodCheckOptions } from '../../src/backends/kubernetes/classify.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const options = (overrides: Partial<PodCheckOptions> = {}): PodCheckOptions => ({
@@ -37,6 +37,7 @@ const terminated = (name: string, exitCode: number, reason = 'Error', signal?: n
 });
 const waiting = (name: string, reason: string, message = '') => ({ name, ready: false, restartCount: 0, image: 'x', imageID: '', state: { waiting: { reason, message } } });
 const unschedulable = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no nodes available' };
+const scheduled = { type: 'PodScheduled', status: 'True' };
 
 describe('podFailure', () => {
   it('explains a SIGTERM exit of the task container', () => {
@@ -138,13 +139,24 @@ describe('podFailure', () => {
     ['object "agents"/"kube-root-ca.crt" not registered'],
   ])('ignores kubelet\'s transient mount retry: %s', (text) => {
     const event = { reason: 'FailedMount', message: `MountVolume.SetUp failed for volume "kube-api-access-q28m2" : ${text}`, involvedObject: {}, metadata: {} };
-    expect(podFailure(pod({ phase: 'Pending' }), options({ events: [event] }))).toBeUndefined();
+    expect(podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }))).toBeUndefined();
   });
 
   it('reports a mount failure from the pod events', () => {
-    const failure = podFailure(pod({ phase: 'Pending' }), options({ events: [{ reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} }] }));
+    const event = { reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} };
+    const failure = podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }));
     expect(failure?.reason).toBe('volume_mount');
     expect(failure?.message).toContain('Kubernetes event reason: FailedMount');
+    // Not before the pod is bound to a node: nothing is mounted while it waits for the scheduler.
+    expect(podFailure(pod({ phase: 'Pending' }), options({ events: [event] }))).toBeUndefined();
+  });
+
+  it.each([
+    ['waiting for the scheduler', { phase: 'Pending' }, false],
+    ['bound, being set up', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] }, true],
+    ['running', { phase: 'Running', conditions: [{ type: 'PodScheduled', status: 'True' }] }, false],
+  ])('lists events of a pod %s: %s', (_name, status, expected) => {
+    expect(podNeedsEvents(pod(status as V1Pod['status']))).toBe(expected);
   });
 
   it.each([

@@ -118,12 +118,18 @@ export interface PodCheckOptions {
   unschedulableTimeoutMs: number;
   /** How long a transient image pull failure may last; 0 fails at the first. */
   imagePullTimeoutMs: number;
-  /** The pod's events, when they were listed (only for Pending or Failed pods). */
+  /** The pod's events, when they were listed (only for pods kubelet is setting up). */
   events?: readonly CoreV1Event[];
 }
 
-/** Whether the events of this pod are worth listing (the volume-mount check needs them). */
-export const podNeedsEvents = (pod: V1Pod): boolean => pod.status?.phase === 'Pending' || pod.status?.phase === 'Failed';
+/**
+ * Whether the events of this pod are worth listing (the volume-mount check needs
+ * them): only a pod kubelet is setting up — bound to a node, still Pending. One
+ * waiting for the scheduler has nothing mounted yet.
+ */
+export const podNeedsEvents = (pod: V1Pod): boolean =>
+  pod.status?.phase === 'Pending' &&
+  (Boolean(pod.spec?.nodeName) || (pod.status.conditions ?? []).some((c) => c.type === 'PodScheduled' && c.status === 'True'));
 
 /** The first failure a task Pod shows, checked in the Go worker's order. */
 export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | undefined {

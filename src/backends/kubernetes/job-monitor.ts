@@ -31,7 +31,9 @@ export interface MonitorOptions {
   now?: () => number;
 }
 
-/** A Pending pod's events are listed again this often (the volume-mount check needs them)... */
+/** A pod kubelet is setting up has its events listed once it has been at it this long (most start sooner)... */
+const EVENT_LIST_SETTLE_MS = 5_000;
+/** ...and again this often while it stays Pending (the volume-mount check needs them)... */
 const EVENT_LIST_INTERVAL_MS = 5_000;
 /** ...and at most this often when the pod changes. */
 const EVENT_LIST_MIN_GAP_MS = 1_000;
@@ -48,6 +50,8 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     const eventsListedAt = new Map<string, number>();
     const eventsScheduled = new Set<string>();
     const podEvents = new Map<string, CoreV1Event[]>();
+    /** When each pod was first seen being set up by kubelet. */
+    const settingUpSince = new Map<string, number>();
     const latestPods = new Map<string, V1Pod>();
 
     const finish = (result: MonitorResult): void => {
@@ -102,14 +106,18 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     };
 
     /**
-     * Mount failures only show as events. A Pending pod's events are listed when
-     * it changes (at most once a second) and every few seconds while it stays Pending.
+     * Mount failures only show as events. A pod's events are listed once kubelet
+     * has been setting it up for a few seconds, then when it changes (at most
+     * once a second) and every few seconds while it stays Pending. A pod that
+     * starts normally costs no request.
      */
     const checkEventsSoon = (pod: V1Pod): void => {
       const name = pod.metadata?.name ?? '';
       const uid = pod.metadata?.uid;
       if (!uid || eventsScheduled.has(name)) return;
-      const wait = Math.max(0, (eventsListedAt.get(name) ?? 0) + EVENT_LIST_MIN_GAP_MS - now());
+      const since = settingUpSince.get(name) ?? now();
+      settingUpSince.set(name, since);
+      const wait = Math.max(0, (eventsListedAt.get(name) ?? 0) + EVENT_LIST_MIN_GAP_MS - now(), since + EVENT_LIST_SETTLE_MS - now());
       eventsScheduled.add(name);
       later(wait, () => {
         eventsScheduled.delete(name);
