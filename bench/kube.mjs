@@ -164,14 +164,17 @@ writeFileSync(
     '    preflight_timeout: 0s',
     '    pod_template:',
     `      nodeSelector: {${SCRIPTED_NODE_LABEL}: "true"}`,
+    `      tolerations: [{key: ${SCRIPTED_NODE_LABEL}, operator: Exists, effect: NoSchedule}]`,
     '',
   ].join('\n'),
 );
 const worker = spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', `ws://127.0.0.1:${http.address().port}/ws`, '--log-level', 'warn'], {
   env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: work },
-  stdio: ['ignore', 'ignore', 'inherit'],
+  stdio: ['ignore', 'pipe', 'inherit'],
 });
-await connected;
+// Warnings and errors only (--log-level warn); a worker that stops at start-up says why here.
+worker.stdout.on('data', (chunk) => process.stderr.write(chunk));
+await Promise.race([connected, new Promise((_, reject) => worker.on('exit', (code) => reject(new Error(`bench:kube: the worker exited with ${code} before connecting`))))]);
 await sleep(2000);
 const idleRss = rssKiB(worker.pid);
 const before = await metrics();

@@ -55,7 +55,12 @@ export class ScriptedNode {
     await this.core.deleteNode({ name }).catch(() => undefined);
     const capacity = { cpu: '1000', memory: '4000Gi', pods: String(capacityPods), 'ephemeral-storage': '10000Gi' };
     await this.core.createNode({
-      body: { metadata: { name, labels: { [SCRIPTED_NODE_LABEL]: 'true', 'kubernetes.io/hostname': name } }, spec: {}, status: { capacity, allocatable: capacity } },
+      // Tainted: only pods that tolerate it (the benchmark's) land here, never another test's.
+      body: {
+        metadata: { name, labels: { [SCRIPTED_NODE_LABEL]: 'true', 'kubernetes.io/hostname': name } },
+        spec: { taints: [{ key: SCRIPTED_NODE_LABEL, value: 'true', effect: 'NoSchedule' }] },
+        status: { capacity, allocatable: capacity },
+      },
     });
     await this.heartbeat();
     this.leaseTimer = setInterval(() => void this.heartbeat().catch(() => undefined), 10_000);

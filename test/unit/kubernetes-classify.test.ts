@@ -154,6 +154,7 @@ describe('podFailure', () => {
   it.each([
     ['waiting for the scheduler', { phase: 'Pending' }, false],
     ['bound, being set up', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] }, true],
+    ['bound, sandbox ready (pulling its image)', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'PodReadyToStartContainers', status: 'True' }] }, false],
     ['running', { phase: 'Running', conditions: [{ type: 'PodScheduled', status: 'True' }] }, false],
   ])('lists events of a pod %s: %s', (_name, status, expected) => {
     expect(podNeedsEvents(pod(status as V1Pod['status']))).toBe(expected);

@@ -124,12 +124,17 @@ export interface PodCheckOptions {
 
 /**
  * Whether the events of this pod are worth listing (the volume-mount check needs
- * them): only a pod kubelet is setting up — bound to a node, still Pending. One
+ * them): only a pod kubelet is still mounting for — bound to a node, Pending,
+ * its sandbox not ready (PodReadyToStartContainers is set once the volumes are
+ * mounted and the sandbox runs, so a pod pulling its image needs no look). One
  * waiting for the scheduler has nothing mounted yet.
  */
-export const podNeedsEvents = (pod: V1Pod): boolean =>
-  pod.status?.phase === 'Pending' &&
-  (Boolean(pod.spec?.nodeName) || (pod.status.conditions ?? []).some((c) => c.type === 'PodScheduled' && c.status === 'True'));
+export const podNeedsEvents = (pod: V1Pod): boolean => {
+  if (pod.status?.phase !== 'Pending') return false;
+  const conditions = pod.status.conditions ?? [];
+  const bound = Boolean(pod.spec?.nodeName) || conditions.some((c) => c.type === 'PodScheduled' && c.status === 'True');
+  return bound && !conditions.some((c) => c.type === 'PodReadyToStartContainers' && c.status === 'True');
+};
 
 /** The first failure a task Pod shows, checked in the Go worker's order. */
 export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | undefined {

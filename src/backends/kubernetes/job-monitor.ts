@@ -31,10 +31,11 @@ export interface MonitorOptions {
   now?: () => number;
 }
 
-/** A pod kubelet is setting up has its events listed once it has been at it this long (most start sooner)... */
-const EVENT_LIST_SETTLE_MS = 5_000;
-/** ...and again this often while it stays Pending (the volume-mount check needs them)... */
-const EVENT_LIST_INTERVAL_MS = 5_000;
+/** A pod kubelet is mounting for has its events listed once it has been at it this long (most are done sooner)... */
+const EVENT_LIST_SETTLE_MS = 10_000;
+/** ...and again while it stays so, after this long, doubling up to a minute... */
+const EVENT_LIST_INTERVAL_MS = 10_000;
+const EVENT_LIST_MAX_INTERVAL_MS = 60_000;
 /** ...and at most this often when the pod changes. */
 const EVENT_LIST_MIN_GAP_MS = 1_000;
 
@@ -52,6 +53,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     const podEvents = new Map<string, CoreV1Event[]>();
     /** When each pod was first seen being set up by kubelet. */
     const settingUpSince = new Map<string, number>();
+    const eventLists = new Map<string, number>();
     const latestPods = new Map<string, V1Pod>();
 
     const finish = (result: MonitorResult): void => {
@@ -107,9 +109,9 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
 
     /**
      * Mount failures only show as events. A pod's events are listed once kubelet
-     * has been setting it up for a few seconds, then when it changes (at most
-     * once a second) and every few seconds while it stays Pending. A pod that
-     * starts normally costs no request.
+     * has been mounting for it for 10 s, then when it changes (at most once a
+     * second) and after 10, 20, 40, 60, 60 … s while it stays so. A pod that
+     * starts normally, or is pulling its image, costs no request.
      */
     const checkEventsSoon = (pod: V1Pod): void => {
       const name = pod.metadata?.name ?? '';
@@ -132,7 +134,9 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
             evaluatePod(current);
             if (!done && podNeedsEvents(current) && !eventsScheduled.has(name)) {
               eventsScheduled.add(name);
-              later(EVENT_LIST_INTERVAL_MS, () => {
+              const listed = (eventLists.get(name) ?? 0) + 1;
+              eventLists.set(name, listed);
+              later(Math.min(EVENT_LIST_MAX_INTERVAL_MS, EVENT_LIST_INTERVAL_MS * 2 ** (listed - 1)), () => {
                 eventsScheduled.delete(name);
                 const latest = latestPods.get(name);
                 if (latest && podNeedsEvents(latest)) checkEventsSoon(latest);
