@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+export { lockCluster } from './cluster-lock.js';
 
 const run = promisify(execFile);
 
@@ -137,40 +138,3 @@ export async function until<T>(check: () => T | undefined | false | Promise<T | 
   }
 }
 
-/**
- * One test at a time on the shared cluster, across test files and processes:
- * some tests kill the API server or compact etcd, which would break whatever
- * else runs then. A lock directory holding the owner's pid; a dead owner's lock
- * is taken over.
- */
-export async function lockCluster(timeoutMs = 15 * 60_000): Promise<() => void> {
-  const { mkdirSync, readFileSync: read, rmSync, writeFileSync: write } = await import('node:fs');
-  const dir = join(CACHE, 'kube/test-lock');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      mkdirSync(dir);
-      write(join(dir, 'pid'), String(process.pid));
-      return () => rmSync(dir, { recursive: true, force: true });
-    } catch {
-      let owner = Number.NaN;
-      try {
-        owner = Number(read(join(dir, 'pid'), 'utf8'));
-      } catch {
-        // being created or removed right now
-      }
-      if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) rmSync(dir, { recursive: true, force: true });
-      if (Date.now() > deadline) throw new Error(`the test cluster stayed locked by pid ${owner} for ${timeoutMs} ms (${dir})`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
