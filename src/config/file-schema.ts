@@ -290,6 +290,8 @@ export const KUBERNETES_SHAPE = {
   workspace_size_limit: quantity(),
   /** Go duration; zero or negative disables the check. */
   unschedulable_timeout: goDuration({ allowNegative: true }),
+  /** Ours: how long a transient image pull failure may last before the task fails (Go duration; zero or negative: at the first). Default 60s. */
+  image_pull_timeout: goDuration({ allowNegative: true }),
   /** Ours: how long the start-up preflight Job may take (Go duration; zero or negative skips it). Default 2m. */
   preflight_timeout: goDuration({ allowNegative: true }),
   pod_template: opaqueMapping(),

@@ -61,6 +61,7 @@ export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'
 export const DEFAULT_DISPATCH_TIMEOUT_MS = 60_000;
 export const DEFAULT_UNSCHEDULABLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_PREFLIGHT_TIMEOUT_MS = 120_000;
+export const DEFAULT_IMAGE_PULL_TIMEOUT_MS = 60_000;
 
 const RESERVED_WORKER_ID_PREFIX = 'warp';
 
@@ -313,6 +314,10 @@ function resolveKubernetes(file: FileConfig | undefined): KubernetesBackendConfi
       block.preflight_timeout === undefined || block.preflight_timeout === ''
         ? DEFAULT_PREFLIGHT_TIMEOUT_MS
         : Math.max(0, durationMs(block.preflight_timeout, 'backend.kubernetes.preflight_timeout')),
+    imagePullTimeoutMs:
+      block.image_pull_timeout === undefined || block.image_pull_timeout === ''
+        ? DEFAULT_IMAGE_PULL_TIMEOUT_MS
+        : Math.max(0, durationMs(block.image_pull_timeout, 'backend.kubernetes.image_pull_timeout')),
     podTemplate: block.pod_template,
     preflightResources: block.preflight_resources,
   };

@@ -51,6 +51,8 @@ export interface KubernetesBackendConfig {
   ttlSecondsAfterFinished?: number;
   workspaceSizeLimit?: string;
   unschedulableTimeoutMs?: number;
+  /** How long a transient image pull failure may last; 0 fails at the first. */
+  imagePullTimeoutMs?: number;
   /** 0 skips the start-up preflight Job. */
   preflightTimeoutMs?: number;
   podTemplate?: Record<string, unknown>;

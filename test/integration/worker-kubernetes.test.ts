@@ -45,13 +45,14 @@ async function start(
       `    kubeconfig: ${api.writeKubeconfig(dir.path)}`,
       ...(options.yaml?.includes('preflight_timeout') ? [] : ['    preflight_timeout: 0s']),
       '    unschedulable_timeout: 200ms',
+      '    image_pull_timeout: 300ms',
       ...(options.yaml ? options.yaml.split('\n').map((line) => `    ${line}`) : []),
     ].join('\n'),
   );
   const launch = (): WorkerProcess => {
     const worker = startWorker({
       args: ['--config-file', configPath, '--web-socket-url', server.url.replace('127.0.0.1', options.dispatchHost ?? '127.0.0.1'), ...(options.args ?? [])],
-      env: { WARP_API_KEY: API_KEY, OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS: '300', ...options.env },
+      env: { WARP_API_KEY: API_KEY, ...options.env },
     });
     cleanups.push(() => worker.stop());
     return worker;

@@ -293,8 +293,10 @@ export class FakeKubeApi {
         return;
       case 'exit:3':
         step(1, () => this.setPodStatus(podName, running));
-        step(2, () => this.setPodStatus(podName, terminated(3, 'Error')));
-        step(3, () => this.setJobCondition(jobName, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit'));
+        // As kubelet 1.34 reports it: the container's exit first, the pod's phase in a later update.
+        step(2, () => this.setPodStatus(podName, terminated(3, 'Error', 'Running')));
+        step(3, () => this.setPodStatus(podName, terminated(3, 'Error')));
+        step(4, () => this.setJobCondition(jobName, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit'));
         return;
       case 'oom':
         step(1, () => this.setPodStatus(podName, terminated(137, 'OOMKilled')));
@@ -341,7 +343,8 @@ export class FakeKubeApi {
         };
         step(1, () => {
           this.put('events', event, 'ADDED');
-          this.setPodStatus(podName, { phase: 'Pending' });
+          // Mounting happens on the node the pod is bound to.
+          this.setPodStatus(podName, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] });
         });
         return;
       }

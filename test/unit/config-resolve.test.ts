@@ -348,6 +348,7 @@ describe('kubernetes backend', () => {
       '    workspace_size_limit: 10Gi',
       '    unschedulable_timeout: 2m',
       '    preflight_timeout: 5m',
+      '    image_pull_timeout: 3m',
       '    pod_template: { serviceAccountName: sa }',
       '    preflight_resources: { limits: { cpu: 100m } }',
       '',
@@ -370,6 +371,7 @@ describe('kubernetes backend', () => {
       workspaceSizeLimit: '10Gi',
       unschedulableTimeoutMs: 120_000,
       preflightTimeoutMs: 300_000,
+      imagePullTimeoutMs: 180_000,
       podTemplate: { serviceAccountName: 'sa' },
       preflightResources: { limits: { cpu: '100m' } },
     });
@@ -387,7 +389,7 @@ describe('kubernetes backend', () => {
   });
 
   it('uses defaults for --backend kubernetes without a block', () => {
-    expect(resolve({ workerId: 'w', backend: 'kubernetes' }).kubernetes).toEqual({ unschedulableTimeoutMs: 30_000, preflightTimeoutMs: 120_000 });
+    expect(resolve({ workerId: 'w', backend: 'kubernetes' }).kubernetes).toEqual({ unschedulableTimeoutMs: 30_000, preflightTimeoutMs: 120_000, imagePullTimeoutMs: 60_000 });
   });
 
   it.each([
@@ -396,6 +398,14 @@ describe('kubernetes backend', () => {
     ['90s', 90_000],
   ])('preflight_timeout %s gives %d ms (0 skips the preflight)', (timeout, ms) => {
     expect(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    preflight_timeout: ${timeout}\n`).kubernetes?.preflightTimeoutMs).toBe(ms);
+  });
+
+  it.each([
+    ['0s', 0],
+    ['-5s', 0],
+    ['2m', 120_000],
+  ])('image_pull_timeout %s gives %d ms (0 fails at the first pull error)', (timeout, ms) => {
+    expect(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    image_pull_timeout: ${timeout}\n`).kubernetes?.imagePullTimeoutMs).toBe(ms);
   });
 });
 

@@ -2,14 +2,14 @@
 // API server returns, and the sentences operators read.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { jobState, podFailure, signalName, type PodCheckOptions } from '../../src/backends/kubernetes/classify.js';
+import { jobState, podFailure, podNeedsEvents, signalName, type PodCheckOptions } from '../../src/backends/kubernetes/classify.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const options = (overrides: Partial<PodCheckOptions> = {}): PodCheckOptions => ({
   namespace: 'agents',
   now: NOW,
   unschedulableTimeoutMs: 30_000,
-  imagePullGraceMs: 60_000,
+  imagePullTimeoutMs: 60_000,
   ...overrides,
 });
 
@@ -37,6 +37,7 @@ const terminated = (name: string, exitCode: number, reason = 'Error', signal?: n
 });
 const waiting = (name: string, reason: string, message = '') => ({ name, ready: false, restartCount: 0, image: 'x', imageID: '', state: { waiting: { reason, message } } });
 const unschedulable = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no nodes available' };
+const scheduled = { type: 'PodScheduled', status: 'True' };
 
 describe('podFailure', () => {
   it('explains a SIGTERM exit of the task container', () => {
@@ -106,14 +107,57 @@ describe('podFailure', () => {
     expect(failure?.exitCode).toBe(exitCode);
   });
 
-  it('gives image pulls a grace period (the caller waits it out)', () => {
-    expect(podFailure(pod({ phase: 'Pending', containerStatuses: [waiting('task', 'ErrImagePull')] }), options())?.graceMs).toBe(60_000);
+  // Messages as kubelet 1.34 with containerd reports them.
+  it.each([
+    ['a missing tag', 'ErrImagePull', 'rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:5000/oz/missing:1": failed to resolve reference "127.0.0.1:5000/oz/missing:1": 127.0.0.1:5000/oz/missing:1: not found', undefined],
+    ['refused credentials', 'ErrImagePull', 'failed to resolve reference "r.example/x:1": pulling from host r.example failed with status code [manifests 1]: 401 Unauthorized', undefined],
+    ['access denied', 'ImagePullBackOff', 'Back-off pulling image "r.example/x:1": ErrImagePull: failed to authorize: failed to fetch anonymous token: unexpected status: 403 Forbidden', undefined],
+    ['a manifest the registry does not know', 'ErrImagePull', 'manifest unknown: manifest unknown', undefined],
+    ['an invalid reference', 'ErrImagePull', 'failed to pull and unpack image "x": invalid reference format', undefined],
+    ['a refused connection (transient)', 'ErrImagePull', 'failed to do request: Head "http://127.0.0.1:5000/v2/oz/x/manifests/1": dial tcp 127.0.0.1:5000: connect: connection refused', 60_000],
+    ['a registry error (transient)', 'ImagePullBackOff', 'Back-off pulling image "x": unexpected status from HEAD request: 503 Service Unavailable', 60_000],
+    ['no message at all (transient)', 'ErrImagePull', '', 60_000],
+  ])('image pull: %s', (_name, reason, message, graceMs) => {
+    const failure = podFailure(pod({ phase: 'Pending', containerStatuses: [waiting('task', reason, message)] }), options());
+    expect(failure?.reason).toBe('image_pull');
+    expect(failure?.graceMs).toBe(graceMs);
+    if (message) expect(failure?.message).toContain(message);
+  });
+
+  it('fails at once on an image that is absent under pull policy Never', () => {
+    const failure = podFailure(
+      pod({ phase: 'Pending', containerStatuses: [waiting('task', 'ErrImageNeverPull', 'Container image "oz/absent:1" is not present with pull policy of Never')] }),
+      options(),
+    );
+    expect(failure?.reason).toBe('image_pull');
+    expect(failure?.graceMs).toBeUndefined();
+    expect(failure?.message).toMatch(/oz\/absent:1.*image_pull_policy is Never/);
+  });
+
+  it.each([
+    ['failed to sync configmap cache: timed out waiting for the condition'],
+    ['object "agents"/"kube-root-ca.crt" not registered'],
+  ])('ignores kubelet\'s transient mount retry: %s', (text) => {
+    const event = { reason: 'FailedMount', message: `MountVolume.SetUp failed for volume "kube-api-access-q28m2" : ${text}`, involvedObject: {}, metadata: {} };
+    expect(podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }))).toBeUndefined();
   });
 
   it('reports a mount failure from the pod events', () => {
-    const failure = podFailure(pod({ phase: 'Pending' }), options({ events: [{ reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} }] }));
+    const event = { reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} };
+    const failure = podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }));
     expect(failure?.reason).toBe('volume_mount');
     expect(failure?.message).toContain('Kubernetes event reason: FailedMount');
+    // Not before the pod is bound to a node: nothing is mounted while it waits for the scheduler.
+    expect(podFailure(pod({ phase: 'Pending' }), options({ events: [event] }))).toBeUndefined();
+  });
+
+  it.each([
+    ['waiting for the scheduler', { phase: 'Pending' }, false],
+    ['bound, being set up', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] }, true],
+    ['bound, sandbox ready (pulling its image)', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'PodReadyToStartContainers', status: 'True' }] }, false],
+    ['running', { phase: 'Running', conditions: [{ type: 'PodScheduled', status: 'True' }] }, false],
+  ])('lists events of a pod %s: %s', (_name, status, expected) => {
+    expect(podNeedsEvents(pod(status as V1Pod['status']))).toBe(expected);
   });
 
   it.each([

@@ -10,14 +10,38 @@ export interface PodFailure {
   message: string;
   /** Normalised: 128 + signal for signals; 0 when none was seen. */
   exitCode: number;
-  /** Image pulls often recover: act only when the failure has lasted this long. */
+  /** A transient image pull failure: act only when it has lasted this long. */
   graceMs?: number;
+  /**
+   * A container exited: with restartPolicy Never the pod is done, even while its
+   * phase still says Running (kubelet reports the exit before the phase).
+   */
+  containerExited?: true;
 }
 
 export type JobState = { kind: 'running' } | { kind: 'complete' } | { kind: 'failed'; reason: FailureReason; message: string };
 
-/** Waiting reasons that will not fix themselves (image pulls get a grace period first). */
-const IMMEDIATE_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName']);
+/** Waiting reasons that fail the task (transient image pull failures only after the pull timeout). */
+const IMMEDIATE_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName']);
+
+/**
+ * What a registry or the runtime says when retrying cannot help: the image or tag
+ * does not exist, the credentials are refused, or the reference is malformed.
+ * Anything else (timeouts, refused connections, 5xx, rate limits) may recover.
+ */
+const PERMANENT_PULL_FAILURE = /manifest unknown|not found|unauthorized|denied|forbidden|invalid reference|repository name must|name unknown|no such image/i;
+
+/**
+ * kubelet's own cache races at pod start ("failed to sync configmap cache: timed
+ * out waiting for the condition", "object … not registered"): it retries the
+ * mount within a second, so these events do not mean the pod is stuck.
+ */
+const TRANSIENT_MOUNT_FAILURE = /failed to sync (configmap|secret) cache|not registered/i;
+
+/** Whether an image pull failure (kubelet's waiting message) will not fix itself. */
+export function isPermanentPullFailure(message: string): boolean {
+  return PERMANENT_PULL_FAILURE.test(message);
+}
 
 const SIGNAL_NAMES: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 6: 'SIGABRT', 9: 'SIGKILL', 15: 'SIGTERM' };
 
@@ -43,7 +67,7 @@ function details(pod: V1Pod, reason: string | undefined, message: string | undef
 }
 
 function waitingReason(reason: string, init: boolean): FailureReason {
-  if (reason === 'ErrImagePull' || reason === 'ImagePullBackOff') return 'image_pull';
+  if (reason === 'ErrImagePull' || reason === 'ImagePullBackOff' || reason === 'ErrImageNeverPull') return 'image_pull';
   if (reason === 'InvalidImageName') return 'invalid_image';
   if (reason === 'CreateContainerConfigError' || reason === 'CreateContainerError') return init ? 'init_container' : 'container_create';
   return init ? 'init_container' : 'container_wait';
@@ -52,7 +76,7 @@ function waitingReason(reason: string, init: boolean): FailureReason {
 const SIGTERM_GUIDANCE = (what: string): string =>
   `SIGTERM usually means Kubernetes or the container runtime asked the ${what} process to stop; check pod events and node activity for eviction, preemption, node drain, activeDeadlineSeconds, or manual deletion.`;
 
-function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, namespace: string, imagePullGraceMs: number): PodFailure | undefined {
+function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, namespace: string, imagePullTimeoutMs: number): PodFailure | undefined {
   const kind = init ? 'init container' : 'container';
   const terminated = status.state?.terminated;
   if (terminated && terminated.exitCode !== 0) {
@@ -68,6 +92,7 @@ function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, nam
       reason,
       message: parts.join('. '),
       exitCode: terminated.signal !== undefined && terminated.signal > 0 ? 128 + terminated.signal : terminated.exitCode,
+      containerExited: true,
     };
   }
   const waiting = status.state?.waiting;
@@ -77,8 +102,11 @@ function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, nam
       `${kind} ${status.name} in ${podContext(pod, namespace)} is waiting: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`,
       ...details(pod, waiting.reason, waiting.message),
     ];
-    if (reason === 'image_pull' || reason === 'invalid_image') parts.push('Check the image name and tag, and that the cluster can pull it (imagePullSecrets in pod_template).');
-    return { reason, message: parts.join('. '), exitCode: 0, ...(reason === 'image_pull' ? { graceMs: imagePullGraceMs } : {}) };
+    if (waiting.reason === 'ErrImageNeverPull') parts.push(`The image is not on the node and image_pull_policy is Never; load it onto the node or allow pulls.`);
+    else if (reason === 'image_pull' || reason === 'invalid_image') parts.push('Check the image name and tag, and that the cluster can pull it (imagePullSecrets in pod_template).');
+    const transient = reason === 'image_pull' && waiting.reason !== 'ErrImageNeverPull' && !isPermanentPullFailure(waiting.message ?? '');
+    if (transient && imagePullTimeoutMs > 0) parts.push(`The pull kept failing for image_pull_timeout (${Math.round(imagePullTimeoutMs / 1000)} s)`);
+    return { reason, message: parts.join('. '), exitCode: 0, ...(transient ? { graceMs: imagePullTimeoutMs } : {}) };
   }
   return undefined;
 }
@@ -88,13 +116,25 @@ export interface PodCheckOptions {
   now: number;
   /** 0 disables the unschedulable check. */
   unschedulableTimeoutMs: number;
-  imagePullGraceMs: number;
-  /** The pod's events, when they were listed (only for Pending or Failed pods). */
+  /** How long a transient image pull failure may last; 0 fails at the first. */
+  imagePullTimeoutMs: number;
+  /** The pod's events, when they were listed (only for pods kubelet is setting up). */
   events?: readonly CoreV1Event[];
 }
 
-/** Whether the events of this pod are worth listing (the volume-mount check needs them). */
-export const podNeedsEvents = (pod: V1Pod): boolean => pod.status?.phase === 'Pending' || pod.status?.phase === 'Failed';
+/**
+ * Whether the events of this pod are worth listing (the volume-mount check needs
+ * them): only a pod kubelet is still mounting for — bound to a node, Pending,
+ * its sandbox not ready (PodReadyToStartContainers is set once the volumes are
+ * mounted and the sandbox runs, so a pod pulling its image needs no look). One
+ * waiting for the scheduler has nothing mounted yet.
+ */
+export const podNeedsEvents = (pod: V1Pod): boolean => {
+  if (pod.status?.phase !== 'Pending') return false;
+  const conditions = pod.status.conditions ?? [];
+  const bound = Boolean(pod.spec?.nodeName) || conditions.some((c) => c.type === 'PodScheduled' && c.status === 'True');
+  return bound && !conditions.some((c) => c.type === 'PodReadyToStartContainers' && c.status === 'True');
+};
 
 /** The first failure a task Pod shows, checked in the Go worker's order. */
 export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | undefined {
@@ -107,11 +147,11 @@ export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | u
   for (const init of status.initContainerStatuses ?? []) {
     // A native sidecar ends with SIGTERM when the pod winds down; only its start-up problems count.
     if (restartable.has(init.name) && init.state?.terminated) continue;
-    const failure = statusFailure(pod, init, true, namespace, options.imagePullGraceMs);
+    const failure = statusFailure(pod, init, true, namespace, options.imagePullTimeoutMs);
     if (failure) return failure;
   }
   for (const container of status.containerStatuses ?? []) {
-    const failure = statusFailure(pod, container, false, namespace, options.imagePullGraceMs);
+    const failure = statusFailure(pod, container, false, namespace, options.imagePullTimeoutMs);
     if (failure) return failure;
   }
   const unschedulable = (status.conditions ?? []).find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
@@ -131,7 +171,7 @@ export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | u
     }
   }
   if (options.events && podNeedsEvents(pod)) {
-    const mount = options.events.find((e) => e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed'));
+    const mount = options.events.find((e) => (e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed')) && !TRANSIENT_MOUNT_FAILURE.test(e.message ?? ''));
     if (mount) {
       return {
         reason: 'volume_mount',

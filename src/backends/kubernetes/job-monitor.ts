@@ -27,12 +27,15 @@ export interface MonitorOptions {
   executionHash: string;
   signal: AbortSignal;
   unschedulableTimeoutMs: number;
-  imagePullGraceMs: number;
+  imagePullTimeoutMs: number;
   now?: () => number;
 }
 
-/** A Pending pod's events are listed again this often (the volume-mount check needs them)... */
-const EVENT_LIST_INTERVAL_MS = 5_000;
+/** A pod kubelet is mounting for has its events listed once it has been at it this long (most are done sooner)... */
+const EVENT_LIST_SETTLE_MS = 10_000;
+/** ...and again while it stays so, after this long, doubling up to a minute... */
+const EVENT_LIST_INTERVAL_MS = 10_000;
+const EVENT_LIST_MAX_INTERVAL_MS = 60_000;
 /** ...and at most this often when the pod changes. */
 const EVENT_LIST_MIN_GAP_MS = 1_000;
 
@@ -48,6 +51,9 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     const eventsListedAt = new Map<string, number>();
     const eventsScheduled = new Set<string>();
     const podEvents = new Map<string, CoreV1Event[]>();
+    /** When each pod was first seen being set up by kubelet. */
+    const settingUpSince = new Map<string, number>();
+    const eventLists = new Map<string, number>();
     const latestPods = new Map<string, V1Pod>();
 
     const finish = (result: MonitorResult): void => {
@@ -74,7 +80,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         namespace: client.namespace,
         now: at,
         unschedulableTimeoutMs: options.unschedulableTimeoutMs,
-        imagePullGraceMs: options.imagePullGraceMs,
+        imagePullTimeoutMs: options.imagePullTimeoutMs,
         events: podEvents.get(name),
       });
       if (failure?.graceMs !== undefined) {
@@ -89,7 +95,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         for (const key of firstSeen.keys()) if (key.startsWith(`${name}:`)) firstSeen.delete(key);
       }
       if (failure) {
-        finish({ kind: 'pod-failed', failure, podName: name, podEnded: pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded' });
+        finish({ kind: 'pod-failed', failure, podName: name, podEnded: failure.containerExited === true || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded' });
         return;
       }
       // Unschedulable is judged against the pod's age: look again when the timeout is reached.
@@ -102,14 +108,18 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     };
 
     /**
-     * Mount failures only show as events. A Pending pod's events are listed when
-     * it changes (at most once a second) and every few seconds while it stays Pending.
+     * Mount failures only show as events. A pod's events are listed once kubelet
+     * has been mounting for it for 10 s, then when it changes (at most once a
+     * second) and after 10, 20, 40, 60, 60 … s while it stays so. A pod that
+     * starts normally, or is pulling its image, costs no request.
      */
     const checkEventsSoon = (pod: V1Pod): void => {
       const name = pod.metadata?.name ?? '';
       const uid = pod.metadata?.uid;
       if (!uid || eventsScheduled.has(name)) return;
-      const wait = Math.max(0, (eventsListedAt.get(name) ?? 0) + EVENT_LIST_MIN_GAP_MS - now());
+      const since = settingUpSince.get(name) ?? now();
+      settingUpSince.set(name, since);
+      const wait = Math.max(0, (eventsListedAt.get(name) ?? 0) + EVENT_LIST_MIN_GAP_MS - now(), since + EVENT_LIST_SETTLE_MS - now());
       eventsScheduled.add(name);
       later(wait, () => {
         eventsScheduled.delete(name);
@@ -124,7 +134,9 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
             evaluatePod(current);
             if (!done && podNeedsEvents(current) && !eventsScheduled.has(name)) {
               eventsScheduled.add(name);
-              later(EVENT_LIST_INTERVAL_MS, () => {
+              const listed = (eventLists.get(name) ?? 0) + 1;
+              eventLists.set(name, listed);
+              later(Math.min(EVENT_LIST_MAX_INTERVAL_MS, EVENT_LIST_INTERVAL_MS * 2 ** (listed - 1)), () => {
                 eventsScheduled.delete(name);
                 const latest = latestPods.get(name);
                 if (latest && podNeedsEvents(latest)) checkEventsSoon(latest);
@@ -147,7 +159,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       else if (state.kind === 'failed') {
         // A pod-level cause says more than the Job's summary.
         const pod = [...latestPods.values()]
-          .map((p) => podFailure(p, { namespace: client.namespace, now: now(), unschedulableTimeoutMs: 0, imagePullGraceMs: 0, events: podEvents.get(p.metadata?.name ?? '') }))
+          .map((p) => podFailure(p, { namespace: client.namespace, now: now(), unschedulableTimeoutMs: 0, imagePullTimeoutMs: 0, events: podEvents.get(p.metadata?.name ?? '') }))
           .find((f) => f !== undefined);
         finish({ kind: 'job-failed', reason: pod?.reason ?? state.reason, message: pod?.message ?? state.message, ...(pod ? { pod } : {}) });
       }

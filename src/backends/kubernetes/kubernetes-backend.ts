@@ -1,7 +1,8 @@
 // The Kubernetes backend: one Job per task execution, followed through one
 // shared watch. Differences from the Go worker, on purpose:
 // * a cancelled task's Job is deleted (foreground), not left running;
-// * a pod that fails early (image pull after a grace, unschedulable, mount or
+// * a pod that fails early (image pull: at once when permanent, else after
+//   image_pull_timeout; unschedulable, mount or
 //   create errors) has its Job removed when cleanup is on, instead of pending forever;
 // * a restarted worker reattaches to its Jobs and reports the ones that ended
 //   while it was away; a re-sent assignment adopts its existing Job;
@@ -34,7 +35,6 @@ export const ANNOTATION_REPORTED = 'oz-worker.dev/reported';
 export const LABEL_PREFLIGHT = 'oz-preflight';
 const LOG_TAIL_LINES = 200;
 const MAX_LOG_BYTES = 1024 * 1024;
-const DEFAULT_IMAGE_PULL_GRACE_MS = 60_000;
 
 export interface KubernetesDeps {
   log: Logger;
@@ -47,7 +47,7 @@ interface Settings {
   job: JobSettings;
   cleanup: boolean;
   unschedulableTimeoutMs: number;
-  imagePullGraceMs: number;
+  imagePullTimeoutMs: number;
 }
 
 export async function createKubernetesBackend(config: WorkerConfig, deps: KubernetesDeps): Promise<Backend> {
@@ -102,11 +102,10 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
 
   const watch = new SharedTaskWatch(client, workerSelector(config.workerId), log);
   await watch.start();
-  const graceOverride = Number(env.OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS);
   return new KubernetesBackend(client, watch, log, {
     cleanup: config.cleanup,
     unschedulableTimeoutMs: k.unschedulableTimeoutMs ?? 30_000,
-    imagePullGraceMs: Number.isFinite(graceOverride) && env.OZ_WORKER_K8S_IMAGE_PULL_GRACE_MS !== '' && graceOverride >= 0 ? graceOverride : DEFAULT_IMAGE_PULL_GRACE_MS,
+    imagePullTimeoutMs: k.imagePullTimeoutMs ?? 60_000,
     job: jobSettingsFrom(config, podTemplate),
   });
 }
@@ -203,7 +202,7 @@ class KubernetesBackend implements Backend {
       executionHash,
       signal,
       unschedulableTimeoutMs: this.settings.unschedulableTimeoutMs,
-      imagePullGraceMs: this.settings.imagePullGraceMs,
+      imagePullTimeoutMs: this.settings.imagePullTimeoutMs,
     });
     return this.conclude(name, executionHash, result, log);
   }

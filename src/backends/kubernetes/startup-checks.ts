@@ -76,7 +76,7 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
       if (pods.some((pod) => pod.status?.phase === 'Succeeded')) return;
       for (const pod of pods) {
         const events = pod.metadata?.uid && pod.status?.phase === 'Pending' ? await client.listEvents(`involvedObject.uid=${pod.metadata.uid}`) : undefined;
-        const failure = podFailure(pod, { namespace: client.namespace, now: Date.now(), unschedulableTimeoutMs: 0, imagePullGraceMs: 0, ...(events ? { events } : {}) });
+        const failure = podFailure(pod, { namespace: client.namespace, now: Date.now(), unschedulableTimeoutMs: 0, imagePullTimeoutMs: 0, ...(events ? { events } : {}) });
         if (failure) return fail(failure.message);
       }
       if (current?.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True')) return fail(`preflight Job "${name}" failed`);

@@ -1,0 +1,140 @@
+// The real test cluster started by test/infra/kube/up.sh: found through the env
+// file it writes ($OZ_TEST_CACHE/kube/env/env), reached with its admin
+// kubeconfig. Gives the suites kubectl, the API objects they assert on, faults
+// (ctl.sh) and a namespace per test.
+import * as k8s from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+export { lockCluster } from './cluster-lock.js';
+
+const run = promisify(execFile);
+
+export interface RealCluster {
+  kubeconfig: string;
+  server: string;
+  kubectlPath: string;
+  ctlPath: string;
+  nodeName: string;
+  agentImage: string;
+  workerImage: string;
+  registryPort: number;
+  version: string;
+}
+
+export const CACHE = process.env.OZ_TEST_CACHE ?? '/root/.cache/oz-worker-test';
+export const ENV_FILE = join(CACHE, 'kube/env/env');
+
+function readEnvFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return out;
+}
+
+/** The running cluster, or why there is none (the suites print that once and skip). */
+export async function findCluster(): Promise<RealCluster | { skip: string }> {
+  if (!existsSync(ENV_FILE)) return { skip: `no cluster env file at ${ENV_FILE} (start one with bash test/infra/kube/up.sh)` };
+  const env = readEnvFile(ENV_FILE);
+  const cluster: RealCluster = {
+    kubeconfig: env.OZ_KUBE_KUBECONFIG ?? '',
+    server: env.OZ_KUBE_SERVER ?? '',
+    kubectlPath: env.OZ_KUBE_KUBECTL ?? '',
+    ctlPath: env.OZ_KUBE_CTL ?? '',
+    nodeName: env.OZ_KUBE_NODE_NAME ?? '',
+    agentImage: env.OZ_KUBE_AGENT_IMAGE ?? '',
+    workerImage: env.OZ_KUBE_WORKER_IMAGE ?? '',
+    registryPort: Number(env.OZ_KUBE_REGISTRY_PORT ?? 0),
+    version: env.OZ_KUBE_VERSION ?? '',
+  };
+  try {
+    await run(cluster.kubectlPath, ['--kubeconfig', cluster.kubeconfig, '--request-timeout=5s', 'get', '--raw', '/readyz'], { timeout: 10_000 });
+  } catch (error) {
+    return { skip: `the cluster in ${ENV_FILE} does not answer (${(error as Error).message.split('\n')[0]})` };
+  }
+  return cluster;
+}
+
+export class Kube {
+  readonly config = new k8s.KubeConfig();
+  readonly core: k8s.CoreV1Api;
+  readonly batch: k8s.BatchV1Api;
+  readonly rbac: k8s.RbacAuthorizationV1Api;
+
+  constructor(readonly cluster: RealCluster) {
+    this.config.loadFromFile(cluster.kubeconfig);
+    this.core = this.config.makeApiClient(k8s.CoreV1Api);
+    this.batch = this.config.makeApiClient(k8s.BatchV1Api);
+    this.rbac = this.config.makeApiClient(k8s.RbacAuthorizationV1Api);
+  }
+
+  /** kubectl with the admin kubeconfig; rejects with its stderr. */
+  async kubectl(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const child = execFile(this.cluster.kubectlPath, ['--kubeconfig', this.cluster.kubeconfig, ...args], { timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 });
+    const done = new Promise<string>((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (d) => (stdout += d));
+      child.stderr?.on('data', (d) => (stderr += d));
+      child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`kubectl ${args.join(' ')} exited ${code}: ${stderr.trim()}`))));
+    });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+    return done;
+  }
+
+  /** Faults: `ctl.sh stop|start|restart <component>`, `compact-etcd`, `wait-apiserver`. */
+  async ctl(...args: string[]): Promise<string> {
+    const { stdout } = await run('bash', [this.cluster.ctlPath, ...args], { timeout: 120_000 });
+    return stdout.trim();
+  }
+
+  async createNamespace(name: string): Promise<void> {
+    await this.core.createNamespace({ body: { metadata: { name, labels: { 'oz-worker.dev/test': 'real' } } } });
+    // The ServiceAccount controller adds `default`; pods cannot be created before it exists.
+    await until(async () => (await this.core.listNamespacedServiceAccount({ namespace: name })).items.some((sa) => sa.metadata?.name === 'default'), 30_000, `the default ServiceAccount in ${name}`);
+  }
+
+  async deleteNamespace(name: string): Promise<void> {
+    await this.core.deleteNamespace({ name, propagationPolicy: 'Background' }).catch(() => undefined);
+  }
+
+  async job(namespace: string, name: string): Promise<k8s.V1Job | undefined> {
+    try {
+      return await this.batch.readNamespacedJob({ namespace, name });
+    } catch (error) {
+      if ((error as { code?: number }).code === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async jobs(namespace: string): Promise<k8s.V1Job[]> {
+    return (await this.batch.listNamespacedJob({ namespace })).items;
+  }
+
+  async podsOfJob(namespace: string, jobName: string): Promise<k8s.V1Pod[]> {
+    return (await this.core.listNamespacedPod({ namespace, labelSelector: `job-name=${jobName}` })).items;
+  }
+
+  async podLog(namespace: string, pod: string, container = 'task'): Promise<string> {
+    return this.core.readNamespacedPodLog({ namespace, name: pod, container });
+  }
+}
+
+export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
