@@ -2,6 +2,7 @@
 // line (users, teams, members, keys, devices, pins, default agents, workers).
 // The server and its admin key come from the state directory the server wrote
 // (`server.json`, `admin.key`), unless --server / --api-key say otherwise.
+import { commandHint } from './command-hint.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_KEY_FILE } from '../server/server.js';
@@ -32,7 +33,7 @@ export function adminClientFrom(flags: AdminFlags, env: NodeJS.ProcessEnv = proc
   }
   if (!server) {
     throw new UsageError(
-      `no server has run with the state directory ${stateDir}: start one with \`oz-worker server\`, pass the --state-dir it runs with, or pass --server <url> and --api-key <admin key>`,
+      `no server has run with the state directory ${stateDir}: start one with \`${commandHint('server')}\`, pass the --state-dir it runs with, or pass --server <url> and --api-key <admin key>`,
     );
   }
   let key: [string, Source];
@@ -137,7 +138,7 @@ export const admin = {
   memberList: (team: string | undefined, flags: AdminFlags) =>
     call<{ teams: TeamJson[] }>(flags, 'GET', '/api/v1/teams', undefined, ({ teams }) => {
       const chosen = team === undefined ? teams : teams.filter((t) => t.id === id(team, 'team id'));
-      if (team !== undefined && chosen.length === 0) throw new UsageError(`team ${team} does not exist: \`oz-worker admin team list\` shows the teams`);
+      if (team !== undefined && chosen.length === 0) throw new UsageError(`team ${team} does not exist: \`${commandHint('admin team list')}\` shows the teams`);
       return table(['TEAM', 'USER'], chosen.flatMap((t) => t.members.map((m) => [`${t.id} (${t.name})`, String(m)])), 'no members');
     }),
   memberRemove: (team: string, user: string, flags: AdminFlags) =>

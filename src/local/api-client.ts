@@ -1,6 +1,7 @@
 // A small client of the local server's HTTP API, used by `oz-worker task` and
 // `oz-worker local`. Errors carry the server's sentence, or say how to reach it.
 // Requests honour HTTP(S)_PROXY / NO_PROXY like every other connection the worker makes.
+import { commandHint } from './command-hint.js';
 import { EnvHttpProxyAgent, fetch, type Response } from 'undici';
 
 const dispatcher = new EnvHttpProxyAgent();
@@ -66,7 +67,7 @@ export class ApiClient {
       });
     } catch (error) {
       if ((error as Error).name === 'AbortError') throw error;
-      throw new ApiClientError(`cannot reach the oz-worker server at ${this.serverUrl}; start it with \`oz-worker local\` (or \`oz-worker server\`), or pass --server`);
+      throw new ApiClientError(`cannot reach the oz-worker server at ${this.serverUrl}; start it with \`${commandHint('local')}\` (or \`${commandHint('server')}\`), or pass --server`);
     }
     const text = await response.text();
     let payload: unknown;

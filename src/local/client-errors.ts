@@ -1,6 +1,7 @@
 // What the command-line clients (`oz-worker task`, `oz-worker admin`) print for a
 // refused request: the server's answers are written for HTTP callers, so the
 // ones a CLI user meets are said again in terms of the CLI's own flags.
+import { commandHint } from './command-hint.js';
 import { UsageError } from './server-command.js';
 
 /** Where the client's server URL or key came from, as a user would name it. */
@@ -19,10 +20,10 @@ export interface RequestContext {
 
 /** Where to look when the server names a thing that does not exist. */
 const LIST_HINTS: Record<string, string> = {
-  unknown_user: '`oz-worker admin user list` shows the users',
-  unknown_team: '`oz-worker admin team list` shows the teams',
-  unknown_key: '`oz-worker admin key list` shows the keys',
-  unknown_pin: '`oz-worker admin pin list` shows the pins',
+  unknown_user: `\`${commandHint('admin user list')}\` shows the users`,
+  unknown_team: `\`${commandHint('admin team list')}\` shows the teams`,
+  unknown_key: `\`${commandHint('admin key list')}\` shows the keys`,
+  unknown_pin: `\`${commandHint('admin pin list')}\` shows the pins`,
 };
 
 export interface ApiRefusal {
@@ -42,17 +43,17 @@ export function cliMessage(refusal: ApiRefusal, context: RequestContext): string
   const { status, code, message } = refusal;
   if (status === 401 || code === 'unauthorized') {
     const stale =
-      context.keySource.kind === 'file' && context.keySource.path.endsWith('local.json') ? '; if that file is from an earlier server, run `oz-worker local` again to refresh it' : '';
+      context.keySource.kind === 'file' && context.keySource.path.endsWith('local.json') ? `; if that file is from an earlier server, run \`${commandHint('local')}\` again to refresh it` : '';
     return `the server at ${context.serverUrl} does not accept the API key ${describeSource(context.keySource)}: pass one of its keys with --api-key <key> or ${context.keyEnv ?? 'OZ_API_KEY'}${stale}`;
   }
   if (code === 'forbidden' && context.taskId !== undefined && message === 'Forbidden') {
-    return `no task ${context.taskId} is visible to this key: it does not exist, or another user or team owns it (\`oz-worker task list\` shows yours)`;
+    return `no task ${context.taskId} is visible to this key: it does not exist, or another user or team owns it (\`${commandHint('task list')}\` shows yours)`;
   }
   if (code === 'no_default_agent') {
     const team = context.teamId ?? /^team (\d+)\b/.exec(message)?.[1] ?? '<team id>';
-    return `${fact(message)}: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`oz-worker admin default-agent set ${team} '{"model_id":"auto"}'\``;
+    return `${fact(message)}: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`${commandHint(`admin default-agent set ${team} '{"model_id":"auto"}'`)}\``;
   }
-  if (code === 'unknown_device') return `${fact(message)}: \`oz-worker admin device list\` shows the registered devices, \`oz-worker admin device create\` adds one`;
+  if (code === 'unknown_device') return `${fact(message)}: \`${commandHint('admin device list')}\` shows the registered devices, \`${commandHint('admin device create')}\` adds one`;
   if (code !== undefined && LIST_HINTS[code] && message.includes('/api/v1/')) return `${fact(message)}: ${LIST_HINTS[code]}`;
   if (code === 'admin_required') {
     return `this needs the server's admin key, not the key ${describeSource(context.keySource)}: leave --api-key out to use admin.key from the server's --state-dir, or pass that key with --api-key or OZ_ADMIN_KEY`;

@@ -2,6 +2,7 @@
 // together with two workers connected to it (child processes, exactly as an
 // operator would run them: one for the demo team's tasks, one for the demo
 // user's), seeded with a demo identity.
+import { commandHint } from './command-hint.js';
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -129,7 +130,7 @@ export async function runServerCommand(flags: ServerFlags): Promise<number> {
       `oz-worker server is listening on ${server.httpUrl}`,
       `  workers connect with:  --web-socket-url ${server.webSocketUrl} --server-root-url ${server.httpUrl}`,
       `  admin key (users, teams, keys, devices): ${join(stateDir, 'admin.key')}`,
-      `  administer with:       oz-worker admin user list${flags.stateDir ? ` --state-dir ${/\s/.test(stateDir) ? JSON.stringify(stateDir) : stateDir}` : ''}   (all commands: oz-worker admin --help)`,
+      `  administer with:       ${commandHint('admin user list')}${flags.stateDir ? ` --state-dir ${/\s/.test(stateDir) ? JSON.stringify(stateDir) : stateDir}` : ''}   (all commands: ${commandHint('admin --help')})`,
       '',
     ].join('\n'),
   );
@@ -229,9 +230,9 @@ export async function runLocalCommand(flags: LocalFlags): Promise<number> {
       [
         '',
         'Next:',
-        '  oz-worker task submit "your prompt" --watch                      # owned by you, user demo: no team sharing',
-        `  oz-worker task submit "your prompt" --team ${demo.teamId} --watch             # owned by team demo-team: the agent gets --share team:edit`,
-        '  oz-worker task list',
+        `  ${commandHint('task submit "your prompt" --watch')}                      # owned by you, user demo: no team sharing`,
+        `  ${commandHint(`task submit "your prompt" --team ${demo.teamId} --watch`)}             # owned by team demo-team: the agent gets --share team:edit`,
+        `  ${commandHint('task list')}`,
         'Press Ctrl-C to stop the workers and the server.',
       ].join('\n'),
     );

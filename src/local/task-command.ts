@@ -1,6 +1,7 @@
 // `oz-worker task submit|list|show|cancel|watch`: the local server's tasks from
 // the command line. Server and key come from flags, the environment, or the
 // `local.json` that `oz-worker local` wrote.
+import { commandHint } from './command-hint.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient, ApiClientError, type TaskEventJson, type TaskJson } from './api-client.js';
@@ -50,10 +51,10 @@ export function clientFrom(flags: ClientFlags, env: NodeJS.ProcessEnv = process.
       ? [env.OZ_API_KEY, { kind: 'env', name: 'OZ_API_KEY' }]
       : settings && [settings.user_key, file];
   if (!server) {
-    throw new UsageError('no server to talk to: run `oz-worker local` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)');
+    throw new UsageError(`no server to talk to: run \`${commandHint('local')}\` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)`);
   }
   if (!key) {
-    throw new UsageError(`no API key for the server at ${server[0]}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`oz-worker admin key create --user <id>\`)`);
+    throw new UsageError(`no API key for the server at ${server[0]}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`${commandHint('admin key create --user <id>')}\`)`);
   }
   const serverUrl = parseServerUrl(server[0], server[1]);
   return { client: new ApiClient(serverUrl, key[0]), context: { serverUrl, keySource: key[1] } };
@@ -131,7 +132,7 @@ async function watchTask({ client, context }: ResolvedClient, taskId: string, js
 export async function submitCommand(prompt: string[], flags: SubmitFlags): Promise<number> {
   if (flags.team && flags.user) throw new UsageError('give --team or --user, not both');
   const text = prompt.join(' ');
-  if (text.trim() === '') throw new UsageError('the prompt is empty: say what the agent should do, e.g. oz-worker task submit "fix the flaky test"');
+  if (text.trim() === '') throw new UsageError(`the prompt is empty: say what the agent should do, e.g. ${commandHint('task submit "fix the flaky test"')}`);
   const resolved = clientFrom(flags);
   const body: Record<string, unknown> = { prompt: text };
   const teamId = flags.team ? id(flags.team, '--team') : undefined;
@@ -165,7 +166,7 @@ export async function cancelCommand(taskId: string, flags: ClientFlags): Promise
   const { client, context } = clientFrom(flags);
   const { outcome, task } = await speakingCli({ ...context, taskId }, () => client.cancelTask(taskId));
   if (flags.json) out(JSON.stringify({ outcome, task }));
-  else out(outcome === 'cancelled' ? `task ${task.id} cancelled` : `cancellation sent to worker ${task.worker_id ?? '?'}; \`oz-worker task watch ${task.id}\` shows when it stops`);
+  else out(outcome === 'cancelled' ? `task ${task.id} cancelled` : `cancellation sent to worker ${task.worker_id ?? '?'}; \`${commandHint(`task watch ${task.id}`)}\` shows when it stops`);
   return 0;
 }
 

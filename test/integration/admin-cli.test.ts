@@ -19,7 +19,7 @@ async function bareServer(): Promise<{ stateDir: string; url: string; webSocketU
     await server.exit();
   });
   const [, url, webSocketUrl] = await server.waitFor(/listening on (http:\/\/\S+)\n\s+workers connect with:\s+--web-socket-url (\S+)/);
-  await server.waitFor(/administer with:\s+oz-worker admin user list --state-dir \S+/);
+  await server.waitFor(/administer with:\s+npx oz-worker admin user list --state-dir \S+/);
   return { stateDir, url: url!, webSocketUrl: webSocketUrl! };
 }
 
@@ -106,7 +106,7 @@ describe('oz-worker admin', () => {
     expect(refused.stderr).toBe('oz-worker: error: team 1 owns tasks, so it stays; revoke its keys and remove its members instead\n');
 
     const unknown = await admin('member', 'add', '1', '99');
-    expect(unknown.stderr).toBe('oz-worker: error: user 99 does not exist: `oz-worker admin user list` shows the users\n');
+    expect(unknown.stderr).toBe('oz-worker: error: user 99 does not exist: `npx oz-worker admin user list` shows the users\n');
     const badId = await admin('user', 'remove', 'bob');
     expect(badId.code).toBe(2);
     expect(badId.stderr).toMatch(/^oz-worker: error: invalid user id "bob": use a numeric id\n$/);
@@ -118,14 +118,14 @@ describe('oz-worker admin', () => {
     const none = await runCli(['admin', 'user', 'list', '--state-dir', dir.path]);
     expect(none.code).toBe(2);
     expect(none.stderr).toBe(
-      `oz-worker: error: no server has run with the state directory ${dir.path}: start one with \`oz-worker server\`, pass the --state-dir it runs with, or pass --server <url> and --api-key <admin key>\n`,
+      `oz-worker: error: no server has run with the state directory ${dir.path}: start one with \`npx oz-worker server\`, pass the --state-dir it runs with, or pass --server <url> and --api-key <admin key>\n`,
     );
 
     const { stateDir, url } = await bareServer();
     // `task` finds a bare server too, and says which key it needs.
     const noKey = await runCli(['task', 'list', '--state-dir', stateDir]);
     expect(noKey.code).toBe(2);
-    expect(noKey.stderr).toBe(`oz-worker: error: no API key for the server at ${url}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`oz-worker admin key create --user <id>\`)\n`);
+    expect(noKey.stderr).toBe(`oz-worker: error: no API key for the server at ${url}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`npx oz-worker admin key create --user <id>\`)\n`);
     await runCli(['admin', 'user', 'create', 'carol', '--state-dir', stateDir]);
     const key = /: (\S+)\n/.exec((await runCli(['admin', 'key', 'create', '--user', '1', '--state-dir', stateDir])).stdout)![1]!;
     const notAdmin = await runCli(['admin', 'user', 'list', '--state-dir', stateDir], { env: { OZ_ADMIN_KEY: key } });

@@ -118,14 +118,14 @@ describe('oz-worker task', () => {
     for (const prompt of ['', '   ', ' \t\n ']) {
       const refused = await cli(['task', 'submit', prompt, ...auth]);
       expect(refused.code, JSON.stringify(prompt)).toBe(2);
-      expect(refused.stderr).toBe('oz-worker: error: the prompt is empty: say what the agent should do, e.g. oz-worker task submit "fix the flaky test"\n');
+      expect(refused.stderr).toBe('oz-worker: error: the prompt is empty: say what the agent should do, e.g. npx oz-worker task submit "fix the flaky test"\n');
     }
     expect((await h.as(user.key).listTasks()).tasks).toEqual([]);
 
     const noAgent = await cli(['task', 'submit', 'do it', '--team', String(team.id), ...auth]);
     expect(noAgent.code).toBe(1);
     expect(noAgent.stderr).toBe(
-      `oz-worker: error: team ${team.id} (bare) has no default agent configuration: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`oz-worker admin default-agent set ${team.id} '{"model_id":"auto"}'\`\n`,
+      `oz-worker: error: team ${team.id} (bare) has no default agent configuration: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`npx oz-worker admin default-agent set ${team.id} '{"model_id":"auto"}'\`\n`,
     );
     const withAgent = await cli(['task', 'submit', 'do it', '--team', String(team.id), '--agent-config', '{"model_id":"auto"}', ...auth]);
     expect(withAgent.code, withAgent.stderr).toBe(0);
@@ -177,14 +177,14 @@ describe('oz-worker task', () => {
     ] as const) {
       const refused = await cli([...args, '--server', h.server.httpUrl, '--api-key', stranger.key]);
       expect(refused.code, args.join(' ')).toBe(1);
-      expect(refused.stderr).toBe(`oz-worker: error: no task ${id} is visible to this key: it does not exist, or another user or team owns it (\`oz-worker task list\` shows yours)\n`);
+      expect(refused.stderr).toBe(`oz-worker: error: no task ${id} is visible to this key: it does not exist, or another user or team owns it (\`npx oz-worker task list\` shows yours)\n`);
     }
 
     const dir = tempDir('nostate');
     cleanups.push(dir.cleanup);
     const unconfigured = await cli(['task', 'list', '--state-dir', dir.path]);
     expect(unconfigured.code).toBe(2);
-    expect(unconfigured.stderr).toMatch(/run `oz-worker local` first/);
+    expect(unconfigured.stderr).toMatch(/run `npx oz-worker local` first/);
     const badKey = await cli(['task', 'list', '--server', h.server.httpUrl, '--api-key', 'not-a-key']);
     expect(badKey.code).toBe(1);
     expect(badKey.stderr).toMatch(/^oz-worker: error: the server at http:\/\/127\.0\.0\.1:\d+\/ does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY\n$/);

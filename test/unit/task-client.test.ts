@@ -11,10 +11,10 @@ const fromFile: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySourc
 describe('cliMessage', () => {
   it.each([
     ['a refused key names --api-key and OZ_API_KEY', { message: 'missing or unknown API key: send "Authorization: Bearer <key>"', status: 401, code: 'unauthorized' }, fromFlag, /does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY$/],
-    ['a refused key from local.json says how to refresh it', { message: 'x', status: 401, code: 'unauthorized' }, fromFile, /API key from \/s\/local\.json: .*run `oz-worker local` again/],
+    ['a refused key from local.json says how to refresh it', { message: 'x', status: 401, code: 'unauthorized' }, fromFile, /API key from \/s\/local\.json: .*run `npx oz-worker local` again/],
     ['an unknown or foreign task is "not visible"', { message: 'Forbidden', status: 403, code: 'forbidden' }, { ...fromFlag, taskId: 'abc' }, /^no task abc is visible to this key: it does not exist, or another user or team owns it/],
     ['a team without a default agent names --agent-config', { message: 'team 3 (ops) has no default agent configuration; pass "agent_config" with the task, or set one with PUT /api/v1/teams/3/default-agent', status: 404, code: 'no_default_agent' }, fromFlag, /^team 3 \(ops\) has no default agent configuration: pass one with --agent-config '\{"model_id":"auto"\}' .*oz-worker admin default-agent set 3 /],
-    ['an unknown device names the admin command', { message: 'device d1 is not registered; list devices with GET /api/v1/devices', status: 400, code: 'unknown_device' }, fromFlag, /^device d1 is not registered: `oz-worker admin device list`/],
+    ['an unknown device names the admin command', { message: 'device d1 is not registered; list devices with GET /api/v1/devices', status: 400, code: 'unknown_device' }, fromFlag, /^device d1 is not registered: `npx oz-worker admin device list`/],
   ])('%s', (_what, refusal, context, expected) => {
     const text = cliMessage(refusal, context);
     expect(text).toMatch(expected);
