@@ -135,6 +135,15 @@ export class WorkerGateway {
     }
   }
 
+  /** Ends every connection of a user or team that was removed (its keys went with it). */
+  closeConnectionsOfPrincipal(principal: string): void {
+    for (const session of this.sessions.values()) {
+      if (principalTag(session.identity) !== principal) continue;
+      this.log.info({ workerId: session.workerId }, 'Closing a worker connection: its user or team was removed');
+      session.close(CLOSE_KEY_REVOKED, 'the user or team of this connection was removed');
+    }
+  }
+
   private accept(ws: WebSocket, { workerId, identity, keyId }: AuthenticatedWorker): void {
     const session = new SocketSession(workerId, identity, keyId, ws);
     const previous = this.sessions.get(workerId);

@@ -179,6 +179,8 @@ function requireAdmin(caller: Principal): void {
 export interface HttpApiOptions {
   /** Called once a key is revoked: its live connections end. */
   onKeyRevoked?: (keyId: number) => void;
+  /** Called once a user or team (`principalTag`) is removed, with its keys: its live connections end. */
+  onPrincipalRemoved?: (principal: string) => void;
   /** Most tasks one principal may have waiting (queued or assigned); default 1000. */
   maxQueuedPerPrincipal?: number;
 }
@@ -400,6 +402,7 @@ export class HttpApi {
       if (outcome === 'unknown') throw new ApiError(404, 'unknown_user', `user ${id} does not exist`);
       if (outcome === 'has_tasks') throw new ApiError(409, 'has_tasks', `user ${id} owns tasks, so it stays; revoke its keys and remove it from its teams instead`);
       if (outcome === 'has_devices') throw new ApiError(409, 'has_devices', `user ${id} still has devices; remove them first`);
+      this.options.onPrincipalRemoved?.(principalTag({ kind: 'user', userId: id, deviceId: undefined })!);
       return [200, { removed: { user_id: id } }];
     });
     this.route('DELETE', '/api/v1/teams/:id', ({ caller }, [idText]) => {
@@ -408,6 +411,7 @@ export class HttpApi {
       const outcome = store.removeTeam(id);
       if (outcome === 'unknown') throw new ApiError(404, 'unknown_team', `team ${id} does not exist`);
       if (outcome === 'has_tasks') throw new ApiError(409, 'has_tasks', `team ${id} owns tasks, so it stays; revoke its keys and remove its members instead`);
+      this.options.onPrincipalRemoved?.(principalTag({ kind: 'team', teamId: id })!);
       return [200, { removed: { team_id: id } }];
     });
     this.route('DELETE', '/api/v1/teams/:id/default-agent', ({ caller }, [teamText]) => {

@@ -145,6 +145,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   ready(
     new HttpApi(store, dispatcher, log.child({ component: 'api' }), {
       onKeyRevoked: (keyId) => openGateway.closeConnectionsOfKey(keyId),
+      onPrincipalRemoved: (principal) => openGateway.closeConnectionsOfPrincipal(principal),
       ...(options.maxQueuedPerPrincipal === undefined ? {} : { maxQueuedPerPrincipal: options.maxQueuedPerPrincipal }),
     }),
   );

@@ -2,7 +2,7 @@
 // the server is small and single-threaded, and every change is one short statement.
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
-import type { QueueSlice } from './access.js';
+import { principalTag, type QueueSlice } from './access.js';
 import type { AgentConfig } from './api-schemas.js';
 import { generateKey, hashKey } from './credentials.js';
 
@@ -490,6 +490,8 @@ export class Store {
       if (this.db.prepare('SELECT 1 FROM devices WHERE user_id = ? LIMIT 1').get(id) !== undefined) return 'has_devices';
       this.db.prepare('DELETE FROM memberships WHERE user_id = ?').run(id);
       this.db.prepare('DELETE FROM api_keys WHERE user_id = ?').run(id);
+      // Ids can be reused: a later user with this id must not inherit its worker ids.
+      this.db.prepare('DELETE FROM worker_ids WHERE principal = ?').run(principalTag({ kind: 'user', userId: id, deviceId: undefined })!);
       this.db.prepare('DELETE FROM users WHERE id = ?').run(id);
       return 'removed';
     });
@@ -502,6 +504,7 @@ export class Store {
       this.db.prepare('DELETE FROM memberships WHERE team_id = ?').run(id);
       this.db.prepare('DELETE FROM api_keys WHERE team_id = ?').run(id);
       this.db.prepare('DELETE FROM pins WHERE team_id = ?').run(id);
+      this.db.prepare('DELETE FROM worker_ids WHERE principal = ?').run(principalTag({ kind: 'team', teamId: id })!);
       this.db.prepare('DELETE FROM teams WHERE id = ?').run(id);
       return 'removed';
     });

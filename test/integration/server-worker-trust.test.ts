@@ -119,6 +119,22 @@ describe('revoking a key', () => {
   });
 });
 
+describe('removing a user or team', () => {
+  it('closes its worker connections and frees its worker ids for nobody else to inherit', async () => {
+    s = await startServerProcess();
+    const dave = await s.createUser('dave');
+    const socket = await s.probe(dave.key, 'daves-worker');
+    await s.admin.request('DELETE', `/api/v1/users/${dave.id}`);
+    expect(await socket.closed).toEqual({ code: 4001, reason: 'the user or team of this connection was removed' });
+    // A user created next may get the same id; it does not get dave's worker id with it.
+    const erin = await s.createUser('erin');
+    expect(erin.id).toBe(dave.id);
+    const other = await s.createUser('other');
+    await (await s.probe(other.key, 'daves-worker')).close();
+    expect((await ProbeWorker.refusal(s.webSocketUrl, erin.key, 'daves-worker'))?.status).toBe(409);
+  });
+});
+
 describe('a worker that comes back without its task', () => {
   it('marks the task lost when the reconnected worker does not confirm it within --lost-timeout', async () => {
     s = await startServerProcess({ args: ['--lost-timeout', '2s'] });
