@@ -10,13 +10,14 @@
 // of the worker's flow, and apiserver_request_total by verb and resource), open
 // watches (apiserver_longrunning_requests), worker RSS and CPU per task,
 // assignment → Job created and Job condition → status received (p50/p99).
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { WebSocketServer } from 'ws';
+import { lockCluster } from '../test/support/cluster-lock.ts';
 import { ScriptedNode, SCRIPTED_NODE_LABEL } from '../test/support/scripted-node.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -76,12 +77,34 @@ function parseMetrics(text) {
 const metrics = async () => parseMetrics(await kubectl(['get', '--raw', '/metrics']));
 const sum = (samples, name, match) => samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 
+// The real-cluster tests kill the API server now and then: not while this runs.
+const unlock = await lockCluster(CACHE);
+process.on('exit', () => unlock());
+// A run that fails part-way removes what it made (best effort) before exiting.
+const leftovers = [];
+let workerProcess;
+const failed = (error) => {
+  console.error(error);
+  workerProcess?.kill('SIGKILL');
+  for (const args of leftovers.reverse()) {
+    try {
+      execFileSync(env.OZ_KUBE_KUBECTL, ['--kubeconfig', env.OZ_KUBE_KUBECONFIG, ...args], { stdio: 'ignore', timeout: 30_000 });
+    } catch {
+      // already gone
+    }
+  }
+  process.exit(1);
+};
+process.on('uncaughtException', failed);
+process.on('unhandledRejection', failed);
+
 // ---- set-up: namespace, the k8s/ RBAC, a token, a flow of its own, the scripted node -------------------------
 const stamp = Date.now().toString(36);
 const ns = `oz-bench-${stamp}`;
 const flow = `oz-bench-worker-${stamp}`;
 const work = mkdtempSync(join(tmpdir(), 'oz-bench-kube-'));
 await kubectl(['create', 'namespace', ns]);
+leftovers.push(['delete', 'namespace', ns, '--wait=false']);
 for (const f of ['serviceaccount.yaml', 'role.yaml', 'rolebinding.yaml']) copyFileSync(join(ROOT, 'k8s', f), join(work, f));
 writeFileSync(join(work, 'kustomization.yaml'), `namespace: ${ns}\nresources: [serviceaccount.yaml, role.yaml, rolebinding.yaml]\n`);
 await kubectl(['apply', '-k', work]);
@@ -105,6 +128,7 @@ await kubectl(
     },
   }),
 );
+leftovers.push(['delete', 'flowschema', flow]);
 const token = (await kubectl(['create', 'token', 'oz-worker', '-n', ns, '--duration=2h'])).trim();
 const ca = /certificate-authority-data: (\S+)/.exec(readFileSync(env.OZ_KUBE_KUBECONFIG, 'utf8'))[1];
 const workerKubeconfig = join(work, 'worker.kubeconfig');
@@ -113,6 +137,7 @@ writeFileSync(
   `apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: ${env.OZ_KUBE_SERVER}\n    certificate-authority-data: ${ca}\nusers:\n- name: w\n  user:\n    token: ${token}\ncontexts:\n- name: t\n  context: {cluster: t, user: w}\ncurrent-context: t\n`,
 );
 const node = new ScriptedNode({ kubeconfig: env.OZ_KUBE_KUBECONFIG, name: `oz-scripted-${stamp}`, capacityPods: TASKS + 100 });
+leftovers.push(['delete', 'node', `oz-scripted-${stamp}`]);
 await node.start();
 
 // The bench's own view of the Jobs: one cluster-scoped watch, so the namespace-scoped watches counted are the worker's.
@@ -174,6 +199,7 @@ const worker = spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--confi
 });
 // Warnings and errors only (--log-level warn); a worker that stops at start-up says why here.
 worker.stdout.on('data', (chunk) => process.stderr.write(chunk));
+workerProcess = worker;
 await Promise.race([connected, new Promise((_, reject) => worker.on('exit', (code) => reject(new Error(`bench:kube: the worker exited with ${code} before connecting`))))]);
 await sleep(2000);
 const idleRss = rssKiB(worker.pid);
@@ -241,7 +267,9 @@ if (statusLatency.length < TASKS) console.log(`\n${TASKS - statusLatency.length}
 
 // ---- tear-down ------------------------------------------------------------------------------------------------------
 worker.kill('SIGTERM');
+const killLater = setTimeout(() => worker.kill('SIGKILL'), 30_000);
 await new Promise((r) => worker.on('exit', r));
+clearTimeout(killLater);
 await jobWatch.stop();
 await node.stop();
 wss.close();
@@ -249,4 +277,6 @@ http.close();
 await kubectl(['delete', 'flowschema', flow, '--wait=false']).catch(() => undefined);
 await kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
 rmSync(work, { recursive: true, force: true });
-if (requestsPerTask > 3 || watches.jobs + watches.pods !== 2 || perTaskRssKiB > 50 || p99Status > 2000 || failedStatuses > 0) process.exitCode = 1;
+const missed = requestsPerTask > 3 || watches.jobs + watches.pods !== 2 || perTaskRssKiB > 50 || p99Status > 2000 || failedStatuses > 0;
+// Sockets of the client library may linger; everything is torn down by now.
+process.exit(missed ? 1 : 0);

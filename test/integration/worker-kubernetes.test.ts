@@ -203,6 +203,14 @@ describe('kubernetes backend', () => {
     await h.server.waitForMessage('task_completed', 'a1');
   });
 
+  it('retries a Job create the API server throttles (429 with Retry-After), as client-go does', async () => {
+    const h = await start();
+    h.api.fail('POST', /\/jobs$/, 429, 2);
+    h.server.assign(withScenario('throttled', 'succeed'));
+    await h.server.waitForMessage('task_completed', 'throttled', 20_000);
+    expect(h.api.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs')).length).toBe(3);
+  });
+
   it('uses at most 3 writes per task and two watches however many tasks run', async () => {
     const h = await start();
     const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);

@@ -415,6 +415,13 @@ export class FakeKubeApi {
     const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
     if (fault) {
       fault.times--;
+      if (fault.status === 429) {
+        // As priority and fairness answers: a Retry-After, and the Status reason TooManyRequests.
+        const text = JSON.stringify(this.statusBody(429, 'Too many requests, please try again later.', 'TooManyRequests'));
+        res.writeHead(429, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Retry-After': '1' });
+        res.end(text);
+        return;
+      }
       this.send(res, fault.status, this.statusBody(fault.status, fault.message, fault.status === 403 ? 'Forbidden' : fault.status === 409 ? 'AlreadyExists' : 'Invalid'));
       return;
     }

@@ -81,11 +81,34 @@ export function apiErrorText(error: unknown): string {
   return status !== undefined && !text.includes(String(status)) ? `HTTP ${status}: ${text}` : text;
 }
 
+/** Attempts of one call when the API server asks the client to come back later (429), as client-go makes. */
+const THROTTLE_ATTEMPTS = 10;
+const THROTTLE_MAX_DELAY_MS = 10_000;
+
+/** How long the API server asked to wait (Retry-After, seconds), else a jittered exponential delay. */
+export function throttleDelayMs(error: unknown, attempt: number, random: () => number = Math.random): number {
+  const header = (error as { headers?: Record<string, string> })?.headers?.['retry-after'];
+  const seconds = header === undefined ? Number.NaN : Number(header);
+  const base = Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 250 * 2 ** attempt;
+  return Math.min(THROTTLE_MAX_DELAY_MS, base) * (0.8 + 0.4 * random());
+}
+
+/**
+ * One API call; a 429 (priority and fairness, or max-inflight, says "too many
+ * requests") is retried after the delay the server names, up to 10 attempts —
+ * a burst of tasks must not fail because the API server paced it.
+ */
 async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw new KubeApiError(`${what}: ${apiErrorText(error)}`, statusOf(error));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (statusOf(error) === 429 && attempt + 1 < THROTTLE_ATTEMPTS) {
+        await new Promise((resolve) => setTimeout(resolve, throttleDelayMs(error, attempt)));
+        continue;
+      }
+      throw new KubeApiError(`${what}: ${apiErrorText(error)}`, statusOf(error));
+    }
   }
 }
 
@@ -161,19 +184,19 @@ export function createKubeClient(options: ClientOptions): KubeClient {
     createJob: (job) => call('failed to create Kubernetes Job', () => batch.createNamespacedJob({ namespace, body: job })),
     getJob: async (name) => {
       try {
-        return await batch.readNamespacedJob({ name, namespace });
+        return await call(`failed to get Job ${name}`, () => batch.readNamespacedJob({ name, namespace }));
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
-        throw new KubeApiError(`failed to get Job ${name}: ${apiErrorText(error)}`, statusOf(error));
+        throw error;
       }
     },
     deleteJob: async (name, propagationPolicy) => {
       try {
-        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy });
+        await call(`failed to delete Job ${name}`, () => batch.deleteNamespacedJob({ name, namespace, propagationPolicy }));
         return true;
       } catch (error) {
         if (statusOf(error) === 404) return false;
-        throw new KubeApiError(`failed to delete Job ${name}: ${apiErrorText(error)}`, statusOf(error));
+        throw error;
       }
     },
     annotateJob: async (name, annotations) => {

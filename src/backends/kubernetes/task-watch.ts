@@ -17,6 +17,16 @@ export interface TaskEvents {
 
 const DEFAULT_RESTART_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
 
+/**
+ * The informer caches the object it hands over; its managedFields (often the
+ * largest part of a Pod) are never read, so they are dropped from the cache.
+ */
+function withoutManagedFields<T extends object>(object: T): T {
+  const metadata = (object as { metadata?: { managedFields?: unknown } }).metadata;
+  if (metadata?.managedFields !== undefined) delete metadata.managedFields;
+  return object;
+}
+
 const hashOf = (object: { metadata?: { labels?: Record<string, string> } }): string | undefined => object.metadata?.labels?.[LABEL_EXECUTION_HASH];
 
 class KindWatch<T extends { metadata?: { labels?: Record<string, string> } }> {
@@ -31,9 +41,9 @@ class KindWatch<T extends { metadata?: { labels?: Record<string, string> } }> {
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy,
   ) {
-    watch.on('add', (object) => deliver(object, false));
-    watch.on('update', (object) => deliver(object, false));
-    watch.on('delete', (object) => deliver(object, true));
+    watch.on('add', (object) => deliver(withoutManagedFields(object), false));
+    watch.on('update', (object) => deliver(withoutManagedFields(object), false));
+    watch.on('delete', (object) => deliver(withoutManagedFields(object), true));
     watch.on('connect', () => {
       // A (re)connect that got this far listed or resumed successfully.
       if (this.failures > 0) log.info({ kind }, `Kubernetes ${kind} watch resumed`);
