@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { taskJobName } from '../../src/backends/kubernetes/names.js';
+import { lockCluster } from '../support/cluster-lock.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { CACHE, CHART, FIXTURES, findHelm, parseManifests, readEnvFile, run } from './helm-support.js';
 
@@ -53,9 +54,18 @@ async function namespace(name: string): Promise<string> {
   return name;
 }
 
+// The Kubernetes suites kill the API server mid-test: this file holds the cluster lock they share while it runs.
+let unlock: (() => void) | undefined;
+beforeAll(async () => {
+  if (helm) unlock = await lockCluster(CACHE);
+}, 16 * 60_000);
 afterAll(async () => {
-  if (helm) for (const name of namespaces) await kube(['delete', 'namespace', name, '--wait=false']);
-  rmSync(scratch, { recursive: true, force: true });
+  try {
+    if (helm) for (const name of namespaces) await kube(['delete', 'namespace', name, '--wait=false']);
+    rmSync(scratch, { recursive: true, force: true });
+  } finally {
+    unlock?.();
+  }
 });
 
 describe.skipIf(!helm)('Helm chart on a real cluster', () => {

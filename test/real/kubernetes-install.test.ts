@@ -7,11 +7,11 @@
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { startLocalServer } from '../support/local-server.js';
-import { findCluster, Kube, lockCluster, until, type RealCluster } from '../support/real-kube.js';
+import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
 import { REPO_ROOT, startWorker, tempDir } from '../support/worker-process.js';
 
 const found = await findCluster();
@@ -40,18 +40,8 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
   beforeAll(() => {
     kube = new Kube(c);
   });
-  let unlock: (() => void) | undefined;
   // Some tests kill the API server: one test at a time on the cluster, across files.
-  beforeEach(async () => {
-    unlock = await lockCluster();
-  }, 16 * 60_000);
-  afterEach(async () => {
-    try {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-    } finally {
-      unlock?.();
-    }
-  });
+  oneTestAtATimeOnTheCluster(cleanups);
 
   async function namespace(): Promise<string> {
     const name = unique('oz-rbac');

@@ -5,14 +5,14 @@
 // worker id. Skips, saying why, when no cluster is up.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTaskJob } from '../../src/backends/kubernetes/job-builder.js';
 import { taskJobName } from '../../src/backends/kubernetes/names.js';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { FakeRegistry } from '../support/fake-registry.js';
 import { jobSettings } from '../support/kubernetes.js';
-import { findCluster, Kube, lockCluster, until, type RealCluster } from '../support/real-kube.js';
+import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
 import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
 
 const found = await findCluster();
@@ -46,18 +46,8 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   afterAll(async () => {
     await server?.close();
   });
-  let unlock: (() => void) | undefined;
   // Some tests kill the API server: one test at a time on the cluster, across files.
-  beforeEach(async () => {
-    unlock = await lockCluster();
-  }, 16 * 60_000);
-  afterEach(async () => {
-    try {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-    } finally {
-      unlock?.();
-    }
-  });
+  oneTestAtATimeOnTheCluster(cleanups);
 
   /** A namespace and a worker in it; `yaml` lines go under backend.kubernetes. */
   async function startKubeWorker(options: { yaml?: string[]; podTemplate?: string[]; waitForConnection?: boolean; namespace?: string } = {}): Promise<WorkerHarness> {

@@ -7,7 +7,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-export { lockCluster } from './cluster-lock.js';
+import { afterEach, beforeEach } from 'vitest';
+import { lockCluster } from './cluster-lock.js';
+export { lockCluster };
 
 const run = promisify(execFile);
 
@@ -138,3 +140,21 @@ export async function until<T>(check: () => T | undefined | false | Promise<T | 
   }
 }
 
+
+/**
+ * Registers hooks that take the cluster lock around each test and run the
+ * test's cleanups (newest first) before letting go of it.
+ */
+export function oneTestAtATimeOnTheCluster(cleanups: Array<() => unknown>): void {
+  let unlock: (() => void) | undefined;
+  beforeEach(async () => {
+    unlock = await lockCluster();
+  }, 16 * 60_000);
+  afterEach(async () => {
+    try {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    } finally {
+      unlock?.();
+    }
+  });
+}
