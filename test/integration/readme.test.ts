@@ -102,14 +102,18 @@ function freshHome(): string {
   return dir.path;
 }
 
-/** Processes whose command line mentions `text` (what a test started and should have stopped). */
+/**
+ * Processes whose command line or environment mentions `text` (what a test started and should have stopped). Each
+ * case runs its processes with its own HOME, which their children inherit, so cases running side by side are told apart.
+ */
 function processesMentioning(text: string): string[] {
   const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     if (Number(pid) === process.pid) continue;
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmdline.includes(text)) found.push(`${pid}: ${cmdline}`);
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (cmdline.includes(text) || environ.includes(`HOME=${text}`)) found.push(`${pid}: ${cmdline}`);
     } catch {
       // gone meanwhile
     }
@@ -195,22 +199,23 @@ async function waitFor(running: RunningCli, pattern: RegExp, timeoutMs = 60_000)
 // ---- the cases ----------------------------------------------------------------
 
 const QUICK = {
-  startClone: readme('npm ci && npm start      # runs a dispatch server and a worker on this machine, then a demo task'),
+  startClone: readme('npm ci && npm start      # runs a dispatch server and two workers on this machine, then two demo tasks'),
   test: readme('npm test                 # runs the test suite'),
   warp: readme('WARP_API_KEY=... npx oz-worker --worker-id my-laptop --backend direct'),
 };
 const LOCAL = {
-  demo: readme('oz-worker local --demo          # server + worker (direct backend) + a demo task; Ctrl-C stops both'),
+  demo: readme('oz-worker local --demo          # server + two workers (direct backend) + a user and a team demo task; Ctrl-C stops all'),
   docker: readme('oz-worker local --backend docker --listen 127.0.0.1:7400'),
   server: readme('oz-worker server                # the server alone; workers connect with the URLs it prints'),
 };
 const TASKS = {
-  userTask: readme('oz-worker task submit "fix the flaky test" --watch      # owned by you (a user task: no team sharing)'),
-  teamTask: readme('oz-worker task submit "triage issues" --team 1 --watch  # a team task: the agent gets --share team:edit'),
+  userTask: readme('oz-worker task submit "fix the flaky test" --watch      # owned by you, user demo: runs on local-user-worker, no team sharing'),
+  teamTask: readme('oz-worker task submit "triage issues" --team 1 --watch  # owned by team demo-team: runs on local-team-worker, --share team:edit'),
   list: readme('oz-worker task list'),
   show: readme('oz-worker task show <id>'),
   cancel: readme('oz-worker task cancel <id>'),
-  watch: readme('oz-worker task watch <id>      # exit code 0 when the task completed'),
+  watch: readme('oz-worker task watch <id>      # progress and agent output; exit code 0 when the task completed'),
+  logs: readme("oz-worker task logs <id>       # the agent's output only (--follow until the task ends)"),
 };
 const ADMIN = {
   user: readme('oz-worker admin user create alice                          # POST /api/v1/users {"name":"alice"}'),
@@ -239,17 +244,30 @@ describe('the README', () => {
   });
 });
 
-/** `local --demo`: server, worker (direct), demo task, Ctrl-C stops both. */
+/** What `local` prints as it starts its two direct workers and, with --demo, runs a user and a team task on them. */
+async function expectTwoWorkersAndDemoTasks(local: RunningCli): Promise<void> {
+  await waitFor(local, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
+  await waitFor(local, /Starting worker "local-team-worker" for the tasks of team demo-team \(id 1\) \(backend: direct\)/);
+  await waitFor(local, /Starting worker "local-user-worker" for the tasks of user demo \(id 1\) \(backend: direct\)/);
+  await waitFor(local, /Workers connected\./);
+  await waitFor(local, /Demo task completed\.[\s\S]*Demo task completed\./);
+  await waitFor(local, /Press Ctrl-C to stop the workers and the server\./);
+  // Each demo task ran on its own worker; the stand-in printed the argv that worker built (the team's alone shares).
+  const user = /Demo task owned by user demo \(no team sharing\) \(task (\S+)\):\n([\s\S]*?)Demo task completed\./.exec(shown(local));
+  const team = /Demo task owned by team demo-team \(the agent gets --share team:edit\) \(task (\S+)\):\n([\s\S]*?)Demo task completed\./.exec(shown(local));
+  expect(user, shown(local)).not.toBeNull();
+  expect(team, shown(local)).not.toBeNull();
+  expect(user![2]).toMatch(/sent to worker local-user-worker\n/);
+  expect(user![2]).toMatch(new RegExp(`stdout +echo-agent: command line: oz agent run --task-id ${user![1]} `));
+  expect(team![2]).toMatch(/sent to worker local-team-worker\n/);
+  expect(team![2]).toMatch(new RegExp(`stdout +echo-agent: command line: oz agent run --share team:edit --task-id ${team![1]} `));
+}
+
+/** `local --demo`: server, two workers (direct), a user and a team demo task, Ctrl-C stops all. */
 async function localDemo(install: Install): Promise<void> {
   const home = freshHome();
   const local = start(LOCAL.demo, install, home);
-  await waitFor(local, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
-  await waitFor(local, /Starting worker "local-worker" \(backend: direct\)/);
-  await waitFor(local, /Worker connected\./);
-  await waitFor(local, /Demo task completed\./);
-  await waitFor(local, /Press Ctrl-C to stop the worker and the server\./);
-  // The stand-in printed the argv the worker built.
-  expect(shown(local)).toMatch(/echo-agent: command line: oz agent run /);
+  await expectTwoWorkersAndDemoTasks(local);
   // What `local` seeds on first run, kept in the platform's state directory.
   const stateDir = join(home, '.local/state/oz-worker');
   for (const file of ['server.db', 'admin.key', 'local.json']) expect(existsSync(join(stateDir, file)), file).toBe(true);
@@ -261,7 +279,8 @@ async function localDemo(install: Install): Promise<void> {
 
 /** The task block, line by line, against a running `oz-worker local` (each line its own case, so one failing hides no other). */
 function describeTaskBlock(installOf: () => Install): void {
-  describe('the task block, against `oz-worker local`', () => {
+  // Its lines use what the ones before them made: they run in order (the suite itself runs beside the other cases).
+  describe.concurrent('the task block, against `oz-worker local`', () => {
     let install: Install;
     let home: string;
     let local: RunningCli;
@@ -270,11 +289,11 @@ function describeTaskBlock(installOf: () => Install): void {
       install = installOf();
       home = freshHome();
       local = start('oz-worker local', install, home);
-      await waitFor(local, /Worker connected\./);
+      await waitFor(local, /Workers connected\./);
       await waitFor(local, /Press Ctrl-C/);
     }, 90_000);
 
-    it(TASKS.userTask, { timeout: 60_000 }, async () => {
+    it.sequential(TASKS.userTask, { timeout: 60_000 }, async () => {
       const user = await run(TASKS.userTask, install, home, {}, 30_000).catch((error: Error) => {
         throw new Error(`${error.message}\nlocal printed:\n${shown(local)}`);
       });
@@ -282,22 +301,25 @@ function describeTaskBlock(installOf: () => Install): void {
       ids.user = /^submitted task (\S+)/.exec(user.stdout)![1]!;
       expect(user.code, `${user.stdout}${user.stderr}`).toBe(0);
       expect(user.stdout).toMatch(/\ntask completed/);
-      // Owned by the caller: the agent runs without team sharing.
-      const argv = new RegExp(`echo-agent: command line: oz agent run (.*)--task-id ${ids.user}`).exec(shown(local));
-      expect(argv, shown(local)).not.toBeNull();
-      expect(argv![1]).not.toContain('--share');
+      // Owned by the caller (user demo): it runs on the user's worker, and the agent gets no team sharing.
+      expect(user.stdout).toMatch(/ assigned +sent to worker local-user-worker\n/);
+      const argv = new RegExp(`stdout +echo-agent: command line: oz agent run (.*)--task-id ${ids.user}(.*)\n`).exec(user.stdout);
+      expect(argv, user.stdout).not.toBeNull();
+      expect(argv![1]! + argv![2]!).not.toContain('--share');
     });
 
-    it(TASKS.teamTask, { timeout: 60_000 }, async () => {
+    it.sequential(TASKS.teamTask, { timeout: 60_000 }, async () => {
       const team = await run(TASKS.teamTask, install, home, {}, 30_000);
       expect(team.code, `${team.stdout}${team.stderr}`).toBe(0);
       expect(team.stdout).toMatch(/^submitted task (\S+) \(TEAM 1\)\n/);
       expect(team.stdout).toMatch(/\ntask completed/);
       ids.team = /^submitted task (\S+)/.exec(team.stdout)![1]!;
-      expect(shown(local)).toMatch(new RegExp(`echo-agent: command line: oz agent run --share team:edit --task-id ${ids.team}`));
+      // Owned by team demo-team (id 1): it runs on the team's worker, and the agent shares with the team.
+      expect(team.stdout).toMatch(/ assigned +sent to worker local-team-worker\n/);
+      expect(team.stdout).toMatch(new RegExp(`stdout +echo-agent: command line: oz agent run --share team:edit --task-id ${ids.team} `));
     });
 
-    it(TASKS.list, async () => {
+    it.sequential(TASKS.list, async () => {
       const list = await run(TASKS.list, install, home);
       expect(list.code, list.stderr).toBe(0);
       expect(list.stdout).toMatch(/^ID +STATE +OWNER +AGE +TITLE\n/);
@@ -305,18 +327,18 @@ function describeTaskBlock(installOf: () => Install): void {
       expect(list.stdout).toMatch(/\n\S+ +\S+ +USER 1 +\d+s +fix the flaky test\n/);
     });
 
-    it(TASKS.show, async () => {
+    it.sequential(TASKS.show, async () => {
       const show = await run(TASKS.show, install, home, { '<id>': ids.team! });
       expect(show.code, show.stderr).toBe(0);
       expect(show.stdout).toMatch(new RegExp(`^id +${ids.team}\\n`));
       expect(show.stdout).toMatch(/\nstate +completed\n/);
-      expect(show.stdout).toMatch(/\nworker +local-worker\n/);
+      expect(show.stdout).toMatch(/\nworker +local-team-worker\n/);
     });
 
-    it(TASKS.cancel, async () => {
-      // A task nobody can take yet (routed to a device with no worker) stays queued: cancel it.
+    it.sequential(TASKS.cancel, async () => {
+      // A task nobody can take yet (routed to demo's device, which has no worker) stays queued: cancel it.
       expect((await run('oz-worker admin device create 1 phone --id away', install, home)).code).toBe(0);
-      const queued = await run('oz-worker task submit "wait for the phone" --team 1 --device away', install, home);
+      const queued = await run('oz-worker task submit "wait for the phone" --device away', install, home);
       expect(queued.code, queued.stderr).toBe(0);
       ids.queued = /^submitted task (\S+)/.exec(queued.stdout)![1]!;
       const cancel = await run(TASKS.cancel, install, home, { '<id>': ids.queued });
@@ -324,16 +346,36 @@ function describeTaskBlock(installOf: () => Install): void {
       expect(cancel.stdout).toBe(`task ${ids.queued} cancelled\n`);
     });
 
-    it(TASKS.watch, async () => {
+    it.sequential(TASKS.watch, async () => {
       const done = await run(TASKS.watch, install, home, { '<id>': ids.team! });
       expect(done.code, done.stdout + done.stderr).toBe(0);
       expect(done.stdout).toMatch(/\ntask completed/);
+      // Progress (the task's events) and the agent's output, in one stream.
+      expect(done.stdout).toMatch(/ claimed +worker local-team-worker claimed the task/);
+      expect(done.stdout).toMatch(new RegExp(`stdout +echo-agent: task ${ids.team} done\n`));
       const cancelled = await run(TASKS.watch, install, home, { '<id>': ids.queued! });
       expect(cancelled.code).toBe(1);
       expect(cancelled.stdout).toMatch(/\ntask cancelled/);
     });
 
-    it('Ctrl-C stops `oz-worker local` and everything it started', { timeout: 60_000 }, async () => {
+    it.sequential(TASKS.logs, async () => {
+      const logs = await run(TASKS.logs, install, home, { '<id>': ids.team! });
+      expect(logs.code, logs.stderr).toBe(0);
+      // The agent's lines alone: no timestamps, event names or progress.
+      const lines = logs.stdout.split('\n').filter(Boolean);
+      expect(lines.length, logs.stdout).toBeGreaterThanOrEqual(3);
+      for (const line of lines) expect(line).toMatch(/^echo-agent/);
+      expect(lines).toContain(`echo-agent: task ${ids.team} done`);
+      expect(logs.stdout).toMatch(new RegExp(`^echo-agent: command line: oz agent run --share team:edit --task-id ${ids.team} `, 'm'));
+      // --follow returns once the task has ended, with the watch exit codes.
+      const followed = await run(`${TASKS.logs.split(' #')[0]} --follow`, install, home, { '<id>': ids.team! }, 20_000);
+      expect(followed.code, followed.stderr).toBe(0);
+      expect(followed.stdout).toBe(logs.stdout);
+      const cancelled = await run(`${TASKS.logs.split(' #')[0]} --follow`, install, home, { '<id>': ids.queued! }, 20_000);
+      expect(cancelled.code).toBe(1);
+    });
+
+    it.sequential('Ctrl-C stops `oz-worker local` and everything it started', { timeout: 60_000 }, async () => {
       local.interrupt();
       expect(await local.exit(), shown(local)).toBe(0);
       await noneLeft(home);
@@ -404,7 +446,7 @@ async function connectToWarp(install: Install): Promise<void> {
   // A newcomer is rarely root: run it as one when the tests are root.
   const asUser = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
   // That user owns the HOME and the folder, as they would their own clone or project (npm treats a folder it does not own differently).
-  if (asUser.length > 0) for (const dir of [home, install.dir]) spawnSync('chown', ['-R', '65534:65534', dir]);
+  if (asUser.length > 0) for (const dir of [home, install.dir]) expect((await runCli(['-R', '65534:65534', dir], { command: ['chown'] })).code).toBe(0);
   // Someone connecting to Warp has the oz CLI; the stand-in plays it.
   const ozDir = join(home, 'oz-cli');
   mkdirSync(ozDir);
@@ -426,10 +468,12 @@ async function connectToWarp(install: Install): Promise<void> {
   worker.interrupt();
   await worker.exit();
   expect(worker.output).toMatch(/Worker shutdown complete/);
-  await noneLeft(install.dir);
+  await noneLeft(home);
 }
 
-describe('from a clone', () => {
+// The cases are independent (each its own HOME, state directory and free ports), so they run side by side; the
+// lines that build on each other (a clone's `npm ci` before its `npx`, the task block) run in order within their suite.
+describe.concurrent('from a clone', () => {
   let clone: Install;
   beforeAll(() => {
     // A fresh clone of this tree: what git tracks plus new files not ignored (so uncommitted work is tried too).
@@ -445,31 +489,35 @@ describe('from a clone', () => {
     clone = { name: 'a fresh clone', bin: [process.execPath, join(dir.path, 'bin/oz-worker.js')], dir: dir.path, path: SYSTEM_PATH };
   }, 120_000);
 
-  it('`npm ci && npm start` installs, then runs a server, a worker and the demo task; Ctrl-C stops them', { timeout: 600_000 }, async () => {
+  describe.concurrent('installed with `npm ci`', () => {
+  it.sequential('`npm ci && npm start` installs, then runs a server, two workers and the demo tasks; Ctrl-C stops them', { timeout: 600_000 }, async () => {
     const [install, startCommand] = QUICK.startClone.split(' # ')[0]!.split(' && ');
     expect([install, startCommand]).toEqual(['npm ci', 'npm start']);
-    const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
+    // Asynchronously: a synchronous spawn would stall the cases running beside this one (their pipes fill up).
+    const ci = await runCli(['ci', '--no-audit', '--no-fund'], {
+      command: ['npm'],
       cwd: clone.dir,
       env: { PATH: SYSTEM_PATH, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' },
-      encoding: 'utf8',
-      timeout: 540_000,
+      timeoutMs: 540_000,
     });
-    expect(ci.status, `${ci.stdout}\n${ci.stderr}`).toBe(0);
+    expect(ci.code, `${ci.stdout}\n${ci.stderr}`).toBe(0);
     expect(existsSync(join(clone.dir, 'dist/main.js')), 'npm ci builds dist/').toBe(true);
 
     const home = freshHome();
     // The one change: a free port instead of 7317, passed the npm way.
     const npmStart = new RunningCli(['npm', 'start', '--', '--listen', '127.0.0.1:0'], { env: { PATH: SYSTEM_PATH, HOME: home, npm_config_update_notifier: 'false' }, cwd: clone.dir, tty: true });
     cleanups.push(() => npmStart.kill());
-    await waitFor(npmStart, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
-    await waitFor(npmStart, /Starting worker "local-worker" \(backend: direct\)/);
-    await waitFor(npmStart, /Demo task completed\./);
+    await expectTwoWorkersAndDemoTasks(npmStart);
     expect(shown(npmStart)).toMatch(/STAND-IN agent .*examples\/echo-agent\/oz/);
-    expect(shown(npmStart)).toMatch(/echo-agent: command line: oz agent run /);
     await waitFor(npmStart, /Press Ctrl-C/);
     npmStart.interrupt();
     await npmStart.exit();
     await noneLeft(home);
+  });
+
+  it.sequential('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, async () => {
+    await connectToWarp(clone);
+  });
   });
 
   it('`npm test` is this suite', () => {
@@ -481,11 +529,7 @@ describe('from a clone', () => {
     expect(config).toContain("include: ['test/**/*.test.ts']");
   });
 
-  it('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, async () => {
-    await connectToWarp(clone);
-  });
-
-  it('`oz-worker local --demo` runs server, worker and demo task; Ctrl-C stops both', { timeout: 120_000 }, () => localDemo(CLONE));
+  it('`oz-worker local --demo` runs a server, two workers and a user and a team demo task; Ctrl-C stops all', { timeout: 120_000 }, () => localDemo(CLONE));
 
   it('`oz-worker local --backend docker` runs the Docker backend, or says what Docker lacks', { timeout: 120_000 }, async () => {
     const home = freshHome();
@@ -496,7 +540,7 @@ describe('from a clone', () => {
     const local = start(LOCAL.docker, CLONE, home, { env: { DOCKER_HOST: reachable ? dockerHost! : `unix://${home}/no-docker.sock` } });
     await waitFor(local, /Local dispatch server: http:\/\/127\.0\.0\.1:\d+/);
     if (reachable) {
-      await waitFor(local, /Worker connected\./, 90_000);
+      await waitFor(local, /Workers connected\./, 90_000);
       local.interrupt();
       expect(await local.exit(), shown(local)).toBe(0);
     } else {
@@ -513,22 +557,23 @@ describe('from a clone', () => {
   describeTaskBlock(() => CLONE);
 });
 
-describe('from the packed tarball, installed into an empty folder', () => {
+describe.concurrent('from the packed tarball, installed into an empty folder', () => {
   let installed: Install;
-  beforeAll(() => {
+  beforeAll(async () => {
     const dir = tempDir('readme-pack');
     cleanups.push(dir.cleanup);
     chmodSync(dir.path, 0o755);
     // Someone installing the package has a Node it supports (>= 22.12) first on PATH.
     const npmEnv = { PATH: `${NODE_DIR}:${SYSTEM_PATH}`, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' };
     // dist/ is built (npm test builds first); packing must not rebuild it under the other test files.
-    const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir.path], { cwd: REPO_ROOT, env: npmEnv, encoding: 'utf8', timeout: 120_000 });
-    expect(pack.status, pack.stderr).toBe(0);
+    // Asynchronously, like every long command here: the clone's cases run meanwhile.
+    const pack = await runCli(['pack', '--ignore-scripts', '--pack-destination', dir.path], { command: ['npm'], cwd: REPO_ROOT, env: npmEnv, timeoutMs: 120_000 });
+    expect(pack.code, pack.stderr).toBe(0);
     const tarball = join(dir.path, pack.stdout.trim().split('\n').at(-1)!);
     const folder = join(dir.path, 'app');
     mkdirSync(folder);
-    const install = spawnSync('npm', ['install', '--no-audit', '--no-fund', tarball], { cwd: folder, env: npmEnv, encoding: 'utf8', timeout: 540_000 });
-    expect(install.status, `${install.stdout}\n${install.stderr}`).toBe(0);
+    const install = await runCli(['install', '--no-audit', '--no-fund', tarball], { command: ['npm'], cwd: folder, env: npmEnv, timeoutMs: 540_000 });
+    expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
     expect(install.stderr).not.toMatch(/EBADENGINE/);
     const bin = join(folder, 'node_modules/.bin');
     // The package needs Node >= 22.12 on PATH (the clone brings its own).
@@ -536,7 +581,7 @@ describe('from the packed tarball, installed into an empty folder', () => {
   }, 600_000);
 
   it('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, () => connectToWarp(installed));
-  it('`oz-worker local --demo` runs server, worker and demo task; Ctrl-C stops both', { timeout: 120_000 }, () => localDemo(installed));
+  it('`oz-worker local --demo` runs a server, two workers and a user and a team demo task; Ctrl-C stops all', { timeout: 120_000 }, () => localDemo(installed));
   it('`oz-worker server` and the admin block', { timeout: 180_000 }, () => serverAndAdmin(installed));
   describeTaskBlock(() => installed);
 });
