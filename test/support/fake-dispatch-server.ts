@@ -113,7 +113,8 @@ export class FakeDispatchServer {
     }
   }
 
-  waitForConnection(count = 1, timeoutMs?: number): Promise<true> {
+  /** A worker starting on a loaded machine (CI runs suites side by side) may take a while to dial. */
+  waitForConnection(count = 1, timeoutMs = 30_000): Promise<true> {
     return this.until(() => this.sockets.size >= count, timeoutMs, `${count} connection(s)`);
   }
 
