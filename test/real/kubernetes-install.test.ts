@@ -22,6 +22,12 @@ const K8S_DIR = resolve(REPO_ROOT, 'k8s');
 let serial = 0;
 const unique = (prefix: string): string => `${prefix}-${process.pid}-${++serial}-${Math.random().toString(36).slice(2, 6)}`;
 
+/** JSON-patch lines replacing the rendered Deployment's argument `index`, after testing it still holds `expected`. */
+function argumentPatch(index: number, expected: string, value: string): string[] {
+  const path = `/spec/template/spec/containers/0/args/${index}`;
+  return [`      - {op: test, path: ${path}, value: "${expected}"}`, `      - {op: replace, path: ${path}, value: "${value}"}`];
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
@@ -151,11 +157,7 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
     }
   });
 
-  // Known failure after the chart-rendered k8s/ landed: the pod is stopped by SIGTERM ~25 s after it connects
-  // (a probe of the rendered Deployment against the test overlay's host-network health port); skipped, saying so,
-  // until the overlay and the rendered probes agree. The Helm cluster suite installs the same chart and passes.
-  if (c?.workerImage) console.warn('real Kubernetes install: the in-cluster Deployment case is skipped: its pod is restarted by a failing probe under the test overlay (known, open)');
-  it.skip('kubectl apply -k runs the worker Deployment: Ready, connected to oz-worker server on the host, a task done as a Job', { timeout: 300_000 }, async () => {
+  it.skipIf(!c?.workerImage)('kubectl apply -k runs the worker Deployment: Ready, connected to oz-worker server on the host, a task done as a Job', { timeout: 300_000 }, async () => {
     const ns = unique('oz-install');
     const local = await startLocalServer();
     cleanups.push(() => local.close());
@@ -212,10 +214,12 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
         '    patch: |-',
         '      - {op: add, path: /spec/template/spec/hostNetwork, value: true}',
         '      - {op: add, path: /spec/template/spec/dnsPolicy, value: ClusterFirstWithHostNet}',
-        // kubelet probes a host-network pod at the node's address, so health listens on all addresses.
-        `      - {op: replace, path: /spec/template/spec/containers/0/args/1, value: "--health-listen=0.0.0.0:${healthPort}"}`,
-        `      - {op: add, path: /spec/template/spec/containers/0/args/-, value: "--web-socket-url=${local.server.webSocketUrl}"}`,
-        `      - {op: add, path: /spec/template/spec/containers/0/args/-, value: "--server-root-url=${local.server.httpUrl}"}`,
+        // Each replaced argument is tested first, so a change in the rendered Deployment's argument order
+        // fails `kubectl apply` here instead of patching the wrong flag. kubelet probes a host-network pod
+        // at the node's address, so health listens on all addresses (on a free host port).
+        ...argumentPatch(3, '--web-socket-url=wss://oz.warp.dev/api/v1/selfhosted/worker/ws', `--web-socket-url=${local.server.webSocketUrl}`),
+        ...argumentPatch(4, '--server-root-url=https://app.warp.dev', `--server-root-url=${local.server.httpUrl}`),
+        ...argumentPatch(5, '--health-listen=0.0.0.0:8080', `--health-listen=0.0.0.0:${healthPort}`),
         '      - op: replace',
         '        path: /spec/template/spec/containers/0/ports',
         `        value: [{name: health, containerPort: ${healthPort}}, {name: metrics, containerPort: ${metricsPort}}]`,
