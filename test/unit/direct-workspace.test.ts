@@ -17,7 +17,7 @@ import {
 import { LineSplitter } from '../../src/backends/direct/output-lines.js';
 import type { DirectBackendConfig } from '../../src/config/worker-config.js';
 import type { Task } from '../../src/protocol/messages.js';
-import { TaskFailure } from '../../src/worker/failure.js';
+import { TaskFailure } from '../../src/task/failure.js';
 
 function failureOf(fn: () => void): TaskFailure | undefined {
   try {

@@ -15,8 +15,8 @@
 import { formatGoDuration } from '../../config/go-duration.js';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
-import { goExitText, TaskCancelled, TaskFailure } from '../../worker/failure.js';
-import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
+import { goExitText, TaskCancelled, TaskFailure } from '../../task/failure.js';
+import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
 import { startErrorText } from '../direct/group-process.js';
 import { mergeEnv, toProcessEnv, workerEnvWithoutCredentials } from '../direct/workspace.js';
 import { dispatchPayload } from './payload.js';

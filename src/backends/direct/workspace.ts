@@ -5,7 +5,7 @@ import { goTrim } from '../../agent/go-trim.js';
 import { splitEnvEntry } from '../../agent/task-env.js';
 import type { DirectBackendConfig } from '../../config/worker-config.js';
 import type { Task } from '../../protocol/messages.js';
-import { TaskFailure } from '../../worker/failure.js';
+import { TaskFailure } from '../../task/failure.js';
 
 /** Refuses ids that are not one plain path component (path traversal, absolute paths). */
 export function validateTaskIdForPath(taskId: string): void {
