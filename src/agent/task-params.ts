@@ -1,6 +1,6 @@
 // Everything a backend needs for one task, built from the assignment and the
 // worker's configuration. Pure: warnings are returned, not logged.
-import type { TaskParams } from '../backends/backend.js';
+import type { TaskParams } from '../task/contract.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { SidecarMount, TaskAssignment } from '../protocol/messages.js';
 import { buildAgentArgs } from './args.js';

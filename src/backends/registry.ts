@@ -2,7 +2,7 @@
 // with a dynamic import so only the selected one costs start-up time and memory.
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
-import type { Backend, BackendName } from './backend.js';
+import type { Backend, BackendName } from '../task/contract.js';
 
 export class BackendUnavailable extends Error {}
 

@@ -14,7 +14,7 @@ import { startMetrics } from '../observability/metrics.js';
 import { startHealthServer, type HealthServer } from '../observability/health.js';
 import { VERSION } from '../version.js';
 import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../worker/journal.js';
-import type { ResumableTask } from '../backends/backend.js';
+import type { ResumableTask } from '../task/contract.js';
 import { describeScope } from '../scope/decide.js';
 import { watchParent } from '../local/parent-link.js';
 

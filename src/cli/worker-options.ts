@@ -3,7 +3,7 @@
 // handed to resolveWorkerConfig as a WorkerFlags bag; only shapes commander can
 // check cheaply are checked here.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { BACKEND_NAMES } from '../backends/backend.js';
+import { BACKEND_NAMES } from '../task/contract.js';
 import { expandPath } from '../config/paths.js';
 import { LOG_LEVELS } from '../config/resolve.js';
 import { DEFAULT_SERVER_ROOT_URL, DEFAULT_WEB_SOCKET_URL, DEFAULT_WORKSPACE_ROOT } from '../config/worker-config.js';

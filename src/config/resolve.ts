@@ -3,7 +3,7 @@
 // silent about a contradiction (a --backend that ignores the file's block) or
 // lenient (negative concurrency), this is an error that says what to change.
 import { readFileSync } from 'node:fs';
-import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
+import { BACKEND_NAMES, type BackendName } from '../task/contract.js';
 import type { LogLevel } from '../log/logger.js';
 import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
 import { ConfigError, describeReadError } from './errors.js';

@@ -1,6 +1,6 @@
 // The worker's resolved configuration: flags over file over defaults, already
 // validated. Everything downstream reads this, never raw flags or YAML.
-import type { BackendName } from '../backends/backend.js';
+import type { BackendName } from '../task/contract.js';
 import type { LogLevel } from '../log/logger.js';
 import type { RunAsUser } from './users.js';
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { findOnPath } from '../backends/direct/direct-backend.js';
-import { BACKEND_NAMES, type BackendName } from '../backends/backend.js';
+import { BACKEND_NAMES, type BackendName } from '../task/contract.js';
 import { platformDirs } from '../config/locations.js';
 import { InvalidDurationError, parseGoDuration } from '../config/go-duration.js';
 import { createLogger, type Logger, type LogLevel } from '../log/logger.js';

@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import type { BackendName } from '../backends/backend.js';
+import type { BackendName } from '../task/contract.js';
 import { BACKEND_BLOCKS, type FileConfig } from '../config/file-schema.js';
 import { loadConfigFile } from '../config/load-file.js';
 import { localWorkspaceRoot } from '../config/locations.js';

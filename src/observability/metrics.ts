@@ -8,8 +8,8 @@
 // here it pushes only when an OTLP endpoint is configured, else exports nothing.
 import { proxyVariables } from '../connection/transport.js';
 import type { Logger } from '../log/logger.js';
-import { FAILURE_PHASES, FAILURE_REASONS } from '../worker/failure.js';
-import { noMetrics, type TaskResult, type WorkerMetrics } from '../worker/metrics.js';
+import { FAILURE_PHASES, FAILURE_REASONS } from '../task/failure.js';
+import { noMetrics, type TaskResult, type WorkerMetrics } from './worker-metrics.js';
 
 export const SCOPE_NAME = 'github.com/warpdotdev/oz-agent-worker';
 export const TASK_RESULTS: readonly TaskResult[] = ['succeeded', 'failed', 'cancelled', 'dispatched'];

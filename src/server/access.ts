@@ -2,7 +2,7 @@
 // only way the HTTP API reaches a task; the routing rule reuses the worker's own
 // device-scope decision so server and worker cannot disagree.
 import { decideAssignment, type Scope } from '../scope/decide.js';
-import type { Principal, TaskOwner, TaskRecord } from './store.js';
+import type { Principal, TaskOwner, TaskRecord } from './records.js';
 
 export interface MembershipLookup {
   isMember(teamId: number, userId: number): boolean;

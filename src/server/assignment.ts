@@ -1,7 +1,7 @@
 // The `task_assignment` frame the local server sends, built from a stored task.
 // Pure; the owner is serialised as the Warp server does (`{"Type","Id"}`), and
 // the per-task key rides in `env_vars.WARP_API_KEY`.
-import type { TaskRecord } from './store.js';
+import type { TaskRecord } from './records.js';
 
 export interface AssignmentFrame {
   type: 'task_assignment';

@@ -19,7 +19,8 @@ import {
 } from './api-schemas.js';
 import { bearerToken } from './credentials.js';
 import type { Dispatcher } from './dispatcher.js';
-import { TASK_STATES, type Device, type KeyInfo, type Pin, type Principal, type Store, type TaskEvent, type TaskOwner, type TaskRecord, type TaskState, type User } from './store.js';
+import { TASK_STATES, type Device, type KeyInfo, type Pin, type Principal, type TaskEvent, type TaskOwner, type TaskRecord, type TaskState, type User } from './records.js';
+import type { Store } from './store.js';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 const MAX_WAIT_SECONDS = 30;

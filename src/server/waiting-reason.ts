@@ -3,7 +3,7 @@
 // and whether those that may run it are busy, shutting down or refused it.
 // Pure; the dispatcher feeds it and turns a changed answer into an event.
 import { workerMayRun, type ScopeLookup, type WorkerIdentity } from './access.js';
-import type { TaskRecord } from './store.js';
+import type { TaskRecord } from './records.js';
 
 export interface WorkerView {
   workerId: string;

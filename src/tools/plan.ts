@@ -5,7 +5,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { stringify } from 'yaml';
 import { buildTaskParams, workerOwnTaskEnv } from '../agent/task-params.js';
-import type { TaskParams } from '../backends/backend.js';
+import type { TaskParams } from '../task/contract.js';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../config/worker-config.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';

@@ -23,7 +23,7 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { OutboxEntry, OutboxObserver } from '../connection/outbox.js';
-import type { LeftoverNote } from '../backends/backend.js';
+import type { LeftoverNote } from '../task/contract.js';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema, type OutboundMessage } from '../protocol/messages.js';
 

@@ -1,14 +1,14 @@
 // The worker core: turns decoded frames into task lifecycles and status
 // messages. It owns the live-task table and the concurrency limit; the socket
 // belongs to the connection, the agent process to the backend.
-import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask, TaskParams } from '../backends/backend.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask, TaskParams } from '../task/contract.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger, SecretScrubber } from '../log/logger.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from '../protocol/messages.js';
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
-import { classifyFailure, TaskCancelled } from './failure.js';
-import { noMetrics, type TaskResult, type WorkerMetrics } from './metrics.js';
+import { classifyFailure, TaskCancelled } from '../task/failure.js';
+import { noMetrics, type TaskResult, type WorkerMetrics } from '../observability/worker-metrics.js';
 import { TaskEntry } from './task-state.js';
 
 /** Stable codes that start every `task_rejected.reason`. */

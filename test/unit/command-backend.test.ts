@@ -3,13 +3,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Backend, TaskParams } from '../../src/backends/backend.js';
+import type { Backend, TaskParams } from '../../src/task/contract.js';
 import { commandEnv, createCommandBackend, DISPATCHED_MAX_ENTRIES, DISPATCHED_TTL_MS } from '../../src/backends/command/command-backend.js';
 import { dispatchPayload } from '../../src/backends/command/payload.js';
 import { Tail } from '../../src/backends/command/shell.js';
 import type { CommandBackendConfig, WorkerConfig } from '../../src/config/worker-config.js';
 import type { Logger } from '../../src/log/logger.js';
-import { TaskCancelled, TaskFailure } from '../../src/worker/failure.js';
+import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { tempDir } from '../support/worker-process.js';
 import { rejection } from '../support/assertions.js';
 

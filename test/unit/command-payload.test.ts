@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildTaskParams } from '../../src/agent/task-params.js';
-import type { TaskParams } from '../../src/backends/backend.js';
+import type { TaskParams } from '../../src/task/contract.js';
 import { dispatchPayload, goTime, mcpFromArgs, taskJson } from '../../src/backends/command/payload.js';
 import type { WorkerConfig } from '../../src/config/worker-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Backend, TaskParams } from '../../src/backends/backend.js';
+import type { Backend, TaskParams } from '../../src/task/contract.js';
 import { createDirectBackend } from '../../src/backends/direct/direct-backend.js';
 import type { DirectBackendConfig, WorkerConfig } from '../../src/config/worker-config.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { Task } from '../../src/protocol/messages.js';
-import { TaskCancelled, TaskFailure } from '../../src/worker/failure.js';
+import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { rejection } from '../support/assertions.js';
 
 const API_KEY = 'wk_worker_secret_key_42';

@@ -4,20 +4,18 @@ import { describe, expect, it } from 'vitest';
 import {
   agentEnv,
   harnessEnv,
-  mergeEnv,
   planWorkspace,
   setupEnv,
   taskEnv,
   teardownEnv,
-  toProcessEnv,
   validateTaskIdForPath,
-  workerEnvWithoutCredentials,
   workspaceMode,
 } from '../../src/backends/direct/workspace.js';
-import { LineSplitter } from '../../src/backends/direct/output-lines.js';
+import { mergeEnv, toProcessEnv, workerEnvWithoutCredentials } from '../../src/backends/shared/env.js';
+import { LineSplitter } from '../../src/backends/shared/output-lines.js';
 import type { DirectBackendConfig } from '../../src/config/worker-config.js';
 import type { Task } from '../../src/protocol/messages.js';
-import { TaskFailure } from '../../src/worker/failure.js';
+import { TaskFailure } from '../../src/task/failure.js';
 
 function failureOf(fn: () => void): TaskFailure | undefined {
   try {

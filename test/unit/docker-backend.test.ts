@@ -2,13 +2,13 @@
 // Engine API on a unix socket.
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Backend, TaskParams } from '../../src/backends/backend.js';
+import type { Backend, TaskParams } from '../../src/task/contract.js';
 import { createDockerBackend } from '../../src/backends/docker/docker-backend.js';
 import { connectionProblem } from '../../src/backends/docker/engine.js';
 import type { WorkerConfig } from '../../src/config/worker-config.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { SidecarMount } from '../../src/protocol/messages.js';
-import { TaskCancelled, TaskFailure } from '../../src/worker/failure.js';
+import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { tempDir } from '../support/worker-process.js';
 import { rejection } from '../support/assertions.js';

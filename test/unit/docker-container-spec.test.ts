@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { TaskParams } from '../../src/backends/backend.js';
+import type { TaskParams } from '../../src/task/contract.js';
 import { containerEnv, fitShapeToHost, resourcesForShape, taskContainerBody, taskContainerName, validateSidecars } from '../../src/backends/docker/container-spec.js';
-import { TaskFailure } from '../../src/worker/failure.js';
+import { TaskFailure } from '../../src/task/failure.js';
 
 const GiB = 2 ** 30;
 

@@ -11,7 +11,7 @@ import {
   TaskCancelled,
   TaskFailure,
   TaskTimedOut,
-} from '../../src/worker/failure.js';
+} from '../../src/task/failure.js';
 
 const INTERRUPTED =
   'The task was interrupted due to an infrastructure issue (context canceled). This is typically transient \u2014 please try again.';

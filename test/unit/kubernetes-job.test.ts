@@ -2,7 +2,7 @@
 // table cases, plus schema validation of every manifest built here.
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { describe, expect, it } from 'vitest';
-import type { TaskParams } from '../../src/backends/backend.js';
+import type { TaskParams } from '../../src/task/contract.js';
 import {
   buildPreflightJob,
   buildTaskJob,

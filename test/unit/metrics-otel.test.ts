@@ -6,7 +6,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chooseExporter, startMetrics, type RunningMetrics } from '../../src/observability/metrics.js';
-import { FAILURE_PHASES, FAILURE_REASONS } from '../../src/worker/failure.js';
+import { FAILURE_PHASES, FAILURE_REASONS } from '../../src/task/failure.js';
 import { freePort, samples } from '../support/metrics.js';
 
 const silent = pino({ level: 'silent' });

@@ -6,7 +6,7 @@ import { callerOwns, deviceScope, principalTag, queueSlicesFor, workerMayRun, ty
 import { jsonDepth, queryInt } from '../../src/server/http-api.js';
 import { buildAssignment } from '../../src/server/assignment.js';
 import { isLoopback, parseListen } from '../../src/server/server.js';
-import type { Principal, TaskRecord } from '../../src/server/store.js';
+import type { Principal, TaskRecord } from '../../src/server/records.js';
 
 describe('decideAssignment', () => {
   const scope = { ownerUserId: 7, teamIds: [3, 4] };

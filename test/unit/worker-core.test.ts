@@ -1,11 +1,11 @@
 // The worker core against a scripted backend: which status messages the server
 // sees for each outcome (the Go worker's lifecycle cases, plus our fixes).
 import { describe, expect, it } from 'vitest';
-import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../src/backends/backend.js';
+import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../src/task/contract.js';
 import type { WorkerConfig } from '../../src/config/worker-config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage, TaskAssignment } from '../../src/protocol/messages.js';
-import { TaskCancelled, TaskFailure, TaskTimedOut } from '../../src/worker/failure.js';
+import { TaskCancelled, TaskFailure, TaskTimedOut } from '../../src/task/failure.js';
 import { Worker, type AdmissionDecision } from '../../src/worker/worker.js';
 
 type Script = (run: TaskRun) => Promise<ExecutionOutcome>;

@@ -15,10 +15,10 @@
 import { formatGoDuration } from '../../config/go-duration.js';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
-import { goExitText, TaskCancelled, TaskFailure } from '../../worker/failure.js';
-import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
-import { startErrorText } from '../direct/group-process.js';
-import { mergeEnv, toProcessEnv, workerEnvWithoutCredentials } from '../direct/workspace.js';
+import { goExitText, TaskCancelled, TaskFailure } from '../../task/failure.js';
+import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
+import { mergeEnv, toProcessEnv, workerEnvWithoutCredentials } from '../shared/env.js';
+import { startErrorText } from '../shared/start-error.js';
 import { dispatchPayload } from './payload.js';
 import { runShell, SHELL, type ShellResult } from './shell.js';
 

@@ -5,7 +5,7 @@ import { envToMap } from '../../agent/task-env.js';
 import type { AgentConfigSnapshot, Task } from '../../protocol/messages.js';
 import { goJsonString } from '../../protocol/raw-json.js';
 import { mcpArgumentFromParsed } from '../../agent/args.js';
-import type { TaskParams } from '../backend.js';
+import type { TaskParams } from '../../task/contract.js';
 
 export const DISPATCH_PAYLOAD_VERSION = 1;
 

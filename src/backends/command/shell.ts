@@ -3,7 +3,7 @@
 // grace period, so what the command started does not outlive it. Output is
 // handed over line by line, and the end of stderr is kept for error messages.
 import { execa } from 'execa';
-import { LineSplitter } from '../direct/output-lines.js';
+import { LineSplitter } from '../shared/output-lines.js';
 
 export const SHELL = '/bin/sh';
 /** How much of stderr's end a failure message quotes. */

@@ -25,11 +25,15 @@ import { setImmediate } from 'node:timers/promises';
 import { getSystemErrorMessage } from 'node:util';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
-import { goExitText, normaliseExitCode, TaskCancelled, TaskFailure } from '../../worker/failure.js';
-import type { Backend, ExecutionOutcome, LeftoverNote, TaskRun } from '../backend.js';
+import { goExitText, normaliseExitCode, TaskFailure } from '../../task/failure.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, TaskRun } from '../../task/contract.js';
 import type { RunAsUser } from '../../config/users.js';
 import { parseDotenv } from './dotenv.js';
-import { runInOwnGroup, startErrorText, type GroupCommand, type GroupProcess, type ProcessEnd } from './group-process.js';
+import { throwIfCancelled } from '../shared/cancellation.js';
+import { withCleanup } from '../shared/cleanup.js';
+import { toProcessEnv, type EnvMap } from '../shared/env.js';
+import { startErrorText } from '../shared/start-error.js';
+import { runInOwnGroup, type GroupCommand, type GroupProcess, type ProcessEnd } from './group-process.js';
 import {
   defaultProcessTable,
   markValue,
@@ -45,10 +49,8 @@ import {
   setupEnv,
   taskEnv,
   teardownEnv,
-  toProcessEnv,
   validateTaskIdForPath,
   workspaceMode,
-  type EnvMap,
   type WorkspaceMode,
   type WorkspacePlan,
 } from './workspace.js';
@@ -184,10 +186,6 @@ function argsForLog(args: readonly string[]): string[] {
   return args.map((arg, i) => (i > 0 && args[i - 1] === '--mcp' ? '[redacted]' : arg));
 }
 
-function throwIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw new TaskCancelled();
-}
-
 interface Settings {
   config: WorkerConfig;
   log: Logger;
@@ -306,23 +304,24 @@ class DirectBackend implements Backend {
     };
     const onAbort = (): void => log.info({ reason: run.signal.reason as unknown }, 'Stopping the task: its processes get SIGTERM, then SIGKILL');
     run.signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await this.runInWorkspace(run, resources);
-    } finally {
-      run.signal.removeEventListener('abort', onAbort);
-      const cleanup = this.cleanUp(run, resources)
-        .catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`))
-        .then(() => run.recordLeftovers?.(resources.mark, undefined));
-      this.inFlight.add(cleanup);
-      if (plan.perTask) this.releases.set(plan.dir, cleanup);
-      void cleanup.then(() => {
-        this.inFlight.delete(cleanup);
-        if (this.releases.get(plan.dir) === cleanup) this.releases.delete(plan.dir);
-      });
-      // The outcome is known: let the worker report it while the workspace goes away.
-      if (run.afterOutcome) run.afterOutcome(cleanup);
-      else await cleanup;
-    }
+    // The outcome is known once the body ends: the worker may report it while the workspace goes away.
+    return withCleanup(
+      run,
+      () => this.runInWorkspace(run, resources),
+      () => {
+        run.signal.removeEventListener('abort', onAbort);
+        const cleanup = this.cleanUp(run, resources)
+          .catch((error: unknown) => log.warn(`Cleanup after the task failed: ${String(error)}`))
+          .then(() => run.recordLeftovers?.(resources.mark, undefined));
+        this.inFlight.add(cleanup);
+        if (plan.perTask) this.releases.set(plan.dir, cleanup);
+        void cleanup.then(() => {
+          this.inFlight.delete(cleanup);
+          if (this.releases.get(plan.dir) === cleanup) this.releases.delete(plan.dir);
+        });
+        return cleanup;
+      },
+    );
   }
 
   private async runInWorkspace(run: TaskRun, resources: TaskResources): Promise<ExecutionOutcome> {

@@ -5,8 +5,7 @@
 // handed over line by line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
-import { getSystemErrorMessage } from 'node:util';
-import { LineSplitter } from './output-lines.js';
+import { LineSplitter } from '../shared/output-lines.js';
 import { stopTaskProcesses, type ProcessIdentity, type ProcessTable, type StopResult } from './task-processes.js';
 
 export type { StopResult } from './task-processes.js';
@@ -143,12 +142,4 @@ export async function runInOwnGroup(
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }
-}
-
-/** Go's exec error text for a process that could not be started: `fork/exec <path>: <reason>`. */
-export function startErrorText(file: string, error: Error): string {
-  const errno = (error as NodeJS.ErrnoException).errno;
-  if (typeof errno !== 'number') return error.message;
-  const reason = getSystemErrorMessage(errno);
-  return `fork/exec ${file}: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
 }

@@ -5,7 +5,8 @@ import { goTrim } from '../../agent/go-trim.js';
 import { splitEnvEntry } from '../../agent/task-env.js';
 import type { DirectBackendConfig } from '../../config/worker-config.js';
 import type { Task } from '../../protocol/messages.js';
-import { TaskFailure } from '../../worker/failure.js';
+import { TaskFailure } from '../../task/failure.js';
+import { mergeEnv, workerEnvWithoutCredentials, type EnvMap } from '../shared/env.js';
 
 /** Refuses ids that are not one plain path component (path traversal, absolute paths). */
 export function validateTaskIdForPath(taskId: string): void {
@@ -53,15 +54,6 @@ export function planWorkspace(mode: WorkspaceMode, taskId: string): WorkspacePla
   if (mode.kind === 'target-dir') return { dir: mode.dir, perTask: false, gitConfigPath: undefined };
   const dir = join(mode.root, taskId);
   return { dir, perTask: true, gitConfigPath: join(dir, '.gitconfig') };
-}
-
-/** An ordered environment: later layers win per key, a key keeps its first position. */
-export type EnvMap = Map<string, string>;
-
-export function mergeEnv(...layers: Iterable<readonly [string, string]>[]): EnvMap {
-  const merged: EnvMap = new Map();
-  for (const layer of layers) for (const [key, value] of layer) merged.set(key, value);
-  return merged;
 }
 
 /** `KEY=VALUE` entries as pairs (split at the first `=`; entries without a key are skipped). */
@@ -124,23 +116,6 @@ export function agentEnv(input: AgentEnvInput): EnvMap {
   return mergeEnv(host, input.taskEnv, input.envFileVars, [['GIT_CONFIG_GLOBAL', input.gitConfigPath]]);
 }
 
-/** Variables that carry the worker's own credential. */
-const WORKER_CREDENTIAL_VARIABLES = new Set(['WARP_API_KEY', 'WARP_API_KEY_FILE']);
-
-/**
- * The worker's environment without its credential: the key variables, and any
- * other variable that holds the key itself (however it was configured).
- */
-export function workerEnvWithoutCredentials(hostEnv: Readonly<Record<string, string | undefined>>, apiKey: string): EnvMap {
-  const env: EnvMap = new Map();
-  for (const [key, value] of Object.entries(hostEnv)) {
-    if (value === undefined || WORKER_CREDENTIAL_VARIABLES.has(key)) continue;
-    if (apiKey !== '' && value === apiKey) continue;
-    env.set(key, value);
-  }
-  return env;
-}
-
 export interface SetupEnvInput {
   hostEnv: Readonly<Record<string, string | undefined>>;
   apiKey: string;
@@ -176,18 +151,4 @@ export function teardownEnv(input: TeardownEnvInput): EnvMap {
     ['OZ_WORKER_BACKEND', 'direct'],
     ['OZ_RUN_ID', input.taskId],
   ]);
-}
-
-/**
- * The environment object for spawning. Entries the OS cannot carry (empty
- * names, `=` in a name, NUL anywhere) are left out and their names reported.
- */
-export function toProcessEnv(env: EnvMap): { env: Record<string, string>; dropped: string[] } {
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  const dropped: string[] = [];
-  for (const [key, value] of env) {
-    if (key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) dropped.push(key);
-    else out[key] = value;
-  }
-  return { env: out, dropped };
 }

@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { dedupeEnv } from '../../agent/task-env.js';
 import type { InstanceShape, SidecarMount } from '../../protocol/messages.js';
-import { TaskFailure } from '../../worker/failure.js';
-import type { TaskParams } from '../backend.js';
+import { TaskFailure } from '../../task/failure.js';
+import type { TaskParams } from '../../task/contract.js';
 import { sanitizeName } from './reference.js';
 
 /** Every container and volume this worker creates carries these labels. */

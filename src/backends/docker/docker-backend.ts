@@ -22,9 +22,11 @@ import { homedir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
-import { TaskCancelled, TaskFailure } from '../../worker/failure.js';
-import type { Backend, ExecutionOutcome, TaskRun } from '../backend.js';
-import { LineSplitter } from '../direct/output-lines.js';
+import { TaskCancelled, TaskFailure } from '../../task/failure.js';
+import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
+import { throwIfCancelled } from '../shared/cancellation.js';
+import { withCleanup } from '../shared/cleanup.js';
+import { LineSplitter } from '../shared/output-lines.js';
 import { fitShapeToHost, LABELS, sidecarBind, taskContainerBody, taskContainerName, validateSidecars } from './container-spec.js';
 import { discoverDocker, DockerDiscoveryError, type DockerEndpoint } from './discovery.js';
 import { connectionProblem, errorText, HttpDockerEngine, isNotFound, type DockerEngine, type ImageInfo } from './engine.js';
@@ -139,10 +141,6 @@ interface TaskResources {
   stopping: Promise<void> | undefined;
 }
 
-function throwIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw new TaskCancelled();
-}
-
 /** `promise`, or a TaskCancelled as soon as `signal` fires (the work itself goes on). */
 function unlessCancelled<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(new TaskCancelled());
@@ -255,14 +253,15 @@ class DockerBackend implements Backend {
   private async execute(run: TaskRun): Promise<ExecutionOutcome> {
     const { params, log } = run;
     const resources: TaskResources = { containerName: taskContainerName(params.taskId), container: undefined, volumes: [], stopping: undefined };
-    try {
-      return await this.runTask(run, resources);
-    } finally {
-      const cleanup = this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${errorText(error)}`));
-      this.track(cleanup);
-      if (run.afterOutcome) run.afterOutcome(cleanup);
-      else await cleanup;
-    }
+    return withCleanup(
+      run,
+      () => this.runTask(run, resources),
+      () => {
+        const cleanup = this.cleanUp(run, resources).catch((error: unknown) => log.warn(`Cleanup after the task failed: ${errorText(error)}`));
+        this.track(cleanup);
+        return cleanup;
+      },
+    );
   }
 
   private async runTask(run: TaskRun, resources: TaskResources): Promise<ExecutionOutcome> {

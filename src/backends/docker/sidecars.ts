@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../log/logger.js';
 import type { SidecarMount } from '../../protocol/messages.js';
-import type { TaskParams } from '../backend.js';
+import type { TaskParams } from '../../task/contract.js';
 import { FILL_TARGET, helperContainerBody, LABELS, taskLabels, workerLabels } from './container-spec.js';
 import { errorText, isNotFound, type DockerEngine } from './engine.js';
 import { sidecarVolumeBase } from './reference.js';

@@ -3,7 +3,7 @@
 // decides when to look and what to do. Checks and texts follow the Go worker
 // so operators see the same messages; the differences are noted where made.
 import type { CoreV1Event, V1Container, V1ContainerStatus, V1Job, V1Pod } from '@kubernetes/client-node';
-import type { FailureReason } from '../../worker/failure.js';
+import type { FailureReason } from '../../task/failure.js';
 
 export interface PodFailure {
   reason: FailureReason;

@@ -11,7 +11,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { SidecarMount } from '../../protocol/messages.js';
-import type { TaskParams } from '../backend.js';
+import type { TaskParams } from '../../task/contract.js';
 import { executionIdOf, preflightJobName, taskJobName, taskLabels } from './names.js';
 import { ENV_FILE_PATH, SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT, WORKSPACE_PATH } from './scripts.js';
 

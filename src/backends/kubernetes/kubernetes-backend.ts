@@ -10,8 +10,8 @@
 import type { V1Job, V1PodSpec } from '@kubernetes/client-node';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
-import { TaskCancelled, TaskFailure } from '../../worker/failure.js';
-import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../backend.js';
+import { TaskCancelled, TaskFailure } from '../../task/failure.js';
+import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../../task/contract.js';
 import { createKubeClient, statusOf, type KubeClient } from './client.js';
 import {
   buildTaskJob,

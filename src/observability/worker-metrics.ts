@@ -1,6 +1,6 @@
 // What the worker core reports for metrics. The exporter behind it is chosen at
 // start-up; the core only calls these hooks.
-import type { FailurePhase, FailureReason } from './failure.js';
+import type { FailurePhase, FailureReason } from '../task/failure.js';
 
 export type TaskResult = 'succeeded' | 'failed' | 'cancelled' | 'dispatched';
 
