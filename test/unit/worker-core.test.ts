@@ -2,7 +2,7 @@
 // sees for each outcome (the Go worker's lifecycle cases, plus our fixes).
 import { describe, expect, it } from 'vitest';
 import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../src/backends/backend.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import { testConfig } from '../support/test-config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage, TaskAssignment } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure, TaskTimedOut } from '../../src/worker/failure.js';
@@ -32,7 +32,7 @@ function setup(options: { script?: Script; maxConcurrentTasks?: number; preserve
     },
     shutdown: async () => {},
   };
-  const config = { workerId: 'w1', maxConcurrentTasks: options.maxConcurrentTasks ?? 0, backend: 'direct' } as WorkerConfig;
+  const config = testConfig({ workerId: 'w1', maxConcurrentTasks: options.maxConcurrentTasks ?? 0, backend: 'direct' });
   const worker = new Worker({
     config,
     backend,
