@@ -195,6 +195,7 @@ describe('queue and routing', () => {
     returned.send('task_failed', { task_id: kept.id, message: 'oz agent exited with error: exit status 3', failure_reason: 'agent_invocation', exit_code: 3 });
     const failed = await s.waitForTask(client, kept.id, ['failed']);
     expect(failed).toMatchObject({ exit_code: 3, failure_reason: 'agent_invocation', message: 'oz agent exited with error: exit status 3' });
+    // Nothing may happen: no lost-task sweep turns the reported outcome into something else.
     await new Promise((r) => setTimeout(r, 800));
     expect((await client.task(kept.id)).state).toBe('failed');
   });

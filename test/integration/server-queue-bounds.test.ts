@@ -52,6 +52,7 @@ describe('queue bounds', () => {
     for (let i = 0; i < 20; i++) ids.push((await client.submitTask({ prompt: `backlog ${i}` })).id);
     const probe = await s.probe(user.key, 'slow-worker');
     await until(() => probe.assignments.length > 0, 5_000, 'the first assignments');
+    // The point is what does not come: no more assignments while none is claimed.
     await sleep(1_500);
     const first = probe.assignments.length;
     expect(first).toBeGreaterThan(0);

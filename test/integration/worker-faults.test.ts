@@ -3,7 +3,7 @@
 // or stops reading. What must hold is what the server's operator would notice:
 // every task's terminal status arrives, once, in the order it was produced, and
 // the worker's memory does not run away while it waits.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReceivedMessage } from '../support/fake-dispatch-server.js';
 import { scriptTask, startScriptAgentWorker, type ScriptAgentHarness } from '../support/script-agent-worker.js';
@@ -69,7 +69,7 @@ describe('worker under connection faults', () => {
       for (const [i, id] of ids.entries()) {
         await h.server.until(() => h.server.connectionCount > 0, 15_000, 'a connection to send on');
         h.server.assign(task(id, { AGENT_SLEEP: ['0', '0.1', '0.3', '0.6'][i % 4]!, AGENT_EXIT: i % 7 === 0 ? '3' : '0' }));
-        await sleep(30);
+        await sleep(30); // spreads the assignments over the drops: the load, not a wait for anything
       }
       await h.server.until(() => ids.every((id) => count(h.server.received, TERMINAL, id) > 0), 30_000, 'a terminal status for every task');
       await sleep(500); // room for a late duplicate to show up
@@ -134,7 +134,7 @@ describe('worker under connection faults', () => {
     // Warm up so the baseline includes a worker that has run tasks.
     for (let i = 0; i < 20; i++) h.server.assign(task(`warm-${i}`));
     await h.server.until(() => h.server.received.filter((m) => m.type === 'task_completed').length === 20, 15_000, 'warm-up tasks');
-    await sleep(300);
+    await waitFor(h, () => readdirSync(h.workspaceRoot).length === 0, 10_000, 'the warm-up tasks\' workspaces to be removed');
     const baseline = rssMiB(pid);
 
     h.server.pauseReading();
@@ -159,6 +159,7 @@ describe('worker under connection faults', () => {
         40_000,
         'the worker to produce every status',
       );
+      // The backlog is held for a while: the sampler sees what holding it costs.
       await sleep(300);
       peak = Math.max(peak, rssMiB(pid));
     } finally {
@@ -177,7 +178,7 @@ describe('worker under connection faults', () => {
       'the backlog after reading resumed',
     );
     await h.server.until(() => real.every((id) => count(h.server.received, 'task_completed', id) === 1), 10_000, 'real tasks');
-    await sleep(300);
+    await sleep(300); // room for a late duplicate to show up
     const failedBy = new Map<string, number>();
     for (const m of h.server.received) if (m.type === 'task_failed') failedBy.set(String(m.data.task_id), (failedBy.get(String(m.data.task_id)) ?? 0) + 1);
     expect(refused.filter((id) => failedBy.get(id) !== 1)).toEqual([]);

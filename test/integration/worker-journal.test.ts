@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY, startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { journalHasStatus } from '../support/journal-file.js';
 import { tempDir } from '../support/worker-process.js';
 import { journalPath } from '../../src/worker/journal.js';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -56,7 +57,7 @@ describe('worker journal', () => {
   });
 
   it('delivers a status produced during an outage after a crash and restart', async () => {
-    const { server, start } = await setUp();
+    const { server, stateDir, start } = await setUp();
     const first = await start();
     await server.waitForConnection();
     server.assign(assignment('late-1', { env_vars: { FAKE_OZ_SLEEP_MS: '500' } }));
@@ -64,8 +65,8 @@ describe('worker journal', () => {
     server.refuseWith = 503;
     server.dropConnections();
     await first.worker.waitForLog((l) => l.msg === 'Task completed' && l.taskId === 'late-1');
-    // Give the journal its (coalesced) write, then crash.
-    await new Promise((r) => setTimeout(r, 200));
+    // Once the journal's (coalesced) write holds the status, crash.
+    await server.until(() => journalHasStatus(stateDir, 'it-worker', 'task_completed', 'late-1'), 10_000, 'the journal to hold the task_completed of late-1');
     first.worker.signal('SIGKILL');
     await first.worker.exited;
     expect(server.messagesFor('late-1').some((m) => m.type === 'task_completed')).toBe(false);
@@ -87,6 +88,7 @@ describe('worker journal', () => {
     expect((await first.worker.exited).code).toBe(0);
     const second = await start();
     await second.worker.waitForLog((l) => l.msg === 'Connected to dispatch server');
+    // Nothing should follow: give a replayed status or a failure report time to show up.
     await new Promise((r) => setTimeout(r, 300));
     expect(server.messagesFor('clean-1').map((m) => m.type)).toEqual(['task_claimed', 'task_completed']);
     expect(second.worker.output).not.toMatch(/stopped unexpectedly|previous worker process/);

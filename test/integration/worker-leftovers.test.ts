@@ -8,6 +8,7 @@ import { alive } from '../support/assertions.js';
 import { API_KEY } from '../support/direct-worker.js';
 import { FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { killQuietly, shellTask, startShellAgentWorker, type ShellAgentHarness } from '../support/shell-agent-worker.js';
+import { journalHasStatus, journalRecords } from '../support/journal-file.js';
 import { tempDir } from '../support/worker-process.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -80,8 +81,14 @@ describe('a worker killed with SIGKILL', () => {
     const child = await recordedPid(first, 'child.pid');
     const daemon = await recordedPid(first, 'daemon.pid');
     await server.waitForMessage('task_claimed', 'orphan-1');
-    // Let the journal's coalesced write land, then crash.
-    await new Promise((r) => setTimeout(r, 300));
+    // Once the journal's coalesced write holds the claim and where the agent runs, crash.
+    await server.until(
+      () =>
+        journalHasStatus(state.path, 'shell-agent', 'task_claimed', 'orphan-1') &&
+        journalRecords(state.path, 'shell-agent').some((record) => record.t === 'orphan-1' && (record.x?.processes?.length ?? 0) > 0),
+      10_000,
+      'the journal to record orphan-1 and its agent',
+    );
     first.worker.signal('SIGKILL');
     await first.worker.exited;
     expect(alive(agent)).toBe(true);
@@ -94,6 +101,7 @@ describe('a worker killed with SIGKILL', () => {
     expect(failed.data.message).toMatch(/stopped unexpectedly/);
     await server.until(() => !alive(agent) && !alive(child) && !alive(daemon), 10_000, 'the previous run\'s processes to be stopped');
     await server.until(() => !existsSync(join(second.workspaceRoot, 'orphan-1')), 10_000, 'the previous run\'s workspace to be removed');
+    // A second report would come soon after the first: give it time to show up.
     await new Promise((r) => setTimeout(r, 500));
     expect(server.messagesFor('orphan-1').filter((m) => m.type === 'task_failed')).toHaveLength(1);
   });
@@ -101,12 +109,13 @@ describe('a worker killed with SIGKILL', () => {
 
 describe('a re-run of a task id', () => {
   it('never loses its workspace to the previous run\'s cleanup, and no workspace is left at the end', async () => {
-    const h = await harness({ directYaml: 'teardown_command: sleep 1.5' });
+    const h = await harness({ directYaml: `teardown_command: 'echo started >> "$OUT/teardown"; sleep 1.5'` });
     // The agent marks its workspace and, at its end, fails if the mark was removed under it.
     const agent = 'touch "$PWD/mine"; sleep "$AGENT_SLEEP"; test -e "$PWD/mine" || { echo "workspace removed under the agent" >&2; exit 7; }';
     h.server.assign(shellTask('retry-1', agent, { executionId: 'exec-1', env: { AGENT_SLEEP: '0' } }));
     await h.server.waitForMessage('task_completed', 'retry-1');
-    await new Promise((r) => setTimeout(r, 600));
+    // The re-run arrives while the first run's teardown (and the workspace removal after it) is still to come.
+    await h.waitForOut('teardown');
     h.server.assign(shellTask('retry-1', agent, { executionId: 'exec-2', env: { AGENT_SLEEP: '2.5' } }));
     await h.server.until(() => h.server.messagesFor('retry-1').filter((m) => m.type !== 'task_claimed').length === 2, 20_000, 'both runs to end');
     expect(h.server.messagesFor('retry-1').map((m) => m.type)).toEqual(['task_claimed', 'task_completed', 'task_claimed', 'task_completed']);

@@ -37,6 +37,22 @@ async function chattyWorker(): Promise<{ server: FakeDispatchServer; worker: Wor
   return { server, worker };
 }
 
+/** Once the agent's output reaches the worker's log. */
+function outputFlowing(worker: WorkerProcess): Promise<unknown> {
+  return worker.waitForLog((line) => line.msg.startsWith('agent output line'));
+}
+
+/**
+ * Stops reading the worker's stdout and waits until our side's buffer is full:
+ * from then on nothing drains the pipe, which the chatty agent fills at once.
+ */
+async function stopReading(server: FakeDispatchServer, worker: WorkerProcess): Promise<void> {
+  const stdout = worker.child.stdout!;
+  stdout.pause();
+  stdout.removeAllListeners('data');
+  await server.until(() => stdout.readableLength >= stdout.readableHighWaterMark, 10_000, 'our read buffer of the worker\'s stdout to fill');
+}
+
 /** Resolves with how the process ended, or 'still running' after the bound. */
 function endedWithin(worker: WorkerProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | 'still running'> {
   return Promise.race([worker.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), ms))]);
@@ -45,8 +61,8 @@ function endedWithin(worker: WorkerProcess, ms: number): Promise<{ code: number 
 describe('the worker exits whatever happens to its log destination', () => {
   it('stdout closed by the reader (| tee, Ctrl-C): SIGINT still ends it', async () => {
     const { worker } = await chattyWorker();
-    // Let output flow for a moment, then close the read end as a dying `tee` would.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Once output flows, close the read end as a dying `tee` would.
+    await outputFlowing(worker);
     worker.child.kill('SIGINT');
     worker.child.stdout!.destroy();
     // Grace period 3 s plus the backstop: far inside this bound unless something blocks the event loop.
@@ -55,25 +71,21 @@ describe('the worker exits whatever happens to its log destination', () => {
   }, 30_000);
 
   it('a reader that stopped reading (a full pipe): SIGTERM still ends it', async () => {
-    const { worker } = await chattyWorker();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    worker.child.stdout!.pause();
-    worker.child.stdout!.removeAllListeners('data');
-    // Enough time for the agent's output to fill the pipe.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const { server, worker } = await chattyWorker();
+    await outputFlowing(worker);
+    await stopReading(server, worker);
     worker.child.kill('SIGTERM');
     const ended = await endedWithin(worker, 15_000);
     expect(ended).not.toBe('still running');
   }, 30_000);
 
   it('a full pipe whose reader then goes away while the worker exits: it still ends', async () => {
-    const { worker } = await chattyWorker();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    worker.child.stdout!.pause();
-    worker.child.stdout!.removeAllListeners('data');
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const { server, worker } = await chattyWorker();
+    await outputFlowing(worker);
+    await stopReading(server, worker);
     worker.child.kill('SIGINT');
-    // The worker is now exiting with lines it cannot write; the reader goes away (EPIPE from here on).
+    // The worker is now exiting with lines it cannot write; it stays stuck so for a while (nothing to
+    // wait for: it writes nothing), then the reader goes away (EPIPE from here on).
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     worker.child.stdout!.destroy();
     const ended = await endedWithin(worker, 15_000);

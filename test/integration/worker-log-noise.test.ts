@@ -73,6 +73,8 @@ describe('worker log lines', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // 'close': the process exited and every holder of its output pipes (the worker too) let go of them.
+    const outputClosed = new Promise<void>((resolve) => child.on('close', () => resolve()));
     cleanups.push(async () => {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
       await exited;
@@ -82,9 +84,8 @@ describe('worker log lines', () => {
     while (!output.includes('Press Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(output).toContain('Press Ctrl-C');
     process.kill(-child.pid!, 'SIGINT');
-    await exited;
     // The worker's last words arrive once its own pipe closes.
-    await new Promise((r) => setTimeout(r, 200));
+    await outputClosed;
     expect(output).toContain('Worker shutdown complete');
     expect(output).not.toContain('Stop request repeated');
   }, 40_000);
@@ -132,7 +133,8 @@ describe.skipIf(!hasScript)('in a terminal', () => {
     await server.waitForConnection();
     server.assign(assignment('tty-1'));
     await server.waitForMessage('task_completed', 'tty-1');
-    await new Promise((r) => setTimeout(r, 300));
+    // The worker logs the outcome after the agent's lines: once it shows, the terminal has them all.
+    await server.until(() => output.includes('Task completed'), 10_000, 'the terminal to show "Task completed"');
     return output;
   }
 

@@ -47,8 +47,6 @@ function children(pid: number): string[] {
   return found;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('soak', () => {
   it(`runs ${TASKS} short tasks without growing memory or descriptors, leaving nothing behind`, async () => {
     const h = (harness = await startScriptAgentWorker({ args: ['--max-concurrent-tasks', String(CONCURRENCY)], env: { NODE_OPTIONS: NODE_OPTIONS } }));
@@ -80,11 +78,15 @@ describe('soak', () => {
       }
     };
 
+    /** Measures once the finished tasks' agents are reaped and their workspaces removed. */
+    const settled = () =>
+      h.server.until(() => readdirSync(h.workspaceRoot).length === 0 && children(pid).length === 0, 10_000, 'no workspace and no agent process left');
+
     await runUntil(WARM_UP);
-    await sleep(500);
+    await settled();
     const baseline = { rss: rssKiB(pid), fds: openFds(pid) };
     await runUntil(TASKS);
-    await sleep(500);
+    await settled();
     const after = { rss: rssKiB(pid), fds: openFds(pid) };
 
     const completed = h.server.received.filter((m) => m.type === 'task_completed').length;

@@ -290,6 +290,7 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     await runningPod(h.namespace, 'apiserver-down');
     await kube.ctl('kill', 'kube-apiserver');
     await h.worker.waitForLog((line) => /watch failed; restarting it/.test(line.msg), 60_000);
+    // The outage lasts a while (the scenario, not a wait for anything).
     await new Promise((r) => setTimeout(r, 3_000));
     await kube.ctl('start', 'kube-apiserver');
     await kube.ctl('wait-apiserver');

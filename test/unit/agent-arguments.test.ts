@@ -6,6 +6,7 @@ import { goTrim } from '../../src/agent/go-trim.js';
 import { dedupeEnv } from '../../src/agent/task-env.js';
 import { buildSidecars, buildTaskParams, resolveImage } from '../../src/agent/task-params.js';
 import type { WorkerConfig } from '../../src/config/worker-config.js';
+import { testConfig } from '../support/test-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 import type { TaskAssignment } from '../../src/protocol/messages.js';
 
@@ -134,7 +135,7 @@ describe('full argument vector', () => {
 });
 
 describe('team sharing follows ownership', () => {
-  const config = { serverRootUrl: 'https://app.warp.dev', idleOnComplete: '', sessionSharingServerUrl: '', backend: 'direct' } as WorkerConfig;
+  const config = testConfig({ serverRootUrl: 'https://app.warp.dev', idleOnComplete: '', sessionSharingServerUrl: '', backend: 'direct' });
   it.each<[string, unknown, boolean]>([
     ['TEAM owner', { Type: 'TEAM', Id: 42 }, true],
     ['lower-case keys', { type: 'TEAM', id: 42 }, true],
@@ -155,11 +156,11 @@ describe('team sharing follows ownership', () => {
 
 describe('task params', () => {
   const base = { serverRootUrl: 'https://staging.example.com', idleOnComplete: '', sessionSharingServerUrl: '' };
-  const k8s = (kubernetes: WorkerConfig['kubernetes']) => ({ ...base, backend: 'kubernetes', kubernetes }) as WorkerConfig;
+  const k8s = (kubernetes: WorkerConfig['kubernetes']) => testConfig({ ...base, backend: 'kubernetes', kubernetes });
   const parse = (data: Record<string, unknown>): TaskAssignment => decode({ task_id: 'task-1', task: { id: 'task-1' }, ...data }).assignment;
 
   it('builds the common env in order', () => {
-    const params = buildTaskParams(parse({ env_vars: { B: '2', A: '1' } }), undefined, { ...base, backend: 'direct' } as WorkerConfig);
+    const params = buildTaskParams(parse({ env_vars: { B: '2', A: '1' } }), undefined, testConfig({ ...base, backend: 'direct' }));
     expect(params.env).toEqual([
       'TASK_ID=task-1',
       'GIT_TERMINAL_PROMPT=0',

@@ -12,6 +12,7 @@ import type { Logger } from '../../src/log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { tempDir } from '../support/worker-process.js';
 import { rejection } from '../support/assertions.js';
+import { testConfig } from '../support/test-config.js';
 
 const API_KEY = 'wk_worker_secret_key_77';
 const SECRET = 'hunter2-super-secret';
@@ -41,14 +42,14 @@ function script(name: string, body: string): string {
 }
 
 function config(command: Partial<CommandBackendConfig>, taskEnv: Record<string, string> = {}): WorkerConfig {
-  return {
+  return testConfig({
     apiKey: API_KEY,
     workerId: 'cmd-worker',
     serverRootUrl: 'https://app.warp.dev',
     backend: 'command',
     taskEnv,
     command: { dispatchCommand: 'exit 0', cancelCommand: '', dispatchTimeoutMs: 10_000, ...command },
-  } as WorkerConfig;
+  });
 }
 
 async function backend(command: Partial<CommandBackendConfig>, options: { taskEnv?: Record<string, string>; hostEnv?: NodeJS.ProcessEnv; now?: () => number } = {}): Promise<Backend> {
@@ -186,7 +187,7 @@ describe('dispatch', () => {
   });
 
   it('needs a dispatch command', async () => {
-    await expect(createCommandBackend({ ...config({}), command: undefined } as WorkerConfig, { log })).rejects.toThrow(/command backend requires a dispatch command/);
+    await expect(createCommandBackend({ ...config({}), command: undefined }, { log })).rejects.toThrow(/command backend requires a dispatch command/);
   });
 });
 

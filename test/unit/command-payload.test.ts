@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildTaskParams } from '../../src/agent/task-params.js';
 import type { TaskParams } from '../../src/task/contract.js';
 import { dispatchPayload, goTime, mcpFromArgs, taskJson } from '../../src/backends/command/payload.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import { testConfig } from '../support/test-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 
 /** The spec's example (direct-and-command.md §2.3), as one compact line. */
@@ -26,7 +26,7 @@ const SPEC_EXAMPLE = JSON.stringify({
   },
 });
 
-const CONFIG = { serverRootUrl: 'https://app.warp.dev', idleOnComplete: '', sessionSharingServerUrl: '', backend: 'command' } as WorkerConfig;
+const CONFIG = testConfig({ serverRootUrl: 'https://app.warp.dev', idleOnComplete: '', sessionSharingServerUrl: '', backend: 'command' });
 
 /** Task params as the worker builds them from a raw frame. */
 function paramsFromFrame(data: Record<string, unknown>): TaskParams {

@@ -13,6 +13,7 @@ import type { Logger } from '../../src/log/logger.js';
 import type { Task } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { rejection } from '../support/assertions.js';
+import { testConfig } from '../support/test-config.js';
 
 const API_KEY = 'wk_worker_secret_key_42';
 
@@ -73,14 +74,14 @@ function hostEnv(): NodeJS.ProcessEnv {
 }
 
 function config(options: { direct?: Partial<DirectBackendConfig>; cleanup?: boolean; cancelGraceMs?: number; taskEnv?: Record<string, string> } = {}): WorkerConfig {
-  return {
+  return testConfig({
     apiKey: API_KEY,
     backend: 'direct',
     cleanup: options.cleanup ?? true,
     cancelGraceMs: options.cancelGraceMs ?? 2_000,
     taskEnv: options.taskEnv ?? {},
     direct: { workspaceRoot: root, targetDir: '', ozPath, setupCommand: '', teardownCommand: '', ...options.direct },
-  } as WorkerConfig;
+  });
 }
 
 async function backend(options: Parameters<typeof config>[0] = {}, env: NodeJS.ProcessEnv = hostEnv()): Promise<Backend> {

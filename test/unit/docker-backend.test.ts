@@ -12,6 +12,7 @@ import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { tempDir } from '../support/worker-process.js';
 import { rejection } from '../support/assertions.js';
+import { testConfig } from '../support/test-config.js';
 
 const WORKER = 'w-unit';
 const L = (name: string) => `dev.warp.oz-worker.${name}`;
@@ -38,7 +39,7 @@ afterEach(async () => {
 function config(
   options: { cleanup?: boolean; cancelGraceMs?: number; taskEnv?: Record<string, string>; volumes?: string[]; pullPolicy?: WorkerConfig['docker']['pullPolicy'] } = {},
 ): WorkerConfig {
-  return {
+  return testConfig({
     apiKey: 'wk_secret',
     workerId: WORKER,
     backend: 'docker',
@@ -46,7 +47,7 @@ function config(
     cancelGraceMs: options.cancelGraceMs ?? 1_000,
     taskEnv: options.taskEnv ?? {},
     docker: { volumes: options.volumes ?? [], pullPolicy: options.pullPolicy ?? 'always' },
-  } as WorkerConfig;
+  });
 }
 
 async function backend(options: Parameters<typeof config>[0] = {}, env: NodeJS.ProcessEnv = { DOCKER_HOST: engine.dockerHost }): Promise<Backend> {

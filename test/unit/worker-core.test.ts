@@ -1,8 +1,8 @@
 // The worker core against a scripted backend: which status messages the server
 // sees for each outcome (the Go worker's lifecycle cases, plus our fixes).
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../src/task/contract.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import { testConfig } from '../support/test-config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage, TaskAssignment } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure, TaskTimedOut } from '../../src/task/failure.js';
@@ -32,7 +32,7 @@ function setup(options: { script?: Script; maxConcurrentTasks?: number; preserve
     },
     shutdown: async () => {},
   };
-  const config = { workerId: 'w1', maxConcurrentTasks: options.maxConcurrentTasks ?? 0, backend: 'direct' } as WorkerConfig;
+  const config = testConfig({ workerId: 'w1', maxConcurrentTasks: options.maxConcurrentTasks ?? 0, backend: 'direct' });
   const worker = new Worker({
     config,
     backend,
@@ -47,7 +47,8 @@ function setup(options: { script?: Script; maxConcurrentTasks?: number; preserve
 const frame = (type: string, data: unknown) => JSON.stringify({ type, data });
 const assign = (id: string, extra: Record<string, unknown> = {}) =>
   frame('task_assignment', { task_id: id, execution_id: `exec-${id}`, task: { id, title: 't' }, ...extra });
-const tick = () => new Promise((r) => setTimeout(r, 5));
+/** Lets the worker's promise chains run to their end (the fake backend settles without timers). */
+const tick = () => new Promise((r) => setImmediate(r));
 
 describe('worker core', () => {
   it('claims, runs and reports completion', async () => {
@@ -196,22 +197,20 @@ describe('worker core', () => {
 
   it('forgets dispatched tasks after 24 h, oldest first, keeping newer ones for cancellation', async () => {
     const { worker } = setup({ script: async () => ({ kind: 'spawned' }) });
-    const realNow = Date.now;
-    let now = realNow();
-    Date.now = () => now;
+    vi.useFakeTimers({ toFake: ['Date'] });
     try {
       worker.handleFrame(assign('old'));
       await tick();
-      now += 23 * 3600_000;
+      vi.advanceTimersByTime(23 * 3600_000);
       worker.handleFrame(assign('newer'));
       await tick();
       expect(worker.taskState('old')).toBe('dispatched');
-      now += 2 * 3600_000; // 'old' is 25 h old, 'newer' 2 h
+      vi.advanceTimersByTime(2 * 3600_000); // 'old' is 25 h old, 'newer' 2 h
       worker.handleFrame(assign('latest'));
       await tick();
       expect([worker.taskState('old'), worker.taskState('newer'), worker.taskState('latest')]).toEqual([undefined, 'dispatched', 'dispatched']);
     } finally {
-      Date.now = realNow;
+      vi.useRealTimers();
     }
   });
 
