@@ -264,5 +264,8 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
     const job = await seenJob;
     expect(job).toBeDefined();
     expect(job!.metadata?.labels?.['oz-worker-id']).toBe('oz-k8s-worker');
+    // The probes hit the port the worker serves: the pod ran the whole task without a restart.
+    const after = await kube.core.readNamespacedPod({ namespace: ns, name: pod.metadata!.name! });
+    expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(0);
   });
 });
