@@ -1,12 +1,19 @@
-// `node bench/kube-memory.mjs`: the worker's memory per running Kubernetes task,
-// without a cluster. The real worker (bin/oz-worker.js, Kubernetes backend)
-// runs against the in-repo fake API server (test/support/fake-kube-api.ts)
-// and takes N tasks (BENCH_KUBE_TASKS, default 1,000) whose pods then run until
-// told to finish; their pods carry a kubelet-like Running status. Reports RSS
-// as `bench:kube` measures it (no forced GC) and heap/RSS after a forced GC
-// (bench/memory-probe.mjs), per task, and the API requests per task. Set
-// BENCH_HEAP_SNAPSHOT=<dir> to write heap snapshots at idle and with N running.
-// Figures are for comparing changes quickly; the real figures are bench:kube's.
+// `node bench/kube-memory.mjs` (after `npm run build`): the worker's memory per
+// running Kubernetes task, without a cluster. The real worker (bin/oz-worker.js,
+// Kubernetes backend) runs against the in-repo fake API server
+// (test/support/fake-kube-api.ts) and takes N tasks (BENCH_KUBE_TASKS, default
+// 1,000) whose pods then run until told to finish; their pods carry a
+// kubelet-like Running status. Reports RSS as `bench:kube` reads it (no forced
+// GC), heap and RSS after a forced GC (bench/memory-probe.mjs), per task, and
+// the API requests per task. Figures are for comparing changes quickly; the
+// real ones are bench:kube's (TLS, real object sizes, a loaded API server).
+//
+// BENCH_SETTLE_MS      how long the tasks run before the forced GC (default 20 s)
+// BENCH_NODE_FLAGS     extra Node/V8 flags for the worker (e.g. --max-semi-space-size=16)
+// BENCH_VERBOSE=1      V8 heap spaces at idle and with N running
+// BENCH_HEAP_SNAPSHOT  a directory for heap snapshots (idle, N running, all done)
+// BENCH_HEAP_PROFILE   a file for the sampled allocations that reached the old generation
+// BENCH_SMAPS          a directory for /proc/<worker>/smaps at idle and with N running
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -71,7 +78,18 @@ const worker = spawn(
     stdio: ['ignore', 'inherit', 'inherit'],
   },
 );
-await Promise.race([connected, new Promise((_, reject) => worker.on('exit', (code) => reject(new Error(`the worker exited with ${code} before connecting`))))]);
+let connectTimer;
+await Promise.race([
+  connected,
+  new Promise((_, reject) => worker.on('exit', (code) => reject(new Error(`the worker exited with ${code} before connecting`)))),
+  new Promise((_, reject) => {
+    connectTimer = setTimeout(() => {
+      worker.kill('SIGKILL');
+      reject(new Error('the worker did not connect within 60 s'));
+    }, 60_000);
+  }),
+]);
+clearTimeout(connectTimer);
 
 /** Memory after a forced GC in the worker. */
 async function collected() {
@@ -130,6 +148,10 @@ for (const pod of api.pods()) {
 await sleep(3000);
 const peakRss = rssKiB(worker.pid);
 smaps('peak');
+// V8's memory reducer shrinks the heap once allocation has been low for a while: the RSS of tasks that just run.
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 20_000);
+await sleep(SETTLE_MS);
+const settledRss = rssKiB(worker.pid);
 const peak = await collected();
 const jobBytes = JSON.stringify(api.jobs()[0]).length;
 const podBytes = JSON.stringify(api.pods()[0]).length;
@@ -148,13 +170,14 @@ console.log(`\nkube-memory — ${TASKS} tasks running on the fake Kubernetes API
 console.log(`| measure | idle | ${TASKS} running | per task | all done |`);
 console.log(`|---|---|---|---|---|`);
 console.log(`| RSS, no forced GC (as bench:kube) | ${(idleRss / 1024).toFixed(1)} MiB | ${(peakRss / 1024).toFixed(1)} MiB | ${perTask(idleRss, peakRss).toFixed(1)} KiB | |`);
+console.log(`| RSS ${SETTLE_MS / 1000} s later, no forced GC | | ${(settledRss / 1024).toFixed(1)} MiB | ${perTask(idleRss, settledRss).toFixed(1)} KiB | |`);
 console.log(`| RSS after GC | ${(idle.rss / 2 ** 20).toFixed(1)} MiB | ${(peak.rss / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.rss, peak.rss)).toFixed(1)} KiB | ${(after.rss / 2 ** 20).toFixed(1)} MiB |`);
 console.log(`| heap used after GC | ${(idle.heapUsed / 2 ** 20).toFixed(1)} MiB | ${(peak.heapUsed / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.heapUsed, peak.heapUsed)).toFixed(1)} KiB | ${(after.heapUsed / 2 ** 20).toFixed(1)} MiB |`);
 console.log(`| external + array buffers after GC | ${(idle.external / 2 ** 20).toFixed(1)} MiB | ${(peak.external / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.external, peak.external)).toFixed(1)} KiB | ${(after.external / 2 ** 20).toFixed(1)} MiB |`);
 console.log(`| heap used / total, no forced GC | ${(idle.before.heapUsed / 2 ** 20).toFixed(1)} / ${(idle.before.heapTotal / 2 ** 20).toFixed(1)} MiB | ${(peak.before.heapUsed / 2 ** 20).toFixed(1)} / ${(peak.before.heapTotal / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.before.heapTotal, peak.before.heapTotal)).toFixed(1)} KiB (total) | |`);
 console.log(`| RSS 1 s after GC | ${(idle.rssLater / 2 ** 20).toFixed(1)} MiB | ${(peak.rssLater / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.rssLater, peak.rssLater)).toFixed(1)} KiB | ${(after.rssLater / 2 ** 20).toFixed(1)} MiB |`);
 console.log(`| heap total (committed) after GC | ${(idle.heapTotal / 2 ** 20).toFixed(1)} MiB | ${(peak.heapTotal / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.heapTotal, peak.heapTotal)).toFixed(1)} KiB | ${(after.heapTotal / 2 ** 20).toFixed(1)} MiB |`);
-if (process.env.BENCH_VERBOSE) for (const [name, s] of Object.entries(peak.spaces)) console.log(`  ${name.padEnd(26)} size ${(idle.spaces[name].size / 2 ** 20).toFixed(1)} → ${(s.size / 2 ** 20).toFixed(1)} MiB, used ${(idle.spaces[name].used / 2 ** 20).toFixed(1)} → ${(s.used / 2 ** 20).toFixed(1)} MiB`);
+if (process.env.BENCH_VERBOSE) for (const [name, s] of Object.entries(peak.before.spaces)) console.log(`  no forced GC: ${name.padEnd(26)} size ${(idle.before.spaces[name].size / 2 ** 20).toFixed(1)} → ${(s.size / 2 ** 20).toFixed(1)} MiB, used ${(idle.before.spaces[name].used / 2 ** 20).toFixed(1)} → ${(s.used / 2 ** 20).toFixed(1)} MiB`);
 console.log(`API requests per task (not watches; create, delete and any others): ${(requests / TASKS).toFixed(2)}; open watches ${api.openWatches}`);
 if (failed > 0) console.log(`${failed} tasks did not report task_completed`);
 if (peak.snapshot) console.log(`heap snapshots: ${idle.snapshot}, ${peak.snapshot}`);
