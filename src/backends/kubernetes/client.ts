@@ -7,6 +7,8 @@ import { getProxyForUrl } from 'proxy-from-env';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { cachedJob, cachedPod } from './cached-objects.js';
+import { RequestLimit } from './request-limit.js';
 
 export class KubeApiError extends Error {
   constructor(
@@ -17,15 +19,16 @@ export class KubeApiError extends Error {
   }
 }
 
-/** A running list+watch of one resource kind (shared by all of this worker's tasks). */
+/**
+ * A running list+watch of one resource kind (shared by all of this worker's
+ * tasks). Its objects are trimmed to what the backend reads (cached-objects.ts).
+ */
 export interface ResourceWatch<T> {
   on(event: 'add' | 'update' | 'delete', callback: (object: T) => void): void;
   on(event: 'error', callback: (error: unknown) => void): void;
   on(event: 'connect', callback: () => void): void;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Objects seen so far (the informer's cache). */
-  list(): readonly T[];
 }
 
 export interface AccessCheck {
@@ -93,15 +96,19 @@ export function throttleDelayMs(error: unknown, attempt: number, random: () => n
   return Math.min(THROTTLE_MAX_DELAY_MS, base) * (0.8 + 0.4 * random());
 }
 
+/** API calls (not watches) one client has in flight at most; enough to keep an API server busy. */
+export const MAX_CONCURRENT_REQUESTS = 32;
+
 /**
- * One API call; a 429 (priority and fairness, or max-inflight, says "too many
- * requests") is retried after the delay the server names, up to 10 attempts —
- * a burst of tasks must not fail because the API server paced it.
+ * One API call, when `limit` has room; a 429 (priority and fairness, or
+ * max-inflight, says "too many requests") is retried after the delay the server
+ * names, up to 10 attempts, not holding a slot meanwhile — a burst of tasks
+ * must not fail because the API server paced it.
  */
-async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
+async function limitedCall<T>(limit: RequestLimit, what: string, run: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await run();
+      return await limit.run(run);
     } catch (error) {
       if (statusOf(error) === 429 && attempt + 1 < THROTTLE_ATTEMPTS) {
         await new Promise((resolve) => setTimeout(resolve, throttleDelayMs(error, attempt)));
@@ -166,14 +173,26 @@ export function createKubeClient(options: ClientOptions): KubeClient {
   const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
   const versionApi = kc.makeApiClient(k8s.VersionApi);
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+  const limit = new RequestLimit(MAX_CONCURRENT_REQUESTS);
+  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => limitedCall(limit, what, run);
 
-  const informer = <T extends k8s.KubernetesObject>(path: string, list: () => Promise<k8s.KubernetesListObject<T>>, labelSelector: string): ResourceWatch<T> => {
-    const watch = new k8s.ListWatch<T>(path, new k8s.Watch(kc), list, false, labelSelector);
+  /** A list+watch whose cache holds `keep(object)` instead of the object as the API server sent it. */
+  const informer = <T extends k8s.KubernetesObject>(path: string, list: () => Promise<k8s.KubernetesListObject<T>>, labelSelector: string, keep: (object: T) => T): ResourceWatch<T> => {
+    const raw = new k8s.Watch(kc);
+    const keeping = {
+      watch: (...[watchPath, query, callback, done]: Parameters<k8s.Watch['watch']>) =>
+        // ERROR carries a Status (410 Gone is read from it), BOOKMARK only a resourceVersion.
+        raw.watch(watchPath, query, (phase, object, event) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? object : keep(object as T), event), done),
+    } as k8s.Watch;
+    const keptList = async (): Promise<k8s.KubernetesListObject<T>> => {
+      const result = await list();
+      return { ...result, items: result.items.map(keep) };
+    };
+    const watch = new k8s.ListWatch<T>(path, keeping, keptList, false, labelSelector);
     return {
       on: (event: string, callback: (value: never) => void) => watch.on(event as never, callback as never),
       start: () => watch.start(),
       stop: () => watch.stop(),
-      list: () => watch.list(namespace),
     } as ResourceWatch<T>;
   };
 
@@ -214,7 +233,7 @@ export function createKubeClient(options: ClientOptions): KubeClient {
       );
       return { allowed: review.status?.allowed ?? false, ...(review.status?.reason ? { reason: review.status.reason } : {}) };
     },
-    watchJobs: (labelSelector) => informer(`/apis/batch/v1/namespaces/${namespace}/jobs`, () => batch.listNamespacedJob({ namespace, labelSelector }), labelSelector),
-    watchPods: (labelSelector) => informer(`/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace, labelSelector }), labelSelector),
+    watchJobs: (labelSelector) => informer(`/apis/batch/v1/namespaces/${namespace}/jobs`, () => batch.listNamespacedJob({ namespace, labelSelector }), labelSelector, cachedJob),
+    watchPods: (labelSelector) => informer(`/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace, labelSelector }), labelSelector, cachedPod),
   };
 }

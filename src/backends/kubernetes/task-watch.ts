@@ -17,22 +17,17 @@ export interface TaskEvents {
 
 const DEFAULT_RESTART_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
 
-/**
- * The informer caches the object it hands over; its managedFields (often the
- * largest part of a Pod) are never read, so they are dropped from the cache.
- */
-function withoutManagedFields<T extends object>(object: T): T {
-  const metadata = (object as { metadata?: { managedFields?: unknown } }).metadata;
-  if (metadata?.managedFields !== undefined) delete metadata.managedFields;
-  return object;
-}
-
 const hashOf = (object: { metadata?: { labels?: Record<string, string> } }): string | undefined => object.metadata?.labels?.[LABEL_EXECUTION_HASH];
 
-class KindWatch<T extends { metadata?: { labels?: Record<string, string> } }> {
+/**
+ * One kind's informer, and its objects by execution hash: a task subscribing
+ * or collecting logs looks up its own few instead of copying the whole cache.
+ */
+class KindWatch<T extends { metadata?: { name?: string; labels?: Record<string, string> } }> {
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly byExecution = new Map<string, Map<string, T>>();
 
   constructor(
     private readonly kind: string,
@@ -41,15 +36,31 @@ class KindWatch<T extends { metadata?: { labels?: Record<string, string> } }> {
     private readonly log: Logger,
     private readonly backoff: BackoffPolicy,
   ) {
-    watch.on('add', (object) => deliver(withoutManagedFields(object), false));
-    watch.on('update', (object) => deliver(withoutManagedFields(object), false));
-    watch.on('delete', (object) => deliver(withoutManagedFields(object), true));
+    watch.on('add', (object) => this.seen(object, false));
+    watch.on('update', (object) => this.seen(object, false));
+    watch.on('delete', (object) => this.seen(object, true));
     watch.on('connect', () => {
       // A (re)connect that got this far listed or resumed successfully.
       if (this.failures > 0) log.info({ kind }, `Kubernetes ${kind} watch resumed`);
       this.failures = 0;
     });
     watch.on('error', (error) => this.restartLater(error));
+  }
+
+  private seen(object: T, deleted: boolean): void {
+    const hash = hashOf(object);
+    if (hash !== undefined) {
+      const name = object.metadata?.name ?? '';
+      let objects = this.byExecution.get(hash);
+      if (deleted) {
+        objects?.delete(name);
+        if (objects?.size === 0) this.byExecution.delete(hash);
+      } else {
+        if (!objects) this.byExecution.set(hash, (objects = new Map()));
+        objects.set(name, object);
+      }
+    }
+    this.deliver(object, deleted);
   }
 
   async start(): Promise<void> {
@@ -66,8 +77,10 @@ class KindWatch<T extends { metadata?: { labels?: Record<string, string> } }> {
     }, delay);
   }
 
-  cached(): readonly T[] {
-    return this.watch.list();
+  /** The cached objects of one execution. */
+  of(executionHash: string): T[] {
+    const objects = this.byExecution.get(executionHash);
+    return objects ? [...objects.values()] : [];
   }
 
   async stop(): Promise<void> {
@@ -104,8 +117,8 @@ export class SharedTaskWatch {
       this.subscribers.set(executionHash, set);
     }
     set.add(events);
-    for (const job of this.jobs.cached()) if (hashOf(job) === executionHash) events.job(job, false);
-    for (const pod of this.pods.cached()) if (hashOf(pod) === executionHash) events.pod(pod, false);
+    for (const job of this.jobs.of(executionHash)) events.job(job, false);
+    for (const pod of this.pods.of(executionHash)) events.pod(pod, false);
     return () => {
       set.delete(events);
       if (set.size === 0) this.subscribers.delete(executionHash);
@@ -114,7 +127,7 @@ export class SharedTaskWatch {
 
   /** Pods of one execution the cache holds now. */
   podsOf(executionHash: string): V1Pod[] {
-    return this.pods.cached().filter((pod) => hashOf(pod) === executionHash);
+    return this.pods.of(executionHash);
   }
 
   private fanOut(object: { metadata?: { labels?: Record<string, string> } }, send: (subscriber: TaskEvents) => void): void {
