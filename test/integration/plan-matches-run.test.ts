@@ -65,6 +65,12 @@ const CASES: Case[] = [
     taskEnv: ['TASK_ID=envelope-id'],
   },
   {
+    name: 'task.id empty: --task-id falls back to the envelope task_id',
+    assignment: { task_id: 'envelope-empty', execution_id: 'e3', task: task('') },
+    args: ['--task-id', 'envelope-empty'],
+    taskEnv: ['TASK_ID=envelope-empty'],
+  },
+  {
     name: 'task.id differs from the envelope task_id',
     assignment: { task_id: 'envelope-2', execution_id: 'e2', task: task('object-2') },
     args: ['--task-id', 'object-2'],
