@@ -1,14 +1,17 @@
 // `oz-worker plan <assignment.json | ->`: what the worker would launch for an
 // assignment with the current configuration, without running anything. It
 // goes through the worker's own decoding, scope decision and argument
-// builders, so what it prints is what would happen.
-import { resolve as resolvePath } from 'node:path';
+// builders, and through the launch builders each backend's run calls (and
+// their refusals), so what it prints is what would happen.
+import { join } from 'node:path';
+import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { buildTaskParams, workerOwnTaskEnv } from '../agent/task-params.js';
 import type { TaskParams } from '../task/contract.js';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../config/worker-config.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
+import { classifyFailure, TaskFailure } from '../task/failure.js';
 import { invalidAssignmentMessage } from '../worker/worker.js';
 
 export const REDACTED = '[redacted]';
@@ -29,15 +32,11 @@ export function frameText(input: string): string {
   return isFrame ? input : `{"type":"task_assignment","data":${input}}`;
 }
 
-/**
- * What `plan` may show: the entries the worker sets itself (TASK_ID,
- * GIT_TERMINAL_PROMPT=0, …). Values from the server's env_vars and the
- * operator's -e may be secrets, and are shown only with --show-secrets.
- */
+/** Whether an environment entry may be shown without --show-secrets. */
 type Visibility = (name: string, value: string) => boolean;
 
-function envView(entries: readonly [string, string][], visible: Visibility): string[] {
-  return entries.map(([name, value]) => `${name}=${visible(name, value) ? value : REDACTED}`);
+function envView(entries: Iterable<readonly [string, string]>, visible: Visibility): string[] {
+  return [...entries].map(([name, value]) => `${name}=${visible(name, value) ? value : REDACTED}`);
 }
 
 function argsView(args: readonly string[], showSecrets: boolean): string[] {
@@ -47,45 +46,72 @@ function argsView(args: readonly string[], showSecrets: boolean): string[] {
 const pairs = (entries: readonly string[]): [string, string][] =>
   entries.filter((e) => e.indexOf('=') > 0).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]);
 
-async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: boolean, visible: Visibility): Promise<Record<string, unknown>> {
-  const env = [...pairs(params.env), ...Object.entries(config.taskEnv)];
+export interface PlanContext {
+  /** The worker's environment (default `process.env`), as the backend would get it. */
+  hostEnv?: NodeJS.ProcessEnv;
+}
+
+/**
+ * What the selected backend would launch, from the very builders its run
+ * calls. A refusal of the backend's (a TaskFailure) is thrown as the run
+ * would throw it.
+ */
+async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: boolean, visible: Visibility, context: PlanContext): Promise<Record<string, unknown>> {
   switch (config.backend) {
     case 'direct': {
-      const target = config.direct.targetDir;
-      const workspace = target ? resolvePath(target) : resolvePath(config.direct.workspaceRoot || DEFAULT_WORKSPACE_ROOT, params.taskId);
+      const [{ findOnPath, resolveOzPath }, launch] = await Promise.all([import('../backends/direct/direct-backend.js'), import('../backends/direct/launch.js')]);
+      const mode = launch.resolvedWorkspaceMode(config.direct, DEFAULT_WORKSPACE_ROOT);
+      const workspace = launch.taskWorkspace(mode, params.taskId);
+      const hostEnv = launch.directHostEnv(context.hostEnv ?? process.env, config.direct.runAs);
+      // Target-dir mode: a fresh temporary directory per task holds the git config.
+      const gitConfigPath = workspace.gitConfigPath ?? join(hostEnv.TMPDIR || '/tmp', `${launch.GITCONFIG_TEMP_PREFIX}(random)`, '.gitconfig');
+      const program = await resolveOzPath(config.direct.ozPath, (name) => findOnPath(name, hostEnv.PATH), pino({ level: 'silent' })).catch(
+        (error: unknown) => `(none: ${(error as Error).message}; the worker would not start)`,
+      );
+      const taskEnv = launch.directTaskEnv({ params, workerEnv: config.taskEnv, workspace, gitConfigPath });
+      const agent = launch.agentLaunch({ ozPath: program, params, workspace, hostEnv, taskEnv, envFileVars: new Map(), gitConfigPath });
       return {
-        program: config.direct.ozPath || 'oz (from PATH)',
-        args: argsView(params.args, showSecrets),
-        workspace,
-        environment: [...envView(env, visible), `GIT_CONFIG_GLOBAL=${target ? '(temporary directory)' : `${workspace}/.gitconfig`}`],
-        inherited: ['HOME', 'TMPDIR', 'PATH'],
-        ...(config.direct.setupCommand ? { setupCommand: config.direct.setupCommand } : {}),
+        program: agent.file,
+        args: argsView(agent.args, showSecrets),
+        workspace: agent.cwd,
+        environment: envView(agent.env, visible),
+        ...(config.direct.setupCommand ? { setupCommand: config.direct.setupCommand, setupNote: 'the agent also gets the variables setup writes to $OZ_ENVIRONMENT_FILE' } : {}),
         ...(config.direct.teardownCommand ? { teardownCommand: config.direct.teardownCommand } : {}),
       };
     }
-    case 'docker':
+    case 'docker': {
+      const { checkTaskImages, sidecarBind, taskContainerSpec } = await import('../backends/docker/container-spec.js');
+      checkTaskImages(params);
+      // The run binds a volume holding each sidecar image's files; its name is known only then.
+      const sidecarBinds = params.sidecars.map((sidecar) => sidecarBind(`(volume of ${sidecar.image})`, sidecar));
+      const { body } = taskContainerSpec({ params, workerId: config.workerId, workerEnv: config.taskEnv, sidecarBinds, volumes: config.docker.volumes, hostCpus: undefined });
+      body.Cmd = argsView(body.Cmd as string[], showSecrets);
+      body.Env = envView(pairs(body.Env as string[]), visible);
       return {
-        image: params.image,
-        command: ['/agent/entrypoint.sh', ...argsView(params.args, showSecrets)],
-        sidecars: params.sidecars,
-        volumes: config.docker.volumes,
         pullPolicy: config.docker.pullPolicy,
-        environment: envView(env, visible),
-        ...(params.instanceShape ? { instanceShape: params.instanceShape } : {}),
+        container: body,
+        ...(params.instanceShape?.vcpus ? { shapeNote: 'vcpus above the Docker host\'s CPU count are lowered to it' } : {}),
       };
+    }
     case 'command': {
-      const { dispatchPayload } = await import('../backends/command/payload.js');
+      const [{ dispatchPayload }, { commandEnv, dispatchVariables }] = await Promise.all([import('../backends/command/payload.js'), import('../backends/command/command-backend.js')]);
       const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: config.serverRootUrl, workerId: config.workerId })) as Record<string, unknown>;
       if (!showSecrets) redactPayload(payload, visible);
-      return { dispatchCommand: config.command?.dispatchCommand, stdin: payload };
+      const environment = commandEnv({}, config.apiKey, config.taskEnv, dispatchVariables(params, config.serverRootUrl));
+      return {
+        dispatchCommand: config.command?.dispatchCommand,
+        environment: envView(environment, visible),
+        inherited: 'the rest of the worker\'s environment, without its API key',
+        stdin: payload,
+      };
     }
     case 'kubernetes': {
-      const [{ buildTaskJob }, { jobSettingsFrom }, { readPodTemplate }] = await Promise.all([
+      const [{ taskJobFor }, { jobSettingsFrom }, { readPodTemplate }] = await Promise.all([
         import('../backends/kubernetes/job-builder.js'),
         import('../backends/kubernetes/kubernetes-backend.js'),
         import('../backends/kubernetes/pod-template.js'),
       ]);
-      const job = buildTaskJob(params, jobSettingsFrom(config, readPodTemplate(config.kubernetes?.podTemplate)));
+      const job = taskJobFor(params, jobSettingsFrom(config, readPodTemplate(config.kubernetes?.podTemplate)));
       if (!showSecrets) {
         const spec = job.spec!.template.spec!;
         for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
@@ -98,7 +124,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
   }
 }
 
-/** Env values other than the worker's own, and the MCP config, in a dispatch payload are secrets. */
+/** Env values from the server and -e, and the MCP config, in a dispatch payload are secrets. */
 function redactPayload(payload: Record<string, unknown>, visible: Visibility): void {
   for (const [key, value] of Object.entries(payload)) {
     if (/env/i.test(key) && value && typeof value === 'object' && !Array.isArray(value)) {
@@ -111,7 +137,7 @@ function redactPayload(payload: Record<string, unknown>, visible: Visibility): v
   }
 }
 
-export async function planAssignment(input: string, config: WorkerConfig, showSecrets: boolean): Promise<Plan> {
+export async function planAssignment(input: string, config: WorkerConfig, showSecrets: boolean, context: PlanContext = {}): Promise<Plan> {
   const frame = decodeFrame(frameText(input));
   if (frame.kind === 'unparseable') return { kind: 'refuse', answer: { dropped: frame.problem }, text: `The worker would drop this frame: ${frame.problem}` };
   if (frame.kind === 'unknown' || frame.kind === 'cancellation') {
@@ -139,9 +165,20 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
     }
   }
   const params = buildTaskParams(assignment, mcpArgument, config);
+  // Values from the server's env_vars and the operator's -e may be secrets; what the worker sets itself is shown.
   const own = workerOwnTaskEnv(assignment, config);
-  const visible: Visibility = (name, value) => showSecrets || own.has(`${name}=${value}`);
-  const launch = await launchFor(params, config, showSecrets, visible);
+  const secret = new Set([...params.env.filter((entry) => !own.has(entry)), ...Object.entries(config.taskEnv).map(([name, value]) => `${name}=${value}`)]);
+  const visible: Visibility = (name, value) => showSecrets || !secret.has(`${name}=${value}`);
+  let launch: Record<string, unknown>;
+  try {
+    launch = await launchFor(params, config, showSecrets, visible, context);
+  } catch (error) {
+    if (!(error instanceof TaskFailure)) throw error;
+    // The backend refuses the task before launching anything: the worker reports what the run would.
+    const failure = classifyFailure(error, undefined);
+    const answer = { type: 'task_failed', data: { task_id: params.taskId, message: failure.message, failure_reason: failure.reason } };
+    return { kind: 'refuse', taskId: params.taskId, answer, text: `The ${config.backend} backend would refuse this task; the worker would answer task_failed:\n  ${failure.message}` };
+  }
   const teamSharing = params.args.includes('team:edit');
   const lines = [
     `Task ${params.taskId} (execution ${params.executionId || '(none)'}), owner ${owner}${teamSharing ? ' — team-owned: the agent gets --share team:edit' : ' — no team session sharing'}`,

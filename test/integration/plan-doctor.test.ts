@@ -85,6 +85,28 @@ describe('oz-worker plan', () => {
     expect(stdout).not.toContain('ghp_secret_value_123');
   });
 
+  it.each(['docker', 'kubernetes'])('keeps the server\'s secrets and the MCP config out of the %s plan', async (backend) => {
+    const { code, stdout } = await cli(['plan', '--backend', backend, join(FIXTURES, 'team.json')]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('[redacted]');
+    expect(stdout).not.toContain('ghp_secret_value_123');
+    expect(stdout).not.toContain('ghp_mcp_secret_value');
+  });
+
+  it('refuses, as the direct backend does, a task id that would leave the workspace root', async () => {
+    const dir = tempDir('plan-escape');
+    cleanups.push(dir.cleanup);
+    const path = join(dir.path, 'escape.json');
+    writeFileSync(path, JSON.stringify({ task_id: 'a/../../escape', task: { id: 't' } }));
+    const { code, stdout } = await cli(['plan', '--backend', 'direct', '--workspace-root', join(dir.path, 'ws'), '--json', path]);
+    expect(code).toBe(1);
+    expect(JSON.parse(stdout)).toMatchObject({
+      kind: 'refuse',
+      answer: { type: 'task_failed', data: { task_id: 'a/../../escape', failure_reason: 'workspace_setup' } },
+    });
+    expect(JSON.parse(stdout).answer.data.message).toMatch(/^Failed to execute task: invalid task ID for workspace path/);
+  });
+
   it('answers an invalid assignment with the task_failed the worker would send', async () => {
     const { code, stdout } = await cli(['plan', join(FIXTURES, 'invalid.json')]);
     expect(code).toBe(1);

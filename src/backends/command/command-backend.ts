@@ -16,7 +16,7 @@ import { formatGoDuration } from '../../config/go-duration.js';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { goExitText, TaskCancelled, TaskFailure } from '../../task/failure.js';
-import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
+import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../task/contract.js';
 import { mergeEnv, toProcessEnv, workerEnvWithoutCredentials } from '../shared/env.js';
 import { startErrorText } from '../shared/start-error.js';
 import { dispatchPayload } from './payload.js';
@@ -53,6 +53,17 @@ export function commandEnv(
 ): Map<string, string> {
   // The OZ_* variables come last: operator settings cannot clobber them.
   return mergeEnv(workerEnvWithoutCredentials(hostEnv, apiKey), Object.entries(operatorEnv), wellKnown);
+}
+
+/** The OZ_* variables a dispatch command gets (also shown by `oz-worker plan`). */
+export function dispatchVariables(params: Pick<TaskParams, 'taskId' | 'executionId' | 'image'>, serverRootUrl: string): Array<[string, string]> {
+  return [
+    ['OZ_RUN_ID', params.taskId],
+    ['OZ_EXECUTION_ID', params.executionId],
+    ['OZ_WORKER_BACKEND', 'command'],
+    ['OZ_SERVER_ROOT_URL', serverRootUrl],
+    ['OZ_DOCKER_IMAGE', params.image],
+  ];
 }
 
 function outcomeText(result: ShellResult): string {
@@ -115,16 +126,7 @@ class CommandBackend implements Backend {
     const { dispatchCommand, dispatchTimeoutMs } = this.command;
     if (signal.aborted) throw new TaskCancelled();
     const payload = dispatchPayload(params, { serverRootUrl: this.config.serverRootUrl, workerId: this.config.workerId });
-    const env = this.env(
-      [
-        ['OZ_RUN_ID', params.taskId],
-        ['OZ_EXECUTION_ID', params.executionId],
-        ['OZ_WORKER_BACKEND', 'command'],
-        ['OZ_SERVER_ROOT_URL', this.config.serverRootUrl],
-        ['OZ_DOCKER_IMAGE', params.image],
-      ],
-      log,
-    );
+    const env = this.env(dispatchVariables(params, this.config.serverRootUrl), log);
     log.info(`Dispatching task ${params.taskId} via command backend`);
     const result = await runShell({
       command: dispatchCommand,

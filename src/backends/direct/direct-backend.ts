@@ -43,17 +43,8 @@ import {
   type ProcessRole,
   type ProcessTable,
 } from './task-processes.js';
-import {
-  agentEnv,
-  planWorkspace,
-  setupEnv,
-  taskEnv,
-  teardownEnv,
-  validateTaskIdForPath,
-  workspaceMode,
-  type WorkspaceMode,
-  type WorkspacePlan,
-} from './workspace.js';
+import { agentLaunch, directHostEnv, directTaskEnv, GITCONFIG_TEMP_PREFIX, resolvedWorkspaceMode, taskWorkspace } from './launch.js';
+import { setupEnv, teardownEnv, type WorkspaceMode, type WorkspacePlan } from './workspace.js';
 
 /** Teardown's own bound: it runs after the task (also after a cancel), so the task's signal cannot bound it. */
 export const TEARDOWN_TIMEOUT_MS = 60_000;
@@ -77,14 +68,14 @@ export async function createDirectBackend(config: WorkerConfig, deps: DirectBack
   const { log } = deps;
   const runAs = config.direct.runAs;
   // The user's own HOME (and name) replace the worker's for everything started as that user.
-  const hostEnv = runAs ? { ...(deps.hostEnv ?? process.env), HOME: runAs.home, USER: runAs.name, LOGNAME: runAs.name } : (deps.hostEnv ?? process.env);
+  const hostEnv = directHostEnv(deps.hostEnv ?? process.env, runAs);
   const which = deps.which ?? ((name: string) => findOnPath(name, hostEnv.PATH));
   const ozPath = await resolveOzPath(config.direct.ozPath, which, log);
 
-  const configured = workspaceMode(config.direct, DEFAULT_WORKSPACE_ROOT);
+  const configured = resolvedWorkspaceMode(config.direct, DEFAULT_WORKSPACE_ROOT);
   let mode: WorkspaceMode;
   if (configured.kind === 'target-dir') {
-    const dir = resolve(configured.dir);
+    const dir = configured.dir;
     let info;
     try {
       info = await stat(dir);
@@ -95,7 +86,7 @@ export async function createDirectBackend(config: WorkerConfig, deps: DirectBack
     log.info(`Using shared target directory: ${dir} (per-task workspace isolation disabled)`);
     mode = { kind: 'target-dir', dir };
   } else {
-    const root = resolve(configured.root);
+    const root = configured.root;
     try {
       await mkdir(root, { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -128,7 +119,8 @@ export async function createDirectBackend(config: WorkerConfig, deps: DirectBack
   });
 }
 
-async function resolveOzPath(configured: string, which: (name: string) => Promise<string | undefined>, log: Logger): Promise<string> {
+/** The oz CLI the backend runs (also shown by `oz-worker plan`); throws when none is configured and none is on PATH. */
+export async function resolveOzPath(configured: string, which: (name: string) => Promise<string | undefined>, log: Logger): Promise<string> {
   if (configured === '') {
     const found = await which('oz');
     if (found === undefined) {
@@ -269,8 +261,7 @@ class DirectBackend implements Backend {
   private async execute(run: TaskRun): Promise<ExecutionOutcome> {
     const { params, log } = run;
     const { config, mode, tempDir } = this.settings;
-    validateTaskIdForPath(params.taskId);
-    const plan = planWorkspace(mode, params.taskId);
+    const plan = taskWorkspace(mode, params.taskId);
     const mark = randomBytes(8).toString('hex');
     if (plan.perTask) {
       await this.afterPreviousRun(plan.dir, run);
@@ -286,7 +277,7 @@ class DirectBackend implements Backend {
     let gitConfigDir: string | undefined;
     if (plan.gitConfigPath === undefined) {
       try {
-        gitConfigDir = await mkdtemp(join(tempDir, 'oz-gitconfig-'));
+        gitConfigDir = await mkdtemp(join(tempDir, GITCONFIG_TEMP_PREFIX));
         await this.handOver(gitConfigDir);
       } catch (error) {
         throw new Error(`failed to create temporary git config directory: ${fsErrorText(error)}`, { cause: error });
@@ -329,7 +320,7 @@ class DirectBackend implements Backend {
     const { config, hostEnv, ozPath } = this.settings;
     const { plan, gitConfigPath } = resources;
     throwIfCancelled(signal);
-    const baseEnv = taskEnv({ common: params.env, workerEnv: config.taskEnv, task: params.task, workspaceDir: plan.dir, gitConfigPath });
+    const baseEnv = directTaskEnv({ params, workerEnv: config.taskEnv, workspace: plan, gitConfigPath });
     // Only a setup command can write the env file, so without one it is not made.
     let envFileVars: ReadonlyMap<string, string> = new Map();
     if (config.direct.setupCommand !== '') {
@@ -340,12 +331,12 @@ class DirectBackend implements Backend {
     }
 
     throwIfCancelled(signal);
-    const vars = agentEnv({ hostEnv, taskEnv: baseEnv, envFileVars, gitConfigPath });
-    const env = this.processEnv(this.marked(vars, resources, 'agent'), log, 'agent');
-    log.info(`Running oz agent in workspace ${plan.dir}`);
-    log.debug(`Command: ${ozPath} ${argsForLog(params.args).join(' ')}`);
+    const launch = agentLaunch({ ozPath, params, workspace: plan, hostEnv, taskEnv: baseEnv, envFileVars, gitConfigPath });
+    const env = this.processEnv(this.marked(launch.env, resources, 'agent'), log, 'agent');
+    log.info(`Running oz agent in workspace ${launch.cwd}`);
+    log.debug(`Command: ${launch.file} ${argsForLog(launch.args).join(' ')}`);
     const { process: agent, end, stopped } = await runInOwnGroup(
-      { file: ozPath, args: params.args, cwd: plan.dir, env, ...this.user() },
+      { file: launch.file, args: launch.args, cwd: launch.cwd, env, ...this.user() },
       {
         signal,
         graceMs: config.cancelGraceMs,

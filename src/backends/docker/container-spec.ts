@@ -5,7 +5,7 @@ import { dedupeEnv } from '../../agent/task-env.js';
 import type { InstanceShape, SidecarMount } from '../../protocol/messages.js';
 import { TaskFailure } from '../../task/failure.js';
 import type { TaskParams } from '../../task/contract.js';
-import { sanitizeName } from './reference.js';
+import { parseImageRef, sanitizeName } from './reference.js';
 
 /** Every container and volume this worker creates carries these labels. */
 export const LABEL_PREFIX = 'dev.warp.oz-worker';
@@ -57,6 +57,26 @@ export function validateSidecars(sidecars: readonly SidecarMount[]): void {
       throw new TaskFailure('sidecar_prep', `duplicate mount path ${sidecar.mount_path} for additional sidecar ${sidecar.image}`);
     }
     seen.add(sidecar.mount_path);
+  }
+}
+
+/** The pull error for a reference Docker would refuse. */
+export function invalidReferenceText(image: string): string {
+  return `failed to pull image ${image}: invalid reference format (expected e.g. ubuntu:22.04 or registry.example.com/team/image:tag)`;
+}
+
+/**
+ * What the run refuses before it pulls or creates anything, in the order it
+ * meets them: the sidecar list, the task image's reference, each sidecar
+ * image's reference.
+ */
+export function checkTaskImages(params: Pick<TaskParams, 'image' | 'sidecars'>): void {
+  validateSidecars(params.sidecars);
+  if (!parseImageRef(params.image)) throw new TaskFailure('image_pull', invalidReferenceText(params.image));
+  for (const sidecar of params.sidecars) {
+    if (!parseImageRef(sidecar.image)) {
+      throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${invalidReferenceText(sidecar.image)}`);
+    }
   }
 }
 
@@ -139,6 +159,18 @@ export function taskContainerBody(input: TaskContainerInput): Record<string, unk
       ...resourcesForShape(params.instanceShape),
     },
   };
+}
+
+export interface TaskContainerSpecInput extends TaskContainerInput {
+  /** The Docker host's CPU count, when known: a larger vcpus request is clamped to it. */
+  hostCpus: number | undefined;
+}
+
+/** The task container the run creates, with the warning to log when the instance shape was fitted to the host. */
+export function taskContainerSpec(input: TaskContainerSpecInput): { body: Record<string, unknown>; warning?: string } {
+  const fitted = fitShapeToHost(input.params.instanceShape, input.hostCpus);
+  const body = taskContainerBody({ ...input, params: { ...input.params, instanceShape: fitted.shape } });
+  return fitted.warning ? { body, warning: fitted.warning } : { body };
 }
 
 /** Where a helper container mounts the volume being filled (absent from real images). */

@@ -27,7 +27,7 @@ import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js'
 import { throwIfCancelled } from '../shared/cancellation.js';
 import { withCleanup } from '../shared/cleanup.js';
 import { LineSplitter } from '../shared/output-lines.js';
-import { fitShapeToHost, LABELS, sidecarBind, taskContainerBody, taskContainerName, validateSidecars } from './container-spec.js';
+import { checkTaskImages, invalidReferenceText, LABELS, sidecarBind, taskContainerName, taskContainerSpec } from './container-spec.js';
 import { discoverDocker, DockerDiscoveryError, type DockerEndpoint } from './discovery.js';
 import { connectionProblem, errorText, HttpDockerEngine, isNotFound, type DockerEngine, type ImageInfo } from './engine.js';
 import { fullName, parseImageRef, pullTag } from './reference.js';
@@ -268,7 +268,7 @@ class DockerBackend implements Backend {
     const { params, signal, log } = run;
     const { engine, config } = this.settings;
     throwIfCancelled(signal);
-    validateSidecars(params.sidecars);
+    checkTaskImages(params);
 
     try {
       await this.pull(params.image, run);
@@ -304,15 +304,15 @@ class DockerBackend implements Backend {
     }
     throwIfCancelled(signal);
 
-    const fitted = fitShapeToHost(params.instanceShape, this.settings.hostCpus);
-    if (fitted.warning) log.warn(fitted.warning);
-    const body = taskContainerBody({
-      params: { ...params, instanceShape: fitted.shape },
+    const { body, warning } = taskContainerSpec({
+      params,
       workerId: config.workerId,
       workerEnv: config.taskEnv,
       sidecarBinds,
       volumes: config.docker.volumes,
+      hostCpus: this.settings.hostCpus,
     });
+    if (warning) log.warn(warning);
     try {
       resources.container = await engine.createContainer(resources.containerName, body);
     } catch (error) {
@@ -397,7 +397,7 @@ class DockerBackend implements Backend {
     const { engine, platform, env, home, credentialHelper, config } = this.settings;
     const { log, signal } = run;
     const ref = parseImageRef(image);
-    if (!ref) throw new Error(`failed to pull image ${image}: invalid reference format (expected e.g. ubuntu:22.04 or registry.example.com/team/image:tag)`);
+    if (!ref) throw new Error(invalidReferenceText(image));
     const policy = config.docker.pullPolicy;
     if (policy !== 'always') {
       const present = await this.localImage(image);

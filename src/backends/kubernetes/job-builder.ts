@@ -12,6 +12,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { SidecarMount } from '../../protocol/messages.js';
 import type { TaskParams } from '../../task/contract.js';
+import { TaskFailure } from '../../task/failure.js';
 import { executionIdOf, preflightJobName, taskJobName, taskLabels } from './names.js';
 import { ENV_FILE_PATH, SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT, WORKSPACE_PATH } from './scripts.js';
 
@@ -239,6 +240,20 @@ export function buildTaskJob(params: TaskParams, settings: JobSettings): V1Job {
       },
     },
   };
+}
+
+/**
+ * The Job the run creates for a task, after the checks the run makes first: a
+ * sidecar list Kubernetes cannot mount is refused (TaskFailure, sidecar_prep).
+ */
+export function taskJobFor(params: TaskParams, settings: JobSettings): V1Job {
+  try {
+    validateSidecars(params.sidecars, settings.useImageVolumes);
+  } catch (error) {
+    if (error instanceof SidecarError) throw new TaskFailure('sidecar_prep', error.message);
+    throw error;
+  }
+  return buildTaskJob(params, settings);
 }
 
 export interface PreflightSettings {

@@ -14,13 +14,11 @@ import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../../task/contract.js';
 import { createKubeClient, statusOf, type KubeClient } from './client.js';
 import {
-  buildTaskJob,
   DEFAULT_ACTIVE_DEADLINE_SECONDS,
   DEFAULT_PREFLIGHT_IMAGE,
   DEFAULT_PREFLIGHT_RESOURCES,
   DEFAULT_TTL_SECONDS,
-  SidecarError,
-  validateSidecars,
+  taskJobFor,
   type JobSettings,
   type PullPolicy,
 } from './job-builder.js';
@@ -157,13 +155,7 @@ class KubernetesBackend implements Backend {
 
   async executeTask(run: TaskRun): Promise<ExecutionOutcome> {
     const { params, log } = run;
-    try {
-      validateSidecars(params.sidecars, this.settings.job.useImageVolumes);
-    } catch (error) {
-      if (error instanceof SidecarError) throw new TaskFailure('sidecar_prep', error.message);
-      throw error;
-    }
-    const job = buildTaskJob(params, this.settings.job);
+    const job = taskJobFor(params, this.settings.job);
     const name = job.metadata!.name!;
     await this.createOrAdopt(job, params, log);
     return this.follow(name, job.metadata!.labels![LABEL_EXECUTION_HASH]!, run);
