@@ -3,7 +3,6 @@ import { backoffCeiling, backoffDelay } from '../../src/connection/backoff.js';
 import { workerSocketUrl } from '../../src/connection/connection.js';
 import { Outbox } from '../../src/connection/outbox.js';
 import { takeAll } from '../support/outbox.js';
-import { canTransition, TaskEntry } from '../../src/worker/task-state.js';
 
 describe('backoff', () => {
   it('doubles from 1 s and caps at 60 s', () => {
@@ -84,33 +83,5 @@ describe('Outbox', () => {
     outbox.setListener(() => calls++);
     outbox.enqueue(msg('a'));
     expect(calls).toBe(1);
-  });
-});
-
-describe('task state machine', () => {
-  it.each([
-    ['claimed', 'running', true],
-    ['running', 'completed', true],
-    ['running', 'dispatched', true],
-    ['dispatched', 'cancelled', true],
-    ['completed', 'failed', false],
-    ['failed', 'running', false],
-    ['cancelled', 'completed', false],
-    ['claimed', 'completed', false],
-  ] as const)('%s → %s allowed: %s', (from, to, allowed) => {
-    expect(canTransition(from, to)).toBe(allowed);
-  });
-
-  it('keeps the first cancellation source', () => {
-    const entry = new TaskEntry('t', 'e');
-    entry.requestStop('shutdown');
-    entry.requestStop('user');
-    expect(entry.cancellationSource).toBe('shutdown');
-    expect(entry.abort.signal.reason).toBe('shutdown');
-  });
-
-  it('refuses an invalid transition', () => {
-    const entry = new TaskEntry('t', 'e');
-    expect(() => entry.transition('completed')).toThrow(/invalid state transition claimed → completed/);
   });
 });
