@@ -84,7 +84,7 @@ export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string 
       task: assignment.task,
       taskObjectId,
       additionalOzArgs: assignment.additional_oz_args,
-      mcpArgument: mcpServers,
+      mcpServers,
       serverRootUrl: config.serverRootUrl,
       idleOnComplete: config.idleOnComplete,
       sessionSharingServerUrl: config.sessionSharingServerUrl,
