@@ -58,7 +58,7 @@ export class Worker {
 
   constructor(private readonly deps: WorkerDeps) {
     this.metrics = deps.metrics ?? noMetrics;
-    this.buildParams = deps.buildParams ?? ((assignment, mcpServers) => buildTaskParams(assignment, mcpServers, deps.config));
+    this.buildParams = deps.buildParams ?? ((assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, deps.config));
   }
 
   get isDraining(): boolean {
