@@ -16,7 +16,10 @@
 // Every state is handled in one table (`STATES`), so a new state does not
 // compile until each event and each predicate says what it does there.
 
-export type StopSource = 'user' | 'shutdown';
+import type { CancellationSource } from '../task/failure.js';
+
+/** Who asked a task to stop: the server (a cancel) or this worker (shutdown). */
+export type StopSource = CancellationSource;
 
 export type TaskState = 'claimed' | 'running' | 'stopping' | 'handedOff' | 'completed' | 'failed' | 'cancelled';
 
