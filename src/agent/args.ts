@@ -9,8 +9,8 @@ export interface AgentArgsInput {
   /** `task.id`, or the envelope task_id when the task object has none. */
   taskObjectId: string;
   additionalOzArgs?: readonly string[] | undefined;
-  /** The byte-exact `--mcp` token computed from the raw frame, when available. */
-  mcpArgument?: string | undefined;
+  /** TaskParams.mcpServers: the `--mcp` token (see `mcpServersJson`), undefined for no servers. */
+  mcpServers: string | undefined;
   serverRootUrl: string;
   idleOnComplete: string;
   sessionSharingServerUrl: string;
@@ -30,7 +30,7 @@ export function mcpArgumentFromParsed(servers: Record<string, unknown>): string 
 
 const PUBLIC_SHARE: Record<string, string> = { VIEWER: 'public:view', EDITOR: 'public:edit' };
 
-function snapshotArgs(snapshot: AgentConfigSnapshot, mcpArgument: string | undefined): string[] {
+function snapshotArgs(snapshot: AgentConfigSnapshot, mcpServers: string | undefined): string[] {
   const args: string[] = [];
   const oz = isOzHarness(snapshot);
   const nonEmpty = (value: string | undefined) => (value === undefined ? '' : goTrim(value));
@@ -41,8 +41,7 @@ function snapshotArgs(snapshot: AgentConfigSnapshot, mcpArgument: string | undef
   if (profile) args.push('--profile', profile);
   const skill = nonEmpty(snapshot.skill_spec);
   if (skill) args.push('--skill', skill);
-  const servers = snapshot.mcp_servers;
-  if (servers && Object.keys(servers).length > 0) args.push('--mcp', mcpArgument ?? mcpArgumentFromParsed(servers));
+  if (mcpServers !== undefined) args.push('--mcp', mcpServers);
   args.push((snapshot.computer_use_enabled ?? oz) ? '--computer-use' : '--no-computer-use');
   const aws = snapshot.inference_providers?.aws;
   const role = nonEmpty(aws?.role_arn);
@@ -69,7 +68,7 @@ export function buildAgentArgs(input: AgentArgsInput): string[] {
   if (isTeamOwned(task.owner)) args.push('--share', 'team:edit');
   args.push('--task-id', input.taskObjectId, '--sandboxed', '--server-root-url', input.serverRootUrl);
   const snapshot = task.agent_config_snapshot;
-  if (snapshot) args.push(...snapshotArgs(snapshot, input.mcpArgument));
+  if (snapshot) args.push(...snapshotArgs(snapshot, input.mcpServers));
   args.push(...(input.additionalOzArgs ?? []));
   const idleMinutes = snapshot?.idle_timeout_minutes ?? 0;
   if (idleMinutes > 0) args.push('--idle-on-complete', `${idleMinutes}m`);

@@ -3,7 +3,7 @@
 import type { TaskParams } from '../task/contract.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { SidecarMount, TaskAssignment } from '../protocol/messages.js';
-import { buildAgentArgs } from './args.js';
+import { buildAgentArgs, mcpArgumentFromParsed } from './args.js';
 import { goTrim } from './go-trim.js';
 import { commonTaskEnv, workerTaskEnv } from './task-env.js';
 
@@ -57,9 +57,25 @@ export function workerOwnTaskEnv(assignment: TaskAssignment, config: Pick<Worker
   return new Set(workerTaskEnv({ taskObjectId: taskObjectIdOf(assignment), serverRootUrl: config.serverRootUrl }));
 }
 
+/** Builds one task's parameters from its assignment and the `--mcp` token decoded from the raw frame. */
+export type TaskParamsBuilder = (assignment: TaskAssignment, mcpArgument: string | undefined) => TaskParams;
+
+/**
+ * The `mcp_servers` JSON, once for every consumer: the token the decoder cut
+ * from the raw frame (each value byte-exact), else one rebuilt from the parsed
+ * values; none for an absent or empty map.
+ */
+export function mcpServersJson(assignment: TaskAssignment, mcpArgument: string | undefined): string | undefined {
+  const servers = assignment.task.agent_config_snapshot?.mcp_servers;
+  if (!servers || Object.keys(servers).length === 0) return undefined;
+  return mcpArgument ?? mcpArgumentFromParsed(servers);
+}
+
+/** The production TaskParamsBuilder (the worker core's default), given the worker's configuration. */
 export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string | undefined, config: WorkerConfig): TaskParams {
   const kubernetes = config.backend === 'kubernetes' ? config.kubernetes : undefined;
   const taskObjectId = taskObjectIdOf(assignment);
+  const mcpServers = mcpServersJson(assignment, mcpArgument);
   return {
     taskId: assignment.task_id,
     executionId: assignment.execution_id ?? '',
@@ -68,11 +84,12 @@ export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string 
       task: assignment.task,
       taskObjectId,
       additionalOzArgs: assignment.additional_oz_args,
-      mcpArgument,
+      mcpServers,
       serverRootUrl: config.serverRootUrl,
       idleOnComplete: config.idleOnComplete,
       sessionSharingServerUrl: config.sessionSharingServerUrl,
     }),
+    mcpServers,
     env: commonTaskEnv({ taskObjectId, serverRootUrl: config.serverRootUrl, envVars: assignment.env_vars }),
     image: resolveImage(assignment, kubernetes?.defaultImage).image,
     sidecars: buildSidecars(assignment, { kubernetesSidecarImage: kubernetes?.sidecarImage, codingCliSidecars: kubernetes?.codingCliSidecars }),

@@ -1,6 +1,5 @@
 // Assembles a running worker from a resolved configuration: logger, backend,
 // outbox, connection, worker core and shutdown, wired to process signals.
-import { buildTaskParams } from '../agent/task-params.js';
 import { createBackend } from '../backends/registry.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import { Connection, type ConnectionTimings } from '../connection/connection.js';
@@ -13,8 +12,8 @@ import { Worker } from '../worker/worker.js';
 import { startMetrics } from '../observability/metrics.js';
 import { startHealthServer, type HealthServer } from '../observability/health.js';
 import { VERSION } from '../version.js';
-import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../worker/journal.js';
-import type { ResumableTask } from '../task/contract.js';
+import { Journal, journalPath } from '../worker/journal.js';
+import { recoverFromJournal } from '../worker/recovery.js';
 import { describeScope } from '../scope/decide.js';
 import { watchParent } from '../local/parent-link.js';
 
@@ -136,7 +135,6 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     onHandedOff: (taskId) => journal?.handedOff(taskId),
     onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     onLeftovers: (taskId, key, note) => journal?.leftovers(key, taskId, note),
-    buildParams: (assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, config),
   });
   readiness.draining = () => worker.isDraining;
   const connection = new Connection({
@@ -205,21 +203,4 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   }
   connection.start();
   return { worker, connection, outbox, shutdown, log };
-}
-
-/**
- * Statuses the previous process had not written are sent first; a task it was
- * running that the backend cannot pick up again (a local process died with the
- * worker) is reported failed, unless its result is among those statuses.
- */
-function recoverFromJournal(previous: JournalContents, resumed: readonly ResumableTask[], outbox: Outbox, log: Logger): void {
-  for (const message of previous.outbox) outbox.enqueue(message);
-  if (previous.outbox.length > 0) log.info({ count: previous.outbox.length }, 'Delivering statuses the previous worker process had not sent');
-  const reported = new Set(previous.outbox.filter((m) => m.type === 'task_completed' || m.type === 'task_failed').map((m) => m.data.task_id));
-  const followed = new Set(resumed.map((task) => task.taskId));
-  for (const taskId of previous.liveTaskIds) {
-    if (followed.has(taskId) || reported.has(taskId)) continue;
-    log.warn({ taskId }, 'This task was running when the previous worker process stopped unexpectedly; reporting it as failed');
-    outbox.enqueue(lostTaskFailure(taskId));
-  }
 }

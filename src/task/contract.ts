@@ -13,6 +13,12 @@ export interface TaskParams {
   task: Task;
   /** Agent argv without the program name (starts with `agent run`). */
   args: string[];
+  /**
+   * The task's `mcp_servers` as the JSON the agent's `--mcp` gets and the
+   * dispatch payload carries: byte for byte as the server sent each value,
+   * names sorted. Undefined when the task has no servers (or an empty map).
+   */
+  mcpServers: string | undefined;
   /** Common task environment as ordered `KEY=VALUE` entries (duplicates possible; later wins). */
   env: string[];
   image: string;
@@ -23,8 +29,8 @@ export interface TaskParams {
 export type ExecutionOutcome =
   /** The agent ran to a successful end. */
   | { kind: 'completed' }
-  /** Handed off to a system that reports by itself (command backend): no terminal message. */
-  | { kind: 'spawned' };
+  /** Handed off to a system that reports by itself (command backend's dispatch): no terminal message. */
+  | { kind: 'handedOff' };
 
 export interface TaskRun {
   params: TaskParams;
@@ -61,7 +67,7 @@ export interface ResumableTask {
 
 export interface Backend {
   readonly name: BackendName;
-  /** Whether running tasks survive a worker shutdown (Kubernetes Jobs, dispatched commands). */
+  /** Whether running tasks survive a worker shutdown (Kubernetes Jobs, tasks handed off by a dispatch command). */
   readonly preservesTasksOnShutdown: boolean;
   /**
    * Runs one task. Resolves with the outcome; rejects with a TaskFailure, or a

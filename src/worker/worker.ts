@@ -1,7 +1,8 @@
 // The worker core: turns decoded frames into task lifecycles and status
 // messages. It owns the live-task table and the concurrency limit; the socket
 // belongs to the connection, the agent process to the backend.
-import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask, TaskParams } from '../task/contract.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask } from '../task/contract.js';
+import { buildTaskParams, type TaskParamsBuilder } from '../agent/task-params.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger, SecretScrubber } from '../log/logger.js';
 import { decodeFrame } from '../protocol/decode.js';
@@ -9,7 +10,7 @@ import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from 
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
 import { classifyFailure, TaskCancelled } from '../task/failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from '../observability/worker-metrics.js';
-import { TaskEntry } from './task-state.js';
+import { acceptsCancel, isExecuting, TaskEntry, type TaskState } from './task-state.js';
 
 /** Stable codes that start every `task_rejected.reason`. */
 export type RejectCode = 'at_capacity' | 'shutting_down' | 'already_running' | 'owner_out_of_scope' | 'invalid_owner';
@@ -21,12 +22,13 @@ export interface WorkerDeps {
   backend: Backend;
   send: (message: OutboundMessage) => void;
   log: Logger;
-  buildParams: (assignment: TaskAssignment, mcpArgument: string | undefined) => TaskParams;
+  /** Builds a task's parameters; default: `buildTaskParams` with `config` (what production runs). */
+  buildParams?: TaskParamsBuilder;
   /** Decides whether an assignment's owner is in scope; default: the device scope when `config.device` is set. */
   admit?: (assignment: TaskAssignment) => AdmissionDecision;
   metrics?: WorkerMetrics;
   scrubber?: SecretScrubber;
-  /** A claimed task was handed to its own runtime (dispatch command): no terminal status will follow from here. */
+  /** A claimed task was handed off to a system that reports by itself (dispatch command): no terminal status will follow from here. */
   onHandedOff?: (taskId: string) => void;
   /** One line of a task's agent output, for a server that takes it (the task-output extension). */
   onOutput?: (taskId: string, stream: 'stdout' | 'stderr', line: string) => void;
@@ -35,9 +37,9 @@ export interface WorkerDeps {
 }
 
 const CANCEL_CALL_TIMEOUT_MS = 10_000;
-/** Dispatched (command backend) tasks are remembered for cancellation up to these bounds. */
-const DISPATCHED_MAX_ENTRIES = 10_000;
-const DISPATCHED_TTL_MS = 24 * 60 * 60 * 1000;
+/** Handed-off tasks are remembered, to route a server cancel to the backend, up to these bounds. */
+export const HANDED_OFF_MAX_ENTRIES = 10_000;
+export const HANDED_OFF_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** What `task_failed` says for an assignment the worker cannot use (also shown by `oz-worker plan`). */
 export function invalidAssignmentMessage(problem: string): string {
@@ -46,15 +48,17 @@ export function invalidAssignmentMessage(problem: string): string {
 
 export class Worker {
   private readonly tasks = new Map<string, TaskEntry>();
-  /** Tasks handed to a dispatch command, in the order they were handed off (pruned by age and count). */
-  private readonly dispatched = new Map<string, TaskEntry>();
+  /** Tasks handed off, in the order they were handed off (pruned by age and count). */
+  private readonly handedOff = new Map<string, TaskEntry>();
   private readonly executions = new Set<Promise<void>>();
   private running = 0;
   private draining = false;
   private readonly metrics: WorkerMetrics;
+  private readonly buildParams: TaskParamsBuilder;
 
   constructor(private readonly deps: WorkerDeps) {
     this.metrics = deps.metrics ?? noMetrics;
+    this.buildParams = deps.buildParams ?? ((assignment, mcpArgument) => buildTaskParams(assignment, mcpArgument, deps.config));
   }
 
   get isDraining(): boolean {
@@ -67,7 +71,7 @@ export class Worker {
   }
 
   /** Live entries by task id (tests, diagnostics). */
-  taskState(taskId: string): string | undefined {
+  taskState(taskId: string): TaskState | undefined {
     return this.tasks.get(taskId)?.state;
   }
 
@@ -90,6 +94,8 @@ export class Worker {
       case 'unknown':
         log.warn({ type: frame.type.slice(0, 64) }, 'Ignoring a message of unknown type');
         return;
+      default:
+        frame satisfies never;
     }
   }
 
@@ -103,7 +109,7 @@ export class Worker {
       log.error(`Dropped an invalid task assignment without a usable task_id: ${problem}`);
       return;
     }
-    if (this.tasks.get(taskId)?.live) {
+    if (this.tasks.get(taskId)?.occupiesTaskId) {
       log.error({ taskId }, `Ignored an invalid re-assignment of a task that is already running: ${problem}`);
       return;
     }
@@ -137,7 +143,8 @@ export class Worker {
     log.info({ taskId, executionId, title: assignment.task.title }, 'Received task assignment');
 
     const existing = this.tasks.get(taskId);
-    if (existing?.live && existing.state !== 'dispatched') {
+    // A handed-off task is no longer run here: a new assignment of its id runs again.
+    if (existing && isExecuting(existing.state)) {
       if (existing.executionId === executionId) {
         // The server re-sent an assignment we already claimed: confirm, do not run twice.
         log.info({ taskId }, 'Assignment re-sent for a task already claimed; confirming the claim again');
@@ -173,12 +180,12 @@ export class Worker {
     this.deps.send({ type: 'task_claimed', data: { task_id: taskId, worker_id: config.workerId } });
     this.metrics.taskClaimed();
     this.metrics.tasksActive(1);
-    this.pruneDispatched();
+    this.pruneHandedOff();
 
     const secrets = Object.values(assignment.env_vars ?? {});
     this.track(entry, secrets, (log) => {
-      const params = this.deps.buildParams(assignment, mcpArgument);
-      entry.transition('running');
+      const params = this.buildParams(assignment, mcpArgument);
+      entry.apply({ type: 'start' });
       entry.startedAt = Date.now();
       log.info({ backend: config.backend }, 'Starting task execution');
       const { onOutput, onLeftovers } = this.deps;
@@ -199,14 +206,14 @@ export class Worker {
    */
   adopt(tasks: ResumableTask[]): void {
     for (const task of tasks) {
-      if (this.tasks.get(task.taskId)?.live) continue;
+      if (this.tasks.get(task.taskId)?.occupiesTaskId) continue;
       const entry = new TaskEntry(task.taskId, task.executionId);
       this.tasks.set(task.taskId, entry);
       this.running++;
       this.metrics.tasksActive(1);
       this.deps.log.info({ taskId: task.taskId, executionId: task.executionId }, 'Reattached to a task started before the restart');
       this.track(entry, [], (log) => {
-        entry.transition('running');
+        entry.apply({ type: 'start' });
         entry.startedAt = Date.now();
         return task.resume({ signal: entry.abort.signal, log });
       });
@@ -224,23 +231,30 @@ export class Worker {
     let result: TaskResult = 'failed';
     try {
       const outcome = await start(log);
-      if (outcome.kind === 'spawned') {
-        entry.transition('dispatched');
-        entry.dispatchedAt = Date.now();
-        this.dispatched.delete(entry.taskId); // re-inserted at the end: the map stays in dispatch order
-        this.dispatched.set(entry.taskId, entry);
-        result = 'dispatched';
-        this.deps.onHandedOff?.(entry.taskId);
-        log.info('Task dispatched; its runtime reports completion');
-        return;
+      switch (outcome.kind) {
+        case 'handedOff':
+          entry.apply({ type: 'handedOff' });
+          entry.handedOffAt = Date.now();
+          this.handedOff.delete(entry.taskId); // re-inserted at the end: the map stays in hand-off order
+          this.handedOff.set(entry.taskId, entry);
+          result = 'dispatched'; // the metric's label value
+          this.deps.onHandedOff?.(entry.taskId);
+          log.info('Task handed off; its runtime reports completion');
+          return;
+        case 'completed':
+          entry.apply({ type: 'succeeded' });
+          result = 'succeeded';
+          log.info('Task completed');
+          this.deps.send({ type: 'task_completed', data: { task_id: entry.taskId, message: 'Task completed successfully' } });
+          return;
+        default:
+          outcome satisfies never;
       }
-      entry.transition('completed');
-      result = 'succeeded';
-      log.info('Task completed');
-      this.deps.send({ type: 'task_completed', data: { task_id: entry.taskId, message: 'Task completed successfully' } });
     } catch (error) {
-      if (entry.cancellationSource === 'user') {
-        entry.transition('cancelled');
+      const before = entry.status;
+      const stoppedBy = before.state === 'stopping' ? before.source : undefined;
+      const after = entry.apply({ type: 'threw' });
+      if (after.state === 'cancelled') {
         result = 'cancelled';
         log.info('Task cancelled by user request');
         this.deps.send({
@@ -249,10 +263,9 @@ export class Worker {
         });
         return;
       }
-      const failure = classifyFailure(error, entry.cancellationSource);
-      entry.transition('failed');
+      const failure = classifyFailure(error, stoppedBy);
       result = 'failed';
-      if (entry.cancellationSource === 'shutdown') {
+      if (stoppedBy === 'shutdown') {
         // Expected when the worker stops: not an error of the task, and "context canceled" tells nobody anything.
         const detail = error instanceof TaskCancelled ? {} : { err: error instanceof Error ? error.message : String(error) };
         log.warn({ reason: failure.reason, ...detail }, 'Task stopped because the worker is shutting down; reported as failed so the server can run it again');
@@ -277,7 +290,7 @@ export class Worker {
       this.metrics.tasksActive(-1);
       const started = entry.startedAt || entry.claimedAt;
       this.metrics.taskFinished(result, (Date.now() - started) / 1000);
-      if (!entry.live && this.tasks.get(entry.taskId) === entry) this.tasks.delete(entry.taskId);
+      if (!entry.occupiesTaskId && this.tasks.get(entry.taskId) === entry) this.tasks.delete(entry.taskId);
       // The slot is free once the agent ended (the limit counts agents); the
       // backend's cleanup still holds shutdown and the task's secrets.
       await Promise.allSettled(entry.cleanups);
@@ -288,17 +301,14 @@ export class Worker {
   private onCancellation(taskId: string): void {
     const { log, backend } = this.deps;
     const entry = this.tasks.get(taskId);
-    if (!entry?.live) {
+    if (!entry || !acceptsCancel(entry.state)) {
       log.warn({ taskId }, 'Received cancellation for a task that is not running here; ignoring it');
       return;
     }
     log.info({ taskId, state: entry.state }, 'Cancellation requested by the server');
-    if (entry.state === 'dispatched') {
-      entry.transition('cancelled');
-      this.tasks.delete(taskId);
-    } else {
-      entry.requestStop('user');
-    }
+    // Running: the abort signal stops it and execute() reports. Handed off: nothing runs here to report.
+    entry.apply({ type: 'cancel' });
+    if (!entry.occupiesTaskId) this.tasks.delete(taskId);
     if (backend.cancelTask) {
       const call = backend.cancelTask({ taskId, executionId: entry.executionId });
       const timeout = new Promise<never>((_, reject) => {
@@ -311,15 +321,15 @@ export class Worker {
     }
   }
 
-  /** Forgets dispatched tasks beyond the age and count bounds. */
-  private pruneDispatched(): void {
+  /** Forgets handed-off tasks beyond the age and count bounds. */
+  private pruneHandedOff(): void {
     const now = Date.now();
     // Oldest first, so the walk stops at the first entry still worth keeping.
-    for (const [taskId, entry] of this.dispatched) {
-      const current = this.tasks.get(taskId) === entry && entry.state === 'dispatched';
-      const expired = now - entry.dispatchedAt > DISPATCHED_TTL_MS || this.dispatched.size > DISPATCHED_MAX_ENTRIES;
+    for (const [taskId, entry] of this.handedOff) {
+      const current = this.tasks.get(taskId) === entry && entry.state === 'handedOff';
+      const expired = now - entry.handedOffAt > HANDED_OFF_TTL_MS || this.handedOff.size > HANDED_OFF_MAX_ENTRIES;
       if (current && !expired) break;
-      this.dispatched.delete(taskId);
+      this.handedOff.delete(taskId);
       if (current) this.tasks.delete(taskId);
     }
   }
@@ -332,12 +342,13 @@ export class Worker {
   async drain(deadline: number): Promise<{ settled: boolean }> {
     const { backend, log } = this.deps;
     this.draining = true;
-    const executing = [...this.tasks.values()].filter((t) => t.state === 'claimed' || t.state === 'running');
+    // A task already stopping keeps the source of its first stop (the table ignores the second).
+    const executing = [...this.tasks.values()].filter((t) => isExecuting(t.state));
     if (backend.preservesTasksOnShutdown) {
       if (executing.length) log.info({ count: executing.length }, 'Preserving running tasks during worker shutdown');
     } else if (executing.length) {
       log.info({ count: executing.length }, 'Stopping running tasks for shutdown');
-      for (const entry of executing) entry.requestStop('shutdown');
+      for (const entry of executing) entry.apply({ type: 'shutdown' });
     }
     const pending = backend.preservesTasksOnShutdown ? [] : [...this.executions];
     const settled = await settleBefore(Promise.allSettled(pending), deadline);

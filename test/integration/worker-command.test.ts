@@ -57,7 +57,7 @@ case "$OZ_RUN_ID" in fail-*) echo "remote runtime refused: quota exceeded" >&2; 
 
   it('dispatches the payload on stdin and sends no terminal message', async () => {
     server.assign(assignment('run-1', { task: { owner: { Type: 'TEAM', Id: 1 } }, env_vars: { GITHUB_ACCESS_TOKEN: SECRET } }));
-    await worker.waitForLog((l) => l.taskId === 'run-1' && l.msg === 'Task dispatched; its runtime reports completion');
+    await worker.waitForLog((l) => l.taskId === 'run-1' && l.msg === 'Task handed off; its runtime reports completion');
     const payload = JSON.parse(readFileSync(rec('run-1.json'), 'utf8')) as Record<string, unknown>;
     expect(payload).toMatchObject({
       version: 1,
@@ -77,9 +77,9 @@ case "$OZ_RUN_ID" in fail-*) echo "remote runtime refused: quota exceeded" >&2; 
     expect(server.messagesFor('run-1').map((m) => m.type)).toEqual(['task_claimed']);
   });
 
-  it('runs the cancel command for a dispatched task', async () => {
+  it('runs the cancel command for a handed-off task', async () => {
     server.assign(assignment('run-2'));
-    await worker.waitForLog((l) => l.taskId === 'run-2' && l.msg === 'Task dispatched; its runtime reports completion');
+    await worker.waitForLog((l) => l.taskId === 'run-2' && l.msg === 'Task handed off; its runtime reports completion');
     server.cancel('run-2');
     await server.until(() => existsSync(rec('cancelled')) && readFileSync(rec('cancelled'), 'utf8').includes('run-2'), 10_000, 'the cancel command');
     expect(readFileSync(rec('cancelled'), 'utf8')).toBe('run-2 exec-run-2 command\n');

@@ -193,7 +193,7 @@ describe('kubernetes backend', () => {
     const h = await start();
     const { buildTaskJob } = await import('../../src/backends/kubernetes/job-builder.js');
     const job = buildTaskJob(
-      { taskId: 'a1', executionId: 'exec-a1', task: {}, args: ['agent', 'run'], env: [], image: 'ubuntu:22.04', sidecars: [], instanceShape: undefined },
+      { taskId: 'a1', executionId: 'exec-a1', task: {}, args: ['agent', 'run'], env: [], image: 'ubuntu:22.04', sidecars: [], instanceShape: undefined, mcpServers: undefined },
       jobSettings({ workerId: 'k8s-worker', activeDeadlineSeconds: undefined, ttlSecondsAfterFinished: undefined }),
     );
     h.api.insertJob(job as never);

@@ -264,7 +264,7 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   it('adopts the existing Job of a re-sent assignment (AlreadyExists from the real API server)', { timeout: 240_000 }, async () => {
     const h = await startKubeWorker();
     const job = buildTaskJob(
-      { taskId: 'adopt-1', executionId: 'exec-adopt-1', task: {}, args: ['agent', 'run', '--task-id', 'adopt-1'], env: ['FAKE_OZ_SLEEP_MS=4000'], image: c.agentImage, sidecars: [], instanceShape: undefined },
+      { taskId: 'adopt-1', executionId: 'exec-adopt-1', task: {}, args: ['agent', 'run', '--task-id', 'adopt-1'], env: ['FAKE_OZ_SLEEP_MS=4000'], image: c.agentImage, sidecars: [], instanceShape: undefined, mcpServers: undefined },
       jobSettings({ workerId: h.workerId, namespace: h.namespace, podTemplate: { terminationGracePeriodSeconds: 1, containers: [] } }),
     );
     await kube.batch.createNamespacedJob({ namespace: h.namespace, body: job });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { buildAgentArgs } from '../../src/agent/args.js';
 import { goTrim } from '../../src/agent/go-trim.js';
 import { dedupeEnv } from '../../src/agent/task-env.js';
-import { buildSidecars, buildTaskParams, resolveImage } from '../../src/agent/task-params.js';
+import { buildSidecars, buildTaskParams, mcpServersJson, resolveImage } from '../../src/agent/task-params.js';
 import type { WorkerConfig } from '../../src/config/worker-config.js';
 import { testConfig } from '../support/test-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
@@ -27,7 +27,7 @@ function augment(snapshot: unknown, other: { idle?: string; extra?: string[]; co
     task: assignment.task,
     taskObjectId: 't',
     additionalOzArgs: assignment.additional_oz_args,
-    mcpArgument,
+    mcpServers: mcpServersJson(assignment, mcpArgument),
     serverRootUrl: 'https://app.warp.dev',
     idleOnComplete: other.idle ?? '',
     sessionSharingServerUrl: '',
@@ -110,7 +110,7 @@ describe('full argument vector', () => {
       task: assignment.task,
       taskObjectId: 'T',
       additionalOzArgs: assignment.additional_oz_args,
-      mcpArgument,
+      mcpServers: mcpServersJson(assignment, mcpArgument),
       serverRootUrl: 'https://app.warp.dev',
       idleOnComplete: '',
       sessionSharingServerUrl: 'ws://127.0.0.1:8081',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildTaskParams } from '../../src/agent/task-params.js';
 import type { TaskParams } from '../../src/task/contract.js';
-import { dispatchPayload, goTime, mcpFromArgs, taskJson } from '../../src/backends/command/payload.js';
+import { dispatchPayload, goTime, taskJson } from '../../src/backends/command/payload.js';
 import { testConfig } from '../support/test-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 
@@ -74,7 +74,7 @@ describe('dispatch payload', () => {
     const decoded = decodeFrame(frame);
     if (decoded.kind !== 'assignment') throw new Error('not an assignment');
     const params = buildTaskParams(decoded.assignment, decoded.mcpArgument, CONFIG);
-    expect(taskJson(params.task, mcpFromArgs(params.args))).toBe(
+    expect(taskJson(params.task, params.mcpServers)).toBe(
       '{"id":"t","title":"a\\u003cb\\u003e \\u0026 c","task_definition":{"prompt":""},"created_at":"2026-01-02T03:04:05.12Z","updated_at":"2026-01-02T03:04:05+02:00",' +
         '"owner":{"Type":"USER","Id":0},"agent_config_snapshot":{"model_id":"m","mcp_servers":{"alpha":[1,2],"zeta":{"b":1.0,"a":"\\u003cx\\u003e"}},"harness":{},' +
         '"inference_providers":{"aws":{"region":"us"}},"snapshot_disabled":false},"agent_conversation_id":"conv"}',
@@ -97,8 +97,32 @@ describe('dispatch payload', () => {
     expect(goTime(input)).toBe(output);
   });
 
-  it('finds the --mcp token only where the snapshot part puts it', () => {
-    expect(mcpFromArgs(['agent', 'run', '--task-id', 't', '--sandboxed', '--server-root-url', 'u', '--model', 'm', '--mcp', '{"a":1}', '--computer-use'])).toBe('{"a":1}');
-    expect(mcpFromArgs(['agent', 'run', '--task-id', 't', '--sandboxed', '--server-root-url', 'u', '--computer-use', '--mcp', 'x'])).toBeUndefined();
+  it('carries the mcp_servers bytes the frame had, whatever the argv holds', () => {
+    // Spacing, number spelling, escapes and key order inside each value are the server's; names are sorted.
+    const frame = `{"type":"task_assignment","data":{"task_id":"t","task":{"id":"t","agent_config_snapshot":{"mcp_servers":{"zz":{"n":1.50, "u":"\\u00e9"},"aa":{"args":["--x"]}},"model_id":"m","skill_spec":"s"}},"additional_oz_args":["--mcp","{}"]}}`;
+    const decoded = decodeFrame(frame);
+    if (decoded.kind !== 'assignment') throw new Error('not an assignment');
+    const params = buildTaskParams(decoded.assignment, decoded.mcpArgument, CONFIG);
+    const expected = '{"aa":{"args":["--x"]},"zz":{"n":1.50,"u":"\\u00e9"}}';
+    expect(params.mcpServers).toBe(expected);
+    // The agent gets the same token; an extra --mcp among the server's args does not confuse the payload.
+    expect(params.args[params.args.indexOf('--mcp') + 1]).toBe(expected);
+    const payload = dispatchPayload({ ...params, args: [...params.args].reverse() }, { serverRootUrl: 'https://app.warp.dev', workerId: 'w' });
+    expect(payload).toContain(`"mcp_servers":${expected}`);
+  });
+
+  it('rebuilds mcp_servers from the parsed values when no raw token was cut', () => {
+    const params = buildTaskParams({ task_id: 't', task: { id: 't', agent_config_snapshot: { mcp_servers: { b: { x: 1 }, a: 'y' } } } }, undefined, CONFIG);
+    expect(params.mcpServers).toBe('{"a":"y","b":{"x":1}}');
+    expect(dispatchPayload(params, { serverRootUrl: 'u', workerId: 'w' })).toContain('"mcp_servers":{"a":"y","b":{"x":1}}');
+  });
+
+  it('leaves mcp_servers out for an absent or empty map', () => {
+    for (const snapshot of [{}, { mcp_servers: {} }]) {
+      const params = buildTaskParams({ task_id: 't', task: { id: 't', agent_config_snapshot: snapshot } }, undefined, CONFIG);
+      expect(params.mcpServers).toBeUndefined();
+      expect(params.args).not.toContain('--mcp');
+      expect(dispatchPayload(params, { serverRootUrl: 'u', workerId: 'w' })).toContain('"agent_config_snapshot":{}');
+    }
   });
 });

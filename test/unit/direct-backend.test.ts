@@ -97,6 +97,7 @@ function params(taskId: string, options: { env?: Record<string, string>; task?: 
     executionId: 'exec-1',
     task: { id: taskId, ...options.task },
     args: ['agent', 'run', '--task-id', taskId, '--sandboxed', '--mcp', '{"gh":{"token":"mcp-secret"}}'],
+    mcpServers: '{"gh":{"token":"mcp-secret"}}',
     env: [`TASK_ID=${taskId}`, 'GIT_TERMINAL_PROMPT=0', 'GH_PROMPT_DISABLED=1', 'WARP_SERVER_ROOT_URL=https://app.warp.dev', ...extra],
     image: 'ubuntu:22.04',
     sidecars: [],

@@ -62,6 +62,7 @@ function params(taskId: string, options: { env?: Record<string, string>; image?:
     executionId: `exec-${taskId}`,
     task: { id: taskId },
     args: ['agent', 'run', '--task-id', taskId, '--sandboxed'],
+    mcpServers: undefined,
     env: [`TASK_ID=${taskId}`, 'GIT_TERMINAL_PROMPT=0', ...Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`)],
     image: options.image ?? 'ubuntu:22.04',
     sidecars: options.sidecars ?? [],

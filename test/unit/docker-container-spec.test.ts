@@ -46,6 +46,7 @@ function params(overrides: Partial<TaskParams> = {}): TaskParams {
     executionId: 'exec-1',
     task: { id: 'task-1' },
     args: ['agent', 'run', '--task-id', 'task-1', '--sandboxed'],
+    mcpServers: undefined,
     env: ['TASK_ID=task-1', 'GIT_TERMINAL_PROMPT=0', 'GH_PROMPT_DISABLED=1', 'WARP_SERVER_ROOT_URL=https://app.warp.dev', 'GITHUB_ACCESS_TOKEN=tok'],
     image: 'ubuntu:22.04',
     sidecars: [],

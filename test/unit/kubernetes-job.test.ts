@@ -29,6 +29,7 @@ function params(overrides: Partial<TaskParams> = {}): TaskParams {
     executionId: 'execution-1',
     task: {},
     args: ['agent', 'run', '--task-id', 'task-1'],
+    mcpServers: undefined,
     env: ['TASK_ID=task-1', 'GIT_TERMINAL_PROMPT=0', 'GH_PROMPT_DISABLED=1', 'WARP_SERVER_ROOT_URL=https://app.warp.dev'],
     image: 'ubuntu:22.04',
     sidecars: [],

@@ -6,11 +6,13 @@ import { testConfig } from '../support/test-config.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage, TaskAssignment } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure, TaskTimedOut } from '../../src/task/failure.js';
-import { Worker, type AdmissionDecision } from '../../src/worker/worker.js';
+import { HANDED_OFF_MAX_ENTRIES, Worker, type AdmissionDecision } from '../../src/worker/worker.js';
 
 type Script = (run: TaskRun) => Promise<ExecutionOutcome>;
 
-function setup(options: { script?: Script; maxConcurrentTasks?: number; preserves?: boolean; admit?: (a: TaskAssignment) => AdmissionDecision } = {}) {
+function setup(
+  options: { script?: Script; maxConcurrentTasks?: number; preserves?: boolean; admit?: (a: TaskAssignment) => AdmissionDecision; productionParams?: boolean } = {},
+) {
   const sent: OutboundMessage[] = [];
   const runs: TaskRun[] = [];
   const cancels: Array<{ taskId: string; executionId: string }> = [];
@@ -38,7 +40,7 @@ function setup(options: { script?: Script; maxConcurrentTasks?: number; preserve
     backend,
     log: silentLogger(),
     send: (m) => sent.push(m),
-    buildParams: (a) => ({ taskId: a.task_id, executionId: a.execution_id ?? '' }) as TaskParams,
+    ...(options.productionParams ? {} : { buildParams: (a: TaskAssignment) => ({ taskId: a.task_id, executionId: a.execution_id ?? '' }) as TaskParams }),
     admit: options.admit,
   });
   return { worker, sent, runs, cancels };
@@ -182,12 +184,12 @@ describe('worker core', () => {
     expect((sent[1]?.data as { message: string }).message).toMatch(/task\.owner\.Id/);
   });
 
-  it('keeps a spawned task for cancellation routing but sends no terminal message', async () => {
-    const { worker, sent, cancels } = setup({ script: async () => ({ kind: 'spawned' }), maxConcurrentTasks: 1 });
+  it('keeps a handed-off task for cancellation routing but sends no terminal message', async () => {
+    const { worker, sent, cancels } = setup({ script: async () => ({ kind: 'handedOff' }), maxConcurrentTasks: 1 });
     worker.handleFrame(assign('a'));
     await tick();
     expect(sent.map((m) => m.type)).toEqual(['task_claimed']);
-    expect(worker.taskState('a')).toBe('dispatched');
+    expect(worker.taskState('a')).toBe('handedOff');
     expect(worker.activeCount).toBe(0);
     worker.handleFrame(frame('task_cancellation', { task_id: 'a' }));
     await tick();
@@ -195,8 +197,8 @@ describe('worker core', () => {
     expect(worker.taskState('a')).toBeUndefined();
   });
 
-  it('forgets dispatched tasks after 24 h, oldest first, keeping newer ones for cancellation', async () => {
-    const { worker } = setup({ script: async () => ({ kind: 'spawned' }) });
+  it('forgets handed-off tasks after 24 h, oldest first, keeping newer ones for cancellation', async () => {
+    const { worker } = setup({ script: async () => ({ kind: 'handedOff' }) });
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
       worker.handleFrame(assign('old'));
@@ -204,14 +206,75 @@ describe('worker core', () => {
       vi.advanceTimersByTime(23 * 3600_000);
       worker.handleFrame(assign('newer'));
       await tick();
-      expect(worker.taskState('old')).toBe('dispatched');
+      expect(worker.taskState('old')).toBe('handedOff');
       vi.advanceTimersByTime(2 * 3600_000); // 'old' is 25 h old, 'newer' 2 h
       worker.handleFrame(assign('latest'));
       await tick();
-      expect([worker.taskState('old'), worker.taskState('newer'), worker.taskState('latest')]).toEqual([undefined, 'dispatched', 'dispatched']);
+      expect([worker.taskState('old'), worker.taskState('newer'), worker.taskState('latest')]).toEqual([undefined, 'handedOff', 'handedOff']);
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('routes no cancel to the backend for a handed-off task it forgot', async () => {
+    const { worker, cancels } = setup({ script: async () => ({ kind: 'handedOff' }) });
+    const realNow = Date.now;
+    let now = realNow();
+    Date.now = () => now;
+    try {
+      worker.handleFrame(assign('old'));
+      await tick();
+      now += 25 * 3600_000;
+      worker.handleFrame(assign('new'));
+      await tick();
+      worker.handleFrame(frame('task_cancellation', { task_id: 'old' }));
+      worker.handleFrame(frame('task_cancellation', { task_id: 'new' }));
+      await tick();
+      expect(cancels).toEqual([{ taskId: 'new', executionId: 'exec-new' }]);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it(`remembers at most ${HANDED_OFF_MAX_ENTRIES} handed-off tasks, forgetting the oldest`, async () => {
+    const { worker } = setup({ script: async () => ({ kind: 'handedOff' }) });
+    for (let i = 0; i <= HANDED_OFF_MAX_ENTRIES; i++) worker.handleFrame(assign(`t${i}`));
+    await tick();
+    expect(worker.taskState('t0')).toBe('handedOff');
+    worker.handleFrame(assign('last'));
+    await tick();
+    expect([worker.taskState('t0'), worker.taskState('t1'), worker.taskState('last')]).toEqual([undefined, 'handedOff', 'handedOff']);
+  });
+
+  it('runs a handed-off task again when the server assigns it again', async () => {
+    const { worker, sent, runs } = setup({ script: async () => ({ kind: 'handedOff' }) });
+    worker.handleFrame(assign('a'));
+    await tick();
+    worker.handleFrame(assign('a', { execution_id: 'second' }));
+    await tick();
+    expect(runs.map((r) => r.params.executionId)).toEqual(['exec-a', 'second']);
+    expect(sent.map((m) => m.type)).toEqual(['task_claimed', 'task_claimed']);
+  });
+
+  it('keeps a user cancellation a cancellation when the worker shuts down meanwhile', async () => {
+    const { worker, sent } = setup();
+    worker.handleFrame(assign('a'));
+    await tick();
+    worker.handleFrame(frame('task_cancellation', { task_id: 'a' }));
+    expect(worker.taskState('a')).toBe('stopping');
+    await worker.drain(Date.now() + 1_000);
+    expect(sent[1]).toEqual({ type: 'task_completed', data: { task_id: 'a', message: 'Task cancelled by user request.', task_state: 'CANCELLED' } });
+  });
+
+  it('builds task parameters with the production builder by default, the --mcp token byte-exact', async () => {
+    const { worker, runs } = setup({ productionParams: true, script: async () => ({ kind: 'completed' }) });
+    worker.handleFrame(
+      `{"type":"task_assignment","data":{"task_id":"m","task":{"id":"m","agent_config_snapshot":{"mcp_servers":{"b":{"n":1.0},"a":[1, 2]}}}}}`,
+    );
+    await tick();
+    const params = runs[0]!.params;
+    expect(params.mcpServers).toBe('{"a":[1,2],"b":{"n":1.0}}');
+    expect(params.args.slice(params.args.indexOf('--mcp'), params.args.indexOf('--mcp') + 2)).toEqual(['--mcp', '{"a":[1,2],"b":{"n":1.0}}']);
   });
 
   it('rejects with the admission reason before claiming', async () => {

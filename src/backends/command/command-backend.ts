@@ -10,8 +10,9 @@
 // * a failure message quotes the end of the command's stderr;
 // * a cancel that arrives while the dispatch runs waits for the dispatch to be
 //   stopped before the cancel command runs, so it cannot overtake it;
-// * dispatched tasks are remembered for cancellation within bounds (age and
-//   count), and worker shutdown lets running dispatches finish.
+// * handed-off tasks are remembered for cancellation within bounds (age and
+//   count; the worker core keeps that record and passes the ids to cancelTask),
+//   and worker shutdown lets running dispatches finish.
 import { formatGoDuration } from '../../config/go-duration.js';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
@@ -22,9 +23,6 @@ import { startErrorText } from '../shared/start-error.js';
 import { dispatchPayload } from './payload.js';
 import { runShell, SHELL, type ShellResult } from './shell.js';
 
-/** Dispatched tasks are remembered for a cancel up to these bounds (the worker core uses the same). */
-export const DISPATCHED_MAX_ENTRIES = 10_000;
-export const DISPATCHED_TTL_MS = 24 * 60 * 60 * 1000;
 /** A dispatch or cancel command being stopped gets this long between SIGTERM and SIGKILL. */
 export const COMMAND_STOP_GRACE_MS = 2_000;
 
@@ -32,8 +30,6 @@ export interface CommandBackendDeps {
   log: Logger;
   /** The worker's environment (default `process.env`). */
   hostEnv?: NodeJS.ProcessEnv;
-  /** Clock for the dispatched-task bounds (tests). */
-  now?: () => number;
 }
 
 export async function createCommandBackend(config: WorkerConfig, deps: CommandBackendDeps): Promise<Backend> {
@@ -72,36 +68,22 @@ function outcomeText(result: ShellResult): string {
   return result.stderrTail ? `${text}; stderr: ${result.stderrTail}` : text;
 }
 
-interface Dispatched {
-  executionId: string;
-  at: number;
-}
-
 class CommandBackend implements Backend {
   readonly name = 'command' as const;
   readonly preservesTasksOnShutdown = true;
   /** Dispatch commands still running, by task id; settled once the command ended. */
   private readonly dispatching = new Map<string, Promise<unknown>>();
-  /** Tasks handed off, oldest first, for a later cancel. */
-  private readonly dispatched = new Map<string, Dispatched>();
   private readonly hostEnv: NodeJS.ProcessEnv;
-  private readonly now: () => number;
 
   constructor(
     private readonly config: WorkerConfig,
     private readonly deps: CommandBackendDeps,
   ) {
     this.hostEnv = deps.hostEnv ?? process.env;
-    this.now = deps.now ?? Date.now;
   }
 
   private get command() {
     return this.config.command!;
-  }
-
-  /** How many dispatched tasks are remembered for cancellation (diagnostics, tests). */
-  get rememberedCount(): number {
-    return this.dispatched.size;
   }
 
   private env(wellKnown: Array<[string, string]>, log: Logger): Record<string, string> {
@@ -147,40 +129,27 @@ class CommandBackend implements Backend {
     if (result.end.kind !== 'exited' || result.end.exitCode !== 0) {
       throw new TaskFailure('dispatch_command', `dispatch command failed: ${outcomeText(result)}`);
     }
-    this.remember(params.taskId, params.executionId);
     log.info(`Task ${params.taskId} dispatched successfully`);
-    return { kind: 'spawned' };
+    return { kind: 'handedOff' };
   }
 
-  /** Records a dispatched task, forgetting the oldest beyond the age and count bounds. */
-  private remember(taskId: string, executionId: string): void {
-    const now = this.now();
-    this.dispatched.delete(taskId);
-    this.dispatched.set(taskId, { executionId, at: now });
-    for (const [id, entry] of this.dispatched) {
-      if (now - entry.at <= DISPATCHED_TTL_MS && this.dispatched.size <= DISPATCHED_MAX_ENTRIES) break;
-      this.dispatched.delete(id);
-    }
-  }
-
+  /** The core calls this for a task it still remembers (running or handed off), with its ids. */
   async cancelTask(ids: { taskId: string; executionId: string }): Promise<void> {
-    const { taskId } = ids;
+    const { taskId, executionId } = ids;
     const log = this.deps.log.child({ taskId });
     // The task's signal is stopping a running dispatch; let it end before cancelling remotely.
     const pending = this.dispatching.get(taskId);
     if (pending) await pending.catch(() => undefined);
-    const known = this.dispatched.get(taskId);
-    this.dispatched.delete(taskId);
     const { cancelCommand, dispatchTimeoutMs } = this.command;
     if (cancelCommand === '') {
-      log.debug('No cancel_command configured; the dispatched task stops through the agent\'s own cancellation');
+      log.debug('No cancel_command configured; the handed-off task stops through the agent\'s own cancellation');
       return;
     }
-    log.info(`Cancelling dispatched task ${taskId} via command backend`);
+    log.info(`Cancelling handed-off task ${taskId} via command backend`);
     const env = this.env(
       [
         ['OZ_RUN_ID', taskId],
-        ['OZ_EXECUTION_ID', known?.executionId ?? ids.executionId],
+        ['OZ_EXECUTION_ID', executionId],
         ['OZ_WORKER_BACKEND', 'command'],
       ],
       log,
@@ -200,7 +169,7 @@ class CommandBackend implements Backend {
     }
   }
 
-  /** Dispatched tasks keep running elsewhere; dispatches still running may finish (the worker bounds the wait). */
+  /** Handed-off tasks keep running elsewhere; dispatches still running may finish (the worker bounds the wait). */
   async shutdown(): Promise<void> {
     if (this.dispatching.size > 0) this.deps.log.info({ count: this.dispatching.size }, 'Waiting for running dispatch commands to finish');
     await Promise.allSettled([...this.dispatching.values()]);

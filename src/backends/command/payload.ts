@@ -4,7 +4,6 @@
 import { envToMap } from '../../agent/task-env.js';
 import type { AgentConfigSnapshot, Task } from '../../protocol/messages.js';
 import { goJsonString } from '../../protocol/raw-json.js';
-import { mcpArgumentFromParsed } from '../../agent/args.js';
 import type { TaskParams } from '../../task/contract.js';
 
 export const DISPATCH_PAYLOAD_VERSION = 1;
@@ -41,27 +40,14 @@ export function goTime(text: string | undefined): string {
 }
 
 /**
- * The `mcp_servers` JSON from the agent argv: the worker already built the
- * byte-exact `--mcp` token there (sorted names, raw values). It is the first
- * `--mcp` after the fixed part and the flags that precede it.
+ * The snapshot with only known, present keys, in the Go struct's order.
+ * `mcpServers` is TaskParams.mcpServers: the byte-exact servers JSON, absent
+ * for an absent or empty map (omitempty).
  */
-export function mcpFromArgs(args: readonly string[]): string | undefined {
-  let i = args.indexOf('--server-root-url');
-  if (i < 0) return undefined;
-  for (i += 2; i < args.length; i += 2) {
-    const flag = args[i];
-    if (flag === '--mcp') return args[i + 1];
-    if (flag !== '--model' && flag !== '--profile' && flag !== '--skill') return undefined;
-  }
-  return undefined;
-}
-
-/** The snapshot with only known, present keys, in the Go struct's order. */
-export function snapshotJson(snapshot: AgentConfigSnapshot, mcpRaw: string | undefined): string {
+export function snapshotJson(snapshot: AgentConfigSnapshot, mcpServers: string | undefined): string {
   const s = snapshot;
   const optional = (value: string | undefined) => (value === undefined ? undefined : str(value));
   const scalar = (value: number | boolean | undefined) => (value === undefined ? undefined : JSON.stringify(value));
-  const servers = s.mcp_servers;
   const aws = s.inference_providers?.aws;
   return object([
     ['environment_id', optional(s.environment_id)],
@@ -69,8 +55,7 @@ export function snapshotJson(snapshot: AgentConfigSnapshot, mcpRaw: string | und
     ['model_id', optional(s.model_id)],
     ['profile_id', optional(s.profile_id)],
     ['skill_spec', optional(s.skill_spec)],
-    // An empty map is omitted (omitempty), like an absent one.
-    ['mcp_servers', servers && Object.keys(servers).length > 0 ? (mcpRaw ?? mcpArgumentFromParsed(servers)) : undefined],
+    ['mcp_servers', mcpServers],
     ['computer_use_enabled', scalar(s.computer_use_enabled)],
     ['idle_timeout_minutes', scalar(s.idle_timeout_minutes)],
     ['harness', s.harness ? object([['type', optional(s.harness.type)]]) : undefined],
@@ -103,7 +88,7 @@ export function snapshotJson(snapshot: AgentConfigSnapshot, mcpRaw: string | und
 }
 
 /** The task as the Go worker re-serialises it. */
-export function taskJson(task: Task, mcpRaw: string | undefined): string {
+export function taskJson(task: Task, mcpServers: string | undefined): string {
   return object([
     ['id', str(task.id ?? '')],
     ['title', str(task.title ?? '')],
@@ -111,7 +96,7 @@ export function taskJson(task: Task, mcpRaw: string | undefined): string {
     ['created_at', str(goTime(task.created_at))],
     ['updated_at', str(goTime(task.updated_at))],
     ['owner', task.owner ? object([['Type', str(task.owner.Type ?? '')], ['Id', String(task.owner.Id ?? 0)]]) : undefined],
-    ['agent_config_snapshot', task.agent_config_snapshot ? snapshotJson(task.agent_config_snapshot, mcpRaw) : undefined],
+    ['agent_config_snapshot', task.agent_config_snapshot ? snapshotJson(task.agent_config_snapshot, mcpServers) : undefined],
     ['agent_conversation_id', task.agent_conversation_id === undefined ? undefined : str(task.agent_conversation_id)],
   ]);
 }
@@ -141,6 +126,6 @@ export function dispatchPayload(params: TaskParams, context: PayloadContext): st
     ['base_args', `[${params.args.map(str).join(',')}]`],
     ['env', envJson],
     ['sidecars', sidecars],
-    ['task', taskJson(params.task, mcpFromArgs(params.args))],
+    ['task', taskJson(params.task, params.mcpServers)],
   ]);
 }
