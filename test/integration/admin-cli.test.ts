@@ -23,7 +23,8 @@ async function bareServer(): Promise<{ stateDir: string; url: string; webSocketU
   return { stateDir, url: url!, webSocketUrl: webSocketUrl! };
 }
 
-describe('oz-worker admin', () => {
+// Each case runs a dozen CLI processes one after another: on a loaded machine that takes well over 30 s.
+describe('oz-worker admin', { timeout: 120_000 }, () => {
   it('sets up a user, a team, a default agent and keys on a bare server, and a task runs with them', async () => {
     const { stateDir, url, webSocketUrl } = await bareServer();
     const admin = async (...args: string[]): Promise<string> => {
