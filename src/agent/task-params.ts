@@ -58,6 +58,7 @@ export function workerOwnTaskEnv(assignment: TaskAssignment, config: Pick<Worker
 }
 
 export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string | undefined, config: WorkerConfig): TaskParams {
+  // Only the Kubernetes backend overrides images from its config.
   const kubernetes = config.backend === 'kubernetes' ? config.kubernetes : undefined;
   const taskObjectId = taskObjectIdOf(assignment);
   return {

@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WebSocket } from 'ws';
 import { workerSocketUrl } from '../connection/connection.js';
 import { dispatchAgent } from '../connection/transport.js';
-import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../config/worker-config.js';
+import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig, type WorkerConfigFor } from '../config/worker-config.js';
 import { chooseExporter } from '../observability/metrics.js';
 import { describeScope } from '../scope/decide.js';
 
@@ -77,7 +77,7 @@ export function checkServer(config: WorkerConfig, env: NodeJS.ProcessEnv): Promi
   });
 }
 
-async function checkDirect(config: WorkerConfig): Promise<Check[]> {
+async function checkDirect(config: WorkerConfigFor<'direct'>): Promise<Check[]> {
   const checks: Check[] = [];
   const { findOnPath } = await import('../backends/direct/direct-backend.js');
   const configured = config.direct.ozPath;
@@ -151,7 +151,7 @@ async function checkDocker(): Promise<Check[]> {
   }
 }
 
-async function checkKubernetes(config: WorkerConfig): Promise<Check[]> {
+async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<Check[]> {
   const [{ createKubeClient }, { REQUIRED_ACCESS }, { workerSelector }, { readPodTemplate }] = await Promise.all([
     import('../backends/kubernetes/client.js'),
     import('../backends/kubernetes/startup-checks.js'),
@@ -160,15 +160,15 @@ async function checkKubernetes(config: WorkerConfig): Promise<Check[]> {
   ]);
   const checks: Check[] = [];
   try {
-    readPodTemplate(config.kubernetes?.podTemplate);
-    if (config.kubernetes?.podTemplate) checks.push({ name: 'pod_template', ok: true, detail: 'every field is a Kubernetes PodSpec field' });
+    readPodTemplate(config.kubernetes.podTemplate);
+    if (config.kubernetes.podTemplate) checks.push({ name: 'pod_template', ok: true, detail: 'every field is a Kubernetes PodSpec field' });
   } catch (error) {
     checks.push({ name: 'pod_template', ok: false, detail: (error as Error).message, fix: 'fix the field in backend.kubernetes.pod_template' });
   }
-  const namespace = config.kubernetes?.namespace || 'default';
+  const { namespace } = config.kubernetes;
   let client;
   try {
-    client = createKubeClient({ namespace, kubeconfig: config.kubernetes?.kubeconfig });
+    client = createKubeClient({ namespace, kubeconfig: config.kubernetes.kubeconfig });
     const version = await client.version();
     checks.push({ name: 'Kubernetes API', ok: true, detail: `${client.server} answers (${version})` });
   } catch (error) {
@@ -197,8 +197,8 @@ async function checkKubernetes(config: WorkerConfig): Promise<Check[]> {
   return checks;
 }
 
-function checkCommand(config: WorkerConfig): Check[] {
-  const command = config.command?.dispatchCommand;
+function checkCommand(config: WorkerConfigFor<'command'>): Check[] {
+  const command = config.command.dispatchCommand;
   if (!command) return [{ name: 'dispatch command', ok: false, detail: 'backend.command.dispatch_command is not set', fix: 'set backend.command.dispatch_command' }];
   if (!existsSync('/bin/sh')) return [{ name: 'dispatch command', ok: false, detail: '/bin/sh is missing', fix: 'the command backend runs dispatch_command with /bin/sh -c' }];
   return [{ name: 'dispatch command', ok: true, detail: `runs through /bin/sh -c: ${command}` }];

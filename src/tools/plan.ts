@@ -48,7 +48,7 @@ const pairs = (entries: readonly string[]): [string, string][] =>
   entries.filter((e) => e.indexOf('=') > 0).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]);
 
 async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: boolean, visible: Visibility): Promise<Record<string, unknown>> {
-  const env = [...pairs(params.env), ...Object.entries(config.taskEnv)];
+  const env = [...pairs(params.env), ...Object.entries(config.operatorEnv)];
   switch (config.backend) {
     case 'direct': {
       const target = config.direct.targetDir;
@@ -77,7 +77,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
       const { dispatchPayload } = await import('../backends/command/payload.js');
       const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: config.serverRootUrl, workerId: config.workerId })) as Record<string, unknown>;
       if (!showSecrets) redactPayload(payload, visible);
-      return { dispatchCommand: config.command?.dispatchCommand, stdin: payload };
+      return { dispatchCommand: config.command.dispatchCommand, stdin: payload };
     }
     case 'kubernetes': {
       const [{ buildTaskJob }, { jobSettingsFrom }, { readPodTemplate }] = await Promise.all([
@@ -85,7 +85,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
         import('../backends/kubernetes/kubernetes-backend.js'),
         import('../backends/kubernetes/pod-template.js'),
       ]);
-      const job = buildTaskJob(params, jobSettingsFrom(config, readPodTemplate(config.kubernetes?.podTemplate)));
+      const job = buildTaskJob(params, jobSettingsFrom(config, readPodTemplate(config.kubernetes.podTemplate)));
       if (!showSecrets) {
         const spec = job.spec!.template.spec!;
         for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {

@@ -5,7 +5,7 @@ import { buildAgentArgs } from '../../src/agent/args.js';
 import { goTrim } from '../../src/agent/go-trim.js';
 import { dedupeEnv } from '../../src/agent/task-env.js';
 import { buildSidecars, buildTaskParams, resolveImage } from '../../src/agent/task-params.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import type { KubernetesBackendConfig, WorkerConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 import type { TaskAssignment } from '../../src/protocol/messages.js';
 
@@ -155,7 +155,7 @@ describe('team sharing follows ownership', () => {
 
 describe('task params', () => {
   const base = { serverRootUrl: 'https://staging.example.com', idleOnComplete: '', sessionSharingServerUrl: '' };
-  const k8s = (kubernetes: WorkerConfig['kubernetes']) => ({ ...base, backend: 'kubernetes', kubernetes }) as WorkerConfig;
+  const k8s = (kubernetes: Partial<KubernetesBackendConfig>) => ({ ...base, backend: 'kubernetes', kubernetes }) as WorkerConfigFor<'kubernetes'>;
   const parse = (data: Record<string, unknown>): TaskAssignment => decode({ task_id: 'task-1', task: { id: 'task-1' }, ...data }).assignment;
 
   it('builds the common env in order', () => {

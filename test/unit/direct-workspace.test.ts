@@ -104,7 +104,7 @@ describe('environment composition', () => {
   };
   const base = taskEnv({
     common: ['TASK_ID=t1', 'GIT_TERMINAL_PROMPT=0', 'GH_PROMPT_DISABLED=1', 'WARP_SERVER_ROOT_URL=https://app.warp.dev', 'TOKEN=server', 'URL=a=b', 'NOEQUALS'],
-    workerEnv: { TOKEN: 'worker-map', TASK_ID: 'from-map', EXTRA: 'x' },
+    operatorEnv: { TOKEN: 'worker-map', TASK_ID: 'from-map', EXTRA: 'x' },
     task: { id: 't1', agent_config_snapshot: { harness: { type: 'codex' } } },
     workspaceDir: '/w/t1',
     gitConfigPath: '/w/t1/.gitconfig',
@@ -157,7 +157,7 @@ describe('environment composition', () => {
   });
 
   it('agent env: a WARP_API_KEY sent by the server for the task is passed (it is the task credential)', () => {
-    const withTaskKey = taskEnv({ common: ['WARP_API_KEY=task-key'], workerEnv: {}, task: { id: 't' }, workspaceDir: '/w', gitConfigPath: '/w/.gitconfig' });
+    const withTaskKey = taskEnv({ common: ['WARP_API_KEY=task-key'], operatorEnv: {}, task: { id: 't' }, workspaceDir: '/w', gitConfigPath: '/w/.gitconfig' });
     expect(agentEnv({ hostEnv: host, taskEnv: withTaskKey, envFileVars: new Map(), gitConfigPath: '/w/.gitconfig' }).get('WARP_API_KEY')).toBe('task-key');
   });
 

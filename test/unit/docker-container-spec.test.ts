@@ -59,7 +59,7 @@ describe('task container', () => {
     const body = taskContainerBody({
       params: params({ instanceShape: { vcpus: 4, memory_gb: 16 } }),
       workerId: 'w-1',
-      workerEnv: { FOO: 'bar' },
+      operatorEnv: { FOO: 'bar' },
       sidecarBinds: ['oz-sidecar-warp-agent-abc:/agent:ro', 'oz-task-task-1-x-sidecar-1:/mnt/rw'],
       volumes: ['/data:/data:ro', '/cache:/cache'],
     });

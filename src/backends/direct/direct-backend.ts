@@ -23,7 +23,7 @@ import { access, chmod, chown, constants, mkdir, mkdtemp, open, readFile, rm, st
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { getSystemErrorMessage } from 'node:util';
-import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../../config/worker-config.js';
+import { DEFAULT_WORKSPACE_ROOT, type WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { goExitText, normaliseExitCode, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, LeftoverNote, TaskRun } from '../../task/contract.js';
@@ -73,7 +73,7 @@ export interface DirectBackendDeps {
 }
 
 /** Start-up checks (§1.1); failures are fatal and their message says what to do. */
-export async function createDirectBackend(config: WorkerConfig, deps: DirectBackendDeps): Promise<Backend> {
+export async function createDirectBackend(config: WorkerConfigFor<'direct'>, deps: DirectBackendDeps): Promise<Backend> {
   const { log } = deps;
   const runAs = config.direct.runAs;
   // The user's own HOME (and name) replace the worker's for everything started as that user.
@@ -187,7 +187,7 @@ function argsForLog(args: readonly string[]): string[] {
 }
 
 interface Settings {
-  config: WorkerConfig;
+  config: WorkerConfigFor<'direct'>;
   log: Logger;
   hostEnv: NodeJS.ProcessEnv;
   ozPath: string;
@@ -329,7 +329,7 @@ class DirectBackend implements Backend {
     const { config, hostEnv, ozPath } = this.settings;
     const { plan, gitConfigPath } = resources;
     throwIfCancelled(signal);
-    const baseEnv = taskEnv({ common: params.env, workerEnv: config.taskEnv, task: params.task, workspaceDir: plan.dir, gitConfigPath });
+    const baseEnv = taskEnv({ common: params.env, operatorEnv: config.operatorEnv, task: params.task, workspaceDir: plan.dir, gitConfigPath });
     // Only a setup command can write the env file, so without one it is not made.
     let envFileVars: ReadonlyMap<string, string> = new Map();
     if (config.direct.setupCommand !== '') {

@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { WorkerConfig } from '../../config/worker-config.js';
+import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
@@ -62,7 +62,7 @@ function readText(path: string): string | undefined {
 }
 
 /** Finds and checks the daemon (fatal on failure, with what to do), then removes leftovers of earlier runs. */
-export async function createDockerBackend(config: WorkerConfig, deps: DockerBackendDeps): Promise<Backend> {
+export async function createDockerBackend(config: WorkerConfigFor<'docker'>, deps: DockerBackendDeps): Promise<Backend> {
   const { log } = deps;
   const env = deps.env ?? process.env;
   const home = deps.home ?? homedir();
@@ -121,7 +121,7 @@ export async function createDockerBackend(config: WorkerConfig, deps: DockerBack
 }
 
 interface Settings {
-  config: WorkerConfig;
+  config: WorkerConfigFor<'docker'>;
   log: Logger;
   env: NodeJS.ProcessEnv;
   home: string;
@@ -309,7 +309,7 @@ class DockerBackend implements Backend {
     const body = taskContainerBody({
       params: { ...params, instanceShape: fitted.shape },
       workerId: config.workerId,
-      workerEnv: config.taskEnv,
+      operatorEnv: config.operatorEnv,
       sidecarBinds,
       volumes: config.docker.volumes,
     });

@@ -8,22 +8,12 @@
 //   while it was away; a re-sent assignment adopts its existing Job;
 // * `pod_template` is read strictly, and RBAC is checked verb by verb at start-up.
 import type { V1Job, V1PodSpec } from '@kubernetes/client-node';
-import type { WorkerConfig } from '../../config/worker-config.js';
+import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../../task/contract.js';
 import { createKubeClient, statusOf, type KubeClient } from './client.js';
-import {
-  buildTaskJob,
-  DEFAULT_ACTIVE_DEADLINE_SECONDS,
-  DEFAULT_PREFLIGHT_IMAGE,
-  DEFAULT_PREFLIGHT_RESOURCES,
-  DEFAULT_TTL_SECONDS,
-  SidecarError,
-  validateSidecars,
-  type JobSettings,
-  type PullPolicy,
-} from './job-builder.js';
+import { buildTaskJob, SidecarError, validateSidecars, type JobSettings } from './job-builder.js';
 import { monitorJob, type MonitorResult } from './job-monitor.js';
 import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_HASH, workerSelector } from './names.js';
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
@@ -35,6 +25,8 @@ export const ANNOTATION_REPORTED = 'oz-worker.dev/reported';
 export const LABEL_PREFLIGHT = 'oz-preflight';
 const LOG_TAIL_LINES = 200;
 const MAX_LOG_BYTES = 1024 * 1024;
+/** The preflight Job is kept this long for a look at a failed start, then removed by Kubernetes. */
+const PREFLIGHT_TTL_SECONDS = 600;
 
 export interface KubernetesDeps {
   log: Logger;
@@ -50,10 +42,10 @@ interface Settings {
   imagePullTimeoutMs: number;
 }
 
-export async function createKubernetesBackend(config: WorkerConfig, deps: KubernetesDeps): Promise<Backend> {
+export async function createKubernetesBackend(config: WorkerConfigFor<'kubernetes'>, deps: KubernetesDeps): Promise<Backend> {
   const { log } = deps;
   const env = deps.env ?? process.env;
-  const k = config.kubernetes ?? {};
+  const k = config.kubernetes;
   let podTemplate: V1PodSpec | undefined;
   let preflightResources;
   try {
@@ -63,7 +55,7 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
     if (error instanceof TemplateError) throw new Error(`${error.message} (fix backend.kubernetes in the config file)`);
     throw error;
   }
-  const namespace = k.namespace || 'default';
+  const { namespace } = k;
   let client: KubeClient;
   try {
     client = deps.client ?? createKubeClient({ namespace, kubeconfig: k.kubeconfig, env });
@@ -79,23 +71,21 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
   log.info({ server: client.server, version, namespace }, 'Connected to the Kubernetes API server');
   await checkPermissions(client, log);
 
-  const pullPolicy: PullPolicy = k.imagePullPolicy ?? 'IfNotPresent';
-  const preflightTimeoutMs = k.preflightTimeoutMs ?? 120_000;
-  if (preflightTimeoutMs > 0) {
+  if (k.preflightTimeoutMs > 0) {
     await runPreflight(
       client,
       {
         workerId: config.workerId,
         namespace,
-        image: k.preflightImage || DEFAULT_PREFLIGHT_IMAGE,
-        imagePullPolicy: pullPolicy,
-        useImageVolumes: k.useImageVolumes ?? false,
-        resources: preflightResources ?? DEFAULT_PREFLIGHT_RESOURCES,
+        image: k.preflightImage,
+        imagePullPolicy: k.imagePullPolicy,
+        useImageVolumes: k.useImageVolumes,
+        resources: preflightResources,
         podTemplate,
         labels: { [LABEL_PREFLIGHT]: 'true', [LABEL_WORKER_HASH]: idHash(config.workerId) },
-        ttlSecondsAfterFinished: 600,
+        ttlSecondsAfterFinished: PREFLIGHT_TTL_SECONDS,
       },
-      preflightTimeoutMs,
+      k.preflightTimeoutMs,
       log,
     );
   }
@@ -104,29 +94,29 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
   await watch.start();
   return new KubernetesBackend(client, watch, log, {
     cleanup: config.cleanup,
-    unschedulableTimeoutMs: k.unschedulableTimeoutMs ?? 30_000,
-    imagePullTimeoutMs: k.imagePullTimeoutMs ?? 60_000,
+    unschedulableTimeoutMs: k.unschedulableTimeoutMs,
+    imagePullTimeoutMs: k.imagePullTimeoutMs,
     job: jobSettingsFrom(config, podTemplate),
   });
 }
 
 /** The Job builder's settings from the worker config (also used by `oz-worker plan`). */
-export function jobSettingsFrom(config: WorkerConfig, podTemplate: V1PodSpec | undefined): JobSettings {
-  const k = config.kubernetes ?? {};
+export function jobSettingsFrom(config: WorkerConfigFor<'kubernetes'>, podTemplate: V1PodSpec | undefined): JobSettings {
+  const k = config.kubernetes;
   return {
     workerId: config.workerId,
-    namespace: k.namespace || 'default',
-    imagePullPolicy: k.imagePullPolicy ?? 'IfNotPresent',
-    useImageVolumes: k.useImageVolumes ?? false,
-    setupCommand: k.setupCommand ?? '',
-    teardownCommand: k.teardownCommand ?? '',
-    extraLabels: k.extraLabels ?? {},
-    extraAnnotations: k.extraAnnotations ?? {},
-    activeDeadlineSeconds: k.activeDeadlineSeconds === 0 ? undefined : (k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS),
-    ttlSecondsAfterFinished: config.cleanup ? (k.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS) : undefined,
+    namespace: k.namespace,
+    imagePullPolicy: k.imagePullPolicy,
+    useImageVolumes: k.useImageVolumes,
+    setupCommand: k.setupCommand,
+    teardownCommand: k.teardownCommand,
+    extraLabels: k.extraLabels,
+    extraAnnotations: k.extraAnnotations,
+    activeDeadlineSeconds: k.activeDeadlineSeconds,
+    ttlSecondsAfterFinished: k.ttlSecondsAfterFinished,
     workspaceSizeLimit: k.workspaceSizeLimit,
     podTemplate,
-    taskEnv: config.taskEnv,
+    operatorEnv: config.operatorEnv,
   };
 }
 
