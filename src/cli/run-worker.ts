@@ -19,6 +19,7 @@ import { Journal, journalPath, lostTaskFailure, type JournalContents } from '../
 import type { ResumableTask } from '../task/contract.js';
 import { describeScope } from '../scope/decide.js';
 import { watchParent } from '../local/parent-link.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -77,7 +78,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       });
       log.info({ address: health.address }, `Health endpoints on http://${health.address}/livez and /readyz`);
     } catch (error) {
-      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${(error as Error).message}; probes will fail (pick another --health-listen)`);
+      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${errorMessage(error)}; probes will fail (pick another --health-listen)`);
     }
   }
   // The OpenTelemetry SDK loads only when an exporter is configured, while the backend starts.

@@ -9,9 +9,10 @@ import { dirname, resolve } from 'node:path';
 import { WebSocket } from 'ws';
 import { workerSocketUrl } from '../connection/connection.js';
 import { dispatchAgent } from '../connection/transport.js';
-import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig, type WorkerConfigFor } from '../config/worker-config.js';
+import type { WorkerConfig, WorkerConfigFor } from '../config/worker-config.js';
 import { chooseExporter } from '../observability/metrics.js';
 import { describeScope } from '../scope/decide.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export interface Check {
   name: string;
@@ -93,7 +94,7 @@ async function checkDirect(config: WorkerConfigFor<'direct'>): Promise<Check[]> 
         : { name: 'oz CLI', ok: false, detail: `${oz} --version failed: ${String(result.stderr || result.shortMessage || '').trim().split('\n').pop() ?? ''}`, fix: 'reinstall the oz CLI or fix --oz-path' },
     );
   }
-  const dir = config.direct.targetDir ? resolve(config.direct.targetDir) : resolve(config.direct.workspaceRoot || DEFAULT_WORKSPACE_ROOT);
+  const dir = config.direct.targetDir ? resolve(config.direct.targetDir) : resolve(config.direct.workspaceRoot);
   checks.push(await checkWritable(dir, Boolean(config.direct.targetDir)));
   return checks;
 }
@@ -117,7 +118,7 @@ export async function checkWritable(dir: string, targetDir: boolean): Promise<Ch
     return {
       name,
       ok: false,
-      detail: existing === dir ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
+      detail: existing === dir ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})` : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
       fix: `set ${flag} to a directory this user can create and write`,
     };
   }
@@ -147,7 +148,7 @@ async function checkDocker(): Promise<Check[]> {
       await engine.close().catch(() => undefined);
     }
   } catch (error) {
-    return [{ name: 'Docker Engine', ok: false, detail: (error as Error).message, fix: "start Docker, or set DOCKER_HOST; if permission is denied add the user to the 'docker' group or use rootless Docker" }];
+    return [{ name: 'Docker Engine', ok: false, detail: errorMessage(error), fix: "start Docker, or set DOCKER_HOST; if permission is denied add the user to the 'docker' group or use rootless Docker" }];
   }
 }
 
@@ -163,7 +164,7 @@ async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<C
     readPodTemplate(config.kubernetes.podTemplate);
     if (config.kubernetes.podTemplate) checks.push({ name: 'pod_template', ok: true, detail: 'every field is a Kubernetes PodSpec field' });
   } catch (error) {
-    checks.push({ name: 'pod_template', ok: false, detail: (error as Error).message, fix: 'fix the field in backend.kubernetes.pod_template' });
+    checks.push({ name: 'pod_template', ok: false, detail: errorMessage(error), fix: 'fix the field in backend.kubernetes.pod_template' });
   }
   const { namespace } = config.kubernetes;
   let client;
@@ -172,14 +173,14 @@ async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<C
     const version = await client.version();
     checks.push({ name: 'Kubernetes API', ok: true, detail: `${client.server} answers (${version})` });
   } catch (error) {
-    checks.push({ name: 'Kubernetes API', ok: false, detail: (error as Error).message, fix: 'check backend.kubernetes.kubeconfig, the in-cluster service account, or ~/.kube/config' });
+    checks.push({ name: 'Kubernetes API', ok: false, detail: errorMessage(error), fix: 'check backend.kubernetes.kubeconfig, the in-cluster service account, or ~/.kube/config' });
     return checks;
   }
   try {
     const jobs = await client.listJobs(workerSelector(config.workerId));
     checks.push({ name: 'namespace', ok: true, detail: `namespace "${namespace}" is reachable (${jobs.length} Job(s) of this worker)` });
   } catch (error) {
-    checks.push({ name: 'namespace', ok: false, detail: (error as Error).message, fix: `check that namespace "${namespace}" exists and the worker may list Jobs there` });
+    checks.push({ name: 'namespace', ok: false, detail: errorMessage(error), fix: `check that namespace "${namespace}" exists and the worker may list Jobs there` });
   }
   for (const access of REQUIRED_ACCESS) {
     const what = `${access.verb} ${access.group ? `${access.group}/` : ''}${access.resource}${access.subresource ? `/${access.subresource}` : ''}`;
@@ -191,7 +192,7 @@ async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<C
           : { name: `RBAC ${what}`, ok: false, detail: `denied${reason ? `: ${reason}` : ''}`, fix: `grant "${access.verb}" on ${access.resource} in the worker's Role (see k8s/role.yaml)` },
       );
     } catch (error) {
-      checks.push({ name: `RBAC ${what}`, ok: false, detail: (error as Error).message, fix: 'the cluster did not answer the SelfSubjectAccessReview; check API access' });
+      checks.push({ name: `RBAC ${what}`, ok: false, detail: errorMessage(error), fix: 'the cluster did not answer the SelfSubjectAccessReview; check API access' });
     }
   }
   return checks;

@@ -54,6 +54,7 @@ import {
   type WorkspaceMode,
   type WorkspacePlan,
 } from './workspace.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 /** Teardown's own bound: it runs after the task (also after a cancel), so the task's signal cannot bound it. */
 export const TEARDOWN_TIMEOUT_MS = 60_000;
@@ -170,7 +171,7 @@ export async function findOnPath(name: string, pathVariable: string | undefined)
 /** Go-style text for a file-system error: `mkdir /x: permission denied`. */
 function fsErrorText(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
-  if (typeof e?.errno !== 'number' || !e.syscall) return e instanceof Error ? e.message : String(error);
+  if (typeof e?.errno !== 'number' || !e.syscall) return errorMessage(error);
   const reason = getSystemErrorMessage(e.errno);
   return `${e.syscall}${e.path ? ` ${e.path}` : ''}: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
 }
@@ -634,7 +635,7 @@ async function readEnvFile(path: string, log: Logger): Promise<Map<string, strin
   try {
     return parseDotenv(text);
   } catch (error) {
-    log.warn(`Failed to parse environment file: ${(error as Error).message}; the agent gets none of its variables`);
+    log.warn(`Failed to parse environment file: ${errorMessage(error)}; the agent gets none of its variables`);
     return new Map();
   }
 }

@@ -34,6 +34,7 @@ import { fullName, parseImageRef, pullTag } from './reference.js';
 import { registryAuthFor, type CredentialHelper } from './registry-auth.js';
 import { SidecarVolumes } from './sidecars.js';
 import { isPullMilestone, LogDemuxer } from './streams.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 export const PING_TIMEOUT_MS = 5_000;
 export const SUPPORTED_PLATFORMS = ['linux/amd64', 'linux/arm64'];
@@ -274,7 +275,7 @@ class DockerBackend implements Backend {
       await this.pull(params.image, run);
     } catch (error) {
       throwIfCancelled(signal);
-      throw new TaskFailure('image_pull', (error as Error).message, { cause: error });
+      throw new TaskFailure('image_pull', errorMessage(error), { cause: error });
     }
 
     const sidecarBinds: string[] = [];
@@ -285,7 +286,7 @@ class DockerBackend implements Backend {
         image = await this.pull(sidecar.image, run);
       } catch (error) {
         throwIfCancelled(signal);
-        throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${(error as Error).message}`, { cause: error });
+        throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${errorMessage(error)}`, { cause: error });
       }
       let volume: string;
       try {

@@ -19,6 +19,7 @@ import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
 import { checkPermissions, runPreflight } from './startup-checks.js';
 import { SharedTaskWatch } from './task-watch.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 /** Set on a Job once its result was handed to the worker, so a restart does not report it twice. */
 export const ANNOTATION_REPORTED = 'oz-worker.dev/reported';
@@ -60,13 +61,13 @@ export async function createKubernetesBackend(config: WorkerConfigFor<'kubernete
   try {
     client = deps.client ?? createKubeClient({ namespace, kubeconfig: k.kubeconfig, env });
   } catch (error) {
-    throw new Error(`failed to build Kubernetes client config: ${(error as Error).message}`);
+    throw new Error(`failed to build Kubernetes client config: ${errorMessage(error)}`);
   }
   let version: string;
   try {
     version = await client.version();
   } catch (error) {
-    throw new Error(`cannot reach the Kubernetes API server at ${client.server} (${(error as Error).message}); check backend.kubernetes.kubeconfig and network access`);
+    throw new Error(`cannot reach the Kubernetes API server at ${client.server} (${errorMessage(error)}); check backend.kubernetes.kubeconfig and network access`);
   }
   log.info({ server: client.server, version, namespace }, 'Connected to the Kubernetes API server');
   await checkPermissions(client, log);
@@ -122,7 +123,7 @@ export function jobSettingsFrom(config: WorkerConfigFor<'kubernetes'>, podTempla
 
 function createFailureText(error: unknown, namespace: string): string {
   const status = statusOf(error);
-  const text = (error as Error).message;
+  const text = errorMessage(error);
   if (status === 403) return `${text}; the worker's service account may not create Jobs in namespace "${namespace}" (grant create on batch/jobs, see k8s/role.yaml)`;
   if (status === 422) return `${text}; Kubernetes rejected the Job as invalid: check backend.kubernetes.pod_template and the task's sidecars`;
   return text;
@@ -241,7 +242,7 @@ class KubernetesBackend implements Backend {
     try {
       await this.client.deleteJob(name, propagation);
     } catch (error) {
-      log.warn(`Failed to delete Job ${name}: ${(error as Error).message}`);
+      log.warn(`Failed to delete Job ${name}: ${errorMessage(error)}`);
     }
   }
 
@@ -249,7 +250,7 @@ class KubernetesBackend implements Backend {
     try {
       await this.client.annotateJob(name, { [ANNOTATION_REPORTED]: 'true' });
     } catch (error) {
-      log.warn(`Could not mark Job ${name} as reported (a restarted worker may report it again): ${(error as Error).message}`);
+      log.warn(`Could not mark Job ${name} as reported (a restarted worker may report it again): ${errorMessage(error)}`);
     }
   }
 
