@@ -3,7 +3,7 @@
 import { buildTaskParams } from '../agent/task-params.js';
 import { createBackend } from '../backends/registry.js';
 import type { WorkerConfig } from '../config/worker-config.js';
-import type { ConnectionTuning } from '../config/worker-env.js';
+import type { ConnectionTuning } from '../config/oz-worker-env.js';
 import { DEFAULT_BACKOFF } from '../connection/backoff.js';
 import { Connection, type ConnectionTimings } from '../connection/connection.js';
 import { Outbox } from '../connection/outbox.js';

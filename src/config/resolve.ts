@@ -12,7 +12,7 @@ import { defaultWorkspaceRoot, platformDirs, thisHost, type HostIdentity } from 
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
 import { lookUpUser, resolveRunAsUser, type LookUpUser } from './users.js';
-import { readWorkerEnv } from './worker-env.js';
+import { readOzWorkerEnv } from './oz-worker-env.js';
 import {
   DEFAULT_CANCEL_GRACE_MS,
   DEFAULT_SERVER_ROOT_URL,
@@ -158,12 +158,12 @@ export function resolveWorkerConfig(
   const maxConcurrentTasks = resolveMaxConcurrentTasks(flags, file);
   const flagEnv = parseEnvFlags(flags.env ?? [], hostEnv);
   const flagVolumes = parseVolumeFlags(flags.volumes ?? []);
-  const workerEnv = readWorkerEnv(hostEnv);
+  const ozWorkerEnv = readOzWorkerEnv(hostEnv);
 
-  const blocks = file?.backend;
-  const fileEnv = backend === 'kubernetes' ? {} : resolveFileEnv(blocks?.[backend]?.environment, `backend.${backend}.environment`, hostEnv);
+  const fileEnv = backend === 'kubernetes' ? {} : resolveFileEnv(file?.backend?.[backend]?.environment, `backend.${backend}.environment`, hostEnv);
   // The command line can only turn cleanup off.
   const cleanup = flags.cleanup !== false && file?.cleanup !== false;
+  const section = resolveBackendSection(backend, { flags, file, hostEnv, host, users, flagVolumes, cleanup });
 
   const common: CommonWorkerConfig = {
     apiKey,
@@ -181,36 +181,48 @@ export function resolveWorkerConfig(
     cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
     device: resolveDevice(flags, file),
     ...(caPem ? { caPem } : {}),
-    ...resolveHealthListen(flags.healthListen || workerEnv.healthListen),
-    stateDir: flags.stateDir || workerEnv.stateDir || platformDirs(undefined, hostEnv).stateDir,
-    connectionTuning: workerEnv.connectionTuning,
-    exitWithParent: workerEnv.exitWithParent,
+    ...resolveHealthListen(flags.healthListen || ozWorkerEnv.healthListen),
+    stateDir: flags.stateDir || ozWorkerEnv.stateDir || platformDirs(undefined, hostEnv).stateDir,
+    connectionTuning: ozWorkerEnv.connectionTuning,
+    exitWithParent: ozWorkerEnv.exitWithParent,
   };
-  return { ...common, ...resolveBackendSection(backend) };
+  return { ...common, ...section };
+}
 
-  function resolveBackendSection(name: BackendName): BackendSection {
-    switch (name) {
-      case 'direct': {
-        const runAs = resolveRunAsUser(blocks?.direct?.run_as_user ?? '', users.lookUp, users.currentUid);
-        return {
-          backend: name,
-          direct: {
-            workspaceRoot: flags.workspaceRoot || blocks?.direct?.workspace_root || defaultWorkspaceRoot({ ...host, env: hostEnv }),
-            targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
-            ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
-            setupCommand: blocks?.direct?.setup_command ?? '',
-            teardownCommand: blocks?.direct?.teardown_command ?? '',
-            ...(runAs ? { runAs } : {}),
-          },
-        };
-      }
-      case 'docker':
-        return { backend: name, docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' } };
-      case 'command':
-        return { backend: name, command: resolveCommand(file) };
-      case 'kubernetes':
-        return { backend: name, kubernetes: resolveKubernetes(file, cleanup) };
+interface SectionInputs {
+  flags: WorkerFlags;
+  file: FileConfig | undefined;
+  hostEnv: HostEnv;
+  host: HostIdentity;
+  users: { lookUp: LookUpUser; currentUid: number | undefined };
+  flagVolumes: string[];
+  cleanup: boolean;
+}
+
+/** The selected backend's section; the others do not exist. */
+function resolveBackendSection(backend: BackendName, { flags, file, hostEnv, host, users, flagVolumes, cleanup }: SectionInputs): BackendSection {
+  const blocks = file?.backend;
+  switch (backend) {
+    case 'direct': {
+      const runAs = resolveRunAsUser(blocks?.direct?.run_as_user ?? '', users.lookUp, users.currentUid);
+      return {
+        backend,
+        direct: {
+          workspaceRoot: flags.workspaceRoot || blocks?.direct?.workspace_root || defaultWorkspaceRoot({ ...host, env: hostEnv }),
+          targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
+          ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
+          setupCommand: blocks?.direct?.setup_command ?? '',
+          teardownCommand: blocks?.direct?.teardown_command ?? '',
+          ...(runAs ? { runAs } : {}),
+        },
+      };
     }
+    case 'docker':
+      return { backend, docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' } };
+    case 'command':
+      return { backend, command: resolveCommand(file) };
+    case 'kubernetes':
+      return { backend, kubernetes: resolveKubernetes(file, cleanup) };
   }
 }
 

@@ -3,7 +3,7 @@
 import type { BackendName } from '../task/contract.js';
 import type { LogLevel } from '../log/logger.js';
 import type { RunAsUser } from './users.js';
-import type { ConnectionTuning } from './worker-env.js';
+import type { ConnectionTuning } from './oz-worker-env.js';
 
 export const DEFAULT_WEB_SOCKET_URL = 'wss://oz.warp.dev/api/v1/selfhosted/worker/ws';
 export const DEFAULT_SERVER_ROOT_URL = 'https://app.warp.dev';

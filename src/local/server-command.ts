@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { findOnPath } from '../backends/direct/direct-backend.js';
 import { BACKEND_NAMES, type BackendName } from '../task/contract.js';
 import { platformDirs } from '../config/locations.js';
-import { envText, STATE_DIR_ENV } from '../config/worker-env.js';
+import { envText, STATE_DIR_ENV } from '../config/oz-worker-env.js';
 import { InvalidDurationError, parseGoDuration } from '../config/go-duration.js';
 import { createLogger, type Logger, type LogLevel } from '../log/logger.js';
 import type { DispatcherTimings } from '../server/dispatcher.js';

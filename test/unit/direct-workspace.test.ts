@@ -110,7 +110,7 @@ describe('environment composition', () => {
     gitConfigPath: '/w/t1/.gitconfig',
   });
 
-  it('task env: common list, then the worker map (which wins), then harness dirs and the git config', () => {
+  it('task env: common list, then the operator env (which wins), then harness dirs and the git config', () => {
     expect([...base]).toEqual([
       ['TASK_ID', 'from-map'],
       ['GIT_TERMINAL_PROMPT', '0'],

@@ -4,18 +4,18 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { resolveWorkerConfig } from '../../src/config/resolve.js';
-import { readWorkerEnv } from '../../src/config/worker-env.js';
+import { readOzWorkerEnv } from '../../src/config/oz-worker-env.js';
 
-describe('readWorkerEnv', () => {
+describe('readOzWorkerEnv', () => {
   it('is all defaults for an environment without OZ_WORKER_* (and for empty values)', () => {
     const expected = { exitWithParent: false, connectionTuning: {} };
-    expect(readWorkerEnv({})).toEqual(expected);
-    expect(readWorkerEnv({ OZ_WORKER_STATE_DIR: '', OZ_WORKER_PING_INTERVAL_MS: '', OZ_WORKER_EXIT_WITH_PARENT: '' })).toEqual(expected);
+    expect(readOzWorkerEnv({})).toEqual(expected);
+    expect(readOzWorkerEnv({ OZ_WORKER_STATE_DIR: '', OZ_WORKER_PING_INTERVAL_MS: '', OZ_WORKER_EXIT_WITH_PARENT: '' })).toEqual(expected);
   });
 
   it('reads every variable', () => {
     expect(
-      readWorkerEnv({
+      readOzWorkerEnv({
         OZ_WORKER_HEALTH_LISTEN: '0.0.0.0:8080',
         OZ_WORKER_STATE_DIR: '/state',
         OZ_WORKER_EXIT_WITH_PARENT: '1',
@@ -40,7 +40,7 @@ describe('readWorkerEnv', () => {
     ['0', false],
     ['false', false],
   ])('reads flag %j as %s', (text, value) => {
-    expect(readWorkerEnv({ OZ_WORKER_EXIT_WITH_PARENT: text }).exitWithParent).toBe(value);
+    expect(readOzWorkerEnv({ OZ_WORKER_EXIT_WITH_PARENT: text }).exitWithParent).toBe(value);
   });
 
   it.each([
@@ -49,7 +49,7 @@ describe('readWorkerEnv', () => {
     ['OZ_WORKER_PONG_TIMEOUT_MS', '1.5', 'invalid OZ_WORKER_PONG_TIMEOUT_MS "1.5": use a whole number of milliseconds, e.g. 5000'],
     ['OZ_WORKER_EXIT_WITH_PARENT', 'yes', 'invalid OZ_WORKER_EXIT_WITH_PARENT "yes": use 1 or true to turn it on, 0 or false to turn it off'],
   ])('refuses %s=%j', (name, text, message) => {
-    expect(() => readWorkerEnv({ [name]: text })).toThrow(new ConfigError(message));
+    expect(() => readOzWorkerEnv({ [name]: text })).toThrow(new ConfigError(message));
   });
 
   it('is checked when the worker configuration is resolved, before anything starts', () => {

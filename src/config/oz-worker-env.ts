@@ -18,7 +18,7 @@ export interface ConnectionTuning {
   reconnectMaxMs?: number;
 }
 
-export interface WorkerEnv {
+export interface OzWorkerEnv {
   /** `OZ_WORKER_HEALTH_LISTEN`, the default of `--health-listen`. */
   healthListen?: string;
   /** `OZ_WORKER_STATE_DIR`, the default of `--state-dir`. */
@@ -38,7 +38,7 @@ const TUNING_VARIABLES: ReadonlyArray<[keyof ConnectionTuning, string]> = [
   ['reconnectMaxMs', 'OZ_WORKER_RECONNECT_MAX_MS'],
 ];
 
-export function readWorkerEnv(env: Env): WorkerEnv {
+export function readOzWorkerEnv(env: Env): OzWorkerEnv {
   const connectionTuning: ConnectionTuning = {};
   for (const [key, name] of TUNING_VARIABLES) {
     const ms = envMilliseconds(env, name);
