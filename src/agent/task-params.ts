@@ -73,6 +73,7 @@ export function mcpServersJson(assignment: TaskAssignment, mcpArgument: string |
 
 /** The production TaskParamsBuilder (the worker core's default), given the worker's configuration. */
 export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string | undefined, config: WorkerConfig): TaskParams {
+  // Only the Kubernetes backend overrides images from its config.
   const kubernetes = config.backend === 'kubernetes' ? config.kubernetes : undefined;
   const taskObjectId = taskObjectIdOf(assignment);
   const mcpServers = mcpServersJson(assignment, mcpArgument);

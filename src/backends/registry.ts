@@ -26,7 +26,10 @@ export async function createBackend(config: WorkerConfig, log: Logger): Promise<
       const { createBackend: create } = await import('./kubernetes/index.js');
       return create(config, { log });
     }
-    default:
-      throw new BackendUnavailable(NOT_YET[config.backend] ?? `unknown backend "${String(config.backend)}"`);
+    default: {
+      // Unreachable for a resolved config (the union is exhausted); kept for one built by hand.
+      const name = (config satisfies never as { backend: BackendName }).backend;
+      throw new BackendUnavailable(NOT_YET[name] ?? `unknown backend "${String(name)}"`);
+    }
   }
 }

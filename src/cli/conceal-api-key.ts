@@ -7,6 +7,7 @@
 // without the variable (the other way to get an environment block without the
 // key) would cost a second Node.js start-up.
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { errorMessage } from '../errors/error-message.js';
 
 export const API_KEY_VARIABLE = 'WARP_API_KEY';
 
@@ -69,7 +70,7 @@ export function concealApiKey(key: string, platform: NodeJS.Platform = process.p
     overwriteInPlace(new Set(names));
     return undefined;
   } catch (error) {
-    return `could not remove ${names.join(', ')} from this process's environment block (${(error as Error).message}): ${advice}`;
+    return `could not remove ${names.join(', ')} from this process's environment block (${errorMessage(error)}): ${advice}`;
   }
 }
 

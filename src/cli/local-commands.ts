@@ -3,6 +3,7 @@
 // start-up never pays for the server, its database or the HTTP client.
 import { Option, type Command } from 'commander';
 import { commandHint } from '../local/command-hint.js';
+import { errorMessage } from '../errors/error-message.js';
 
 const EXIT_USAGE = 2;
 
@@ -13,7 +14,7 @@ export async function run(action: () => Promise<number>): Promise<void> {
     code = await action();
   } catch (error) {
     const { UsageError } = await import('../local/server-command.js');
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     process.stderr.write(`oz-worker: error: ${message}\n`);
     code = error instanceof UsageError ? EXIT_USAGE : 1;
   }

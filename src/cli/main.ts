@@ -17,6 +17,7 @@ import { commandHint } from '../local/command-hint.js';
 import { closestName } from './suggest.js';
 
 import { VERSION } from '../version.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export { VERSION };
 
@@ -87,7 +88,7 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<void> {
   try {
     await runWorker(config);
   } catch (error) {
-    fail(`could not start the worker: ${error instanceof Error ? error.message : String(error)}`, 1);
+    fail(`could not start the worker: ${errorMessage(error)}`, 1);
   }
 }
 
@@ -151,7 +152,7 @@ async function main(argv: string[]): Promise<void> {
       const benign = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
       process.exit(benign ? 0 : EXIT_USAGE);
     }
-    fail(error instanceof Error ? error.message : String(error), 1);
+    fail(errorMessage(error), 1);
   }
 }
 

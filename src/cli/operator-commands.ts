@@ -11,6 +11,7 @@ import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config
 import type { WorkerConfig } from '../config/worker-config.js';
 import { addWorkerOptions } from './worker-options.js';
 import { commandHint } from '../local/command-hint.js';
+import { errorMessage } from '../errors/error-message.js';
 
 const EXIT_USAGE = 2;
 
@@ -31,7 +32,7 @@ function readInput(source: string): string {
   try {
     return readFileSync(source === '-' ? 0 : source, 'utf8');
   } catch (error) {
-    throw new ConfigError(`cannot read the assignment from ${source === '-' ? 'stdin' : source}: ${(error as Error).message}`);
+    throw new ConfigError(`cannot read the assignment from ${source === '-' ? 'stdin' : source}: ${errorMessage(error)}`);
   }
 }
 
@@ -51,7 +52,7 @@ export function registerOperatorCommands(program: Command): void {
       config = await configFor(flags, true);
       input = readInput(source);
     } catch (error) {
-      process.stderr.write(`oz-worker: error: ${(error as Error).message}\n`);
+      process.stderr.write(`oz-worker: error: ${errorMessage(error)}\n`);
       return finish(EXIT_USAGE);
     }
     const { planAssignment } = await import('../tools/plan.js');

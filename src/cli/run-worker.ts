@@ -2,6 +2,8 @@
 // outbox, connection, worker core and shutdown, wired to process signals.
 import { createBackend } from '../backends/registry.js';
 import type { WorkerConfig } from '../config/worker-config.js';
+import type { ConnectionTuning } from '../config/oz-worker-env.js';
+import { DEFAULT_BACKOFF } from '../connection/backoff.js';
 import { Connection, type ConnectionTimings } from '../connection/connection.js';
 import { Outbox } from '../connection/outbox.js';
 import { TaskOutputSender } from '../connection/task-output.js';
@@ -16,6 +18,7 @@ import { Journal, journalPath } from '../worker/journal.js';
 import { recoverFromJournal } from '../worker/recovery.js';
 import { describeScope } from '../scope/decide.js';
 import { watchParent } from '../local/parent-link.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -25,27 +28,17 @@ export interface RunningWorker {
   log: Logger;
 }
 
-/** Connection timings can be shortened through the environment (used by tests and the benchmark). */
-export function timingsFromEnv(env: NodeJS.ProcessEnv): Partial<ConnectionTimings> {
-  const number = (name: string): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return undefined;
-    const value = Number(raw);
-    return Number.isFinite(value) && value >= 0 ? value : undefined;
+/** The connection timings the configuration shortens (`OZ_WORKER_*_MS`, used by tests and the benchmark). */
+export function connectionTimings(tuning: ConnectionTuning): Partial<ConnectionTimings> {
+  const { pingIntervalMs, pongTimeoutMs, stableAfterMs, reconnectInitialMs, reconnectMaxMs } = tuning;
+  return {
+    ...(pingIntervalMs === undefined ? {} : { pingIntervalMs }),
+    ...(pongTimeoutMs === undefined ? {} : { pongTimeoutMs }),
+    ...(stableAfterMs === undefined ? {} : { stableAfterMs }),
+    ...(reconnectInitialMs === undefined && reconnectMaxMs === undefined
+      ? {}
+      : { backoff: { initialMs: reconnectInitialMs ?? DEFAULT_BACKOFF.initialMs, maxMs: reconnectMaxMs ?? DEFAULT_BACKOFF.maxMs } }),
   };
-  const timings: Partial<ConnectionTimings> = {};
-  const ping = number('OZ_WORKER_PING_INTERVAL_MS');
-  const pong = number('OZ_WORKER_PONG_TIMEOUT_MS');
-  const stable = number('OZ_WORKER_STABLE_AFTER_MS');
-  const initial = number('OZ_WORKER_RECONNECT_INITIAL_MS');
-  const max = number('OZ_WORKER_RECONNECT_MAX_MS');
-  if (ping !== undefined) timings.pingIntervalMs = ping;
-  if (pong !== undefined) timings.pongTimeoutMs = pong;
-  if (stable !== undefined) timings.stableAfterMs = stable;
-  if (initial !== undefined || max !== undefined) {
-    timings.backoff = { initialMs: initial ?? 1_000, maxMs: max ?? 60_000 };
-  }
-  return timings;
 }
 
 export interface RunWorkerOptions {
@@ -84,7 +77,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       });
       log.info({ address: health.address }, `Health endpoints on http://${health.address}/livez and /readyz`);
     } catch (error) {
-      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${(error as Error).message}; probes will fail (pick another --health-listen)`);
+      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${errorMessage(error)}; probes will fail (pick another --health-listen)`);
     }
   }
   // The OpenTelemetry SDK loads only when an exporter is configured, while the backend starts.
@@ -150,7 +143,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       metrics.setConnected(readiness.connected);
     },
     onReconnect: (reason) => metrics.reconnect(reason),
-    timings: timingsFromEnv(env),
+    timings: connectionTimings(config.connectionTuning),
     agent: dispatchAgent({ url: config.webSocketUrl, env, ...(config.caPem ? { ca: config.caPem } : {}) }),
   });
   connectionRef = connection;
@@ -179,7 +172,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     }
   }
   // Started by `oz-worker local`: its server went with it, so nothing is left to deliver to.
-  watchParent(env, () => {
+  watchParent(config.exitWithParent, () => {
     log.warn('oz-worker local, which started this worker, is gone; stopping the tasks and exiting');
     // No reconnecting meanwhile: a restarted `local` must not meet this worker.
     void connection.stop();

@@ -1,6 +1,7 @@
 // A configuration or usage problem the user must fix before the worker can
 // start: flags, config file, environment. The CLI prints the message as one
 // line and exits with `exitCode`; nothing has been started yet.
+import { errorMessage } from '../errors/error-message.js';
 
 export class ConfigError extends Error {
   /** Process exit status for configuration problems (runtime failures use 1). */
@@ -24,6 +25,6 @@ export function describeReadError(error: unknown): string {
     case 'EISDIR':
       return 'it is a directory, not a file';
     default:
-      return error instanceof Error ? error.message : String(error);
+      return errorMessage(error);
   }
 }

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseAllDocuments, isScalar } from 'yaml';
-import type { z } from 'zod';
+import { zodProblems, type ZodIssue } from '../errors/zod-issues.js';
 import { ConfigError, describeReadError } from './errors.js';
 import { expandPath } from './paths.js';
 import { fileConfigSchema, KNOWN_KEYS, REMOVED_KEYS, type FileConfig } from './file-schema.js';
@@ -67,23 +67,13 @@ function formatProblems(source: string, problems: Problem[]): string {
   return `config file ${source} has ${sorted.length} problems: ${sorted.map(at).join('; ')}`;
 }
 
-function describeIssues(issues: readonly z.core.$ZodIssue[], tree: YamlTree): Problem[] {
-  const problems: Problem[] = [];
-  for (const issue of issues) {
-    const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        const keyPath = [...path, key];
-        problems.push({ line: tree.lineOf(keyPath), message: `unknown key "${pathText(keyPath)}" (${unknownKeyFix(path, key)})` });
-      }
-      continue;
-    }
-    problems.push({ line: tree.lineOf(path), message: describeIssue(issue, path) });
-  }
-  return problems;
+/** Each issue at the line of its key; an unknown key gets its own problem. */
+function describeIssues(issues: readonly ZodIssue[], tree: YamlTree): Problem[] {
+  return zodProblems(issues, { splitUnknownKeys: true, describe: describeIssue }).map(({ path, message }) => ({ line: tree.lineOf(path), message }));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, path: YamlPath): string {
+function describeIssue(issue: ZodIssue, path: YamlPath): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key "${pathText(path)}" (${unknownKeyFix(path.slice(0, -1), String(path.at(-1)))})`;
   const subject = path.length === 0 ? 'the config file' : pathText(path);
   if (issue.code === 'custom') {
     return (issue.params as { standalone?: boolean } | undefined)?.standalone ? issue.message : `${subject} ${issue.message}`;

@@ -12,12 +12,15 @@ import { defaultWorkspaceRoot, platformDirs, thisHost, type HostIdentity } from 
 import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
 import { lookUpUser, resolveRunAsUser, type LookUpUser } from './users.js';
+import { readOzWorkerEnv } from './oz-worker-env.js';
 import {
   DEFAULT_CANCEL_GRACE_MS,
   DEFAULT_SERVER_ROOT_URL,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_WEB_SOCKET_URL,
+  type BackendSection,
   type CommandBackendConfig,
+  type CommonWorkerConfig,
   type DeviceScope,
   type KubernetesBackendConfig,
   type WorkerConfig,
@@ -62,6 +65,14 @@ export const DEFAULT_DISPATCH_TIMEOUT_MS = 60_000;
 export const DEFAULT_UNSCHEDULABLE_TIMEOUT_MS = 30_000;
 export const DEFAULT_PREFLIGHT_TIMEOUT_MS = 120_000;
 export const DEFAULT_IMAGE_PULL_TIMEOUT_MS = 60_000;
+export const DEFAULT_KUBERNETES_NAMESPACE = 'default';
+export const DEFAULT_ACTIVE_DEADLINE_SECONDS = 8 * 60 * 60;
+export const DEFAULT_TTL_SECONDS = 24 * 60 * 60;
+export const DEFAULT_PREFLIGHT_IMAGE = 'busybox:1.36';
+export const DEFAULT_PREFLIGHT_RESOURCES = {
+  requests: { cpu: '10m', memory: '16Mi' },
+  limits: { cpu: '100m', memory: '64Mi' },
+};
 
 const RESERVED_WORKER_ID_PREFIX = 'warp';
 
@@ -147,43 +158,72 @@ export function resolveWorkerConfig(
   const maxConcurrentTasks = resolveMaxConcurrentTasks(flags, file);
   const flagEnv = parseEnvFlags(flags.env ?? [], hostEnv);
   const flagVolumes = parseVolumeFlags(flags.volumes ?? []);
+  const ozWorkerEnv = readOzWorkerEnv(hostEnv);
 
-  const blocks = file?.backend;
-  const fileEnv = backend === 'kubernetes' ? {} : resolveFileEnv(blocks?.[backend]?.environment, `backend.${backend}.environment`, hostEnv);
-  const runAs = backend === 'direct' ? resolveRunAsUser(blocks?.direct?.run_as_user ?? '', users.lookUp, users.currentUid) : undefined;
+  const fileEnv = backend === 'kubernetes' ? {} : resolveFileEnv(file?.backend?.[backend]?.environment, `backend.${backend}.environment`, hostEnv);
+  // The command line can only turn cleanup off.
+  const cleanup = flags.cleanup !== false && file?.cleanup !== false;
+  const section = resolveBackendSection(backend, { flags, file, hostEnv, host, users, flagVolumes, cleanup });
 
-  return {
+  const common: CommonWorkerConfig = {
     apiKey,
     workerId,
     webSocketUrl: checkedUrl('--web-socket-url', flags.webSocketUrl || DEFAULT_WEB_SOCKET_URL, ['ws:', 'wss:']),
     serverRootUrl: checkedUrl('--server-root-url', flags.serverRootUrl || DEFAULT_SERVER_ROOT_URL, ['http:', 'https:']),
     sessionSharingServerUrl: flags.sessionSharingServerUrl ?? '',
     logLevel,
-    backend,
     backendLabel,
-    // The command line can only turn cleanup off.
-    cleanup: flags.cleanup !== false && file?.cleanup !== false,
+    cleanup,
     maxConcurrentTasks,
     idleOnComplete: flags.idleOnComplete || file?.idle_on_complete || '',
-    taskEnv: { ...fileEnv, ...flagEnv },
+    operatorEnv: { ...fileEnv, ...flagEnv },
     shutdownGraceMs: resolveShutdownGrace(flags, file),
     cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
-    direct: {
-      workspaceRoot: flags.workspaceRoot || blocks?.direct?.workspace_root || defaultWorkspaceRoot({ ...host, env: hostEnv }),
-      targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
-      ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
-      setupCommand: blocks?.direct?.setup_command ?? '',
-      teardownCommand: blocks?.direct?.teardown_command ?? '',
-      ...(runAs ? { runAs } : {}),
-    },
-    docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' },
-    command: backend === 'command' ? resolveCommand(file) : undefined,
-    kubernetes: backend === 'kubernetes' ? resolveKubernetes(file) : undefined,
     device: resolveDevice(flags, file),
     ...(caPem ? { caPem } : {}),
-    ...resolveHealthListen(flags.healthListen || hostEnv.OZ_WORKER_HEALTH_LISTEN),
-    stateDir: flags.stateDir || hostEnv.OZ_WORKER_STATE_DIR || platformDirs(undefined, hostEnv).stateDir,
+    ...resolveHealthListen(flags.healthListen || ozWorkerEnv.healthListen),
+    stateDir: flags.stateDir || ozWorkerEnv.stateDir || platformDirs(undefined, hostEnv).stateDir,
+    connectionTuning: ozWorkerEnv.connectionTuning,
+    exitWithParent: ozWorkerEnv.exitWithParent,
   };
+  return { ...common, ...section };
+}
+
+interface SectionInputs {
+  flags: WorkerFlags;
+  file: FileConfig | undefined;
+  hostEnv: HostEnv;
+  host: HostIdentity;
+  users: { lookUp: LookUpUser; currentUid: number | undefined };
+  flagVolumes: string[];
+  cleanup: boolean;
+}
+
+/** The selected backend's section; the others do not exist. */
+function resolveBackendSection(backend: BackendName, { flags, file, hostEnv, host, users, flagVolumes, cleanup }: SectionInputs): BackendSection {
+  const blocks = file?.backend;
+  switch (backend) {
+    case 'direct': {
+      const runAs = resolveRunAsUser(blocks?.direct?.run_as_user ?? '', users.lookUp, users.currentUid);
+      return {
+        backend,
+        direct: {
+          workspaceRoot: flags.workspaceRoot || blocks?.direct?.workspace_root || defaultWorkspaceRoot({ ...host, env: hostEnv }),
+          targetDir: flags.targetDir || blocks?.direct?.target_dir || '',
+          ozPath: flags.ozPath || blocks?.direct?.oz_path || '',
+          setupCommand: blocks?.direct?.setup_command ?? '',
+          teardownCommand: blocks?.direct?.teardown_command ?? '',
+          ...(runAs ? { runAs } : {}),
+        },
+      };
+    }
+    case 'docker':
+      return { backend, docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' } };
+    case 'command':
+      return { backend, command: resolveCommand(file) };
+    case 'kubernetes':
+      return { backend, kubernetes: resolveKubernetes(file, cleanup) };
+  }
 }
 
 function resolveWorkerId(flags: WorkerFlags, file: FileConfig | undefined): string {
@@ -286,50 +326,37 @@ function resolveCommand(file: FileConfig | undefined): CommandBackendConfig {
   };
 }
 
-function resolveKubernetes(file: FileConfig | undefined): KubernetesBackendConfig {
+function resolveKubernetes(file: FileConfig | undefined, cleanup: boolean): KubernetesBackendConfig {
   const block = file?.backend?.kubernetes ?? {};
-  const unschedulable =
-    block.unschedulable_timeout === undefined || block.unschedulable_timeout === ''
-      ? DEFAULT_UNSCHEDULABLE_TIMEOUT_MS
-      : durationMs(block.unschedulable_timeout, 'backend.kubernetes.unschedulable_timeout');
-  const config: KubernetesBackendConfig = {
-    namespace: block.namespace,
-    kubeconfig: block.kubeconfig,
-    defaultImage: block.default_image,
-    imagePullPolicy: block.image_pull_policy,
-    useImageVolumes: block.use_image_volumes,
-    preflightImage: block.preflight_image,
-    sidecarImage: block.sidecar_image,
-    codingCliSidecars: copyMap(block.coding_cli_sidecars),
-    setupCommand: block.setup_command,
-    teardownCommand: block.teardown_command,
-    extraLabels: copyMap(block.extra_labels),
-    extraAnnotations: copyMap(block.extra_annotations),
-    activeDeadlineSeconds: block.active_deadline_seconds,
-    ttlSecondsAfterFinished: block.ttl_seconds_after_finished,
-    workspaceSizeLimit: block.workspace_size_limit,
+  const timeout = (text: string | undefined, key: string, fallback: number): number =>
+    text === undefined || text === '' ? fallback : Math.max(0, durationMs(text, `backend.kubernetes.${key}`));
+  const activeDeadline = block.active_deadline_seconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS;
+  return {
+    namespace: block.namespace || DEFAULT_KUBERNETES_NAMESPACE,
+    // Keys without a default are left out when unset, rather than present as undefined.
+    ...(block.kubeconfig === undefined ? {} : { kubeconfig: block.kubeconfig }),
+    ...(block.default_image === undefined ? {} : { defaultImage: block.default_image }),
+    ...(block.sidecar_image === undefined ? {} : { sidecarImage: block.sidecar_image }),
+    ...(block.coding_cli_sidecars === undefined ? {} : { codingCliSidecars: { ...block.coding_cli_sidecars } }),
+    ...(block.workspace_size_limit === undefined ? {} : { workspaceSizeLimit: block.workspace_size_limit }),
+    ...(block.pod_template === undefined ? {} : { podTemplate: block.pod_template }),
+    imagePullPolicy: block.image_pull_policy ?? 'IfNotPresent',
+    useImageVolumes: block.use_image_volumes ?? false,
+    preflightImage: block.preflight_image || DEFAULT_PREFLIGHT_IMAGE,
+    setupCommand: block.setup_command ?? '',
+    teardownCommand: block.teardown_command ?? '',
+    extraLabels: { ...block.extra_labels },
+    extraAnnotations: { ...block.extra_annotations },
+    // 0 means no deadline.
+    activeDeadlineSeconds: activeDeadline === 0 ? undefined : activeDeadline,
+    // Without cleanup finished Jobs stay.
+    ttlSecondsAfterFinished: cleanup ? (block.ttl_seconds_after_finished ?? DEFAULT_TTL_SECONDS) : undefined,
     // Zero or negative disables the unschedulable check.
-    unschedulableTimeoutMs: unschedulable > 0 ? unschedulable : 0,
-    preflightTimeoutMs:
-      block.preflight_timeout === undefined || block.preflight_timeout === ''
-        ? DEFAULT_PREFLIGHT_TIMEOUT_MS
-        : Math.max(0, durationMs(block.preflight_timeout, 'backend.kubernetes.preflight_timeout')),
-    imagePullTimeoutMs:
-      block.image_pull_timeout === undefined || block.image_pull_timeout === ''
-        ? DEFAULT_IMAGE_PULL_TIMEOUT_MS
-        : Math.max(0, durationMs(block.image_pull_timeout, 'backend.kubernetes.image_pull_timeout')),
-    podTemplate: block.pod_template,
-    preflightResources: block.preflight_resources,
+    unschedulableTimeoutMs: timeout(block.unschedulable_timeout, 'unschedulable_timeout', DEFAULT_UNSCHEDULABLE_TIMEOUT_MS),
+    preflightTimeoutMs: timeout(block.preflight_timeout, 'preflight_timeout', DEFAULT_PREFLIGHT_TIMEOUT_MS),
+    imagePullTimeoutMs: timeout(block.image_pull_timeout, 'image_pull_timeout', DEFAULT_IMAGE_PULL_TIMEOUT_MS),
+    preflightResources: block.preflight_resources ?? structuredClone(DEFAULT_PREFLIGHT_RESOURCES),
   };
-  // Unset keys are left out rather than present as undefined.
-  for (const key of Object.keys(config) as (keyof KubernetesBackendConfig)[]) {
-    if (config[key] === undefined) delete config[key];
-  }
-  return config;
-}
-
-function copyMap(map: Record<string, string> | undefined): Record<string, string> | undefined {
-  return map === undefined ? undefined : { ...map };
 }
 
 function parseId(text: string, flag: string): number {

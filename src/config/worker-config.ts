@@ -3,6 +3,7 @@
 import type { BackendName } from '../task/contract.js';
 import type { LogLevel } from '../log/logger.js';
 import type { RunAsUser } from './users.js';
+import type { ConnectionTuning } from './oz-worker-env.js';
 
 export const DEFAULT_WEB_SOCKET_URL = 'wss://oz.warp.dev/api/v1/selfhosted/worker/ws';
 export const DEFAULT_SERVER_ROOT_URL = 'https://app.warp.dev';
@@ -33,30 +34,39 @@ export interface CommandBackendConfig {
   dispatchTimeoutMs: number;
 }
 
-/** The `backend.kubernetes` block as written (keys validated, values raw where opaque). */
+/**
+ * The `backend.kubernetes` block with every default applied: what the backend
+ * reads. Optional fields are ones with no default (absent: not set).
+ */
 export interface KubernetesBackendConfig {
-  namespace?: string;
+  namespace: string;
+  /** Absent: the in-cluster service account, else ~/.kube/config. */
   kubeconfig?: string;
   defaultImage?: string;
-  imagePullPolicy?: 'Always' | 'Never' | 'IfNotPresent';
-  useImageVolumes?: boolean;
-  preflightImage?: string;
+  imagePullPolicy: 'Always' | 'Never' | 'IfNotPresent';
+  useImageVolumes: boolean;
+  preflightImage: string;
   sidecarImage?: string;
   codingCliSidecars?: Record<string, string>;
-  setupCommand?: string;
-  teardownCommand?: string;
-  extraLabels?: Record<string, string>;
-  extraAnnotations?: Record<string, string>;
-  activeDeadlineSeconds?: number;
-  ttlSecondsAfterFinished?: number;
+  setupCommand: string;
+  teardownCommand: string;
+  extraLabels: Record<string, string>;
+  extraAnnotations: Record<string, string>;
+  /** Undefined: no deadline (`active_deadline_seconds: 0`). */
+  activeDeadlineSeconds: number | undefined;
+  /** Undefined: finished Jobs are kept (cleanup is off). */
+  ttlSecondsAfterFinished: number | undefined;
   workspaceSizeLimit?: string;
-  unschedulableTimeoutMs?: number;
+  /** 0 disables the unschedulable check. */
+  unschedulableTimeoutMs: number;
   /** How long a transient image pull failure may last; 0 fails at the first. */
-  imagePullTimeoutMs?: number;
+  imagePullTimeoutMs: number;
   /** 0 skips the start-up preflight Job. */
-  preflightTimeoutMs?: number;
+  preflightTimeoutMs: number;
+  /** Raw `pod_template`; the backend validates it against the PodSpec schema. */
   podTemplate?: Record<string, unknown>;
-  preflightResources?: Record<string, unknown>;
+  /** Raw `preflight_resources` (or the default); validated by the backend. */
+  preflightResources: Record<string, unknown>;
 }
 
 /** Device mode: the worker runs only tasks inside its owner's scope. */
@@ -67,30 +77,29 @@ export interface DeviceScope {
   deviceId?: string;
 }
 
-export interface WorkerConfig {
+/** What every backend shares. */
+export interface CommonWorkerConfig {
   apiKey: string;
   workerId: string;
   webSocketUrl: string;
   serverRootUrl: string;
   sessionSharingServerUrl: string;
   logLevel: LogLevel;
-  backend: BackendName;
   /** The backend as the Go worker reports it in metrics: '' when docker was implied. */
   backendLabel: string;
   cleanup: boolean;
   /** 0 = unlimited. */
   maxConcurrentTasks: number;
   idleOnComplete: string;
-  /** Worker env map: the backend's YAML `environment` overlaid by `-e` flags. */
-  taskEnv: Record<string, string>;
+  /**
+   * The operator's additions to every task's environment: the backend's YAML
+   * `environment` overlaid by `-e` flags.
+   */
+  operatorEnv: Record<string, string>;
   /** Bounded time for a graceful shutdown before the worker exits anyway. */
   shutdownGraceMs: number;
   /** Time a cancelled agent gets between SIGTERM and SIGKILL. */
   cancelGraceMs: number;
-  direct: DirectBackendConfig;
-  docker: DockerBackendConfig;
-  command: CommandBackendConfig | undefined;
-  kubernetes: KubernetesBackendConfig | undefined;
   device: DeviceScope | undefined;
   /** Where /livez and /readyz are served; absent: not served. */
   healthListen?: { host: string; port: number };
@@ -100,4 +109,20 @@ export interface WorkerConfig {
   caPem?: string;
   /** Problems worth a warning in the log once it exists (e.g. a key file others can read). */
   startupWarnings?: string[];
+  /** Connection timing overrides from `OZ_WORKER_*_MS`. */
+  connectionTuning: ConnectionTuning;
+  /** Started by `oz-worker local`: exit when it goes (`OZ_WORKER_EXIT_WITH_PARENT`). */
+  exitWithParent: boolean;
 }
+
+/** The selected backend and its settings: only that backend's section exists. */
+export type BackendSection =
+  | { backend: 'direct'; direct: DirectBackendConfig }
+  | { backend: 'docker'; docker: DockerBackendConfig }
+  | { backend: 'kubernetes'; kubernetes: KubernetesBackendConfig }
+  | { backend: 'command'; command: CommandBackendConfig };
+
+export type WorkerConfig = CommonWorkerConfig & BackendSection;
+
+/** The configuration of a worker running backend `B` (what that backend's factory takes). */
+export type WorkerConfigFor<B extends BackendName> = Extract<WorkerConfig, { backend: B }>;

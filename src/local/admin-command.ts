@@ -13,6 +13,7 @@ import { stateDirFrom, UsageError } from './server-command.js';
 import { LOCAL_SETTINGS_FILE, readLocalSettings } from './settings.js';
 import { agentConfig, id, speakingCli, type ResolvedClient } from './task-command.js';
 import { formatTable } from './task-format.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export interface AdminFlags {
   server?: string;
@@ -45,7 +46,7 @@ export function adminClientFrom(flags: AdminFlags, env: NodeJS.ProcessEnv = proc
     try {
       text = readFileSync(path, 'utf8').trim();
     } catch (error) {
-      throw new UsageError(`cannot read the admin key ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): pass --api-key <admin key> or OZ_ADMIN_KEY, or the server's --state-dir`);
+      throw new UsageError(`cannot read the admin key ${path} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}): pass --api-key <admin key> or OZ_ADMIN_KEY, or the server's --state-dir`);
     }
     key = [text, { kind: 'file', path }];
   }

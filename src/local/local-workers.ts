@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { RunningServer } from '../server/server.js';
 import { binScript } from './package-root.js';
-import { EXIT_WITH_PARENT_ENV } from './parent-link.js';
+import { EXIT_WITH_PARENT_ENV } from '../config/oz-worker-env.js';
 const CONNECT_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 35_000;
 

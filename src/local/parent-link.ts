@@ -3,12 +3,12 @@
 // by SIGKILL, so the worker learns of it at once, stops its agents and exits —
 // no orphan keeps running tasks or reconnecting with the same worker id.
 
-/** Set by `local` on its workers: exit when the IPC channel to the parent closes. */
-export const EXIT_WITH_PARENT_ENV = 'OZ_WORKER_EXIT_WITH_PARENT';
-
-/** In the worker: calls `onParentGone` once when the parent's channel closes. No-op for a worker not started by `local`. */
-export function watchParent(env: NodeJS.ProcessEnv, onParentGone: () => void): void {
-  if (env[EXIT_WITH_PARENT_ENV] !== '1' || !process.channel) return;
+/**
+ * In the worker: calls `onParentGone` once when the parent's channel closes.
+ * No-op for a worker not started by `local` (`exitWithParent` is `OZ_WORKER_EXIT_WITH_PARENT`).
+ */
+export function watchParent(exitWithParent: boolean, onParentGone: () => void): void {
+  if (!exitWithParent || !process.channel) return;
   // The channel only carries this signal; it must not keep the worker alive.
   process.channel.unref();
   process.once('disconnect', onParentGone);

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { findOnPath } from '../backends/direct/direct-backend.js';
 import { BACKEND_NAMES, type BackendName } from '../task/contract.js';
 import { platformDirs } from '../config/locations.js';
+import { envText, STATE_DIR_ENV } from '../config/oz-worker-env.js';
 import { InvalidDurationError, parseGoDuration } from '../config/go-duration.js';
 import { createLogger, type Logger, type LogLevel } from '../log/logger.js';
 import type { DispatcherTimings } from '../server/dispatcher.js';
@@ -49,7 +50,7 @@ export interface LocalFlags extends ServerFlags {
 }
 
 export function stateDirFrom(flags: { stateDir?: string }, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(flags.stateDir || env.OZ_WORKER_STATE_DIR || platformDirs().stateDir);
+  return resolve(flags.stateDir || envText(env, STATE_DIR_ENV) || platformDirs().stateDir);
 }
 
 /** `--listen` text problems are usage errors (exit 2). */

@@ -10,6 +10,7 @@ import { readServerAddress, SERVER_ADDRESS_FILE } from './server-address.js';
 import { stateDirFrom, UsageError } from './server-command.js';
 import { LOCAL_SETTINGS_FILE, readLocalSettings } from './settings.js';
 import { formatEvent, formatTaskTable } from './task-format.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export interface ClientFlags {
   server?: string;
@@ -83,7 +84,7 @@ export function agentConfig(text: string, flag = '--agent-config'): unknown {
   try {
     return JSON.parse(source);
   } catch (error) {
-    throw new UsageError(`${flag} is not valid JSON (${(error as Error).message}); pass a JSON object or @file.json`);
+    throw new UsageError(`${flag} is not valid JSON (${errorMessage(error)}); pass a JSON object or @file.json`);
   }
 }
 
@@ -91,7 +92,7 @@ function readAgentConfigFile(path: string, flag: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read ${flag} file ${path}: ${(error as Error).message}`);
+    throw new UsageError(`cannot read ${flag} file ${path}: ${errorMessage(error)}`);
   }
 }
 

@@ -17,6 +17,7 @@ export const REDACTED_PATHS = [
   'data.env_vars',
   'env',
   '*.env',
+  'operatorEnv',
   'taskEnv',
   'WARP_API_KEY',
 ];

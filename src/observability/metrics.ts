@@ -10,6 +10,7 @@ import { proxyVariables } from '../connection/transport.js';
 import type { Logger } from '../log/logger.js';
 import { FAILURE_PHASES, FAILURE_REASONS } from '../task/failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from './worker-metrics.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export const SCOPE_NAME = 'github.com/warpdotdev/oz-agent-worker';
 export const TASK_RESULTS: readonly TaskResult[] = ['succeeded', 'failed', 'cancelled', 'dispatched'];
@@ -66,8 +67,8 @@ export async function startMetrics(options: MetricsOptions): Promise<RunningMetr
   try {
     return await startExporter(choice, options);
   } catch (error) {
-    log.warn(`Failed to initialize metrics export: ${(error as Error).message} (continuing without metrics)`);
-    return { metrics: noMetrics, description: `off (${(error as Error).message})`, shutdown: async () => {} };
+    log.warn(`Failed to initialize metrics export: ${errorMessage(error)} (continuing without metrics)`);
+    return { metrics: noMetrics, description: `off (${errorMessage(error)})`, shutdown: async () => {} };
   }
 }
 

@@ -8,6 +8,8 @@ import {
   type TaskAssignment,
 } from './messages.js';
 import { mcpServersArgument } from './raw-json.js';
+import { errorMessage } from '../errors/error-message.js';
+import { describeZodIssues } from '../errors/zod-issues.js';
 
 export type DecodedFrame =
   | { kind: 'assignment'; assignment: TaskAssignment; mcpArgument: string | undefined }
@@ -17,16 +19,15 @@ export type DecodedFrame =
   | { kind: 'unparseable'; problem: string }
   | { kind: 'unknown'; type: string };
 
+/** At most five issues, as a sender reads them: `task.id: is missing`. */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => {
-      const path = issue.path.map(String).join('.');
+  return describeZodIssues(error.issues, {
+    limit: 5,
+    describe: (issue) => {
       const text = issue.message.replace(/^Invalid input: /, '');
-      const missing = /received undefined$/.test(text) ? 'is missing' : text;
-      return path ? `${path}: ${missing}` : missing;
-    })
-    .join('; ');
+      return /received undefined$/.test(text) ? 'is missing' : text;
+    },
+  });
 }
 
 /** Finds `data.task_id` case-insensitively, if it is a usable string. */
@@ -42,7 +43,7 @@ export function decodeFrame(text: string): DecodedFrame {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    return { kind: 'unparseable', problem: `frame is not valid JSON (${(error as Error).message})` };
+    return { kind: 'unparseable', problem: `frame is not valid JSON (${errorMessage(error)})` };
   }
   const envelope = EnvelopeSchema.safeParse(parsed);
   if (!envelope.success) {
@@ -61,7 +62,7 @@ export function decodeFrame(text: string): DecodedFrame {
         mcpArgument = servers && Object.keys(servers).length > 0 ? mcpServersArgument(text, servers) : undefined;
       } catch (error) {
         // e.g. a value nested too deeply to re-encode: refuse the task rather than crash the worker.
-        const problem = `task.agent_config_snapshot.mcp_servers: cannot be encoded for the agent (${(error as Error).message})`;
+        const problem = `task.agent_config_snapshot.mcp_servers: cannot be encoded for the agent (${errorMessage(error)})`;
         return { kind: 'invalid', type, taskId: result.data.task_id, problem };
       }
       return { kind: 'assignment', assignment: result.data, mcpArgument };

@@ -1,6 +1,7 @@
 // Request bodies of the local server's HTTP API. Strict: an unknown field is an
 // error that names it, so a typo never silently drops a setting.
 import { z } from 'zod';
+import { describeZodIssues } from '../errors/zod-issues.js';
 
 const id = z.int().positive();
 const name = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
@@ -58,12 +59,8 @@ export const CreatePinSchema = z.strictObject({ team_id: id });
 
 /** One line per problem: `owner.type: must be "TEAM" or "USER"`. */
 export function describeZodError(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      const path = issue.path.join('.');
-      const message =
-        issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
-      return path ? `${path}: ${message}` : message;
-    })
-    .join('; ');
+  return describeZodIssues(error.issues, {
+    describe: (issue) =>
+      issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message,
+  });
 }

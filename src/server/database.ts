@@ -4,6 +4,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
+import { errorMessage } from '../errors/error-message.js';
 
 /** Each entry moves the schema one version forward; never edit a released entry, append a new one. */
 const MIGRATIONS: readonly string[] = [
@@ -119,7 +120,7 @@ export async function openDatabase(path: string): Promise<DatabaseSync> {
     if (path !== ':memory:') createPrivately(path);
     db = new sqlite.DatabaseSync(path);
   } catch (error) {
-    throw new DatabaseError(`cannot open the server database ${path}: ${(error as Error).message}; check the --state-dir permissions`);
+    throw new DatabaseError(`cannot open the server database ${path}: ${errorMessage(error)}; check the --state-dir permissions`);
   }
   db.exec('PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
   migrate(db, path);
@@ -153,7 +154,7 @@ function migrate(db: DatabaseSync, path: string): void {
       db.exec('COMMIT');
     } catch (error) {
       db.exec('ROLLBACK');
-      throw new DatabaseError(`migrating the server database ${path} to version ${version + 1} failed: ${(error as Error).message}`);
+      throw new DatabaseError(`migrating the server database ${path} to version ${version + 1} failed: ${errorMessage(error)}`);
     }
   }
 }

@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { describeZodIssues } from '../errors/zod-issues.js';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema } from '../protocol/messages.js';
 import { EXTENSIONS_HEADER, TASK_OUTPUT_EXTENSION, TASK_OUTPUT_TYPE, TaskOutputFrameSchema } from '../protocol/task-output.js';
@@ -183,7 +184,7 @@ export class WorkerGateway {
       if (this.handleExtensionFrame(session, parsed, log)) return;
       const message = OutboundMessageSchema.safeParse(parsed);
       if (!message.success) {
-        log.warn({ problem: message.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') }, 'Ignored an invalid frame from a worker');
+        log.warn({ problem: describeZodIssues(message.error.issues) }, 'Ignored an invalid frame from a worker');
         return;
       }
       this.dispatcher.handle(session, message.data);
@@ -203,7 +204,7 @@ export class WorkerGateway {
     if ((parsed as { type?: unknown } | null)?.type !== TASK_OUTPUT_TYPE) return false;
     const frame = TaskOutputFrameSchema.safeParse(parsed);
     if (frame.success) this.dispatcher.handleOutput(session, frame.data.data);
-    else log.warn({ problem: frame.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') }, 'Ignored an invalid task_output frame');
+    else log.warn({ problem: describeZodIssues(frame.error.issues) }, 'Ignored an invalid task_output frame');
     return true;
   }
 

@@ -21,6 +21,7 @@ import { bearerToken } from './credentials.js';
 import type { Dispatcher } from './dispatcher.js';
 import { TASK_STATES, type Device, type KeyInfo, type Pin, type Principal, type TaskEvent, type TaskOwner, type TaskRecord, type TaskState, type User } from './records.js';
 import type { Store } from './store.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export const MAX_BODY_BYTES = 256 * 1024;
 const MAX_WAIT_SECONDS = 30;
@@ -130,7 +131,7 @@ function readBody(incoming: IncomingMessage): Promise<unknown> {
       try {
         value = JSON.parse(text);
       } catch (error) {
-        reject(new ApiError(400, 'invalid_json', `request body is not valid JSON (${(error as Error).message})`));
+        reject(new ApiError(400, 'invalid_json', `request body is not valid JSON (${errorMessage(error)})`));
         return;
       }
       if (jsonDepth(value) > MAX_JSON_DEPTH) reject(new ApiError(400, 'invalid_json', `request body is nested deeper than ${MAX_JSON_DEPTH} levels; flatten it`));
@@ -210,7 +211,7 @@ export class HttpApi {
         status = error.status;
         payload = { error: error.message, code: error.code };
       } else {
-        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'HTTP API error');
+        this.log.error({ err: errorMessage(error) }, 'HTTP API error');
         status = 500;
         payload = { error: 'internal server error; see the server log', code: 'internal' };
       }

@@ -1,5 +1,6 @@
 // Failure classification: the Go worker's bounded reasons, exit-code
 // normalisation and the sentences shown to users. Pure; table-tested.
+import { errorMessage } from '../errors/error-message.js';
 
 /** Wire values of `task_failed.failure_reason` (the server mirrors this list). */
 export const FAILURE_REASONS = [
@@ -136,10 +137,6 @@ const TIMED_OUT =
 const SHUTDOWN =
   'The worker shut down while the task was running, so the task was stopped. Run it again once the worker is back.';
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * Classifies a failed execution like the Go worker (deadline, then cancellation,
  * then the outermost TaskFailure, else unknown) and re-labels failures caused by
@@ -151,7 +148,7 @@ export function classifyFailure(error: unknown, source: CancellationSource | und
   const exitCode = failure?.exitCode ?? 0;
   let phase: FailurePhase = 'backend';
   let reason: FailureReason = 'unknown';
-  let message = `Failed to execute task: ${errorText(error)}`;
+  let message = `Failed to execute task: ${errorMessage(error)}`;
   if (links.some((e) => e instanceof TaskTimedOut)) {
     reason = 'task_timeout';
     message = TIMED_OUT;

@@ -9,9 +9,10 @@ import { dirname, resolve } from 'node:path';
 import { WebSocket } from 'ws';
 import { workerSocketUrl } from '../connection/connection.js';
 import { dispatchAgent } from '../connection/transport.js';
-import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../config/worker-config.js';
+import type { WorkerConfig, WorkerConfigFor } from '../config/worker-config.js';
 import { chooseExporter } from '../observability/metrics.js';
 import { describeScope } from '../scope/decide.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export interface Check {
   name: string;
@@ -77,7 +78,7 @@ export function checkServer(config: WorkerConfig, env: NodeJS.ProcessEnv): Promi
   });
 }
 
-async function checkDirect(config: WorkerConfig): Promise<Check[]> {
+async function checkDirect(config: WorkerConfigFor<'direct'>): Promise<Check[]> {
   const checks: Check[] = [];
   const { findOnPath } = await import('../backends/direct/direct-backend.js');
   const configured = config.direct.ozPath;
@@ -93,7 +94,7 @@ async function checkDirect(config: WorkerConfig): Promise<Check[]> {
         : { name: 'oz CLI', ok: false, detail: `${oz} --version failed: ${String(result.stderr || result.shortMessage || '').trim().split('\n').pop() ?? ''}`, fix: 'reinstall the oz CLI or fix --oz-path' },
     );
   }
-  const dir = config.direct.targetDir ? resolve(config.direct.targetDir) : resolve(config.direct.workspaceRoot || DEFAULT_WORKSPACE_ROOT);
+  const dir = config.direct.targetDir ? resolve(config.direct.targetDir) : resolve(config.direct.workspaceRoot);
   checks.push(await checkWritable(dir, Boolean(config.direct.targetDir)));
   return checks;
 }
@@ -117,7 +118,7 @@ export async function checkWritable(dir: string, targetDir: boolean): Promise<Ch
     return {
       name,
       ok: false,
-      detail: existing === dir ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
+      detail: existing === dir ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})` : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
       fix: `set ${flag} to a directory this user can create and write`,
     };
   }
@@ -147,11 +148,11 @@ async function checkDocker(): Promise<Check[]> {
       await engine.close().catch(() => undefined);
     }
   } catch (error) {
-    return [{ name: 'Docker Engine', ok: false, detail: (error as Error).message, fix: "start Docker, or set DOCKER_HOST; if permission is denied add the user to the 'docker' group or use rootless Docker" }];
+    return [{ name: 'Docker Engine', ok: false, detail: errorMessage(error), fix: "start Docker, or set DOCKER_HOST; if permission is denied add the user to the 'docker' group or use rootless Docker" }];
   }
 }
 
-async function checkKubernetes(config: WorkerConfig): Promise<Check[]> {
+async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<Check[]> {
   const [{ createKubeClient }, { REQUIRED_ACCESS }, { workerSelector }, { readPodTemplate }] = await Promise.all([
     import('../backends/kubernetes/client.js'),
     import('../backends/kubernetes/startup-checks.js'),
@@ -160,26 +161,26 @@ async function checkKubernetes(config: WorkerConfig): Promise<Check[]> {
   ]);
   const checks: Check[] = [];
   try {
-    readPodTemplate(config.kubernetes?.podTemplate);
-    if (config.kubernetes?.podTemplate) checks.push({ name: 'pod_template', ok: true, detail: 'every field is a Kubernetes PodSpec field' });
+    readPodTemplate(config.kubernetes.podTemplate);
+    if (config.kubernetes.podTemplate) checks.push({ name: 'pod_template', ok: true, detail: 'every field is a Kubernetes PodSpec field' });
   } catch (error) {
-    checks.push({ name: 'pod_template', ok: false, detail: (error as Error).message, fix: 'fix the field in backend.kubernetes.pod_template' });
+    checks.push({ name: 'pod_template', ok: false, detail: errorMessage(error), fix: 'fix the field in backend.kubernetes.pod_template' });
   }
-  const namespace = config.kubernetes?.namespace || 'default';
+  const { namespace } = config.kubernetes;
   let client;
   try {
-    client = createKubeClient({ namespace, kubeconfig: config.kubernetes?.kubeconfig });
+    client = createKubeClient({ namespace, kubeconfig: config.kubernetes.kubeconfig });
     const version = await client.version();
     checks.push({ name: 'Kubernetes API', ok: true, detail: `${client.server} answers (${version})` });
   } catch (error) {
-    checks.push({ name: 'Kubernetes API', ok: false, detail: (error as Error).message, fix: 'check backend.kubernetes.kubeconfig, the in-cluster service account, or ~/.kube/config' });
+    checks.push({ name: 'Kubernetes API', ok: false, detail: errorMessage(error), fix: 'check backend.kubernetes.kubeconfig, the in-cluster service account, or ~/.kube/config' });
     return checks;
   }
   try {
     const jobs = await client.listJobs(workerSelector(config.workerId));
     checks.push({ name: 'namespace', ok: true, detail: `namespace "${namespace}" is reachable (${jobs.length} Job(s) of this worker)` });
   } catch (error) {
-    checks.push({ name: 'namespace', ok: false, detail: (error as Error).message, fix: `check that namespace "${namespace}" exists and the worker may list Jobs there` });
+    checks.push({ name: 'namespace', ok: false, detail: errorMessage(error), fix: `check that namespace "${namespace}" exists and the worker may list Jobs there` });
   }
   for (const access of REQUIRED_ACCESS) {
     const what = `${access.verb} ${access.group ? `${access.group}/` : ''}${access.resource}${access.subresource ? `/${access.subresource}` : ''}`;
@@ -191,14 +192,14 @@ async function checkKubernetes(config: WorkerConfig): Promise<Check[]> {
           : { name: `RBAC ${what}`, ok: false, detail: `denied${reason ? `: ${reason}` : ''}`, fix: `grant "${access.verb}" on ${access.resource} in the worker's Role (see k8s/role.yaml)` },
       );
     } catch (error) {
-      checks.push({ name: `RBAC ${what}`, ok: false, detail: (error as Error).message, fix: 'the cluster did not answer the SelfSubjectAccessReview; check API access' });
+      checks.push({ name: `RBAC ${what}`, ok: false, detail: errorMessage(error), fix: 'the cluster did not answer the SelfSubjectAccessReview; check API access' });
     }
   }
   return checks;
 }
 
-function checkCommand(config: WorkerConfig): Check[] {
-  const command = config.command?.dispatchCommand;
+function checkCommand(config: WorkerConfigFor<'command'>): Check[] {
+  const command = config.command.dispatchCommand;
   if (!command) return [{ name: 'dispatch command', ok: false, detail: 'backend.command.dispatch_command is not set', fix: 'set backend.command.dispatch_command' }];
   if (!existsSync('/bin/sh')) return [{ name: 'dispatch command', ok: false, detail: '/bin/sh is missing', fix: 'the command backend runs dispatch_command with /bin/sh -c' }];
   return [{ name: 'dispatch command', ok: true, detail: `runs through /bin/sh -c: ${command}` }];

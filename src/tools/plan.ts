@@ -13,6 +13,7 @@ import { decodeFrame } from '../protocol/decode.js';
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
 import { classifyFailure, TaskFailure } from '../task/failure.js';
 import { invalidAssignmentMessage } from '../worker/worker.js';
+import { errorMessage } from '../errors/error-message.js';
 
 export const REDACTED = '[redacted]';
 
@@ -66,9 +67,9 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
       // Target-dir mode: a fresh temporary directory per task holds the git config.
       const gitConfigPath = workspace.gitConfigPath ?? join(hostEnv.TMPDIR || '/tmp', `${launch.GITCONFIG_TEMP_PREFIX}(random)`, '.gitconfig');
       const program = await resolveOzPath(config.direct.ozPath, (name) => findOnPath(name, hostEnv.PATH), pino({ level: 'silent' })).catch(
-        (error: unknown) => `(none: ${(error as Error).message}; the worker would not start)`,
+        (error: unknown) => `(none: ${errorMessage(error)}; the worker would not start)`,
       );
-      const taskEnv = launch.directTaskEnv({ params, workerEnv: config.taskEnv, workspace, gitConfigPath });
+      const taskEnv = launch.directTaskEnv({ params, operatorEnv: config.operatorEnv, workspace, gitConfigPath });
       const agent = launch.agentLaunch({ ozPath: program, params, workspace, hostEnv, taskEnv, envFileVars: new Map(), gitConfigPath });
       return {
         program: agent.file,
@@ -84,7 +85,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
       checkTaskImages(params);
       // The run binds a volume holding each sidecar image's files; its name is known only then.
       const sidecarBinds = params.sidecars.map((sidecar) => sidecarBind(`(volume of ${sidecar.image})`, sidecar));
-      const { body } = taskContainerSpec({ params, workerId: config.workerId, workerEnv: config.taskEnv, sidecarBinds, volumes: config.docker.volumes, hostCpus: undefined });
+      const { body } = taskContainerSpec({ params, workerId: config.workerId, operatorEnv: config.operatorEnv, sidecarBinds, volumes: config.docker.volumes, hostCpus: undefined });
       body.Cmd = argsView(body.Cmd as string[], showSecrets);
       body.Env = envView(pairs(body.Env as string[]), visible);
       return {
@@ -97,9 +98,9 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
       const [{ dispatchPayload }, { commandEnv, dispatchVariables }] = await Promise.all([import('../backends/command/payload.js'), import('../backends/command/command-backend.js')]);
       const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: config.serverRootUrl, workerId: config.workerId })) as Record<string, unknown>;
       if (!showSecrets) redactPayload(payload, visible);
-      const environment = commandEnv({}, config.apiKey, config.taskEnv, dispatchVariables(params, config.serverRootUrl));
+      const environment = commandEnv({}, config.apiKey, config.operatorEnv, dispatchVariables(params, config.serverRootUrl));
       return {
-        dispatchCommand: config.command?.dispatchCommand,
+        dispatchCommand: config.command.dispatchCommand,
         environment: envView(environment, visible),
         inherited: 'the rest of the worker\'s environment, without its API key',
         stdin: payload,
@@ -111,7 +112,7 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
         import('../backends/kubernetes/kubernetes-backend.js'),
         import('../backends/kubernetes/pod-template.js'),
       ]);
-      const job = taskJobFor(params, jobSettingsFrom(config, readPodTemplate(config.kubernetes?.podTemplate)));
+      const job = taskJobFor(params, jobSettingsFrom(config, readPodTemplate(config.kubernetes.podTemplate)));
       if (!showSecrets) {
         const spec = job.spec!.template.spec!;
         for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
@@ -167,7 +168,7 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
   const params = buildTaskParams(assignment, mcpArgument, config);
   // Values from the server's env_vars and the operator's -e may be secrets; what the worker sets itself is shown.
   const own = workerOwnTaskEnv(assignment, config);
-  const secret = new Set([...params.env.filter((entry) => !own.has(entry)), ...Object.entries(config.taskEnv).map(([name, value]) => `${name}=${value}`)]);
+  const secret = new Set([...params.env.filter((entry) => !own.has(entry)), ...Object.entries(config.operatorEnv).map(([name, value]) => `${name}=${value}`)]);
   const visible: Visibility = (name, value) => showSecrets || !secret.has(`${name}=${value}`);
   let launch: Record<string, unknown>;
   try {

@@ -26,6 +26,7 @@ import type { OutboxEntry, OutboxObserver } from '../connection/outbox.js';
 import type { LeftoverNote } from '../task/contract.js';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema, type OutboundMessage } from '../protocol/messages.js';
+import { errorMessage } from '../errors/error-message.js';
 
 const HEADER = '{"journal":2}\n';
 /** Compact once the log is this large and mostly describes statuses long delivered. */
@@ -318,7 +319,7 @@ export class Journal implements OutboxObserver {
     void this.handle?.close().catch(() => undefined);
     this.handle = undefined;
     this.log.warn(
-      { path: this.path, err: (error as Error).message },
+      { path: this.path, err: errorMessage(error) },
       'Cannot write the worker journal; statuses and running tasks will not survive a crash (set --state-dir to a writable directory)',
     );
   }

@@ -185,10 +185,11 @@ async function setUp(kind: BackendKind, testCase: Case): Promise<Setup> {
 
 async function createBackend(kind: BackendKind, setup: Setup): Promise<Backend> {
   const { config, hostEnv } = setup;
+  if (!config.backend.startsWith(kind.split('-')[0]!)) throw new Error(`setup for ${kind} resolved backend ${config.backend}`);
   let backend: Backend;
-  if (kind.startsWith('direct')) backend = await createDirectBackend(config, { log, hostEnv });
-  else if (kind === 'docker') backend = await createDockerBackend(config, { log, env: hostEnv, home: hostEnv.HOME });
-  else if (kind === 'kubernetes') backend = await createKubernetesBackend(config, { log, env: hostEnv });
+  if (config.backend === 'direct') backend = await createDirectBackend(config, { log, hostEnv });
+  else if (config.backend === 'docker') backend = await createDockerBackend(config, { log, env: hostEnv, home: hostEnv.HOME });
+  else if (config.backend === 'kubernetes') backend = await createKubernetesBackend(config, { log, env: hostEnv });
   else backend = await createCommandBackend(config, { log, hostEnv });
   backends.push(backend);
   return backend;

@@ -11,6 +11,7 @@ import { posix } from 'node:path';
  */
 const LAYER_ORDER: readonly string[] = [
   'version.ts, types/',
+  'errors',
   'protocol',
   'log',
   'task',

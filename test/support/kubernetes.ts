@@ -15,7 +15,7 @@ export function jobSettings(overrides: Partial<JobSettings> = {}): JobSettings {
     ttlSecondsAfterFinished: 86400,
     workspaceSizeLimit: undefined,
     podTemplate: undefined,
-    taskEnv: {},
+    operatorEnv: {},
     ...overrides,
   };
 }

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FileConfig } from '../../src/config/file-schema.js';
 import { resolveWorkerConfig } from '../../src/config/resolve.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import type { WorkerConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
+import type { BackendName } from '../../src/task/contract.js';
 
 /** Objects may be given in part (recursively); arrays and other values are replaced whole. */
 export type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
@@ -35,10 +36,12 @@ function merged<T>(base: T, overrides: DeepPartial<T> | undefined): T {
 }
 
 /**
- * A resolved WorkerConfig (the backend's defaults included: `backend: 'command'`
- * gets a command block) with `overrides` laid over it.
+ * A resolved WorkerConfig for backend `overrides.backend` (default direct; its
+ * defaults included: `backend: 'command'` gets a command block) with
+ * `overrides` laid over it.
  */
-export function testConfig(overrides: DeepPartial<WorkerConfig> = {}): WorkerConfig {
+export function testConfig<B extends BackendName = 'direct'>(given?: DeepPartial<WorkerConfigFor<B>> & { backend?: B }): WorkerConfigFor<B> {
+  const overrides = (given ?? {}) as DeepPartial<WorkerConfigFor<B>> & { backend?: B };
   const base = resolveWorkerConfig(
     {
       apiKey: TEST_API_KEY,
@@ -54,5 +57,5 @@ export function testConfig(overrides: DeepPartial<WorkerConfig> = {}): WorkerCon
     TEST_HOST,
     { lookUp: () => undefined, currentUid: TEST_HOST.uid },
   );
-  return merged<WorkerConfig>(base, overrides);
+  return merged(base as WorkerConfigFor<B>, overrides as DeepPartial<WorkerConfigFor<B>>);
 }

@@ -5,7 +5,7 @@ import { buildAgentArgs } from '../../src/agent/args.js';
 import { goTrim } from '../../src/agent/go-trim.js';
 import { dedupeEnv } from '../../src/agent/task-env.js';
 import { buildSidecars, buildTaskParams, mcpServersJson, resolveImage } from '../../src/agent/task-params.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import type { KubernetesBackendConfig } from '../../src/config/worker-config.js';
 import { testConfig } from '../support/test-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 import type { TaskAssignment } from '../../src/protocol/messages.js';
@@ -156,7 +156,7 @@ describe('team sharing follows ownership', () => {
 
 describe('task params', () => {
   const base = { serverRootUrl: 'https://staging.example.com', idleOnComplete: '', sessionSharingServerUrl: '' };
-  const k8s = (kubernetes: WorkerConfig['kubernetes']) => testConfig({ ...base, backend: 'kubernetes', kubernetes });
+  const k8s = (kubernetes: Partial<KubernetesBackendConfig>) => testConfig({ ...base, backend: 'kubernetes', kubernetes });
   const parse = (data: Record<string, unknown>): TaskAssignment => decode({ task_id: 'task-1', task: { id: 'task-1' }, ...data }).assignment;
 
   it('builds the common env in order', () => {

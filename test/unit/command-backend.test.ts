@@ -7,7 +7,7 @@ import type { Backend, TaskParams } from '../../src/task/contract.js';
 import { commandEnv, createCommandBackend } from '../../src/backends/command/command-backend.js';
 import { dispatchPayload } from '../../src/backends/command/payload.js';
 import { Tail } from '../../src/backends/command/shell.js';
-import type { CommandBackendConfig, WorkerConfig } from '../../src/config/worker-config.js';
+import type { CommandBackendConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
 import type { Logger } from '../../src/log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
 import { tempDir } from '../support/worker-process.js';
@@ -41,20 +41,20 @@ function script(name: string, body: string): string {
   return path;
 }
 
-function config(command: Partial<CommandBackendConfig>, taskEnv: Record<string, string> = {}): WorkerConfig {
+function config(command: Partial<CommandBackendConfig>, operatorEnv: Record<string, string> = {}): WorkerConfigFor<'command'> {
   return testConfig({
     apiKey: API_KEY,
     workerId: 'cmd-worker',
     serverRootUrl: 'https://app.warp.dev',
     backend: 'command',
-    taskEnv,
+    operatorEnv,
     command: { dispatchCommand: 'exit 0', cancelCommand: '', dispatchTimeoutMs: 10_000, ...command },
   });
 }
 
-async function backend(command: Partial<CommandBackendConfig>, options: { taskEnv?: Record<string, string>; hostEnv?: NodeJS.ProcessEnv } = {}): Promise<Backend> {
+async function backend(command: Partial<CommandBackendConfig>, options: { operatorEnv?: Record<string, string>; hostEnv?: NodeJS.ProcessEnv } = {}): Promise<Backend> {
   const hostEnv = options.hostEnv ?? { PATH: process.env.PATH, HOME: dir.path, WARP_API_KEY: API_KEY, HOST_ONLY: 'from-host' };
-  const created = await createCommandBackend(config(command, options.taskEnv), { log, hostEnv });
+  const created = await createCommandBackend(config(command, options.operatorEnv), { log, hostEnv });
   backends.push(created);
   return created;
 }
@@ -110,7 +110,7 @@ describe('dispatch', () => {
 
   it('gives the command the OZ_* variables and operator env, but no task secret and not the worker key', async () => {
     const record = script('record.sh', `cat /proc/$$/environ > ${file('env')}; printf '%s\\0' "$0" "$@" > ${file('argv')}; cat > /dev/null`);
-    const b = await backend({ dispatchCommand: record }, { taskEnv: { OPERATOR_VAR: 'ok', OZ_RUN_ID: 'spoofed', OZ_EXECUTION_ID: 'spoofed', OZ_WORKER_BACKEND: 'spoofed' } });
+    const b = await backend({ dispatchCommand: record }, { operatorEnv: { OPERATOR_VAR: 'ok', OZ_RUN_ID: 'spoofed', OZ_EXECUTION_ID: 'spoofed', OZ_WORKER_BACKEND: 'spoofed' } });
     await run(b, params());
     const env = envFile(file('env'));
     expect(env).toMatchObject({
@@ -188,14 +188,14 @@ describe('dispatch', () => {
   });
 
   it('needs a dispatch command', async () => {
-    await expect(createCommandBackend({ ...config({}), command: undefined }, { log })).rejects.toThrow(/command backend requires a dispatch command/);
+    await expect(createCommandBackend(config({ dispatchCommand: '' }), { log })).rejects.toThrow(/command backend requires a dispatch command/);
   });
 });
 
 describe('cancel', () => {
   it('runs the cancel command with the run and execution ids (Go CancelTask)', async () => {
     const record = script('cancel.sh', `env > ${file('cancel-env')}; [ -t 0 ] || cat > ${file('cancel-stdin')}`);
-    const b = await backend({ cancelCommand: record }, { taskEnv: { OPERATOR_VAR: 'ok' } });
+    const b = await backend({ cancelCommand: record }, { operatorEnv: { OPERATOR_VAR: 'ok' } });
     await run(b, params());
     await b.cancelTask!({ taskId: 'task-1', executionId: 'exec-1' });
     const env = readFileSync(file('cancel-env'), 'utf8');

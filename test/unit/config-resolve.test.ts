@@ -12,7 +12,9 @@ import {
   DEFAULT_WEB_SOCKET_URL,
   DEFAULT_WORKSPACE_ROOT,
   type WorkerConfig,
+  type WorkerConfigFor,
 } from '../../src/config/worker-config.js';
+import type { BackendName } from '../../src/task/contract.js';
 
 const HOST: HostEnv = { WARP_API_KEY: 'env-key', HOME_VAR: 'from host' };
 const noSecrets: ReadSecretFile = (path) => {
@@ -25,6 +27,12 @@ const baseFlags: WorkerFlags = { cleanup: true, logLevel: 'info' };
 function resolve(flags: WorkerFlags, file?: FileConfig | string, hostEnv: HostEnv = HOST, readSecret: ReadSecretFile = noSecrets): WorkerConfig {
   const fileConfig = typeof file === 'string' ? parseConfigText(file, '/cfg.yaml') : file;
   return resolveWorkerConfig({ ...baseFlags, ...flags }, fileConfig, hostEnv, readSecret);
+}
+
+/** The config as backend `backend`'s, after checking it is. */
+function as<B extends BackendName>(config: WorkerConfig, backend: B): WorkerConfigFor<B> {
+  expect(config.backend).toBe(backend);
+  return config as WorkerConfigFor<B>;
 }
 
 function failure(run: () => unknown): string {
@@ -51,15 +59,14 @@ describe('defaults', () => {
       cleanup: true,
       maxConcurrentTasks: 0,
       idleOnComplete: '',
-      taskEnv: {},
+      operatorEnv: {},
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
       cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
-      direct: { workspaceRoot: DEFAULT_WORKSPACE_ROOT, targetDir: '', ozPath: '', setupCommand: '', teardownCommand: '' },
       docker: { volumes: [], pullPolicy: 'always' },
-      command: undefined,
-      kubernetes: undefined,
       device: undefined,
       stateDir: expect.stringMatching(/oz-worker$/),
+      connectionTuning: {},
+      exitWithParent: false,
     } satisfies WorkerConfig);
   });
 
@@ -102,8 +109,8 @@ describe('flag > file > default', () => {
     ['idle-on-complete from the flag', { idleOnComplete: '5m' }, file, (c) => c.idleOnComplete, '5m'],
     ['idle-on-complete from the file', {}, file, (c) => c.idleOnComplete, '10m'],
     ['idle-on-complete default', { workerId: 'w' }, undefined, (c) => c.idleOnComplete, ''],
-    ['target dir from the flag', { targetDir: '/flag/target' }, file, (c) => c.direct.targetDir, '/flag/target'],
-    ['target dir from the file', {}, file, (c) => c.direct.targetDir, '/file/target'],
+    ['target dir from the flag', { targetDir: '/flag/target' }, file, (c) => as(c, 'direct').direct.targetDir, '/flag/target'],
+    ['target dir from the file', {}, file, (c) => as(c, 'direct').direct.targetDir, '/file/target'],
     ['shutdown grace from the flag', { shutdownGracePeriod: '1m30s' }, file, (c) => c.shutdownGraceMs, 90_000],
     ['shutdown grace from the file', {}, file, (c) => c.shutdownGraceMs, 40_000],
     ['shutdown grace default', { workerId: 'w' }, undefined, (c) => c.shutdownGraceMs, 25_000],
@@ -127,7 +134,7 @@ describe('flag > file > default', () => {
 
   it('lists file volumes before -v volumes', () => {
     const config = resolve({ workerId: 'w', volumes: ['/flag:/flag'] }, { backend: { docker: { volumes: ['/file:/file:ro'] } } });
-    expect(config.docker.volumes).toEqual(['/file:/file:ro', '/flag:/flag']);
+    expect(as(config, 'docker').docker.volumes).toEqual(['/file:/file:ro', '/flag:/flag']);
   });
 
   it('takes the direct keys from the file', () => {
@@ -135,12 +142,12 @@ describe('flag > file > default', () => {
       {},
       'worker_id: w\nbackend:\n  direct:\n    workspace_root: /srv/ws\n    oz_path: /bin/oz\n    setup_command: s\n    teardown_command: t\n',
     );
-    expect(config.direct).toEqual({ workspaceRoot: '/srv/ws', targetDir: '', ozPath: '/bin/oz', setupCommand: 's', teardownCommand: 't' });
+    expect(as(config, 'direct').direct).toEqual({ workspaceRoot: '/srv/ws', targetDir: '', ozPath: '/bin/oz', setupCommand: 's', teardownCommand: 't' });
   });
 
   it('lets --oz-path override the file oz_path', () => {
     const config = resolve({ ozPath: '/opt/oz' }, 'worker_id: w\nbackend:\n  direct:\n    oz_path: /bin/oz\n');
-    expect(config.direct.ozPath).toBe('/opt/oz');
+    expect(as(config, 'direct').direct.ozPath).toBe('/opt/oz');
   });
 });
 
@@ -272,7 +279,7 @@ describe('task environment', () => {
       '',
     ].join('\n');
     const config = resolve({ env: ['OVERRIDDEN=flag', 'SHARED', 'LIST=a,b=c'] }, text, hostEnv);
-    expect(config.taskEnv).toEqual({
+    expect(config.operatorEnv).toEqual({
       FILE_ONLY: 'file',
       FROM_HOST: 'host',
       UNSET_ON_HOST: '',
@@ -285,12 +292,12 @@ describe('task environment', () => {
 
   it('is only the -e flags for kubernetes', () => {
     const config = resolve({ env: ['A=1', 'FROM_HOST'] }, 'worker_id: w\nbackend:\n  kubernetes:\n    namespace: n\n', hostEnv);
-    expect(config.taskEnv).toEqual({ A: '1', FROM_HOST: 'host' });
+    expect(config.operatorEnv).toEqual({ A: '1', FROM_HOST: 'host' });
   });
 
   it('uses the block environment when --backend names the same backend', () => {
     const file: FileConfig = { worker_id: 'w', backend: { direct: { environment: [{ name: 'A', value: 'x' }] } } };
-    expect(resolve({ backend: 'direct', env: ['B=2'] }, file, hostEnv).taskEnv).toEqual({ A: 'x', B: '2' });
+    expect(resolve({ backend: 'direct', env: ['B=2'] }, file, hostEnv).operatorEnv).toEqual({ A: 'x', B: '2' });
   });
 
   it('refuses a bad -e entry', () => {
@@ -311,7 +318,7 @@ describe('command backend', () => {
     ['1.5m', 90_000],
   ])('dispatch_timeout %j gives %d ms', (timeout, ms) => {
     const text = `worker_id: w\nbackend:\n  command:\n    dispatch_command: /bin/d\n    cancel_command: /bin/c\n${timeout ? `    dispatch_timeout: ${timeout}\n` : ''}`;
-    expect(resolve({}, text).command).toEqual({ dispatchCommand: '/bin/d', cancelCommand: '/bin/c', dispatchTimeoutMs: ms });
+    expect(as(resolve({}, text), 'command').command).toEqual({ dispatchCommand: '/bin/d', cancelCommand: '/bin/c', dispatchTimeoutMs: ms });
   });
 
   it('needs a dispatch command', () => {
@@ -320,8 +327,8 @@ describe('command backend', () => {
     );
   });
 
-  it('is undefined for other backends', () => {
-    expect(resolve({ workerId: 'w', backend: 'direct' }).command).toBeUndefined();
+  it('is absent for other backends', () => {
+    expect(resolve({ workerId: 'w', backend: 'direct' })).not.toHaveProperty('command');
   });
 });
 
@@ -353,7 +360,7 @@ describe('kubernetes backend', () => {
       '    preflight_resources: { limits: { cpu: 100m } }',
       '',
     ].join('\n');
-    expect(resolve({}, text).kubernetes).toEqual({
+    expect(as(resolve({}, text), 'kubernetes').kubernetes).toEqual({
       namespace: 'agents',
       kubeconfig: '/kube',
       defaultImage: 'img:1',
@@ -385,11 +392,37 @@ describe('kubernetes backend', () => {
     ['-1m', 0],
   ])('unschedulable_timeout %j gives %d ms (0 disables)', (timeout, ms) => {
     const text = `worker_id: w\nbackend:\n  kubernetes:\n${timeout ? `    unschedulable_timeout: ${timeout}\n` : '    namespace: n\n'}`;
-    expect(resolve({}, text).kubernetes?.unschedulableTimeoutMs).toBe(ms);
+    expect(as(resolve({}, text), 'kubernetes').kubernetes.unschedulableTimeoutMs).toBe(ms);
   });
 
   it('uses defaults for --backend kubernetes without a block', () => {
-    expect(resolve({ workerId: 'w', backend: 'kubernetes' }).kubernetes).toEqual({ unschedulableTimeoutMs: 30_000, preflightTimeoutMs: 120_000, imagePullTimeoutMs: 60_000 });
+    expect(as(resolve({ workerId: 'w', backend: 'kubernetes' }), 'kubernetes').kubernetes).toEqual({
+      namespace: 'default',
+      imagePullPolicy: 'IfNotPresent',
+      useImageVolumes: false,
+      preflightImage: 'busybox:1.36',
+      setupCommand: '',
+      teardownCommand: '',
+      extraLabels: {},
+      extraAnnotations: {},
+      activeDeadlineSeconds: 8 * 60 * 60,
+      ttlSecondsAfterFinished: 24 * 60 * 60,
+      unschedulableTimeoutMs: 30_000,
+      preflightTimeoutMs: 120_000,
+      imagePullTimeoutMs: 60_000,
+      preflightResources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+    });
+  });
+
+  it.each([
+    ['0 means no deadline', 'active_deadline_seconds: 0', { activeDeadlineSeconds: undefined }],
+    ['a deadline', 'active_deadline_seconds: 60', { activeDeadlineSeconds: 60 }],
+    ['a TTL', 'ttl_seconds_after_finished: 30', { ttlSecondsAfterFinished: 30 }],
+    ['no TTL without cleanup', 'ttl_seconds_after_finished: 30\ncleanup: false', { ttlSecondsAfterFinished: undefined }],
+  ])('%s', (_name, lines, expected) => {
+    const [key, top = ''] = lines.split('\n');
+    const config = as(resolve({}, `worker_id: w\n${top}\nbackend:\n  kubernetes:\n    ${key}\n`), 'kubernetes');
+    expect(config.kubernetes).toMatchObject(expected);
   });
 
   it.each([
@@ -397,7 +430,7 @@ describe('kubernetes backend', () => {
     ['-1s', 0],
     ['90s', 90_000],
   ])('preflight_timeout %s gives %d ms (0 skips the preflight)', (timeout, ms) => {
-    expect(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    preflight_timeout: ${timeout}\n`).kubernetes?.preflightTimeoutMs).toBe(ms);
+    expect(as(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    preflight_timeout: ${timeout}\n`), 'kubernetes').kubernetes.preflightTimeoutMs).toBe(ms);
   });
 
   it.each([
@@ -405,7 +438,7 @@ describe('kubernetes backend', () => {
     ['-5s', 0],
     ['2m', 120_000],
   ])('image_pull_timeout %s gives %d ms (0 fails at the first pull error)', (timeout, ms) => {
-    expect(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    image_pull_timeout: ${timeout}\n`).kubernetes?.imagePullTimeoutMs).toBe(ms);
+    expect(as(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    image_pull_timeout: ${timeout}\n`), 'kubernetes').kubernetes.imagePullTimeoutMs).toBe(ms);
   });
 });
 

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Backend, TaskParams } from '../../src/task/contract.js';
 import { createDirectBackend } from '../../src/backends/direct/direct-backend.js';
-import type { DirectBackendConfig, WorkerConfig } from '../../src/config/worker-config.js';
+import type { DirectBackendConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { Task } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
@@ -73,13 +73,13 @@ function hostEnv(): NodeJS.ProcessEnv {
   };
 }
 
-function config(options: { direct?: Partial<DirectBackendConfig>; cleanup?: boolean; cancelGraceMs?: number; taskEnv?: Record<string, string> } = {}): WorkerConfig {
+function config(options: { direct?: Partial<DirectBackendConfig>; cleanup?: boolean; cancelGraceMs?: number; operatorEnv?: Record<string, string> } = {}): WorkerConfigFor<'direct'> {
   return testConfig({
     apiKey: API_KEY,
     backend: 'direct',
     cleanup: options.cleanup ?? true,
     cancelGraceMs: options.cancelGraceMs ?? 2_000,
-    taskEnv: options.taskEnv ?? {},
+    operatorEnv: options.operatorEnv ?? {},
     direct: { workspaceRoot: root, targetDir: '', ozPath, setupCommand: '', teardownCommand: '', ...options.direct },
   });
 }
@@ -196,7 +196,7 @@ describe('direct backend start-up', () => {
 
 describe('direct backend environment', () => {
   it('gives the agent only HOME, TMPDIR, PATH and the task env; never the worker key', async () => {
-    const b = await backend({ taskEnv: { FROM_MAP: 'map', TASK_ID: 'overridden-by-map' } });
+    const b = await backend({ operatorEnv: { FROM_MAP: 'map', TASK_ID: 'overridden-by-map' } });
     const p = params('env-1', { env: { GITHUB_ACCESS_TOKEN: 'ghp_task' }, task: { agent_config_snapshot: { harness: { type: ' claude ' } } } });
     await expect(run(b, p)).resolves.toEqual({ kind: 'completed' });
     const rec = record('overridden-by-map')!;
@@ -243,7 +243,7 @@ describe('direct backend environment', () => {
       `ls -l "$OZ_ENVIRONMENT_FILE" > ${setupRecord}.mode`,
       `printf 'FROM_SETUP=hello\\nexport QUOTED="a b"\\nGIT_CONFIG_GLOBAL=/elsewhere\\nUSES_EARLIER=\${FROM_SETUP}-x\\n' > "$OZ_ENVIRONMENT_FILE"`,
     ].join(' && ');
-    const b = await backend({ direct: { setupCommand }, taskEnv: { FROM_MAP: 'map' } });
+    const b = await backend({ direct: { setupCommand }, operatorEnv: { FROM_MAP: 'map' } });
     await expect(run(b, params('setup-1'))).resolves.toEqual({ kind: 'completed' });
 
     const ws = join(root, 'setup-1');

@@ -104,13 +104,13 @@ describe('environment composition', () => {
   };
   const base = taskEnv({
     common: ['TASK_ID=t1', 'GIT_TERMINAL_PROMPT=0', 'GH_PROMPT_DISABLED=1', 'WARP_SERVER_ROOT_URL=https://app.warp.dev', 'TOKEN=server', 'URL=a=b', 'NOEQUALS'],
-    workerEnv: { TOKEN: 'worker-map', TASK_ID: 'from-map', EXTRA: 'x' },
+    operatorEnv: { TOKEN: 'worker-map', TASK_ID: 'from-map', EXTRA: 'x' },
     task: { id: 't1', agent_config_snapshot: { harness: { type: 'codex' } } },
     workspaceDir: '/w/t1',
     gitConfigPath: '/w/t1/.gitconfig',
   });
 
-  it('task env: common list, then the worker map (which wins), then harness dirs and the git config', () => {
+  it('task env: common list, then the operator env (which wins), then harness dirs and the git config', () => {
     expect([...base]).toEqual([
       ['TASK_ID', 'from-map'],
       ['GIT_TERMINAL_PROMPT', '0'],
@@ -157,7 +157,7 @@ describe('environment composition', () => {
   });
 
   it('agent env: a WARP_API_KEY sent by the server for the task is passed (it is the task credential)', () => {
-    const withTaskKey = taskEnv({ common: ['WARP_API_KEY=task-key'], workerEnv: {}, task: { id: 't' }, workspaceDir: '/w', gitConfigPath: '/w/.gitconfig' });
+    const withTaskKey = taskEnv({ common: ['WARP_API_KEY=task-key'], operatorEnv: {}, task: { id: 't' }, workspaceDir: '/w', gitConfigPath: '/w/.gitconfig' });
     expect(agentEnv({ hostEnv: host, taskEnv: withTaskKey, envFileVars: new Map(), gitConfigPath: '/w/.gitconfig' }).get('WARP_API_KEY')).toBe('task-key');
   });
 

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Backend, TaskParams } from '../../src/task/contract.js';
 import { createDockerBackend } from '../../src/backends/docker/docker-backend.js';
 import { connectionProblem } from '../../src/backends/docker/engine.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import type { DockerBackendConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
 import type { Logger } from '../../src/log/logger.js';
 import type { SidecarMount } from '../../src/protocol/messages.js';
 import { TaskCancelled, TaskFailure } from '../../src/task/failure.js';
@@ -37,15 +37,15 @@ afterEach(async () => {
 });
 
 function config(
-  options: { cleanup?: boolean; cancelGraceMs?: number; taskEnv?: Record<string, string>; volumes?: string[]; pullPolicy?: WorkerConfig['docker']['pullPolicy'] } = {},
-): WorkerConfig {
+  options: { cleanup?: boolean; cancelGraceMs?: number; operatorEnv?: Record<string, string>; volumes?: string[]; pullPolicy?: DockerBackendConfig['pullPolicy'] } = {},
+): WorkerConfigFor<'docker'> {
   return testConfig({
     apiKey: 'wk_secret',
     workerId: WORKER,
     backend: 'docker',
     cleanup: options.cleanup ?? true,
     cancelGraceMs: options.cancelGraceMs ?? 1_000,
-    taskEnv: options.taskEnv ?? {},
+    operatorEnv: options.operatorEnv ?? {},
     docker: { volumes: options.volumes ?? [], pullPolicy: options.pullPolicy ?? 'always' },
   });
 }
@@ -152,7 +152,7 @@ describe('start-up', () => {
 
 describe('running a task', () => {
   it('pulls for the daemon platform, runs the entrypoint with labels, streams output, removes the container', async () => {
-    const b = await backend({ taskEnv: { FROM_WORKER: 'yes' }, volumes: ['/data:/data:ro'] });
+    const b = await backend({ operatorEnv: { FROM_WORKER: 'yes' }, volumes: ['/data:/data:ro'] });
     const outcome = await run(b, params('t1', { env: { FAKE_STDOUT: 'line one|line two', FAKE_STDERR: 'oops' }, shape: { vcpus: 2, memory_gb: 4 } }));
     expect(outcome).toEqual({ kind: 'completed' });
 

@@ -60,7 +60,7 @@ describe('task container', () => {
     const body = taskContainerBody({
       params: params({ instanceShape: { vcpus: 4, memory_gb: 16 } }),
       workerId: 'w-1',
-      workerEnv: { FOO: 'bar' },
+      operatorEnv: { FOO: 'bar' },
       sidecarBinds: ['oz-sidecar-warp-agent-abc:/agent:ro', 'oz-task-task-1-x-sidecar-1:/mnt/rw'],
       volumes: ['/data:/data:ro', '/cache:/cache'],
     });
@@ -96,7 +96,7 @@ describe('task container', () => {
     expect(body).not.toHaveProperty('Entrypoint');
   });
 
-  it('lets the worker env override server env, but not OZ_RUN_ID; later duplicates win in place', () => {
+  it('lets the operator env override server env, but not OZ_RUN_ID; later duplicates win in place', () => {
     const env = containerEnv(params({ env: ['TASK_ID=task-1', 'A=server', 'A=server2'] }), { A: 'worker', OZ_RUN_ID: 'spoofed' });
     expect(env).toEqual(['TASK_ID=task-1', 'A=worker', 'OZ_RUN_ID=task-1', 'OZ_WORKER_BACKEND=docker']);
   });

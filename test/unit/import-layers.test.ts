@@ -66,6 +66,7 @@ describe('layerOf', () => {
   it.each([
     ['version.ts', 'version.ts, types/'],
     ['types/proxy-from-env.d.ts', 'version.ts, types/'],
+    ['errors/error-message.ts', 'errors'],
     ['task/contract.ts', 'task'],
     ['backends/shared/env.ts', 'backends/shared'],
     ['backends/docker/engine.ts', 'backends/docker'],

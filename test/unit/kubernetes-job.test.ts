@@ -7,7 +7,6 @@ import {
   buildPreflightJob,
   buildTaskJob,
   buildTaskPodSpec,
-  DEFAULT_PREFLIGHT_RESOURCES,
   mergeEnv,
   mergeResources,
   shapeResources,
@@ -17,6 +16,7 @@ import { executionIdOf, idHash, sanitizeLabelValue, taskJobName, taskLabels } fr
 import { readPodTemplate } from '../../src/backends/kubernetes/pod-template.js';
 import { SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT } from '../../src/backends/kubernetes/scripts.js';
 import { jobSettings } from '../support/kubernetes.js';
+import { DEFAULT_PREFLIGHT_RESOURCES } from '../../src/config/resolve.js';
 
 const UUID_RUN = '019f5de4-bfd1-762e-92ed-199c971abcba';
 const UUID_EXEC = '019f5df0-aaaa-bbbb-cccc-abcdef012345';
@@ -130,7 +130,7 @@ describe('environment and resources', () => {
   });
 
   it('orders the task env: common, then -e (sorted), then the four OZ_* values; never OZ_EXECUTION_ID', () => {
-    const job = buildTaskJob(params({ env: ['TASK_ID=task-1', 'OVERRIDE=server'] }), settings({ taskEnv: { OVERRIDE: 'cli', CLI_ONLY: '1' } }));
+    const job = buildTaskJob(params({ env: ['TASK_ID=task-1', 'OVERRIDE=server'] }), settings({ operatorEnv: { OVERRIDE: 'cli', CLI_ONLY: '1' } }));
     const env = job.spec!.template.spec!.containers[0]!.env!.map((e) => `${e.name}=${e.value}`);
     expect(env).toEqual([
       'TASK_ID=task-1',
@@ -221,7 +221,7 @@ describe('task Job', () => {
       ],
     });
     const template = structuredClone(podTemplate);
-    const spec = buildTaskPodSpec(params({ instanceShape: { vcpus: 4, memory_gb: 16 } }), settings({ podTemplate, taskEnv: { FROM_CLI: '1' }, setupCommand: 'true', teardownCommand: 'cleanup' }));
+    const spec = buildTaskPodSpec(params({ instanceShape: { vcpus: 4, memory_gb: 16 } }), settings({ podTemplate, operatorEnv: { FROM_CLI: '1' }, setupCommand: 'true', teardownCommand: 'cleanup' }));
     expect(podTemplate).toEqual(template); // the template itself is never changed
     expect(spec).toMatchObject({ restartPolicy: 'Never', serviceAccountName: 'task-runner', imagePullSecrets: [{ name: 'registry-creds' }], nodeSelector: { pool: 'agents' } });
     expect(spec.initContainers!.map((c) => c.name)).toEqual(['setup', 'db']);

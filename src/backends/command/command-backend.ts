@@ -14,7 +14,7 @@
 //   count; the worker core keeps that record and passes the ids to cancelTask),
 //   and worker shutdown lets running dispatches finish.
 import { formatGoDuration } from '../../config/go-duration.js';
-import type { WorkerConfig } from '../../config/worker-config.js';
+import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { goExitText, TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../task/contract.js';
@@ -32,8 +32,8 @@ export interface CommandBackendDeps {
   hostEnv?: NodeJS.ProcessEnv;
 }
 
-export async function createCommandBackend(config: WorkerConfig, deps: CommandBackendDeps): Promise<Backend> {
-  if (!config.command?.dispatchCommand) {
+export async function createCommandBackend(config: WorkerConfigFor<'command'>, deps: CommandBackendDeps): Promise<Backend> {
+  if (!config.command.dispatchCommand) {
     throw new Error('command backend requires a dispatch command: set backend.command.dispatch_command in the config file');
   }
   deps.log.info('Using command backend');
@@ -76,18 +76,18 @@ class CommandBackend implements Backend {
   private readonly hostEnv: NodeJS.ProcessEnv;
 
   constructor(
-    private readonly config: WorkerConfig,
+    private readonly config: WorkerConfigFor<'command'>,
     private readonly deps: CommandBackendDeps,
   ) {
     this.hostEnv = deps.hostEnv ?? process.env;
   }
 
   private get command() {
-    return this.config.command!;
+    return this.config.command;
   }
 
   private env(wellKnown: Array<[string, string]>, log: Logger): Record<string, string> {
-    const { env, dropped } = toProcessEnv(commandEnv(this.hostEnv, this.config.apiKey, this.config.taskEnv, wellKnown));
+    const { env, dropped } = toProcessEnv(commandEnv(this.hostEnv, this.config.apiKey, this.config.operatorEnv, wellKnown));
     if (dropped.length > 0) log.warn({ variables: dropped }, 'Left out environment variables a command cannot receive (empty name, "=" in the name, or a NUL character)');
     return env;
   }

@@ -23,7 +23,7 @@ import { access, chmod, chown, constants, mkdir, mkdtemp, open, readFile, rm, st
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { getSystemErrorMessage } from 'node:util';
-import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../../config/worker-config.js';
+import { DEFAULT_WORKSPACE_ROOT, type WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { goExitText, normaliseExitCode, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, LeftoverNote, TaskRun } from '../../task/contract.js';
@@ -45,6 +45,7 @@ import {
 } from './task-processes.js';
 import { agentLaunch, directHostEnv, directTaskEnv, GITCONFIG_TEMP_PREFIX, resolvedWorkspaceMode, taskWorkspace } from './launch.js';
 import { setupEnv, teardownEnv, type WorkspaceMode, type WorkspacePlan } from './workspace.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 /** Teardown's own bound: it runs after the task (also after a cancel), so the task's signal cannot bound it. */
 export const TEARDOWN_TIMEOUT_MS = 60_000;
@@ -64,7 +65,7 @@ export interface DirectBackendDeps {
 }
 
 /** Start-up checks (§1.1); failures are fatal and their message says what to do. */
-export async function createDirectBackend(config: WorkerConfig, deps: DirectBackendDeps): Promise<Backend> {
+export async function createDirectBackend(config: WorkerConfigFor<'direct'>, deps: DirectBackendDeps): Promise<Backend> {
   const { log } = deps;
   const runAs = config.direct.runAs;
   // The user's own HOME (and name) replace the worker's for everything started as that user.
@@ -162,7 +163,7 @@ export async function findOnPath(name: string, pathVariable: string | undefined)
 /** Go-style text for a file-system error: `mkdir /x: permission denied`. */
 function fsErrorText(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
-  if (typeof e?.errno !== 'number' || !e.syscall) return e instanceof Error ? e.message : String(error);
+  if (typeof e?.errno !== 'number' || !e.syscall) return errorMessage(error);
   const reason = getSystemErrorMessage(e.errno);
   return `${e.syscall}${e.path ? ` ${e.path}` : ''}: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
 }
@@ -179,7 +180,7 @@ function argsForLog(args: readonly string[]): string[] {
 }
 
 interface Settings {
-  config: WorkerConfig;
+  config: WorkerConfigFor<'direct'>;
   log: Logger;
   hostEnv: NodeJS.ProcessEnv;
   ozPath: string;
@@ -320,7 +321,7 @@ class DirectBackend implements Backend {
     const { config, hostEnv, ozPath } = this.settings;
     const { plan, gitConfigPath } = resources;
     throwIfCancelled(signal);
-    const baseEnv = directTaskEnv({ params, workerEnv: config.taskEnv, workspace: plan, gitConfigPath });
+    const baseEnv = directTaskEnv({ params, operatorEnv: config.operatorEnv, workspace: plan, gitConfigPath });
     // Only a setup command can write the env file, so without one it is not made.
     let envFileVars: ReadonlyMap<string, string> = new Map();
     if (config.direct.setupCommand !== '') {
@@ -625,7 +626,7 @@ async function readEnvFile(path: string, log: Logger): Promise<Map<string, strin
   try {
     return parseDotenv(text);
   } catch (error) {
-    log.warn(`Failed to parse environment file: ${(error as Error).message}; the agent gets none of its variables`);
+    log.warn(`Failed to parse environment file: ${errorMessage(error)}; the agent gets none of its variables`);
     return new Map();
   }
 }

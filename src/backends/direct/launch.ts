@@ -37,15 +37,15 @@ export function directHostEnv(hostEnv: NodeJS.ProcessEnv, runAs: RunAsUser | und
 export interface TaskEnvironmentInput {
   params: Pick<TaskParams, 'env' | 'task'>;
   /** The operator's task environment (YAML `environment` overlaid by `-e`). */
-  workerEnv: Readonly<Record<string, string>>;
+  operatorEnv: Readonly<Record<string, string>>;
   workspace: WorkspacePlan;
   gitConfigPath: string;
 }
 
 /** The task's own variables (before setup's env file): the harness directories and git config win over `-e`. */
 export function directTaskEnv(input: TaskEnvironmentInput): EnvMap {
-  const { params, workerEnv, workspace, gitConfigPath } = input;
-  return taskEnv({ common: params.env, workerEnv, task: params.task, workspaceDir: workspace.dir, gitConfigPath });
+  const { params, operatorEnv, workspace, gitConfigPath } = input;
+  return taskEnv({ common: params.env, operatorEnv, task: params.task, workspaceDir: workspace.dir, gitConfigPath });
 }
 
 export interface AgentLaunchInput {

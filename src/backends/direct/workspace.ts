@@ -79,18 +79,18 @@ export function harnessEnv(task: Task, workspaceDir: string): Array<[string, str
 export interface TaskEnvInput {
   /** The common task env (`TaskParams.env`). */
   common: readonly string[];
-  /** The worker env map (YAML `environment` overlaid by `-e`). */
-  workerEnv: Readonly<Record<string, string>>;
+  /** The operator's env for every task (YAML `environment` overlaid by `-e`). */
+  operatorEnv: Readonly<Record<string, string>>;
   task: Task;
   workspaceDir: string;
   gitConfigPath: string;
 }
 
-/** The task's own variables, before the setup command's env file: common env, worker map, harness dirs, git config. */
+/** The task's own variables, before the setup command's env file: common env, operator env, harness dirs, git config. */
 export function taskEnv(input: TaskEnvInput): EnvMap {
   return mergeEnv(
     envListEntries(input.common),
-    Object.entries(input.workerEnv),
+    Object.entries(input.operatorEnv),
     harnessEnv(input.task, input.workspaceDir),
     [['GIT_CONFIG_GLOBAL', input.gitConfigPath]],
   );

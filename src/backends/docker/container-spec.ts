@@ -116,14 +116,14 @@ export function sidecarBind(volume: string, sidecar: SidecarMount): string {
 }
 
 /**
- * The container's environment: the common task env, then the worker env map
+ * The container's environment: the common task env, then the operator env
  * (which wins over server values), then the OZ_* variables the other backends
  * also set. Duplicates resolve to the last value, in first-appearance order.
  */
-export function containerEnv(params: Pick<TaskParams, 'taskId' | 'env'>, workerEnv: Readonly<Record<string, string>>): string[] {
+export function containerEnv(params: Pick<TaskParams, 'taskId' | 'env'>, operatorEnv: Readonly<Record<string, string>>): string[] {
   return dedupeEnv([
     ...params.env,
-    ...Object.entries(workerEnv).map(([key, value]) => `${key}=${value}`),
+    ...Object.entries(operatorEnv).map(([key, value]) => `${key}=${value}`),
     `OZ_RUN_ID=${params.taskId}`,
     'OZ_WORKER_BACKEND=docker',
   ]);
@@ -135,7 +135,7 @@ export const WORKING_DIR = '/workspace';
 export interface TaskContainerInput {
   params: TaskParams;
   workerId: string;
-  workerEnv: Readonly<Record<string, string>>;
+  operatorEnv: Readonly<Record<string, string>>;
   /** Sidecar binds, in sidecar order. */
   sidecarBinds: readonly string[];
   /** `backend.docker.volumes` then `-v` flags, verbatim. */
@@ -151,7 +151,7 @@ export function taskContainerBody(input: TaskContainerInput): Record<string, unk
   return {
     Image: params.image,
     Cmd: [ENTRYPOINT, ...params.args],
-    Env: containerEnv(params, input.workerEnv),
+    Env: containerEnv(params, input.operatorEnv),
     WorkingDir: WORKING_DIR,
     Labels: taskLabels(input.workerId, params, 'task'),
     HostConfig: {

@@ -3,6 +3,7 @@
 // (system, rootless, Docker Desktop). Pure: the file system is passed in.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { errorMessage } from '../../errors/error-message.js';
 
 export type DockerEndpoint =
   | { kind: 'unix'; socketPath: string; url: string }
@@ -95,7 +96,7 @@ function contextEndpoint(name: string, origin: string, configDir: string, input:
     host = meta.Endpoints?.docker?.Host;
     skipVerify = meta.Endpoints?.docker?.SkipTLSVerify === true;
   } catch (error) {
-    throw new DockerDiscoveryError(`Docker context "${name}" is unreadable: ${metaPath}: ${(error as Error).message}; recreate it with "docker context create"`);
+    throw new DockerDiscoveryError(`Docker context "${name}" is unreadable: ${metaPath}: ${errorMessage(error)}; recreate it with "docker context create"`);
   }
   if (typeof host !== 'string' || host === '') {
     throw new DockerDiscoveryError(`Docker context "${name}" has no Docker endpoint (${metaPath}); recreate it with "docker context create --docker host=..."`);

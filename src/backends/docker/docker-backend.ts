@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { WorkerConfig } from '../../config/worker-config.js';
+import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
@@ -34,6 +34,7 @@ import { fullName, parseImageRef, pullTag } from './reference.js';
 import { registryAuthFor, type CredentialHelper } from './registry-auth.js';
 import { SidecarVolumes } from './sidecars.js';
 import { isPullMilestone, LogDemuxer } from './streams.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 export const PING_TIMEOUT_MS = 5_000;
 export const SUPPORTED_PLATFORMS = ['linux/amd64', 'linux/arm64'];
@@ -62,7 +63,7 @@ function readText(path: string): string | undefined {
 }
 
 /** Finds and checks the daemon (fatal on failure, with what to do), then removes leftovers of earlier runs. */
-export async function createDockerBackend(config: WorkerConfig, deps: DockerBackendDeps): Promise<Backend> {
+export async function createDockerBackend(config: WorkerConfigFor<'docker'>, deps: DockerBackendDeps): Promise<Backend> {
   const { log } = deps;
   const env = deps.env ?? process.env;
   const home = deps.home ?? homedir();
@@ -121,7 +122,7 @@ export async function createDockerBackend(config: WorkerConfig, deps: DockerBack
 }
 
 interface Settings {
-  config: WorkerConfig;
+  config: WorkerConfigFor<'docker'>;
   log: Logger;
   env: NodeJS.ProcessEnv;
   home: string;
@@ -274,7 +275,7 @@ class DockerBackend implements Backend {
       await this.pull(params.image, run);
     } catch (error) {
       throwIfCancelled(signal);
-      throw new TaskFailure('image_pull', (error as Error).message, { cause: error });
+      throw new TaskFailure('image_pull', errorMessage(error), { cause: error });
     }
 
     const sidecarBinds: string[] = [];
@@ -285,7 +286,7 @@ class DockerBackend implements Backend {
         image = await this.pull(sidecar.image, run);
       } catch (error) {
         throwIfCancelled(signal);
-        throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${(error as Error).message}`, { cause: error });
+        throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${errorMessage(error)}`, { cause: error });
       }
       let volume: string;
       try {
@@ -307,7 +308,7 @@ class DockerBackend implements Backend {
     const { body, warning } = taskContainerSpec({
       params,
       workerId: config.workerId,
-      workerEnv: config.taskEnv,
+      operatorEnv: config.operatorEnv,
       sidecarBinds,
       volumes: config.docker.volumes,
       hostCpus: this.settings.hostCpus,

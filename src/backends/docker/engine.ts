@@ -8,6 +8,7 @@ import { getSystemErrorMessage } from 'node:util';
 import { Pool } from 'undici';
 import type { DockerEndpoint } from './discovery.js';
 import { JsonLines, pullEventError, type PullEvent } from './streams.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 /** The newest API version this client speaks; an older daemon's own version is used instead. */
 export const MAX_API_VERSION = '1.45';
@@ -141,7 +142,7 @@ export function errorText(error: unknown): string {
     const reason = getSystemErrorMessage(e.errno);
     return `${e.syscall}${e.address ? ` ${e.address}` : ''}: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }
 
 interface CallOptions {

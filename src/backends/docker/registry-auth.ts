@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../log/logger.js';
 import { dockerConfigDir } from './discovery.js';
 import { authKey, parseImageRef } from './reference.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 export interface AuthConfig {
   username: string;
@@ -111,7 +112,7 @@ export async function registryAuthFor(image: string, deps: AuthDeps, log: Logger
     config = JSON.parse(await readFile(path, 'utf8')) as DockerCliConfig;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      log.warn(`Failed to load Docker config ${path}: ${(error as Error).message}. Attempting pull without auth.`);
+      log.warn(`Failed to load Docker config ${path}: ${errorMessage(error)}. Attempting pull without auth.`);
     }
     return undefined;
   }
@@ -128,7 +129,7 @@ export async function registryAuthFor(image: string, deps: AuthDeps, log: Logger
         return encodeRegistryAuth(auth);
       }
     } catch (error) {
-      log.warn(`${(error as Error).message}. Attempting pull without auth.`);
+      log.warn(`${errorMessage(error)}. Attempting pull without auth.`);
       return undefined;
     }
     source = inlineFor(config, source.serverAddress);

@@ -34,17 +34,9 @@ export interface JobSettings {
   workspaceSizeLimit: string | undefined;
   /** The validated `pod_template`; never modified. */
   podTemplate: V1PodSpec | undefined;
-  /** `-e` values for every task. */
-  taskEnv: Record<string, string>;
+  /** The operator's `-e` values for every task. */
+  operatorEnv: Record<string, string>;
 }
-
-export const DEFAULT_ACTIVE_DEADLINE_SECONDS = 8 * 60 * 60;
-export const DEFAULT_TTL_SECONDS = 24 * 60 * 60;
-export const DEFAULT_PREFLIGHT_IMAGE = 'busybox:1.36';
-export const DEFAULT_PREFLIGHT_RESOURCES: V1ResourceRequirements = {
-  requests: { cpu: '10m', memory: '16Mi' },
-  limits: { cpu: '100m', memory: '64Mi' },
-};
 
 export class SidecarError extends Error {}
 
@@ -77,10 +69,10 @@ export function mergeEnv(...lists: (readonly string[])[]): V1EnvVar[] {
 }
 
 /** The task's environment: common env, then `-e` values (sorted), then the four OZ_* values. */
-export function taskEnvList(params: Pick<TaskParams, 'env' | 'taskId'>, taskEnv: Record<string, string>): V1EnvVar[] {
-  const overrides = Object.keys(taskEnv)
+export function taskEnvList(params: Pick<TaskParams, 'env' | 'taskId'>, operatorEnv: Record<string, string>): V1EnvVar[] {
+  const overrides = Object.keys(operatorEnv)
     .sort()
-    .map((key) => `${key}=${taskEnv[key]}`);
+    .map((key) => `${key}=${operatorEnv[key]}`);
   return mergeEnv(params.env, overrides, [
     `OZ_ENVIRONMENT_FILE=${ENV_FILE_PATH}`,
     `OZ_WORKSPACE_ROOT=${WORKSPACE_PATH}`,
@@ -154,7 +146,7 @@ function sidecarParts(sidecars: readonly SidecarMount[], settings: Pick<JobSetti
 /** The PodSpec of a task: the worker's containers and volumes merged into a copy of `pod_template`. */
 export function buildTaskPodSpec(params: TaskParams, settings: JobSettings): V1PodSpec {
   const spec: V1PodSpec = settings.podTemplate ? structuredClone(settings.podTemplate) : { containers: [] };
-  const env = taskEnvList(params, settings.taskEnv);
+  const env = taskEnvList(params, settings.operatorEnv);
   const sidecars = sidecarParts(params.sidecars, settings);
   const workspaceMount: V1VolumeMount = { name: 'workspace', mountPath: WORKSPACE_PATH };
   const mounts = [workspaceMount, ...sidecars.mounts];

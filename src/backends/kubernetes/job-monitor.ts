@@ -11,6 +11,7 @@ import type { Logger } from '../../log/logger.js';
 import { jobState, podFailure, podNeedsEvents, type PodFailure } from './classify.js';
 import type { KubeClient } from './client.js';
 import type { SharedTaskWatch } from './task-watch.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 export type MonitorResult =
   | { kind: 'complete' }
@@ -143,7 +144,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
               });
             }
           })
-          .catch((error: unknown) => log.warn({ pod: name, err: (error as Error).message }, 'Could not list the events of a task pod; mount failures may go unnoticed until the Job fails'));
+          .catch((error: unknown) => log.warn({ pod: name, err: errorMessage(error) }, 'Could not list the events of a task pod; mount failures may go unnoticed until the Job fails'));
       });
     };
 

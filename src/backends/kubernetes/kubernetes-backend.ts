@@ -8,31 +8,26 @@
 //   while it was away; a re-sent assignment adopts its existing Job;
 // * `pod_template` is read strictly, and RBAC is checked verb by verb at start-up.
 import type { V1Job, V1PodSpec } from '@kubernetes/client-node';
-import type { WorkerConfig } from '../../config/worker-config.js';
+import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../../task/contract.js';
 import { createKubeClient, statusOf, type KubeClient } from './client.js';
-import {
-  DEFAULT_ACTIVE_DEADLINE_SECONDS,
-  DEFAULT_PREFLIGHT_IMAGE,
-  DEFAULT_PREFLIGHT_RESOURCES,
-  DEFAULT_TTL_SECONDS,
-  taskJobFor,
-  type JobSettings,
-  type PullPolicy,
-} from './job-builder.js';
+import { taskJobFor, type JobSettings } from './job-builder.js';
 import { monitorJob, type MonitorResult } from './job-monitor.js';
 import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_HASH, workerSelector } from './names.js';
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
 import { checkPermissions, runPreflight } from './startup-checks.js';
 import { SharedTaskWatch } from './task-watch.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 /** Set on a Job once its result was handed to the worker, so a restart does not report it twice. */
 export const ANNOTATION_REPORTED = 'oz-worker.dev/reported';
 export const LABEL_PREFLIGHT = 'oz-preflight';
 const LOG_TAIL_LINES = 200;
 const MAX_LOG_BYTES = 1024 * 1024;
+/** The preflight Job is kept this long for a look at a failed start, then removed by Kubernetes. */
+const PREFLIGHT_TTL_SECONDS = 600;
 
 export interface KubernetesDeps {
   log: Logger;
@@ -48,10 +43,10 @@ interface Settings {
   imagePullTimeoutMs: number;
 }
 
-export async function createKubernetesBackend(config: WorkerConfig, deps: KubernetesDeps): Promise<Backend> {
+export async function createKubernetesBackend(config: WorkerConfigFor<'kubernetes'>, deps: KubernetesDeps): Promise<Backend> {
   const { log } = deps;
   const env = deps.env ?? process.env;
-  const k = config.kubernetes ?? {};
+  const k = config.kubernetes;
   let podTemplate: V1PodSpec | undefined;
   let preflightResources;
   try {
@@ -61,39 +56,37 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
     if (error instanceof TemplateError) throw new Error(`${error.message} (fix backend.kubernetes in the config file)`);
     throw error;
   }
-  const namespace = k.namespace || 'default';
+  const { namespace } = k;
   let client: KubeClient;
   try {
     client = deps.client ?? createKubeClient({ namespace, kubeconfig: k.kubeconfig, env });
   } catch (error) {
-    throw new Error(`failed to build Kubernetes client config: ${(error as Error).message}`);
+    throw new Error(`failed to build Kubernetes client config: ${errorMessage(error)}`);
   }
   let version: string;
   try {
     version = await client.version();
   } catch (error) {
-    throw new Error(`cannot reach the Kubernetes API server at ${client.server} (${(error as Error).message}); check backend.kubernetes.kubeconfig and network access`);
+    throw new Error(`cannot reach the Kubernetes API server at ${client.server} (${errorMessage(error)}); check backend.kubernetes.kubeconfig and network access`);
   }
   log.info({ server: client.server, version, namespace }, 'Connected to the Kubernetes API server');
   await checkPermissions(client, log);
 
-  const pullPolicy: PullPolicy = k.imagePullPolicy ?? 'IfNotPresent';
-  const preflightTimeoutMs = k.preflightTimeoutMs ?? 120_000;
-  if (preflightTimeoutMs > 0) {
+  if (k.preflightTimeoutMs > 0) {
     await runPreflight(
       client,
       {
         workerId: config.workerId,
         namespace,
-        image: k.preflightImage || DEFAULT_PREFLIGHT_IMAGE,
-        imagePullPolicy: pullPolicy,
-        useImageVolumes: k.useImageVolumes ?? false,
-        resources: preflightResources ?? DEFAULT_PREFLIGHT_RESOURCES,
+        image: k.preflightImage,
+        imagePullPolicy: k.imagePullPolicy,
+        useImageVolumes: k.useImageVolumes,
+        resources: preflightResources,
         podTemplate,
         labels: { [LABEL_PREFLIGHT]: 'true', [LABEL_WORKER_HASH]: idHash(config.workerId) },
-        ttlSecondsAfterFinished: 600,
+        ttlSecondsAfterFinished: PREFLIGHT_TTL_SECONDS,
       },
-      preflightTimeoutMs,
+      k.preflightTimeoutMs,
       log,
     );
   }
@@ -102,35 +95,35 @@ export async function createKubernetesBackend(config: WorkerConfig, deps: Kubern
   await watch.start();
   return new KubernetesBackend(client, watch, log, {
     cleanup: config.cleanup,
-    unschedulableTimeoutMs: k.unschedulableTimeoutMs ?? 30_000,
-    imagePullTimeoutMs: k.imagePullTimeoutMs ?? 60_000,
+    unschedulableTimeoutMs: k.unschedulableTimeoutMs,
+    imagePullTimeoutMs: k.imagePullTimeoutMs,
     job: jobSettingsFrom(config, podTemplate),
   });
 }
 
 /** The Job builder's settings from the worker config (also used by `oz-worker plan`). */
-export function jobSettingsFrom(config: WorkerConfig, podTemplate: V1PodSpec | undefined): JobSettings {
-  const k = config.kubernetes ?? {};
+export function jobSettingsFrom(config: WorkerConfigFor<'kubernetes'>, podTemplate: V1PodSpec | undefined): JobSettings {
+  const k = config.kubernetes;
   return {
     workerId: config.workerId,
-    namespace: k.namespace || 'default',
-    imagePullPolicy: k.imagePullPolicy ?? 'IfNotPresent',
-    useImageVolumes: k.useImageVolumes ?? false,
-    setupCommand: k.setupCommand ?? '',
-    teardownCommand: k.teardownCommand ?? '',
-    extraLabels: k.extraLabels ?? {},
-    extraAnnotations: k.extraAnnotations ?? {},
-    activeDeadlineSeconds: k.activeDeadlineSeconds === 0 ? undefined : (k.activeDeadlineSeconds ?? DEFAULT_ACTIVE_DEADLINE_SECONDS),
-    ttlSecondsAfterFinished: config.cleanup ? (k.ttlSecondsAfterFinished ?? DEFAULT_TTL_SECONDS) : undefined,
+    namespace: k.namespace,
+    imagePullPolicy: k.imagePullPolicy,
+    useImageVolumes: k.useImageVolumes,
+    setupCommand: k.setupCommand,
+    teardownCommand: k.teardownCommand,
+    extraLabels: k.extraLabels,
+    extraAnnotations: k.extraAnnotations,
+    activeDeadlineSeconds: k.activeDeadlineSeconds,
+    ttlSecondsAfterFinished: k.ttlSecondsAfterFinished,
     workspaceSizeLimit: k.workspaceSizeLimit,
     podTemplate,
-    taskEnv: config.taskEnv,
+    operatorEnv: config.operatorEnv,
   };
 }
 
 function createFailureText(error: unknown, namespace: string): string {
   const status = statusOf(error);
-  const text = (error as Error).message;
+  const text = errorMessage(error);
   if (status === 403) return `${text}; the worker's service account may not create Jobs in namespace "${namespace}" (grant create on batch/jobs, see k8s/role.yaml)`;
   if (status === 422) return `${text}; Kubernetes rejected the Job as invalid: check backend.kubernetes.pod_template and the task's sidecars`;
   return text;
@@ -243,7 +236,7 @@ class KubernetesBackend implements Backend {
     try {
       await this.client.deleteJob(name, propagation);
     } catch (error) {
-      log.warn(`Failed to delete Job ${name}: ${(error as Error).message}`);
+      log.warn(`Failed to delete Job ${name}: ${errorMessage(error)}`);
     }
   }
 
@@ -251,7 +244,7 @@ class KubernetesBackend implements Backend {
     try {
       await this.client.annotateJob(name, { [ANNOTATION_REPORTED]: 'true' });
     } catch (error) {
-      log.warn(`Could not mark Job ${name} as reported (a restarted worker may report it again): ${(error as Error).message}`);
+      log.warn(`Could not mark Job ${name} as reported (a restarted worker may report it again): ${errorMessage(error)}`);
     }
   }
 

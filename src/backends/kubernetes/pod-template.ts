@@ -91,6 +91,8 @@ export function readPodTemplate(raw: unknown, path = 'backend.kubernetes.pod_tem
   return raw as k8s.V1PodSpec;
 }
 
+export function readResources(raw: Record<string, unknown>, path?: string): k8s.V1ResourceRequirements;
+export function readResources(raw: unknown, path?: string): k8s.V1ResourceRequirements | undefined;
 export function readResources(raw: unknown, path = 'backend.kubernetes.preflight_resources'): k8s.V1ResourceRequirements | undefined {
   if (raw === undefined || raw === null) return undefined;
   check(raw, 'V1ResourceRequirements', path);

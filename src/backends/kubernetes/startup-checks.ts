@@ -6,6 +6,7 @@ import type { Logger } from '../../log/logger.js';
 import { podFailure } from './classify.js';
 import { type AccessCheck, type KubeClient } from './client.js';
 import { buildPreflightJob, type PreflightSettings } from './job-builder.js';
+import { errorMessage } from '../../errors/error-message.js';
 
 /** Every permission the backend uses, and what for. */
 export const REQUIRED_ACCESS: (AccessCheck & { why: string })[] = [
@@ -32,7 +33,7 @@ export async function checkPermissions(client: KubeClient, log: Logger): Promise
   try {
     results = await Promise.all(REQUIRED_ACCESS.map(async (check) => ({ check, allowed: (await client.canI(check)).allowed })));
   } catch (error) {
-    log.warn({ err: (error as Error).message }, 'Could not check Kubernetes permissions; continuing, and API calls will report what is missing');
+    log.warn({ err: errorMessage(error) }, 'Could not check Kubernetes permissions; continuing, and API calls will report what is missing');
     return;
   }
   const missing = results.filter((r) => !r.allowed).map((r) => r.check);
@@ -65,7 +66,7 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
   try {
     created = await client.createJob(job);
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(errorMessage(error));
   }
   try {
     const deadline = Date.now() + timeoutMs;
@@ -93,6 +94,6 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
       await sleep(500);
     }
   } finally {
-    await client.deleteJob(name, 'Background').catch((error: unknown) => log.warn({ job: name, err: (error as Error).message }, 'Failed to delete the start-up preflight Job'));
+    await client.deleteJob(name, 'Background').catch((error: unknown) => log.warn({ job: name, err: errorMessage(error) }, 'Failed to delete the start-up preflight Job'));
   }
 }
