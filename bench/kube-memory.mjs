@@ -59,12 +59,32 @@ const connected = new Promise((r) =>
 const config = join(work, 'config.yaml');
 writeFileSync(
   config,
-  ['worker_id: kube-memory', 'backend:', '  kubernetes:', '    namespace: agents', `    kubeconfig: ${api.writeKubeconfig(work)}`, '    preflight_timeout: 0s', ''].join('\n'),
+  [
+    'worker_id: kube-memory',
+    'backend:',
+    '  kubernetes:',
+    '    namespace: agents',
+    `    kubeconfig: ${api.writeKubeconfig(work)}`,
+    '    preflight_timeout: 0s',
+    '',
+  ].join('\n'),
 );
 const memoryFile = join(work, 'memory.json');
 const worker = spawn(
   process.execPath,
-  [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--expose-gc', '--import', join(ROOT, 'bench/memory-probe.mjs'), join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', `ws://127.0.0.1:${http.address().port}/ws`, '--log-level', 'warn'],
+  [
+    ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    '--expose-gc',
+    '--import',
+    join(ROOT, 'bench/memory-probe.mjs'),
+    join(ROOT, 'bin/oz-worker.js'),
+    '--config-file',
+    config,
+    '--web-socket-url',
+    `ws://127.0.0.1:${http.address().port}/ws`,
+    '--log-level',
+    'warn',
+  ],
   {
     env: {
       PATH: process.env.PATH,
@@ -107,7 +127,10 @@ const idle = await collected();
 const requestsBefore = api.requests.filter((r) => !r.watch).length;
 
 const ids = Array.from({ length: TASKS }, (_, i) => `mem-${String(i).padStart(5, '0')}`);
-for (const id of ids) socket.send(JSON.stringify({ type: 'task_assignment', data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } } }));
+for (const id of ids)
+  socket.send(
+    JSON.stringify({ type: 'task_assignment', data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } } }),
+  );
 await waitFor(() => api.pods().filter((p) => p.status?.phase === 'Running').length >= TASKS, `${TASKS} running pods`);
 // As kubelet reports a running pod (the fake's own status is minimal).
 for (const pod of api.pods()) {
@@ -120,7 +143,12 @@ for (const pod of api.pods()) {
     podIPs: [{ ip: '10.244.0.17' }],
     qosClass: 'Burstable',
     startTime: started,
-    conditions: ['PodReadyToStartContainers', 'Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastProbeTime: null, lastTransitionTime: started })),
+    conditions: ['PodReadyToStartContainers', 'Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({
+      type,
+      status: 'True',
+      lastProbeTime: null,
+      lastTransitionTime: started,
+    })),
     initContainerStatuses: (pod.spec.initContainers ?? []).map((c) => ({
       name: c.name,
       image: c.image,
@@ -169,15 +197,33 @@ const perTask = (a, b) => (b - a) / TASKS;
 console.log(`\nkube-memory — ${TASKS} tasks running on the fake Kubernetes API (a Job ${jobBytes} B, a Pod ${podBytes} B as JSON)`);
 console.log(`| measure | idle | ${TASKS} running | per task | all done |`);
 console.log(`|---|---|---|---|---|`);
-console.log(`| RSS, no forced GC (as bench:kube) | ${(idleRss / 1024).toFixed(1)} MiB | ${(peakRss / 1024).toFixed(1)} MiB | ${perTask(idleRss, peakRss).toFixed(1)} KiB | |`);
+console.log(
+  `| RSS, no forced GC (as bench:kube) | ${(idleRss / 1024).toFixed(1)} MiB | ${(peakRss / 1024).toFixed(1)} MiB | ${perTask(idleRss, peakRss).toFixed(1)} KiB | |`,
+);
 console.log(`| RSS ${SETTLE_MS / 1000} s later, no forced GC | | ${(settledRss / 1024).toFixed(1)} MiB | ${perTask(idleRss, settledRss).toFixed(1)} KiB | |`);
-console.log(`| RSS after GC | ${(idle.rss / 2 ** 20).toFixed(1)} MiB | ${(peak.rss / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.rss, peak.rss)).toFixed(1)} KiB | ${(after.rss / 2 ** 20).toFixed(1)} MiB |`);
-console.log(`| heap used after GC | ${(idle.heapUsed / 2 ** 20).toFixed(1)} MiB | ${(peak.heapUsed / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.heapUsed, peak.heapUsed)).toFixed(1)} KiB | ${(after.heapUsed / 2 ** 20).toFixed(1)} MiB |`);
-console.log(`| external + array buffers after GC | ${(idle.external / 2 ** 20).toFixed(1)} MiB | ${(peak.external / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.external, peak.external)).toFixed(1)} KiB | ${(after.external / 2 ** 20).toFixed(1)} MiB |`);
-console.log(`| heap used / total, no forced GC | ${(idle.before.heapUsed / 2 ** 20).toFixed(1)} / ${(idle.before.heapTotal / 2 ** 20).toFixed(1)} MiB | ${(peak.before.heapUsed / 2 ** 20).toFixed(1)} / ${(peak.before.heapTotal / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.before.heapTotal, peak.before.heapTotal)).toFixed(1)} KiB (total) | |`);
-console.log(`| RSS 1 s after GC | ${(idle.rssLater / 2 ** 20).toFixed(1)} MiB | ${(peak.rssLater / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.rssLater, peak.rssLater)).toFixed(1)} KiB | ${(after.rssLater / 2 ** 20).toFixed(1)} MiB |`);
-console.log(`| heap total (committed) after GC | ${(idle.heapTotal / 2 ** 20).toFixed(1)} MiB | ${(peak.heapTotal / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.heapTotal, peak.heapTotal)).toFixed(1)} KiB | ${(after.heapTotal / 2 ** 20).toFixed(1)} MiB |`);
-if (process.env.BENCH_VERBOSE) for (const [name, s] of Object.entries(peak.before.spaces)) console.log(`  no forced GC: ${name.padEnd(26)} size ${(idle.before.spaces[name].size / 2 ** 20).toFixed(1)} → ${(s.size / 2 ** 20).toFixed(1)} MiB, used ${(idle.before.spaces[name].used / 2 ** 20).toFixed(1)} → ${(s.used / 2 ** 20).toFixed(1)} MiB`);
+console.log(
+  `| RSS after GC | ${(idle.rss / 2 ** 20).toFixed(1)} MiB | ${(peak.rss / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.rss, peak.rss)).toFixed(1)} KiB | ${(after.rss / 2 ** 20).toFixed(1)} MiB |`,
+);
+console.log(
+  `| heap used after GC | ${(idle.heapUsed / 2 ** 20).toFixed(1)} MiB | ${(peak.heapUsed / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.heapUsed, peak.heapUsed)).toFixed(1)} KiB | ${(after.heapUsed / 2 ** 20).toFixed(1)} MiB |`,
+);
+console.log(
+  `| external + array buffers after GC | ${(idle.external / 2 ** 20).toFixed(1)} MiB | ${(peak.external / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.external, peak.external)).toFixed(1)} KiB | ${(after.external / 2 ** 20).toFixed(1)} MiB |`,
+);
+console.log(
+  `| heap used / total, no forced GC | ${(idle.before.heapUsed / 2 ** 20).toFixed(1)} / ${(idle.before.heapTotal / 2 ** 20).toFixed(1)} MiB | ${(peak.before.heapUsed / 2 ** 20).toFixed(1)} / ${(peak.before.heapTotal / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.before.heapTotal, peak.before.heapTotal)).toFixed(1)} KiB (total) | |`,
+);
+console.log(
+  `| RSS 1 s after GC | ${(idle.rssLater / 2 ** 20).toFixed(1)} MiB | ${(peak.rssLater / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.rssLater, peak.rssLater)).toFixed(1)} KiB | ${(after.rssLater / 2 ** 20).toFixed(1)} MiB |`,
+);
+console.log(
+  `| heap total (committed) after GC | ${(idle.heapTotal / 2 ** 20).toFixed(1)} MiB | ${(peak.heapTotal / 2 ** 20).toFixed(1)} MiB | ${kib(perTask(idle.heapTotal, peak.heapTotal)).toFixed(1)} KiB | ${(after.heapTotal / 2 ** 20).toFixed(1)} MiB |`,
+);
+if (process.env.BENCH_VERBOSE)
+  for (const [name, s] of Object.entries(peak.before.spaces))
+    console.log(
+      `  no forced GC: ${name.padEnd(26)} size ${(idle.before.spaces[name].size / 2 ** 20).toFixed(1)} → ${(s.size / 2 ** 20).toFixed(1)} MiB, used ${(idle.before.spaces[name].used / 2 ** 20).toFixed(1)} → ${(s.used / 2 ** 20).toFixed(1)} MiB`,
+    );
 console.log(`API requests per task (not watches; create, delete and any others): ${(requests / TASKS).toFixed(2)}; open watches ${api.openWatches}`);
 if (failed > 0) console.log(`${failed} tasks did not report task_completed`);
 if (peak.snapshot) console.log(`heap snapshots: ${idle.snapshot}, ${peak.snapshot}`);

@@ -75,7 +75,8 @@ function parseMetrics(text) {
   return out;
 }
 const metrics = async () => parseMetrics(await kubectl(['get', '--raw', '/metrics']));
-const sum = (samples, name, match) => samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+const sum = (samples, name, match) =>
+  samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 
 // The real-cluster tests kill the API server now and then: not while this runs.
 const unlock = await lockCluster(CACHE);
@@ -146,7 +147,13 @@ kc.loadFromFile(env.OZ_KUBE_KUBECONFIG);
 const batch = kc.makeApiClient(k8s.BatchV1Api);
 const jobCreatedAt = new Map();
 const jobCompleteAt = new Map();
-const jobWatch = new k8s.ListWatch('/apis/batch/v1/jobs', new k8s.Watch(kc), () => batch.listJobForAllNamespaces({ labelSelector: 'oz-worker-id=bench-kube' }), false, 'oz-worker-id=bench-kube');
+const jobWatch = new k8s.ListWatch(
+  '/apis/batch/v1/jobs',
+  new k8s.Watch(kc),
+  () => batch.listJobForAllNamespaces({ labelSelector: 'oz-worker-id=bench-kube' }),
+  false,
+  'oz-worker-id=bench-kube',
+);
 const onJob = (job) => {
   const id = job.metadata?.labels?.['oz-task-id'];
   if (!id) return;
@@ -193,14 +200,21 @@ writeFileSync(
     '',
   ].join('\n'),
 );
-const worker = spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', `ws://127.0.0.1:${http.address().port}/ws`, '--log-level', 'warn'], {
-  env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: work },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const worker = spawn(
+  process.execPath,
+  [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', `ws://127.0.0.1:${http.address().port}/ws`, '--log-level', 'warn'],
+  {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: work },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 // Warnings and errors only (--log-level warn); a worker that stops at start-up says why here.
 worker.stdout.on('data', (chunk) => process.stderr.write(chunk));
 workerProcess = worker;
-await Promise.race([connected, new Promise((_, reject) => worker.on('exit', (code) => reject(new Error(`bench:kube: the worker exited with ${code} before connecting`))))]);
+await Promise.race([
+  connected,
+  new Promise((_, reject) => worker.on('exit', (code) => reject(new Error(`bench:kube: the worker exited with ${code} before connecting`)))),
+]);
 await sleep(2000);
 const idleRss = rssKiB(worker.pid);
 const before = await metrics();
@@ -212,7 +226,9 @@ const assignedAt = new Map();
 const started = performance.now();
 for (const id of ids) {
   assignedAt.set(id, performance.now());
-  socket.send(JSON.stringify({ type: 'task_assignment', data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } } }));
+  socket.send(
+    JSON.stringify({ type: 'task_assignment', data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } } }),
+  );
 }
 await waitFor(() => jobCreatedAt.size >= TASKS, `${TASKS} Jobs`);
 const allCreatedMs = performance.now() - started;
@@ -234,7 +250,9 @@ const cpuAfter = cpuMs(worker.pid);
 const after = await metrics();
 
 // ---- figures -----------------------------------------------------------------------------------------------------
-const flowRequests = sum(after, 'apiserver_flowcontrol_dispatched_requests_total', { flow_schema: flow }) - sum(before, 'apiserver_flowcontrol_dispatched_requests_total', { flow_schema: flow });
+const flowRequests =
+  sum(after, 'apiserver_flowcontrol_dispatched_requests_total', { flow_schema: flow }) -
+  sum(before, 'apiserver_flowcontrol_dispatched_requests_total', { flow_schema: flow });
 const byVerb = new Map();
 for (const s of after) {
   if (s.name !== 'apiserver_request_total' || !['jobs', 'pods', 'events'].includes(s.labels.resource) || s.labels.scope !== 'namespace') continue;
@@ -254,14 +272,23 @@ console.log(`\nbench:kube — ${TASKS} concurrent tasks, Kubernetes ${env.OZ_KUB
 console.log(`all Jobs created ${ms(allCreatedMs)}, all pods Running ${ms(allRunningMs)}, all statuses ${ms(allDoneMs)} after the first assignment`);
 console.log(`| metric | value | target |`);
 console.log(`|---|---|---|`);
-console.log(`| API requests per task (worker's flow, incl. create and delete) | ${requestsPerTask.toFixed(2)} | ≤ 3 ${requestsPerTask <= 3 ? '' : '**not met**'} |`);
-console.log(`| open watches (namespace-scoped jobs + pods) with ${TASKS} running | ${watches.jobs} + ${watches.pods} | 2 ${watches.jobs + watches.pods === 2 ? '' : '**not met**'} |`);
-console.log(`| worker RSS idle → ${TASKS} running | ${(idleRss / 1024).toFixed(1)} → ${(peakRss / 1024).toFixed(1)} MiB (${perTaskRssKiB.toFixed(1)} KiB per task) | ≤ 50 KiB per task ${perTaskRssKiB <= 50 ? '' : '**not met**'} |`);
+console.log(
+  `| API requests per task (worker's flow, incl. create and delete) | ${requestsPerTask.toFixed(2)} | ≤ 3 ${requestsPerTask <= 3 ? '' : '**not met**'} |`,
+);
+console.log(
+  `| open watches (namespace-scoped jobs + pods) with ${TASKS} running | ${watches.jobs} + ${watches.pods} | 2 ${watches.jobs + watches.pods === 2 ? '' : '**not met**'} |`,
+);
+console.log(
+  `| worker RSS idle → ${TASKS} running | ${(idleRss / 1024).toFixed(1)} → ${(peakRss / 1024).toFixed(1)} MiB (${perTaskRssKiB.toFixed(1)} KiB per task) | ≤ 50 KiB per task ${perTaskRssKiB <= 50 ? '' : '**not met**'} |`,
+);
 console.log(`| worker CPU per task | ${((cpuAfter - cpuBefore) / TASKS).toFixed(2)} ms | |`);
 console.log(`| assignment → Job created p50 / p99 | ${ms(percentile(createLatency, 50))} / ${ms(percentile(createLatency, 99))} | |`);
-console.log(`| Job condition → status received p50 / p99 | ${ms(percentile(statusLatency, 50))} / ${ms(p99Status)} | p99 ≤ 2 s ${p99Status <= 2000 ? '' : '**not met**'} |`);
+console.log(
+  `| Job condition → status received p50 / p99 | ${ms(percentile(statusLatency, 50))} / ${ms(p99Status)} | p99 ≤ 2 s ${p99Status <= 2000 ? '' : '**not met**'} |`,
+);
 console.log(`\napiserver_request_total, namespace-scoped jobs/pods/events, during the run (all clients; the worker's are create/delete jobs):`);
-for (const [key, value] of [...byVerb].filter(([, v]) => v > 0).sort()) console.log(`  ${key.padEnd(28)} ${String(value).padStart(7)}  (${(value / TASKS).toFixed(2)} per task)`);
+for (const [key, value] of [...byVerb].filter(([, v]) => v > 0).sort())
+  console.log(`  ${key.padEnd(28)} ${String(value).padStart(7)}  (${(value / TASKS).toFixed(2)} per task)`);
 if (failedStatuses > 0) console.log(`\n${failedStatuses} tasks did not report task_completed`);
 if (statusLatency.length < TASKS) console.log(`\n${TASKS - statusLatency.length} Job conditions were not seen by the bench's watch`);
 

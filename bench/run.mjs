@@ -36,7 +36,14 @@ async function startServer() {
     ws.on('message', (data) => state.onMessage(JSON.parse(data.toString()), performance.now()));
     state.onConnect(performance.now());
   });
-  return { state, url: `ws://127.0.0.1:${http.address().port}/ws`, close: () => { wss.close(); http.close(); } };
+  return {
+    state,
+    url: `ws://127.0.0.1:${http.address().port}/ws`,
+    close: () => {
+      wss.close();
+      http.close();
+    },
+  };
 }
 
 function assignment(id) {
@@ -113,8 +120,7 @@ const launchWorker = (url) =>
     env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-const launchFloor = (url) =>
-  spawn(process.execPath, [join(ROOT, 'bench/floor-worker.mjs'), url, AGENT], { stdio: ['ignore', 'ignore', 'inherit'] });
+const launchFloor = (url) => spawn(process.execPath, [join(ROOT, 'bench/floor-worker.mjs'), url, AGENT], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 // Rounds alternate which side goes first, and each figure is the median over
 // the rounds, so a noisy moment on a shared machine does not decide a ratio.
@@ -124,7 +130,17 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const side of order) runs[side].push(await measure(side, side === 'worker' ? launchWorker : launchFloor));
 }
 const medianOf = (results) =>
-  Object.fromEntries(Object.keys(results[0]).filter((k) => k !== 'name').map((k) => [k, percentile(results.map((r) => r[k]), 50)]));
+  Object.fromEntries(
+    Object.keys(results[0])
+      .filter((k) => k !== 'name')
+      .map((k) => [
+        k,
+        percentile(
+          results.map((r) => r[k]),
+          50,
+        ),
+      ]),
+  );
 const worker = medianOf(runs.worker);
 const floor = medianOf(runs.floor);
 rmSync(dir, { recursive: true, force: true });
@@ -138,7 +154,7 @@ const rows = [
   ['start-up to connected (ms)', 'startupMs', 2],
 ];
 console.log(`node ${process.version}, ${SEQUENTIAL} sequential tasks, agent ${AGENT}, median of ${ROUNDS} alternating rounds\n`);
-console.log('metric'.padEnd(34) + 'oz-worker'.padStart(12) + 'floor'.padStart(12) + 'ratio'.padStart(9) + 'target'.padStart(9) + '  ok');
+console.log(`${'metric'.padEnd(34) + 'oz-worker'.padStart(12) + 'floor'.padStart(12) + 'ratio'.padStart(9) + 'target'.padStart(9)}  ok`);
 let failed = 0;
 for (const [label, key, target] of rows) {
   const ratio = worker[key] / floor[key];
@@ -206,7 +222,9 @@ const k8s = await kubernetesFigures();
 console.log(`\nkubernetes backend, ${K8S_TASKS} concurrent tasks against the fake API server`);
 console.log(`API writes per task                 ${k8s.writesPerTask.toFixed(2).padStart(8)}   target ≤ 3   ${k8s.writesPerTask <= 3 ? 'yes' : 'NO'}`);
 console.log(`API requests per task (all)         ${k8s.requestsPerTask.toFixed(2).padStart(8)}`);
-console.log(`open watch connections at peak      ${String(k8s.watchesAtPeak).padStart(8)}   target: independent of task count (2)   ${k8s.watchesAtPeak <= 2 ? 'yes' : 'NO'}`);
+console.log(
+  `open watch connections at peak      ${String(k8s.watchesAtPeak).padStart(8)}   target: independent of task count (2)   ${k8s.watchesAtPeak <= 2 ? 'yes' : 'NO'}`,
+);
 if (k8s.writesPerTask > 3 || k8s.watchesAtPeak > 2) process.exitCode = 1;
 
 // ---- Direct backend: worker memory with many agents running at once ----
@@ -255,7 +273,18 @@ async function serverQueueFigures() {
   const sdir = mkdtempSync(join(tmpdir(), 'oz-bench-server-'));
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'bin/oz-worker.js'), 'server', '--listen', '127.0.0.1:0', '--state-dir', sdir, '--log-level', 'warn', '--max-queued-per-principal', String(QUEUED + 10)],
+    [
+      join(ROOT, 'bin/oz-worker.js'),
+      'server',
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      sdir,
+      '--log-level',
+      'warn',
+      '--max-queued-per-principal',
+      String(QUEUED + 10),
+    ],
     { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const url = await new Promise((resolveUrl, reject) => {
@@ -269,7 +298,11 @@ async function serverQueueFigures() {
   });
   const adminKey = readFileSync(join(sdir, 'admin.key'), 'utf8').trim();
   const api = async (method, path, key, body) => {
-    const response = await fetch(url + path, { method, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(url + path, {
+      method,
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return response.json();
   };
   const user = await api('POST', '/api/v1/users', adminKey, { name: 'bench' });
@@ -277,7 +310,9 @@ async function serverQueueFigures() {
   // Another user's worker stays connected: every queue pass has a candidate, none of this queue is its.
   const other = await api('POST', '/api/v1/users', adminKey, { name: 'other' });
   const { key: otherKey } = await api('POST', '/api/v1/keys', adminKey, { user_id: other.id });
-  const bystander = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/selfhosted/worker/ws?worker_id=bystander`, { headers: { Authorization: `Bearer ${otherKey}` } });
+  const bystander = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/selfhosted/worker/ws?worker_id=bystander`, {
+    headers: { Authorization: `Bearer ${otherKey}` },
+  });
   await new Promise((r, reject) => {
     bystander.once('open', r);
     bystander.once('error', reject);
@@ -322,8 +357,12 @@ const queueOk = {
   sent: queue.sent <= 8,
 };
 console.log(`\nlocal server, ${QUEUED} queued tasks of 99 KB from one user, another user's worker connected`);
-console.log(`submit p50, first 100 → last 100     ${queue.emptyP50.toFixed(1)} → ${queue.fullP50.toFixed(1)} ms   target ≤ 1.5× (+2 ms)   ${queueOk.submit ? 'yes' : 'NO'}`);
+console.log(
+  `submit p50, first 100 → last 100     ${queue.emptyP50.toFixed(1)} → ${queue.fullP50.toFixed(1)} ms   target ≤ 1.5× (+2 ms)   ${queueOk.submit ? 'yes' : 'NO'}`,
+);
 console.log(`server RSS with the queue full       ${queue.rssMiB.toFixed(1).padStart(8)} MiB   target ≤ 200   ${queueOk.rss ? 'yes' : 'NO'}`);
-console.log(`worker upgrade → first assignment    ${(queue.firstAssignmentMs ?? NaN).toFixed(1).padStart(8)} ms    target ≤ 250   ${queueOk.connect ? 'yes' : 'NO'}`);
+console.log(
+  `worker upgrade → first assignment    ${(queue.firstAssignmentMs ?? NaN).toFixed(1).padStart(8)} ms    target ≤ 250   ${queueOk.connect ? 'yes' : 'NO'}`,
+);
 console.log(`assignments sent in its first second ${String(queue.sent).padStart(8)}       target ≤ 8 (unclaimed)   ${queueOk.sent ? 'yes' : 'NO'}`);
 if (!Object.values(queueOk).every(Boolean)) process.exitCode = 1;

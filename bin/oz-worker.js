@@ -17,7 +17,9 @@ if ((major < 22 || (major === 22 && minor < 12)) && !onlyHelp) {
   const inCwd = `${process.cwd()}/`.startsWith(`${root}/`);
   const runner = !existsSync(`${root}/src/cli/main.ts`)
     ? 'npx -p node@24 -p oz-worker oz-worker'
-    : inCwd ? 'npx oz-worker' : `npx --prefix ${word(root)} oz-worker`;
+    : inCwd
+      ? 'npx oz-worker'
+      : `npx --prefix ${word(root)} oz-worker`;
   const command = [runner, ...args.map(word)].join(' ');
   process.stderr.write(
     `oz-worker: error: Node.js ${process.versions.node} is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Run it with a newer Node.js anyway:\n  ${command}\n`,
@@ -29,7 +31,7 @@ if ((major < 22 || (major === 22 && minor < 12)) && !onlyHelp) {
 // (punycode, url.parse); operators can do nothing about them, so they are not printed.
 const HIDDEN_WARNINGS = new Set(['DEP0040', 'DEP0169']);
 const emitWarning = process.emitWarning;
-process.emitWarning = function (warning, ...rest) {
+process.emitWarning = (warning, ...rest) => {
   const code = typeof rest[0] === 'object' && rest[0] !== null ? rest[0].code : rest[1];
   if (HIDDEN_WARNINGS.has(code)) return;
   return emitWarning.call(process, warning, ...rest);

@@ -28,10 +28,11 @@ const FILE_OF_KIND = {
 // it was) and the release namespace, on each object and on the RoleBinding's
 // subject (kustomization.yaml or -n chooses it; kustomize leaves a subject's
 // namespace alone once it is written).
-const HELM_ONLY_LINE = /^\s*(helm\.sh\/chart|app\.kubernetes\.io\/instance|app\.kubernetes\.io\/managed-by):|^  namespace: /;
-const SUBJECT_NAMESPACE = /^    namespace: /;
+const HELM_ONLY_LINE = /^\s*(helm\.sh\/chart|app\.kubernetes\.io\/instance|app\.kubernetes\.io\/managed-by):|^ {2}namespace: /;
+const SUBJECT_NAMESPACE = /^ {4}namespace: /;
 
-const HEADER = '# Rendered from k8s/chart/oz-worker with k8s/plain-values.yaml by k8s/render.mjs:\n# edit those and run `node k8s/render.mjs`, not this file.\n';
+const HEADER =
+  '# Rendered from k8s/chart/oz-worker with k8s/plain-values.yaml by k8s/render.mjs:\n# edit those and run `node k8s/render.mjs`, not this file.\n';
 
 export function findHelm(env = process.env) {
   const cache = join(env.OZ_TEST_CACHE || '/root/.cache/oz-worker-test', 'helm', 'bin', 'helm');
@@ -63,11 +64,10 @@ export function splitRendered(rendered) {
 }
 
 export function renderPlainManifests(helm) {
-  const rendered = execFileSync(
-    helm,
-    ['template', RELEASE, join(DIR, 'chart', 'oz-worker'), '--namespace', NAMESPACE, '-f', join(DIR, 'plain-values.yaml')],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const rendered = execFileSync(helm, ['template', RELEASE, join(DIR, 'chart', 'oz-worker'), '--namespace', NAMESPACE, '-f', join(DIR, 'plain-values.yaml')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return splitRendered(rendered);
 }
 

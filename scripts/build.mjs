@@ -12,9 +12,7 @@ const englishOnlyZodLocales = {
   name: 'english-only-zod-locales',
   setup(build) {
     build.onResolve({ filter: /^\.\.?\/locales\/index\.js$/ }, (args) =>
-      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir)
-        ? { path: 'zod-locales-en', namespace: 'oz-stub' }
-        : undefined,
+      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir) ? { path: 'zod-locales-en', namespace: 'oz-stub' } : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: 'oz-stub' }, () => ({
       contents: "export { default as en } from 'zod/v4/locales/en.js';",

@@ -64,7 +64,8 @@ export function concealApiKey(key: string, platform: NodeJS.Platform = process.p
   const names = variablesHoldingKey(process.env, key).filter((name) => process.env[name] !== undefined && process.env[name] !== '');
   if (names.length === 0) return undefined;
   for (const name of names) delete process.env[name];
-  const advice = 'processes of the same user, agents included, can read it from there; use --api-key-file, or run agents as another user (backend.direct.run_as_user)';
+  const advice =
+    'processes of the same user, agents included, can read it from there; use --api-key-file, or run agents as another user (backend.direct.run_as_user)';
   if (platform !== 'linux') return `${names.join(', ')} stays in this process's environment on ${platform}: ${advice}`;
   try {
     overwriteInPlace(new Set(names));

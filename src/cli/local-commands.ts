@@ -27,7 +27,12 @@ function serverOptions(command: Command): Command {
     .addOption(new Option('--allow-remote', 'Allow --listen on a non-loopback address'))
     .addOption(new Option('--state-dir <dir>', 'Where the database and keys live ($OZ_WORKER_STATE_DIR; default: the platform state directory)'))
     .addOption(new Option('--claim-timeout <duration>', 'Send an assignment again when not claimed within this (default 30s)'))
-    .addOption(new Option('--lost-timeout <duration>', 'Mark a running task lost when its worker stays away, or comes back without confirming it, this long (default 5m)'))
+    .addOption(
+      new Option(
+        '--lost-timeout <duration>',
+        'Mark a running task lost when its worker stays away, or comes back without confirming it, this long (default 5m)',
+      ),
+    )
     .addOption(new Option('--max-queued-per-principal <n>', 'Most tasks one user or team may have waiting for a worker; more get 429 (default 1000)'))
     .addOption(new Option('--log-level <level>', 'Log level').choices(['debug', 'info', 'warn', 'error']));
 }
@@ -35,7 +40,7 @@ function serverOptions(command: Command): Command {
 function clientOptions(command: Command): Command {
   return command
     .addOption(new Option('--server <url>', 'Server URL ($OZ_SERVER_URL; default: from `oz-worker local`)'))
-    .addOption(new Option('--api-key <key>', 'A user or team key of that server ($OZ_API_KEY; default: the demo user\'s)'))
+    .addOption(new Option('--api-key <key>', "A user or team key of that server ($OZ_API_KEY; default: the demo user's)"))
     .addOption(new Option('--state-dir <dir>', 'Where `oz-worker local` keeps local.json'))
     .addOption(new Option('--json', 'Print JSON'));
 }
@@ -74,8 +79,8 @@ export function registerLocalCommands(program: Command): void {
       .addOption(new Option('--agent-config <json|@file>', "Agent configuration (default: the owning team's default)"))
       .addOption(new Option('--watch', 'Show progress until the task ends')),
   ).action(async (prompt: string[], flags) => run(async () => (await import('../local/task-command.js')).submitCommand(prompt, flags)));
-  clientOptions(task.command('list').description('List your tasks').addOption(new Option('--state <state>', 'Only tasks in this state'))).action(async (flags) =>
-    run(async () => (await import('../local/task-command.js')).listCommand(flags)),
+  clientOptions(task.command('list').description('List your tasks').addOption(new Option('--state <state>', 'Only tasks in this state'))).action(
+    async (flags) => run(async () => (await import('../local/task-command.js')).listCommand(flags)),
   );
   clientOptions(task.command('show').description('Show a task').argument('<id>')).action(async (id: string, flags) =>
     run(async () => (await import('../local/task-command.js')).showCommand(id, flags)),
@@ -90,7 +95,7 @@ export function registerLocalCommands(program: Command): void {
       .argument('<id>')
       .addOption(new Option('--follow', 'Keep printing until the task ends (exit code 0 when it completed)')),
   ).action(async (id: string, flags) => run(async () => (await import('../local/task-command.js')).logsCommand(id, flags)));
-  clientOptions(task.command('watch').description('Show a task\'s progress until it ends (exit code 0 when it completed)').argument('<id>')).action(
+  clientOptions(task.command('watch').description("Show a task's progress until it ends (exit code 0 when it completed)").argument('<id>')).action(
     async (id: string, flags) => run(async () => (await import('../local/task-command.js')).watchCommand(id, flags)),
   );
 }

@@ -144,7 +144,8 @@ async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   // commander's `help <name>` shows the overview for a name it does not know.
   const [first, second] = argv.slice(2);
-  if (first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((c) => c.name() === second)) unknownCommand(second, program);
+  if (first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((c) => c.name() === second))
+    unknownCommand(second, program);
   try {
     await program.parseAsync(argv);
   } catch (error) {

@@ -73,7 +73,10 @@ export function registerOperatorCommands(program: Command): void {
     const configFix = `fix the flag or config file named above (see ${commandHint('doctor --help')})`;
     try {
       const config = await configFor(flags, false);
-      checks = [{ name: 'config', ok: true, detail: `valid (worker ${config.workerId}, backend ${config.backend})` }, ...(await runChecks(config, process.env))];
+      checks = [
+        { name: 'config', ok: true, detail: `valid (worker ${config.workerId}, backend ${config.backend})` },
+        ...(await runChecks(config, process.env)),
+      ];
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       // Without a key (or worker id) everything but the server can still be checked.

@@ -77,7 +77,9 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       });
       log.info({ address: health.address }, `Health endpoints on http://${health.address}/livez and /readyz`);
     } catch (error) {
-      log.warn(`Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${errorMessage(error)}; probes will fail (pick another --health-listen)`);
+      log.warn(
+        `Cannot serve health endpoints on ${config.healthListen.host}:${config.healthListen.port}: ${errorMessage(error)}; probes will fail (pick another --health-listen)`,
+      );
     }
   }
   // The OpenTelemetry SDK loads only when an exporter is configured, while the backend starts.
@@ -160,10 +162,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       await telemetry.shutdown();
     },
     // The journal's last write (nothing pending, nothing running) lands before the process ends.
-    exit: (code) =>
-      void (journal?.settled() ?? Promise.resolve())
-        .then(() => health?.close())
-        .finally(() => exit(code)),
+    exit: (code) => void (journal?.settled() ?? Promise.resolve()).then(() => health?.close()).finally(() => exit(code)),
   });
 
   if (options.handleSignals ?? true) {

@@ -21,63 +21,79 @@ function parseBackend(value: string): string {
 const toAbsolutePath = (value: string): string => expandPath(value);
 
 export function addWorkerOptions(command: Command): Command {
-  return command
-    .addOption(new Option('--config-file <path>', 'Path to YAML config file').argParser(toAbsolutePath))
-    .addOption(new Option('--backend <type>', 'Backend type (docker, direct, kubernetes, or command)').argParser(parseBackend))
-    .addOption(new Option('--api-key <key>', 'API key for authentication ($WARP_API_KEY)'))
-    .addOption(
-      new Option('--api-key-file <path>', 'File holding the API key, used when --api-key and WARP_API_KEY are unset ($WARP_API_KEY_FILE)').argParser(
-        toAbsolutePath,
-      ),
-    )
-    .addOption(new Option('--worker-id <id>', 'Worker host identifier (required via flag or config file)'))
-    // Two long names: the Helm chart passes --web-socket-url; --websocket-url is the natural spelling.
-    .addOption(new Option('--websocket-url, --web-socket-url <url>', `Dispatch server WebSocket URL (default: ${DEFAULT_WEB_SOCKET_URL})`))
-    .addOption(new Option('--server-root-url <url>', `Warp server root URL passed to the agent (default: ${DEFAULT_SERVER_ROOT_URL})`))
-    .addOption(new Option('--log-level <level>', 'Log level (debug, info, warn, error)').choices(LOG_LEVELS).default('info'))
-    .addOption(
-      new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'),
-    )
-    .addOption(
-      new Option(
-        '--workspace-root <dir>',
-        `Where the direct backend creates per-task workspaces (backend.direct.workspace_root; default: ${DEFAULT_WORKSPACE_ROOT} for root and systemd services, else ~/.local/share/oz-worker/workspaces, on macOS ~/Library/Application Support/oz-worker/workspaces)`,
-      ).argParser(toAbsolutePath),
-    )
-    .addOption(new Option('--ca-file <path>', 'Extra CA certificate(s) (PEM) to trust for the dispatch server, e.g. a private CA or a TLS-inspecting proxy').argParser(toAbsolutePath))
-    .addOption(new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'))
-    .addOption(new Option('--state-dir <dir>', 'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR; default: the platform state directory)').argParser(toAbsolutePath))
-    .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs (default: oz on PATH)').argParser(toAbsolutePath))
-    .addOption(new Option('--no-cleanup', 'Do not remove containers after execution (for debugging); per backend: keeps the workspace (direct), the container and its per-task volumes (docker), the Job and its pod (kubernetes); the command backend leaves nothing of its own'))
-    .addOption(
-      new Option(
-        '-v, --volumes <spec>',
-        'Volume mounts for task containers (format: HOST_PATH:CONTAINER_PATH or HOST_PATH:CONTAINER_PATH:MODE); repeat the flag for more',
-      ).argParser(collect),
-    )
-    .addOption(
-      new Option(
-        '-e, --env <entry>',
-        'Environment variables for task containers (format: KEY=VALUE or KEY to pass through from host); repeat the flag for more, values may contain commas',
-      ).argParser(collect),
-    )
-    .addOption(new Option('--max-concurrent-tasks <n>', 'Maximum number of tasks to run concurrently (0 for unlimited)'))
-    .addOption(
-      new Option(
-        '--idle-on-complete <duration>',
-        'How long to keep the oz agent alive after a task completes, for follow-ups (e.g. 45m, 10m, 0s). Defaults to 45m when not set.',
-      ),
-    )
-    .addOption(
-      new Option(
-        '--session-sharing-server-url <url>',
-        'Session sharing server WebSocket URL to pass through to the oz CLI (e.g. ws://127.0.0.1:8081)',
-      ).hideHelp(),
-    )
-    .addOption(
-      new Option('--shutdown-grace-period <duration>', 'How long a graceful shutdown may take before the worker exits anyway (e.g. 25s, 2m; default 25s)'),
-    )
-    .addOption(new Option('--device-owner-user-id <id>', 'Device mode: run only tasks owned by this Warp user id (and pinned teams)'))
-    .addOption(new Option('--device-id <id>', 'Device mode: this device\'s id, sent to the dispatch server (which routes pinned team work by it)'))
-    .addOption(new Option('--device-team-id <id>', 'Device mode: also run tasks of this Warp team id; repeat the flag for more').argParser(collect));
+  return (
+    command
+      .addOption(new Option('--config-file <path>', 'Path to YAML config file').argParser(toAbsolutePath))
+      .addOption(new Option('--backend <type>', 'Backend type (docker, direct, kubernetes, or command)').argParser(parseBackend))
+      .addOption(new Option('--api-key <key>', 'API key for authentication ($WARP_API_KEY)'))
+      .addOption(
+        new Option('--api-key-file <path>', 'File holding the API key, used when --api-key and WARP_API_KEY are unset ($WARP_API_KEY_FILE)').argParser(
+          toAbsolutePath,
+        ),
+      )
+      .addOption(new Option('--worker-id <id>', 'Worker host identifier (required via flag or config file)'))
+      // Two long names: the Helm chart passes --web-socket-url; --websocket-url is the natural spelling.
+      .addOption(new Option('--websocket-url, --web-socket-url <url>', `Dispatch server WebSocket URL (default: ${DEFAULT_WEB_SOCKET_URL})`))
+      .addOption(new Option('--server-root-url <url>', `Warp server root URL passed to the agent (default: ${DEFAULT_SERVER_ROOT_URL})`))
+      .addOption(new Option('--log-level <level>', 'Log level (debug, info, warn, error)').choices(LOG_LEVELS).default('info'))
+      .addOption(new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'))
+      .addOption(
+        new Option(
+          '--workspace-root <dir>',
+          `Where the direct backend creates per-task workspaces (backend.direct.workspace_root; default: ${DEFAULT_WORKSPACE_ROOT} for root and systemd services, else ~/.local/share/oz-worker/workspaces, on macOS ~/Library/Application Support/oz-worker/workspaces)`,
+        ).argParser(toAbsolutePath),
+      )
+      .addOption(
+        new Option('--ca-file <path>', 'Extra CA certificate(s) (PEM) to trust for the dispatch server, e.g. a private CA or a TLS-inspecting proxy').argParser(
+          toAbsolutePath,
+        ),
+      )
+      .addOption(
+        new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'),
+      )
+      .addOption(
+        new Option(
+          '--state-dir <dir>',
+          'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR; default: the platform state directory)',
+        ).argParser(toAbsolutePath),
+      )
+      .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs (default: oz on PATH)').argParser(toAbsolutePath))
+      .addOption(
+        new Option(
+          '--no-cleanup',
+          'Do not remove containers after execution (for debugging); per backend: keeps the workspace (direct), the container and its per-task volumes (docker), the Job and its pod (kubernetes); the command backend leaves nothing of its own',
+        ),
+      )
+      .addOption(
+        new Option(
+          '-v, --volumes <spec>',
+          'Volume mounts for task containers (format: HOST_PATH:CONTAINER_PATH or HOST_PATH:CONTAINER_PATH:MODE); repeat the flag for more',
+        ).argParser(collect),
+      )
+      .addOption(
+        new Option(
+          '-e, --env <entry>',
+          'Environment variables for task containers (format: KEY=VALUE or KEY to pass through from host); repeat the flag for more, values may contain commas',
+        ).argParser(collect),
+      )
+      .addOption(new Option('--max-concurrent-tasks <n>', 'Maximum number of tasks to run concurrently (0 for unlimited)'))
+      .addOption(
+        new Option(
+          '--idle-on-complete <duration>',
+          'How long to keep the oz agent alive after a task completes, for follow-ups (e.g. 45m, 10m, 0s). Defaults to 45m when not set.',
+        ),
+      )
+      .addOption(
+        new Option(
+          '--session-sharing-server-url <url>',
+          'Session sharing server WebSocket URL to pass through to the oz CLI (e.g. ws://127.0.0.1:8081)',
+        ).hideHelp(),
+      )
+      .addOption(
+        new Option('--shutdown-grace-period <duration>', 'How long a graceful shutdown may take before the worker exits anyway (e.g. 25s, 2m; default 25s)'),
+      )
+      .addOption(new Option('--device-owner-user-id <id>', 'Device mode: run only tasks owned by this Warp user id (and pinned teams)'))
+      .addOption(new Option('--device-id <id>', "Device mode: this device's id, sent to the dispatch server (which routes pinned team work by it)"))
+      .addOption(new Option('--device-team-id <id>', 'Device mode: also run tasks of this Warp team id; repeat the flag for more').argParser(collect))
+  );
 }

@@ -4,7 +4,7 @@
 import { ConfigError } from './errors.js';
 import { volumeSpecProblem } from './volume-spec.js';
 
-const ENV_FORMAT = 'use -e KEY=VALUE, or -e KEY to pass the variable through from the worker\'s environment';
+const ENV_FORMAT = "use -e KEY=VALUE, or -e KEY to pass the variable through from the worker's environment";
 
 /**
  * Resolves `-e` entries in order (a later duplicate wins): `KEY=VALUE` sets VALUE
@@ -18,7 +18,9 @@ export function parseEnvFlags(entries: readonly string[], hostEnv: Readonly<Reco
     const key = equals === -1 ? entry : entry.slice(0, equals);
     if (key === '') throw new ConfigError(`invalid --env flag: missing key in ${JSON.stringify(entry)} (${ENV_FORMAT})`);
     if (/[ \t]/.test(key)) {
-      throw new ConfigError(`invalid --env flag: key contains whitespace in ${JSON.stringify(entry)} (${ENV_FORMAT}; quote the whole entry if the value has spaces)`);
+      throw new ConfigError(
+        `invalid --env flag: key contains whitespace in ${JSON.stringify(entry)} (${ENV_FORMAT}; quote the whole entry if the value has spaces)`,
+      );
     }
     const value = equals === -1 ? (hostEnv[key] ?? '') : entry.slice(equals + 1);
     Object.defineProperty(env, key, { value, enumerable: true, writable: true, configurable: true });

@@ -74,10 +74,9 @@ function goString() {
 
 /** Text that must be one word, such as an image reference. */
 function noWhitespace(what: string) {
-  return scalar('text', (leaf): Converted<string> =>
-    /\s/.test(leaf.text)
-      ? { problem: `must not contain whitespace (got ${show(leaf)}; ${what})` }
-      : { value: leaf.text },
+  return scalar(
+    'text',
+    (leaf): Converted<string> => (/\s/.test(leaf.text) ? { problem: `must not contain whitespace (got ${show(leaf)}; ${what})` } : { value: leaf.text }),
   );
 }
 
@@ -147,10 +146,10 @@ function goDuration(rule: DurationRule) {
 const QUANTITY = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$/;
 
 function quantity() {
-  return scalar('a size such as 10Gi or 500Mi', (leaf): Converted<string> =>
-    QUANTITY.test(leaf.text)
-      ? { value: leaf.text }
-      : { problem: `is not a Kubernetes quantity (got ${show(leaf)}; write e.g. 10Gi, 500Mi or 1G)` },
+  return scalar(
+    'a size such as 10Gi or 500Mi',
+    (leaf): Converted<string> =>
+      QUANTITY.test(leaf.text) ? { value: leaf.text } : { problem: `is not a Kubernetes quantity (got ${show(leaf)}; write e.g. 10Gi, 500Mi or 1G)` },
   );
 }
 
@@ -177,24 +176,18 @@ function dockerPullPolicy() {
 
 /** A block of keys. `whenNull: 'empty'` makes `key:` with nothing under it an empty block, not an absent one. */
 function mapping<Shape extends z.core.$ZodLooseShape>(shape: Shape, whenNull: 'absent' | 'empty') {
-  return z.preprocess(
-    (input) => {
-      const value = input instanceof YamlScalar ? input.value : input;
-      if (value === null) return whenNull === 'empty' ? {} : undefined;
-      return value;
-    },
-    z.strictObject(shape).optional(),
-  );
+  return z.preprocess((input) => {
+    const value = input instanceof YamlScalar ? input.value : input;
+    if (value === null) return whenNull === 'empty' ? {} : undefined;
+    return value;
+  }, z.strictObject(shape).optional());
 }
 
 function list<Item extends z.ZodType>(item: Item) {
-  return z.preprocess(
-    (input) => {
-      const value = input instanceof YamlScalar ? input.value : input;
-      return value === null ? undefined : value;
-    },
-    z.array(item).optional(),
-  );
+  return z.preprocess((input) => {
+    const value = input instanceof YamlScalar ? input.value : input;
+    return value === null ? undefined : value;
+  }, z.array(item).optional());
 }
 
 /** A mapping of free-form keys to text values (labels, annotations, image overrides). */
@@ -211,13 +204,10 @@ function textMap(valueRule?: (leaf: YamlScalar) => Converted<string>) {
 
 /** Raw YAML handed to Kubernetes as written (a PodSpec, a ResourceRequirements). */
 function opaqueMapping() {
-  return z.preprocess(
-    (input) => {
-      const plain = treeToPlain(input);
-      return plain === null ? undefined : plain;
-    },
-    z.record(z.string(), z.unknown()).optional(),
-  );
+  return z.preprocess((input) => {
+    const plain = treeToPlain(input);
+    return plain === null ? undefined : plain;
+  }, z.record(z.string(), z.unknown()).optional());
 }
 
 const ENV_ENTRY_SHAPE = {
@@ -231,7 +221,11 @@ const envEntry = mapping(ENV_ENTRY_SHAPE, 'empty').superRefine((entry, ctx) => {
   if (entry.name === undefined || entry.name === '') {
     ctx.addIssue({ code: 'custom', path: ['name'], message: 'is required (write each entry as "- name: FOO" with an optional "value: bar")' });
   } else if (/\s/.test(entry.name)) {
-    ctx.addIssue({ code: 'custom', path: ['name'], message: `must not contain whitespace (got ${JSON.stringify(entry.name)}; an environment variable name is one word)` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['name'],
+      message: `must not contain whitespace (got ${JSON.stringify(entry.name)}; an environment variable name is one word)`,
+    });
   }
 });
 

@@ -32,7 +32,9 @@ export function parseConfigText(text: string, source: string): FileConfig {
   const [syntaxError] = document?.errors ?? [];
   if (syntaxError) {
     const line = lines.linePos(syntaxError.pos[0]).line;
-    throw new ConfigError(`config file ${source}, line ${line}: invalid YAML: ${firstLine(syntaxError.message)} (fix the syntax; indent with spaces and quote values that contain ": " or start with a special character)`);
+    throw new ConfigError(
+      `config file ${source}, line ${line}: invalid YAML: ${firstLine(syntaxError.message)} (fix the syntax; indent with spaces and quote values that contain ": " or start with a special character)`,
+    );
   }
   const contents = document?.contents;
   if (!document || contents === null || contents === undefined || (isScalar(contents) && contents.value === null)) {

@@ -125,7 +125,9 @@ function readCaFile(path: string, readFile: ReadSecretFile): string {
     throw new ConfigError(`could not read --ca-file ${path}: ${describeReadError(error)}`);
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError(`--ca-file ${path} holds no PEM certificate (expected "-----BEGIN CERTIFICATE-----"; convert DER with: openssl x509 -inform der -in <file> -out ca.pem)`);
+    throw new ConfigError(
+      `--ca-file ${path} holds no PEM certificate (expected "-----BEGIN CERTIFICATE-----"; convert DER with: openssl x509 -inform der -in <file> -out ca.pem)`,
+    );
   }
   return text;
 }
@@ -250,7 +252,9 @@ function resolveBackend(flags: WorkerFlags, file: FileConfig | undefined): { bac
   }
   const blocks: FileBackendName[] = BACKEND_BLOCKS.filter((name) => file?.backend?.[name] !== undefined);
   if (blocks.length > 1) {
-    throw new ConfigError(`at most one backend may be configured, found ${blocks.map((name) => `backend.${name}`).join(' and ')} (keep only the block of the backend you use)`);
+    throw new ConfigError(
+      `at most one backend may be configured, found ${blocks.map((name) => `backend.${name}`).join(' and ')} (keep only the block of the backend you use)`,
+    );
   }
   const [block] = blocks;
   if (flag !== '' && block !== undefined && flag !== block) {
@@ -296,7 +300,9 @@ function durationMs(text: string, where: string): number {
     return parseGoDuration(text);
   } catch (error) {
     if (!(error instanceof InvalidDurationError)) throw error;
-    throw new ConfigError(`invalid ${where} ${JSON.stringify(text)}: ${error.message} (write a number with a unit: ns, us, ms, s, m or h, e.g. 30s, 5m or 1h30m)`);
+    throw new ConfigError(
+      `invalid ${where} ${JSON.stringify(text)}: ${error.message} (write a number with a unit: ns, us, ms, s, m or h, e.g. 30s, 5m or 1h30m)`,
+    );
   }
 }
 

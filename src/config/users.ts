@@ -51,7 +51,9 @@ export function resolveRunAsUser(name: string, lookUp: LookUpUser, currentUid: n
   if (!user) throw new ConfigError(`${KEY}: no user ${JSON.stringify(name)} on this machine; create it (useradd) or name an existing user`);
   if (user.uid === 0) throw new ConfigError(`${KEY}: ${JSON.stringify(name)} is root; name an unprivileged user, or leave the key out`);
   if (currentUid !== undefined && currentUid !== 0 && currentUid !== user.uid) {
-    throw new ConfigError(`${KEY}: the worker runs as uid ${currentUid}, not root, so it cannot start processes as ${JSON.stringify(name)}; run the worker as root or leave the key out`);
+    throw new ConfigError(
+      `${KEY}: the worker runs as uid ${currentUid}, not root, so it cannot start processes as ${JSON.stringify(name)}; run the worker as root or leave the key out`,
+    );
   }
   return user;
 }

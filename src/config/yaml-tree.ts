@@ -64,10 +64,11 @@ export function documentToTree(doc: Document, lines: LineCounter): YamlTree {
     if (resolving.has(collection)) throw new YamlShapeError('an alias refers to the mapping or list that contains it', lineAt(collection));
     resolving.add(collection);
     try {
-      if (isSeq(collection)) return collection.items.map((item, index) => {
-        remember([...path, index], lineAt(item as Node));
-        return convert(item, [...path, index]);
-      });
+      if (isSeq(collection))
+        return collection.items.map((item, index) => {
+          remember([...path, index], lineAt(item as Node));
+          return convert(item, [...path, index]);
+        });
       if (isMap(collection)) return convertMap(collection.items as Pair[], path);
       throw new YamlShapeError('unsupported YAML node', lineAt(collection));
     } finally {

@@ -47,7 +47,7 @@ export interface ConnectionOptions {
   timings?: Partial<ConnectionTimings>;
   maxPayloadBytes?: number;
   /** An http.Agent for proxies or a private CA. */
-  agent?: import('node:http').Agent;
+  agent?: import('node:http').Agent | undefined;
   ca?: string | Buffer;
 }
 
@@ -196,7 +196,12 @@ export class Connection {
         this.options.onReconnect?.('remote_close');
       } else {
         const failure = dialFailure ?? { level: 'warn', text: 'Failed to connect to dispatch server' };
-        const fields = { ...(failure.status ? { status: failure.status } : {}), ...(failure.err ? { err: failure.err } : {}), attempt: this.attempt, retryInMs: delay };
+        const fields = {
+          ...(failure.status ? { status: failure.status } : {}),
+          ...(failure.err ? { err: failure.err } : {}),
+          attempt: this.attempt,
+          retryInMs: delay,
+        };
         log[failure.level](fields, `${failure.text}; retrying in ${describeDelay(delay)}`);
         this.options.onReconnect?.('dial_failed');
       }
@@ -215,10 +220,7 @@ export class Connection {
   private armKeepAlive(socket: WebSocket): void {
     this.pingTimer = setInterval(() => socket.ping(), this.timings.pingIntervalMs);
     this.deadTimer = setTimeout(() => {
-      this.options.log.warn(
-        { timeoutMs: this.timings.pongTimeoutMs },
-        'No pong or frame from the dispatch server in time; treating the connection as dead',
-      );
+      this.options.log.warn({ timeoutMs: this.timings.pongTimeoutMs }, 'No pong or frame from the dispatch server in time; treating the connection as dead');
       socket.terminate();
     }, this.timings.pongTimeoutMs);
   }

@@ -46,7 +46,9 @@ export function adminClientFrom(flags: AdminFlags, env: NodeJS.ProcessEnv = proc
     try {
       text = readFileSync(path, 'utf8').trim();
     } catch (error) {
-      throw new UsageError(`cannot read the admin key ${path} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}): pass --api-key <admin key> or OZ_ADMIN_KEY, or the server's --state-dir`);
+      throw new UsageError(
+        `cannot read the admin key ${path} (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}): pass --api-key <admin key> or OZ_ADMIN_KEY, or the server's --state-dir`,
+      );
     }
     key = [text, { kind: 'file', path }];
   }
@@ -117,7 +119,11 @@ export const admin = {
   userCreate: (name: string, flags: AdminFlags) => call<UserJson>(flags, 'POST', '/api/v1/users', { name }, (u) => `created user ${u.id} "${u.name}"`),
   userList: (flags: AdminFlags) =>
     call<{ users: UserJson[] }>(flags, 'GET', '/api/v1/users', undefined, ({ users }) =>
-      table(['ID', 'NAME', 'CREATED'], users.map((u) => [String(u.id), u.name, date(u.created_at)]), 'no users'),
+      table(
+        ['ID', 'NAME', 'CREATED'],
+        users.map((u) => [String(u.id), u.name, date(u.created_at)]),
+        'no users',
+      ),
     ),
   userRemove: (user: string, flags: AdminFlags) =>
     call(flags, 'DELETE', `/api/v1/users/${id(user, 'user id')}`, undefined, () => `removed user ${user} (its keys and memberships went with it)`),
@@ -135,20 +141,46 @@ export const admin = {
     call(flags, 'DELETE', teamPath(team), undefined, () => `removed team ${team} (its keys, memberships and pins went with it)`),
 
   memberAdd: (team: string, user: string, flags: AdminFlags) =>
-    call<TeamJson>(flags, 'POST', `${teamPath(team)}/members`, { user_id: id(user, 'user id') }, (t) => `user ${user} is a member of team ${t.id} "${t.name}" (members: ${t.members.join(', ')})`),
+    call<TeamJson>(
+      flags,
+      'POST',
+      `${teamPath(team)}/members`,
+      { user_id: id(user, 'user id') },
+      (t) => `user ${user} is a member of team ${t.id} "${t.name}" (members: ${t.members.join(', ')})`,
+    ),
   memberList: (team: string | undefined, flags: AdminFlags) =>
     call<{ teams: TeamJson[] }>(flags, 'GET', '/api/v1/teams', undefined, ({ teams }) => {
       const chosen = team === undefined ? teams : teams.filter((t) => t.id === id(team, 'team id'));
       if (team !== undefined && chosen.length === 0) throw new UsageError(`team ${team} does not exist: \`${commandHint('admin team list')}\` shows the teams`);
-      return table(['TEAM', 'USER'], chosen.flatMap((t) => t.members.map((m) => [`${t.id} (${t.name})`, String(m)])), 'no members');
+      return table(
+        ['TEAM', 'USER'],
+        chosen.flatMap((t) => t.members.map((m) => [`${t.id} (${t.name})`, String(m)])),
+        'no members',
+      );
     }),
   memberRemove: (team: string, user: string, flags: AdminFlags) =>
-    call<TeamJson>(flags, 'DELETE', `${teamPath(team)}/members/${id(user, 'user id')}`, undefined, (t) => `user ${user} is no longer a member of team ${t.id} "${t.name}"`),
+    call<TeamJson>(
+      flags,
+      'DELETE',
+      `${teamPath(team)}/members/${id(user, 'user id')}`,
+      undefined,
+      (t) => `user ${user} is no longer a member of team ${t.id} "${t.name}"`,
+    ),
 
   keyCreate: (flags: AdminFlags & { user?: string; team?: string; name?: string }) => {
-    if ((flags.user === undefined) === (flags.team === undefined)) throw new UsageError('give --user <id> (a user key) or --team <id> (a team key, for a fleet worker), one of them');
-    const body = { ...(flags.user ? { user_id: id(flags.user, '--user') } : { team_id: id(flags.team!, '--team') }), ...(flags.name ? { name: flags.name } : {}) };
-    return call<KeyJson>(flags, 'POST', '/api/v1/keys', body, (k) => `created key ${k.id} for ${keyOwner(k)}: ${k.key}\n(shown once: keep it where only its user can read it)`);
+    if ((flags.user === undefined) === (flags.team === undefined))
+      throw new UsageError('give --user <id> (a user key) or --team <id> (a team key, for a fleet worker), one of them');
+    const body = {
+      ...(flags.user ? { user_id: id(flags.user, '--user') } : { team_id: id(flags.team!, '--team') }),
+      ...(flags.name ? { name: flags.name } : {}),
+    };
+    return call<KeyJson>(
+      flags,
+      'POST',
+      '/api/v1/keys',
+      body,
+      (k) => `created key ${k.id} for ${keyOwner(k)}: ${k.key}\n(shown once: keep it where only its user can read it)`,
+    );
   },
   keyList: (flags: AdminFlags) =>
     call<{ keys: KeyJson[] }>(flags, 'GET', '/api/v1/keys', undefined, ({ keys }) =>
@@ -161,30 +193,66 @@ export const admin = {
   keyRevoke: (key: string, flags: AdminFlags) => call(flags, 'DELETE', `/api/v1/keys/${id(key, 'key id')}`, undefined, () => `revoked key ${key}`),
 
   deviceCreate: (user: string, name: string, flags: AdminFlags & { id?: string }) =>
-    call<DeviceJson>(flags, 'POST', '/api/v1/devices', { user_id: id(user, 'user id'), name, ...(flags.id ? { id: flags.id } : {}) }, (d) => `registered device ${d.id} "${d.name}" for user ${d.user_id}`),
+    call<DeviceJson>(
+      flags,
+      'POST',
+      '/api/v1/devices',
+      { user_id: id(user, 'user id'), name, ...(flags.id ? { id: flags.id } : {}) },
+      (d) => `registered device ${d.id} "${d.name}" for user ${d.user_id}`,
+    ),
   deviceList: (flags: AdminFlags) =>
     call<{ devices: DeviceJson[] }>(flags, 'GET', '/api/v1/devices', undefined, ({ devices }) =>
-      table(['ID', 'USER', 'NAME'], devices.map((d) => [d.id, String(d.user_id), d.name]), 'no devices'),
+      table(
+        ['ID', 'USER', 'NAME'],
+        devices.map((d) => [d.id, String(d.user_id), d.name]),
+        'no devices',
+      ),
     ),
   deviceRemove: (device: string, flags: AdminFlags) =>
     call(flags, 'DELETE', `/api/v1/devices/${encodeURIComponent(device)}`, undefined, () => `removed device ${device} (its pins went with it)`),
 
   pinCreate: (device: string, team: string, flags: AdminFlags) =>
-    call<PinJson>(flags, 'POST', `/api/v1/devices/${encodeURIComponent(device)}/pins`, { team_id: id(team, 'team id') }, (p) => `pin ${p.id}: team ${p.team_id}'s tasks with --device ${p.device_id} go to that device`),
+    call<PinJson>(
+      flags,
+      'POST',
+      `/api/v1/devices/${encodeURIComponent(device)}/pins`,
+      { team_id: id(team, 'team id') },
+      (p) => `pin ${p.id}: team ${p.team_id}'s tasks with --device ${p.device_id} go to that device`,
+    ),
   pinList: (flags: AdminFlags) =>
     call<{ pins: PinJson[] }>(flags, 'GET', '/api/v1/pins', undefined, ({ pins }) =>
-      table(['ID', 'DEVICE', 'TEAM', 'STATE'], pins.map((p) => [String(p.id), p.device_id, String(p.team_id), p.active ? 'active' : 'archived']), 'no pins'),
+      table(
+        ['ID', 'DEVICE', 'TEAM', 'STATE'],
+        pins.map((p) => [String(p.id), p.device_id, String(p.team_id), p.active ? 'active' : 'archived']),
+        'no pins',
+      ),
     ),
   pinArchive: (pin: string, flags: AdminFlags) => call(flags, 'POST', `/api/v1/pins/${id(pin, 'pin id')}/archive`, undefined, () => `archived pin ${pin}`),
 
   defaultAgentSet: (team: string, config: string, flags: AdminFlags) =>
-    call<TeamJson>(flags, 'PUT', `${teamPath(team)}/default-agent`, { agent_config: agentConfig(config, 'the agent configuration') }, (t) => `team ${t.id} "${t.name}" default agent: ${JSON.stringify(t.default_agent_config)}`),
+    call<TeamJson>(
+      flags,
+      'PUT',
+      `${teamPath(team)}/default-agent`,
+      { agent_config: agentConfig(config, 'the agent configuration') },
+      (t) => `team ${t.id} "${t.name}" default agent: ${JSON.stringify(t.default_agent_config)}`,
+    ),
   defaultAgentList: (flags: AdminFlags) =>
     call<{ teams: TeamJson[] }>(flags, 'GET', '/api/v1/teams', undefined, ({ teams }) =>
-      table(['TEAM', 'DEFAULT AGENT'], teams.map((t) => [`${t.id} (${t.name})`, t.default_agent_config ? JSON.stringify(t.default_agent_config) : '-']), 'no teams'),
+      table(
+        ['TEAM', 'DEFAULT AGENT'],
+        teams.map((t) => [`${t.id} (${t.name})`, t.default_agent_config ? JSON.stringify(t.default_agent_config) : '-']),
+        'no teams',
+      ),
     ),
   defaultAgentRemove: (team: string, flags: AdminFlags) =>
-    call<TeamJson>(flags, 'DELETE', `${teamPath(team)}/default-agent`, undefined, (t) => `team ${t.id} "${t.name}" has no default agent now; its tasks need --agent-config`),
+    call<TeamJson>(
+      flags,
+      'DELETE',
+      `${teamPath(team)}/default-agent`,
+      undefined,
+      (t) => `team ${t.id} "${t.name}" has no default agent now; its tasks need --agent-config`,
+    ),
 
   workerList: (flags: AdminFlags) =>
     call<{ workers: WorkerJson[] }>(flags, 'GET', '/api/v1/workers', undefined, ({ workers }) =>
@@ -192,7 +260,9 @@ export const admin = {
         ['WORKER', 'KEY OF', 'ACTIVE TASKS', 'DRAINING'],
         workers.map((w) => [
           w.worker_id,
-          w.identity.kind === 'team' ? `team ${w.identity.teamId}` : `user ${w.identity.userId}${w.identity.deviceId ? ` (device ${w.identity.deviceId})` : ''}`,
+          w.identity.kind === 'team'
+            ? `team ${w.identity.teamId}`
+            : `user ${w.identity.userId}${w.identity.deviceId ? ` (device ${w.identity.deviceId})` : ''}`,
           String(w.active_tasks),
           w.draining ? 'yes' : 'no',
         ]),

@@ -67,14 +67,19 @@ export class ApiClient {
       });
     } catch (error) {
       if ((error as Error).name === 'AbortError') throw error;
-      throw new ApiClientError(`cannot reach the oz-worker server at ${this.serverUrl}; start it with \`${commandHint('local')}\` (or \`${commandHint('server')}\`), or pass --server`);
+      throw new ApiClientError(
+        `cannot reach the oz-worker server at ${this.serverUrl}; start it with \`${commandHint('local')}\` (or \`${commandHint('server')}\`), or pass --server`,
+      );
     }
     const text = await response.text();
     let payload: unknown;
     try {
       payload = text === '' ? undefined : JSON.parse(text);
     } catch {
-      throw new ApiClientError(`the server at ${this.serverUrl} answered ${response.status} with something that is not JSON; is --server the oz-worker server?`, response.status);
+      throw new ApiClientError(
+        `the server at ${this.serverUrl} answered ${response.status} with something that is not JSON; is --server the oz-worker server?`,
+        response.status,
+      );
     }
     if (!response.ok) {
       const { error, code } = (payload ?? {}) as { error?: string; code?: string };

@@ -43,7 +43,9 @@ export function cliMessage(refusal: ApiRefusal, context: RequestContext): string
   const { status, code, message } = refusal;
   if (status === 401 || code === 'unauthorized') {
     const stale =
-      context.keySource.kind === 'file' && context.keySource.path.endsWith('local.json') ? `; if that file is from an earlier server, run \`${commandHint('local')}\` again to refresh it` : '';
+      context.keySource.kind === 'file' && context.keySource.path.endsWith('local.json')
+        ? `; if that file is from an earlier server, run \`${commandHint('local')}\` again to refresh it`
+        : '';
     return `the server at ${context.serverUrl} does not accept the API key ${describeSource(context.keySource)}: pass one of its keys with --api-key <key> or ${context.keyEnv ?? 'OZ_API_KEY'}${stale}`;
   }
   if (code === 'forbidden' && context.taskId !== undefined && message === 'Forbidden') {
@@ -53,7 +55,8 @@ export function cliMessage(refusal: ApiRefusal, context: RequestContext): string
     const team = context.teamId ?? /^team (\d+)\b/.exec(message)?.[1] ?? '<team id>';
     return `${fact(message)}: pass one with --agent-config '{"model_id":"auto"}' (or --agent-config @file.json), or give the team a default with \`${commandHint(`admin default-agent set ${team} '{"model_id":"auto"}'`)}\``;
   }
-  if (code === 'unknown_device') return `${fact(message)}: \`${commandHint('admin device list')}\` shows the registered devices, \`${commandHint('admin device create')}\` adds one`;
+  if (code === 'unknown_device')
+    return `${fact(message)}: \`${commandHint('admin device list')}\` shows the registered devices, \`${commandHint('admin device create')}\` adds one`;
   if (code !== undefined && LIST_HINTS[code] && message.includes('/api/v1/')) return `${fact(message)}: ${LIST_HINTS[code]}`;
   if (code === 'admin_required') {
     return `this needs the server's admin key, not the key ${describeSource(context.keySource)}: leave --api-key out to use admin.key from the server's --state-dir, or pass that key with --api-key or OZ_ADMIN_KEY`;

@@ -76,7 +76,8 @@ export async function waitForLocalWorkers(server: RunningServer, workers: LocalW
     if (aborted) throw new Error('stopped before the workers connected');
     const gone = missing.find((w) => exited.has(w.spec.workerId));
     if (gone) throw new Error(`the worker "${gone.spec.workerId}" exited before it connected; its error is printed above`);
-    if (Date.now() > deadline) throw new Error(`the worker "${missing[0]!.spec.workerId}" did not connect within ${CONNECT_TIMEOUT_MS / 1000} s; see its log above`);
+    if (Date.now() > deadline)
+      throw new Error(`the worker "${missing[0]!.spec.workerId}" did not connect within ${CONNECT_TIMEOUT_MS / 1000} s; see its log above`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

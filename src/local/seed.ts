@@ -38,7 +38,9 @@ export function ensureDemoIdentity(store: Store, previous: LocalSettings | undef
 
     const userPrincipal = previous ? store.principal(previous.user_key) : undefined;
     const userKey =
-      userPrincipal?.kind === 'user' && userPrincipal.userId === user.id ? previous!.user_key : store.createKey({ kind: 'user', userId: user.id }, 'local demo CLI').key;
+      userPrincipal?.kind === 'user' && userPrincipal.userId === user.id
+        ? previous!.user_key
+        : store.createKey({ kind: 'user', userId: user.id }, 'local demo CLI').key;
     const workerPrincipal = previous ? store.principal(previous.worker_key) : undefined;
     const workerKey =
       workerPrincipal?.kind === 'team' && workerPrincipal.teamId === team.id

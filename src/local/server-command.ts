@@ -202,7 +202,9 @@ export async function runLocalCommand(flags: LocalFlags): Promise<number> {
     const ozPath = await standInAgent(plan.backend, flags, plan.fileSetsOzPath);
 
     line(`Local dispatch server: ${server.httpUrl}  (state in ${stateDir})`);
-    line(`${demo.created ? 'Created' : 'Using'} demo user "demo" (id ${demo.userId}) and team "demo-team" (id ${demo.teamId}); keys in ${join(stateDir, 'local.json')}`);
+    line(
+      `${demo.created ? 'Created' : 'Using'} demo user "demo" (id ${demo.userId}) and team "demo-team" (id ${demo.teamId}); keys in ${join(stateDir, 'local.json')}`,
+    );
     const specs: LocalWorkerSpec[] = [
       { workerId: TEAM_WORKER_ID, key: demo.workerKey, runs: `team demo-team (id ${demo.teamId})` },
       { workerId: USER_WORKER_ID, key: demo.userWorkerKey, runs: `user demo (id ${demo.userId})` },
@@ -216,11 +218,15 @@ export async function runLocalCommand(flags: LocalFlags): Promise<number> {
     let exitCode = 0;
     if (flags.demo) {
       const client = new ApiClient(server.localHttpUrl, demo.userKey);
-      const userDone = await unlessStopped(runDemoTask(client, 'Demo task owned by user demo (no team sharing)', { prompt: 'Say hello from the oz-worker local demo.' }));
-      const teamDone = await unlessStopped(runDemoTask(client, 'Demo task owned by team demo-team (the agent gets --share team:edit)', {
-        prompt: 'Say hello to the team from the oz-worker local demo.',
-        owner: { type: 'TEAM', id: demo.teamId },
-      }));
+      const userDone = await unlessStopped(
+        runDemoTask(client, 'Demo task owned by user demo (no team sharing)', { prompt: 'Say hello from the oz-worker local demo.' }),
+      );
+      const teamDone = await unlessStopped(
+        runDemoTask(client, 'Demo task owned by team demo-team (the agent gets --share team:edit)', {
+          prompt: 'Say hello to the team from the oz-worker local demo.',
+          owner: { type: 'TEAM', id: demo.teamId },
+        }),
+      );
       exitCode = userDone && teamDone ? 0 : 1;
     }
     if (flags.once) {

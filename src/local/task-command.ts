@@ -45,17 +45,23 @@ export function clientFrom(flags: ClientFlags, env: NodeJS.ProcessEnv = process.
       ? [env.OZ_SERVER_URL, { kind: 'env', name: 'OZ_SERVER_URL' }]
       : settings
         ? [settings.server_url, file]
-        : written ? [written, { kind: 'file', path: join(stateDir, SERVER_ADDRESS_FILE) }] : undefined;
+        : written
+          ? [written, { kind: 'file', path: join(stateDir, SERVER_ADDRESS_FILE) }]
+          : undefined;
   const key: [string, Source] | undefined = flags.apiKey
     ? [flags.apiKey, { kind: 'flag', flag: '--api-key' }]
     : env.OZ_API_KEY
       ? [env.OZ_API_KEY, { kind: 'env', name: 'OZ_API_KEY' }]
       : settings && [settings.user_key, file];
   if (!server) {
-    throw new UsageError(`no server to talk to: run \`${commandHint('local')}\` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)`);
+    throw new UsageError(
+      `no server to talk to: run \`${commandHint('local')}\` first, or pass --server <url> and --api-key <key> (or set OZ_SERVER_URL and OZ_API_KEY)`,
+    );
   }
   if (!key) {
-    throw new UsageError(`no API key for the server at ${server[0]}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`${commandHint('admin key create --user <id>')}\`)`);
+    throw new UsageError(
+      `no API key for the server at ${server[0]}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`${commandHint('admin key create --user <id>')}\`)`,
+    );
   }
   const serverUrl = parseServerUrl(server[0], server[1]);
   return { client: new ApiClient(serverUrl, key[0]), context: { serverUrl, keySource: key[1] } };
@@ -167,7 +173,12 @@ export async function cancelCommand(taskId: string, flags: ClientFlags): Promise
   const { client, context } = clientFrom(flags);
   const { outcome, task } = await speakingCli({ ...context, taskId }, () => client.cancelTask(taskId));
   if (flags.json) out(JSON.stringify({ outcome, task }));
-  else out(outcome === 'cancelled' ? `task ${task.id} cancelled` : `cancellation sent to worker ${task.worker_id ?? '?'}; \`${commandHint(`task watch ${task.id}`)}\` shows when it stops`);
+  else
+    out(
+      outcome === 'cancelled'
+        ? `task ${task.id} cancelled`
+        : `cancellation sent to worker ${task.worker_id ?? '?'}; \`${commandHint(`task watch ${task.id}`)}\` shows when it stops`,
+    );
   return 0;
 }
 
@@ -184,7 +195,9 @@ export async function logsCommand(taskId: string, flags: ClientFlags & { follow?
   const { client, context } = clientFrom(flags);
   const request = { ...context, taskId };
   if (flags.follow) {
-    const final = await speakingCli(request, () => client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event))));
+    const final = await speakingCli(request, () =>
+      client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event))),
+    );
     return exitCodeFor(final);
   }
   const { events } = await speakingCli(request, () => client.events(taskId, 0, 0));

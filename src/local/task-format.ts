@@ -19,7 +19,13 @@ export function formatAge(ms: number): string {
 
 /** The task list: ID, STATE, OWNER, AGE (since created), TITLE, columns as wide as their widest cell. */
 export function formatTaskTable(tasks: readonly TaskJson[], now: Date): string {
-  const rows = tasks.map((task) => [task.id, task.state, `${task.owner.type} ${task.owner.id}`, formatAge(now.getTime() - Date.parse(task.created_at)), task.title.replace(/\s+/g, ' ')]);
+  const rows = tasks.map((task) => [
+    task.id,
+    task.state,
+    `${task.owner.type} ${task.owner.id}`,
+    formatAge(now.getTime() - Date.parse(task.created_at)),
+    task.title.replace(/\s+/g, ' '),
+  ]);
   return formatTable(['ID', 'STATE', 'OWNER', 'AGE', 'TITLE'], rows);
 }
 
@@ -27,7 +33,9 @@ export function formatTaskTable(tasks: readonly TaskJson[], now: Date): string {
 export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const table = [header, ...rows];
   const widths = header.map((_, column) => Math.max(...table.map((row) => (row[column] ?? '').length)));
-  return table.map((row) => header.map((_, column) => (column === header.length - 1 ? (row[column] ?? '') : (row[column] ?? '').padEnd(widths[column]!))).join('  ')).join('\n');
+  return table
+    .map((row) => header.map((_, column) => (column === header.length - 1 ? (row[column] ?? '') : (row[column] ?? '').padEnd(widths[column]!))).join('  '))
+    .join('\n');
 }
 
 /** One event of `task watch`: time, kind, detail. */

@@ -26,7 +26,11 @@ export interface WorkerConfigPlan {
 /** The backend the file configures, if any. */
 const fileBackend = (file: FileConfig | undefined): BackendName | undefined => BACKEND_BLOCKS.find((name) => file?.backend?.[name] !== undefined);
 
-export async function planWorkerConfig(options: { backend: BackendName | undefined; configFile: string | undefined; stateDir: string }): Promise<WorkerConfigPlan> {
+export async function planWorkerConfig(options: {
+  backend: BackendName | undefined;
+  configFile: string | undefined;
+  stateDir: string;
+}): Promise<WorkerConfigPlan> {
   const { stateDir } = options;
   const file = options.configFile ? await loadConfigFile(options.configFile) : undefined;
   const fromFile = fileBackend(file);
@@ -39,9 +43,13 @@ export async function planWorkerConfig(options: { backend: BackendName | undefin
     if (backend === 'direct' && (fromFile ?? 'direct') === 'direct' && !file?.backend?.direct?.workspace_root) {
       const document = parseDocument(readFileSync(options.configFile, 'utf8'));
       document.setIn(['backend', 'direct', 'workspace_root'], workspaceRoot);
-      writeFileSync(localCopy, `# Written by oz-worker local: ${options.configFile} plus a workspace root outside the state directory.\n${document.toString()}`, {
-        mode: 0o600,
-      });
+      writeFileSync(
+        localCopy,
+        `# Written by oz-worker local: ${options.configFile} plus a workspace root outside the state directory.\n${document.toString()}`,
+        {
+          mode: 0o600,
+        },
+      );
       args.push('--config-file', localCopy);
     } else {
       args.push('--config-file', options.configFile);

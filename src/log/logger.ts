@@ -94,7 +94,10 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
       singleLine: true,
     });
     const destination = new LogDestination(1);
-    return pino(base, { write: (line: string) => destination.write(prettify(line)), flush: (callback: (error?: Error) => void) => destination.flush(callback) } as DestinationStream);
+    return pino(base, {
+      write: (line: string) => destination.write(prettify(line)),
+      flush: (callback: (error?: Error) => void) => destination.flush(callback),
+    } as DestinationStream);
   }
   return pino(base, options.destination ?? new LogDestination(1));
 }

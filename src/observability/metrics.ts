@@ -54,7 +54,6 @@ export function chooseExporter(env: MetricsOptions['env']): Exporter | { kind: '
   return { kind: 'invalid', message: `OTEL_METRICS_EXPORTER=${name} is not supported (use prometheus, otlp, console or none)` };
 }
 
-
 /** Starts the exporter the environment asks for; failures are logged and metrics turn off (as in Go). */
 export async function startMetrics(options: MetricsOptions): Promise<RunningMetrics> {
   const { log } = options;
@@ -73,11 +72,8 @@ export async function startMetrics(options: MetricsOptions): Promise<RunningMetr
 }
 
 async function startExporter(choice: Exclude<Exporter, { kind: 'none' }>, options: MetricsOptions): Promise<RunningMetrics> {
-  const [{ MeterProvider, PeriodicExportingMetricReader, ConsoleMetricExporter }, { resourceFromAttributes, detectResources, envDetector }, { ValueType }] = await Promise.all([
-    import('@opentelemetry/sdk-metrics'),
-    import('@opentelemetry/resources'),
-    import('@opentelemetry/api'),
-  ]);
+  const [{ MeterProvider, PeriodicExportingMetricReader, ConsoleMetricExporter }, { resourceFromAttributes, detectResources, envDetector }, { ValueType }] =
+    await Promise.all([import('@opentelemetry/sdk-metrics'), import('@opentelemetry/resources'), import('@opentelemetry/api')]);
   // Counts are integers, as the Go worker exports them (OTLP asInt, not asDouble).
   const INT = { valueType: ValueType.INT };
   let reader;
@@ -109,18 +105,33 @@ async function startExporter(choice: Exclude<Exporter, { kind: 'none' }>, option
   const provider = new MeterProvider({ resource, readers: [reader] });
   const meter = provider.getMeter(SCOPE_NAME);
 
-  const connected = meter.createGauge('oz_worker_connected', { ...INT, description: '1 while the worker has an active WebSocket connection to warp-server, 0 otherwise.' });
+  const connected = meter.createGauge('oz_worker_connected', {
+    ...INT,
+    description: '1 while the worker has an active WebSocket connection to warp-server, 0 otherwise.',
+  });
   const active = meter.createUpDownCounter('oz_worker_tasks_active', { ...INT, description: 'Number of tasks the worker is currently executing.' });
-  const maxConcurrent = meter.createGauge('oz_worker_tasks_max_concurrent', { ...INT, description: 'Configured upper bound on concurrent tasks for this worker. 0 means unlimited.' });
+  const maxConcurrent = meter.createGauge('oz_worker_tasks_max_concurrent', {
+    ...INT,
+    description: 'Configured upper bound on concurrent tasks for this worker. 0 means unlimited.',
+  });
   const claimed = meter.createCounter('oz_worker_tasks_claimed_total', { ...INT, description: 'Total tasks the worker has claimed since process start.' });
   const rejected = meter.createCounter('oz_worker_tasks_rejected_total', { ...INT, description: 'Total tasks the worker has rejected since process start.' });
-  const completed = meter.createCounter('oz_worker_tasks_completed_total', { ...INT, description: 'Total tasks the worker has finished, labeled by terminal result.' });
+  const completed = meter.createCounter('oz_worker_tasks_completed_total', {
+    ...INT,
+    description: 'Total tasks the worker has finished, labeled by terminal result.',
+  });
   const duration = meter.createHistogram('oz_worker_task_duration_seconds', {
     description: 'Wall-clock duration of task execution on the worker, labeled by terminal result.',
     unit: 's',
   });
-  const failures = meter.createCounter('oz_worker_task_failures_total', { ...INT, description: 'Task failures labeled by bounded execution phase and reason.' });
-  const reconnects = meter.createCounter('oz_worker_websocket_reconnects_total', { ...INT, description: 'Total WebSocket reconnect attempts since process start.' });
+  const failures = meter.createCounter('oz_worker_task_failures_total', {
+    ...INT,
+    description: 'Task failures labeled by bounded execution phase and reason.',
+  });
+  const reconnects = meter.createCounter('oz_worker_websocket_reconnects_total', {
+    ...INT,
+    description: 'Total WebSocket reconnect attempts since process start.',
+  });
   const info = meter.createGauge('oz_worker_info', { ...INT, description: 'Constant 1 with build/runtime metadata as labels.' });
 
   // Every series exists before the first task, so dashboards and alerts see zeros, not gaps.

@@ -1,12 +1,7 @@
 // Turns one inbound text frame into a typed message, or says precisely why not.
 // Never throws: every frame a server can send maps to one of the results below.
 import type { z } from 'zod';
-import {
-  EnvelopeSchema,
-  TaskAssignmentSchema,
-  TaskCancellationSchema,
-  type TaskAssignment,
-} from './messages.js';
+import { EnvelopeSchema, TaskAssignmentSchema, TaskCancellationSchema, type TaskAssignment } from './messages.js';
 import { mcpServersArgument } from './raw-json.js';
 import { errorMessage } from '../errors/error-message.js';
 import { describeZodIssues } from '../errors/zod-issues.js';

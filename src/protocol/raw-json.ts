@@ -20,7 +20,7 @@ function goEscapeHtml(json: string): string {
 /** Go's encoding of a value it re-marshals (sorted map keys, HTML-safe strings). */
 export function goJson(value: unknown): string {
   if (value === null || typeof value !== 'object') {
-    return typeof value === 'string' ? goJsonString(value) : JSON.stringify(value) ?? 'null';
+    return typeof value === 'string' ? goJsonString(value) : (JSON.stringify(value) ?? 'null');
   }
   if (Array.isArray(value)) return `[${value.map(goJson).join(',')}]`;
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);

@@ -113,7 +113,9 @@ export async function openDatabase(path: string): Promise<DatabaseSync> {
   try {
     sqlite = await import('node:sqlite');
   } catch {
-    throw new DatabaseError(`the local server needs node:sqlite, which this Node.js (${process.version}) lacks; use Node.js 22.13 or newer (24 LTS recommended)`);
+    throw new DatabaseError(
+      `the local server needs node:sqlite, which this Node.js (${process.version}) lacks; use Node.js 22.13 or newer (24 LTS recommended)`,
+    );
   }
   let db: DatabaseSync;
   try {

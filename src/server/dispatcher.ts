@@ -168,21 +168,26 @@ export class Dispatcher {
     const timer = setTimeout(() => {
       state.unconfirmed.delete(taskId);
       const current = this.store.task(taskId);
-      if (!current || current.state !== 'running' || current.workerId !== session.workerId) return;
-      this.finish(current, 'lost', { message: `Worker ${session.workerId} reconnected but did not confirm the task within ${seconds} s; it no longer runs it.` });
+      if (current?.state !== 'running' || current.workerId !== session.workerId) return;
+      this.finish(current, 'lost', {
+        message: `Worker ${session.workerId} reconnected but did not confirm the task within ${seconds} s; it no longer runs it.`,
+      });
       // Whatever the worker does under this task id now is not the task's run any more.
       if (this.sessions.get(session.workerId) === state) session.send(buildCancellation(taskId));
     }, this.timings.lostTimeoutMs);
     timer.unref();
     state.unconfirmed.set(taskId, timer);
     this.event(taskId, 'worker_reconnected', `worker ${session.workerId} is back; it must confirm the task within ${seconds} s`);
-    const request = setTimeout(() => {
-      const current = this.store.task(taskId);
-      if (!state.unconfirmed.has(taskId) || this.sessions.get(session.workerId) !== state || current?.state !== 'running') return;
-      // Old per-task keys stay valid for the run already under way; this copy carries a fresh one.
-      const { key } = this.store.createKey({ kind: 'task', taskId, owner: current.owner }, `task ${taskId}`);
-      session.send(buildAssignment(current, executionId, key));
-    }, Math.min(CONFIRM_REQUEST_DELAY_MS, this.timings.lostTimeoutMs / 4));
+    const request = setTimeout(
+      () => {
+        const current = this.store.task(taskId);
+        if (!state.unconfirmed.has(taskId) || this.sessions.get(session.workerId) !== state || current?.state !== 'running') return;
+        // Old per-task keys stay valid for the run already under way; this copy carries a fresh one.
+        const { key } = this.store.createKey({ kind: 'task', taskId, owner: current.owner }, `task ${taskId}`);
+        session.send(buildAssignment(current, executionId, key));
+      },
+      Math.min(CONFIRM_REQUEST_DELAY_MS, this.timings.lostTimeoutMs / 4),
+    );
     request.unref();
   }
 
@@ -207,7 +212,11 @@ export class Dispatcher {
       if (task.state === 'assigned') {
         this.requeue(task, `worker ${session.workerId} disconnected before claiming the task`);
       } else if (task.state === 'running') {
-        this.event(task.id, 'worker_disconnected', `worker ${session.workerId} disconnected; waiting ${Math.round(this.timings.lostTimeoutMs / 1000)} s for it to return`);
+        this.event(
+          task.id,
+          'worker_disconnected',
+          `worker ${session.workerId} disconnected; waiting ${Math.round(this.timings.lostTimeoutMs / 1000)} s for it to return`,
+        );
         this.startLostTimer(task);
       }
     }
@@ -280,7 +289,12 @@ export class Dispatcher {
     const state = this.sessions.get(session.workerId);
     if (!state || state.session !== session) return;
     const task = this.store.task(frame.task_id);
-    if (!task || task.workerId !== session.workerId || (task.state !== 'running' && task.state !== 'assigned') || !workerMayRun(session.identity, task, this.store)) {
+    if (
+      !task ||
+      task.workerId !== session.workerId ||
+      (task.state !== 'running' && task.state !== 'assigned') ||
+      !workerMayRun(session.identity, task, this.store)
+    ) {
       this.log.warn({ taskId: frame.task_id, workerId: session.workerId }, 'Ignored output for a task not running on this worker');
       return;
     }
@@ -361,7 +375,12 @@ export class Dispatcher {
       const refused = this.refusedBy.get(task.id);
       const route = `${task.owner.type}:${task.owner.id}:${task.deviceId ?? ''}`;
       let reason: string | undefined;
-      if (refused) reason = waitingReason(task, workers.map((w) => ({ ...w, refused: refused.has(w.workerId) })), this.store);
+      if (refused)
+        reason = waitingReason(
+          task,
+          workers.map((w) => ({ ...w, refused: refused.has(w.workerId) })),
+          this.store,
+        );
       else if (byRoute.has(route)) reason = byRoute.get(route);
       else byRoute.set(route, (reason = waitingReason(task, workers, this.store)));
       if (reason === this.waiting.get(task.id)) continue;
@@ -454,7 +473,7 @@ export class Dispatcher {
 
   private onClaimTimeout(taskId: string, executionId: string): void {
     const task = this.store.task(taskId);
-    if (!task || task.state !== 'assigned' || task.executionId !== executionId) return;
+    if (task?.state !== 'assigned' || task.executionId !== executionId) return;
     if (task.workerId !== undefined) this.sessions.get(task.workerId)?.active.delete(taskId);
     this.releaseUnclaimed(taskId);
     if (task.cancelRequestedAt) {
@@ -522,7 +541,7 @@ export class Dispatcher {
     const timer = setTimeout(() => {
       this.lostTimers.delete(task.id);
       const current = this.store.task(task.id);
-      if (!current || current.state !== 'running' || (current.workerId !== undefined && this.sessions.has(current.workerId))) return;
+      if (current?.state !== 'running' || (current.workerId !== undefined && this.sessions.has(current.workerId))) return;
       this.finish(current, 'lost', {
         message: `Worker ${current.workerId ?? '?'} disconnected while running the task and did not report back within ${Math.round(this.timings.lostTimeoutMs / 1000)} s.`,
       });

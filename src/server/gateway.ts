@@ -56,7 +56,7 @@ export function authenticateWorker(request: Pick<IncomingMessage, 'url' | 'heade
   if (!principal) return { status: 401, message: 'unknown or revoked API key' };
   const deviceId = url.searchParams.get('device_id') || undefined;
   if (principal.kind === 'team') {
-    if (deviceId) return { status: 403, message: 'a team key runs a fleet worker; a device worker connects with its owner\'s user key' };
+    if (deviceId) return { status: 403, message: "a team key runs a fleet worker; a device worker connects with its owner's user key" };
     return { workerId, identity: { kind: 'team', teamId: principal.teamId }, keyId: principal.keyId };
   }
   if (principal.kind === 'user') {

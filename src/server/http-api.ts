@@ -19,7 +19,18 @@ import {
 } from './api-schemas.js';
 import { bearerToken } from './credentials.js';
 import type { Dispatcher } from './dispatcher.js';
-import { TASK_STATES, type Device, type KeyInfo, type Pin, type Principal, type TaskEvent, type TaskOwner, type TaskRecord, type TaskState, type User } from './records.js';
+import {
+  TASK_STATES,
+  type Device,
+  type KeyInfo,
+  type Pin,
+  type Principal,
+  type TaskEvent,
+  type TaskOwner,
+  type TaskRecord,
+  type TaskState,
+  type User,
+} from './records.js';
 import type { Store } from './store.js';
 import { errorMessage } from '../errors/error-message.js';
 
@@ -134,7 +145,8 @@ function readBody(incoming: IncomingMessage): Promise<unknown> {
         reject(new ApiError(400, 'invalid_json', `request body is not valid JSON (${errorMessage(error)})`));
         return;
       }
-      if (jsonDepth(value) > MAX_JSON_DEPTH) reject(new ApiError(400, 'invalid_json', `request body is nested deeper than ${MAX_JSON_DEPTH} levels; flatten it`));
+      if (jsonDepth(value) > MAX_JSON_DEPTH)
+        reject(new ApiError(400, 'invalid_json', `request body is nested deeper than ${MAX_JSON_DEPTH} levels; flatten it`));
       else resolve(value);
     });
     incoming.on('error', reject);
@@ -156,7 +168,11 @@ export function queryInt(query: URLSearchParams, name: string, bounds: { min: nu
   if (text === null) return bounds.fallback;
   const value = Number(text);
   if (!/^\d{1,15}$/.test(text) || value < bounds.min) {
-    throw new ApiError(400, 'invalid_query', `${name} must be a whole number, at least ${bounds.min} (at most ${bounds.cap} is used); got ${JSON.stringify(text)}`);
+    throw new ApiError(
+      400,
+      'invalid_query',
+      `${name} must be a whole number, at least ${bounds.min} (at most ${bounds.cap} is used); got ${JSON.stringify(text)}`,
+    );
   }
   return Math.min(value, bounds.cap);
 }
@@ -170,12 +186,13 @@ async function parseBody<S extends z.ZodType>(request: Request, schema: S): Prom
 
 function positiveInt(text: string, what: string): number {
   const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) throw new ApiError(400, 'invalid_id', `${what} must be a positive whole number, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1)
+    throw new ApiError(400, 'invalid_id', `${what} must be a positive whole number, got ${JSON.stringify(text)}`);
   return value;
 }
 
 function requireAdmin(caller: Principal): void {
-  if (caller.kind !== 'admin') throw new ApiError(403, 'admin_required', 'this route needs the server\'s admin key (see admin.key in the state directory)');
+  if (caller.kind !== 'admin') throw new ApiError(403, 'admin_required', "this route needs the server's admin key (see admin.key in the state directory)");
 }
 
 export interface HttpApiOptions {
@@ -226,7 +243,9 @@ export class HttpApi {
     const method = incoming.method ?? 'GET';
     const path = url.pathname.split('/').filter(Boolean);
     if (method === 'GET' && url.pathname === '/healthz') return [200, { ok: true }];
-    const matching = this.routes.filter((route) => route.pattern.length === path.length && route.pattern.every((part, i) => part.startsWith(':') || part === path[i]));
+    const matching = this.routes.filter(
+      (route) => route.pattern.length === path.length && route.pattern.every((part, i) => part.startsWith(':') || part === path[i]),
+    );
     if (matching.length === 0) throw new ApiError(404, 'not_found', `no route ${url.pathname}; see the API list in the README`);
     const route = matching.find((candidate) => candidate.method === method);
     if (!route) throw new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}; use ${matching.map((r) => r.method).join(' or ')}`);
@@ -314,7 +333,8 @@ export class HttpApi {
     this.route('POST', '/api/v1/teams', async (request) => {
       requireAdmin(request.caller);
       const { name } = await parseBody(request, CreateTeamSchema);
-      if (store.teams().some((team) => team.name === name)) throw new ApiError(409, 'name_taken', `a team named ${JSON.stringify(name)} exists; pick another name`);
+      if (store.teams().some((team) => team.name === name))
+        throw new ApiError(409, 'name_taken', `a team named ${JSON.stringify(name)} exists; pick another name`);
       return [201, teamJson(store.createTeam(name), [])];
     });
     this.route('GET', '/api/v1/teams', ({ caller }) => {
@@ -402,7 +422,8 @@ export class HttpApi {
       const id = positiveInt(idText!, 'user id');
       const outcome = store.removeUser(id);
       if (outcome === 'unknown') throw new ApiError(404, 'unknown_user', `user ${id} does not exist`);
-      if (outcome === 'has_tasks') throw new ApiError(409, 'has_tasks', `user ${id} owns tasks, so it stays; revoke its keys and remove it from its teams instead`);
+      if (outcome === 'has_tasks')
+        throw new ApiError(409, 'has_tasks', `user ${id} owns tasks, so it stays; revoke its keys and remove it from its teams instead`);
       if (outcome === 'has_devices') throw new ApiError(409, 'has_devices', `user ${id} still has devices; remove them first`);
       this.options.onPrincipalRemoved?.(principalTag({ kind: 'user', userId: id, deviceId: undefined })!);
       return [200, { removed: { user_id: id } }];
@@ -431,7 +452,12 @@ export class HttpApi {
     });
     this.route('GET', '/api/v1/workers', ({ caller }) => {
       requireAdmin(caller);
-      return [200, { workers: dispatcher.connectedWorkers.map((w) => ({ worker_id: w.workerId, identity: w.identity, active_tasks: w.activeTasks, draining: w.draining })) }];
+      return [
+        200,
+        {
+          workers: dispatcher.connectedWorkers.map((w) => ({ worker_id: w.workerId, identity: w.identity, active_tasks: w.activeTasks, draining: w.draining })),
+        },
+      ];
     });
   }
 
@@ -450,7 +476,11 @@ export class HttpApi {
       requested ?? (caller.kind === 'user' ? { type: 'USER', id: caller.userId } : caller.kind === 'team' ? { type: 'TEAM', id: caller.teamId } : caller.owner);
     // A team that does not exist gets the same answer as one the caller is not in: ids cannot be probed.
     if (!callerOwns(caller, owner, this.store) || (owner.type === 'TEAM' && !this.store.team(owner.id))) {
-      throw new ApiError(403, 'forbidden', `you cannot create tasks for ${owner.type} ${owner.id}; use a key of that ${owner.type === 'TEAM' ? 'team or one of its members' : 'user'}`);
+      throw new ApiError(
+        403,
+        'forbidden',
+        `you cannot create tasks for ${owner.type} ${owner.id}; use a key of that ${owner.type === 'TEAM' ? 'team or one of its members' : 'user'}`,
+      );
     }
     return owner;
   }
@@ -503,7 +533,10 @@ export class HttpApi {
   }
 }
 
-function teamJson(team: { id: number; name: string; defaultAgentConfig: AgentConfig | undefined; createdAt: string }, members: number[]): Record<string, unknown> {
+function teamJson(
+  team: { id: number; name: string; defaultAgentConfig: AgentConfig | undefined; createdAt: string },
+  members: number[],
+): Record<string, unknown> {
   return { id: team.id, name: team.name, default_agent_config: team.defaultAgentConfig ?? null, members, created_at: team.createdAt };
 }
 

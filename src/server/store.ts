@@ -172,7 +172,10 @@ export class Store {
   // ---- keys ------------------------------------------------------------------
 
   /** Creates a key and returns its secret (shown once) with its record. */
-  createKey(spec: { kind: 'admin' } | { kind: 'user'; userId: number } | { kind: 'team'; teamId: number } | { kind: 'task'; taskId: string; owner: TaskOwner }, name = ''): { key: string; info: KeyInfo } {
+  createKey(
+    spec: { kind: 'admin' } | { kind: 'user'; userId: number } | { kind: 'team'; teamId: number } | { kind: 'task'; taskId: string; owner: TaskOwner },
+    name = '',
+  ): { key: string; info: KeyInfo } {
     const { key, hash, prefix } = generateKey();
     const userId = spec.kind === 'user' ? spec.userId : spec.kind === 'task' && spec.owner.type === 'USER' ? spec.owner.id : null;
     const teamId = spec.kind === 'team' ? spec.teamId : spec.kind === 'task' && spec.owner.type === 'TEAM' ? spec.owner.id : null;
@@ -224,9 +227,7 @@ export class Store {
   }
   /** Revokes the task's keys, all of them or all but one. */
   revokeTaskKeys(taskId: string, exceptKeyId?: number): void {
-    this.db
-      .prepare('UPDATE api_keys SET revoked_at = ? WHERE task_id = ? AND revoked_at IS NULL AND id != ?')
-      .run(this.timestamp(), taskId, exceptKeyId ?? -1);
+    this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE task_id = ? AND revoked_at IS NULL AND id != ?').run(this.timestamp(), taskId, exceptKeyId ?? -1);
   }
 
   // ---- devices and pins ------------------------------------------------------
@@ -306,7 +307,9 @@ export class Store {
 
   /** Ids of the worker's tasks in one state (indexed; no task bodies read). */
   taskIdsOn(workerId: string, state: TaskState): string[] {
-    return (this.db.prepare('SELECT id FROM tasks WHERE worker_id = ? AND state = ? ORDER BY created_at, id').all(workerId, state) as Row[]).map((r) => r.id as string);
+    return (this.db.prepare('SELECT id FROM tasks WHERE worker_id = ? AND state = ? ORDER BY created_at, id').all(workerId, state) as Row[]).map(
+      (r) => r.id as string,
+    );
   }
 
   /**
@@ -326,7 +329,9 @@ export class Store {
 
   /** The oldest queued tasks, ids and routing columns only. */
   oldestQueued(limit: number): QueuedTask[] {
-    return (this.db.prepare("SELECT id, owner_type, owner_id, device_id FROM tasks WHERE state = 'queued' ORDER BY created_at, id LIMIT ?").all(limit) as Row[]).map(toQueued);
+    return (
+      this.db.prepare("SELECT id, owner_type, owner_id, device_id FROM tasks WHERE state = 'queued' ORDER BY created_at, id LIMIT ?").all(limit) as Row[]
+    ).map(toQueued);
   }
 
   /** How many of the principal's submissions wait for a worker (queued or assigned, not yet claimed). */
@@ -380,7 +385,9 @@ export class Store {
 
   /** Bytes of agent output kept for the task (its `stdout`/`stderr` events). */
   outputBytes(taskId: string): number {
-    const row = this.db.prepare("SELECT COALESCE(SUM(MAX(LENGTH(CAST(detail AS BLOB)), 1)), 0) AS bytes FROM task_events WHERE task_id = ? AND kind IN ('stdout', 'stderr')").get(taskId) as Row;
+    const row = this.db
+      .prepare("SELECT COALESCE(SUM(MAX(LENGTH(CAST(detail AS BLOB)), 1)), 0) AS bytes FROM task_events WHERE task_id = ? AND kind IN ('stdout', 'stderr')")
+      .get(taskId) as Row;
     return Number(row.bytes);
   }
 

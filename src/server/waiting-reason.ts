@@ -43,7 +43,8 @@ function noWorkerFor(task: Pick<TaskRecord, 'owner' | 'deviceId'>, workers: read
     return `no connected worker runs the tasks of ${owner(task)}: connect one with a key of that team`;
   }
   const device = workers.find((w) => w.identity.kind === 'user' && w.identity.deviceId === task.deviceId);
-  if (!device || device.identity.kind !== 'user') return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and its user's key)`;
+  if (device?.identity.kind !== 'user')
+    return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and its user's key)`;
   if (!lookup.activePinTeams(task.deviceId).includes(task.owner.id)) return `device ${task.deviceId} has no active pin for ${owner(task)}`;
   if (!lookup.isMember(task.owner.id, device.identity.userId)) return `the user of device ${task.deviceId} is not a member of ${owner(task)}`;
   return `device ${task.deviceId} may not run the tasks of ${owner(task)}`;

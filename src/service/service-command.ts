@@ -116,7 +116,9 @@ export async function installService(host: ServiceHost, options: ServiceOptions,
     throw new ServiceUsageError(`--platform ${platform} only prints that platform's unit; add --dry-run (this machine is ${host.platform})`);
   }
   if (options.user !== undefined && platform === host.platform && !(await host.userExists(options.user))) {
-    throw new ServiceUsageError(`there is no user '${options.user}' on this machine; create it first (e.g. useradd --system ${options.user}) or pick another --user`);
+    throw new ServiceUsageError(
+      `there is no user '${options.user}' on this machine; create it first (e.g. useradd --system ${options.user}) or pick another --user`,
+    );
   }
   const layout = serviceLayout(platform, options, binPath, nodePath);
   const steps = installSteps(layout.kind, layout.unitPath);
@@ -198,7 +200,8 @@ export function registerServiceCommands(program: Command, host: ServiceHost = re
   dryRun(service.command('uninstall').description('stop the service and remove its definition')).action((options: ServiceOptions) =>
     usageErrors(() => uninstallService(host, options, binPath, process.execPath)),
   );
-  service.command('status').description("show the service manager's view of the worker").action(() =>
-    usageErrors(() => serviceStatus(host, {}, binPath, process.execPath)),
-  );
+  service
+    .command('status')
+    .description("show the service manager's view of the worker")
+    .action(() => usageErrors(() => serviceStatus(host, {}, binPath, process.execPath)));
 }

@@ -75,9 +75,7 @@ function xmlEscape(text: string): string {
 }
 
 export function launchdPlist(spec: ServiceSpec): string {
-  const args = [spec.nodePath, spec.binPath, '--config-file', spec.configFile]
-    .map((arg) => `    <string>${xmlEscape(arg)}</string>`)
-    .join('\n');
+  const args = [spec.nodePath, spec.binPath, '--config-file', spec.configFile].map((arg) => `    <string>${xmlEscape(arg)}</string>`).join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
 <plist version="1.0">

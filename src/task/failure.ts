@@ -49,7 +49,7 @@ export class TaskFailure extends Error {
   /** Normalised exit code (128 + signal for signals); 0 when none was observed. */
   readonly exitCode: number;
 
-  constructor(reason: FailureReason, message: string, options: { exitCode?: number; phase?: FailurePhase; cause?: unknown } = {}) {
+  constructor(reason: FailureReason, message: string, options: { exitCode?: number | undefined; phase?: FailurePhase; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = 'TaskFailure';
     this.reason = reason;
@@ -95,7 +95,8 @@ export const FAILURE_HINTS: Readonly<Record<FailureReason, string>> = {
   task_cancelled: 'The task was interrupted before it finished. Run it again; if this keeps happening, look in the worker log for what stopped it.',
   graceful_shutdown: 'The worker was shutting down and stopped the task. Run the task again once the worker is back.',
   image_pull: 'The task image could not be pulled. Check the image name and tag, that the registry is reachable from the worker, and the registry credentials.',
-  sidecar_prep: 'The sidecar images of the task could not be prepared. Check the sidecar image names, that their mount paths are unique, and that their registry is reachable.',
+  sidecar_prep:
+    'The sidecar images of the task could not be prepared. Check the sidecar image names, that their mount paths are unique, and that their registry is reachable.',
   container_create: 'The task container could not be created. Read the daemon error: it usually names a bad volume (-v), resource limit or image setting.',
   container_start: 'The task container was created but did not start. Read the daemon error and the Docker daemon log.',
   container_wait: 'The worker lost track of the task container. Check that the container runtime is healthy, then run the task again.',
@@ -103,7 +104,8 @@ export const FAILURE_HINTS: Readonly<Record<FailureReason, string>> = {
   container_oom: 'The task ran out of memory and was killed. Give the task more memory (a larger instance shape, or higher limits in pod_template).',
   workspace_setup: 'The task workspace could not be prepared. Check that backend.direct.workspace_root is writable by the worker user and has free space.',
   setup_command: 'The setup command failed, so the agent did not start. Run the setup command by hand in a workspace to see why, and fix it.',
-  agent_invocation: 'The oz agent exited with an error or could not be started. Read its output in the worker log, and check that --oz-path (backend.direct.oz_path) points to a working oz CLI.',
+  agent_invocation:
+    'The oz agent exited with an error or could not be started. Read its output in the worker log, and check that --oz-path (backend.direct.oz_path) points to a working oz CLI.',
   teardown_command: 'The teardown command failed after the task. Run it by hand to see why; the task result itself stands.',
   dispatch_command: 'The dispatch command failed. Run backend.command.dispatch_command by hand with the payload on stdin to see why.',
   dispatch_timeout: 'The dispatch command did not finish in time. Make it hand the task off and return, or raise backend.command.dispatch_timeout.',
@@ -111,11 +113,14 @@ export const FAILURE_HINTS: Readonly<Record<FailureReason, string>> = {
   job_create: "The task's Kubernetes Job could not be created. Check the worker's RBAC (create on batch/jobs), the namespace's quotas and the pod_template.",
   job_watch: "The worker lost track of the task's Kubernetes Job. Check that the API server is reachable and that the worker may get and watch Jobs.",
   job_failed: "The task's Kubernetes Job failed. Read the pod's events and logs (kubectl describe job, kubectl logs) to see why.",
-  evicted: "Kubernetes evicted the task's pod, usually because its node ran short of memory or disk. Give the task more resources or schedule it on other nodes.",
+  evicted:
+    "Kubernetes evicted the task's pod, usually because its node ran short of memory or disk. Give the task more resources or schedule it on other nodes.",
   pod_watch: "The worker lost track of the task's pods. Check that the API server is reachable and that the worker may list and watch pods.",
-  unschedulable: "No node could take the task's pod in time. Check the cluster's free capacity and the node selectors, affinities and tolerations of the pod_template.",
+  unschedulable:
+    "No node could take the task's pod in time. Check the cluster's free capacity and the node selectors, affinities and tolerations of the pod_template.",
   volume_mount: "A volume of the task's pod could not be mounted. Check the volumes in the pod_template and the pod's events.",
-  init_container: "An init container of the task's pod failed (a sidecar copy or the setup command). Read that container's log (kubectl logs with -c and its name).",
+  init_container:
+    "An init container of the task's pod failed (a sidecar copy or the setup command). Read that container's log (kubectl logs with -c and its name).",
   invalid_image: 'The task image is not a valid image reference. Fix the image of the environment (or backend.kubernetes.default_image).',
   active_deadline: "The task's pod ran past its deadline and Kubernetes stopped it. Raise backend.kubernetes.active_deadline_seconds or split the task.",
   cleanup: 'Cleaning up after the task failed. Remove what was left behind by hand; the task result itself stands.',
@@ -130,12 +135,10 @@ function chain(error: unknown): unknown[] {
   return out;
 }
 
-const INTERRUPTED =
-  'The task was interrupted due to an infrastructure issue (context canceled). This is typically transient \u2014 please try again.';
+const INTERRUPTED = 'The task was interrupted due to an infrastructure issue (context canceled). This is typically transient \u2014 please try again.';
 const TIMED_OUT =
   'The task exceeded its maximum allowed execution time and was terminated. Consider breaking the task into smaller steps or increasing the timeout.';
-const SHUTDOWN =
-  'The worker shut down while the task was running, so the task was stopped. Run it again once the worker is back.';
+const SHUTDOWN = 'The worker shut down while the task was running, so the task was stopped. Run it again once the worker is back.';
 
 /**
  * Classifies a failed execution like the Go worker (deadline, then cancellation,

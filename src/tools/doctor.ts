@@ -47,7 +47,13 @@ export function checkServer(config: WorkerConfig, env: NodeJS.ProcessEnv): Promi
       agent: dispatchAgent({ url: config.webSocketUrl, env, ...(config.caPem ? { ca: config.caPem } : {}) }),
     });
     const timer = setTimeout(
-      () => done({ name, ok: false, detail: `no answer from ${config.webSocketUrl} within ${TIMEOUT_MS / 1000} s`, fix: 'check --web-socket-url, the network path and HTTPS_PROXY' }),
+      () =>
+        done({
+          name,
+          ok: false,
+          detail: `no answer from ${config.webSocketUrl} within ${TIMEOUT_MS / 1000} s`,
+          fix: 'check --web-socket-url, the network path and HTTPS_PROXY',
+        }),
       TIMEOUT_MS,
     );
     socket.on('open', () => {
@@ -64,7 +70,12 @@ export function checkServer(config: WorkerConfig, env: NodeJS.ProcessEnv): Promi
           fix: 'check WARP_API_KEY / --api-key / --api-key-file: it must be a valid worker key for this server (a typo, a revoked key, or a key of another account)',
         });
       } else {
-        done({ name, ok: false, detail: `the server answered the WebSocket upgrade with HTTP ${status}`, fix: 'check --web-socket-url (it must be the worker WebSocket endpoint)' });
+        done({
+          name,
+          ok: false,
+          detail: `the server answered the WebSocket upgrade with HTTP ${status}`,
+          fix: 'check --web-socket-url (it must be the worker WebSocket endpoint)',
+        });
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
@@ -82,16 +93,35 @@ async function checkDirect(config: WorkerConfigFor<'direct'>): Promise<Check[]> 
   const checks: Check[] = [];
   const { findOnPath } = await import('../backends/direct/direct-backend.js');
   const configured = config.direct.ozPath;
-  const oz = configured ? (configured.includes('/') ? resolve(configured) : await findOnPath(configured, process.env.PATH)) : await findOnPath('oz', process.env.PATH);
+  const oz = configured
+    ? configured.includes('/')
+      ? resolve(configured)
+      : await findOnPath(configured, process.env.PATH)
+    : await findOnPath('oz', process.env.PATH);
   if (!oz || !existsSync(oz)) {
-    checks.push({ name: 'oz CLI', ok: false, detail: configured ? `${configured} not found` : 'oz is not on PATH', fix: 'install the oz CLI, or point --oz-path / backend.direct.oz_path at it' });
+    checks.push({
+      name: 'oz CLI',
+      ok: false,
+      detail: configured ? `${configured} not found` : 'oz is not on PATH',
+      fix: 'install the oz CLI, or point --oz-path / backend.direct.oz_path at it',
+    });
   } else {
     const { execa } = await import('execa');
     const result = await execa(oz, ['--version'], { timeout: TIMEOUT_MS, reject: false, stdin: 'ignore' });
     checks.push(
       result.exitCode === 0
         ? { name: 'oz CLI', ok: true, detail: `${oz} runs (${result.stdout.trim().split('\n')[0] || 'no version printed'})` }
-        : { name: 'oz CLI', ok: false, detail: `${oz} --version failed: ${String(result.stderr || result.shortMessage || '').trim().split('\n').pop() ?? ''}`, fix: 'reinstall the oz CLI or fix --oz-path' },
+        : {
+            name: 'oz CLI',
+            ok: false,
+            detail: `${oz} --version failed: ${
+              String(result.stderr || result.shortMessage || '')
+                .trim()
+                .split('\n')
+                .pop() ?? ''
+            }`,
+            fix: 'reinstall the oz CLI or fix --oz-path',
+          },
     );
   }
   const dir = config.direct.targetDir ? resolve(config.direct.targetDir) : resolve(config.direct.workspaceRoot);
@@ -118,7 +148,10 @@ export async function checkWritable(dir: string, targetDir: boolean): Promise<Ch
     return {
       name,
       ok: false,
-      detail: existing === dir ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})` : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
+      detail:
+        existing === dir
+          ? `${dir} is not writable by this user (${(error as NodeJS.ErrnoException).code ?? errorMessage(error)})`
+          : `${dir} does not exist and this user cannot create it: ${existing} is not writable`,
       fix: `set ${flag} to a directory this user can create and write`,
     };
   }
@@ -126,7 +159,10 @@ export async function checkWritable(dir: string, targetDir: boolean): Promise<Ch
 }
 
 async function checkDocker(): Promise<Check[]> {
-  const [{ discoverDocker }, { HttpDockerEngine, connectionProblem }] = await Promise.all([import('../backends/docker/discovery.js'), import('../backends/docker/engine.js')]);
+  const [{ discoverDocker }, { HttpDockerEngine, connectionProblem }] = await Promise.all([
+    import('../backends/docker/discovery.js'),
+    import('../backends/docker/engine.js'),
+  ]);
   const readText = (path: string): string | undefined => {
     try {
       return readFileSync(path, 'utf8');
@@ -143,12 +179,25 @@ async function checkDocker(): Promise<Check[]> {
         throw new Error(connectionProblem(error, discovery.endpoint));
       });
       const version = await engine.version();
-      return [{ name: 'Docker Engine', ok: true, detail: `${discovery.endpoint.url} answers (Docker ${version.Version ?? '?'}, ${version.Os ?? '?'}/${version.Arch ?? '?'})` }];
+      return [
+        {
+          name: 'Docker Engine',
+          ok: true,
+          detail: `${discovery.endpoint.url} answers (Docker ${version.Version ?? '?'}, ${version.Os ?? '?'}/${version.Arch ?? '?'})`,
+        },
+      ];
     } finally {
       await engine.close().catch(() => undefined);
     }
   } catch (error) {
-    return [{ name: 'Docker Engine', ok: false, detail: errorMessage(error), fix: "start Docker, or set DOCKER_HOST; if permission is denied add the user to the 'docker' group or use rootless Docker" }];
+    return [
+      {
+        name: 'Docker Engine',
+        ok: false,
+        detail: errorMessage(error),
+        fix: "start Docker, or set DOCKER_HOST; if permission is denied add the user to the 'docker' group or use rootless Docker",
+      },
+    ];
   }
 }
 
@@ -173,14 +222,24 @@ async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<C
     const version = await client.version();
     checks.push({ name: 'Kubernetes API', ok: true, detail: `${client.server} answers (${version})` });
   } catch (error) {
-    checks.push({ name: 'Kubernetes API', ok: false, detail: errorMessage(error), fix: 'check backend.kubernetes.kubeconfig, the in-cluster service account, or ~/.kube/config' });
+    checks.push({
+      name: 'Kubernetes API',
+      ok: false,
+      detail: errorMessage(error),
+      fix: 'check backend.kubernetes.kubeconfig, the in-cluster service account, or ~/.kube/config',
+    });
     return checks;
   }
   try {
     const jobs = await client.listJobs(workerSelector(config.workerId));
     checks.push({ name: 'namespace', ok: true, detail: `namespace "${namespace}" is reachable (${jobs.length} Job(s) of this worker)` });
   } catch (error) {
-    checks.push({ name: 'namespace', ok: false, detail: errorMessage(error), fix: `check that namespace "${namespace}" exists and the worker may list Jobs there` });
+    checks.push({
+      name: 'namespace',
+      ok: false,
+      detail: errorMessage(error),
+      fix: `check that namespace "${namespace}" exists and the worker may list Jobs there`,
+    });
   }
   for (const access of REQUIRED_ACCESS) {
     const what = `${access.verb} ${access.group ? `${access.group}/` : ''}${access.resource}${access.subresource ? `/${access.subresource}` : ''}`;
@@ -189,10 +248,20 @@ async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<C
       checks.push(
         allowed
           ? { name: `RBAC ${what}`, ok: true, detail: `allowed (${access.why})` }
-          : { name: `RBAC ${what}`, ok: false, detail: `denied${reason ? `: ${reason}` : ''}`, fix: `grant "${access.verb}" on ${access.resource} in the worker's Role (see k8s/role.yaml)` },
+          : {
+              name: `RBAC ${what}`,
+              ok: false,
+              detail: `denied${reason ? `: ${reason}` : ''}`,
+              fix: `grant "${access.verb}" on ${access.resource} in the worker's Role (see k8s/role.yaml)`,
+            },
       );
     } catch (error) {
-      checks.push({ name: `RBAC ${what}`, ok: false, detail: errorMessage(error), fix: 'the cluster did not answer the SelfSubjectAccessReview; check API access' });
+      checks.push({
+        name: `RBAC ${what}`,
+        ok: false,
+        detail: errorMessage(error),
+        fix: 'the cluster did not answer the SelfSubjectAccessReview; check API access',
+      });
     }
   }
   return checks;
@@ -200,8 +269,10 @@ async function checkKubernetes(config: WorkerConfigFor<'kubernetes'>): Promise<C
 
 function checkCommand(config: WorkerConfigFor<'command'>): Check[] {
   const command = config.command.dispatchCommand;
-  if (!command) return [{ name: 'dispatch command', ok: false, detail: 'backend.command.dispatch_command is not set', fix: 'set backend.command.dispatch_command' }];
-  if (!existsSync('/bin/sh')) return [{ name: 'dispatch command', ok: false, detail: '/bin/sh is missing', fix: 'the command backend runs dispatch_command with /bin/sh -c' }];
+  if (!command)
+    return [{ name: 'dispatch command', ok: false, detail: 'backend.command.dispatch_command is not set', fix: 'set backend.command.dispatch_command' }];
+  if (!existsSync('/bin/sh'))
+    return [{ name: 'dispatch command', ok: false, detail: '/bin/sh is missing', fix: 'the command backend runs dispatch_command with /bin/sh -c' }];
   return [{ name: 'dispatch command', ok: true, detail: `runs through /bin/sh -c: ${command}` }];
 }
 
@@ -230,7 +301,16 @@ export async function runChecks(config: WorkerConfig, env: NodeJS.ProcessEnv, op
   checks.push(
     exporter.kind === 'invalid'
       ? { name: 'metrics', ok: false, detail: exporter.message, fix: 'set OTEL_METRICS_EXPORTER to prometheus, otlp, console or none' }
-      : { name: 'metrics', ok: true, detail: exporter.kind === 'none' ? `off (${exporter.why})` : exporter.kind === 'prometheus' ? `Prometheus on ${exporter.host}:${exporter.port}` : exporter.kind },
+      : {
+          name: 'metrics',
+          ok: true,
+          detail:
+            exporter.kind === 'none'
+              ? `off (${exporter.why})`
+              : exporter.kind === 'prometheus'
+                ? `Prometheus on ${exporter.host}:${exporter.port}`
+                : exporter.kind,
+        },
   );
   return checks;
 }

@@ -57,10 +57,19 @@ export interface PlanContext {
  * calls. A refusal of the backend's (a TaskFailure) is thrown as the run
  * would throw it.
  */
-async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: boolean, visible: Visibility, context: PlanContext): Promise<Record<string, unknown>> {
+async function launchFor(
+  params: TaskParams,
+  config: WorkerConfig,
+  showSecrets: boolean,
+  visible: Visibility,
+  context: PlanContext,
+): Promise<Record<string, unknown>> {
   switch (config.backend) {
     case 'direct': {
-      const [{ findOnPath, resolveOzPath }, launch] = await Promise.all([import('../backends/direct/direct-backend.js'), import('../backends/direct/launch.js')]);
+      const [{ findOnPath, resolveOzPath }, launch] = await Promise.all([
+        import('../backends/direct/direct-backend.js'),
+        import('../backends/direct/launch.js'),
+      ]);
       const mode = launch.resolvedWorkspaceMode(config.direct, DEFAULT_WORKSPACE_ROOT);
       const workspace = launch.taskWorkspace(mode, params.taskId);
       const hostEnv = launch.directHostEnv(context.hostEnv ?? process.env, config.direct.runAs);
@@ -76,7 +85,9 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
         args: argsView(agent.args, showSecrets),
         workspace: agent.cwd,
         environment: envView(agent.env, visible),
-        ...(config.direct.setupCommand ? { setupCommand: config.direct.setupCommand, setupNote: 'the agent also gets the variables setup writes to $OZ_ENVIRONMENT_FILE' } : {}),
+        ...(config.direct.setupCommand
+          ? { setupCommand: config.direct.setupCommand, setupNote: 'the agent also gets the variables setup writes to $OZ_ENVIRONMENT_FILE' }
+          : {}),
         ...(config.direct.teardownCommand ? { teardownCommand: config.direct.teardownCommand } : {}),
       };
     }
@@ -85,24 +96,34 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
       checkTaskImages(params);
       // The run binds a volume holding each sidecar image's files; its name is known only then.
       const sidecarBinds = params.sidecars.map((sidecar) => sidecarBind(`(volume of ${sidecar.image})`, sidecar));
-      const { body } = taskContainerSpec({ params, workerId: config.workerId, operatorEnv: config.operatorEnv, sidecarBinds, volumes: config.docker.volumes, hostCpus: undefined });
+      const { body } = taskContainerSpec({
+        params,
+        workerId: config.workerId,
+        operatorEnv: config.operatorEnv,
+        sidecarBinds,
+        volumes: config.docker.volumes,
+        hostCpus: undefined,
+      });
       body.Cmd = argsView(body.Cmd as string[], showSecrets);
       body.Env = envView(pairs(body.Env as string[]), visible);
       return {
         pullPolicy: config.docker.pullPolicy,
         container: body,
-        ...(params.instanceShape?.vcpus ? { shapeNote: 'vcpus above the Docker host\'s CPU count are lowered to it' } : {}),
+        ...(params.instanceShape?.vcpus ? { shapeNote: "vcpus above the Docker host's CPU count are lowered to it" } : {}),
       };
     }
     case 'command': {
-      const [{ dispatchPayload }, { commandEnv, dispatchVariables }] = await Promise.all([import('../backends/command/payload.js'), import('../backends/command/command-backend.js')]);
+      const [{ dispatchPayload }, { commandEnv, dispatchVariables }] = await Promise.all([
+        import('../backends/command/payload.js'),
+        import('../backends/command/command-backend.js'),
+      ]);
       const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: config.serverRootUrl, workerId: config.workerId })) as Record<string, unknown>;
       if (!showSecrets) redactPayload(payload, visible);
       const environment = commandEnv({}, config.apiKey, config.operatorEnv, dispatchVariables(params, config.serverRootUrl));
       return {
         dispatchCommand: config.command.dispatchCommand,
         environment: envView(environment, visible),
-        inherited: 'the rest of the worker\'s environment, without its API key',
+        inherited: "the rest of the worker's environment, without its API key",
         stdin: payload,
       };
     }
@@ -129,7 +150,8 @@ async function launchFor(params: TaskParams, config: WorkerConfig, showSecrets: 
 function redactPayload(payload: Record<string, unknown>, visible: Visibility): void {
   for (const [key, value] of Object.entries(payload)) {
     if (/env/i.test(key) && value && typeof value === 'object' && !Array.isArray(value)) {
-      for (const [name, entry] of Object.entries(value)) if (typeof entry !== 'string' || !visible(name, entry)) (value as Record<string, unknown>)[name] = REDACTED;
+      for (const [name, entry] of Object.entries(value))
+        if (typeof entry !== 'string' || !visible(name, entry)) (value as Record<string, unknown>)[name] = REDACTED;
     } else if (Array.isArray(value) && /args/i.test(key)) {
       payload[key] = argsView(value as string[], false);
     } else if (value && typeof value === 'object') {
@@ -142,7 +164,11 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
   const frame = decodeFrame(frameText(input));
   if (frame.kind === 'unparseable') return { kind: 'refuse', answer: { dropped: frame.problem }, text: `The worker would drop this frame: ${frame.problem}` };
   if (frame.kind === 'unknown' || frame.kind === 'cancellation') {
-    return { kind: 'refuse', answer: { dropped: `not a task assignment (${frame.kind})` }, text: 'This is not a task assignment; the worker would not start anything for it.' };
+    return {
+      kind: 'refuse',
+      answer: { dropped: `not a task assignment (${frame.kind})` },
+      text: 'This is not a task assignment; the worker would not start anything for it.',
+    };
   }
   if (frame.kind === 'invalid') {
     if (frame.taskId === undefined) {
@@ -178,7 +204,12 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
     // The backend refuses the task before launching anything: the worker reports what the run would.
     const failure = classifyFailure(error, undefined);
     const answer = { type: 'task_failed', data: { task_id: params.taskId, message: failure.message, failure_reason: failure.reason } };
-    return { kind: 'refuse', taskId: params.taskId, answer, text: `The ${config.backend} backend would refuse this task; the worker would answer task_failed:\n  ${failure.message}` };
+    return {
+      kind: 'refuse',
+      taskId: params.taskId,
+      answer,
+      text: `The ${config.backend} backend would refuse this task; the worker would answer task_failed:\n  ${failure.message}`,
+    };
   }
   const teamSharing = params.args.includes('team:edit');
   const lines = [

@@ -50,10 +50,13 @@ export function createShutdown(parts: ShutdownParts): Shutdown {
   const run = async (trigger: string, options: ShutdownOptions): Promise<void> => {
     const { log } = parts;
     const deadline = Date.now() + parts.graceMs;
-    const backstop = setTimeout(() => {
-      log.error('Shutdown did not finish within its grace period; exiting now');
-      parts.exit(1);
-    }, parts.graceMs + (parts.backstopMs ?? 5_000));
+    const backstop = setTimeout(
+      () => {
+        log.error('Shutdown did not finish within its grace period; exiting now');
+        parts.exit(1);
+      },
+      parts.graceMs + (parts.backstopMs ?? 5_000),
+    );
     backstop.unref();
 
     log.info({ trigger, graceMs: parts.graceMs }, 'Shutting down: no new tasks are accepted');

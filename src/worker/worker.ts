@@ -25,7 +25,7 @@ export interface WorkerDeps {
   /** Builds a task's parameters; default: `buildTaskParams` with `config` (what production runs). */
   buildParams?: TaskParamsBuilder;
   /** Decides whether an assignment's owner is in scope; default: the device scope when `config.device` is set. */
-  admit?: (assignment: TaskAssignment) => AdmissionDecision;
+  admit?: ((assignment: TaskAssignment) => AdmissionDecision) | undefined;
   metrics?: WorkerMetrics;
   scrubber?: SecretScrubber;
   /** A claimed task was handed off to a system that reports by itself (dispatch command): no terminal status will follow from here. */

@@ -4,17 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeFrame, type DecodedFrame } from '../../src/protocol/decode.js';
-import {
-  damagedTexts,
-  expectedTaskId,
-  FUZZ_SEED,
-  mutatedFrames,
-  randomBytesText,
-  randomEnvelope,
-  REGRESSION_FRAMES,
-  render,
-  validFrame,
-} from './frames.js';
+import { damagedTexts, expectedTaskId, FUZZ_SEED, mutatedFrames, randomBytesText, randomEnvelope, REGRESSION_FRAMES, render, validFrame } from './frames.js';
 
 const PROTOTYPES = [Object.prototype, Array.prototype, Function.prototype, String.prototype];
 /** Each built-in prototype's own properties and their values, before any frame was decoded. */
@@ -49,7 +39,9 @@ function decodeChecked(text: string): DecodedFrame {
       if (servers && Object.keys(servers).length > 0) {
         // The --mcp argument is JSON naming exactly the decoded servers.
         check(typeof result.mcpArgument === 'string', 'servers but no --mcp argument', result);
-        const names = Object.keys(JSON.parse(result.mcpArgument) as object).sort().join('\0');
+        const names = Object.keys(JSON.parse(result.mcpArgument) as object)
+          .sort()
+          .join('\0');
         check(names === Object.keys(servers).sort().join('\0'), '--mcp names differ from the decoded servers', result.mcpArgument);
       } else {
         check(result.mcpArgument === undefined, 'an --mcp argument without servers', result);
@@ -159,7 +151,8 @@ describe('decodeFrame under fuzzing', { timeout: 180_000 }, () => {
       (frame) => {
         const result = decodeChecked(render(frame));
         const expected = expectedTaskId(frame)!;
-        if (expected.type === 'task_assignment') check(result.kind === 'assignment' && result.assignment.task_id === expected.taskId, 'valid assignment not decoded', result);
+        if (expected.type === 'task_assignment')
+          check(result.kind === 'assignment' && result.assignment.task_id === expected.taskId, 'valid assignment not decoded', result);
         else check(result.kind === 'cancellation' && result.taskId === expected.taskId, 'valid cancellation not decoded', result);
       },
       4,

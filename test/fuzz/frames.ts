@@ -10,10 +10,7 @@ import fc from 'fast-check';
 export const FUZZ_SEED = Number.parseInt(process.env.FUZZ_SEED ?? '', 10) || 0x5eed_0c0d;
 
 /** A JSON text tree. `raw` holds already-rendered JSON (any scalar, or a pre-built deep value). */
-export type JsonNode =
-  | { kind: 'raw'; text: string }
-  | { kind: 'array'; items: JsonNode[] }
-  | { kind: 'object'; members: Array<[string, JsonNode]> };
+export type JsonNode = { kind: 'raw'; text: string } | { kind: 'array'; items: JsonNode[] } | { kind: 'object'; members: Array<[string, JsonNode]> };
 
 export function toNode(value: unknown): JsonNode {
   if (Array.isArray(value)) return { kind: 'array', items: value.map(toNode) };
@@ -59,9 +56,7 @@ function deepObject(depth: number): string {
 }
 
 const BIG_VALUES = {
-  common: [deepArray(10), deepObject(10), deepArray(300), deepObject(300), JSON.stringify('x'.repeat(4_096))].map(
-    (text): JsonNode => ({ kind: 'raw', text }),
-  ),
+  common: [deepArray(10), deepObject(10), deepArray(300), deepObject(300), JSON.stringify('x'.repeat(4_096))].map((text): JsonNode => ({ kind: 'raw', text })),
   rare: [
     ...[deepArray(300), deepObject(300), JSON.stringify('y'.repeat(1_000))].flatMap((text) => Array<string>(12).fill(text)),
     deepArray(5_000),
@@ -121,9 +116,7 @@ export const hostileValue: fc.Arbitrary<JsonNode> = fc.oneof(
 const text = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 8 }));
 const taskId = fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,11}$/);
 const int = fc.integer();
-const timestamp = fc
-  .date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true })
-  .map((d) => d.toISOString());
+const timestamp = fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString());
 const optional = { requiredKeys: [] as never[] };
 
 const snapshot = fc.record(
@@ -220,7 +213,7 @@ function objects(root: JsonNode): Array<Extract<JsonNode, { kind: 'object' }>> {
 
 function recase(key: string, salt: number): string {
   let out = '';
-  for (let i = 0; i < key.length; i++) out += (salt >> i % 16) & 1 ? key[i]!.toUpperCase() : key[i]!.toLowerCase();
+  for (let i = 0; i < key.length; i++) out += (salt >> (i % 16)) & 1 ? key[i]!.toUpperCase() : key[i]!.toLowerCase();
   return out === key ? key.toUpperCase() : out;
 }
 
@@ -258,15 +251,13 @@ export function applyMutation(root: JsonNode, m: Mutation): void {
  * mutations (generating the frame costs more than decoding it, so it is reused).
  */
 export function mutatedFrames(variants: number): fc.Arbitrary<JsonNode[]> {
-  return fc
-    .tuple(validFrame, fc.array(fc.array(mutation, { minLength: 1, maxLength: 4 }), { minLength: variants, maxLength: variants }))
-    .map(([frame, sets]) =>
-      sets.map((mutations) => {
-        const root = clone(frame);
-        for (const m of mutations) applyMutation(root, m);
-        return root;
-      }),
-    );
+  return fc.tuple(validFrame, fc.array(fc.array(mutation, { minLength: 1, maxLength: 4 }), { minLength: variants, maxLength: variants })).map(([frame, sets]) =>
+    sets.map((mutations) => {
+      const root = clone(frame);
+      for (const m of mutations) applyMutation(root, m);
+      return root;
+    }),
+  );
 }
 
 const damage = fc.tuple(fc.nat(), fc.constantFrom('truncate', 'insert', 'flip'), fc.string({ unit: 'binary', minLength: 1, maxLength: 3 }));

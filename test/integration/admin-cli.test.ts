@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RunningCli, runCli } from '../support/cli.js';
 import { BIN, FAKE_OZ, tempDir } from '../support/worker-process.js';
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
+const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -52,9 +52,12 @@ describe('oz-worker admin', { timeout: 120_000 }, () => {
     cleanups.push(dir.cleanup);
     const config = `${dir.path}/worker.yaml`;
     await import('node:fs/promises').then((fs) => fs.writeFile(config, `backend:\n  direct:\n    oz_path: ${FAKE_OZ}\n    workspace_root: ${dir.path}/ws\n`));
-    const worker = new RunningCli([process.execPath, BIN, '--worker-id', 'fleet-1', '--config-file', config, '--web-socket-url', webSocketUrl, '--server-root-url', url], {
-      env: { WARP_API_KEY: teamKey },
-    });
+    const worker = new RunningCli(
+      [process.execPath, BIN, '--worker-id', 'fleet-1', '--config-file', config, '--web-socket-url', webSocketUrl, '--server-root-url', url],
+      {
+        env: { WARP_API_KEY: teamKey },
+      },
+    );
     cleanups.push(async () => {
       worker.interrupt();
       await worker.exit();
@@ -126,7 +129,9 @@ describe('oz-worker admin', { timeout: 120_000 }, () => {
     // `task` finds a bare server too, and says which key it needs.
     const noKey = await runCli(['task', 'list', '--state-dir', stateDir]);
     expect(noKey.code).toBe(2);
-    expect(noKey.stderr).toBe(`oz-worker: error: no API key for the server at ${url}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`npx oz-worker admin key create --user <id>\`)\n`);
+    expect(noKey.stderr).toBe(
+      `oz-worker: error: no API key for the server at ${url}: pass --api-key <key> or set OZ_API_KEY (make a user key with \`npx oz-worker admin key create --user <id>\`)\n`,
+    );
     await runCli(['admin', 'user', 'create', 'carol', '--state-dir', stateDir]);
     const key = /: (\S+)\n/.exec((await runCli(['admin', 'key', 'create', '--user', '1', '--state-dir', stateDir])).stdout)![1]!;
     const notAdmin = await runCli(['admin', 'user', 'list', '--state-dir', stateDir], { env: { OZ_ADMIN_KEY: key } });

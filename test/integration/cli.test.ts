@@ -46,7 +46,7 @@ describe('command line', () => {
     expect(lines[0]).toBe(
       'oz-worker: error: Node.js 20.11.1 is too old; oz-worker needs Node.js 22.12 or newer (24 LTS recommended). Run it with a newer Node.js anyway:',
     );
-    expect(lines[1]).toMatch(/^  npx (--prefix \S+ )?oz-worker --web-socket-url ws:\S+ --worker-id w$/);
+    expect(lines[1]).toMatch(/^ {2}npx (--prefix \S+ )?oz-worker --web-socket-url ws:\S+ --worker-id w$/);
     const version = await run(['--version'], { NODE_OPTIONS: `--require ${preload}` });
     expect(version.code).toBe(0);
     expect(version.output.trim()).toMatch(/^\d+\.\d+\.\d+$/);

@@ -53,7 +53,10 @@ describe('oz-worker local', () => {
     // The stand-in printed the argv the worker built: team-owned, so team sharing.
     expect(first.stdout).toContain('echo-agent: command line: oz agent run --share team:edit --task-id');
     // The worker's key travels in its environment, never in the output.
-    const settings = JSON.parse(await (await import('node:fs/promises')).readFile(`${dir.path}/local.json`, 'utf8')) as { worker_key: string; user_key: string };
+    const settings = JSON.parse(await (await import('node:fs/promises')).readFile(`${dir.path}/local.json`, 'utf8')) as {
+      worker_key: string;
+      user_key: string;
+    };
     expect(first.stdout + first.stderr).not.toContain(settings.worker_key);
 
     const second = await cli(args);
@@ -177,7 +180,9 @@ describe('oz-worker task', () => {
     ] as const) {
       const refused = await cli([...args, '--server', h.server.httpUrl, '--api-key', stranger.key]);
       expect(refused.code, args.join(' ')).toBe(1);
-      expect(refused.stderr).toBe(`oz-worker: error: no task ${id} is visible to this key: it does not exist, or another user or team owns it (\`npx oz-worker task list\` shows yours)\n`);
+      expect(refused.stderr).toBe(
+        `oz-worker: error: no task ${id} is visible to this key: it does not exist, or another user or team owns it (\`npx oz-worker task list\` shows yours)\n`,
+      );
     }
 
     const dir = tempDir('nostate');
@@ -187,12 +192,16 @@ describe('oz-worker task', () => {
     expect(unconfigured.stderr).toMatch(/run `npx oz-worker local` first/);
     const badKey = await cli(['task', 'list', '--server', h.server.httpUrl, '--api-key', 'not-a-key']);
     expect(badKey.code).toBe(1);
-    expect(badKey.stderr).toMatch(/^oz-worker: error: the server at http:\/\/127\.0\.0\.1:\d+\/ does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY\n$/);
+    expect(badKey.stderr).toMatch(
+      /^oz-worker: error: the server at http:\/\/127\.0\.0\.1:\d+\/ does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY\n$/,
+    );
     const badEnvKey = await cli(['task', 'list', '--server', h.server.httpUrl], { OZ_API_KEY: 'not-a-key' });
     expect(badEnvKey.stderr).toMatch(/the API key from \$OZ_API_KEY/);
     const notUrl = await cli(['task', 'list', '--server', 'not-a-url', '--api-key', 'k']);
     expect(notUrl.code).toBe(2);
-    expect(notUrl.stderr).toMatch(/^oz-worker: error: invalid --server "not-a-url": not a URL; give the server's address, e\.g\. http:\/\/127\.0\.0\.1:7317\n$/);
+    expect(notUrl.stderr).toMatch(
+      /^oz-worker: error: invalid --server "not-a-url": not a URL; give the server's address, e\.g\. http:\/\/127\.0\.0\.1:7317\n$/,
+    );
     const unreachable = await cli(['task', 'list', '--server', 'http://127.0.0.1:9', '--api-key', 'k']);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/cannot reach the oz-worker server at http:\/\/127\.0\.0\.1:9/);

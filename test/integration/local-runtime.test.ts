@@ -102,7 +102,13 @@ function agentConfig(dir: string, extraEnv: Record<string, string> = {}): { path
   const path = join(dir, 'my-worker.yaml');
   writeFileSync(
     path,
-    ['backend:', '  direct:', `    oz_path: ${FAKE_OZ}`, '    environment:', ...Object.entries(env).flatMap(([name, value]) => [`      - name: ${name}`, `        value: "${value}"`])].join('\n'),
+    [
+      'backend:',
+      '  direct:',
+      `    oz_path: ${FAKE_OZ}`,
+      '    environment:',
+      ...Object.entries(env).flatMap(([name, value]) => [`      - name: ${name}`, `        value: "${value}"`]),
+    ].join('\n'),
   );
   return { path, records };
 }
@@ -126,7 +132,7 @@ describe('oz-worker local: both kinds of task', () => {
     expect(result.stdout + result.stderr).not.toContain(settings.user_worker_key);
   });
 
-  it('prints Next: lines that run as printed: a no-flag task is the user\'s and runs; --team runs on the team worker; task logs prints the output', async () => {
+  it("prints Next: lines that run as printed: a no-flag task is the user's and runs; --team runs on the team worker; task logs prints the output", async () => {
     const dir = stateDir();
     const local = start(['local', '--listen', '127.0.0.1:0', '--state-dir', dir]);
     await local.waitFor(/Press Ctrl-C/);
@@ -172,7 +178,10 @@ describe('oz-worker task watch: why a task waits', () => {
     // A team worker cannot take a user's task: the reason says whose worker is missing.
     const teamProbe = await ProbeWorker.connect(h.server.webSocketUrl, team.key, 'team-probe');
     cleanups.push(() => teamProbe.close());
-    await watch.waitFor(new RegExp(`waiting\\s+no connected worker runs the tasks of user ${user.id}: a user's tasks run on a worker connected with a key of that user`), 5_000);
+    await watch.waitFor(
+      new RegExp(`waiting\\s+no connected worker runs the tasks of user ${user.id}: a user's tasks run on a worker connected with a key of that user`),
+      5_000,
+    );
     const shown = await run(['task', 'show', task.id, ...auth]);
     expect(shown.stdout).toMatch(new RegExp(`waiting\\s+no connected worker runs the tasks of user ${user.id}`));
 
@@ -193,10 +202,14 @@ describe('oz-worker task watch: why a task waits', () => {
     await h.admin.request('POST', `/api/v1/pins/${pin.id}/archive`);
     const deviceProbe = await ProbeWorker.connect(h.server.webSocketUrl, user.key, 'device-probe', device.id);
     cleanups.push(() => deviceProbe.close());
-    const unpinned = await until(async () => {
-      const current = await h!.as(user.key).task(routed.id);
-      return current.waiting_reason?.includes('has no active pin') ? current : undefined;
-    }, 5_000, 'the no-pin reason');
+    const unpinned = await until(
+      async () => {
+        const current = await h!.as(user.key).task(routed.id);
+        return current.waiting_reason?.includes('has no active pin') ? current : undefined;
+      },
+      5_000,
+      'the no-pin reason',
+    );
     expect(unpinned.waiting_reason).toBe(`device laptop-1 has no active pin for team ${team.id}`);
     await h.admin.request('POST', `/api/v1/devices/${device.id}/pins`, { team_id: team.id });
     await until(() => deviceProbe.received(routed.id), 5_000, 'the pinned assignment');
@@ -205,11 +218,13 @@ describe('oz-worker task watch: why a task waits', () => {
 });
 
 describe('oz-worker local: backends and --config-file', () => {
-  it('passes --config-file through, adds a workspace root outside the state directory, and runs the task with the file\'s agent and environment', async () => {
+  it("passes --config-file through, adds a workspace root outside the state directory, and runs the task with the file's agent and environment", async () => {
     const dir = stateDir();
     const cache = join(dir, 'cache');
     const config = agentConfig(dir, { FAKE_OZ_PRINT: 'hello from my config' });
-    const result = await run(['local', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'state'), '--config-file', config.path], { XDG_CACHE_HOME: cache });
+    const result = await run(['local', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'state'), '--config-file', config.path], {
+      XDG_CACHE_HOME: cache,
+    });
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).not.toContain('STAND-IN');
     expect(result.stdout).toMatch(/stdout\s+hello from my config/);
@@ -231,7 +246,7 @@ describe('oz-worker local: backends and --config-file', () => {
     ['docker', { DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, /docker/i],
     ['kubernetes', { KUBECONFIG: '/nonexistent/kubeconfig' }, /kube/i],
     ['command', {}, /the command backend requires a dispatch command: set backend\.command\.dispatch_command/],
-  ])('--backend %s without its engine fails with the backend\'s own error, not an empty config file', async (backend, env, pattern) => {
+  ])("--backend %s without its engine fails with the backend's own error, not an empty config file", async (backend, env, pattern) => {
     const dir = stateDir();
     const result = await run(['local', '--backend', backend, '--listen', '127.0.0.1:0', '--state-dir', dir], env);
     expect(result.code, result.stdout + result.stderr).toBe(1);
@@ -244,7 +259,9 @@ describe('oz-worker local: backends and --config-file', () => {
     const engine = await FakeDockerEngine.start();
     cleanups.push(() => engine.close());
     const dir = stateDir();
-    const result = await run(['local', '--backend', 'docker', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir], { DOCKER_HOST: engine.dockerHost });
+    const result = await run(['local', '--backend', 'docker', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir], {
+      DOCKER_HOST: engine.dockerHost,
+    });
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/Starting worker "local-team-worker" for the tasks of team demo-team \(id \d+\) \(backend: docker\)/);
     expect(result.stdout.match(/Demo task completed\./g)).toHaveLength(2);
@@ -256,7 +273,10 @@ describe('oz-worker local: backends and --config-file', () => {
     cleanups.push(() => api.close());
     const dir = stateDir();
     const path = join(dir, 'k8s.yaml');
-    writeFileSync(path, ['backend:', '  kubernetes:', '    namespace: agents', `    kubeconfig: ${api.writeKubeconfig(dir)}`, '    preflight_timeout: 0s'].join('\n'));
+    writeFileSync(
+      path,
+      ['backend:', '  kubernetes:', '    namespace: agents', `    kubeconfig: ${api.writeKubeconfig(dir)}`, '    preflight_timeout: 0s'].join('\n'),
+    );
     const result = await run(['local', '--config-file', path, '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/\(backend: kubernetes\)/);
@@ -274,13 +294,17 @@ describe('oz-worker local: backends and --config-file', () => {
     await local.waitFor(/Press Ctrl-C/);
     const submitted = await run(['task', 'submit', 'hand this off', '--json', '--state-dir', dir]);
     const task = JSON.parse(submitted.stdout) as { id: string };
-    const payload = await until(() => {
-      try {
-        return JSON.parse(readFileSync(join(dispatched, `${task.id}.json`), 'utf8')) as Record<string, unknown>;
-      } catch {
-        return undefined; // not written (completely) yet
-      }
-    }, 15_000, 'the dispatch command to run');
+    const payload = await until(
+      () => {
+        try {
+          return JSON.parse(readFileSync(join(dispatched, `${task.id}.json`), 'utf8')) as Record<string, unknown>;
+        } catch {
+          return undefined; // not written (completely) yet
+        }
+      },
+      15_000,
+      'the dispatch command to run',
+    );
     expect(payload).toMatchObject({ run_id: task.id });
     local.child.kill('SIGTERM');
     expect(await local.exited).toBe(0);
@@ -295,10 +319,14 @@ describe('oz-worker local: the workers and agents die with it', () => {
     await local.waitFor(/Press Ctrl-C/);
     const submitted = await run(['task', 'submit', 'a long task', '--json', '--state-dir', dir]);
     const task = JSON.parse(submitted.stdout) as { id: string };
-    const record = await until(() => {
-      const file = join(config.records, `${task.id}.json`);
-      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }) : undefined;
-    }, 15_000, 'the agent to start');
+    const record = await until(
+      () => {
+        const file = join(config.records, `${task.id}.json`);
+        return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }) : undefined;
+      },
+      15_000,
+      'the agent to start',
+    );
     expect(processesMentioning(dir).length).toBeGreaterThanOrEqual(2); // the two workers
     expect(alive(record.pid)).toBe(true);
 
@@ -327,7 +355,7 @@ describe('oz-worker local: the workers and agents die with it', () => {
 });
 
 describe('the state directory lock', () => {
-  it('refuses a second server on the same state directory, naming the holder; a dead holder\'s lock is taken over', async () => {
+  it("refuses a second server on the same state directory, naming the holder; a dead holder's lock is taken over", async () => {
     const dir = stateDir();
     const first = start(['server', '--listen', '127.0.0.1:0', '--state-dir', dir]);
     const url = (await first.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
@@ -399,7 +427,10 @@ describe('the task-output extension', () => {
     const other = await h.createUser('other');
     const ownerProbe = await ProbeWorker.connect(h.server.webSocketUrl, owner.key, 'owner-worker');
     const otherProbe = await ProbeWorker.connect(h.server.webSocketUrl, other.key, 'other-worker');
-    cleanups.push(() => ownerProbe.close(), () => otherProbe.close());
+    cleanups.push(
+      () => ownerProbe.close(),
+      () => otherProbe.close(),
+    );
     const task = await h.as(owner.key).submitTask({ prompt: 'print a lot' });
     await until(() => ownerProbe.received(task.id), 5_000, 'the assignment');
     ownerProbe.send('task_claimed', { task_id: task.id, worker_id: 'owner-worker' });
@@ -408,7 +439,8 @@ describe('the task-output extension', () => {
     otherProbe.send('task_output', { task_id: task.id, lines: [{ stream: 'stdout', text: 'injected by another worker' }] });
     ownerProbe.send('task_output', { task_id: task.id, lines: [{ stream: 'stdout', text: 'x'.repeat(5000) }] }); // over the line cap: refused
     const line = 'y'.repeat(4000);
-    for (let i = 0; i < 5; i++) ownerProbe.send('task_output', { task_id: task.id, lines: Array.from({ length: 60 }, () => ({ stream: 'stderr', text: line })) });
+    for (let i = 0; i < 5; i++)
+      ownerProbe.send('task_output', { task_id: task.id, lines: Array.from({ length: 60 }, () => ({ stream: 'stderr', text: line })) });
     ownerProbe.send('task_output', { task_id: task.id, lines: [{ stream: 'stdout', text: 'after the cap' }] });
     // The frames are handled in order: once the last one is, every earlier one was.
     ownerProbe.send('task_claimed', { task_id: task.id, worker_id: 'owner-worker' });

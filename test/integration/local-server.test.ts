@@ -1,7 +1,7 @@
 // The local dispatch server with real workers: ownership and per-task keys,
 // routing and re-queueing, cancel, restart, the tenant guard and default agents.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiClient, ApiClientError } from '../../src/local/api-client.js';
+import { type ApiClient, ApiClientError } from '../../src/local/api-client.js';
 import { startLocalServer, until, ProbeWorker, type LocalServerHarness } from '../support/local-server.js';
 
 let h: LocalServerHarness | undefined;
@@ -115,7 +115,11 @@ describe('queue and routing', () => {
     await s.waitForTask(client, first.id, ['running']);
     // The worker holds one task; the second assignment is rejected, comes back, and runs after the first.
     const second = await client.submitTask({ prompt: 'next' });
-    await until(async () => (await client.events(second.id, 0, 0)).events.some((e) => e.kind === 'rejected' && e.detail.includes('at_capacity')), 10_000, 'the rejection');
+    await until(
+      async () => (await client.events(second.id, 0, 0)).events.some((e) => e.kind === 'rejected' && e.detail.includes('at_capacity')),
+      10_000,
+      'the rejection',
+    );
     const done = await s.waitForTask(client, second.id, ['completed'], 20_000);
     const firstDone = await s.waitForTask(client, first.id, ['completed']);
     expect(Date.parse(done.claimed_at!)).toBeGreaterThanOrEqual(Date.parse(firstDone.finished_at!));
@@ -292,7 +296,7 @@ describe('device workers', () => {
     await until(() => fleet.received(cases.unpinnedWorkOfPinnedTeam.id), 5_000, 'fleet assignment');
   });
 
-  it('refuses a device id that is not the key owner\'s, and a team key claiming to be a device', async () => {
+  it("refuses a device id that is not the key owner's, and a team key claiming to be a device", async () => {
     const s = await setUp();
     const erin = await s.createUser('erin');
     const frank = await s.createUser('frank');
@@ -303,7 +307,7 @@ describe('device workers', () => {
     await expect(ProbeWorker.connect(s.server.webSocketUrl, 'ozl_not_a_key', 'w')).rejects.toThrow(/401/);
   });
 
-  it('a real device worker runs its owner\'s task', async () => {
+  it("a real device worker runs its owner's task", async () => {
     const s = await setUp();
     const gus = await s.createUser('gus');
     await s.admin.request('POST', '/api/v1/devices', { user_id: gus.id, name: 'gus-laptop', id: 'gus-laptop' });
@@ -326,11 +330,7 @@ describe('tenant guard', () => {
     const teamTask = await s.as(team.key).submitTask({ prompt: 'team work' });
     const outsider = await s.createTeam('outsiders', { defaultAgent: AGENT });
 
-    const routes = [
-      (c: ApiClient, id: string) => c.task(id),
-      (c: ApiClient, id: string) => c.events(id, 0, 0),
-      (c: ApiClient, id: string) => c.cancelTask(id),
-    ];
+    const routes = [(c: ApiClient, id: string) => c.task(id), (c: ApiClient, id: string) => c.events(id, 0, 0), (c: ApiClient, id: string) => c.cancelTask(id)];
     const forbidden = async (client: ApiClient, id: string): Promise<void> => {
       for (const route of routes) {
         const error = await errorOf(route(client, id));
@@ -425,7 +425,11 @@ describe('bad input', () => {
     await check(await post('/api/v1/tasks', '{}', 'wrong'), 401, 'unauthorized');
     await check(await post('/api/v1/users', JSON.stringify({ name: 'x' })), 403, 'admin_required');
     await check(await fetch(`${s.server.httpUrl}/api/v1/nope`), 404, 'not_found');
-    await check(await fetch(`${s.server.httpUrl}/api/v1/tasks`, { method: 'DELETE', headers: { Authorization: `Bearer ${user.key}` } }), 405, 'method_not_allowed');
+    await check(
+      await fetch(`${s.server.httpUrl}/api/v1/tasks`, { method: 'DELETE', headers: { Authorization: `Bearer ${user.key}` } }),
+      405,
+      'method_not_allowed',
+    );
     await check(await fetch(`${s.server.httpUrl}/api/v1/tasks?state=bogus`, { headers: { Authorization: `Bearer ${user.key}` } }), 400, 'invalid_state');
   });
 
@@ -438,7 +442,9 @@ describe('bad input', () => {
     const task = await s.as(team.key).submitTask({ prompt: 'still works' });
     await until(() => worker.received(task.id), 5_000, 'assignment after bad frames');
     const big = await probe(team.key, 'big');
-    const closed = new Promise<number>((resolve) => (big as unknown as { socket: { once(e: string, f: (code: number) => void): void } }).socket.once('close', resolve));
+    const closed = new Promise<number>((resolve) =>
+      (big as unknown as { socket: { once(e: string, f: (code: number) => void): void } }).socket.once('close', resolve),
+    );
     big.send('task_claimed', { task_id: 'x'.repeat(2 * 1024 * 1024), worker_id: 'big' });
     expect(await closed).toBe(1009);
   });

@@ -56,10 +56,14 @@ describe('metrics', () => {
     await h.server.waitForMessage('task_completed', 'm1');
     h.server.assign(assignment('m2', { env_vars: { FAKE_OZ_EXIT: '3' } }));
     await h.server.waitForMessage('task_failed', 'm2');
-    const after = await until(async () => {
-      const now = await scrape();
-      return now.get('oz_worker_tasks_completed_total{result="failed"}') === 1 ? now : undefined;
-    }, 5_000, 'the failed task to be counted');
+    const after = await until(
+      async () => {
+        const now = await scrape();
+        return now.get('oz_worker_tasks_completed_total{result="failed"}') === 1 ? now : undefined;
+      },
+      5_000,
+      'the failed task to be counted',
+    );
     expect(after.get('oz_worker_tasks_active')).toBe(0);
     expect(after.get('oz_worker_tasks_completed_total{result="succeeded"}')).toBe(1);
     expect(after.get('oz_worker_task_duration_seconds_count{result="succeeded"}')).toBe(1);
@@ -76,10 +80,14 @@ describe('health', () => {
 
     h.server.refuseWith = 503;
     h.server.dropConnections();
-    const notConnected = await until(async () => {
-      const response = await fetch(`${health}/readyz`);
-      return response.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
-    }, 5_000, 'not ready');
+    const notConnected = await until(
+      async () => {
+        const response = await fetch(`${health}/readyz`);
+        return response.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
+      },
+      5_000,
+      'not ready',
+    );
     expect(notConnected.reason).toBe('not connected to the dispatch server');
     expect((await fetch(`${health}/livez`)).status).toBe(200);
     h.server.refuseWith = undefined;
@@ -96,10 +104,14 @@ describe('health', () => {
       }
     });
     h.worker.signal('SIGTERM');
-    const draining = await until(async () => {
-      const response = await fetch(`${health}/readyz`).catch(() => undefined);
-      return response?.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
-    }, 5_000, 'draining');
+    const draining = await until(
+      async () => {
+        const response = await fetch(`${health}/readyz`).catch(() => undefined);
+        return response?.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
+      },
+      5_000,
+      'draining',
+    );
     expect(draining.reason).toMatch(/shutting down/);
   });
 });

@@ -119,24 +119,28 @@ describe('installed from the tarball into an empty folder', () => {
     expect(lines[1]).toBe("  npx -p node@24 -p oz-worker oz-worker plan --backend direct 'team task.json'");
   });
 
-  it.skipIf(!oldNode)('the printed command runs it (with the tarball standing in for the registry package)', () => {
-    const reachable = npm(['view', 'node@24', 'version', '--json'], { cwd: project });
-    if (reachable.status !== 0) {
-      console.log(`npx -p node@24 check skipped: the npm registry did not answer (${reachable.stderr.trim().split('\n').pop()})`);
-      return;
-    }
-    copyFileSync(join(REPO_ROOT, 'test/fixtures/assignments/team.json'), join(project, 'team.json'));
-    const env = { ...process.env, PATH: `${join(OLD_NODE, '..')}:${process.env.PATH}` };
-    const run = spawnSync('npx', ['--yes', '-p', 'node@24', '-p', tarball, 'oz-worker', 'plan', '--backend', 'direct', 'team.json'], {
-      cwd: project,
-      env,
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
-    expect(run.status, run.stderr).toBe(0);
-    expect(run.stdout).toContain('team:edit');
-    expect(run.stderr).not.toContain('EBADENGINE');
-  }, 320_000);
+  it.skipIf(!oldNode)(
+    'the printed command runs it (with the tarball standing in for the registry package)',
+    () => {
+      const reachable = npm(['view', 'node@24', 'version', '--json'], { cwd: project });
+      if (reachable.status !== 0) {
+        console.log(`npx -p node@24 check skipped: the npm registry did not answer (${reachable.stderr.trim().split('\n').pop()})`);
+        return;
+      }
+      copyFileSync(join(REPO_ROOT, 'test/fixtures/assignments/team.json'), join(project, 'team.json'));
+      const env = { ...process.env, PATH: `${join(OLD_NODE, '..')}:${process.env.PATH}` };
+      const run = spawnSync('npx', ['--yes', '-p', 'node@24', '-p', tarball, 'oz-worker', 'plan', '--backend', 'direct', 'team.json'], {
+        cwd: project,
+        env,
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout).toContain('team:edit');
+      expect(run.stderr).not.toContain('EBADENGINE');
+    },
+    320_000,
+  );
 });
 
 /** The user's shell: no npm_* variables from the npm that runs this test. */

@@ -42,20 +42,24 @@ describe('oz-worker plan', () => {
     expect(stdout).not.toContain('ghp_mcp_secret_value');
   });
 
-  it.each(['direct', 'docker', 'kubernetes'])('shows the worker\'s own environment for the shipped sample (%s backend) and redacts only what the server and -e gave', async (backend) => {
-    const sample = join(REPO_ROOT, 'examples', 'assignment.json');
-    const { code, stdout } = await cli(['plan', '--backend', backend, '-e', 'DEPLOY_TOKEN=tok-from-the-operator', sample]);
-    expect(code, stdout).toBe(0);
-    expect(stdout).toContain('owner TEAM 42 — team-owned: the agent gets --share team:edit');
-    const shown = (name: string, value: string): RegExp => new RegExp(backend === 'kubernetes' ? `name: ${name}\\n\\s+value: "?${value}"?\\n` : `${name}=${value}\\n`);
-    expect(stdout).toMatch(shown('GIT_TERMINAL_PROMPT', '0'));
-    expect(stdout).toMatch(shown('GH_PROMPT_DISABLED', '1'));
-    expect(stdout).toMatch(shown('TASK_ID', '5d0c6f7e-2b1a-4c7e-9a55-3f2d8e1b0a42'));
-    expect(stdout).toMatch(shown('WARP_API_KEY', '\\[redacted\\]'));
-    expect(stdout).toMatch(shown('DEPLOY_TOKEN', '\\[redacted\\]'));
-    expect(stdout).not.toContain('example-per-task-key-not-a-real-one');
-    expect(stdout).not.toContain('tok-from-the-operator');
-  });
+  it.each(['direct', 'docker', 'kubernetes'])(
+    "shows the worker's own environment for the shipped sample (%s backend) and redacts only what the server and -e gave",
+    async (backend) => {
+      const sample = join(REPO_ROOT, 'examples', 'assignment.json');
+      const { code, stdout } = await cli(['plan', '--backend', backend, '-e', 'DEPLOY_TOKEN=tok-from-the-operator', sample]);
+      expect(code, stdout).toBe(0);
+      expect(stdout).toContain('owner TEAM 42 — team-owned: the agent gets --share team:edit');
+      const shown = (name: string, value: string): RegExp =>
+        new RegExp(backend === 'kubernetes' ? `name: ${name}\\n\\s+value: "?${value}"?\\n` : `${name}=${value}\\n`);
+      expect(stdout).toMatch(shown('GIT_TERMINAL_PROMPT', '0'));
+      expect(stdout).toMatch(shown('GH_PROMPT_DISABLED', '1'));
+      expect(stdout).toMatch(shown('TASK_ID', '5d0c6f7e-2b1a-4c7e-9a55-3f2d8e1b0a42'));
+      expect(stdout).toMatch(shown('WARP_API_KEY', '\\[redacted\\]'));
+      expect(stdout).toMatch(shown('DEPLOY_TOKEN', '\\[redacted\\]'));
+      expect(stdout).not.toContain('example-per-task-key-not-a-real-one');
+      expect(stdout).not.toContain('tok-from-the-operator');
+    },
+  );
 
   it('reveals values only with --show-secrets', async () => {
     const { stdout } = await cli(['plan', '--backend', 'direct', '--show-secrets', join(FIXTURES, 'team.json')]);
@@ -85,7 +89,7 @@ describe('oz-worker plan', () => {
     expect(stdout).not.toContain('ghp_secret_value_123');
   });
 
-  it.each(['docker', 'kubernetes'])('keeps the server\'s secrets and the MCP config out of the %s plan', async (backend) => {
+  it.each(['docker', 'kubernetes'])("keeps the server's secrets and the MCP config out of the %s plan", async (backend) => {
     const { code, stdout } = await cli(['plan', '--backend', backend, join(FIXTURES, 'team.json')]);
     expect(code).toBe(0);
     expect(stdout).toContain('[redacted]');
@@ -148,7 +152,10 @@ describe('oz-worker doctor', () => {
     expect(code).toBe(1);
     const report = JSON.parse(stdout);
     expect(report.ok).toBe(false);
-    expect(report.checks.find((c: { name: string }) => c.name === 'dispatch server')).toMatchObject({ ok: false, detail: 'the server refused the API key (HTTP 401)' });
+    expect(report.checks.find((c: { name: string }) => c.name === 'dispatch server')).toMatchObject({
+      ok: false,
+      detail: 'the server refused the API key (HTTP 401)',
+    });
   });
 
   it('says the server cannot be reached, with the fix', async () => {
@@ -187,7 +194,11 @@ describe('oz-worker doctor with parts missing', () => {
     const { stdout } = await cli(['doctor', '--worker-id', 'w', '--backend', 'kubernetes'], { HOME: dir.path, WARP_API_KEY: API_KEY });
     expect(stdout).toContain(`✘ Kubernetes API: no kubeconfig found (looked at ${join(dir.path, '.kube/config')}); set backend.kubernetes.kubeconfig`);
     expect(stdout).not.toContain('8080');
-    const listed = await cli(['doctor', '--worker-id', 'w', '--backend', 'kubernetes'], { HOME: dir.path, WARP_API_KEY: API_KEY, KUBECONFIG: `${dir.path}/a:${dir.path}/b` });
+    const listed = await cli(['doctor', '--worker-id', 'w', '--backend', 'kubernetes'], {
+      HOME: dir.path,
+      WARP_API_KEY: API_KEY,
+      KUBECONFIG: `${dir.path}/a:${dir.path}/b`,
+    });
     expect(listed.stdout).toContain(`no kubeconfig found (looked at ${dir.path}/a, ${dir.path}/b)`);
   });
 });

@@ -41,7 +41,12 @@ interface Case {
 }
 
 const task = (id: string | undefined, extra: Record<string, unknown> = {}) => ({ ...(id === undefined ? {} : { id }), title: 'a task', ...extra });
-const assignment = (taskId: string, extra: Record<string, unknown> = {}) => ({ task_id: taskId, execution_id: `exec-${taskId.length}`, task: task(taskId), ...extra });
+const assignment = (taskId: string, extra: Record<string, unknown> = {}) => ({
+  task_id: taskId,
+  execution_id: `exec-${taskId.length}`,
+  task: task(taskId),
+  ...extra,
+});
 const snapshot = (agentConfig: Record<string, unknown>, taskId = 'snap') => assignment(taskId, { task: task(taskId, { agent_config_snapshot: agentConfig }) });
 
 const UNSAFE_IDS = ['../escape', 'a/../../escape', '/abs/path', '..', '.', 'back\\slash'];
@@ -50,7 +55,10 @@ const CASES: Case[] = [
   {
     name: 'team-owned task with server env vars and MCP servers',
     assignment: assignment('team-1', {
-      task: task('team-1', { owner: { Type: 'TEAM', Id: 42 }, agent_config_snapshot: { model_id: 'claude-test', mcp_servers: { github: { token: 'ghp_mcp' } } } }),
+      task: task('team-1', {
+        owner: { Type: 'TEAM', Id: 42 },
+        agent_config_snapshot: { model_id: 'claude-test', mcp_servers: { github: { token: 'ghp_mcp' } } },
+      }),
       env_vars: { GITHUB_ACCESS_TOKEN: 'ghp_secret', EMPTY: '', WITH_EQUALS: 'a=b=c' },
     }),
     args: ['agent', 'run', '--share', 'team:edit'],
@@ -77,24 +85,41 @@ const CASES: Case[] = [
     taskEnv: ['TASK_ID=object-2'],
   },
   { name: 'no execution id', assignment: { task_id: 'no-exec', task: task('no-exec') } },
-  { name: 'operator -e and a server env var of the same name', assignment: assignment('env-1', { env_vars: { SHARED: 'from-server' } }), env: ['SHARED=from-operator', 'OTHER=x'] },
+  {
+    name: 'operator -e and a server env var of the same name',
+    assignment: assignment('env-1', { env_vars: { SHARED: 'from-server' } }),
+    env: ['SHARED=from-operator', 'OTHER=x'],
+  },
   {
     name: 'claude harness with an -e CLAUDE_CONFIG_DIR the direct backend overrides',
     assignment: snapshot({ harness: { type: 'claude' }, model_id: 'claude-4-8-opus-high' }, 'claude-1'),
     env: ['CLAUDE_CONFIG_DIR=/operator/claude'],
     args: ['--harness', 'claude'],
   },
-  { name: 'codex harness with an -e CODEX_HOME', assignment: snapshot({ harness: { type: 'codex' }, computer_use_enabled: false }, 'codex-1'), env: ['CODEX_HOME=/operator/codex'] },
+  {
+    name: 'codex harness with an -e CODEX_HOME',
+    assignment: snapshot({ harness: { type: 'codex' }, computer_use_enabled: false }, 'codex-1'),
+    env: ['CODEX_HOME=/operator/codex'],
+  },
   { name: 'unknown harness', assignment: snapshot({ harness: { type: 'other' } }, 'other-harness') },
   { name: 'idle timeout from the task', assignment: snapshot({ idle_timeout_minutes: 15 }, 'idle-1') },
   { name: 'zero idle timeout', assignment: snapshot({ idle_timeout_minutes: 0 }, 'idle-0') },
   {
     name: 'bedrock inference role and region',
-    assignment: snapshot({ model_id: 'claude-sonnet-4', inference_providers: { aws: { role_arn: 'arn:aws:iam::123456789012:role/Bedrock', region: '  us-east-1  ' } } }, 'bedrock'),
+    assignment: snapshot(
+      { model_id: 'claude-sonnet-4', inference_providers: { aws: { role_arn: 'arn:aws:iam::123456789012:role/Bedrock', region: '  us-east-1  ' } } },
+      'bedrock',
+    ),
   },
   { name: 'public session sharing', assignment: snapshot({ session_sharing: { public_access: 'VIEWER' } }, 'share-view') },
-  { name: 'snapshot controls', assignment: snapshot({ snapshot_disabled: true, snapshot_upload_timeout_secs: 90, snapshot_script_timeout_secs: 45 }, 'snap-ctl') },
-  { name: 'profile, skill and base prompt', assignment: snapshot({ profile_id: 'p1', skill_spec: 'repo:skill', base_prompt: 'be brief', environment_id: 'env-9' }, 'profile-1') },
+  {
+    name: 'snapshot controls',
+    assignment: snapshot({ snapshot_disabled: true, snapshot_upload_timeout_secs: 90, snapshot_script_timeout_secs: 45 }, 'snap-ctl'),
+  },
+  {
+    name: 'profile, skill and base prompt',
+    assignment: snapshot({ profile_id: 'p1', skill_spec: 'repo:skill', base_prompt: 'be brief', environment_id: 'env-9' }, 'profile-1'),
+  },
   { name: 'supplemental oz args', assignment: assignment('extra-args', { additional_oz_args: ['--skip-initial-turn'] }) },
   {
     name: 'sidecars and an instance shape',
@@ -110,15 +135,38 @@ const CASES: Case[] = [
   },
   {
     name: 'duplicate sidecar mount paths',
-    assignment: assignment('dup-mount', { additional_sidecars: [{ image: 'a/b:1', mount_path: '/m' }, { image: 'c/d:1', mount_path: '/m' }] }),
+    assignment: assignment('dup-mount', {
+      additional_sidecars: [
+        { image: 'a/b:1', mount_path: '/m' },
+        { image: 'c/d:1', mount_path: '/m' },
+      ],
+    }),
     refusedBy: ['docker', 'kubernetes'],
   },
-  { name: 'sidecar without an image', assignment: assignment('no-image', { additional_sidecars: [{ mount_path: '/m' }] }), refusedBy: ['docker', 'kubernetes'] },
-  { name: 'sidecar at the Kubernetes workspace path', assignment: assignment('ws-mount', { additional_sidecars: [{ image: 'a/b:1', mount_path: '/workspace' }] }), refusedBy: ['kubernetes'] },
+  {
+    name: 'sidecar without an image',
+    assignment: assignment('no-image', { additional_sidecars: [{ mount_path: '/m' }] }),
+    refusedBy: ['docker', 'kubernetes'],
+  },
+  {
+    name: 'sidecar at the Kubernetes workspace path',
+    assignment: assignment('ws-mount', { additional_sidecars: [{ image: 'a/b:1', mount_path: '/workspace' }] }),
+    refusedBy: ['kubernetes'],
+  },
   { name: 'an image reference Docker refuses', assignment: assignment('bad-image', { docker_image: 'Not A/Valid Image' }), refusedBy: ['docker'] },
-  { name: 'a sidecar image reference Docker refuses', assignment: assignment('bad-sidecar', { additional_sidecars: [{ image: 'tools/has space:1', mount_path: '/m' }] }), refusedBy: ['docker'] },
+  {
+    name: 'a sidecar image reference Docker refuses',
+    assignment: assignment('bad-sidecar', { additional_sidecars: [{ image: 'tools/has space:1', mount_path: '/m' }] }),
+    refusedBy: ['docker'],
+  },
   // Task ids that would put a per-task workspace outside workspace_root (the Go worker's own table).
-  ...UNSAFE_IDS.map((id): Case => ({ name: `unsafe task id ${JSON.stringify(id)}`, assignment: { task_id: id, execution_id: 'e', task: task('safe-object-id') }, refusedBy: ['direct', 'direct-target-dir'] })),
+  ...UNSAFE_IDS.map(
+    (id): Case => ({
+      name: `unsafe task id ${JSON.stringify(id)}`,
+      assignment: { task_id: id, execution_id: 'e', task: task('safe-object-id') },
+      refusedBy: ['direct', 'direct-target-dir'],
+    }),
+  ),
 ];
 
 const log = pino({ level: 'silent' });
@@ -161,7 +209,12 @@ async function setUp(kind: BackendKind, testCase: Case): Promise<Setup> {
   mkdirSync(records, { recursive: true });
   mkdirSync(workDir, { recursive: true });
   const hostEnv: NodeJS.ProcessEnv = { HOME: base, PATH: process.env.PATH, TMPDIR: base, DOCKER_HOST: engine.dockerHost, HOST_ONLY: 'not for the agent' };
-  const flags: WorkerFlags = { apiKey: 'wk_worker_key', workerId: 'plan-run', backend: kind.startsWith('direct') ? 'direct' : kind, env: [...(testCase.env ?? [])] };
+  const flags: WorkerFlags = {
+    apiKey: 'wk_worker_key',
+    workerId: 'plan-run',
+    backend: kind.startsWith('direct') ? 'direct' : kind,
+    env: [...(testCase.env ?? [])],
+  };
   let yaml = '';
   if (kind.startsWith('direct')) {
     flags.ozPath = FAKE_OZ;
@@ -206,7 +259,8 @@ async function runOnBackend(backend: Backend, text: string, config: WorkerConfig
   );
 }
 
-const entries = (list: readonly string[]): Record<string, string> => Object.fromEntries(list.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+const entries = (list: readonly string[]): Record<string, string> =>
+  Object.fromEntries(list.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 const launchOf = (plan: Plan): Record<string, any> => (plan.kind === 'run' ? plan.launch : {});
 /** A target-dir task's git config lives in a fresh temporary directory, named at random. */
 const sameGitTemp = (env: Record<string, string>) => ({ ...env, GIT_CONFIG_GLOBAL: env.GIT_CONFIG_GLOBAL?.replace(/oz-gitconfig-[^/]+/, 'oz-gitconfig-*') });
@@ -224,12 +278,24 @@ function launched(kind: BackendKind, setup: Setup, plan: Plan): Record<string, u
   if (kind === 'docker') {
     const taskId = plan.taskId;
     const all = [...engine.containers.values(), ...engine.removed.values()];
-    const container = all.find((c) => c.Labels['dev.warp.oz-worker.role'] === 'task' && c.Labels['dev.warp.oz-worker.run-id'] === taskId && c.Labels['dev.warp.oz-worker.worker-id'] === `plan-run`);
+    const container = all.find(
+      (c) =>
+        c.Labels['dev.warp.oz-worker.role'] === 'task' &&
+        c.Labels['dev.warp.oz-worker.run-id'] === taskId &&
+        c.Labels['dev.warp.oz-worker.worker-id'] === `plan-run`,
+    );
     if (!container) return undefined;
-    return normaliseBinds(structuredClone(container.body), (plan as { launch?: { container?: { HostConfig?: { Binds?: string[] } } } }).launch?.container?.HostConfig?.Binds);
+    return normaliseBinds(
+      structuredClone(container.body),
+      (plan as { launch?: { container?: { HostConfig?: { Binds?: string[] } } } }).launch?.container?.HostConfig?.Binds,
+    );
   }
   if (kind === 'kubernetes') {
-    const job = kube.created.find((j) => j.metadata?.labels?.['oz-worker-id'] === 'plan-run' && j.spec?.template?.spec?.containers?.some((c: any) => c.env?.some((e: any) => e.name === 'OZ_RUN_ID' && e.value === plan.taskId)));
+    const job = kube.created.find(
+      (j) =>
+        j.metadata?.labels?.['oz-worker-id'] === 'plan-run' &&
+        j.spec?.template?.spec?.containers?.some((c: any) => c.env?.some((e: any) => e.name === 'OZ_RUN_ID' && e.value === plan.taskId)),
+    );
     return job;
   }
   const stdin = join(setup.records, 'stdin');
@@ -299,7 +365,10 @@ describe.each(KINDS)('plan matches the %s backend', (kind) => {
       expect(actual, 'the run launched what plan refused').toBeUndefined();
       expect(error).toBeInstanceOf(TaskFailure);
       const failure = classifyFailure(error, undefined);
-      expect(plan.answer).toEqual({ type: 'task_failed', data: { task_id: testCase.assignment.task_id, message: failure.message, failure_reason: failure.reason } });
+      expect(plan.answer).toEqual({
+        type: 'task_failed',
+        data: { task_id: testCase.assignment.task_id, message: failure.message, failure_reason: failure.reason },
+      });
       return;
     }
     expect(actual, `nothing was launched (the run said: ${String(error)})`).toBeDefined();
@@ -318,7 +387,7 @@ describe('plan shows what the direct backend decides', () => {
     expect(launchOf(plan).environment).toContain(`CLAUDE_CONFIG_DIR=${join(setup.workDir, 'workspaces', 'claude-1', '.claude')}`);
   });
 
-  it('refuses a task id that leaves workspace_root with the run\'s message', async () => {
+  it("refuses a task id that leaves workspace_root with the run's message", async () => {
     const setup = await setUp('direct', CASES[0]!);
     const plan = await planAssignment(JSON.stringify({ task_id: '../escape', task: { id: 'x' } }), setup.config, false, { hostEnv: setup.hostEnv });
     expect(plan.kind).toBe('refuse');

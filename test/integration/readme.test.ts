@@ -54,7 +54,7 @@ interface ParsedLine {
 }
 
 /** Splits a command line into words the way sh would for these simple lines (quotes, a trailing comment, VAR=value prefixes). */
-export function parseLine(line: string): ParsedLine {
+function parseLine(line: string): ParsedLine {
   const words: string[] = [];
   let word: string | undefined;
   for (let i = 0; i < line.length; i++) {
@@ -87,6 +87,7 @@ export function parseLine(line: string): ParsedLine {
 const NODE_DIR = dirname(process.execPath);
 /** The machine's own PATH (its node and npm), plus the Node the tests run with for the bin's shebang. */
 const SYSTEM_PATH = `/usr/local/bin:/usr/bin:/bin:${NODE_DIR}`;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escape sequences start with ESC
 const stripTerminal = (text: string): string => text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 
 const cleanups: (() => unknown)[] = [];
@@ -234,12 +235,21 @@ const ADMIN = {
 describe('the README', () => {
   it('has a case for every command line of its quick start and local server sections, and no case for a line it lost', () => {
     expect(README_LINES.length).toBeGreaterThan(10);
-    expect(README_LINES.filter((line) => !CLAIMED.has(line)), 'README lines no case runs').toEqual([]);
-    expect([...CLAIMED].filter((line) => !README_LINES.includes(line)), 'cases whose README line is gone').toEqual([]);
+    expect(
+      README_LINES.filter((line) => !CLAIMED.has(line)),
+      'README lines no case runs',
+    ).toEqual([]);
+    expect(
+      [...CLAIMED].filter((line) => !README_LINES.includes(line)),
+      'cases whose README line is gone',
+    ).toEqual([]);
   });
 
   it('parses command lines like sh', () => {
-    expect(parseLine(`A=1 B=x=y npx oz-worker --x 'a b' "c d"  # comment`)).toEqual({ env: { A: '1', B: 'x=y' }, words: ['npx', 'oz-worker', '--x', 'a b', 'c d'] });
+    expect(parseLine(`A=1 B=x=y npx oz-worker --x 'a b' "c d"  # comment`)).toEqual({
+      env: { A: '1', B: 'x=y' },
+      words: ['npx', 'oz-worker', '--x', 'a b', 'c d'],
+    });
     expect(parseLine(`oz-worker admin default-agent set 1 '{"model_id":"auto"}'  # x`).words.at(-1)).toBe('{"model_id":"auto"}');
   });
 });
@@ -387,7 +397,10 @@ function describeTaskBlock(installOf: () => Install): void {
 async function serverAndAdmin(install: Install): Promise<void> {
   const home = freshHome();
   const server = start(LOCAL.server, install, home);
-  const [, url, webSocketUrl, rootUrl] = await waitFor(server, /listening on (http:\/\/127\.0\.0\.1:\d+)\n\s+workers connect with:\s+--web-socket-url (\S+) --server-root-url (\S+)\n/);
+  const [, url, webSocketUrl, rootUrl] = await waitFor(
+    server,
+    /listening on (http:\/\/127\.0\.0\.1:\d+)\n\s+workers connect with:\s+--web-socket-url (\S+) --server-root-url (\S+)\n/,
+  );
   const admin = async (line: string): Promise<string> => {
     const result = await run(line, install, home);
     expect(result.code, `${line}\n${result.stderr}`).toBe(0);
@@ -405,21 +418,42 @@ async function serverAndAdmin(install: Install): Promise<void> {
   // A fleet worker of team 1, with the URLs the server printed and the team key.
   const work = tempDir('readme-worker');
   cleanups.push(work.cleanup);
-  writeFileSync(join(work.path, 'worker.yaml'), `backend:\n  direct:\n    oz_path: ${join(REPO_ROOT, 'examples/echo-agent/oz')}\n    workspace_root: ${work.path}/ws\n`);
-  const worker = new RunningCli([...install.bin, '--worker-id', 'fleet-1', '--config-file', join(work.path, 'worker.yaml'), '--web-socket-url', webSocketUrl!, '--server-root-url', rootUrl!], {
-    env: { PATH: install.path, HOME: home, WARP_API_KEY: teamKey!, OZ_WORKER_STATE_DIR: join(work.path, 'state') },
-    cwd: install.dir,
-  });
+  writeFileSync(
+    join(work.path, 'worker.yaml'),
+    `backend:\n  direct:\n    oz_path: ${join(REPO_ROOT, 'examples/echo-agent/oz')}\n    workspace_root: ${work.path}/ws\n`,
+  );
+  const worker = new RunningCli(
+    [
+      ...install.bin,
+      '--worker-id',
+      'fleet-1',
+      '--config-file',
+      join(work.path, 'worker.yaml'),
+      '--web-socket-url',
+      webSocketUrl!,
+      '--server-root-url',
+      rootUrl!,
+    ],
+    {
+      env: { PATH: install.path, HOME: home, WARP_API_KEY: teamKey!, OZ_WORKER_STATE_DIR: join(work.path, 'state') },
+      cwd: install.dir,
+    },
+  );
   cleanups.push(() => worker.kill());
   await worker.waitFor(/Connected to dispatch server/, 30_000);
-  const task = await runCli(['task', 'submit', 'hello from alice', '--team', '1', '--watch', '--server', url!, '--api-key', userKey!], { command: install.bin, env: { PATH: install.path, HOME: home } });
+  const task = await runCli(['task', 'submit', 'hello from alice', '--team', '1', '--watch', '--server', url!, '--api-key', userKey!], {
+    command: install.bin,
+    env: { PATH: install.path, HOME: home },
+  });
   expect(task.code, task.stdout + task.stderr).toBe(0);
   expect(task.stdout).toMatch(/\ntask completed/);
 
   expect(await admin(ADMIN.device)).toBe('registered device alice-mac "laptop" for user 1\n');
   expect(await admin(ADMIN.pin)).toBe("pin 1: team 1's tasks with --device alice-mac go to that device\n");
   const keys = await admin(ADMIN.keyList);
-  expect(keys).toMatch(/^ID +PREFIX +KIND +OWNER +STATE +NAME\n1 +\S+ +admin +- +active +admin\n2 +\S+ +team +team 1 +active +\n3 +\S+ +user +user 1 +active +\n$/);
+  expect(keys).toMatch(
+    /^ID +PREFIX +KIND +OWNER +STATE +NAME\n1 +\S+ +admin +- +active +admin\n2 +\S+ +team +team 1 +active +\n3 +\S+ +user +user 1 +active +\n$/,
+  );
   expect(keys).not.toContain(teamKey!);
   expect(await admin('oz-worker admin worker list')).toMatch(/\nfleet-1 +team 1 +0 +no\n/);
   expect(await admin(ADMIN.archive)).toBe('archived pin 1\n');
@@ -490,34 +524,38 @@ describe.concurrent('from a clone', () => {
   }, 120_000);
 
   describe.concurrent('installed with `npm ci`', () => {
-  it.sequential('`npm ci && npm start` installs, then runs a server, two workers and the demo tasks; Ctrl-C stops them', { timeout: 600_000 }, async () => {
-    const [install, startCommand] = QUICK.startClone.split(' # ')[0]!.split(' && ');
-    expect([install, startCommand]).toEqual(['npm ci', 'npm start']);
-    // Asynchronously: a synchronous spawn would stall the cases running beside this one (their pipes fill up).
-    const ci = await runCli(['ci', '--no-audit', '--no-fund'], {
-      command: ['npm'],
-      cwd: clone.dir,
-      env: { PATH: SYSTEM_PATH, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' },
-      timeoutMs: 540_000,
+    it.sequential('`npm ci && npm start` installs, then runs a server, two workers and the demo tasks; Ctrl-C stops them', { timeout: 600_000 }, async () => {
+      const [install, startCommand] = QUICK.startClone.split(' # ')[0]!.split(' && ');
+      expect([install, startCommand]).toEqual(['npm ci', 'npm start']);
+      // Asynchronously: a synchronous spawn would stall the cases running beside this one (their pipes fill up).
+      const ci = await runCli(['ci', '--no-audit', '--no-fund'], {
+        command: ['npm'],
+        cwd: clone.dir,
+        env: { PATH: SYSTEM_PATH, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' },
+        timeoutMs: 540_000,
+      });
+      expect(ci.code, `${ci.stdout}\n${ci.stderr}`).toBe(0);
+      expect(existsSync(join(clone.dir, 'dist/main.js')), 'npm ci builds dist/').toBe(true);
+
+      const home = freshHome();
+      // The one change: a free port instead of 7317, passed the npm way.
+      const npmStart = new RunningCli(['npm', 'start', '--', '--listen', '127.0.0.1:0'], {
+        env: { PATH: SYSTEM_PATH, HOME: home, npm_config_update_notifier: 'false' },
+        cwd: clone.dir,
+        tty: true,
+      });
+      cleanups.push(() => npmStart.kill());
+      await expectTwoWorkersAndDemoTasks(npmStart);
+      expect(shown(npmStart)).toMatch(/STAND-IN agent .*examples\/echo-agent\/oz/);
+      await waitFor(npmStart, /Press Ctrl-C/);
+      npmStart.interrupt();
+      await npmStart.exit();
+      await noneLeft(home);
     });
-    expect(ci.code, `${ci.stdout}\n${ci.stderr}`).toBe(0);
-    expect(existsSync(join(clone.dir, 'dist/main.js')), 'npm ci builds dist/').toBe(true);
 
-    const home = freshHome();
-    // The one change: a free port instead of 7317, passed the npm way.
-    const npmStart = new RunningCli(['npm', 'start', '--', '--listen', '127.0.0.1:0'], { env: { PATH: SYSTEM_PATH, HOME: home, npm_config_update_notifier: 'false' }, cwd: clone.dir, tty: true });
-    cleanups.push(() => npmStart.kill());
-    await expectTwoWorkersAndDemoTasks(npmStart);
-    expect(shown(npmStart)).toMatch(/STAND-IN agent .*examples\/echo-agent\/oz/);
-    await waitFor(npmStart, /Press Ctrl-C/);
-    npmStart.interrupt();
-    await npmStart.exit();
-    await noneLeft(home);
-  });
-
-  it.sequential('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, async () => {
-    await connectToWarp(clone);
-  });
+    it.sequential('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, async () => {
+      await connectToWarp(clone);
+    });
   });
 
   it('`npm test` is this suite', () => {
@@ -567,7 +605,12 @@ describe.concurrent('from the packed tarball, installed into an empty folder', (
     const npmEnv = { PATH: `${NODE_DIR}:${SYSTEM_PATH}`, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' };
     // dist/ is built (npm test builds first); packing must not rebuild it under the other test files.
     // Asynchronously, like every long command here: the clone's cases run meanwhile.
-    const pack = await runCli(['pack', '--ignore-scripts', '--pack-destination', dir.path], { command: ['npm'], cwd: REPO_ROOT, env: npmEnv, timeoutMs: 120_000 });
+    const pack = await runCli(['pack', '--ignore-scripts', '--pack-destination', dir.path], {
+      command: ['npm'],
+      cwd: REPO_ROOT,
+      env: npmEnv,
+      timeoutMs: 120_000,
+    });
     expect(pack.code, pack.stderr).toBe(0);
     const tarball = join(dir.path, pack.stdout.trim().split('\n').at(-1)!);
     const folder = join(dir.path, 'app');

@@ -26,7 +26,9 @@ describe('file modes', () => {
     cleanups.push(() => local.stop());
     await local.waitForLog(() => local.output.includes('Demo task completed.'), 30_000).catch(() => undefined);
     expect(local.output).toContain('Demo task completed.');
-    const modes = Object.fromEntries([...FILES, 'local.json'].map((name) => [name, existsSync(join(dir.path, name)) ? modeOf(join(dir.path, name)) : 'missing']));
+    const modes = Object.fromEntries(
+      [...FILES, 'local.json'].map((name) => [name, existsSync(join(dir.path, name)) ? modeOf(join(dir.path, name)) : 'missing']),
+    );
     expect(modes).toEqual(Object.fromEntries([...FILES, 'local.json'].map((name) => [name, '600'])));
   });
 

@@ -81,7 +81,10 @@ describe('HTTP edge cases', () => {
     const task = await s.as(user.key).submitTask({ prompt: 'x' });
     for (const query of ['limit=-1', 'limit=abc', 'limit=0', 'limit=1.5']) {
       const answer = await send('GET', `/api/v1/tasks?${query}`, user.key);
-      expect(answer, query).toMatchObject({ status: 400, body: { code: 'invalid_query', error: expect.stringMatching(/limit must be a whole number, at least 1/) } });
+      expect(answer, query).toMatchObject({
+        status: 400,
+        body: { code: 'invalid_query', error: expect.stringMatching(/limit must be a whole number, at least 1/) },
+      });
     }
     for (const query of ['after=-1', 'after=x', 'wait=-5', 'wait=soon']) {
       expect((await send('GET', `/api/v1/tasks/${task.id}/events?${query}`, user.key)).status, query).toBe(400);

@@ -34,7 +34,10 @@ describe('a worker id belongs to one user or team', () => {
 
     const refused = await ProbeWorker.refusal(s.webSocketUrl, bob.key, 'shared-id');
     expect(refused?.status).toBe(409);
-    expect(JSON.parse(refused!.body)).toMatchObject({ code: 'worker_id_taken', error: expect.stringMatching(/worker_id "shared-id" belongs to another user or team.*--worker-id/) });
+    expect(JSON.parse(refused!.body)).toMatchObject({
+      code: 'worker_id_taken',
+      error: expect.stringMatching(/worker_id "shared-id" belongs to another user or team.*--worker-id/),
+    });
     expect(await workers(s)).toEqual([expect.objectContaining({ worker_id: 'shared-id', identity: { kind: 'user', userId: alice.id } })]);
 
     const done = await s.waitForTask(client, task.id, ['completed', 'failed', 'lost'], 20_000);
@@ -161,7 +164,11 @@ describe('a worker that comes back without its task', () => {
     relay = await startTcpRelay(Number(new URL(s.httpUrl).port));
     const team = await s.createTeam('eng', { defaultAgent: AGENT });
     const client = s.as(team.key);
-    const worker = s.startWorker(team.key, { workerId: 'steady', args: ['-e', 'FAKE_OZ_SLEEP_MS=9000'], webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`) });
+    const worker = s.startWorker(team.key, {
+      workerId: 'steady',
+      args: ['-e', 'FAKE_OZ_SLEEP_MS=9000'],
+      webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`),
+    });
     const task = await client.submitTask({ prompt: 'runs through a blip' });
     await s.waitForTask(client, task.id, ['running']);
     relay.dropConnections();
@@ -178,7 +185,11 @@ describe('a worker that comes back without its task', () => {
     relay = await startTcpRelay(Number(new URL(s.httpUrl).port));
     const team = await s.createTeam('eng', { defaultAgent: AGENT });
     const client = s.as(team.key);
-    const worker = s.startWorker(team.key, { workerId: 'away', args: ['-e', 'FAKE_OZ_SLEEP_MS=1000'], webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`) });
+    const worker = s.startWorker(team.key, {
+      workerId: 'away',
+      args: ['-e', 'FAKE_OZ_SLEEP_MS=1000'],
+      webSocketUrl: s.webSocketUrl.replace(/:\d+\//, `:${relay.port}/`),
+    });
     const task = await client.submitTask({ prompt: 'finishes while the network is down' });
     await s.waitForTask(client, task.id, ['running']);
     relay.setBlocked(true);

@@ -67,7 +67,9 @@ describe('API key from a file', () => {
       harness = await startDirectWorker({ args: ['--api-key-file', keyFile], env: { WARP_API_KEY: '' } });
       await harness.server.waitForConnection();
       expect(harness.server.handshakes[0]!.authorization).toBe(`Bearer ${API_KEY}`);
-      await harness.worker.waitForLog((l) => l.msg === `the API key file ${keyFile} is accessible to other users (mode 644); restrict it: chmod 600 ${keyFile}`);
+      await harness.worker.waitForLog(
+        (l) => l.msg === `the API key file ${keyFile} is accessible to other users (mode 644); restrict it: chmod 600 ${keyFile}`,
+      );
       await harness.close();
 
       chmodSync(keyFile, 0o600);

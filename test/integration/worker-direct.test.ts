@@ -19,7 +19,6 @@ async function connected(options: Parameters<typeof startDirectWorker>[0] = {}):
   return harness;
 }
 
-
 describe('worker on the direct backend', () => {
   it('authenticates with the bearer key and worker_id, then runs a team task with team sharing', async () => {
     const h = await connected();
@@ -133,9 +132,7 @@ describe('worker on the direct backend', () => {
     }
     h.server.assign(assignment('after'));
     await h.server.waitForMessage('task_completed', 'after');
-    expect(h.server.messagesFor('nul')).toEqual([
-      { type: 'task_failed', data: expect.objectContaining({ task_id: 'nul', failure_reason: 'unknown' }) },
-    ]);
+    expect(h.server.messagesFor('nul')).toEqual([{ type: 'task_failed', data: expect.objectContaining({ task_id: 'nul', failure_reason: 'unknown' }) }]);
     expect(h.server.messagesFor('typ')[0]?.data.message).toMatch(/idle_timeout_minutes/);
     expect(h.server.messagesFor('bad')[0]?.data.message).toMatch(/owner\.Id/);
     expect(h.worker.child.exitCode).toBeNull();

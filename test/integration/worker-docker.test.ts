@@ -65,7 +65,19 @@ describe('worker on the Docker backend', () => {
     expect(container.Labels).toMatchObject({ [L('worker-id')]: 'docker-it', [L('run-id')]: 'ok-1', [L('execution-id')]: 'exec-ok-1' });
     expect(container.body).toMatchObject({
       Image: 'ubuntu:22.04',
-      Cmd: ['/agent/entrypoint.sh', 'agent', 'run', '--share', 'team:edit', '--task-id', 'ok-1', '--sandboxed', '--server-root-url', 'https://app.warp.dev', '--idle-on-complete'],
+      Cmd: [
+        '/agent/entrypoint.sh',
+        'agent',
+        'run',
+        '--share',
+        'team:edit',
+        '--task-id',
+        'ok-1',
+        '--sandboxed',
+        '--server-root-url',
+        'https://app.warp.dev',
+        '--idle-on-complete',
+      ],
       WorkingDir: '/workspace',
       HostConfig: { NanoCpus: 2e9, Memory: 4 * 2 ** 30 },
     });
@@ -113,7 +125,11 @@ describe('worker on the Docker backend', () => {
 
   it('cancels: stops the container with a grace period, reports CANCELLED, removes it', async () => {
     h.server.assign(assignment('cancel-1', { env_vars: { FAKE_RUN: 'forever' } }));
-    const container = await h.engine.until(() => h.engine.containerFor('cancel-1')?.started && h.engine.containerFor('cancel-1'), 10_000, 'the container to start');
+    const container = await h.engine.until(
+      () => h.engine.containerFor('cancel-1')?.started && h.engine.containerFor('cancel-1'),
+      10_000,
+      'the container to start',
+    );
     h.server.cancel('cancel-1');
     const done = await h.server.waitForMessage('task_completed', 'cancel-1');
     expect(done.data).toEqual({ task_id: 'cancel-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
@@ -130,7 +146,12 @@ describe('worker on the Docker backend', () => {
     await h.server.waitForMessage('task_completed', 'rw-2');
     const volumeOf = (id: string) => (h.engine.containerFor(id)!.body.HostConfig as { Binds: string[] }).Binds[0]!.split(':')[0]!;
     expect(volumeOf('rw-1')).not.toBe(volumeOf('rw-2'));
-    expect(h.engine.calls('POST', /^\/volumes\/create$/).map((r) => JSON.parse(r.body) as { Name: string; Labels: Record<string, string> }).find((v) => v.Name === volumeOf('rw-1'))?.Labels).toMatchObject({
+    expect(
+      h.engine
+        .calls('POST', /^\/volumes\/create$/)
+        .map((r) => JSON.parse(r.body) as { Name: string; Labels: Record<string, string> })
+        .find((v) => v.Name === volumeOf('rw-1'))?.Labels,
+    ).toMatchObject({
       [L('run-id')]: 'rw-1',
       [L('role')]: 'task-sidecar',
     });
@@ -144,7 +165,11 @@ describe('worker on the Docker backend, starting and stopping', () => {
     try {
       await h.server.waitForConnection();
       h.server.assign(assignment('shut-1', { env_vars: { FAKE_RUN: 'forever' } }));
-      const container = await h.engine.until(() => h.engine.containerFor('shut-1')?.started && h.engine.containerFor('shut-1'), 10_000, 'the container to start');
+      const container = await h.engine.until(
+        () => h.engine.containerFor('shut-1')?.started && h.engine.containerFor('shut-1'),
+        10_000,
+        'the container to start',
+      );
       h.worker.signal('SIGTERM');
       const failed = await h.server.waitForMessage('task_failed', 'shut-1');
       expect(failed.data.failure_reason).toBe('graceful_shutdown');
@@ -158,7 +183,11 @@ describe('worker on the Docker backend, starting and stopping', () => {
 
   it('removes leftovers of its earlier run and keeps other workers’ containers', async () => {
     const engine = await FakeDockerEngine.start();
-    const old = engine.addContainer({ name: 'oz-task-old', labels: { [L('worker-id')]: 'docker-it', [L('role')]: 'task', [L('run-id')]: 'old' }, running: true });
+    const old = engine.addContainer({
+      name: 'oz-task-old',
+      labels: { [L('worker-id')]: 'docker-it', [L('role')]: 'task', [L('run-id')]: 'old' },
+      running: true,
+    });
     const other = engine.addContainer({ name: 'oz-task-other', labels: { [L('worker-id')]: 'another-worker', [L('role')]: 'task' }, running: true });
     engine.addVolume('half-filled', { [L('worker-id')]: 'docker-it', [L('role')]: 'sidecar-data' });
     const h = await start({ engine });
@@ -182,7 +211,9 @@ describe('worker on the Docker backend, starting and stopping', () => {
       });
       const { code } = await worker.exited;
       expect(code).toBe(1);
-      expect(worker.output).toMatch(/failed to reach Docker daemon: Docker socket .*docker\.sock does not exist: Docker isn't running here, or it listens elsewhere; start Docker, or set DOCKER_HOST/);
+      expect(worker.output).toMatch(
+        /failed to reach Docker daemon: Docker socket .*docker\.sock does not exist: Docker isn't running here, or it listens elsewhere; start Docker, or set DOCKER_HOST/,
+      );
     } finally {
       dir.cleanup();
     }

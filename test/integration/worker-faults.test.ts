@@ -93,7 +93,7 @@ describe('worker under connection faults', () => {
     // A 3 s backoff ceiling instead of the default 60 s keeps the outage short.
     const h = await startWorkerWithScriptAgent({ OZ_WORKER_RECONNECT_INITIAL_MS: '200', OZ_WORKER_RECONNECT_MAX_MS: '3000' });
     const ids = ['out-a', 'out-b', 'out-c', 'out-d', 'out-e', 'out-f'];
-    ids.forEach((id, i) => h.server.assign(task(id, { AGENT_SLEEP: String(1 + 0.3 * ((i * 5) % 6)), AGENT_EXIT: i % 3 === 1 ? '4' : '0' })));
+    for (const [i, id] of ids.entries()) h.server.assign(task(id, { AGENT_SLEEP: String(1 + 0.3 * ((i * 5) % 6)), AGENT_EXIT: i % 3 === 1 ? '4' : '0' }));
     await h.server.until(() => ids.every((id) => count(h.server.received, 'task_claimed', id) === 1), 10_000, 'every claim');
 
     h.server.refuseWith = 503;
@@ -117,10 +117,10 @@ describe('worker under connection faults', () => {
     const delivered = h.server.received.filter((m) => TERMINAL.has(m.type)).map((m) => String(m.data.task_id));
     expect(delivered).toEqual(outcomeOrder(h.worker));
     for (const [i, id] of ids.entries()) {
-      expect(h.server.received.filter((m) => m.data.task_id === id).map((m) => m.type), id).toEqual([
-        'task_claimed',
-        i % 3 === 1 ? 'task_failed' : 'task_completed',
-      ]);
+      expect(
+        h.server.received.filter((m) => m.data.task_id === id).map((m) => m.type),
+        id,
+      ).toEqual(['task_claimed', i % 3 === 1 ? 'task_failed' : 'task_completed']);
     }
   }, 90_000);
 
@@ -134,7 +134,7 @@ describe('worker under connection faults', () => {
     // Warm up so the baseline includes a worker that has run tasks.
     for (let i = 0; i < 20; i++) h.server.assign(task(`warm-${i}`));
     await h.server.until(() => h.server.received.filter((m) => m.type === 'task_completed').length === 20, 15_000, 'warm-up tasks');
-    await waitFor(h, () => readdirSync(h.workspaceRoot).length === 0, 10_000, 'the warm-up tasks\' workspaces to be removed');
+    await waitFor(h, () => readdirSync(h.workspaceRoot).length === 0, 10_000, "the warm-up tasks' workspaces to be removed");
     const baseline = rssMiB(pid);
 
     h.server.pauseReading();

@@ -31,7 +31,7 @@ async function harness(key: string, options: Parameters<typeof startShellAgentWo
 }
 
 describe('the worker API key', () => {
-  it('is not in the worker\'s environment block, which the agent reads through /proc', async () => {
+  it("is not in the worker's environment block, which the agent reads through /proc", async () => {
     const key = uniqueKey();
     const h = await harness(key);
     const readAll = 'for f in /proc/[0-9]*/environ; do cat "$f" 2>/dev/null; echo; done > "$OUT/all-env"';
@@ -90,7 +90,7 @@ const runAsUser = testUser();
 if (typeof runAsUser === 'string') console.log(`run_as_user test skipped: ${runAsUser}`);
 
 describe.skipIf(typeof runAsUser === 'string')('backend.direct.run_as_user', () => {
-  it('runs setup, agent and teardown as that user, with its own HOME; the worker\'s files are out of reach', async () => {
+  it("runs setup, agent and teardown as that user, with its own HOME; the worker's files are out of reach", async () => {
     const user = runAsUser as { uid: number; home: string };
     const key = uniqueKey();
     const state = tempDir('run-as-state');
@@ -124,7 +124,10 @@ describe('backend.direct.run_as_user in the config', () => {
     const dir = tempDir('run-as-bad');
     cleanups.push(dir.cleanup);
     const config = join(dir.path, 'config.yaml');
-    writeFileSync(config, `worker_id: w\nbackend:\n  direct:\n    oz_path: /bin/true\n    workspace_root: ${dir.path}/ws\n    run_as_user: no-such-user-oz-it\n`);
+    writeFileSync(
+      config,
+      `worker_id: w\nbackend:\n  direct:\n    oz_path: /bin/true\n    workspace_root: ${dir.path}/ws\n    run_as_user: no-such-user-oz-it\n`,
+    );
     const child = spawn(process.execPath, [BIN, '--config-file', config, '--web-socket-url', 'ws://127.0.0.1:9/'], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'k', OZ_WORKER_STATE_DIR: join(dir.path, 'state') },

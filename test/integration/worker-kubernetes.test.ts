@@ -91,7 +91,12 @@ describe('kubernetes backend', () => {
     const task = job.spec.template.spec.containers.find((c: { name: string }) => c.name === 'task');
     expect(task.args.slice(0, 3)).toEqual(['agent', 'run', '--task-id']);
     expect(task.args).not.toContain('team:edit');
-    expect(task.env).toEqual(expect.arrayContaining([{ name: 'OZ_RUN_ID', value: 'user-1' }, { name: 'OZ_WORKER_BACKEND', value: 'kubernetes' }]));
+    expect(task.env).toEqual(
+      expect.arrayContaining([
+        { name: 'OZ_RUN_ID', value: 'user-1' },
+        { name: 'OZ_WORKER_BACKEND', value: 'kubernetes' },
+      ]),
+    );
     expect(job.metadata.labels).toMatchObject({ 'oz-worker-id': 'k8s-worker', 'oz-task-id': 'user-1', 'oz-execution-id': 'exec-user-1' });
     expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 28800, ttlSecondsAfterFinished: 86400 });
     h.api.setJobCondition(job.metadata.name, 'Complete');
@@ -193,7 +198,17 @@ describe('kubernetes backend', () => {
     const h = await start();
     const { buildTaskJob } = await import('../../src/backends/kubernetes/job-builder.js');
     const job = buildTaskJob(
-      { taskId: 'a1', executionId: 'exec-a1', task: {}, args: ['agent', 'run'], env: [], image: 'ubuntu:22.04', sidecars: [], instanceShape: undefined, mcpServers: undefined },
+      {
+        taskId: 'a1',
+        executionId: 'exec-a1',
+        task: {},
+        args: ['agent', 'run'],
+        env: [],
+        image: 'ubuntu:22.04',
+        sidecars: [],
+        instanceShape: undefined,
+        mcpServers: undefined,
+      },
       jobSettings({ workerId: 'k8s-worker', activeDeadlineSeconds: undefined, ttlSecondsAfterFinished: undefined }),
     );
     h.api.insertJob(job as never);

@@ -62,7 +62,7 @@ describe('a daemonized descendant of the agent', () => {
     const daemon = await recordedPid(h, 'setup-daemon.pid');
     await h.server.waitForMessage('task_completed', 'setup-daemon');
     expect(h.readOut('seen-by-agent')).toBe('yes\n');
-    await h.server.until(() => !alive(daemon), 10_000, 'the setup command\'s daemon to be stopped');
+    await h.server.until(() => !alive(daemon), 10_000, "the setup command's daemon to be stopped");
   });
 });
 
@@ -99,8 +99,8 @@ describe('a worker killed with SIGKILL', () => {
     cleanups.push(() => second.close());
     const failed = await server.waitForMessage('task_failed', 'orphan-1');
     expect(failed.data.message).toMatch(/stopped unexpectedly/);
-    await server.until(() => !alive(agent) && !alive(child) && !alive(daemon), 10_000, 'the previous run\'s processes to be stopped');
-    await server.until(() => !existsSync(join(second.workspaceRoot, 'orphan-1')), 10_000, 'the previous run\'s workspace to be removed');
+    await server.until(() => !alive(agent) && !alive(child) && !alive(daemon), 10_000, "the previous run's processes to be stopped");
+    await server.until(() => !existsSync(join(second.workspaceRoot, 'orphan-1')), 10_000, "the previous run's workspace to be removed");
     // A second report would come soon after the first: give it time to show up.
     await new Promise((r) => setTimeout(r, 500));
     expect(server.messagesFor('orphan-1').filter((m) => m.type === 'task_failed')).toHaveLength(1);
@@ -108,7 +108,7 @@ describe('a worker killed with SIGKILL', () => {
 });
 
 describe('a re-run of a task id', () => {
-  it('never loses its workspace to the previous run\'s cleanup, and no workspace is left at the end', async () => {
+  it("never loses its workspace to the previous run's cleanup, and no workspace is left at the end", async () => {
     const h = await harness({ directYaml: `teardown_command: 'echo started >> "$OUT/teardown"; sleep 1.5'` });
     // The agent marks its workspace and, at its end, fails if the mark was removed under it.
     const agent = 'touch "$PWD/mine"; sleep "$AGENT_SLEEP"; test -e "$PWD/mine" || { echo "workspace removed under the agent" >&2; exit 7; }';

@@ -22,7 +22,20 @@ async function chattyWorker(): Promise<{ server: FakeDispatchServer; worker: Wor
   const agent = join(dir.path, 'agent.sh');
   writeFileSync(agent, CHATTY_AGENT, { mode: 0o755 });
   const worker = startWorker({
-    args: ['--worker-id', 'chatty', '--backend', 'direct', '--oz-path', agent, '--workspace-root', join(dir.path, 'ws'), '--web-socket-url', server.url, '--shutdown-grace-period', '3s'],
+    args: [
+      '--worker-id',
+      'chatty',
+      '--backend',
+      'direct',
+      '--oz-path',
+      agent,
+      '--workspace-root',
+      join(dir.path, 'ws'),
+      '--web-socket-url',
+      server.url,
+      '--shutdown-grace-period',
+      '3s',
+    ],
     env: { WARP_API_KEY: API_KEY },
   });
   cleanups.push(async () => {
@@ -50,7 +63,7 @@ async function stopReading(server: FakeDispatchServer, worker: WorkerProcess): P
   const stdout = worker.child.stdout!;
   stdout.pause();
   stdout.removeAllListeners('data');
-  await server.until(() => stdout.readableLength >= stdout.readableHighWaterMark, 10_000, 'our read buffer of the worker\'s stdout to fill');
+  await server.until(() => stdout.readableLength >= stdout.readableHighWaterMark, 10_000, "our read buffer of the worker's stdout to fill");
 }
 
 /** Resolves with how the process ended, or 'still running' after the bound. */

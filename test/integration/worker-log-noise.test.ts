@@ -18,7 +18,19 @@ async function harness(args: string[] = [], env: Record<string, string> = {}, ap
   const server = await FakeDispatchServer.start({ apiKey: API_KEY });
   const dir = tempDir('log-noise');
   const worker = startWorker({
-    args: ['--worker-id', 'noise', '--backend', 'direct', '--oz-path', FAKE_OZ, '--workspace-root', join(dir.path, 'ws'), '--web-socket-url', server.url, ...args],
+    args: [
+      '--worker-id',
+      'noise',
+      '--backend',
+      'direct',
+      '--oz-path',
+      FAKE_OZ,
+      '--workspace-root',
+      join(dir.path, 'ws'),
+      '--web-socket-url',
+      server.url,
+      ...args,
+    ],
     env: { WARP_API_KEY: apiKey, ...env },
   });
   cleanups.push(async () => {
@@ -116,11 +128,33 @@ describe.skipIf(!hasScript)('in a terminal', () => {
       await server.close();
       dir.cleanup();
     });
-    const command = [process.execPath, BIN, '--worker-id', 'tty', '--backend', 'direct', '--oz-path', FAKE_OZ, '--workspace-root', join(dir.path, 'ws'), '--web-socket-url', server.url, '-e', 'FAKE_OZ_PRINT=second line of agent output']
+    const command = [
+      process.execPath,
+      BIN,
+      '--worker-id',
+      'tty',
+      '--backend',
+      'direct',
+      '--oz-path',
+      FAKE_OZ,
+      '--workspace-root',
+      join(dir.path, 'ws'),
+      '--web-socket-url',
+      server.url,
+      '-e',
+      'FAKE_OZ_PRINT=second line of agent output',
+    ]
       .map((word) => `'${word}'`)
       .join(' ');
     const child = spawn('script', ['-qfec', command, '/dev/null'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path, TERM: 'xterm', WARP_API_KEY: API_KEY, OZ_WORKER_STATE_DIR: join(dir.path, 'state'), ...env },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: dir.path,
+        TERM: 'xterm',
+        WARP_API_KEY: API_KEY,
+        OZ_WORKER_STATE_DIR: join(dir.path, 'state'),
+        ...env,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let output = '';
@@ -154,4 +188,3 @@ describe.skipIf(!hasScript)('in a terminal', () => {
     expect(output).not.toContain('\u001b[');
   }, 30_000);
 });
-

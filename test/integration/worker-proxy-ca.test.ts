@@ -39,7 +39,23 @@ beforeAll(async () => {
   openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=oz-worker test CA');
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
   writeFileSync(join(dir.path, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  );
   caPath = join(dir.path, 'ca.pem');
 
   tlsServer = createHttpsServer({ key: readFileSync(join(dir.path, 'server.key')), cert: readFileSync(join(dir.path, 'server.pem')) });
@@ -68,7 +84,10 @@ afterAll(async () => {
 function worker(args: string[], env: Record<string, string> = {}): WorkerProcess {
   const config = join(dir.path, 'config.yaml');
   writeFileSync(config, `worker_id: tls-worker\nbackend:\n  direct:\n    oz_path: ${FAKE_OZ}\n    workspace_root: ${join(dir.path, 'ws')}\n`);
-  const started = startWorker({ args: ['--config-file', config, '--web-socket-url', `wss://127.0.0.1:${tlsPort}/ws`, ...args], env: { WARP_API_KEY: 'tls-key', ...env } });
+  const started = startWorker({
+    args: ['--config-file', config, '--web-socket-url', `wss://127.0.0.1:${tlsPort}/ws`, ...args],
+    env: { WARP_API_KEY: 'tls-key', ...env },
+  });
   workers.push(started);
   return started;
 }

@@ -27,7 +27,16 @@ function writeConfig(dir: string, workerId: string, extra: string[] = []): strin
   const path = join(dir, 'config.yaml');
   writeFileSync(
     path,
-    [`worker_id: ${workerId}`, 'backend:', '  docker:', '    pull_policy: if_not_present', '    environment:', '      - name: FILE_VAR', '        value: from-file', ...extra].join('\n'),
+    [
+      `worker_id: ${workerId}`,
+      'backend:',
+      '  docker:',
+      '    pull_policy: if_not_present',
+      '    environment:',
+      '      - name: FILE_VAR',
+      '        value: from-file',
+      ...extra,
+    ].join('\n'),
   );
   return path;
 }
@@ -96,7 +105,18 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
   it('runs a team task: the agent gets the argv, the protocol and configured env, and never the worker key', async () => {
     h.server.assign(task('team-1', { FAKE_OZ_PRINT_RECORD: '1', FROM_SERVER: 'server-value' }, { task: { owner: { Type: 'TEAM', Id: 42 } } }));
     const record = await agentLine<AgentRecord>(h.worker, 'team-1', 'fake-oz-record: ', 90_000);
-    expect(record.argv).toEqual(['agent', 'run', '--share', 'team:edit', '--task-id', 'team-1', '--sandboxed', '--server-root-url', 'https://app.warp.dev', ...record.argv.slice(9)]);
+    expect(record.argv).toEqual([
+      'agent',
+      'run',
+      '--share',
+      'team:edit',
+      '--task-id',
+      'team-1',
+      '--sandboxed',
+      '--server-root-url',
+      'https://app.warp.dev',
+      ...record.argv.slice(9),
+    ]);
     expect(record.cwd).toBe('/workspace');
     expect(record.pid).toBe(1);
     expect(record.env).toMatchObject({
@@ -121,7 +141,16 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
   it('runs a user task without team sharing', async () => {
     h.server.assign(task('user-1', { FAKE_OZ_PRINT_RECORD: '1' }, { task: { owner: { Type: 'USER', Uid: 'u-1' } } }));
     const record = await agentLine<AgentRecord>(h.worker, 'user-1', 'fake-oz-record: ');
-    expect(record.argv.slice(0, 8)).toEqual(['agent', 'run', '--task-id', 'user-1', '--sandboxed', '--server-root-url', 'https://app.warp.dev', record.argv[7]]);
+    expect(record.argv.slice(0, 8)).toEqual([
+      'agent',
+      'run',
+      '--task-id',
+      'user-1',
+      '--sandboxed',
+      '--server-root-url',
+      'https://app.warp.dev',
+      record.argv[7],
+    ]);
     expect(record.argv).not.toContain('--share');
     await h.server.waitForMessage('task_completed', 'user-1', 30_000);
   }, 60_000);
@@ -188,10 +217,14 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
 
   it('mounts sidecar files: the shared one read-only at /agent (its entrypoint runs the agent), a per-task copy read-write', async () => {
     h.server.assign(
-      task('sidecar-1', { FAKE_OZ_PROBE: '/agent,/mnt/rw' }, {
-        sidecar_image: d.sidecarImage,
-        additional_sidecars: [{ image: d.sidecarImage, mount_path: '/mnt/rw', read_write: true }],
-      }),
+      task(
+        'sidecar-1',
+        { FAKE_OZ_PROBE: '/agent,/mnt/rw' },
+        {
+          sidecar_image: d.sidecarImage,
+          additional_sidecars: [{ image: d.sidecarImage, mount_path: '/mnt/rw', read_write: true }],
+        },
+      ),
     );
     type Probe = Record<string, { entries: string[] | string; write: string }>;
     const seen = await agentLine<Probe>(h.worker, 'sidecar-1', 'fake-oz-probe: ', 120_000);
@@ -218,11 +251,14 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     const ids = Array.from({ length: 20 }, (_, i) => `many-${i}`);
     for (const id of ids) h.server.assign(task(id, { FAKE_OZ_SLEEP_MS: '20000' }));
     await until(
-      async () => (await probe.containers([`${L('worker-id')}=${h.workerId}`])).filter((c) => c.State === 'running' && c.Labels[L('run-id')]?.startsWith('many-')).length === 20,
+      async () =>
+        (await probe.containers([`${L('worker-id')}=${h.workerId}`])).filter((c) => c.State === 'running' && c.Labels[L('run-id')]?.startsWith('many-'))
+          .length === 20,
       60_000,
       '20 containers running at once',
     );
-    for (const id of ids) expect((await h.server.waitForMessage('task_completed', id, 60_000)).data).toEqual({ task_id: id, message: 'Task completed successfully' });
+    for (const id of ids)
+      expect((await h.server.waitForMessage('task_completed', id, 60_000)).data).toEqual({ task_id: id, message: 'Task completed successfully' });
   }, 150_000);
 
   it('leaves nothing behind: no containers, no per-task volumes', async () => {
@@ -235,9 +271,15 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     const server = await FakeDispatchServer.start({ apiKey: API_KEY });
     try {
       const first = await startHarness(d, { workerId, server });
-      server.assign(task('orphan-1', { FAKE_OZ_SLEEP_MS: '600000' }, {
-        additional_sidecars: [{ image: d.sidecarImage, mount_path: '/mnt/rw', read_write: true }],
-      }));
+      server.assign(
+        task(
+          'orphan-1',
+          { FAKE_OZ_SLEEP_MS: '600000' },
+          {
+            additional_sidecars: [{ image: d.sidecarImage, mount_path: '/mnt/rw', read_write: true }],
+          },
+        ),
+      );
       await first.worker.waitForLog((l) => l.taskId === 'orphan-1' && String(l.msg).startsWith('fake-oz: started'), 120_000);
       first.worker.signal('SIGKILL');
       await first.worker.exited;
@@ -248,7 +290,10 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
 
       const second = await startHarness(d, { workerId, server });
       try {
-        await second.worker.waitForLog((l) => /^Removed leftover container oz-task-orphan-1-[0-9a-f]+ \(run orphan-1\) from an earlier run of this worker$/.test(l.msg), 30_000);
+        await second.worker.waitForLog(
+          (l) => /^Removed leftover container oz-task-orphan-1-[0-9a-f]+ \(run orphan-1\) from an earlier run of this worker$/.test(l.msg),
+          30_000,
+        );
         expect(await probe.containers([`${L('run-id')}=orphan-1`])).toEqual([]);
         expect(await probe.volumes([`${L('run-id')}=orphan-1`])).toEqual([]);
       } finally {
@@ -278,7 +323,9 @@ describe.skipIf(!docker)('oz-worker doctor --backend docker on a real engine', (
     const dir = tempDir('doctor-docker');
     try {
       const good = await doctor({ DOCKER_HOST: docker!.dockerHost }, server);
-      expect(good.stdout).toMatch(new RegExp(`✔ Docker Engine: ${docker!.dockerHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} answers \\(Docker 20\\.10[^,]*, linux/amd64\\)`));
+      expect(good.stdout).toMatch(
+        new RegExp(`✔ Docker Engine: ${docker!.dockerHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} answers \\(Docker 20\\.10[^,]*, linux/amd64\\)`),
+      );
       expect(good.code).toBe(0);
       const bad = await doctor({ DOCKER_HOST: `unix://${dir.path}/docker.sock` }, server);
       expect(bad.stdout).toMatch(/✘ Docker Engine: Docker socket .*docker\.sock does not exist/);

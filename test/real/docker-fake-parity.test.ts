@@ -73,7 +73,8 @@ function peerChecks(makePeer: () => Promise<Peer>) {
     created.push(id);
     return id;
   };
-  const state = async (id: string) => (JSON.parse((await ask('GET', `/v1.41/containers/${id}/json`)).text) as { State: { ExitCode: number; OOMKilled: boolean } }).State;
+  const state = async (id: string) =>
+    (JSON.parse((await ask('GET', `/v1.41/containers/${id}/json`)).text) as { State: { ExitCode: number; OOMKilled: boolean } }).State;
 
   beforeAll(async () => {
     peer = await makePeer();
@@ -98,7 +99,9 @@ function peerChecks(makePeer: () => Promise<Peer>) {
     peer.setUnreachableRegistry();
     const pull = await ask('POST', '/v1.41/images/create?fromImage=docker.io%2Flibrary%2Fubuntu&tag=22.04');
     expect(pull.status).toBe(500);
-    expect((JSON.parse(pull.text) as { message: string }).message).toMatch(/^Get "https:\/\/registry-1\.docker\.io\/v2\/": dial tcp: lookup registry-1\.docker\.io.*no such host$/);
+    expect((JSON.parse(pull.text) as { message: string }).message).toMatch(
+      /^Get "https:\/\/registry-1\.docker\.io\/v2\/": dial tcp: lookup registry-1\.docker\.io.*no such host$/,
+    );
   });
 
   it('refuses more CPUs than the host has at create', async () => {

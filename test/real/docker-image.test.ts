@@ -69,13 +69,32 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
       const user = await s.createUser('image-user');
       const run = await cli(
         [
-          'run', '-d', '--name', name, '--network', 'host', '--read-only', '--tmpfs', '/tmp:rw,mode=1777',
-          '-v', `${dir.path}:/etc/oz-worker:ro`, '-v', `${FAKE_OZ}:/opt/fake-oz/fake-oz.mjs:ro`,
+          'run',
+          '-d',
+          '--name',
+          name,
+          '--network',
+          'host',
+          '--read-only',
+          '--tmpfs',
+          '/tmp:rw,mode=1777',
+          '-v',
+          `${dir.path}:/etc/oz-worker:ro`,
+          '-v',
+          `${FAKE_OZ}:/opt/fake-oz/fake-oz.mjs:ro`,
           // The key reaches the container from the CLI's environment, never through an argv.
-          '-e', 'WARP_API_KEY',
-          IMAGE, '--config-file', '/etc/oz-worker/config.yaml', '--web-socket-url', s.server.webSocketUrl, '--server-root-url', s.server.httpUrl,
+          '-e',
+          'WARP_API_KEY',
+          IMAGE,
+          '--config-file',
+          '/etc/oz-worker/config.yaml',
+          '--web-socket-url',
+          s.server.webSocketUrl,
+          '--server-root-url',
+          s.server.httpUrl,
           // Every agent runs a while, so the drain below finds one running.
-          '-e', 'FAKE_OZ_SLEEP_MS=8000',
+          '-e',
+          'FAKE_OZ_SLEEP_MS=8000',
         ],
         { WARP_API_KEY: user.key },
       );
@@ -84,7 +103,9 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
       client = s.as(user.key);
       const task = await client.submitTask({ prompt: 'inside the image' });
       const done = await s.waitForTask(client, task.id, ['completed', 'failed'], 60_000).catch(async (error: unknown) => {
-        throw new Error(`${(error as Error).message}; container logs:\n${((await cli(["logs", name])).stdout + (await cli(["logs", name])).stderr).slice(-3000)}`);
+        throw new Error(
+          `${(error as Error).message}; container logs:\n${((await cli(['logs', name])).stdout + (await cli(['logs', name])).stderr).slice(-3000)}`,
+        );
       });
       expect(done.state).toBe('completed');
     }, 120_000);
@@ -100,7 +121,13 @@ describe.skipIf(skip !== undefined)('the worker image on a real engine', () => {
     });
 
     it('can write only to the documented paths', async () => {
-      const probe = await cli(['exec', name, '/bin/sh', '-c', 'for d in /app /home/oz /var/lib /etc /tmp; do if touch "$d/.w" 2>/dev/null; then echo "$d writable"; rm -f "$d/.w"; fi; done']);
+      const probe = await cli([
+        'exec',
+        name,
+        '/bin/sh',
+        '-c',
+        'for d in /app /home/oz /var/lib /etc /tmp; do if touch "$d/.w" 2>/dev/null; then echo "$d writable"; rm -f "$d/.w"; fi; done',
+      ]);
       expect(probe.stdout.trim().split('\n')).toEqual(['/tmp writable']);
     });
 

@@ -50,7 +50,9 @@ const envOf = (deployment: Manifest): Record<string, unknown> =>
 async function planWith(manifests: Manifest[], name: string): Promise<any> {
   const configPath = join(scratch, `${name}.yaml`);
   writeFileSync(configPath, only(manifests, 'ConfigMap').data['config.yaml'] as string);
-  const args = (container(only(manifests, 'Deployment')).args as string[]).map((arg) => (arg.startsWith('--config-file=') ? `--config-file=${configPath}` : arg));
+  const args = (container(only(manifests, 'Deployment')).args as string[]).map((arg) =>
+    arg.startsWith('--config-file=') ? `--config-file=${configPath}` : arg,
+  );
   const result = await run(process.execPath, [BIN, 'plan', ...args, '--json', ASSIGNMENT], { env: { WARP_API_KEY: 'wk-test', OZ_WORKER_STATE_DIR: scratch } });
   expect(result.code, `oz-worker plan refused the rendered config or flags:\n${result.stdout}${result.stderr}`).toBe(0);
   return JSON.parse(result.stdout);
@@ -104,7 +106,13 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       const manifests = await render();
       expectValidKubernetes(manifests);
       expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
-        ['ConfigMap/oz-agent-worker-oz-worker-config', 'Deployment/oz-agent-worker-oz-worker', 'Role/oz-agent-worker-oz-worker', 'RoleBinding/oz-agent-worker-oz-worker', 'ServiceAccount/oz-agent-worker-oz-worker'].sort(),
+        [
+          'ConfigMap/oz-agent-worker-oz-worker-config',
+          'Deployment/oz-agent-worker-oz-worker',
+          'Role/oz-agent-worker-oz-worker',
+          'RoleBinding/oz-agent-worker-oz-worker',
+          'ServiceAccount/oz-agent-worker-oz-worker',
+        ].sort(),
       );
       const deployment = only(manifests, 'Deployment');
       expect(deployment.spec.replicas).toBe(1);
@@ -112,12 +120,28 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       const worker = container(deployment);
       expect(worker.image).toBe('registry.example.com/oz-worker:ci');
       // The values file set worker.livenessProbe: it is used as written.
-      expect(worker.livenessProbe).toEqual({ exec: { command: ['/bin/sh', '-c', 'kill -0 1'] }, initialDelaySeconds: 10, periodSeconds: 30, failureThreshold: 3 });
+      expect(worker.livenessProbe).toEqual({
+        exec: { command: ['/bin/sh', '-c', 'kill -0 1'] },
+        initialDelaySeconds: 10,
+        periodSeconds: 30,
+        failureThreshold: 3,
+      });
       expect(worker.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
       expect(envOf(deployment)).toEqual({ WARP_API_KEY: { secretKeyRef: { name: 'oz-agent-worker', key: 'WARP_API_KEY' } }, OTEL_METRICS_EXPORTER: 'none' });
-      expect(worker.args).toEqual(expect.arrayContaining(['--web-socket-url=wss://oz.warp.dev/api/v1/selfhosted/worker/ws', '--server-root-url=https://app.warp.dev', '--log-level=info']));
+      expect(worker.args).toEqual(
+        expect.arrayContaining([
+          '--web-socket-url=wss://oz.warp.dev/api/v1/selfhosted/worker/ws',
+          '--server-root-url=https://app.warp.dev',
+          '--log-level=info',
+        ]),
+      );
       expect(worker.resources.requests).toEqual({ cpu: '100m', memory: '128Mi' });
-      expect(deployment.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(deployment.spec.template.spec.securityContext).toEqual({
+        runAsNonRoot: true,
+        runAsUser: 10001,
+        runAsGroup: 10001,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
     });
 
     it('refuses the Go image and says what to set', async () => {
@@ -126,7 +150,7 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       expect(stderr).toContain('set image.repository and image.tag to an oz-worker image');
     });
 
-    it('keeps the Go release\'s object names and Deployment selector with nameOverride', async () => {
+    it("keeps the Go release's object names and Deployment selector with nameOverride", async () => {
       const manifests = await template(['-f', GO_DEFAULTS, '--set', 'worker.workerId=w', '--set', 'nameOverride=oz-agent-worker', ...OUR_IMAGE]);
       const deployment = only(manifests, 'Deployment', 'oz-agent-worker');
       expect(deployment.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'oz-agent-worker', 'app.kubernetes.io/instance': 'oz-agent-worker' });
@@ -224,7 +248,13 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       expect(pod.serviceAccountName).toBe('team-a-sa');
       expect(pod.terminationGracePeriodSeconds).toBe(45);
       expect(pod.imagePullSecrets).toEqual([{ name: 'registry-creds' }]);
-      expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 20002, runAsGroup: 20002, fsGroup: 20002, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.securityContext).toEqual({
+        runAsNonRoot: true,
+        runAsUser: 20002,
+        runAsGroup: 20002,
+        fsGroup: 20002,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
       expect(pod.nodeSelector).toEqual({ pool: 'system' });
       expect(pod.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'system', effect: 'NoSchedule' }]);
       expect(pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0]).toEqual({
@@ -289,11 +319,24 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
   describe('with objects turned off', () => {
     it('uses an existing ServiceAccount, makes no RBAC, and exports OTLP without a Service or PodMonitor', async () => {
       const manifests = await template([
-        '--set', 'worker.workerId=w1',
-        '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=platform-sa',
-        '--set', 'rbac.create=false',
-        '--set', 'metrics.enabled=true', '--set', 'metrics.exporter=otlp', '--set', 'metrics.podMonitor.create=true',
-        '--set', 'metrics.extraEnv[0].name=OTEL_EXPORTER_OTLP_ENDPOINT', '--set', 'metrics.extraEnv[0].value=http://collector:4318',
+        '--set',
+        'worker.workerId=w1',
+        '--set',
+        'serviceAccount.create=false',
+        '--set',
+        'serviceAccount.name=platform-sa',
+        '--set',
+        'rbac.create=false',
+        '--set',
+        'metrics.enabled=true',
+        '--set',
+        'metrics.exporter=otlp',
+        '--set',
+        'metrics.podMonitor.create=true',
+        '--set',
+        'metrics.extraEnv[0].name=OTEL_EXPORTER_OTLP_ENDPOINT',
+        '--set',
+        'metrics.extraEnv[0].value=http://collector:4318',
       ]);
       expect(manifests.map((m) => m.kind).sort()).toEqual(['ConfigMap', 'Deployment']);
       const deployment = only(manifests, 'Deployment');
@@ -323,7 +366,16 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
     });
 
     it('leaves the probes out when set to null, and the deadline out when activeDeadlineSeconds is null', async () => {
-      const manifests = await template(['--set', 'worker.workerId=w1', '--set', 'worker.livenessProbe=null', '--set', 'worker.readinessProbe=null', '--set', 'kubernetesBackend.activeDeadlineSeconds=null']);
+      const manifests = await template([
+        '--set',
+        'worker.workerId=w1',
+        '--set',
+        'worker.livenessProbe=null',
+        '--set',
+        'worker.readinessProbe=null',
+        '--set',
+        'kubernetesBackend.activeDeadlineSeconds=null',
+      ]);
       const worker = container(only(manifests, 'Deployment'));
       expect(worker.livenessProbe).toBeUndefined();
       expect(worker.readinessProbe).toBeUndefined();
@@ -363,7 +415,9 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'kubernetesBackend.imagePullPolicy=always'])).toMatch(/imagePullPolicy/);
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'warp.apiKeySecret.create=true'])).toContain('warp.apiKeySecret.value is required');
       expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'serviceAccount.create=false'])).toContain('serviceAccount.name is required');
-      expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'metrics.enabled=true', '--set', 'metrics.port=8080'])).toContain('metrics.port and worker.healthPort are both 8080');
+      expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'metrics.enabled=true', '--set', 'metrics.port=8080'])).toContain(
+        'metrics.port and worker.healthPort are both 8080',
+      );
     });
   });
 });

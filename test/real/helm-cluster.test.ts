@@ -28,7 +28,9 @@ async function availability(): Promise<{ helm: string; env: Record<string, strin
   const env = readEnvFile(KUBE_ENV_FILE);
   if (!env) return { why: `no cluster env file at ${KUBE_ENV_FILE} (start one with bash test/infra/kube/up.sh)` };
   if (!env.OZ_KUBE_KUBECONFIG) return { why: `${KUBE_ENV_FILE} names no OZ_KUBE_KUBECONFIG` };
-  const ready = await run(env.OZ_KUBE_KUBECTL || 'kubectl', ['--kubeconfig', env.OZ_KUBE_KUBECONFIG, '--request-timeout=5s', 'get', '--raw', '/readyz'], { timeoutMs: 10_000 });
+  const ready = await run(env.OZ_KUBE_KUBECTL || 'kubectl', ['--kubeconfig', env.OZ_KUBE_KUBECONFIG, '--request-timeout=5s', 'get', '--raw', '/readyz'], {
+    timeoutMs: 10_000,
+  });
   if (ready.code !== 0) return { why: `the cluster in ${KUBE_ENV_FILE} does not answer (${ready.stderr.split('\n')[0]})` };
   return { helm: helm.helm, env };
 }
@@ -41,7 +43,8 @@ const missingImages = ['OZ_KUBE_WORKER_IMAGE', 'OZ_KUBE_AGENT_IMAGE'].filter((ke
 if (helm && missingImages.length) console.warn(`real Helm install tests skipped: ${KUBE_ENV_FILE} names no ${missingImages.join(', ')}`);
 
 const clusterEnv = () => ({ KUBECONFIG: kubeEnv.OZ_KUBE_KUBECONFIG! });
-const kube = (args: string[], input?: string) => run(kubeEnv.OZ_KUBE_KUBECTL || 'kubectl', args, { env: clusterEnv(), input, timeoutMs: 180_000 });
+const kube = (args: string[], input?: string) =>
+  run(kubeEnv.OZ_KUBE_KUBECTL || 'kubectl', args, { env: clusterEnv(), ...(input === undefined ? {} : { input }), timeoutMs: 180_000 });
 const helmRun = (args: string[]) => run(helm, args, { env: clusterEnv(), timeoutMs: 300_000 });
 const suffix = randomBytes(3).toString('hex');
 const namespaces: string[] = [];
@@ -108,19 +111,41 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
     const apiServer = new URL(kubeEnv.OZ_KUBE_SERVER || 'https://127.0.0.1:6443');
     /** Test-only settings: the imported images, loopback addresses, a free health port (host networking). */
     const values = (namespace: string, workerId: string, healthPort: number) => [
-      '--namespace', namespace,
-      '--post-renderer', postRenderer,
-      '--set', `worker.workerId=${workerId}`,
-      '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`,
-      '--set', 'warp.apiKeySecret.create=true', '--set', `warp.apiKeySecret.value=${API_KEY}`,
-      '--set', `warp.webSocketURL=ws://${relay.address}/api/v1/selfhosted/worker/ws`,
-      '--set', `worker.healthPort=${healthPort}`,
-      '--set', 'worker.extraEnv[0].name=KUBERNETES_SERVICE_HOST', '--set', `worker.extraEnv[0].value=${apiServer.hostname}`,
-      '--set', 'worker.extraEnv[1].name=KUBERNETES_SERVICE_PORT', '--set-string', `worker.extraEnv[1].value=${apiServer.port || '443'}`,
-      '--set', `kubernetesBackend.defaultImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
-      '--set', `kubernetesBackend.preflightImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
-      '--set', 'kubernetesBackend.podTemplate.terminationGracePeriodSeconds=1',
-      '--wait', '--timeout', '4m',
+      '--namespace',
+      namespace,
+      '--post-renderer',
+      postRenderer,
+      '--set',
+      `worker.workerId=${workerId}`,
+      '--set',
+      `image.repository=${repository}`,
+      '--set',
+      `image.tag=${tag}`,
+      '--set',
+      'warp.apiKeySecret.create=true',
+      '--set',
+      `warp.apiKeySecret.value=${API_KEY}`,
+      '--set',
+      `warp.webSocketURL=ws://${relay.address}/api/v1/selfhosted/worker/ws`,
+      '--set',
+      `worker.healthPort=${healthPort}`,
+      '--set',
+      'worker.extraEnv[0].name=KUBERNETES_SERVICE_HOST',
+      '--set',
+      `worker.extraEnv[0].value=${apiServer.hostname}`,
+      '--set',
+      'worker.extraEnv[1].name=KUBERNETES_SERVICE_PORT',
+      '--set-string',
+      `worker.extraEnv[1].value=${apiServer.port || '443'}`,
+      '--set',
+      `kubernetesBackend.defaultImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
+      '--set',
+      `kubernetesBackend.preflightImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
+      '--set',
+      'kubernetesBackend.podTemplate.terminationGracePeriodSeconds=1',
+      '--wait',
+      '--timeout',
+      '4m',
     ];
 
     it('helm install runs the worker, and a task completes as a Job', async () => {
@@ -135,7 +160,18 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       const job = taskJobName('helm-1', 'exec-helm-1');
       const wanted = [`${job} SuccessfulCreate`, `${job} Completed`];
       const jobEvents = async () =>
-        (await kube(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.kind=Job', '-o', 'jsonpath={range .items[*]}{.involvedObject.name} {.reason}{"\\n"}{end}'])).stdout.split('\n');
+        (
+          await kube([
+            'get',
+            'events',
+            '-n',
+            ns,
+            '--field-selector',
+            'involvedObject.kind=Job',
+            '-o',
+            'jsonpath={range .items[*]}{.involvedObject.name} {.reason}{"\\n"}{end}',
+          ])
+        ).stdout.split('\n');
       let seen = await jobEvents();
       for (const deadline = Date.now() + 90_000; !wanted.every((line) => seen.includes(line)) && Date.now() < deadline; seen = await jobEvents()) {
         await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -144,12 +180,22 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
     }, 420_000);
 
     it('helm upgrade with a changed value rolls the worker, never two connected at once', async () => {
-      const podNames = async () => (await kube(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.trim();
+      const podNames = async () =>
+        (await kube(['get', 'pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.trim();
       const before = await podNames();
       relay.resetPeak();
       const upgraded = await helmRun(['upgrade', release, CHART, ...values(ns, 'helm-e2e', await freePort()), '--set', 'worker.logLevel=debug']);
       expect(upgraded.code, upgraded.stderr).toBe(0);
-      const args = await kube(['get', 'deploy', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'jsonpath={.items[0].spec.template.spec.containers[0].args}']);
+      const args = await kube([
+        'get',
+        'deploy',
+        '-n',
+        ns,
+        '-l',
+        `app.kubernetes.io/instance=${release}`,
+        '-o',
+        'jsonpath={.items[0].spec.template.spec.containers[0].args}',
+      ]);
       expect(args.stdout).toContain('--log-level=debug');
       expect(await podNames()).not.toBe(before);
       await server.until(() => relay.open === 1, 60_000, 'the new worker to connect');
@@ -162,7 +208,13 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       const installed = await helmRun(['install', 'oz-agent-worker', goChart, '--namespace', goNs, '--wait', '--timeout', '3m']);
       expect(installed.code, installed.stderr).toBe(0);
       const upgraded = await helmRun([
-        'upgrade', 'oz-agent-worker', CHART, '-f', join(FIXTURES, 'go-chart-defaults.yaml'), '--set', 'nameOverride=oz-agent-worker',
+        'upgrade',
+        'oz-agent-worker',
+        CHART,
+        '-f',
+        join(FIXTURES, 'go-chart-defaults.yaml'),
+        '--set',
+        'nameOverride=oz-agent-worker',
         ...values(goNs, 'helm-go-upgrade', await freePort()),
       ]);
       expect(upgraded.code, upgraded.stderr).toBe(0);
@@ -192,7 +244,10 @@ function freePort(): Promise<number> {
 
 /** A helm --post-renderer that puts the worker pod on the host network (this test cluster has no kube-proxy). */
 function writeHostNetworkPostRenderer(path: string): string {
-  writeFileSync(path, "#!/bin/sh\nexec sed 's/^      serviceAccountName: \\(.*\\)$/      serviceAccountName: \\1\\n      hostNetwork: true\\n      dnsPolicy: ClusterFirstWithHostNet/'\n");
+  writeFileSync(
+    path,
+    "#!/bin/sh\nexec sed 's/^      serviceAccountName: \\(.*\\)$/      serviceAccountName: \\1\\n      hostNetwork: true\\n      dnsPolicy: ClusterFirstWithHostNet/'\n",
+  );
   chmodSync(path, 0o755);
   return path;
 }

@@ -26,7 +26,8 @@ export function findHelm(): { helm: string } | { why: string } {
   if (process.env.HELM_BIN && existsSync(process.env.HELM_BIN)) return { helm: process.env.HELM_BIN };
   const env = readEnvFile(join(CACHE, 'helm', 'env'));
   if (!env) return { why: `no ${join(CACHE, 'helm', 'env')} (run bash test/infra/helm/build.sh)` };
-  if (!env.HELM_BIN || !existsSync(env.HELM_BIN)) return { why: `the helm binary named in ${join(CACHE, 'helm', 'env')} is missing (rerun test/infra/helm/build.sh)` };
+  if (!env.HELM_BIN || !existsSync(env.HELM_BIN))
+    return { why: `the helm binary named in ${join(CACHE, 'helm', 'env')} is missing (rerun test/infra/helm/build.sh)` };
   return { helm: env.HELM_BIN };
 }
 
@@ -62,6 +63,9 @@ export function parseManifests(text: string): Manifest[] {
 
 export function only(manifests: Manifest[], kind: string, name?: string): Manifest {
   const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
-  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, rendered ${found.length}: ${manifests.map((m) => `${m.kind}/${m.metadata.name}`).join(', ')}`);
+  if (found.length !== 1)
+    throw new Error(
+      `expected one ${kind}${name ? ` ${name}` : ''}, rendered ${found.length}: ${manifests.map((m) => `${m.kind}/${m.metadata.name}`).join(', ')}`,
+    );
   return found[0]!;
 }

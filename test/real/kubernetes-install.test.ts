@@ -133,13 +133,26 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
   });
 
   it.each([
-    ['watch', 'pods', (y: string) => y.replace('verbs: ["list", "watch"]', 'verbs: ["list"]'), /lacks permissions in namespace "[^"]+": watch pods \(to notice failing task pods early\)/],
-    ['patch', 'batch/jobs', (y: string) => y.replace(', "delete", "patch"]', ', "delete"]'), /lacks permissions in namespace "[^"]+": patch batch\/jobs \(to mark Jobs whose result was reported\)/],
+    [
+      'watch',
+      'pods',
+      (y: string) => y.replace('verbs: ["list", "watch"]', 'verbs: ["list"]'),
+      /lacks permissions in namespace "[^"]+": watch pods \(to notice failing task pods early\)/,
+    ],
+    [
+      'patch',
+      'batch/jobs',
+      (y: string) => y.replace(', "delete", "patch"]', ', "delete"]'),
+      /lacks permissions in namespace "[^"]+": patch batch\/jobs \(to mark Jobs whose result was reported\)/,
+    ],
   ])('stops at start-up naming the verb when the Role lacks %s on %s', { timeout: 120_000 }, async (_verb, _resource, edit, message) => {
     const ns = await namespace();
     await applyRbac(ns, edit);
     const kubeconfig = await serviceAccountKubeconfig(ns);
-    const worker = startWorker({ args: ['--config-file', workerConfig(ns, kubeconfig), '--web-socket-url', 'ws://127.0.0.1:9/unused'], env: { WARP_API_KEY: API_KEY } });
+    const worker = startWorker({
+      args: ['--config-file', workerConfig(ns, kubeconfig), '--web-socket-url', 'ws://127.0.0.1:9/unused'],
+      env: { WARP_API_KEY: API_KEY },
+    });
     cleanups.push(() => worker.stop());
     const exit = await worker.exited;
     expect(exit.code).toBe(1);
@@ -152,120 +165,137 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
       if (!/AlreadyExists/.test(error.message)) throw error;
     });
     const out = await kube.kubectl(['apply', '--server-side', '--dry-run=server', '-k', K8S_DIR]);
-    for (const object of ['serviceaccount/oz-worker', 'role.rbac.authorization.k8s.io/oz-worker', 'rolebinding.rbac.authorization.k8s.io/oz-worker', 'configmap/oz-worker-config', 'deployment.apps/oz-worker']) {
+    for (const object of [
+      'serviceaccount/oz-worker',
+      'role.rbac.authorization.k8s.io/oz-worker',
+      'rolebinding.rbac.authorization.k8s.io/oz-worker',
+      'configmap/oz-worker-config',
+      'deployment.apps/oz-worker',
+    ]) {
       expect(out).toContain(`${object} serverside-applied (server dry run)`);
     }
   });
 
-  it.skipIf(!c?.workerImage)('kubectl apply -k runs the worker Deployment: Ready, connected to oz-worker server on the host, a task done as a Job', { timeout: 300_000 }, async () => {
-    const ns = unique('oz-install');
-    const local = await startLocalServer();
-    cleanups.push(() => local.close());
-    const alice = await local.createUser('alice');
-    const team = await local.createTeam('platform', { members: [alice.id], defaultAgent: { model_id: 'claude-test' } });
-    const [healthPort, metricsPort] = [await freePort(), await freePort()];
-    const server = new URL(c.server);
+  it.skipIf(!c?.workerImage)(
+    'kubectl apply -k runs the worker Deployment: Ready, connected to oz-worker server on the host, a task done as a Job',
+    { timeout: 300_000 },
+    async () => {
+      const ns = unique('oz-install');
+      const local = await startLocalServer();
+      cleanups.push(() => local.close());
+      const alice = await local.createUser('alice');
+      const team = await local.createTeam('platform', { members: [alice.id], defaultAgent: { model_id: 'claude-test' } });
+      const [healthPort, metricsPort] = [await freePort(), await freePort()];
+      const server = new URL(c.server);
 
-    // An overlay on the unchanged k8s/ base, as a platform team would write one. Test-only changes: the
-    // namespace, the locally imported image, and host networking (no kube-proxy here), so the pod reaches
-    // the API server and the dispatch server on loopback.
-    const dir = tempDir('overlay');
-    cleanups.push(dir.cleanup);
-    mkdirSync(join(dir.path, 'overlay'));
-    const overlay = join(dir.path, 'overlay');
-    const [imageName, imageTag] = c.workerImage.split(':');
-    writeFileSync(
-      join(overlay, 'config.yaml'),
-      [
-        'worker_id: oz-k8s-worker',
-        'cleanup: true',
-        'max_concurrent_tasks: 20',
-        'backend:',
-        '  kubernetes:',
-        `    namespace: ${ns}`,
-        `    default_image: ${c.agentImage}`,
-        `    preflight_image: ${c.agentImage}`,
-        '    image_pull_policy: IfNotPresent',
-        '    preflight_timeout: 2m',
-        '    pod_template:',
-        '      terminationGracePeriodSeconds: 1',
-        '      securityContext: {seccompProfile: {type: RuntimeDefault}}',
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      [
-        'apiVersion: kustomize.config.k8s.io/v1beta1',
-        'kind: Kustomization',
-        `namespace: ${ns}`,
-        'resources:',
-        // kustomize takes a base directory by relative path only.
-        `  - ${relative(overlay, K8S_DIR)}`,
-        'images:',
-        `  - {name: ghcr.io/your-org/oz-worker, newName: ${imageName}, newTag: "${imageTag}"}`,
-        'configMapGenerator:',
-        '  - name: oz-worker-config',
-        '    behavior: replace',
-        '    files: [config.yaml]',
-        'generatorOptions: {disableNameSuffixHash: true}',
-        'patches:',
-        '  - target: {kind: Deployment, name: oz-worker}',
-        '    patch: |-',
-        '      - {op: add, path: /spec/template/spec/hostNetwork, value: true}',
-        '      - {op: add, path: /spec/template/spec/dnsPolicy, value: ClusterFirstWithHostNet}',
-        // Each replaced argument is tested first, so a change in the rendered Deployment's argument order
-        // fails `kubectl apply` here instead of patching the wrong flag. kubelet probes a host-network pod
-        // at the node's address, so health listens on all addresses (on a free host port).
-        ...argumentPatch(3, '--web-socket-url=wss://oz.warp.dev/api/v1/selfhosted/worker/ws', `--web-socket-url=${local.server.webSocketUrl}`),
-        ...argumentPatch(4, '--server-root-url=https://app.warp.dev', `--server-root-url=${local.server.httpUrl}`),
-        ...argumentPatch(5, '--health-listen=0.0.0.0:8080', `--health-listen=0.0.0.0:${healthPort}`),
-        '      - op: replace',
-        '        path: /spec/template/spec/containers/0/ports',
-        `        value: [{name: health, containerPort: ${healthPort}}, {name: metrics, containerPort: ${metricsPort}}]`,
-        '      - op: add',
-        '        path: /spec/template/spec/containers/0/env/-',
-        `        value: {name: KUBERNETES_SERVICE_HOST, value: "${server.hostname}"}`,
-        '      - op: add',
-        '        path: /spec/template/spec/containers/0/env/-',
-        `        value: {name: KUBERNETES_SERVICE_PORT, value: "${server.port}"}`,
-        '      - {op: replace, path: /spec/template/spec/containers/0/env/2/value, value: 127.0.0.1}',
-        '      - op: replace',
-        '        path: /spec/template/spec/containers/0/env/3/value',
-        `        value: "${metricsPort}"`,
-        '',
-      ].join('\n'),
-    );
-    await kube.kubectl(['create', 'namespace', ns]);
-    cleanups.push(() => kube.deleteNamespace(ns));
-    await kube.kubectl(['-n', ns, 'create', 'secret', 'generic', 'oz-worker', `--from-literal=WARP_API_KEY=${team.key}`]);
-    await kube.kubectl(['apply', '-k', overlay]);
+      // An overlay on the unchanged k8s/ base, as a platform team would write one. Test-only changes: the
+      // namespace, the locally imported image, and host networking (no kube-proxy here), so the pod reaches
+      // the API server and the dispatch server on loopback.
+      const dir = tempDir('overlay');
+      cleanups.push(dir.cleanup);
+      mkdirSync(join(dir.path, 'overlay'));
+      const overlay = join(dir.path, 'overlay');
+      const [imageName, imageTag] = c.workerImage.split(':');
+      writeFileSync(
+        join(overlay, 'config.yaml'),
+        [
+          'worker_id: oz-k8s-worker',
+          'cleanup: true',
+          'max_concurrent_tasks: 20',
+          'backend:',
+          '  kubernetes:',
+          `    namespace: ${ns}`,
+          `    default_image: ${c.agentImage}`,
+          `    preflight_image: ${c.agentImage}`,
+          '    image_pull_policy: IfNotPresent',
+          '    preflight_timeout: 2m',
+          '    pod_template:',
+          '      terminationGracePeriodSeconds: 1',
+          '      securityContext: {seccompProfile: {type: RuntimeDefault}}',
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(overlay, 'kustomization.yaml'),
+        [
+          'apiVersion: kustomize.config.k8s.io/v1beta1',
+          'kind: Kustomization',
+          `namespace: ${ns}`,
+          'resources:',
+          // kustomize takes a base directory by relative path only.
+          `  - ${relative(overlay, K8S_DIR)}`,
+          'images:',
+          `  - {name: ghcr.io/your-org/oz-worker, newName: ${imageName}, newTag: "${imageTag}"}`,
+          'configMapGenerator:',
+          '  - name: oz-worker-config',
+          '    behavior: replace',
+          '    files: [config.yaml]',
+          'generatorOptions: {disableNameSuffixHash: true}',
+          'patches:',
+          '  - target: {kind: Deployment, name: oz-worker}',
+          '    patch: |-',
+          '      - {op: add, path: /spec/template/spec/hostNetwork, value: true}',
+          '      - {op: add, path: /spec/template/spec/dnsPolicy, value: ClusterFirstWithHostNet}',
+          // Each replaced argument is tested first, so a change in the rendered Deployment's argument order
+          // fails `kubectl apply` here instead of patching the wrong flag. kubelet probes a host-network pod
+          // at the node's address, so health listens on all addresses (on a free host port).
+          ...argumentPatch(3, '--web-socket-url=wss://oz.warp.dev/api/v1/selfhosted/worker/ws', `--web-socket-url=${local.server.webSocketUrl}`),
+          ...argumentPatch(4, '--server-root-url=https://app.warp.dev', `--server-root-url=${local.server.httpUrl}`),
+          ...argumentPatch(5, '--health-listen=0.0.0.0:8080', `--health-listen=0.0.0.0:${healthPort}`),
+          '      - op: replace',
+          '        path: /spec/template/spec/containers/0/ports',
+          `        value: [{name: health, containerPort: ${healthPort}}, {name: metrics, containerPort: ${metricsPort}}]`,
+          '      - op: add',
+          '        path: /spec/template/spec/containers/0/env/-',
+          `        value: {name: KUBERNETES_SERVICE_HOST, value: "${server.hostname}"}`,
+          '      - op: add',
+          '        path: /spec/template/spec/containers/0/env/-',
+          `        value: {name: KUBERNETES_SERVICE_PORT, value: "${server.port}"}`,
+          '      - {op: replace, path: /spec/template/spec/containers/0/env/2/value, value: 127.0.0.1}',
+          '      - op: replace',
+          '        path: /spec/template/spec/containers/0/env/3/value',
+          `        value: "${metricsPort}"`,
+          '',
+        ].join('\n'),
+      );
+      await kube.kubectl(['create', 'namespace', ns]);
+      cleanups.push(() => kube.deleteNamespace(ns));
+      await kube.kubectl(['-n', ns, 'create', 'secret', 'generic', 'oz-worker', `--from-literal=WARP_API_KEY=${team.key}`]);
+      await kube.kubectl(['apply', '-k', overlay]);
 
-    const describeFailure = async (): Promise<string> =>
-      [await kube.kubectl(['-n', ns, 'get', 'pods', '-o', 'wide']).catch(String), await kube.kubectl(['-n', ns, 'logs', 'deploy/oz-worker', '--tail=40']).catch(String)].join('\n');
-    await kube.kubectl(['-n', ns, 'rollout', 'status', 'deploy/oz-worker', '--timeout=180s'], { timeoutMs: 200_000 }).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await describeFailure()}`);
-    });
-    const pod = (await kube.core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=oz-worker' })).items[0]!;
-    expect(pod.status?.conditions?.find((cond) => cond.type === 'Ready')?.status).toBe('True');
-    expect(pod.spec?.serviceAccountName).toBe('oz-worker');
-    expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
-    const logs = await kube.kubectl(['-n', ns, 'logs', pod.metadata!.name!]);
-    expect(logs).toContain('Connected to dispatch server');
-    expect(logs).not.toContain('Cannot write the worker journal');
+      const describeFailure = async (): Promise<string> =>
+        [
+          await kube.kubectl(['-n', ns, 'get', 'pods', '-o', 'wide']).catch(String),
+          await kube.kubectl(['-n', ns, 'logs', 'deploy/oz-worker', '--tail=40']).catch(String),
+        ].join('\n');
+      await kube.kubectl(['-n', ns, 'rollout', 'status', 'deploy/oz-worker', '--timeout=180s'], { timeoutMs: 200_000 }).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await describeFailure()}`);
+      });
+      const pod = (await kube.core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=oz-worker' })).items[0]!;
+      expect(pod.status?.conditions?.find((cond) => cond.type === 'Ready')?.status).toBe('True');
+      expect(pod.spec?.serviceAccountName).toBe('oz-worker');
+      expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+      const logs = await kube.kubectl(['-n', ns, 'logs', pod.metadata!.name!]);
+      expect(logs).toContain('Connected to dispatch server');
+      expect(logs).not.toContain('Cannot write the worker journal');
 
-    const client = local.as(alice.key);
-    const submitted = await client.submitTask({ prompt: 'run in the cluster', owner: { type: 'TEAM', id: team.id } });
-    const seenJob = until(async () => (await kube.jobs(ns)).find((job) => job.metadata?.labels?.['oz-task-id'] === submitted.id.toLowerCase()), 120_000, 'the task Job').catch(() => undefined);
-    const done = await local.waitForTask(client, submitted.id, ['completed', 'failed'], 180_000).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await describeFailure()}`);
-    });
-    expect(done.state).toBe('completed');
-    const job = await seenJob;
-    expect(job).toBeDefined();
-    expect(job!.metadata?.labels?.['oz-worker-id']).toBe('oz-k8s-worker');
-    // The probes hit the port the worker serves: the pod ran the whole task without a restart.
-    const after = await kube.core.readNamespacedPod({ namespace: ns, name: pod.metadata!.name! });
-    expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(0);
-  });
+      const client = local.as(alice.key);
+      const submitted = await client.submitTask({ prompt: 'run in the cluster', owner: { type: 'TEAM', id: team.id } });
+      const seenJob = until(
+        async () => (await kube.jobs(ns)).find((job) => job.metadata?.labels?.['oz-task-id'] === submitted.id.toLowerCase()),
+        120_000,
+        'the task Job',
+      ).catch(() => undefined);
+      const done = await local.waitForTask(client, submitted.id, ['completed', 'failed'], 180_000).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await describeFailure()}`);
+      });
+      expect(done.state).toBe('completed');
+      const job = await seenJob;
+      expect(job).toBeDefined();
+      expect(job!.metadata?.labels?.['oz-worker-id']).toBe('oz-k8s-worker');
+      // The probes hit the port the worker serves: the pod ran the whole task without a restart.
+      const after = await kube.core.readNamespacedPod({ namespace: ns, name: pod.metadata!.name! });
+      expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+    },
+  );
 });

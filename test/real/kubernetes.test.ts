@@ -50,7 +50,9 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   oneTestAtATimeOnTheCluster(cleanups);
 
   /** A namespace and a worker in it; `yaml` lines go under backend.kubernetes. */
-  async function startKubeWorker(options: { yaml?: string[]; podTemplate?: string[]; waitForConnection?: boolean; namespace?: string } = {}): Promise<WorkerHarness> {
+  async function startKubeWorker(
+    options: { yaml?: string[]; podTemplate?: string[]; waitForConnection?: boolean; namespace?: string } = {},
+  ): Promise<WorkerHarness> {
     const namespace = options.namespace ?? unique('oz-real');
     if (!options.namespace) {
       await kube.createNamespace(namespace);
@@ -91,9 +93,10 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     };
     const before = server.connectionCount;
     const harness: WorkerHarness = { namespace, workerId, configPath, worker: launch(), restart: () => (harness.worker = launch()) };
-    if (options.waitForConnection !== false) await until(() => server.connectionCount > before, 60_000, `worker ${workerId} to connect`).catch((error: Error) => {
-      throw new Error(`${error.message}\n${harness.worker.output.slice(-3000)}`);
-    });
+    if (options.waitForConnection !== false)
+      await until(() => server.connectionCount > before, 60_000, `worker ${workerId} to connect`).catch((error: Error) => {
+        throw new Error(`${error.message}\n${harness.worker.output.slice(-3000)}`);
+      });
     return harness;
   }
 
@@ -109,14 +112,21 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   }
 
   async function gone(namespace: string, id: string, timeoutMs = 60_000): Promise<void> {
-    await until(async () => (await kube.job(namespace, jobName(id))) === undefined && (await kube.podsOfJob(namespace, jobName(id))).length === 0, timeoutMs, `Job ${jobName(id)} and its pods to be gone`);
+    await until(
+      async () => (await kube.job(namespace, jobName(id))) === undefined && (await kube.podsOfJob(namespace, jobName(id))).length === 0,
+      timeoutMs,
+      `Job ${jobName(id)} and its pods to be gone`,
+    );
   }
 
   it('runs team and user tasks as Jobs with the Go worker argv; completed Jobs and their pods are removed', { timeout: 240_000 }, async () => {
     const h = await startKubeWorker();
     server.assign(task('team-1', { FAKE_OZ_SLEEP_MS: '3000' }, { task: { owner: { Type: 'TEAM', Id: 42 } } }));
     server.assign(task('user-1', { FAKE_OZ_SLEEP_MS: '3000' }, { task: { owner: { Type: 'USER', Id: 7 } } }));
-    for (const [id, team] of [['team-1', true], ['user-1', false]] as const) {
+    for (const [id, team] of [
+      ['team-1', true],
+      ['user-1', false],
+    ] as const) {
       const pod = await runningPod(h.namespace, id);
       const log = await until(async () => (await kube.podLog(h.namespace, pod.metadata!.name!)) || undefined, 30_000, `the log of ${id}`);
       expect(log).toContain(team ? `fake-oz: started with agent run --share team:edit --task-id ${id}` : `fake-oz: started with agent run --task-id ${id}`);
@@ -264,7 +274,17 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   it('adopts the existing Job of a re-sent assignment (AlreadyExists from the real API server)', { timeout: 240_000 }, async () => {
     const h = await startKubeWorker();
     const job = buildTaskJob(
-      { taskId: 'adopt-1', executionId: 'exec-adopt-1', task: {}, args: ['agent', 'run', '--task-id', 'adopt-1'], env: ['FAKE_OZ_SLEEP_MS=4000'], image: c.agentImage, sidecars: [], instanceShape: undefined, mcpServers: undefined },
+      {
+        taskId: 'adopt-1',
+        executionId: 'exec-adopt-1',
+        task: {},
+        args: ['agent', 'run', '--task-id', 'adopt-1'],
+        env: ['FAKE_OZ_SLEEP_MS=4000'],
+        image: c.agentImage,
+        sidecars: [],
+        instanceShape: undefined,
+        mcpServers: undefined,
+      },
       jobSettings({ workerId: h.workerId, namespace: h.namespace, podTemplate: { terminationGracePeriodSeconds: 1, containers: [] } }),
     );
     await kube.batch.createNamespacedJob({ namespace: h.namespace, body: job });
@@ -279,7 +299,11 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   it('runs the start-up preflight Job to completion and removes it', { timeout: 240_000 }, async () => {
     const h = await startKubeWorker({ yaml: ['preflight_timeout: 120s'] });
     await h.worker.waitForLog((line) => line.msg === 'Running the start-up preflight Job');
-    await until(async () => !(await kube.jobs(h.namespace)).some((j) => j.metadata?.name?.startsWith('oz-preflight-')), 60_000, 'the preflight Job to be removed');
+    await until(
+      async () => !(await kube.jobs(h.namespace)).some((j) => j.metadata?.name?.startsWith('oz-preflight-')),
+      60_000,
+      'the preflight Job to be removed',
+    );
     server.assign(task('after-preflight', {}));
     await server.waitForMessage('task_completed', 'after-preflight', TASK_TIMEOUT);
   });
@@ -305,7 +329,8 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     const pod = await runningPod(h.namespace, 'compacted');
     const seen = pod.metadata!.resourceVersion!;
     // Move etcd's revision well past what the worker has seen, then compact it away.
-    for (let i = 0; i < 30; i++) await kube.core.createNamespacedConfigMap({ namespace: h.namespace, body: { metadata: { name: `churn-${i}` }, data: { i: String(i) } } });
+    for (let i = 0; i < 30; i++)
+      await kube.core.createNamespacedConfigMap({ namespace: h.namespace, body: { metadata: { name: `churn-${i}` }, data: { i: String(i) } } });
     await kube.ctl('compact-etcd');
     // A restarted API server's watch cache starts after the compaction: resuming from `seen` is refused.
     await kube.ctl('restart', 'kube-apiserver');
@@ -333,10 +358,18 @@ async function watchOnce(kube: Kube, path: string, resourceVersion: string): Pro
       else resolve(value);
     };
     watch
-      .watch(path, { resourceVersion }, (type, object: { code?: number }) => settle({ type, ...(type === 'ERROR' ? { code: object.code } : {}) }), (error) => {
-        if (error) settle(error as Error);
-      })
-      .then((r) => (request = r), (error: Error) => settle(error));
+      .watch(
+        path,
+        { resourceVersion },
+        (type, object: { code?: number }) => settle({ type, ...(type === 'ERROR' ? { code: object.code } : {}) }),
+        (error) => {
+          if (error) settle(error as Error);
+        },
+      )
+      .then(
+        (r) => (request = r),
+        (error: Error) => settle(error),
+      );
   });
   // Aborting ends the stream with an AbortError through the done callback, which is ignored now.
   setImmediate(() => {

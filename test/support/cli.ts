@@ -59,7 +59,11 @@ export class RunningCli {
     if (options.tty) {
       // util-linux script: the command runs in its own session with the pty as its terminal. `exec`, so
       // no shell stays between them to die of the Ctrl-C and report 130 for a command that exited 0.
-      this.child = spawn('script', ['-qfec', `exec ${argv.map(shellQuote).join(' ')}`, '/dev/null'], { cwd: options.cwd ?? REPO_ROOT, env: { ...env, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] });
+      this.child = spawn('script', ['-qfec', `exec ${argv.map(shellQuote).join(' ')}`, '/dev/null'], {
+        cwd: options.cwd ?? REPO_ROOT,
+        env: { ...env, TERM: 'dumb' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
     } else {
       this.child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     }

@@ -55,8 +55,7 @@ export class FakeDispatchServer {
   private onUpgrade(req: IncomingMessage, socket: import('node:net').Socket, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     this.handshakes.push({ authorization: req.headers.authorization, workerId: url.searchParams.get('worker_id'), url: req.url ?? '' });
-    const status =
-      this.refuseWith ?? (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}` ? 401 : undefined);
+    const status = this.refuseWith ?? (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}` ? 401 : undefined);
     if (status !== undefined) {
       socket.on('error', () => socket.destroy()); // a worker killed mid-refusal resets the socket
       socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);

@@ -190,7 +190,13 @@ export class FakeDockerEngine {
     for (;;) {
       const value = check();
       if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; requests: ${this.requests.slice(-15).map((r) => `${r.method} ${r.path}`).join(', ')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${what}; requests: ${this.requests
+            .slice(-15)
+            .map((r) => `${r.method} ${r.path}`)
+            .join(', ')}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 100);
         this.waiters.push(() => {
@@ -307,8 +313,10 @@ export class FakeDockerEngine {
       res.end('OK');
       return;
     }
-    if (method === 'GET' && path === '/version') return this.json(res, 200, { Version: '20.10.24', ApiVersion: API_VERSION, MinAPIVersion: '1.12', ...this.platform });
-    if (method === 'GET' && path === '/info') return this.json(res, 200, { NCPU: this.hostCpus, MemTotal: 8 * 2 ** 30, OSType: this.platform.Os, Architecture: 'x86_64' });
+    if (method === 'GET' && path === '/version')
+      return this.json(res, 200, { Version: '20.10.24', ApiVersion: API_VERSION, MinAPIVersion: '1.12', ...this.platform });
+    if (method === 'GET' && path === '/info')
+      return this.json(res, 200, { NCPU: this.hostCpus, MemTotal: 8 * 2 ** 30, OSType: this.platform.Os, Architecture: 'x86_64' });
 
     if (method === 'POST' && path === '/images/create') {
       const name = `${query.get('fromImage')}${query.get('tag')?.includes(':') ? '@' : ':'}${query.get('tag')}`;
@@ -334,12 +342,17 @@ export class FakeDockerEngine {
     }
     if (method === 'GET' && (m = /^\/images\/(.+)\/json$/.exec(path))) {
       const image = this.images.get(normaliseImage(m[1]!));
-      return image ? this.json(res, 200, { Id: image.Id, RepoDigests: image.RepoDigests, Os: image.Os, Architecture: image.Architecture }) : this.noSuch(res, `image: ${m[1]}`);
+      return image
+        ? this.json(res, 200, { Id: image.Id, RepoDigests: image.RepoDigests, Os: image.Os, Architecture: image.Architecture })
+        : this.noSuch(res, `image: ${m[1]}`);
     }
 
     if (method === 'GET' && path === '/volumes') {
       const labels = labelFilter(query);
-      return this.json(res, 200, { Volumes: [...this.volumes.values()].filter((v) => matches(v.Labels, labels)).map(({ Name, Labels }) => ({ Name, Labels })), Warnings: null });
+      return this.json(res, 200, {
+        Volumes: [...this.volumes.values()].filter((v) => matches(v.Labels, labels)).map(({ Name, Labels }) => ({ Name, Labels })),
+        Warnings: null,
+      });
     }
     if (method === 'POST' && path === '/volumes/create') {
       const body = JSON.parse(raw.toString()) as { Name: string; Labels?: Record<string, string> };
@@ -363,13 +376,18 @@ export class FakeDockerEngine {
     if (method === 'GET' && path === '/containers/json') {
       const labels = labelFilter(query);
       const list = [...this.containers.values()].filter((c) => matches(c.Labels, labels));
-      return this.json(res, 200, list.map((c) => ({ Id: c.Id, Names: [`/${c.Name}`], State: c.status, Labels: c.Labels, Image: c.Image })));
+      return this.json(
+        res,
+        200,
+        list.map((c) => ({ Id: c.Id, Names: [`/${c.Name}`], State: c.status, Labels: c.Labels, Image: c.Image })),
+      );
     }
     if (method === 'POST' && path === '/containers/create') {
       const body = JSON.parse(raw.toString()) as Record<string, unknown>;
       const name = query.get('name') ?? `fake_${randomBytes(3).toString('hex')}`;
       if (!this.images.has(normaliseImage(String(body.Image)))) return this.noSuch(res, `image: ${String(body.Image)}`);
-      if ([...this.containers.values()].some((c) => c.Name === name)) return this.json(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
+      if ([...this.containers.values()].some((c) => c.Name === name))
+        return this.json(res, 409, { message: `Conflict. The container name "/${name}" is already in use` });
       const nanoCpus = (body.HostConfig as { NanoCpus?: number } | undefined)?.NanoCpus ?? 0;
       if (nanoCpus > this.hostCpus * 1e9) {
         return this.json(res, 400, { message: `Range of CPUs is from 0.01 to ${this.hostCpus.toFixed(2)}, as there are only ${this.hostCpus} CPUs available` });
@@ -492,7 +510,7 @@ export class FakeDockerEngine {
 function labelFilter(query: URLSearchParams): string[] {
   const filters = query.get('filters');
   if (!filters) return [];
-  return ((JSON.parse(filters) as { label?: string[] }).label ?? []);
+  return (JSON.parse(filters) as { label?: string[] }).label ?? [];
 }
 
 function matches(labels: Record<string, string>, wanted: string[]): boolean {

@@ -19,17 +19,7 @@ export interface RecordedRequest {
 }
 
 /** What the fake controller does with a new task Job (chosen by the task's FAKE_K8S_SCENARIO env). */
-export type Scenario =
-  | 'succeed'
-  | 'hang'
-  | 'exit:3'
-  | 'oom'
-  | 'image-pull'
-  | 'unschedulable'
-  | 'mount'
-  | 'deadline'
-  | 'init-fail'
-  | 'sidecar-sigterm';
+export type Scenario = 'succeed' | 'hang' | 'exit:3' | 'oom' | 'image-pull' | 'unschedulable' | 'mount' | 'deadline' | 'init-fail' | 'sidecar-sigterm';
 
 interface Fault {
   method: string;
@@ -307,8 +297,12 @@ export class FakeKubeApi {
         step(1, () =>
           this.setPodStatus(podName, {
             phase: 'Succeeded',
-            initContainerStatuses: [{ name: 'db', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 143, reason: 'Error' } } }],
-            containerStatuses: [{ name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 0, reason: 'Completed' } } }],
+            initContainerStatuses: [
+              { name: 'db', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 143, reason: 'Error' } } },
+            ],
+            containerStatuses: [
+              { name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 0, reason: 'Completed' } } },
+            ],
           }),
         );
         step(3, () => this.setJobCondition(jobName, 'Complete'));
@@ -318,7 +312,14 @@ export class FakeKubeApi {
           this.setPodStatus(podName, {
             phase: 'Pending',
             containerStatuses: [
-              { name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope:1"' } } },
+              {
+                name: 'task',
+                ready: false,
+                restartCount: 0,
+                image: 'x',
+                imageID: '',
+                state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope:1"' } },
+              },
             ],
           }),
         );
@@ -356,7 +357,9 @@ export class FakeKubeApi {
         step(1, () =>
           this.setPodStatus(podName, {
             phase: 'Failed',
-            initContainerStatuses: [{ name: 'setup', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 1, reason: 'Error' } } }],
+            initContainerStatuses: [
+              { name: 'setup', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 1, reason: 'Error' } } },
+            ],
           }),
         );
         return;
@@ -422,7 +425,11 @@ export class FakeKubeApi {
         res.end(text);
         return;
       }
-      this.send(res, fault.status, this.statusBody(fault.status, fault.message, fault.status === 403 ? 'Forbidden' : fault.status === 409 ? 'AlreadyExists' : 'Invalid'));
+      this.send(
+        res,
+        fault.status,
+        this.statusBody(fault.status, fault.message, fault.status === 403 ? 'Forbidden' : fault.status === 409 ? 'AlreadyExists' : 'Invalid'),
+      );
       return;
     }
     try {
@@ -523,7 +530,9 @@ export class FakeKubeApi {
     const from = Number(url.searchParams.get('resourceVersion') || 0);
     if (from > 0 && from < this.expiredBefore) {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })}\n`);
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })}\n`,
+      );
       return;
     }
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
@@ -533,7 +542,8 @@ export class FakeKubeApi {
     res.on('close', () => this.watches.delete(stream));
     if (from > 0) {
       for (const entry of this.history) {
-        if (entry.rv > from && entry.kind === kind && matchesLabels(entry.object, selector)) res.write(`${JSON.stringify({ type: entry.type, object: entry.object })}\n`);
+        if (entry.rv > from && entry.kind === kind && matchesLabels(entry.object, selector))
+          res.write(`${JSON.stringify({ type: entry.type, object: entry.object })}\n`);
       }
     } else {
       for (const obj of this.objects[kind].values()) if (matchesLabels(obj, selector)) res.write(`${JSON.stringify({ type: 'ADDED', object: obj })}\n`);

@@ -153,7 +153,8 @@ export function importEdges(files: ReadonlyMap<string, string>): ImportEdge[] {
 export function layerViolations(files: Iterable<string>, edges: readonly ImportEdge[]): string[] {
   const problems: string[] = [];
   for (const file of files) {
-    if (layerOf(file) === undefined) problems.push(`src/${file} is in no layer: add its directory to the layer order (test/support/import-layers.ts and docs/ARCHITECTURE.md)`);
+    if (layerOf(file) === undefined)
+      problems.push(`src/${file} is in no layer: add its directory to the layer order (test/support/import-layers.ts and docs/ARCHITECTURE.md)`);
   }
   for (const edge of edges) {
     const from = layerOf(edge.from);

@@ -112,10 +112,14 @@ export async function startLocalServer(options: { timings?: Partial<DispatcherTi
       }
     },
     async waitForTask(client, taskId, states, timeoutMs = 15_000) {
-      return until(async () => {
-        const task = await client.task(taskId);
-        return states.includes(task.state) ? task : undefined;
-      }, timeoutMs, `task ${taskId} to reach ${states.join('/')}`);
+      return until(
+        async () => {
+          const task = await client.task(taskId);
+          return states.includes(task.state) ? task : undefined;
+        },
+        timeoutMs,
+        `task ${taskId} to reach ${states.join('/')}`,
+      );
     },
     async restart() {
       await server.close();
@@ -132,7 +136,12 @@ export async function startLocalServer(options: { timings?: Partial<DispatcherTi
 
 /** A bare worker over a real socket: records assignments and answers only when told to. */
 export class ProbeWorker {
-  readonly assignments: { task_id: string; execution_id: string; task: { owner: unknown; agent_config_snapshot?: unknown }; env_vars: Record<string, string> }[] = [];
+  readonly assignments: {
+    task_id: string;
+    execution_id: string;
+    task: { owner: unknown; agent_config_snapshot?: unknown };
+    env_vars: Record<string, string>;
+  }[] = [];
   readonly cancellations: string[] = [];
   /** Resolves with the close code and reason when the socket closes. */
   readonly closed: Promise<{ code: number; reason: string }>;

@@ -79,12 +79,17 @@ export class EngineProbe {
 
   async containers(labels: string[]): Promise<Array<{ Id: string; Names: string[]; State: string; Labels: Record<string, string> }>> {
     const filters = encodeURIComponent(JSON.stringify({ label: labels }));
-    return (await this.call<Array<{ Id: string; Names: string[]; State: string; Labels: Record<string, string> }>>('GET', `/containers/json?all=1&filters=${filters}`)).json;
+    return (
+      await this.call<Array<{ Id: string; Names: string[]; State: string; Labels: Record<string, string> }>>('GET', `/containers/json?all=1&filters=${filters}`)
+    ).json;
   }
 
   async volumes(labels: string[] = []): Promise<Array<{ Name: string; Labels: Record<string, string> | null }>> {
     const filters = encodeURIComponent(JSON.stringify(labels.length ? { label: labels } : {}));
-    return (await this.call<{ Volumes: Array<{ Name: string; Labels: Record<string, string> | null }> | null }>('GET', `/volumes?filters=${filters}`)).json.Volumes ?? [];
+    return (
+      (await this.call<{ Volumes: Array<{ Name: string; Labels: Record<string, string> | null }> | null }>('GET', `/volumes?filters=${filters}`)).json
+        .Volumes ?? []
+    );
   }
 
   async close(): Promise<void> {

@@ -75,7 +75,10 @@ export class Kube {
 
   /** kubectl with the admin kubeconfig; rejects with its stderr. */
   async kubectl(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
-    const child = execFile(this.cluster.kubectlPath, ['--kubeconfig', this.cluster.kubeconfig, ...args], { timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 });
+    const child = execFile(this.cluster.kubectlPath, ['--kubeconfig', this.cluster.kubeconfig, ...args], {
+      timeout: options.timeoutMs ?? 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
     const done = new Promise<string>((resolve, reject) => {
       let stdout = '';
       let stderr = '';
@@ -96,7 +99,11 @@ export class Kube {
   async createNamespace(name: string): Promise<void> {
     await this.core.createNamespace({ body: { metadata: { name, labels: { 'oz-worker.dev/test': 'real' } } } });
     // The ServiceAccount controller adds `default`; pods cannot be created before it exists.
-    await until(async () => (await this.core.listNamespacedServiceAccount({ namespace: name })).items.some((sa) => sa.metadata?.name === 'default'), 30_000, `the default ServiceAccount in ${name}`);
+    await until(
+      async () => (await this.core.listNamespacedServiceAccount({ namespace: name })).items.some((sa) => sa.metadata?.name === 'default'),
+      30_000,
+      `the default ServiceAccount in ${name}`,
+    );
   }
 
   async deleteNamespace(name: string): Promise<void> {
@@ -139,7 +146,6 @@ export async function until<T>(check: () => T | undefined | false | Promise<T | 
     await new Promise((r) => setTimeout(r, 250));
   }
 }
-
 
 /**
  * Registers hooks that take the cluster lock around each test and run the

@@ -66,7 +66,14 @@ export class ScriptedNode {
     this.leaseTimer = setInterval(() => void this.heartbeat().catch(() => undefined), 10_000);
     const path = '/api/v1/pods';
     const fieldSelector = `spec.nodeName=${name}`;
-    this.informer = new k8s.ListWatch(path, new k8s.Watch(this.config), () => this.core.listPodForAllNamespaces({ fieldSelector }), false, undefined, fieldSelector);
+    this.informer = new k8s.ListWatch(
+      path,
+      new k8s.Watch(this.config),
+      () => this.core.listPodForAllNamespaces({ fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    );
     this.informer.on('add', (pod) => this.admit(pod));
     this.informer.on('update', (pod) => this.admit(pod));
     this.informer.on('delete', (pod) => {
@@ -211,9 +218,22 @@ export class ScriptedNode {
       },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
     );
-    const lease = { metadata: { name, namespace: 'kube-node-lease' }, spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: new k8s.V1MicroTime() } };
+    const lease = {
+      metadata: { name, namespace: 'kube-node-lease' },
+      spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: new k8s.V1MicroTime() },
+    };
     try {
-      await this.coordination.replaceNamespacedLease({ name, namespace: 'kube-node-lease', body: { ...lease, metadata: { ...lease.metadata, resourceVersion: (await this.coordination.readNamespacedLease({ name, namespace: 'kube-node-lease' })).metadata?.resourceVersion } } });
+      await this.coordination.replaceNamespacedLease({
+        name,
+        namespace: 'kube-node-lease',
+        body: {
+          ...lease,
+          metadata: {
+            ...lease.metadata,
+            resourceVersion: (await this.coordination.readNamespacedLease({ name, namespace: 'kube-node-lease' })).metadata?.resourceVersion ?? '',
+          },
+        },
+      });
     } catch {
       await this.coordination.createNamespacedLease({ namespace: 'kube-node-lease', body: lease }).catch(() => undefined);
     }

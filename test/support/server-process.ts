@@ -34,7 +34,11 @@ export async function startServerProcess(options: { args?: string[]; umask?: str
   if (options.stateDirMode !== undefined) chmodSync(stateDir, options.stateDirMode);
   const serverArgs = ['server', '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--log-level', 'info', ...(options.args ?? [])];
   const child = startWorker({ args: serverArgs, ...(options.umask === undefined ? {} : { umask: options.umask }) });
-  const listening = await until(() => child.rawOutput.map((l) => /listening on (http:\/\/\S+)/.exec(l)?.[1]).find(Boolean) ?? (child.child.exitCode !== null ? 'exited' : undefined), 20_000, 'the server to listen');
+  const listening = await until(
+    () => child.rawOutput.map((l) => /listening on (http:\/\/\S+)/.exec(l)?.[1]).find(Boolean) ?? (child.child.exitCode !== null ? 'exited' : undefined),
+    20_000,
+    'the server to listen',
+  );
   if (listening === 'exited') throw new Error(`oz-worker server exited: ${child.output}`);
   const httpUrl = listening;
   const webSocketUrl = `${httpUrl.replace(/^http/, 'ws')}/api/v1/selfhosted/worker/ws`;
@@ -58,9 +62,24 @@ export async function startServerProcess(options: { args?: string[]; umask?: str
     startWorker(key, workerOptions = {}) {
       const workerId = workerOptions.workerId ?? `worker-${workers.length + 1}`;
       const config = join(dir.path, `${workerId}-${workers.length}.yaml`);
-      writeFileSync(config, ['backend:', '  direct:', `    oz_path: ${FAKE_OZ}`, `    workspace_root: ${join(dir.path, 'ws', `${workerId}-${workers.length}`)}`].join('\n'));
+      writeFileSync(
+        config,
+        ['backend:', '  direct:', `    oz_path: ${FAKE_OZ}`, `    workspace_root: ${join(dir.path, 'ws', `${workerId}-${workers.length}`)}`].join('\n'),
+      );
       const worker = startWorker({
-        args: ['--worker-id', workerId, '--config-file', config, '--web-socket-url', workerOptions.webSocketUrl ?? webSocketUrl, '--server-root-url', httpUrl, '-e', `OZ_RECORD_DIR=${recordDir}`, ...(workerOptions.args ?? [])],
+        args: [
+          '--worker-id',
+          workerId,
+          '--config-file',
+          config,
+          '--web-socket-url',
+          workerOptions.webSocketUrl ?? webSocketUrl,
+          '--server-root-url',
+          httpUrl,
+          '-e',
+          `OZ_RECORD_DIR=${recordDir}`,
+          ...(workerOptions.args ?? []),
+        ],
         env: { WARP_API_KEY: key, ...workerOptions.env },
       });
       workers.push(worker);
@@ -72,10 +91,14 @@ export async function startServerProcess(options: { args?: string[]; umask?: str
       return p;
     },
     waitForTask: (client, taskId, states, timeoutMs = 15_000) =>
-      until(async () => {
-        const task = await client.task(taskId);
-        return states.includes(task.state) ? task : undefined;
-      }, timeoutMs, `task ${taskId} to reach ${states.join('/')}`),
+      until(
+        async () => {
+          const task = await client.task(taskId);
+          return states.includes(task.state) ? task : undefined;
+        },
+        timeoutMs,
+        `task ${taskId} to reach ${states.join('/')}`,
+      ),
     logged: (pattern) => child.logs.some((line) => pattern.test(line.msg)),
     async close() {
       await Promise.all(probes.map((p) => p.close()));

@@ -40,10 +40,12 @@ export class WorkerProcess {
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-      this.notify();
-      resolve({ code, signal });
-    }));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        this.notify();
+        resolve({ code, signal });
+      }),
+    );
   }
 
   private notify(): void {

@@ -47,8 +47,18 @@ describe('AugmentArgsForTask cases (Go table)', () => {
     [5, { harness: { type: 'claude' } }, {}, 'agent run --no-computer-use --harness claude --idle-on-complete'],
     [6, { harness: {} }, {}, 'agent run --computer-use --idle-on-complete'],
     [7, { model_id: 'claude-sonnet-4', idle_timeout_minutes: 12 }, {}, 'agent run --model claude-sonnet-4 --computer-use --idle-on-complete 12m'],
-    [8, { model_id: 'claude-sonnet-4', inference_providers: { aws: { role_arn: ARN } } }, {}, `agent run --model claude-sonnet-4 --computer-use --bedrock-inference-role ${ARN} --idle-on-complete`],
-    [9, { inference_providers: { aws: { role_arn: ARN, region: '  us-east-1  ' } } }, {}, `agent run --computer-use --bedrock-inference-role ${ARN} --bedrock-role-region us-east-1 --idle-on-complete`],
+    [
+      8,
+      { model_id: 'claude-sonnet-4', inference_providers: { aws: { role_arn: ARN } } },
+      {},
+      `agent run --model claude-sonnet-4 --computer-use --bedrock-inference-role ${ARN} --idle-on-complete`,
+    ],
+    [
+      9,
+      { inference_providers: { aws: { role_arn: ARN, region: '  us-east-1  ' } } },
+      {},
+      `agent run --computer-use --bedrock-inference-role ${ARN} --bedrock-role-region us-east-1 --idle-on-complete`,
+    ],
     [10, { inference_providers: { aws: { role_arn: ARN, region: '   ' } } }, {}, `agent run --computer-use --bedrock-inference-role ${ARN} --idle-on-complete`],
     [11, { inference_providers: { aws: { role_arn: '   ' } } }, {}, 'agent run --computer-use --idle-on-complete'],
     [12, { inference_providers: { aws: { disabled: true, role_arn: ARN } } }, {}, 'agent run --computer-use --idle-on-complete'],
@@ -58,7 +68,12 @@ describe('AugmentArgsForTask cases (Go table)', () => {
     [16, {}, { conversation: 'abc-123' }, 'agent run --computer-use --idle-on-complete'],
     [17, { session_sharing: {} }, {}, 'agent run --computer-use --idle-on-complete'],
     [18, { session_sharing: { public_access: 'FULL' } }, {}, 'agent run --computer-use --idle-on-complete'],
-    [19, { snapshot_disabled: true, snapshot_upload_timeout_secs: 90, snapshot_script_timeout_secs: 45 }, {}, 'agent run --computer-use --no-snapshot --snapshot-upload-timeout 90s --snapshot-script-timeout 45s --idle-on-complete'],
+    [
+      19,
+      { snapshot_disabled: true, snapshot_upload_timeout_secs: 90, snapshot_script_timeout_secs: 45 },
+      {},
+      'agent run --computer-use --no-snapshot --snapshot-upload-timeout 90s --snapshot-script-timeout 45s --idle-on-complete',
+    ],
     [20, {}, { extra: ['--skip-initial-turn'] }, 'agent run --computer-use --skip-initial-turn --idle-on-complete'],
     [21, {}, {}, 'agent run --computer-use --idle-on-complete'],
     [22, {}, {}, 'agent run --computer-use --idle-on-complete'],
@@ -116,11 +131,37 @@ describe('full argument vector', () => {
       sessionSharingServerUrl: 'ws://127.0.0.1:8081',
     });
     expect(args).toEqual([
-      'agent', 'run', '--share', 'team:edit', '--task-id', 'T', '--sandboxed', '--server-root-url', 'https://app.warp.dev',
-      '--model', 'gpt-x', '--profile', 'p1', '--mcp', '{"gh":{"url":"x"}}', '--computer-use',
-      '--bedrock-inference-role', 'arn:r', '--bedrock-role-region', 'us-east-1',
-      '--share', 'public:view', '--snapshot-upload-timeout', '90s', '--environment', 'env-1',
-      '--skip-initial-turn', '--idle-on-complete', '12m', '--session-sharing-server-url', 'ws://127.0.0.1:8081',
+      'agent',
+      'run',
+      '--share',
+      'team:edit',
+      '--task-id',
+      'T',
+      '--sandboxed',
+      '--server-root-url',
+      'https://app.warp.dev',
+      '--model',
+      'gpt-x',
+      '--profile',
+      'p1',
+      '--mcp',
+      '{"gh":{"url":"x"}}',
+      '--computer-use',
+      '--bedrock-inference-role',
+      'arn:r',
+      '--bedrock-role-region',
+      'us-east-1',
+      '--share',
+      'public:view',
+      '--snapshot-upload-timeout',
+      '90s',
+      '--environment',
+      'env-1',
+      '--skip-initial-turn',
+      '--idle-on-complete',
+      '12m',
+      '--session-sharing-server-url',
+      'ws://127.0.0.1:8081',
     ]);
   });
 
@@ -145,7 +186,10 @@ describe('team sharing follows ownership', () => {
     ['lower-case value', { Type: 'team', Id: 42 }, false],
     ['unknown type', { Type: 'ORG', Id: 42 }, false],
   ])('%s → team share %s', (_name, owner, shared) => {
-    const { assignment, mcpArgument } = decode({ task_id: 'x', task: { id: 'x', owner, agent_config_snapshot: { session_sharing: { public_access: 'EDITOR' } } } });
+    const { assignment, mcpArgument } = decode({
+      task_id: 'x',
+      task: { id: 'x', owner, agent_config_snapshot: { session_sharing: { public_access: 'EDITOR' } } },
+    });
     const { args } = buildTaskParams(assignment, mcpArgument, config);
     expect(args.slice(2, 4)).toEqual(shared ? ['--share', 'team:edit'] : ['--task-id', 'x']);
     expect(args.filter((a) => a === 'team:edit')).toHaveLength(shared ? 1 : 0);

@@ -52,7 +52,10 @@ function config(command: Partial<CommandBackendConfig>, operatorEnv: Record<stri
   });
 }
 
-async function backend(command: Partial<CommandBackendConfig>, options: { operatorEnv?: Record<string, string>; hostEnv?: NodeJS.ProcessEnv } = {}): Promise<Backend> {
+async function backend(
+  command: Partial<CommandBackendConfig>,
+  options: { operatorEnv?: Record<string, string>; hostEnv?: NodeJS.ProcessEnv } = {},
+): Promise<Backend> {
   const hostEnv = options.hostEnv ?? { PATH: process.env.PATH, HOME: dir.path, WARP_API_KEY: API_KEY, HOST_ONLY: 'from-host' };
   const created = await createCommandBackend(config(command, options.operatorEnv), { log, hostEnv });
   backends.push(created);
@@ -76,7 +79,6 @@ function params(taskId = 'task-1'): TaskParams {
 function run(b: Backend, p: TaskParams, controller = new AbortController()) {
   return b.executeTask({ params: p, signal: controller.signal, log: log.child({ taskId: p.taskId }) });
 }
-
 
 function envFile(path: string): Record<string, string> {
   return Object.fromEntries(
@@ -110,7 +112,10 @@ describe('dispatch', () => {
 
   it('gives the command the OZ_* variables and operator env, but no task secret and not the worker key', async () => {
     const record = script('record.sh', `cat /proc/$$/environ > ${file('env')}; printf '%s\\0' "$0" "$@" > ${file('argv')}; cat > /dev/null`);
-    const b = await backend({ dispatchCommand: record }, { operatorEnv: { OPERATOR_VAR: 'ok', OZ_RUN_ID: 'spoofed', OZ_EXECUTION_ID: 'spoofed', OZ_WORKER_BACKEND: 'spoofed' } });
+    const b = await backend(
+      { dispatchCommand: record },
+      { operatorEnv: { OPERATOR_VAR: 'ok', OZ_RUN_ID: 'spoofed', OZ_EXECUTION_ID: 'spoofed', OZ_WORKER_BACKEND: 'spoofed' } },
+    );
     await run(b, params());
     const env = envFile(file('env'));
     expect(env).toMatchObject({
@@ -135,7 +140,9 @@ describe('dispatch', () => {
   });
 
   it('reports a non-zero exit with the end of stderr (dispatch_command)', async () => {
-    const b = await backend({ dispatchCommand: `cat >/dev/null; echo "connecting"; head -c 5000 /dev/zero | tr '\\0' x >&2; echo >&2; echo "quota exceeded for team" >&2; exit 7` });
+    const b = await backend({
+      dispatchCommand: `cat >/dev/null; echo "connecting"; head -c 5000 /dev/zero | tr '\\0' x >&2; echo >&2; echo "quota exceeded for team" >&2; exit 7`,
+    });
     const error = await rejection(run(b, params()));
     expect(error).toBeInstanceOf(TaskFailure);
     expect(error).toMatchObject({ reason: 'dispatch_command', exitCode: 0 });
@@ -156,7 +163,9 @@ describe('dispatch', () => {
     const b = await backend({ dispatchCommand: `sleep 30 & echo $! > ${file('child')}; wait`, dispatchTimeoutMs: 300 });
     const error = await rejection(run(b, params()));
     expect(error).toMatchObject({ reason: 'dispatch_timeout' });
-    expect((error as Error).message).toMatch(/^dispatch command timed out after 300ms: signal: terminated \(it should hand the task off and exit; raise backend.command.dispatch_timeout/);
+    expect((error as Error).message).toMatch(
+      /^dispatch command timed out after 300ms: signal: terminated \(it should hand the task off and exit; raise backend.command.dispatch_timeout/,
+    );
     const child = Number(readFileSync(file('child'), 'utf8'));
     await expect.poll(() => alive(child), { timeout: 5_000 }).toBe(false);
   });

@@ -14,7 +14,13 @@ const SPEC_EXAMPLE = JSON.stringify({
   worker_id: 'it-worker',
   docker_image: 'ubuntu:22.04',
   base_args: ['agent', 'run', '--share', 'team:edit', '--task-id', 'task-1', '--sandboxed', '--server-root-url', 'https://app.warp.dev', '--idle-on-complete'],
-  env: { GH_PROMPT_DISABLED: '1', GITHUB_ACCESS_TOKEN: 'secret-token', GIT_TERMINAL_PROMPT: '0', TASK_ID: 'task-1', WARP_SERVER_ROOT_URL: 'https://app.warp.dev' },
+  env: {
+    GH_PROMPT_DISABLED: '1',
+    GITHUB_ACCESS_TOKEN: 'secret-token',
+    GIT_TERMINAL_PROMPT: '0',
+    TASK_ID: 'task-1',
+    WARP_SERVER_ROOT_URL: 'https://app.warp.dev',
+  },
   sidecars: null,
   task: {
     id: 'task-1',
@@ -51,7 +57,18 @@ describe('dispatch payload', () => {
     const params = paramsFromFrame({ task_id: 'task-1', execution_id: 'exec-1', task: { id: 'task-1' } });
     params.env = ['A=1', 'B=2', 'A=3', 'URL=a=b'];
     const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: 'https://app.warp.dev', workerId: 'my-worker' })) as Record<string, unknown>;
-    expect(Object.keys(payload)).toEqual(['version', 'run_id', 'execution_id', 'server_root_url', 'worker_id', 'docker_image', 'base_args', 'env', 'sidecars', 'task']);
+    expect(Object.keys(payload)).toEqual([
+      'version',
+      'run_id',
+      'execution_id',
+      'server_root_url',
+      'worker_id',
+      'docker_image',
+      'base_args',
+      'env',
+      'sidecars',
+      'task',
+    ]);
     expect(payload).toMatchObject({ version: 1, run_id: 'task-1', execution_id: 'exec-1', worker_id: 'my-worker', env: { A: '3', B: '2', URL: 'a=b' } });
   });
 

@@ -259,9 +259,17 @@ describe('config file errors', () => {
 
   it.each([
     [yaml('worker-id: w'), 1, 'unknown key "worker-id" (did you mean "worker_id"?)'],
-    [yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finish: 5'), 3, 'unknown key "backend.kubernetes.ttl_seconds_after_finish" (did you mean "ttl_seconds_after_finished"?)'],
+    [
+      yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finish: 5'),
+      3,
+      'unknown key "backend.kubernetes.ttl_seconds_after_finish" (did you mean "ttl_seconds_after_finished"?)',
+    ],
     [yaml('backend:', '  podman: {}'), 2, 'unknown key "backend.podman" (remove it; the backend blocks are docker, direct, command, kubernetes)'],
-    [yaml('backend:', '  direct:', '    environment:', '      - name: A', '        valeu: b'), 5, 'unknown key "backend.direct.environment[0].valeu" (did you mean "value"?)'],
+    [
+      yaml('backend:', '  direct:', '    environment:', '      - name: A', '        valeu: b'),
+      5,
+      'unknown key "backend.direct.environment[0].valeu" (did you mean "value"?)',
+    ],
     [yaml('device:', '  owner: 1'), 2, 'unknown key "device.owner"'],
     [yaml('worker_id: w', 'logging: debug'), 2, 'unknown key "logging" (remove it or fix its spelling; the keys allowed here are worker_id, cleanup'],
   ])('reports unknown keys anywhere: %j', (text, line, message) => {
@@ -273,16 +281,66 @@ describe('config file errors', () => {
     ['two backend blocks', yaml('backend:', '  docker:', '  direct: {}'), 3, 'at most one backend may be configured, found backend.docker and backend.direct'],
     ['a command block without dispatch_command', yaml('backend:', '  command:', '    cancel_command: x'), 2, 'backend.command.dispatch_command is required'],
     ['an empty command block', yaml('backend:', '  command:'), 2, 'backend.command.dispatch_command is required'],
-    ['a docker env entry without a name', yaml('backend:', '  docker:', '    environment:', '      - value: x'), 4, 'backend.docker.environment[0].name is required'],
-    ['a direct env entry with an empty name', yaml('backend:', '  direct:', '    environment:', '      - name: A', '      - name: ""'), 5, 'backend.direct.environment[1].name is required'],
-    ['a null command env entry', yaml('backend:', '  command:', '    dispatch_command: d', '    environment:', '      -'), 5, 'backend.command.environment[0].name is required'],
-    ['an env name with a space', yaml('backend:', '  direct:', '    environment:', '      - name: MY VAR'), 4, 'backend.direct.environment[0].name must not contain whitespace (got "MY VAR"'],
-    ['an env name with a tab', yaml('backend:', '  docker:', '    environment:', '      - name: "MY\\tVAR"'), 4, 'backend.docker.environment[0].name must not contain whitespace'],
-    ['a default_image with a space', yaml('backend:', '  kubernetes:', '    default_image: "ubuntu 22.04"'), 3, 'backend.kubernetes.default_image must not contain whitespace'],
-    ['a preflight_image with a tab', yaml('backend:', '  kubernetes:', '    preflight_image: "busybox\\t1"'), 3, 'backend.kubernetes.preflight_image must not contain whitespace'],
-    ['a sidecar_image with a space', yaml('backend:', '  kubernetes:', '    sidecar_image: "a b"'), 3, 'backend.kubernetes.sidecar_image must not contain whitespace'],
-    ['an unknown image_pull_policy', yaml('backend:', '  kubernetes:', '    image_pull_policy: Sometimes'), 3, 'backend.kubernetes.image_pull_policy must be one of Always, Never, IfNotPresent (got "Sometimes")'],
-    ['a lower-case image_pull_policy', yaml('backend:', '  kubernetes:', '    image_pull_policy: always'), 3, 'backend.kubernetes.image_pull_policy must be one of Always, Never, IfNotPresent (got "always"; write Always, the value is case-sensitive)'],
+    [
+      'a docker env entry without a name',
+      yaml('backend:', '  docker:', '    environment:', '      - value: x'),
+      4,
+      'backend.docker.environment[0].name is required',
+    ],
+    [
+      'a direct env entry with an empty name',
+      yaml('backend:', '  direct:', '    environment:', '      - name: A', '      - name: ""'),
+      5,
+      'backend.direct.environment[1].name is required',
+    ],
+    [
+      'a null command env entry',
+      yaml('backend:', '  command:', '    dispatch_command: d', '    environment:', '      -'),
+      5,
+      'backend.command.environment[0].name is required',
+    ],
+    [
+      'an env name with a space',
+      yaml('backend:', '  direct:', '    environment:', '      - name: MY VAR'),
+      4,
+      'backend.direct.environment[0].name must not contain whitespace (got "MY VAR"',
+    ],
+    [
+      'an env name with a tab',
+      yaml('backend:', '  docker:', '    environment:', '      - name: "MY\\tVAR"'),
+      4,
+      'backend.docker.environment[0].name must not contain whitespace',
+    ],
+    [
+      'a default_image with a space',
+      yaml('backend:', '  kubernetes:', '    default_image: "ubuntu 22.04"'),
+      3,
+      'backend.kubernetes.default_image must not contain whitespace',
+    ],
+    [
+      'a preflight_image with a tab',
+      yaml('backend:', '  kubernetes:', '    preflight_image: "busybox\\t1"'),
+      3,
+      'backend.kubernetes.preflight_image must not contain whitespace',
+    ],
+    [
+      'a sidecar_image with a space',
+      yaml('backend:', '  kubernetes:', '    sidecar_image: "a b"'),
+      3,
+      'backend.kubernetes.sidecar_image must not contain whitespace',
+    ],
+    [
+      'an unknown image_pull_policy',
+      yaml('backend:', '  kubernetes:', '    image_pull_policy: Sometimes'),
+      3,
+      'backend.kubernetes.image_pull_policy must be one of Always, Never, IfNotPresent (got "Sometimes")',
+    ],
+    [
+      'a lower-case image_pull_policy',
+      yaml('backend:', '  kubernetes:', '    image_pull_policy: always'),
+      3,
+      'backend.kubernetes.image_pull_policy must be one of Always, Never, IfNotPresent (got "always"; write Always, the value is case-sensitive)',
+    ],
   ])('rejects %s', (_name, text, line, message) => {
     expect(problem(text)).toContain(`line ${line}: ${message}`);
   });
@@ -307,25 +365,59 @@ describe('config file errors', () => {
   });
 
   it.each([
-    [yaml('backend:', '  command:', '    dispatch_command: d', '    dispatch_timeout: 60'), 4, 'backend.command.dispatch_timeout is not a valid duration: time: missing unit in duration "60"'],
+    [
+      yaml('backend:', '  command:', '    dispatch_command: d', '    dispatch_timeout: 60'),
+      4,
+      'backend.command.dispatch_timeout is not a valid duration: time: missing unit in duration "60"',
+    ],
     [yaml('backend:', '  kubernetes:', '    unschedulable_timeout: 2 minutes'), 3, 'backend.kubernetes.unschedulable_timeout is not a valid duration'],
-    [yaml('backend:', '  kubernetes:', '    workspace_size_limit: ten gigs'), 3, 'backend.kubernetes.workspace_size_limit is not a Kubernetes quantity (got "ten gigs"'],
+    [
+      yaml('backend:', '  kubernetes:', '    workspace_size_limit: ten gigs'),
+      3,
+      'backend.kubernetes.workspace_size_limit is not a Kubernetes quantity (got "ten gigs"',
+    ],
     [yaml('backend:', '  kubernetes:', '    active_deadline_seconds: -1'), 3, 'backend.kubernetes.active_deadline_seconds must be at least 0'],
-    [yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finished: 3000000000'), 3, 'backend.kubernetes.ttl_seconds_after_finished must be between 0 and 2147483647'],
-    [yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finished: "10"'), 3, 'backend.kubernetes.ttl_seconds_after_finished must be a number, not the quoted text "10"'],
+    [
+      yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finished: 3000000000'),
+      3,
+      'backend.kubernetes.ttl_seconds_after_finished must be between 0 and 2147483647',
+    ],
+    [
+      yaml('backend:', '  kubernetes:', '    ttl_seconds_after_finished: "10"'),
+      3,
+      'backend.kubernetes.ttl_seconds_after_finished must be a number, not the quoted text "10"',
+    ],
     [yaml('backend:', '  kubernetes:', '    use_image_volumes: sure'), 3, 'backend.kubernetes.use_image_volumes must be true or false'],
     [yaml('backend:', '  kubernetes:', '    pod_template: [a]'), 3, 'backend.kubernetes.pod_template must be a mapping'],
-    [yaml('backend:', '  kubernetes:', '    coding_cli_sidecars: { claude: "a b" }'), 3, 'backend.kubernetes.coding_cli_sidecars.claude must not contain whitespace'],
-    [yaml('backend:', '  docker:', '    volumes:', '      - /data'), 4, 'backend.docker.volumes[0] must look like HOST_PATH:CONTAINER_PATH or HOST_PATH:CONTAINER_PATH:MODE'],
-    [yaml('backend:', '  docker:', '    pull_policy: sometimes'), 3, 'backend.docker.pull_policy must be one of always, if_not_present, never (got "sometimes")'],
-    [yaml('backend:', '  docker:', '    pull_policy: IfNotPresent'), 3, 'backend.docker.pull_policy must be one of always, if_not_present, never (got "IfNotPresent"; write if_not_present)'],
+    [
+      yaml('backend:', '  kubernetes:', '    coding_cli_sidecars: { claude: "a b" }'),
+      3,
+      'backend.kubernetes.coding_cli_sidecars.claude must not contain whitespace',
+    ],
+    [
+      yaml('backend:', '  docker:', '    volumes:', '      - /data'),
+      4,
+      'backend.docker.volumes[0] must look like HOST_PATH:CONTAINER_PATH or HOST_PATH:CONTAINER_PATH:MODE',
+    ],
+    [
+      yaml('backend:', '  docker:', '    pull_policy: sometimes'),
+      3,
+      'backend.docker.pull_policy must be one of always, if_not_present, never (got "sometimes")',
+    ],
+    [
+      yaml('backend:', '  docker:', '    pull_policy: IfNotPresent'),
+      3,
+      'backend.docker.pull_policy must be one of always, if_not_present, never (got "IfNotPresent"; write if_not_present)',
+    ],
   ])('checks backend values: %j', (text, line, message) => {
     expect(problem(text)).toContain(`line ${line}: ${message}`);
   });
 
   it('reports every problem, in line order, on one line', () => {
     expect(problem(yaml('max_concurrent_tasks: "5"', 'backend:', '  kubernetes:', '    bogus: 1', '    image_pull_policy: x'))).toMatch(
-      new RegExp(`^config file ${SOURCE} has 3 problems: line 1: max_concurrent_tasks .*; line 4: unknown key "backend.kubernetes.bogus".*; line 5: backend.kubernetes.image_pull_policy must be`),
+      new RegExp(
+        `^config file ${SOURCE} has 3 problems: line 1: max_concurrent_tasks .*; line 4: unknown key "backend.kubernetes.bogus".*; line 5: backend.kubernetes.image_pull_policy must be`,
+      ),
     );
   });
 
@@ -343,7 +435,9 @@ describe('config file errors', () => {
   });
 
   it('reports YAML syntax errors with their line', () => {
-    expect(problem(yaml('worker_id: w', 'backend:', '  direct:', '   oz_path: [unclosed'))).toMatch(new RegExp(`^config file ${SOURCE}, line \\d+: invalid YAML: .*\\(fix the syntax`));
+    expect(problem(yaml('worker_id: w', 'backend:', '  direct:', '   oz_path: [unclosed'))).toMatch(
+      new RegExp(`^config file ${SOURCE}, line \\d+: invalid YAML: .*\\(fix the syntax`),
+    );
     expect(problem(yaml('worker_id: w', 'worker_id: v'))).toMatch(/line 2: invalid YAML: Map keys must be unique/);
   });
 });
@@ -365,7 +459,9 @@ describe('loadConfigFile', () => {
 
   it('names the file and the reason when it cannot be read', async () => {
     const missing = join(dir, 'missing.yaml');
-    await expect(loadConfigFile(missing)).rejects.toThrow(new ConfigError(`could not read config file ${missing}: no such file (check the --config-file path)`));
+    await expect(loadConfigFile(missing)).rejects.toThrow(
+      new ConfigError(`could not read config file ${missing}: no such file (check the --config-file path)`),
+    );
     const directory = join(dir, 'a-directory');
     await mkdir(directory);
     await expect(loadConfigFile(directory)).rejects.toThrow(`could not read config file ${directory}: it is a directory, not a file`);

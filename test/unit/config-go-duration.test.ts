@@ -38,7 +38,7 @@ describe('parseGoDuration', () => {
     ['1 s', 'time: unknown unit " s" in duration "1 s"'],
     ['5S', 'time: unknown unit "S" in duration "5S"'],
     ['9999999999h', 'time: invalid duration "9999999999h"'],
-  ])('rejects %j with Go\'s message', (text, message) => {
+  ])("rejects %j with Go's message", (text, message) => {
     expect(() => parseGoDuration(text)).toThrow(InvalidDurationError);
     expect(() => parseGoDuration(text)).toThrow(message);
   });

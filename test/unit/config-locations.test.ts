@@ -9,7 +9,11 @@ describe('defaultWorkspaceRoot', () => {
     ['a systemd service keeps the Go default', { ...ann, env: { INVOCATION_ID: 'abc' } }, '/var/lib/oz/workspaces'],
     ['a Linux user gets the XDG data directory', ann, '/home/ann/.local/share/oz-worker/workspaces'],
     ['XDG_DATA_HOME is honoured', { ...ann, env: { XDG_DATA_HOME: '/data/ann' } }, '/data/ann/oz-worker/workspaces'],
-    ['a macOS user gets Application Support', { ...ann, platform: 'darwin', home: '/Users/ann' }, '/Users/ann/Library/Application Support/oz-worker/workspaces'],
+    [
+      'a macOS user gets Application Support',
+      { ...ann, platform: 'darwin', home: '/Users/ann' },
+      '/Users/ann/Library/Application Support/oz-worker/workspaces',
+    ],
   ])('%s', (_name, context, expected) => {
     expect(defaultWorkspaceRoot(context)).toBe(expected);
   });

@@ -4,13 +4,20 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import type { FileConfig } from '../../src/config/file-schema.js';
 import { parseConfigText } from '../../src/config/load-file.js';
-import { apiKeyFileSource, keyFilePermissionWarning, resolveApiKey, resolveWorkerConfig, type HostEnv, type ReadSecretFile, type WorkerFlags } from '../../src/config/resolve.js';
+import {
+  apiKeyFileSource,
+  keyFilePermissionWarning,
+  resolveApiKey,
+  resolveWorkerConfig,
+  type HostEnv,
+  type ReadSecretFile,
+  type WorkerFlags,
+} from '../../src/config/resolve.js';
 import {
   DEFAULT_CANCEL_GRACE_MS,
   DEFAULT_SERVER_ROOT_URL,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_WEB_SOCKET_URL,
-  DEFAULT_WORKSPACE_ROOT,
   type WorkerConfig,
   type WorkerConfigFor,
 } from '../../src/config/worker-config.js';
@@ -121,7 +128,13 @@ describe('flag > file > default', () => {
     ['backend from the file', {}, file, (c) => c.backend, 'direct'],
     ['web socket URL from the flag', { workerId: 'w', webSocketUrl: 'ws://127.0.0.1:9000/ws' }, undefined, (c) => c.webSocketUrl, 'ws://127.0.0.1:9000/ws'],
     ['server root URL from the flag', { workerId: 'w', serverRootUrl: 'http://127.0.0.1:8080' }, undefined, (c) => c.serverRootUrl, 'http://127.0.0.1:8080'],
-    ['session sharing URL from the flag', { workerId: 'w', sessionSharingServerUrl: 'ws://127.0.0.1:8081' }, undefined, (c) => c.sessionSharingServerUrl, 'ws://127.0.0.1:8081'],
+    [
+      'session sharing URL from the flag',
+      { workerId: 'w', sessionSharingServerUrl: 'ws://127.0.0.1:8081' },
+      undefined,
+      (c) => c.sessionSharingServerUrl,
+      'ws://127.0.0.1:8081',
+    ],
     ['log level from the flag', { workerId: 'w', logLevel: 'debug' }, undefined, (c) => c.logLevel, 'debug'],
   ])('%s', (_name, flags, fileConfig, pick, expected) => {
     expect(pick(resolve(flags, fileConfig))).toEqual(expected);
@@ -184,7 +197,13 @@ describe('API key', () => {
     ['an empty WARP_API_KEY', {}, { WARP_API_KEY: '' }, undefined, 'missing API key: pass --api-key or set WARP_API_KEY'],
     ['an empty --api-key', { apiKey: '' }, {}, undefined, 'missing API key: pass --api-key or set WARP_API_KEY'],
     ['a missing key file', { apiKeyFile: '/nowhere.key' }, {}, undefined, 'could not read the API key file /nowhere.key (from --api-key-file): no such file'],
-    ['an unreadable key file', {}, { WARP_API_KEY_FILE: '/locked.key' }, undefined, 'could not read the API key file /locked.key (from WARP_API_KEY_FILE): permission denied'],
+    [
+      'an unreadable key file',
+      {},
+      { WARP_API_KEY_FILE: '/locked.key' },
+      undefined,
+      'could not read the API key file /locked.key (from WARP_API_KEY_FILE): permission denied',
+    ],
     ['an empty key file', {}, {}, { api_key_file: '/empty.key' }, 'the API key file /empty.key (from api_key_file in the config file) is empty'],
   ])('is refused with %s', (_name, flags, hostEnv, file, message) => {
     expect(failure(() => key(flags, hostEnv, file))).toContain(message);
@@ -201,7 +220,7 @@ describe('worker id', () => {
     expect(resolve({ workerId }).workerId).toBe(workerId);
   });
 
-  it.each(['warp', 'warp-1', 'warpy'])('refuses the reserved %j with Go\'s message', (workerId) => {
+  it.each(['warp', 'warp-1', 'warpy'])("refuses the reserved %j with Go's message", (workerId) => {
     expect(failure(() => resolve({ workerId }))).toBe("invalid worker-id: values starting with 'warp' are reserved and cannot be used");
     expect(failure(() => resolve({}, { worker_id: workerId }))).toContain('reserved');
   });
@@ -449,7 +468,12 @@ describe('device scope', () => {
     ['only an owner', {}, { device: { owner_user_id: 42 } }, { ownerUserId: 42, teamIds: [] }],
     ['only teams', {}, { device: { team_ids: [7] } }, { ownerUserId: undefined, teamIds: [7] }],
     ['the flags', { deviceOwnerUserId: '42', deviceTeamId: ['7', '9', '7'] }, undefined, { ownerUserId: 42, teamIds: [7, 9] }],
-    ['flags over the file', { deviceOwnerUserId: '43', deviceTeamId: ['8'] }, { device: { owner_user_id: 42, team_ids: [7] } }, { ownerUserId: 43, teamIds: [8] }],
+    [
+      'flags over the file',
+      { deviceOwnerUserId: '43', deviceTeamId: ['8'] },
+      { device: { owner_user_id: 42, team_ids: [7] } },
+      { ownerUserId: 43, teamIds: [8] },
+    ],
     ['an owner flag keeping the file teams', { deviceOwnerUserId: '43' }, { device: { owner_user_id: 42, team_ids: [7] } }, { ownerUserId: 43, teamIds: [7] }],
   ])('%s', (_name, flags, file, device) => {
     expect(resolve({ workerId: 'w', ...flags }, file).device).toEqual(device);

@@ -15,7 +15,7 @@ describe('run_as_user', () => {
 
   it.each<[string, string, number | undefined, RegExp | undefined]>([
     ['a user, worker as root', 'agent', 0, undefined],
-    ['the worker\'s own user', 'agent', 1001, undefined],
+    ["the worker's own user", 'agent', 1001, undefined],
     ['an unknown user', 'nobody-here', 0, /backend\.direct\.run_as_user: no user "nobody-here"/],
     ['root itself', 'root', 0, /is root/],
     ['another user while the worker is not root', 'agent', 1000, /runs as uid 1000, not root/],

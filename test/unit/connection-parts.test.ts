@@ -6,9 +6,7 @@ import { takeAll } from '../support/outbox.js';
 
 describe('backoff', () => {
   it('doubles from 1 s and caps at 60 s', () => {
-    expect([0, 1, 2, 3, 4, 5, 6, 7, 20].map((a) => backoffCeiling(a))).toEqual([
-      1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000,
-    ]);
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 20].map((a) => backoffCeiling(a))).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
   });
   it('draws the full jitter range', () => {
     expect(backoffDelay(3, undefined, () => 0)).toBe(0);

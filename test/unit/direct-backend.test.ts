@@ -73,7 +73,9 @@ function hostEnv(): NodeJS.ProcessEnv {
   };
 }
 
-function config(options: { direct?: Partial<DirectBackendConfig>; cleanup?: boolean; cancelGraceMs?: number; operatorEnv?: Record<string, string> } = {}): WorkerConfigFor<'direct'> {
+function config(
+  options: { direct?: Partial<DirectBackendConfig>; cleanup?: boolean; cancelGraceMs?: number; operatorEnv?: Record<string, string> } = {},
+): WorkerConfigFor<'direct'> {
   return testConfig({
     apiKey: API_KEY,
     backend: 'direct',
@@ -108,7 +110,6 @@ function params(taskId: string, options: { env?: Record<string, string>; task?: 
 function run(b: Backend, p: TaskParams, controller = new AbortController()) {
   return b.executeTask({ params: p, signal: controller.signal, log });
 }
-
 
 interface AgentRecord {
   args: string[];

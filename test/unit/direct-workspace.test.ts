@@ -221,6 +221,7 @@ describe('environment composition', () => {
       ]),
     );
     expect(Object.keys(env)).toEqual(['OK', '__proto__']);
+    // biome-ignore lint/suspicious/noProto: the test is that a variable named __proto__ stays a plain entry
     expect(env.__proto__).toBe('kept as a plain name');
     expect(dropped).toEqual(['', 'A=B', 'NUL']);
   });

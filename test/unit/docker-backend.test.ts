@@ -37,7 +37,13 @@ afterEach(async () => {
 });
 
 function config(
-  options: { cleanup?: boolean; cancelGraceMs?: number; operatorEnv?: Record<string, string>; volumes?: string[]; pullPolicy?: DockerBackendConfig['pullPolicy'] } = {},
+  options: {
+    cleanup?: boolean;
+    cancelGraceMs?: number;
+    operatorEnv?: Record<string, string>;
+    volumes?: string[];
+    pullPolicy?: DockerBackendConfig['pullPolicy'];
+  } = {},
 ): WorkerConfigFor<'docker'> {
   return testConfig({
     apiKey: 'wk_secret',
@@ -56,7 +62,10 @@ async function backend(options: Parameters<typeof config>[0] = {}, env: NodeJS.P
   return created;
 }
 
-function params(taskId: string, options: { env?: Record<string, string>; image?: string; sidecars?: SidecarMount[]; shape?: TaskParams['instanceShape'] } = {}): TaskParams {
+function params(
+  taskId: string,
+  options: { env?: Record<string, string>; image?: string; sidecars?: SidecarMount[]; shape?: TaskParams['instanceShape'] } = {},
+): TaskParams {
   return {
     taskId,
     executionId: `exec-${taskId}`,
@@ -74,7 +83,6 @@ function run(b: Backend, p: TaskParams, controller = new AbortController()) {
   return b.executeTask({ params: p, signal: controller.signal, log });
 }
 
-
 function messages(): string[] {
   return logs.map((l) => String(l.msg));
 }
@@ -88,7 +96,7 @@ describe('start-up', () => {
     expect(engine.requests.some((r) => r.path === '/version')).toBe(true);
   });
 
-  it('speaks the daemon\'s API version, and says what to do when DOCKER_API_VERSION pins a newer one', async () => {
+  it("speaks the daemon's API version, and says what to do when DOCKER_API_VERSION pins a newer one", async () => {
     const b = await backend();
     await run(b, params('v1'));
     expect(engine.calls('POST', /^\/containers\/create$/)).toHaveLength(1);
@@ -234,7 +242,8 @@ describe('running a task', () => {
     const error = await rejection(run(b, params('t5c', { image: 'nope:2' })));
     expect(error).toMatchObject({
       reason: 'image_pull',
-      message: 'failed to pull image nope:2: Error response from daemon: manifest for nope:2 not found: manifest unknown: manifest unknown; check that the image name and tag exist in the registry',
+      message:
+        'failed to pull image nope:2: Error response from daemon: manifest for nope:2 not found: manifest unknown: manifest unknown; check that the image name and tag exist in the registry',
     });
   });
 
@@ -264,7 +273,7 @@ describe('running a task', () => {
     expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(1);
   });
 
-  it('clamps instance_shape.vcpus to the host\'s CPUs with a warning (the daemon would refuse the container)', async () => {
+  it("clamps instance_shape.vcpus to the host's CPUs with a warning (the daemon would refuse the container)", async () => {
     engine.hostCpus = 2;
     const b = await backend();
     await expect(run(b, params('c1', { shape: { vcpus: 8, memory_gb: 1 } }))).resolves.toEqual({ kind: 'completed' });
@@ -331,7 +340,12 @@ describe('cancellation', () => {
     const b = await backend({ cleanup: false });
     const controller = new AbortController();
     const cleanups: Array<Promise<void>> = [];
-    const execution = b.executeTask({ params: params('c3', { env: { FAKE_RUN: 'forever' } }), signal: controller.signal, log, afterOutcome: (c) => cleanups.push(c) });
+    const execution = b.executeTask({
+      params: params('c3', { env: { FAKE_RUN: 'forever' } }),
+      signal: controller.signal,
+      log,
+      afterOutcome: (c) => cleanups.push(c),
+    });
     const container = await engine.until(() => engine.containerFor('c3')?.started && engine.containerFor('c3'), 5_000, 'the container to start');
     controller.abort('user');
     expect(await rejection(execution)).toBeInstanceOf(TaskCancelled);
@@ -368,7 +382,8 @@ describe('sidecars', () => {
     // The image's files were copied in exactly once.
     expect(data[0]!.content.map(String)).toEqual(['tar of docker.io/warpdotdev/warp-agent:latest']);
     expect(engine.calls('PUT', /\/archive$/)).toHaveLength(1);
-    for (const id of ['s1', 's2', 's3']) expect((engine.containerFor(id)!.body.HostConfig as { Binds: string[] }).Binds).toEqual([`${data[0]!.Name}:/agent:ro`]);
+    for (const id of ['s1', 's2', 's3'])
+      expect((engine.containerFor(id)!.body.HostConfig as { Binds: string[] }).Binds).toEqual([`${data[0]!.Name}:/agent:ro`]);
     // The copy's helper containers are gone.
     await engine.until(() => engine.containers.size === 0, 5_000, 'every container removed');
     expect([...engine.removed.values()].filter((c) => c.Labels[L('role')] === 'sidecar-helper')).toHaveLength(2);
@@ -379,7 +394,9 @@ describe('sidecars', () => {
     engine.failures.push({ method: 'PUT', path: /\/archive$/, status: 500, message: 'disk full', once: true });
     const error = await rejection(run(b, params('s4', { sidecars: [agent] })));
     expect(error).toMatchObject({ reason: 'sidecar_prep' });
-    expect((error as Error).message).toMatch(/^failed to prepare additional sidecar docker.io\/warpdotdev\/warp-agent:latest: failed to copy the sidecar's files to volume oz-sidecar-.*: Error response from daemon: disk full$/);
+    expect((error as Error).message).toMatch(
+      /^failed to prepare additional sidecar docker.io\/warpdotdev\/warp-agent:latest: failed to copy the sidecar's files to volume oz-sidecar-.*: Error response from daemon: disk full$/,
+    );
     // The half-filled volume was removed and no marker vouches for anything.
     expect([...engine.volumes.keys()]).toEqual([]);
     await run(b, params('s5', { sidecars: [agent] }));
@@ -400,7 +417,8 @@ describe('sidecars', () => {
   it('gives each task its own read-write sidecar volume, labelled with the run, and removes it afterwards', async () => {
     const b = await backend();
     const cleanups: Array<Promise<void>> = [];
-    const go = (id: string) => b.executeTask({ params: params(id, { sidecars: [agent, rw] }), signal: new AbortController().signal, log, afterOutcome: (c) => cleanups.push(c) });
+    const go = (id: string) =>
+      b.executeTask({ params: params(id, { sidecars: [agent, rw] }), signal: new AbortController().signal, log, afterOutcome: (c) => cleanups.push(c) });
     await Promise.all([go('rw1'), go('rw2')]);
     const binds = ['rw1', 'rw2'].map((id) => (engine.containerFor(id)!.body.HostConfig as { Binds: string[] }).Binds);
     expect(binds[0]![1]).toMatch(/^oz-task-rw1-[0-9a-f]{8}-sidecar-1:\/mnt\/tools$/);
@@ -409,7 +427,10 @@ describe('sidecars', () => {
     await Promise.all(cleanups);
     const left = [...engine.volumes.values()].map((v) => v.Labels[L('role')]);
     expect(left.sort()).toEqual(['sidecar-data', 'sidecar-ready']);
-    const perTask = engine.calls('POST', /^\/volumes\/create$/).map((r) => JSON.parse(r.body) as { Name: string; Labels: Record<string, string> }).filter((v) => v.Labels[L('role')] === 'task-sidecar');
+    const perTask = engine
+      .calls('POST', /^\/volumes\/create$/)
+      .map((r) => JSON.parse(r.body) as { Name: string; Labels: Record<string, string> })
+      .filter((v) => v.Labels[L('role')] === 'task-sidecar');
     expect(perTask.map((v) => v.Labels[L('run-id')]).sort()).toEqual(['rw1', 'rw2']);
   });
 
@@ -425,6 +446,8 @@ describe('sidecars', () => {
     const b = await backend();
     const error = await rejection(run(b, params('s9', { sidecars: [rw] })));
     expect(error).toMatchObject({ reason: 'sidecar_prep' });
-    expect((error as Error).message).toMatch(/^failed to pull additional sidecar image registry.internal\/tools:1: failed to pull image registry.internal\/tools:1: unauthorized: authentication required; log in to the registry/);
+    expect((error as Error).message).toMatch(
+      /^failed to pull additional sidecar image registry.internal\/tools:1: failed to pull image registry.internal\/tools:1: unauthorized: authentication required; log in to the registry/,
+    );
   });
 });

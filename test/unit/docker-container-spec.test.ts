@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskParams } from '../../src/task/contract.js';
-import { containerEnv, fitShapeToHost, resourcesForShape, taskContainerBody, taskContainerName, validateSidecars } from '../../src/backends/docker/container-spec.js';
+import {
+  containerEnv,
+  fitShapeToHost,
+  resourcesForShape,
+  taskContainerBody,
+  taskContainerName,
+  validateSidecars,
+} from '../../src/backends/docker/container-spec.js';
 import { TaskFailure } from '../../src/task/failure.js';
 
 const GiB = 2 ** 30;
@@ -111,7 +118,12 @@ describe('task container', () => {
 
 describe('fitShapeToHost', () => {
   it.each([
-    [{ vcpus: 8, memory_gb: 4 }, 2, { vcpus: 2, memory_gb: 4 }, 'instance_shape.vcpus 8 is more than the 2 CPUs of the Docker host; limiting the container to 2 CPUs'],
+    [
+      { vcpus: 8, memory_gb: 4 },
+      2,
+      { vcpus: 2, memory_gb: 4 },
+      'instance_shape.vcpus 8 is more than the 2 CPUs of the Docker host; limiting the container to 2 CPUs',
+    ],
     [{ vcpus: 2, memory_gb: 4 }, 2, { vcpus: 2, memory_gb: 4 }, undefined],
     [{ vcpus: 1 }, 4, { vcpus: 1 }, undefined],
     [{ memory_gb: 4 }, 1, { memory_gb: 4 }, undefined],

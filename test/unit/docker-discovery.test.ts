@@ -14,15 +14,30 @@ function input(env: Record<string, string>, files: Record<string, string> = {}):
 
 function meta(name: string, host: string, skipVerify = false): Record<string, string> {
   return {
-    [`${HOME}/.docker/contexts/meta/${contextDirName(name)}/meta.json`]: JSON.stringify({ Name: name, Endpoints: { docker: { Host: host, SkipTLSVerify: skipVerify } } }),
+    [`${HOME}/.docker/contexts/meta/${contextDirName(name)}/meta.json`]: JSON.stringify({
+      Name: name,
+      Endpoints: { docker: { Host: host, SkipTLSVerify: skipVerify } },
+    }),
   };
 }
 
 describe('Docker daemon discovery', () => {
   it.each([
     ['nothing set, nothing found: the system socket', {}, {}, 'unix', '/var/run/docker.sock'],
-    ['the system socket when it exists', { XDG_RUNTIME_DIR: '/run/user/1000' }, { '/var/run/docker.sock': '', '/run/user/1000/docker.sock': '' }, 'unix', '/var/run/docker.sock'],
-    ['the rootless socket when only it exists', { XDG_RUNTIME_DIR: '/run/user/1000' }, { '/run/user/1000/docker.sock': '' }, 'unix', '/run/user/1000/docker.sock'],
+    [
+      'the system socket when it exists',
+      { XDG_RUNTIME_DIR: '/run/user/1000' },
+      { '/var/run/docker.sock': '', '/run/user/1000/docker.sock': '' },
+      'unix',
+      '/var/run/docker.sock',
+    ],
+    [
+      'the rootless socket when only it exists',
+      { XDG_RUNTIME_DIR: '/run/user/1000' },
+      { '/run/user/1000/docker.sock': '' },
+      'unix',
+      '/run/user/1000/docker.sock',
+    ],
     ['the Docker Desktop socket when only it exists', {}, { [`${HOME}/.docker/run/docker.sock`]: '' }, 'unix', `${HOME}/.docker/run/docker.sock`],
     ['DOCKER_HOST unix://', { DOCKER_HOST: 'unix:///tmp/d.sock' }, {}, 'unix', '/tmp/d.sock'],
   ])('%s', (_name, env, files, kind, socketPath) => {
@@ -69,7 +84,12 @@ describe('Docker daemon discovery', () => {
     };
     const found = discoverDocker(input({ DOCKER_CONTEXT: 'remote' }, files));
     expect(found.source).toBe('Docker context "remote"');
-    expect(found.endpoint).toMatchObject({ kind: 'tcp', host: 'build-host', port: 2376, tls: { caPath: `${HOME}/.docker/contexts/tls/${id}/docker/ca.pem`, verify: true } });
+    expect(found.endpoint).toMatchObject({
+      kind: 'tcp',
+      host: 'build-host',
+      port: 2376,
+      tls: { caPath: `${HOME}/.docker/contexts/tls/${id}/docker/ca.pem`, verify: true },
+    });
   });
 
   it("uses the config's currentContext, under DOCKER_CONFIG", () => {

@@ -13,10 +13,30 @@ function decode(header: string | undefined): unknown {
 
 describe('finding credentials in the Docker CLI config', () => {
   it.each([
-    ['Docker Hub under its v1 key', { auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:hubpass') } } }, 'docker.io', { username: 'hubuser', password: 'hubpass', serveraddress: 'https://index.docker.io/v1/' }],
-    ['a registry by host', { auths: { 'ghcr.io': { auth: b64('gh:tok:with:colons') } } }, 'ghcr.io', { username: 'gh', password: 'tok:with:colons', serveraddress: 'ghcr.io' }],
-    ['a registry keyed with scheme and path', { auths: { 'https://registry.internal/v2/': { username: 'u', password: 'p' } } }, 'registry.internal', { username: 'u', password: 'p' }],
-    ['a token-only entry (the Go worker dropped these)', { auths: { 'acr.io': { identitytoken: 'id-tok' } } }, 'acr.io', { username: '', identitytoken: 'id-tok' }],
+    [
+      'Docker Hub under its v1 key',
+      { auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:hubpass') } } },
+      'docker.io',
+      { username: 'hubuser', password: 'hubpass', serveraddress: 'https://index.docker.io/v1/' },
+    ],
+    [
+      'a registry by host',
+      { auths: { 'ghcr.io': { auth: b64('gh:tok:with:colons') } } },
+      'ghcr.io',
+      { username: 'gh', password: 'tok:with:colons', serveraddress: 'ghcr.io' },
+    ],
+    [
+      'a registry keyed with scheme and path',
+      { auths: { 'https://registry.internal/v2/': { username: 'u', password: 'p' } } },
+      'registry.internal',
+      { username: 'u', password: 'p' },
+    ],
+    [
+      'a token-only entry (the Go worker dropped these)',
+      { auths: { 'acr.io': { identitytoken: 'id-tok' } } },
+      'acr.io',
+      { username: '', identitytoken: 'id-tok' },
+    ],
   ])('%s', (_name, config, domain, auth) => {
     const found = findAuth(config, domain);
     expect(found.kind).toBe('inline');
@@ -26,7 +46,12 @@ describe('finding credentials in the Docker CLI config', () => {
   it.each([
     ['no entry', { auths: { 'other.io': { auth: b64('a:b') } } }, 'ghcr.io', { kind: 'none' }],
     ['an entry without credentials', { auths: { 'ghcr.io': {} } }, 'ghcr.io', { kind: 'none' }],
-    ['a per-registry helper', { credHelpers: { 'ghcr.io': 'gh' }, credsStore: 'desktop' }, 'ghcr.io', { kind: 'helper', helper: 'gh', serverAddress: 'ghcr.io' }],
+    [
+      'a per-registry helper',
+      { credHelpers: { 'ghcr.io': 'gh' }, credsStore: 'desktop' },
+      'ghcr.io',
+      { kind: 'helper', helper: 'gh', serverAddress: 'ghcr.io' },
+    ],
     ['the default store', { credsStore: 'pass' }, 'docker.io', { kind: 'helper', helper: 'pass', serverAddress: 'https://index.docker.io/v1/' }],
   ])('%s', (_name, config, domain, expected) => {
     expect(findAuth(config, domain)).toEqual(expected);
@@ -95,6 +120,8 @@ describe('registry auth for a pull', () => {
   it('pulls anonymously when the helper is missing, saying which helper', async () => {
     write({ credsStore: 'definitely-not-installed-xyz' });
     expect(await registryAuthFor('ubuntu', { env: {}, home: dir }, log())).toBeUndefined();
-    expect(lines.join('\n')).toMatch(/docker-credential-definitely-not-installed-xyz failed: it is not installed \(not on PATH\)\. Attempting pull without auth/);
+    expect(lines.join('\n')).toMatch(
+      /docker-credential-definitely-not-installed-xyz failed: it is not installed \(not on PATH\)\. Attempting pull without auth/,
+    );
   });
 });

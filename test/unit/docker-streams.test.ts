@@ -48,7 +48,8 @@ describe('pull progress stream', () => {
   }
 
   it('parses CRLF-separated objects split anywhere', () => {
-    const text = '{"status":"Pulling from library/ubuntu","id":"22.04"}\r\n{"status":"Downloading","progressDetail":{"current":1,"total":2},"id":"a"}\r\n{"status":"Status: Downloaded"}';
+    const text =
+      '{"status":"Pulling from library/ubuntu","id":"22.04"}\r\n{"status":"Downloading","progressDetail":{"current":1,"total":2},"id":"a"}\r\n{"status":"Status: Downloaded"}';
     const whole = parse([text]);
     expect(whole).toHaveLength(3);
     expect(parse(text.split(''))).toEqual(whole);

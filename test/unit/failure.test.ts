@@ -13,8 +13,7 @@ import {
   TaskTimedOut,
 } from '../../src/task/failure.js';
 
-const INTERRUPTED =
-  'The task was interrupted due to an infrastructure issue (context canceled). This is typically transient \u2014 please try again.';
+const INTERRUPTED = 'The task was interrupted due to an infrastructure issue (context canceled). This is typically transient \u2014 please try again.';
 const TIMED_OUT =
   'The task exceeded its maximum allowed execution time and was terminated. Consider breaking the task into smaller steps or increasing the timeout.';
 
@@ -127,7 +126,11 @@ describe('failure hints', () => {
   it.each<{ error: unknown; source?: 'user' | 'shutdown'; reason: FailureReason; mentions: RegExp }>([
     { error: new TaskFailure('image_pull', 'pull access denied'), reason: 'image_pull', mentions: /registry/ },
     { error: new TaskFailure('container_oom', 'exit 137', { exitCode: 137 }), reason: 'container_oom', mentions: /more memory/ },
-    { error: new TaskFailure('agent_invocation', 'oz agent exited with error: exit status 2', { exitCode: 2 }), reason: 'agent_invocation', mentions: /--oz-path/ },
+    {
+      error: new TaskFailure('agent_invocation', 'oz agent exited with error: exit status 2', { exitCode: 2 }),
+      reason: 'agent_invocation',
+      mentions: /--oz-path/,
+    },
     { error: new TaskFailure('unschedulable', 'pod unschedulable'), reason: 'unschedulable', mentions: /capacity/ },
     { error: new TaskTimedOut(), reason: 'task_timeout', mentions: /time limit/ },
     { error: new TaskCancelled(), source: 'shutdown', reason: 'graceful_shutdown', mentions: /once the worker is back/ },

@@ -80,8 +80,26 @@ describe('layerOf', () => {
   });
 
   it('orders the layers lowest first', () => {
-    const order = ['version.ts', 'protocol/a.ts', 'log/a.ts', 'task/a.ts', 'config/a.ts', 'scope/a.ts', 'agent/a.ts', 'connection/a.ts', 'observability/a.ts',
-      'backends/shared/a.ts', 'backends/direct/a.ts', 'backends/registry.ts', 'worker/a.ts', 'server/a.ts', 'local/a.ts', 'service/a.ts', 'tools/a.ts', 'cli/a.ts'];
+    const order = [
+      'version.ts',
+      'protocol/a.ts',
+      'log/a.ts',
+      'task/a.ts',
+      'config/a.ts',
+      'scope/a.ts',
+      'agent/a.ts',
+      'connection/a.ts',
+      'observability/a.ts',
+      'backends/shared/a.ts',
+      'backends/direct/a.ts',
+      'backends/registry.ts',
+      'worker/a.ts',
+      'server/a.ts',
+      'local/a.ts',
+      'service/a.ts',
+      'tools/a.ts',
+      'cli/a.ts',
+    ];
     const ranks = order.map((file) => layerOf(file)!.rank);
     expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
     expect(new Set(ranks).size).toBe(order.length);
@@ -145,6 +163,11 @@ describe('layerViolations and importCycles over a small graph', () => {
 
   it('finds a file importing itself, and no cycle in a chain', () => {
     expect(importCycles([{ from: 'a/x.ts', specifier: './x.js', to: 'a/x.ts' }])).toEqual([['a/x.ts', 'a/x.ts']]);
-    expect(importCycles([{ from: 'a/x.ts', specifier: './y.js', to: 'a/y.ts' }, { from: 'a/y.ts', specifier: './z.js', to: 'a/z.ts' }])).toEqual([]);
+    expect(
+      importCycles([
+        { from: 'a/x.ts', specifier: './y.js', to: 'a/y.ts' },
+        { from: 'a/y.ts', specifier: './z.js', to: 'a/z.ts' },
+      ]),
+    ).toEqual([]);
   });
 });

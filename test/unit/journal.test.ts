@@ -47,7 +47,7 @@ describe('replayJournal', () => {
       expected: contents([claimed('a')], ['a']),
     },
     {
-      name: 'a leftover note, replaced, and another cleared; they outlive the task\'s report',
+      name: "a leftover note, replaced, and another cleared; they outlive the task's report",
       lines: [
         HEADER,
         line({ s: 1, m: claimed('a') }),
@@ -93,7 +93,9 @@ describe('replayJournal', () => {
 
 describe('Journal', () => {
   const dirs: { cleanup(): void }[] = [];
-  afterEach(() => dirs.splice(0).forEach((d) => d.cleanup()));
+  afterEach(() => {
+    for (const d of dirs.splice(0)) d.cleanup();
+  });
 
   function setUp() {
     const dir = tempDir('journal-unit');

@@ -10,8 +10,23 @@ const NOW = Date.parse('2026-11-22T12:00:00Z');
 const STARTED = new Date(NOW - 5_000);
 
 const managedFields = [
-  { manager: 'kube-controller-manager', operation: 'Update', apiVersion: 'v1', time: STARTED, fieldsType: 'FieldsV1', fieldsV1: { 'f:metadata': { 'f:labels': {} } } },
-  { manager: 'kubelet', operation: 'Update', apiVersion: 'v1', time: STARTED, fieldsType: 'FieldsV1', subresource: 'status', fieldsV1: { 'f:status': { 'f:conditions': {} } } },
+  {
+    manager: 'kube-controller-manager',
+    operation: 'Update',
+    apiVersion: 'v1',
+    time: STARTED,
+    fieldsType: 'FieldsV1',
+    fieldsV1: { 'f:metadata': { 'f:labels': {} } },
+  },
+  {
+    manager: 'kubelet',
+    operation: 'Update',
+    apiVersion: 'v1',
+    time: STARTED,
+    fieldsType: 'FieldsV1',
+    subresource: 'status',
+    fieldsV1: { 'f:status': { 'f:conditions': {} } },
+  },
 ];
 
 const labels = {
@@ -45,7 +60,7 @@ const container = (name: string, extra: Record<string, unknown> = {}) => ({
 });
 
 /** A container status as kubelet writes it: with image ids, container id, started, lastState. */
-function status(name: string, state: V1ContainerStatus['state'], extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus {
+function status(name: string, state: NonNullable<V1ContainerStatus['state']>, extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus {
   return {
     name,
     image: 'ghcr.io/example/agent:1.2.3',
@@ -63,7 +78,6 @@ function status(name: string, state: V1ContainerStatus['state'], extra: Partial<
 const condition = (type: string, value: string, reason?: string, message?: string): V1PodCondition => ({
   type,
   status: value,
-  lastProbeTime: undefined,
   lastTransitionTime: STARTED,
   ...(reason ? { reason } : {}),
   ...(message ? { message } : {}),
@@ -137,27 +151,81 @@ const ready = [condition('PodReadyToStartContainers', 'True'), condition('Initia
 const bound = [condition('PodScheduled', 'True'), condition('PodReadyToStartContainers', 'False')];
 
 const pods: [string, PodShape][] = [
-  ['running', { phase: 'Running', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', running, { ready: true, started: true })] }],
+  [
+    'running',
+    { phase: 'Running', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', running, { ready: true, started: true })] },
+  ],
   ['succeeded', { phase: 'Succeeded', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', exited(0, 'Completed'))] }],
-  ['exit 3, phase still Running', { phase: 'Running', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', exited(3, 'Error'))] }],
+  [
+    'exit 3, phase still Running',
+    { phase: 'Running', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', exited(3, 'Error'))] },
+  ],
   ['OOM killed', { phase: 'Failed', nodeName: 'node-1', init: setupDone, containers: [status('task', exited(137, 'OOMKilled'))] }],
   ['SIGTERM', { phase: 'Failed', nodeName: 'node-1', init: setupDone, containers: [status('task', exited(143, 'Error'))] }],
   ['killed by a signal', { phase: 'Failed', nodeName: 'node-1', init: setupDone, containers: [status('task', exited(1, 'Error', 15))] }],
   ['setup failed', { phase: 'Failed', nodeName: 'node-1', init: [status('setup', exited(1, 'Error'))] }],
-  ['setup cannot be created', { phase: 'Pending', nodeName: 'node-1', init: [status('setup', waitingFor('CreateContainerConfigError', 'secret "s" not found'))] }],
-  ['sidecar ended with SIGTERM', { phase: 'Succeeded', nodeName: 'node-1', sidecar: true, init: [...setupDone, status('db', exited(143, 'Error'))], containers: [status('task', exited(0, 'Completed'))] }],
-  ['sidecar image missing', { phase: 'Pending', nodeName: 'node-1', sidecar: true, init: [...setupDone, status('db', waitingFor('ErrImagePull', 'manifest unknown'))] }],
-  ['image pull backing off (transient)', { phase: 'Pending', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', waitingFor('ImagePullBackOff', 'Back-off pulling image: connection refused'))] }],
-  ['image not found', { phase: 'Pending', nodeName: 'node-1', conditions: ready, init: setupDone, containers: [status('task', waitingFor('ErrImagePull', 'rpc error: not found'))] }],
+  [
+    'setup cannot be created',
+    { phase: 'Pending', nodeName: 'node-1', init: [status('setup', waitingFor('CreateContainerConfigError', 'secret "s" not found'))] },
+  ],
+  [
+    'sidecar ended with SIGTERM',
+    {
+      phase: 'Succeeded',
+      nodeName: 'node-1',
+      sidecar: true,
+      init: [...setupDone, status('db', exited(143, 'Error'))],
+      containers: [status('task', exited(0, 'Completed'))],
+    },
+  ],
+  [
+    'sidecar image missing',
+    { phase: 'Pending', nodeName: 'node-1', sidecar: true, init: [...setupDone, status('db', waitingFor('ErrImagePull', 'manifest unknown'))] },
+  ],
+  [
+    'image pull backing off (transient)',
+    {
+      phase: 'Pending',
+      nodeName: 'node-1',
+      conditions: ready,
+      init: setupDone,
+      containers: [status('task', waitingFor('ImagePullBackOff', 'Back-off pulling image: connection refused'))],
+    },
+  ],
+  [
+    'image not found',
+    {
+      phase: 'Pending',
+      nodeName: 'node-1',
+      conditions: ready,
+      init: setupDone,
+      containers: [status('task', waitingFor('ErrImagePull', 'rpc error: not found'))],
+    },
+  ],
   ['image never pulled', { phase: 'Pending', nodeName: 'node-1', init: setupDone, containers: [status('task', waitingFor('ErrImageNeverPull'))] }],
-  ['invalid image name', { phase: 'Pending', nodeName: 'node-1', init: setupDone, containers: [status('task', waitingFor('InvalidImageName', 'invalid reference format'))] }],
-  ['container cannot be created', { phase: 'Pending', nodeName: 'node-1', init: setupDone, containers: [status('task', waitingFor('CreateContainerError', 'no command'))] }],
-  ['unschedulable, recent', { phase: 'Pending', conditions: [condition('PodScheduled', 'False', 'Unschedulable', '0/3 nodes are available')], createdSecondsAgo: 5 }],
-  ['unschedulable, long', { phase: 'Pending', conditions: [condition('PodScheduled', 'False', 'Unschedulable', '0/3 nodes are available')], createdSecondsAgo: 120 }],
+  [
+    'invalid image name',
+    { phase: 'Pending', nodeName: 'node-1', init: setupDone, containers: [status('task', waitingFor('InvalidImageName', 'invalid reference format'))] },
+  ],
+  [
+    'container cannot be created',
+    { phase: 'Pending', nodeName: 'node-1', init: setupDone, containers: [status('task', waitingFor('CreateContainerError', 'no command'))] },
+  ],
+  [
+    'unschedulable, recent',
+    { phase: 'Pending', conditions: [condition('PodScheduled', 'False', 'Unschedulable', '0/3 nodes are available')], createdSecondsAgo: 5 },
+  ],
+  [
+    'unschedulable, long',
+    { phase: 'Pending', conditions: [condition('PodScheduled', 'False', 'Unschedulable', '0/3 nodes are available')], createdSecondsAgo: 120 },
+  ],
   ['bound, mounting', { phase: 'Pending', nodeName: 'node-1', conditions: bound }],
   ['bound by condition only', { phase: 'Pending', conditions: [condition('PodScheduled', 'True')] }],
   ['evicted', { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.', nodeName: 'node-1' }],
-  ['past its deadline', { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline', nodeName: 'node-1' }],
+  [
+    'past its deadline',
+    { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline', nodeName: 'node-1' },
+  ],
   ['pending, no status yet', {}],
 ];
 
@@ -172,7 +240,13 @@ const checks: [string, Partial<PodCheckOptions>][] = [
 ];
 
 describe('cachedPod', () => {
-  const options = (overrides: Partial<PodCheckOptions>): PodCheckOptions => ({ namespace: 'agents', now: NOW, unschedulableTimeoutMs: 30_000, imagePullTimeoutMs: 60_000, ...overrides });
+  const options = (overrides: Partial<PodCheckOptions>): PodCheckOptions => ({
+    namespace: 'agents',
+    now: NOW,
+    unschedulableTimeoutMs: 30_000,
+    imagePullTimeoutMs: 60_000,
+    ...overrides,
+  });
 
   it.each(pods)('classifies a %s pod as the full object does', (_, shape) => {
     const full = fullPod(shape);
@@ -226,12 +300,22 @@ describe('cachedJob', () => {
     },
     status: { active: conditions ? 0 : 1, startTime: STARTED, ...(conditions ? { conditions } : {}) },
   });
-  const jobCondition = (type: string, reason = '', message = ''): V1JobCondition => ({ type, status: 'True', reason, message, lastProbeTime: STARTED, lastTransitionTime: STARTED });
+  const jobCondition = (type: string, reason = '', message = ''): V1JobCondition => ({
+    type,
+    status: 'True',
+    reason,
+    message,
+    lastProbeTime: STARTED,
+    lastTransitionTime: STARTED,
+  });
 
   it.each<[string, V1JobCondition[] | undefined]>([
     ['running', undefined],
     ['complete', [jobCondition('SuccessCriteriaMet'), jobCondition('Complete')]],
-    ['failed', [jobCondition('FailureTarget', 'BackoffLimitExceeded'), jobCondition('Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit')]],
+    [
+      'failed',
+      [jobCondition('FailureTarget', 'BackoffLimitExceeded'), jobCondition('Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit')],
+    ],
     ['past its deadline', [jobCondition('Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline')]],
     ['suspended', [{ type: 'Suspended', status: 'True', reason: 'JobSuspended' }]],
   ])('reads a %s Job as the full object does', (_, conditions) => {
@@ -242,7 +326,13 @@ describe('cachedJob', () => {
   it('keeps its identity and execution label, not its spec', () => {
     const kept = cachedJob(fullJob(undefined));
     expect(kept).toEqual({
-      metadata: { name: 'oz-task-task-1-exec-exec-1', namespace: 'agents', uid: 'u-job', resourceVersion: '48214', labels: { [LABEL_EXECUTION_HASH]: 'aaaabbbbccccdddd', 'job-name': 'oz-task-task-1-exec-exec-1' } },
+      metadata: {
+        name: 'oz-task-task-1-exec-exec-1',
+        namespace: 'agents',
+        uid: 'u-job',
+        resourceVersion: '48214',
+        labels: { [LABEL_EXECUTION_HASH]: 'aaaabbbbccccdddd', 'job-name': 'oz-task-task-1-exec-exec-1' },
+      },
       status: {},
     });
   });

@@ -22,8 +22,8 @@ function pod(status: V1Pod['status'], extra: { initContainers?: { name: string; 
       uid: 'u1',
       creationTimestamp: new Date(NOW - (extra.createdSecondsAgo ?? 0) * 1000),
     },
-    spec: { containers: [{ name: 'task' }], initContainers: extra.initContainers as never },
-    status,
+    spec: { containers: [{ name: 'task' }], ...(extra.initContainers ? { initContainers: extra.initContainers as never } : {}) },
+    ...(status ? { status } : {}),
   };
 }
 
@@ -35,7 +35,14 @@ const terminated = (name: string, exitCode: number, reason = 'Error', signal?: n
   imageID: '',
   state: { terminated: { exitCode, reason, ...(signal ? { signal } : {}) } },
 });
-const waiting = (name: string, reason: string, message = '') => ({ name, ready: false, restartCount: 0, image: 'x', imageID: '', state: { waiting: { reason, message } } });
+const waiting = (name: string, reason: string, message = '') => ({
+  name,
+  ready: false,
+  restartCount: 0,
+  image: 'x',
+  imageID: '',
+  state: { waiting: { reason, message } },
+});
 const unschedulable = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no nodes available' };
 const scheduled = { type: 'PodScheduled', status: 'True' };
 
@@ -64,14 +71,27 @@ describe('podFailure', () => {
     ['waits before the timeout', 10, 30_000, undefined],
     ['never fails when the check is disabled', 300, 0, undefined],
   ])('unschedulable: %s', (_name, age, timeout, expected) => {
-    const failure = podFailure(pod({ phase: 'Pending', conditions: [unschedulable] }, { createdSecondsAgo: age }), options({ unschedulableTimeoutMs: timeout }));
+    const failure = podFailure(
+      pod({ phase: 'Pending', conditions: [unschedulable] }, { createdSecondsAgo: age }),
+      options({ unschedulableTimeoutMs: timeout }),
+    );
     expect(failure?.reason).toBe(expected);
   });
 
   const sidecars = [{ name: 'copy-sidecar-0' }, { name: 'zookeeper', restartPolicy: 'Always' }];
   it.each([
-    ['a native sidecar ending with SIGTERM does not fail the task', pod({ phase: 'Running', initContainerStatuses: [terminated('zookeeper', 143)] }, { initContainers: sidecars }), undefined, undefined],
-    ['a plain init container exit does', pod({ phase: 'Failed', initContainerStatuses: [terminated('copy-sidecar-0', 1)] }, { initContainers: sidecars }), 'init_container', /init container copy-sidecar-0/],
+    [
+      'a native sidecar ending with SIGTERM does not fail the task',
+      pod({ phase: 'Running', initContainerStatuses: [terminated('zookeeper', 143)] }, { initContainers: sidecars }),
+      undefined,
+      undefined,
+    ],
+    [
+      'a plain init container exit does',
+      pod({ phase: 'Failed', initContainerStatuses: [terminated('copy-sidecar-0', 1)] }, { initContainers: sidecars }),
+      'init_container',
+      /init container copy-sidecar-0/,
+    ],
     [
       'a sidecar exit does not mask the task container',
       pod({ phase: 'Failed', initContainerStatuses: [terminated('zookeeper', 143)], containerStatuses: [terminated('task', 2)] }, { initContainers: sidecars }),
@@ -97,9 +117,19 @@ describe('podFailure', () => {
     ['invalid image', { phase: 'Pending', containerStatuses: [waiting('task', 'InvalidImageName')] }, 'invalid_image', 0],
     ['config error', { phase: 'Pending', containerStatuses: [waiting('task', 'CreateContainerConfigError', 'secret "x" not found')] }, 'container_create', 0],
     ['init config error', { phase: 'Pending', initContainerStatuses: [waiting('setup', 'CreateContainerConfigError')] }, 'init_container', 0],
-    ['deadline', { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' }, 'active_deadline', 0],
+    [
+      'deadline',
+      { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' },
+      'active_deadline',
+      0,
+    ],
     ['plain failure', { phase: 'Failed' }, 'job_failed', 0],
-    ['running', { phase: 'Running', containerStatuses: [{ name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state: { running: {} } }] }, undefined, undefined],
+    [
+      'running',
+      { phase: 'Running', containerStatuses: [{ name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state: { running: {} } }] },
+      undefined,
+      undefined,
+    ],
     ['pending while pulling', { phase: 'Pending', containerStatuses: [waiting('task', 'ContainerCreating')] }, undefined, undefined],
   ])('%s', (_name, status, reason, exitCode) => {
     const failure = podFailure(pod(status as V1Pod['status']), options());
@@ -109,12 +139,32 @@ describe('podFailure', () => {
 
   // Messages as kubelet 1.34 with containerd reports them.
   it.each([
-    ['a missing tag', 'ErrImagePull', 'rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:5000/oz/missing:1": failed to resolve reference "127.0.0.1:5000/oz/missing:1": 127.0.0.1:5000/oz/missing:1: not found', undefined],
-    ['refused credentials', 'ErrImagePull', 'failed to resolve reference "r.example/x:1": pulling from host r.example failed with status code [manifests 1]: 401 Unauthorized', undefined],
-    ['access denied', 'ImagePullBackOff', 'Back-off pulling image "r.example/x:1": ErrImagePull: failed to authorize: failed to fetch anonymous token: unexpected status: 403 Forbidden', undefined],
+    [
+      'a missing tag',
+      'ErrImagePull',
+      'rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:5000/oz/missing:1": failed to resolve reference "127.0.0.1:5000/oz/missing:1": 127.0.0.1:5000/oz/missing:1: not found',
+      undefined,
+    ],
+    [
+      'refused credentials',
+      'ErrImagePull',
+      'failed to resolve reference "r.example/x:1": pulling from host r.example failed with status code [manifests 1]: 401 Unauthorized',
+      undefined,
+    ],
+    [
+      'access denied',
+      'ImagePullBackOff',
+      'Back-off pulling image "r.example/x:1": ErrImagePull: failed to authorize: failed to fetch anonymous token: unexpected status: 403 Forbidden',
+      undefined,
+    ],
     ['a manifest the registry does not know', 'ErrImagePull', 'manifest unknown: manifest unknown', undefined],
     ['an invalid reference', 'ErrImagePull', 'failed to pull and unpack image "x": invalid reference format', undefined],
-    ['a refused connection (transient)', 'ErrImagePull', 'failed to do request: Head "http://127.0.0.1:5000/v2/oz/x/manifests/1": dial tcp 127.0.0.1:5000: connect: connection refused', 60_000],
+    [
+      'a refused connection (transient)',
+      'ErrImagePull',
+      'failed to do request: Head "http://127.0.0.1:5000/v2/oz/x/manifests/1": dial tcp 127.0.0.1:5000: connect: connection refused',
+      60_000,
+    ],
     ['a registry error (transient)', 'ImagePullBackOff', 'Back-off pulling image "x": unexpected status from HEAD request: 503 Service Unavailable', 60_000],
     ['no message at all (transient)', 'ErrImagePull', '', 60_000],
   ])('image pull: %s', (_name, reason, message, graceMs) => {
@@ -126,7 +176,10 @@ describe('podFailure', () => {
 
   it('fails at once on an image that is absent under pull policy Never', () => {
     const failure = podFailure(
-      pod({ phase: 'Pending', containerStatuses: [waiting('task', 'ErrImageNeverPull', 'Container image "oz/absent:1" is not present with pull policy of Never')] }),
+      pod({
+        phase: 'Pending',
+        containerStatuses: [waiting('task', 'ErrImageNeverPull', 'Container image "oz/absent:1" is not present with pull policy of Never')],
+      }),
       options(),
     );
     expect(failure?.reason).toBe('image_pull');
@@ -134,13 +187,18 @@ describe('podFailure', () => {
     expect(failure?.message).toMatch(/oz\/absent:1.*image_pull_policy is Never/);
   });
 
-  it.each([
-    ['failed to sync configmap cache: timed out waiting for the condition'],
-    ['object "agents"/"kube-root-ca.crt" not registered'],
-  ])('ignores kubelet\'s transient mount retry: %s', (text) => {
-    const event = { reason: 'FailedMount', message: `MountVolume.SetUp failed for volume "kube-api-access-q28m2" : ${text}`, involvedObject: {}, metadata: {} };
-    expect(podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }))).toBeUndefined();
-  });
+  it.each([['failed to sync configmap cache: timed out waiting for the condition'], ['object "agents"/"kube-root-ca.crt" not registered']])(
+    "ignores kubelet's transient mount retry: %s",
+    (text) => {
+      const event = {
+        reason: 'FailedMount',
+        message: `MountVolume.SetUp failed for volume "kube-api-access-q28m2" : ${text}`,
+        involvedObject: {},
+        metadata: {},
+      };
+      expect(podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }))).toBeUndefined();
+    },
+  );
 
   it('reports a mount failure from the pod events', () => {
     const event = { reason: 'FailedMount', message: 'MountVolume.SetUp failed for volume "x"', involvedObject: {}, metadata: {} };
@@ -154,7 +212,17 @@ describe('podFailure', () => {
   it.each([
     ['waiting for the scheduler', { phase: 'Pending' }, false],
     ['bound, being set up', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] }, true],
-    ['bound, sandbox ready (pulling its image)', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'PodReadyToStartContainers', status: 'True' }] }, false],
+    [
+      'bound, sandbox ready (pulling its image)',
+      {
+        phase: 'Pending',
+        conditions: [
+          { type: 'PodScheduled', status: 'True' },
+          { type: 'PodReadyToStartContainers', status: 'True' },
+        ],
+      },
+      false,
+    ],
     ['running', { phase: 'Running', conditions: [{ type: 'PodScheduled', status: 'True' }] }, false],
   ])('lists events of a pod %s: %s', (_name, status, expected) => {
     expect(podNeedsEvents(pod(status as V1Pod['status']))).toBe(expected);
@@ -171,15 +239,23 @@ describe('podFailure', () => {
 });
 
 describe('jobState', () => {
-  const job = (conditions: NonNullable<V1Job['status']>['conditions']): V1Job => ({ metadata: { name: 'task-job' }, status: { conditions } });
+  const job = (conditions: NonNullable<V1Job['status']>['conditions']): V1Job => ({ metadata: { name: 'task-job' }, status: conditions ? { conditions } : {} });
   it('is running without conditions', () => expect(jobState(job([]), 'agents')).toEqual({ kind: 'running' }));
   it('is complete on Complete=True', () => expect(jobState(job([{ type: 'Complete', status: 'True' }]), 'agents').kind).toBe('complete'));
   it('fails on Failed=True with the reason', () => {
-    const state = jobState(job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]), 'agents');
+    const state = jobState(
+      job([{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }]),
+      'agents',
+    );
     expect(state).toMatchObject({ kind: 'failed', reason: 'job_failed' });
-    if (state.kind === 'failed') expect(state.message).toBe('kubernetes Job task-job in namespace agents failed. Job reason: BackoffLimitExceeded. Job message: Job has reached the specified backoff limit');
+    if (state.kind === 'failed')
+      expect(state.message).toBe(
+        'kubernetes Job task-job in namespace agents failed. Job reason: BackoffLimitExceeded. Job message: Job has reached the specified backoff limit',
+      );
   });
   it('calls a deadline a deadline', () => {
-    expect(jobState(job([{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded', message: 'x' }]), 'agents')).toMatchObject({ reason: 'active_deadline' });
+    expect(jobState(job([{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded', message: 'x' }]), 'agents')).toMatchObject({
+      reason: 'active_deadline',
+    });
   });
 });

@@ -106,7 +106,15 @@ describe('scripts', () => {
 
 describe('environment and resources', () => {
   it.each([
-    [['FOO=base-foo', 'BAR=base-bar'], ['FOO=override-foo', 'BAZ=override-baz'], [['FOO', 'override-foo'], ['BAR', 'base-bar'], ['BAZ', 'override-baz']]],
+    [
+      ['FOO=base-foo', 'BAR=base-bar'],
+      ['FOO=override-foo', 'BAZ=override-baz'],
+      [
+        ['FOO', 'override-foo'],
+        ['BAR', 'base-bar'],
+        ['BAZ', 'override-baz'],
+      ],
+    ],
     [[], [], []],
     [['A=1'], [], [['A', '1']]],
     [[], ['B=2'], [['B', '2']]],
@@ -167,7 +175,12 @@ describe('task Job', () => {
     );
     expectValidJob(job);
     expect(job.metadata!.name).toBe(taskJobName('task-1', 'execution-1'));
-    expect(job.metadata!.labels).toMatchObject({ 'oz-task-id': 'task-1', 'oz-task-hash': idHash('task-1'), 'oz-execution-id': 'execution-1', 'oz-execution-hash': idHash('execution-1') });
+    expect(job.metadata!.labels).toMatchObject({
+      'oz-task-id': 'task-1',
+      'oz-task-hash': idHash('task-1'),
+      'oz-execution-id': 'execution-1',
+      'oz-execution-hash': idHash('execution-1'),
+    });
     const spec = job.spec!.template.spec!;
     expect(spec.initContainers!.map((c) => c.name)).toEqual(['setup']);
     expect(spec.volumes).toEqual([
@@ -193,7 +206,11 @@ describe('task Job', () => {
     const spec = job.spec!.template.spec!;
     expect(spec.initContainers!.map((c) => c.name)).toEqual(['copy-sidecar-0', 'setup']);
     const copy = spec.initContainers![0]!;
-    expect(copy).toMatchObject({ image: 'registry.internal/agent:1.0', securityContext: { runAsUser: 0, runAsGroup: 0 }, volumeMounts: [{ name: 'sidecar-0-data', mountPath: '/target' }] });
+    expect(copy).toMatchObject({
+      image: 'registry.internal/agent:1.0',
+      securityContext: { runAsUser: 0, runAsGroup: 0 },
+      volumeMounts: [{ name: 'sidecar-0-data', mountPath: '/target' }],
+    });
     expect(spec.volumes![1]).toEqual({ name: 'sidecar-0-data', emptyDir: {} });
     expect(spec.containers[0]!.volumeMounts).toContainEqual({ name: 'sidecar-0-data', mountPath: '/agent', readOnly: false });
   });
@@ -216,14 +233,25 @@ describe('task Job', () => {
           name: 'task',
           imagePullPolicy: 'Always',
           resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '500m' } },
-          env: [{ name: 'FROM_TEMPLATE', value: '1' }, { name: 'TASK_ID', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
+          env: [
+            { name: 'FROM_TEMPLATE', value: '1' },
+            { name: 'TASK_ID', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+          ],
         },
       ],
     });
     const template = structuredClone(podTemplate);
-    const spec = buildTaskPodSpec(params({ instanceShape: { vcpus: 4, memory_gb: 16 } }), settings({ podTemplate, operatorEnv: { FROM_CLI: '1' }, setupCommand: 'true', teardownCommand: 'cleanup' }));
+    const spec = buildTaskPodSpec(
+      params({ instanceShape: { vcpus: 4, memory_gb: 16 } }),
+      settings({ podTemplate, operatorEnv: { FROM_CLI: '1' }, setupCommand: 'true', teardownCommand: 'cleanup' }),
+    );
     expect(podTemplate).toEqual(template); // the template itself is never changed
-    expect(spec).toMatchObject({ restartPolicy: 'Never', serviceAccountName: 'task-runner', imagePullSecrets: [{ name: 'registry-creds' }], nodeSelector: { pool: 'agents' } });
+    expect(spec).toMatchObject({
+      restartPolicy: 'Never',
+      serviceAccountName: 'task-runner',
+      imagePullSecrets: [{ name: 'registry-creds' }],
+      nodeSelector: { pool: 'agents' },
+    });
     expect(spec.initContainers!.map((c) => c.name)).toEqual(['setup', 'db']);
     expect(spec.volumes!.map((v) => v.name)).toEqual(['cache', 'workspace']);
     const task = spec.containers[0]!;
@@ -238,7 +266,10 @@ describe('task Job', () => {
   });
 
   it('has no TTL when cleanup is off, and carries extra labels and annotations (ours win)', () => {
-    const job = buildTaskJob(params(), settings({ ttlSecondsAfterFinished: undefined, extraLabels: { team: 'platform', 'oz-task-id': 'spoofed' }, extraAnnotations: { owner: 'oz' } }));
+    const job = buildTaskJob(
+      params(),
+      settings({ ttlSecondsAfterFinished: undefined, extraLabels: { team: 'platform', 'oz-task-id': 'spoofed' }, extraAnnotations: { owner: 'oz' } }),
+    );
     expectValidJob(job);
     expect(job.spec!.ttlSecondsAfterFinished).toBeUndefined();
     expect(job.metadata!.labels).toMatchObject({ team: 'platform', 'oz-task-id': 'task-1' });
@@ -250,14 +281,23 @@ describe('task Job', () => {
 describe('pod_template reading', () => {
   it.each([
     [{ nodeSelecter: { a: 'b' } }, /unknown field backend\.kubernetes\.pod_template\.nodeSelecter \(did you mean nodeSelector\?\)/],
-    [{ containers: [{ name: 'task', resoures: {} }] }, /unknown field backend\.kubernetes\.pod_template\.containers\[0\]\.resoures \(did you mean resources\?\)/],
+    [
+      { containers: [{ name: 'task', resoures: {} }] },
+      /unknown field backend\.kubernetes\.pod_template\.containers\[0\]\.resoures \(did you mean resources\?\)/,
+    ],
     [{ containers: { name: 'task' } }, /pod_template\.containers must be a list/],
     [{ tolerations: [{ key: 'a', tolerationSeconds: 'soon' }] }, /tolerationSeconds must be a number/],
     [{ nodeSelector: { a: { b: 1 } } }, /nodeSelector\.a must be a string/],
   ])('refuses %j', (template, error) => expect(() => readPodTemplate(template)).toThrow(error));
 
   it('accepts real PodSpec fields', () => {
-    expect(readPodTemplate({ serviceAccountName: 'x', securityContext: { runAsNonRoot: true }, containers: [{ name: 'task', env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] }] })).toBeDefined();
+    expect(
+      readPodTemplate({
+        serviceAccountName: 'x',
+        securityContext: { runAsNonRoot: true },
+        containers: [{ name: 'task', env: [{ name: 'A', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] }],
+      }),
+    ).toBeDefined();
   });
 });
 
@@ -277,7 +317,9 @@ describe('preflight Job', () => {
     expectValidJob(job);
     expect(job.metadata!.name).toBe('oz-preflight-71f145479816ff1c-1767225600123456789');
     const spec = job.spec!.template.spec!;
-    expect(spec.initContainers).toEqual([expect.objectContaining({ name: 'root-init-preflight', image: base.image, securityContext: { runAsUser: 0, runAsGroup: 0 } })]);
+    expect(spec.initContainers).toEqual([
+      expect.objectContaining({ name: 'root-init-preflight', image: base.image, securityContext: { runAsUser: 0, runAsGroup: 0 } }),
+    ]);
     expect(spec.volumes).toBeUndefined();
   });
   it('image-volume mode: one image volume mounted read-only, template identity kept', () => {
@@ -286,7 +328,9 @@ describe('preflight Job', () => {
     const spec = job.spec!.template.spec!;
     expect(spec.initContainers).toBeUndefined();
     expect(spec.volumes).toEqual([{ name: 'preflight-image', image: { reference: base.image, pullPolicy: 'IfNotPresent' } }]);
-    expect(spec.containers).toEqual([expect.objectContaining({ image: base.image, volumeMounts: [{ name: 'preflight-image', mountPath: '/preflight-image', readOnly: true }] })]);
+    expect(spec.containers).toEqual([
+      expect.objectContaining({ image: base.image, volumeMounts: [{ name: 'preflight-image', mountPath: '/preflight-image', readOnly: true }] }),
+    ]);
     expect(spec).toMatchObject({ serviceAccountName: 'oz-agent-worker', imagePullSecrets: [{ name: 'registry-creds' }] });
   });
 });

@@ -44,13 +44,28 @@ describe('waitingReason', () => {
 
   it.each([
     ['no workers', userTask, [], 'no worker is connected to the server'],
-    ['a team worker for a user task', userTask, [worker({})], /^no connected worker runs the tasks of user 1: a user's tasks run on a worker connected with a key of that user/],
+    [
+      'a team worker for a user task',
+      userTask,
+      [worker({})],
+      /^no connected worker runs the tasks of user 1: a user's tasks run on a worker connected with a key of that user/,
+    ],
     ['a user worker for a team task', teamTask, [userWorker()], 'no connected worker runs the tasks of team 7: connect one with a key of that team'],
-    ['another team\'s worker', teamTask, [worker({ identity: { kind: 'team', teamId: 8 } })], /^no connected worker runs the tasks of team 7/],
+    ["another team's worker", teamTask, [worker({ identity: { kind: 'team', teamId: 8 } })], /^no connected worker runs the tasks of team 7/],
     ['device not connected', deviceTask('pinned'), [worker({})], /^device pinned is not connected/],
     ['device without a pin', deviceTask('bare'), [userWorker('bare')], 'device bare has no active pin for team 7'],
-    ['at capacity', userTask, [userWorker(), worker({})].map((w) => ({ ...w, activeTasks: 2, capacity: 2 })), 'every worker that may run it is unavailable: u is at capacity (2 of 2 tasks)'],
-    ['draining and refused', teamTask, [worker({ workerId: 'a', draining: true }), worker({ workerId: 'b', refused: true })], 'every worker that may run it is unavailable: a is shutting down; b rejected this task'],
+    [
+      'at capacity',
+      userTask,
+      [userWorker(), worker({})].map((w) => ({ ...w, activeTasks: 2, capacity: 2 })),
+      'every worker that may run it is unavailable: u is at capacity (2 of 2 tasks)',
+    ],
+    [
+      'draining and refused',
+      teamTask,
+      [worker({ workerId: 'a', draining: true }), worker({ workerId: 'b', refused: true })],
+      'every worker that may run it is unavailable: a is shutting down; b rejected this task',
+    ],
     ['a free worker', userTask, [userWorker()], undefined],
     ['a pinned device', deviceTask('pinned'), [userWorker('pinned')], undefined],
     ['capacity not yet known', teamTask, [worker({ activeTasks: 5 })], undefined],
@@ -105,7 +120,11 @@ describe('task-output extension', () => {
     const frames: { task_id: string; lines: { stream: string; text: string }[] }[] = [];
     let enabled = false;
     const sender = new TaskOutputSender(
-      { enabled: () => enabled, send: (text) => frames.push((JSON.parse(text) as { data: never }).data) > 0, scrub: (line) => line.replace('s3cret', '[redacted]') },
+      {
+        enabled: () => enabled,
+        send: (text) => frames.push((JSON.parse(text) as { data: never }).data) > 0,
+        scrub: (line) => line.replace('s3cret', '[redacted]'),
+      },
       100,
     );
     sender.line('a', 'stdout', 'before the announcement');
@@ -118,7 +137,13 @@ describe('task-output extension', () => {
     sender.line('a', 'stdout', 'never sent');
     sender.flush();
     expect(frames).toEqual([
-      { task_id: 'a', lines: [{ stream: 'stdout', text: 'token [redacted]' }, { stream: 'stdout', text: "[output beyond 100 bytes is not sent; the worker's log has all of it]" }] },
+      {
+        task_id: 'a',
+        lines: [
+          { stream: 'stdout', text: 'token [redacted]' },
+          { stream: 'stdout', text: "[output beyond 100 bytes is not sent; the worker's log has all of it]" },
+        ],
+      },
       { task_id: 'b', lines: [{ stream: 'stderr', text: 'other task' }] },
     ]);
   });
@@ -149,7 +174,11 @@ describe('state-directory lock', () => {
 describe("local's worker config", () => {
   it('gives a non-direct backend no file, so the backend reports what it misses', async () => {
     const stateDir = tempDir();
-    expect(await planWorkerConfig({ backend: 'docker', configFile: undefined, stateDir })).toEqual({ backend: 'docker', args: ['--backend', 'docker'], fileSetsOzPath: false });
+    expect(await planWorkerConfig({ backend: 'docker', configFile: undefined, stateDir })).toEqual({
+      backend: 'docker',
+      args: ['--backend', 'docker'],
+      fileSetsOzPath: false,
+    });
   });
 
   it('adds the workspace root to a direct --config-file that has none, and passes any other file through', async () => {
@@ -165,10 +194,19 @@ describe("local's worker config", () => {
 
     const docker = join(stateDir, 'docker.yaml');
     writeFileSync(docker, 'backend:\n  docker:\n    volumes: ["/a:/b"]\n');
-    expect(await planWorkerConfig({ backend: undefined, configFile: docker, stateDir })).toEqual({ backend: 'docker', args: ['--config-file', docker], fileSetsOzPath: false });
+    expect(await planWorkerConfig({ backend: undefined, configFile: docker, stateDir })).toEqual({
+      backend: 'docker',
+      args: ['--config-file', docker],
+      fileSetsOzPath: false,
+    });
     // No block: local's default (direct) is said explicitly, as the worker alone would pick docker.
     const plain = join(stateDir, 'plain.yaml');
     writeFileSync(plain, 'worker_id: x\n');
-    expect((await planWorkerConfig({ backend: undefined, configFile: plain, stateDir })).args).toEqual(['--config-file', join(stateDir, 'local-worker.yaml'), '--backend', 'direct']);
+    expect((await planWorkerConfig({ backend: undefined, configFile: plain, stateDir })).args).toEqual([
+      '--config-file',
+      join(stateDir, 'local-worker.yaml'),
+      '--backend',
+      'direct',
+    ]);
   });
 });

@@ -11,14 +11,15 @@ import { freePort, samples } from '../support/metrics.js';
 
 const silent = pino({ level: 'silent' });
 
-
 let running: RunningMetrics | undefined;
 afterEach(async () => {
   await running?.shutdown();
   running = undefined;
 });
 
-async function prometheus(options: { backendLabel?: string; env?: Record<string, string> } = {}): Promise<{ metrics: RunningMetrics['metrics']; scrape: () => Promise<string> }> {
+async function prometheus(
+  options: { backendLabel?: string; env?: Record<string, string> } = {},
+): Promise<{ metrics: RunningMetrics['metrics']; scrape: () => Promise<string> }> {
   const port = await freePort();
   running = await startMetrics({
     env: { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_HOST: '127.0.0.1', OTEL_EXPORTER_PROMETHEUS_PORT: String(port), ...options.env },
@@ -52,7 +53,11 @@ describe('chooseExporter (OTEL_METRICS_EXPORTER and friends)', () => {
     ['an unknown exporter', { OTEL_METRICS_EXPORTER: 'jaeger' }, /OTEL_METRICS_EXPORTER=jaeger is not supported \(use prometheus, otlp, console or none\)/],
     // As in the Go worker, only the exact value `none` disables metrics.
     ['NONE in capitals', { OTEL_METRICS_EXPORTER: 'NONE' }, /not supported/],
-    ['a port that is not a number', { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_PORT: 'http' }, /OTEL_EXPORTER_PROMETHEUS_PORT=http is not a port number/],
+    [
+      'a port that is not a number',
+      { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_PORT: 'http' },
+      /OTEL_EXPORTER_PROMETHEUS_PORT=http is not a port number/,
+    ],
   ])('refuses %s with a message that says what to set', (_name, env, message) => {
     const choice = chooseExporter(env);
     expect(choice.kind).toBe('invalid');
@@ -83,11 +88,13 @@ describe('startMetrics', () => {
     const text = await scrape();
     const series = samples(text);
     expect(text).toContain('otel_scope_name="github.com/warpdotdev/oz-agent-worker"');
-    for (const name of ['oz_worker_connected', 'oz_worker_tasks_active', 'oz_worker_tasks_max_concurrent', 'oz_worker_tasks_claimed_total']) expect(series.get(name), name).toBe(0);
+    for (const name of ['oz_worker_connected', 'oz_worker_tasks_active', 'oz_worker_tasks_max_concurrent', 'oz_worker_tasks_claimed_total'])
+      expect(series.get(name), name).toBe(0);
     expect(series.get('oz_worker_tasks_rejected_total{reason="at_capacity"}')).toBe(0);
     for (const result of ['succeeded', 'failed', 'cancelled', 'dispatched']) expect(series.get(`oz_worker_tasks_completed_total{result="${result}"}`)).toBe(0);
     for (const phase of FAILURE_PHASES) {
-      for (const reason of FAILURE_REASONS) expect(series.get(`oz_worker_task_failures_total{phase="${phase}",reason="${reason}"}`), `${phase}/${reason}`).toBe(0);
+      for (const reason of FAILURE_REASONS)
+        expect(series.get(`oz_worker_task_failures_total{phase="${phase}",reason="${reason}"}`), `${phase}/${reason}`).toBe(0);
     }
     for (const reason of ['dial_failed', 'remote_close']) expect(series.get(`oz_worker_websocket_reconnects_total{reason="${reason}"}`)).toBe(0);
     expect(text).not.toContain('oz_worker_task_duration_seconds');
@@ -143,7 +150,10 @@ describe('startMetrics', () => {
       const { scrape } = await prometheus();
       series = samples(await scrape());
     } finally {
-      for (const [name, value] of [['OTEL_RESOURCE_ATTRIBUTES', saved.attributes], ['OTEL_SERVICE_NAME', saved.service]] as const) {
+      for (const [name, value] of [
+        ['OTEL_RESOURCE_ATTRIBUTES', saved.attributes],
+        ['OTEL_SERVICE_NAME', saved.service],
+      ] as const) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;
       }
@@ -183,7 +193,13 @@ describe('startMetrics', () => {
     const saved = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
     try {
-      running = await startMetrics({ env: { OTEL_METRICS_EXPORTER: 'otlp', ...env }, version: 'v1.2.3', workerId: 'alpha', backendLabel: 'direct', log: silent });
+      running = await startMetrics({
+        env: { OTEL_METRICS_EXPORTER: 'otlp', ...env },
+        version: 'v1.2.3',
+        workerId: 'alpha',
+        backendLabel: 'direct',
+        log: silent,
+      });
       running.metrics.taskClaimed();
       // The periodic push is a minute apart; shutdown must not lose what was recorded since.
       await running.shutdown();
@@ -206,7 +222,9 @@ describe('startMetrics', () => {
     const received = await pushOnce((collectorUrl) => ({ endpoint: collectorUrl, env: { HTTP_PROXY: 'http://127.0.0.1:9', NO_PROXY: '127.0.0.1' } }));
     expect(received.map((r) => r.path)).toContain('/v1/metrics');
     const payload = JSON.parse(received.find((r) => r.path === '/v1/metrics')!.body) as {
-      resourceMetrics: { scopeMetrics: { scope: { name: string }; metrics: { name: string; sum?: { dataPoints: { asInt?: number | string; asDouble?: number }[] } }[] }[] }[];
+      resourceMetrics: {
+        scopeMetrics: { scope: { name: string }; metrics: { name: string; sum?: { dataPoints: { asInt?: number | string; asDouble?: number }[] } }[] }[];
+      }[];
     };
     const scope = payload.resourceMetrics[0]!.scopeMetrics[0]!;
     expect(scope.scope.name).toBe('github.com/warpdotdev/oz-agent-worker');

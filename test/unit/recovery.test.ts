@@ -27,18 +27,15 @@ describe('recoverFromJournal', () => {
     ['a running task the backend picked up again is left to it', { outbox: [], liveTaskIds: ['a'] }, [resumable('a')], []],
     ['a running task whose completion is among the unsent statuses', { outbox: [completed('a')], liveTaskIds: ['a'] }, [], [completed('a')]],
     ['a running task whose failure is among the unsent statuses', { outbox: [failed('a')], liveTaskIds: ['a'] }, [], [failed('a')]],
-    [
-      'an unsent claim does not count as an outcome',
-      { outbox: [claimed('a')], liveTaskIds: ['a'] },
-      [],
-      [claimed('a'), lostTaskFailure('a')],
-    ],
+    ['an unsent claim does not count as an outcome', { outbox: [claimed('a')], liveTaskIds: ['a'] }, [], [claimed('a'), lostTaskFailure('a')]],
   ])('%s', (_name, previous, resumed, expected) => {
     expect(recover(previous, resumed)).toEqual(expected);
   });
 
   it('reports nothing for a task handed off before the crash (a journal as earlier versions wrote it)', () => {
-    const previous = replayJournal(['{"journal":2}', '{"s":1,"m":{"type":"task_claimed","data":{"task_id":"d","worker_id":"w"}}}', '{"d":1}', '{"h":"d"}', ''].join('\n'))!;
+    const previous = replayJournal(
+      ['{"journal":2}', '{"s":1,"m":{"type":"task_claimed","data":{"task_id":"d","worker_id":"w"}}}', '{"d":1}', '{"h":"d"}', ''].join('\n'),
+    )!;
     expect(previous.liveTaskIds).toEqual([]);
     expect(recover(previous)).toEqual([]);
   });

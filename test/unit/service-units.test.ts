@@ -149,7 +149,7 @@ describe('service install', () => {
     expect(host.printed).toEqual([]);
   });
 
-  it("--platform darwin --dry-run on Linux prints the LaunchDaemon and launchctl; without --dry-run it refuses", async () => {
+  it('--platform darwin --dry-run on Linux prints the LaunchDaemon and launchctl; without --dry-run it refuses', async () => {
     const host = recordingHost('linux');
     await installService(host, { dryRun: true, platform: 'darwin', user: 'ada' }, '/opt/b.js', '/usr/local/bin/node');
     expect(host.printed.join('\n')).toContain('# would write /Library/LaunchDaemons/dev.oz.worker.plist');

@@ -10,11 +10,40 @@ const fromFile: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySourc
 
 describe('cliMessage', () => {
   it.each([
-    ['a refused key names --api-key and OZ_API_KEY', { message: 'missing or unknown API key: send "Authorization: Bearer <key>"', status: 401, code: 'unauthorized' }, fromFlag, /does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY$/],
-    ['a refused key from local.json says how to refresh it', { message: 'x', status: 401, code: 'unauthorized' }, fromFile, /API key from \/s\/local\.json: .*run `npx oz-worker local` again/],
-    ['an unknown or foreign task is "not visible"', { message: 'Forbidden', status: 403, code: 'forbidden' }, { ...fromFlag, taskId: 'abc' }, /^no task abc is visible to this key: it does not exist, or another user or team owns it/],
-    ['a team without a default agent names --agent-config', { message: 'team 3 (ops) has no default agent configuration; pass "agent_config" with the task, or set one with PUT /api/v1/teams/3/default-agent', status: 404, code: 'no_default_agent' }, fromFlag, /^team 3 \(ops\) has no default agent configuration: pass one with --agent-config '\{"model_id":"auto"\}' .*oz-worker admin default-agent set 3 /],
-    ['an unknown device names the admin command', { message: 'device d1 is not registered; list devices with GET /api/v1/devices', status: 400, code: 'unknown_device' }, fromFlag, /^device d1 is not registered: `npx oz-worker admin device list`/],
+    [
+      'a refused key names --api-key and OZ_API_KEY',
+      { message: 'missing or unknown API key: send "Authorization: Bearer <key>"', status: 401, code: 'unauthorized' },
+      fromFlag,
+      /does not accept the API key given with --api-key: pass one of its keys with --api-key <key> or OZ_API_KEY$/,
+    ],
+    [
+      'a refused key from local.json says how to refresh it',
+      { message: 'x', status: 401, code: 'unauthorized' },
+      fromFile,
+      /API key from \/s\/local\.json: .*run `npx oz-worker local` again/,
+    ],
+    [
+      'an unknown or foreign task is "not visible"',
+      { message: 'Forbidden', status: 403, code: 'forbidden' },
+      { ...fromFlag, taskId: 'abc' },
+      /^no task abc is visible to this key: it does not exist, or another user or team owns it/,
+    ],
+    [
+      'a team without a default agent names --agent-config',
+      {
+        message: 'team 3 (ops) has no default agent configuration; pass "agent_config" with the task, or set one with PUT /api/v1/teams/3/default-agent',
+        status: 404,
+        code: 'no_default_agent',
+      },
+      fromFlag,
+      /^team 3 \(ops\) has no default agent configuration: pass one with --agent-config '\{"model_id":"auto"\}' .*oz-worker admin default-agent set 3 /,
+    ],
+    [
+      'an unknown device names the admin command',
+      { message: 'device d1 is not registered; list devices with GET /api/v1/devices', status: 400, code: 'unknown_device' },
+      fromFlag,
+      /^device d1 is not registered: `npx oz-worker admin device list`/,
+    ],
   ])('%s', (_what, refusal, context, expected) => {
     const text = cliMessage(refusal, context);
     expect(text).toMatch(expected);
@@ -22,9 +51,13 @@ describe('cliMessage', () => {
   });
 
   it('keeps other sentences as the server wrote them', () => {
-    expect(cliMessage({ message: 'task t already ended (completed); nothing to cancel', status: 409, code: 'already_finished' }, fromFlag)).toBe('task t already ended (completed); nothing to cancel');
+    expect(cliMessage({ message: 'task t already ended (completed); nothing to cancel', status: 409, code: 'already_finished' }, fromFlag)).toBe(
+      'task t already ended (completed); nothing to cancel',
+    );
     // A 403 on creating a task is about the owner, not a missing task.
-    expect(cliMessage({ message: 'you cannot create tasks for TEAM 5; use a key of that team', status: 403, code: 'forbidden' }, { ...fromFlag, taskId: 'x' })).toMatch(/^you cannot/);
+    expect(
+      cliMessage({ message: 'you cannot create tasks for TEAM 5; use a key of that team', status: 403, code: 'forbidden' }, { ...fromFlag, taskId: 'x' }),
+    ).toMatch(/^you cannot/);
   });
 });
 

@@ -46,11 +46,11 @@ describe('selectMembers', () => {
     expect(select(selector)).toEqual(expected);
   });
 
-  it('reads every environment when pids wrapped and the task\'s first pid says nothing', () => {
+  it("reads every environment when pids wrapped and the task's first pid says nothing", () => {
     expect(select({ groups: [100], mark: 'M=x.' }, 0)).toEqual([100, 101, 102, 103, 201]);
   });
 
-  it('checks the worker\'s own children for the mark when it is PID 1 (orphans come to it)', () => {
+  it("checks the worker's own children for the mark when it is PID 1 (orphans come to it)", () => {
     const asPid1 = [stat(1, 0, 1), stat(100, 1, 100), stat(102, 1, 102)];
     const found = selectMembers(asPid1, { groups: [], roots: [], mark: 'M=x.' }, (pid) => pid === 102, 1, 100).map((s) => s.pid);
     expect(found).toEqual([102]);

@@ -11,7 +11,13 @@ import { HANDED_OFF_MAX_ENTRIES, Worker, type AdmissionDecision } from '../../sr
 type Script = (run: TaskRun) => Promise<ExecutionOutcome>;
 
 function setup(
-  options: { script?: Script; maxConcurrentTasks?: number; preserves?: boolean; admit?: (a: TaskAssignment) => AdmissionDecision; productionParams?: boolean } = {},
+  options: {
+    script?: Script;
+    maxConcurrentTasks?: number;
+    preserves?: boolean;
+    admit?: (a: TaskAssignment) => AdmissionDecision;
+    productionParams?: boolean;
+  } = {},
 ) {
   const sent: OutboundMessage[] = [];
   const runs: TaskRun[] = [];
@@ -19,7 +25,7 @@ function setup(
   const script: Script =
     options.script ??
     ((run) =>
-      new Promise((resolve, reject) => {
+      new Promise((_resolve, reject) => {
         run.signal.addEventListener('abort', () => reject(new TaskCancelled()));
       }));
   const backend: Backend = {
@@ -93,7 +99,7 @@ describe('worker core', () => {
     await tick();
     expect(sent[1]?.type).toBe('task_failed');
     expect(sent[1]?.data).not.toHaveProperty('exit_code');
-    expect((sent[1]?.data as { message: string }).message).toMatch(/exceeded its maximum allowed execution time/);
+    expect((sent[1]!.data as { message: string }).message).toMatch(/exceeded its maximum allowed execution time/);
   });
 
   it('reports a user cancellation as task_completed CANCELLED and calls the backend', async () => {
@@ -162,7 +168,7 @@ describe('worker core', () => {
     await tick();
     expect(runs).toHaveLength(1);
     expect(sent.map((m) => m.type)).toEqual(['task_claimed', 'task_claimed', 'task_rejected']);
-    expect((sent[2]?.data as { reason: string }).reason).toMatch(/^already_running: /);
+    expect((sent[2]!.data as { reason: string }).reason).toMatch(/^already_running: /);
   });
 
   it('answers an invalid assignment that carries a task_id with task_failed, and keeps working', async () => {
@@ -180,8 +186,8 @@ describe('worker core', () => {
       ['task_claimed', 'good'],
       ['task_completed', 'good'],
     ]);
-    expect((sent[0]?.data as { message: string }).message).toMatch(/task: .*missing/);
-    expect((sent[1]?.data as { message: string }).message).toMatch(/task\.owner\.Id/);
+    expect((sent[0]!.data as { message: string }).message).toMatch(/task: .*missing/);
+    expect((sent[1]!.data as { message: string }).message).toMatch(/task\.owner\.Id/);
   });
 
   it('keeps a handed-off task for cancellation routing but sends no terminal message', async () => {
@@ -284,9 +290,7 @@ describe('worker core', () => {
     worker.handleFrame(assign('a'));
     await tick();
     expect(runs).toHaveLength(0);
-    expect(sent).toEqual([
-      { type: 'task_rejected', data: { task_id: 'a', reason: 'owner_out_of_scope: USER 9 is not this device owner (USER 1)' } },
-    ]);
+    expect(sent).toEqual([{ type: 'task_rejected', data: { task_id: 'a', reason: 'owner_out_of_scope: USER 9 is not this device owner (USER 1)' } }]);
     expect(worker.activeCount).toBe(0);
   });
 
@@ -299,7 +303,7 @@ describe('worker core', () => {
     expect(sent[1]).toMatchObject({ type: 'task_failed', data: { task_id: 'a', failure_reason: 'graceful_shutdown' } });
     worker.handleFrame(assign('b'));
     expect(sent[2]).toMatchObject({ type: 'task_rejected', data: { task_id: 'b' } });
-    expect((sent[2]?.data as { reason: string }).reason).toMatch(/^shutting_down: /);
+    expect((sent[2]!.data as { reason: string }).reason).toMatch(/^shutting_down: /);
   });
 
   it('on drain leaves tasks of a preserving backend running', async () => {

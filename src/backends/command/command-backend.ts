@@ -88,7 +88,8 @@ class CommandBackend implements Backend {
 
   private env(wellKnown: Array<[string, string]>, log: Logger): Record<string, string> {
     const { env, dropped } = toProcessEnv(commandEnv(this.hostEnv, this.config.apiKey, this.config.operatorEnv, wellKnown));
-    if (dropped.length > 0) log.warn({ variables: dropped }, 'Left out environment variables a command cannot receive (empty name, "=" in the name, or a NUL character)');
+    if (dropped.length > 0)
+      log.warn({ variables: dropped }, 'Left out environment variables a command cannot receive (empty name, "=" in the name, or a NUL character)');
     return env;
   }
 
@@ -142,7 +143,7 @@ class CommandBackend implements Backend {
     if (pending) await pending.catch(() => undefined);
     const { cancelCommand, dispatchTimeoutMs } = this.command;
     if (cancelCommand === '') {
-      log.debug('No cancel_command configured; the handed-off task stops through the agent\'s own cancellation');
+      log.debug("No cancel_command configured; the handed-off task stops through the agent's own cancellation");
       return;
     }
     log.info(`Cancelling handed-off task ${taskId} via command backend`);

@@ -95,7 +95,15 @@ export function taskJson(task: Task, mcpServers: string | undefined): string {
     ['task_definition', object([['prompt', str(task.task_definition?.prompt ?? '')]])],
     ['created_at', str(goTime(task.created_at))],
     ['updated_at', str(goTime(task.updated_at))],
-    ['owner', task.owner ? object([['Type', str(task.owner.Type ?? '')], ['Id', String(task.owner.Id ?? 0)]]) : undefined],
+    [
+      'owner',
+      task.owner
+        ? object([
+            ['Type', str(task.owner.Type ?? '')],
+            ['Id', String(task.owner.Id ?? 0)],
+          ])
+        : undefined,
+    ],
     ['agent_config_snapshot', task.agent_config_snapshot ? snapshotJson(task.agent_config_snapshot, mcpServers) : undefined],
     ['agent_conversation_id', task.agent_conversation_id === undefined ? undefined : str(task.agent_conversation_id)],
   ]);

@@ -221,7 +221,9 @@ function isDirectLeftovers(note: LeftoverNote): note is DirectLeftovers {
     /^[0-9a-f]{16}$/.test(mark) &&
     (workspace === undefined || typeof workspace === 'string') &&
     Array.isArray(processes) &&
-    processes.every((p: unknown) => typeof p === 'object' && p !== null && Number.isInteger((p as ProcessIdentity).pid) && typeof (p as ProcessIdentity).start === 'string')
+    processes.every(
+      (p: unknown) => typeof p === 'object' && p !== null && Number.isInteger((p as ProcessIdentity).pid) && typeof (p as ProcessIdentity).start === 'string',
+    )
   );
 }
 
@@ -336,7 +338,7 @@ class DirectBackend implements Backend {
     const env = this.processEnv(this.marked(launch.env, resources, 'agent'), log, 'agent');
     log.info(`Running oz agent in workspace ${launch.cwd}`);
     log.debug(`Command: ${launch.file} ${argsForLog(launch.args).join(' ')}`);
-    const { process: agent, end, stopped } = await runInOwnGroup(
+    const { end, stopped } = await runInOwnGroup(
       { file: launch.file, args: launch.args, cwd: launch.cwd, env, ...this.user() },
       {
         signal,
@@ -463,13 +465,16 @@ class DirectBackend implements Backend {
     });
     const bound = AbortSignal.timeout(timeoutMs);
     log.info(`Running teardown command: ${command}`);
-    const { process: teardown, end } = await runInOwnGroup(this.shellCommand(command, resources.plan.dir, this.marked(env, resources, 'teardown'), log, 'teardown'), {
-      signal: bound,
-      graceMs: config.cancelGraceMs,
-      onLine: (stream, line) => log.info({ stream, command: 'teardown' }, line),
-      tracking: this.tracking(resources, 'teardown'),
-      onStart: (started) => this.started(run, resources, (resources.teardown = started)),
-    });
+    const { process: teardown, end } = await runInOwnGroup(
+      this.shellCommand(command, resources.plan.dir, this.marked(env, resources, 'teardown'), log, 'teardown'),
+      {
+        signal: bound,
+        graceMs: config.cancelGraceMs,
+        onLine: (stream, line) => log.info({ stream, command: 'teardown' }, line),
+        tracking: this.tracking(resources, 'teardown'),
+        onStart: (started) => this.started(run, resources, (resources.teardown = started)),
+      },
+    );
     await teardown.stop(config.cancelGraceMs);
     if (end.kind === 'exited' && end.exitCode === 0) return;
     if (bound.aborted) log.warn(`Teardown command did not finish within ${timeoutMs} ms and was stopped`);

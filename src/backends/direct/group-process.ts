@@ -21,9 +21,7 @@ export interface GroupCommand {
   user?: { uid: number; gid: number };
 }
 
-export type ProcessEnd =
-  | { kind: 'exited'; exitCode: number | null; signal: NodeJS.Signals | null }
-  | { kind: 'not-started'; error: Error };
+export type ProcessEnd = { kind: 'exited'; exitCode: number | null; signal: NodeJS.Signals | null } | { kind: 'not-started'; error: Error };
 
 /** How long output may still arrive after the leader exited while something else holds its pipes. */
 const OUTPUT_SETTLE_MS = 250;

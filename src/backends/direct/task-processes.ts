@@ -206,7 +206,10 @@ export class ProcTable implements ProcessTable {
     const newest = newestPid();
     const firstPids = batch.map((lookup) => oldestPossiblePid(lookup.selector, newest));
     const since = Math.min(...firstPids);
-    const pids = names.filter((name) => name.charCodeAt(0) >= 48 && name.charCodeAt(0) <= 57).map(Number).filter((pid) => pid >= since);
+    const pids = names
+      .filter((name) => name.charCodeAt(0) >= 48 && name.charCodeAt(0) <= 57)
+      .map(Number)
+      .filter((pid) => pid >= since);
     const snapshot = pids.map(readStat).filter((stat): stat is ProcessStat => stat !== undefined);
     // First learn whose environment the decisions need, then read each of those once.
     const asked = new Set<number>();
@@ -236,9 +239,7 @@ export class GroupOnlyTable implements ProcessTable {
   }
 
   groupMembers(selector: TaskSelector): ProcessStat[] {
-    return selector.groups
-      .filter((group) => signal(-group, 0))
-      .map((group) => ({ pid: -group, ppid: 0, pgrp: group, state: 'R', start: '' }));
+    return selector.groups.filter((group) => signal(-group, 0)).map((group) => ({ pid: -group, ppid: 0, pgrp: group, state: 'R', start: '' }));
   }
 
   identify(): undefined {

@@ -88,12 +88,9 @@ export interface TaskEnvInput {
 
 /** The task's own variables, before the setup command's env file: common env, operator env, harness dirs, git config. */
 export function taskEnv(input: TaskEnvInput): EnvMap {
-  return mergeEnv(
-    envListEntries(input.common),
-    Object.entries(input.operatorEnv),
-    harnessEnv(input.task, input.workspaceDir),
-    [['GIT_CONFIG_GLOBAL', input.gitConfigPath]],
-  );
+  return mergeEnv(envListEntries(input.common), Object.entries(input.operatorEnv), harnessEnv(input.task, input.workspaceDir), [
+    ['GIT_CONFIG_GLOBAL', input.gitConfigPath],
+  ]);
 }
 
 /** Host variables the agent inherits; nothing else from the worker's environment reaches it. */

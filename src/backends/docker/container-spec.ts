@@ -43,7 +43,9 @@ export function taskLabels(workerId: string, params: Pick<TaskParams, 'taskId' |
 
 /** A readable, unique container name: `oz-task-<run id>-<random>`. */
 export function taskContainerName(taskId: string, random = randomBytes(4).toString('hex')): string {
-  const id = sanitizeName(taskId).replace(/^[^a-zA-Z0-9]+/, '').slice(0, 64);
+  const id = sanitizeName(taskId)
+    .replace(/^[^a-zA-Z0-9]+/, '')
+    .slice(0, 64);
   return `oz-task-${id || 'run'}-${random}`;
 }
 

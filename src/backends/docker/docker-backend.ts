@@ -48,7 +48,7 @@ export interface DockerBackendDeps {
   /** The worker's environment (default `process.env`): DOCKER_HOST and friends. */
   env?: NodeJS.ProcessEnv;
   /** The worker user's home (default `os.homedir()`), for ~/.docker. */
-  home?: string;
+  home?: string | undefined;
   /** An Engine client to use instead of discovering the daemon. */
   engine?: DockerEngine;
   credentialHelper?: CredentialHelper;
@@ -83,7 +83,9 @@ export async function createDockerBackend(config: WorkerConfigFor<'docker'>, dep
       engine = new HttpDockerEngine(endpoint, discovery.apiVersion);
     } catch (error) {
       // Only TLS files can fail here.
-      throw new Error(`failed to create Docker client: cannot read the TLS files for ${endpoint.url} (${discovery.source}): ${errorText(error)}; check DOCKER_CERT_PATH`);
+      throw new Error(
+        `failed to create Docker client: cannot read the TLS files for ${endpoint.url} (${discovery.source}): ${errorText(error)}; check DOCKER_CERT_PATH`,
+      );
     }
   }
   let platform: string;
@@ -164,7 +166,7 @@ function unlessCancelled<T>(promise: Promise<T>, signal: AbortSignal): Promise<T
 /** A hint for pull failures people can fix themselves. */
 function pullHint(text: string): string {
   if (/unauthorized|denied|authentication required|no basic auth/i.test(text)) {
-    return '; log in to the registry as the worker\'s user (docker login) or check the credentials in ~/.docker/config.json';
+    return "; log in to the registry as the worker's user (docker login) or check the credentials in ~/.docker/config.json";
   }
   if (/not found|manifest unknown|does not exist/i.test(text)) return '; check that the image name and tag exist in the registry';
   if (/dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|network is unreachable/i.test(text)) {

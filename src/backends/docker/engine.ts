@@ -125,7 +125,8 @@ export function connectionProblem(error: unknown, endpoint: DockerEndpoint): str
     if (code === 'EACCES' || code === 'EPERM') {
       return `permission denied on the Docker socket ${endpoint.socketPath}: add this user to the docker group (sudo usermod -aG docker $USER, then log in again), or run rootless Docker and set DOCKER_HOST to its socket`;
     }
-    if (code === 'ECONNREFUSED') return `nothing accepts connections on the Docker socket ${endpoint.socketPath}: is the Docker daemon running? (start it, e.g. sudo systemctl start docker)`;
+    if (code === 'ECONNREFUSED')
+      return `nothing accepts connections on the Docker socket ${endpoint.socketPath}: is the Docker daemon running? (start it, e.g. sudo systemctl start docker)`;
   } else if (code === 'ECONNREFUSED') {
     return `nothing accepts connections at ${at}: is the Docker daemon listening there? Check DOCKER_HOST`;
   }
@@ -149,7 +150,7 @@ interface CallOptions {
   query?: Record<string, string | number | boolean>;
   body?: string | Readable;
   headers?: Record<string, string>;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Long-polling call: no header or body timeout. */
   longPoll?: boolean;
 }

@@ -23,10 +23,7 @@ interface DockerCliConfig {
   credsStore?: string;
 }
 
-export type AuthSource =
-  | { kind: 'helper'; helper: string; serverAddress: string }
-  | { kind: 'inline'; auth: AuthConfig }
-  | { kind: 'none' };
+export type AuthSource = { kind: 'helper'; helper: string; serverAddress: string } | { kind: 'inline'; auth: AuthConfig } | { kind: 'none' };
 
 /** The host part of an `auths` key (`https://index.docker.io/v1/` → `index.docker.io`), as the CLI matches them. */
 export function hostnameOf(key: string): string {
@@ -87,7 +84,8 @@ export const runCredentialHelper: CredentialHelper = async (helper, serverAddres
   if (result.failed) {
     const output = `${String(result.stdout)} ${String(result.stderr)}`;
     if (/credentials not found/i.test(output)) return undefined;
-    const why = result.code === 'ENOENT' ? 'it is not installed (not on PATH)' : result.timedOut ? 'it did not answer within 30 s' : `exit status ${result.exitCode}`;
+    const why =
+      result.code === 'ENOENT' ? 'it is not installed (not on PATH)' : result.timedOut ? 'it did not answer within 30 s' : `exit status ${result.exitCode}`;
     throw new Error(`credential helper docker-credential-${helper} failed: ${why}`);
   }
   return JSON.parse(String(result.stdout)) as { Username?: string; Secret?: string };
@@ -96,7 +94,7 @@ export const runCredentialHelper: CredentialHelper = async (helper, serverAddres
 export interface AuthDeps {
   env: Readonly<Record<string, string | undefined>>;
   home: string;
-  helper?: CredentialHelper;
+  helper?: CredentialHelper | undefined;
 }
 
 /**

@@ -4,16 +4,26 @@
 // resourceVersion). A full object from the API server is several kilobytes
 // (spec, managedFields, status details); a thousand running tasks hold one Job
 // and one Pod each. Pure: a new object, the input is left alone.
-import type { V1Container, V1ContainerState, V1ContainerStatus, V1Job, V1JobCondition, V1ObjectMeta, V1Pod, V1PodCondition, V1PodSpec } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1ContainerState,
+  V1ContainerStatus,
+  V1Job,
+  V1JobCondition,
+  V1ObjectMeta,
+  V1Pod,
+  V1PodCondition,
+  V1PodSpec,
+} from '@kubernetes/client-node';
 import { LABEL_EXECUTION_HASH } from './names.js';
 
 /** Labels read from cached objects: the execution a Job or Pod belongs to, and a pod's Job. */
 const KEPT_LABELS = [LABEL_EXECUTION_HASH, 'job-name'];
 
 /** `source` without its undefined fields (so a projection has no keys the object lacked). */
-function compact<T extends object>(source: T): T {
+function compact<T extends object>(source: { [K in keyof T]?: T[K] | undefined }): T {
   const out: Partial<T> = {};
-  for (const key of Object.keys(source) as (keyof T)[]) if (source[key] !== undefined) out[key] = source[key];
+  for (const key of Object.keys(source) as (keyof T)[]) if (source[key] !== undefined) out[key] = source[key] as T[typeof key];
   return out as T;
 }
 
@@ -24,7 +34,7 @@ function metadataOf(metadata: V1ObjectMeta | undefined, withCreation: boolean): 
     const value = metadata.labels?.[key];
     if (value !== undefined) (labels ??= {})[key] = value;
   }
-  return compact({
+  return compact<V1ObjectMeta>({
     name: metadata.name,
     namespace: metadata.namespace,
     uid: metadata.uid,
@@ -35,42 +45,51 @@ function metadataOf(metadata: V1ObjectMeta | undefined, withCreation: boolean): 
 }
 
 const conditionsOf = <C extends V1JobCondition | V1PodCondition>(conditions: C[] | undefined): C[] | undefined =>
-  conditions?.map((c) => compact({ type: c.type, status: c.status, reason: c.reason, message: c.message }) as C);
+  conditions?.map((c) => compact<V1JobCondition>({ type: c.type, status: c.status, reason: c.reason, message: c.message }) as C);
 
 function stateOf(state: V1ContainerState | undefined): V1ContainerState | undefined {
   if (!state) return undefined;
   const { terminated, waiting, running } = state;
-  return compact({
-    terminated: terminated && compact({ exitCode: terminated.exitCode, signal: terminated.signal, reason: terminated.reason, message: terminated.message }),
-    waiting: waiting && compact({ reason: waiting.reason, message: waiting.message }),
+  return compact<V1ContainerState>({
+    terminated:
+      terminated &&
+      compact<NonNullable<V1ContainerState['terminated']>>({
+        exitCode: terminated.exitCode,
+        signal: terminated.signal,
+        reason: terminated.reason,
+        message: terminated.message,
+      }),
+    waiting: waiting && compact<NonNullable<V1ContainerState['waiting']>>({ reason: waiting.reason, message: waiting.message }),
     // Only its presence is telling (the container runs); the start time is not read.
     running: running && {},
   });
 }
 
 const statusesOf = (statuses: V1ContainerStatus[] | undefined): V1ContainerStatus[] | undefined =>
-  statuses?.map((s) => compact({ name: s.name, state: stateOf(s.state) }) as V1ContainerStatus);
+  statuses?.map((s) => compact<V1ContainerStatus>({ name: s.name, state: stateOf(s.state) }));
 
 const containersOf = (containers: V1Container[] | undefined): V1Container[] | undefined =>
-  containers?.map((c) => compact({ name: c.name, restartPolicy: c.restartPolicy }) as V1Container);
+  containers?.map((c) => compact<V1Container>({ name: c.name, restartPolicy: c.restartPolicy }));
 
 /** A Job as the watch keeps it: identity, the execution label, its conditions. */
 export function cachedJob(job: V1Job): V1Job {
-  return compact({
+  return compact<V1Job>({
     metadata: metadataOf(job.metadata, false),
-    status: job.status && compact({ conditions: conditionsOf(job.status.conditions) }),
+    status: job.status && compact<NonNullable<V1Job['status']>>({ conditions: conditionsOf(job.status.conditions) }),
   });
 }
 
 /** A Pod as the watch keeps it: identity, labels, creation time, container names, and the status classify.ts reads. */
 export function cachedPod(pod: V1Pod): V1Pod {
   const { spec, status } = pod;
-  return compact({
+  return compact<V1Pod>({
     metadata: metadataOf(pod.metadata, true),
-    spec: spec && compact<V1PodSpec>({ nodeName: spec.nodeName, initContainers: containersOf(spec.initContainers), containers: containersOf(spec.containers) ?? [] }),
+    spec:
+      spec &&
+      compact<V1PodSpec>({ nodeName: spec.nodeName, initContainers: containersOf(spec.initContainers), containers: containersOf(spec.containers) ?? [] }),
     status:
       status &&
-      compact({
+      compact<NonNullable<V1Pod['status']>>({
         phase: status.phase,
         reason: status.reason,
         message: status.message,

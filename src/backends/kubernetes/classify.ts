@@ -22,7 +22,14 @@ export interface PodFailure {
 export type JobState = { kind: 'running' } | { kind: 'complete' } | { kind: 'failed'; reason: FailureReason; message: string };
 
 /** Waiting reasons that fail the task (transient image pull failures only after the pull timeout). */
-const IMMEDIATE_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName']);
+const IMMEDIATE_WAITING = new Set([
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'ErrImageNeverPull',
+  'InvalidImageName',
+]);
 
 /**
  * What a registry or the runtime says when retrying cannot help: the image or tag
@@ -102,8 +109,10 @@ function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, nam
       `${kind} ${status.name} in ${podContext(pod, namespace)} is waiting: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`,
       ...details(pod, waiting.reason, waiting.message),
     ];
-    if (waiting.reason === 'ErrImageNeverPull') parts.push(`The image is not on the node and image_pull_policy is Never; load it onto the node or allow pulls.`);
-    else if (reason === 'image_pull' || reason === 'invalid_image') parts.push('Check the image name and tag, and that the cluster can pull it (imagePullSecrets in pod_template).');
+    if (waiting.reason === 'ErrImageNeverPull')
+      parts.push(`The image is not on the node and image_pull_policy is Never; load it onto the node or allow pulls.`);
+    else if (reason === 'image_pull' || reason === 'invalid_image')
+      parts.push('Check the image name and tag, and that the cluster can pull it (imagePullSecrets in pod_template).');
     const transient = reason === 'image_pull' && waiting.reason !== 'ErrImageNeverPull' && !isPermanentPullFailure(waiting.message ?? '');
     if (transient && imagePullTimeoutMs > 0) parts.push(`The pull kept failing for image_pull_timeout (${Math.round(imagePullTimeoutMs / 1000)} s)`);
     return { reason, message: parts.join('. '), exitCode: 0, ...(transient ? { graceMs: imagePullTimeoutMs } : {}) };
@@ -119,7 +128,7 @@ export interface PodCheckOptions {
   /** How long a transient image pull failure may last; 0 fails at the first. */
   imagePullTimeoutMs: number;
   /** The pod's events, when they were listed (only for pods kubelet is setting up). */
-  events?: readonly CoreV1Event[];
+  events?: readonly CoreV1Event[] | undefined;
 }
 
 /**
@@ -171,7 +180,9 @@ export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | u
     }
   }
   if (options.events && podNeedsEvents(pod)) {
-    const mount = options.events.find((e) => (e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed')) && !TRANSIENT_MOUNT_FAILURE.test(e.message ?? ''));
+    const mount = options.events.find(
+      (e) => (e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed')) && !TRANSIENT_MOUNT_FAILURE.test(e.message ?? ''),
+    );
     if (mount) {
       return {
         reason: 'volume_mount',

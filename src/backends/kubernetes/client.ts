@@ -177,12 +177,22 @@ export function createKubeClient(options: ClientOptions): KubeClient {
   const call = <T>(what: string, run: () => Promise<T>): Promise<T> => limitedCall(limit, what, run);
 
   /** A list+watch whose cache holds `keep(object)` instead of the object as the API server sent it. */
-  const informer = <T extends k8s.KubernetesObject>(path: string, list: () => Promise<k8s.KubernetesListObject<T>>, labelSelector: string, keep: (object: T) => T): ResourceWatch<T> => {
+  const informer = <T extends k8s.KubernetesObject>(
+    path: string,
+    list: () => Promise<k8s.KubernetesListObject<T>>,
+    labelSelector: string,
+    keep: (object: T) => T,
+  ): ResourceWatch<T> => {
     const raw = new k8s.Watch(kc);
     const keeping = {
       watch: (...[watchPath, query, callback, done]: Parameters<k8s.Watch['watch']>) =>
         // ERROR carries a Status (410 Gone is read from it), BOOKMARK only a resourceVersion.
-        raw.watch(watchPath, query, (phase, object, event) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? object : keep(object as T), event), done),
+        raw.watch(
+          watchPath,
+          query,
+          (phase, object, event) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? object : keep(object as T), event),
+          done,
+        ),
     } as k8s.Watch;
     const keptList = async (): Promise<k8s.KubernetesListObject<T>> => {
       const result = await list();
@@ -223,17 +233,24 @@ export function createKubeClient(options: ClientOptions): KubeClient {
     },
     listJobs: async (labelSelector) => (await call('failed to list Jobs', () => batch.listNamespacedJob({ namespace, labelSelector }))).items,
     listPods: async (labelSelector) => (await call('failed to list Pods', () => core.listNamespacedPod({ namespace, labelSelector }))).items,
-    podLog: (pod, container, tailLines) => call(`failed to read logs of ${pod}/${container}`, () => core.readNamespacedPodLog({ name: pod, namespace, container, tailLines })),
+    podLog: (pod, container, tailLines) =>
+      call(`failed to read logs of ${pod}/${container}`, () => core.readNamespacedPodLog({ name: pod, namespace, container, tailLines })),
     listEvents: async (fieldSelector) => (await call('failed to list events', () => core.listNamespacedEvent({ namespace, fieldSelector }))).items,
     canI: async ({ verb, group, resource, subresource }) => {
       const review = await call('failed to check permissions (SelfSubjectAccessReview)', () =>
         authz.createSelfSubjectAccessReview({
-          body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { namespace, verb, group, resource, ...(subresource ? { subresource } : {}) } } },
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectAccessReview',
+            spec: { resourceAttributes: { namespace, verb, group, resource, ...(subresource ? { subresource } : {}) } },
+          },
         }),
       );
       return { allowed: review.status?.allowed ?? false, ...(review.status?.reason ? { reason: review.status.reason } : {}) };
     },
-    watchJobs: (labelSelector) => informer(`/apis/batch/v1/namespaces/${namespace}/jobs`, () => batch.listNamespacedJob({ namespace, labelSelector }), labelSelector, cachedJob),
-    watchPods: (labelSelector) => informer(`/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace, labelSelector }), labelSelector, cachedPod),
+    watchJobs: (labelSelector) =>
+      informer(`/apis/batch/v1/namespaces/${namespace}/jobs`, () => batch.listNamespacedJob({ namespace, labelSelector }), labelSelector, cachedJob),
+    watchPods: (labelSelector) =>
+      informer(`/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace, labelSelector }), labelSelector, cachedPod),
   };
 }

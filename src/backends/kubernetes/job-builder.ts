@@ -1,15 +1,7 @@
 // The task Job and the start-up preflight Job, built from task params and the
 // backend settings. Pure: the same inputs give the same manifest, so it is
 // table-tested and validated against the Kubernetes schema in tests.
-import type {
-  V1Container,
-  V1EnvVar,
-  V1Job,
-  V1PodSpec,
-  V1ResourceRequirements,
-  V1Volume,
-  V1VolumeMount,
-} from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Job, V1PodSpec, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { SidecarMount } from '../../protocol/messages.js';
 import type { TaskParams } from '../../task/contract.js';
 import { TaskFailure } from '../../task/failure.js';
@@ -281,9 +273,7 @@ export function buildPreflightJob(settings: PreflightSettings, nowNs: bigint): V
       },
     ];
   } else {
-    spec.initContainers = [
-      { name: 'root-init-preflight', ...base, command: ['/bin/sh', '-c', 'true'], securityContext: { runAsUser: 0, runAsGroup: 0 } },
-    ];
+    spec.initContainers = [{ name: 'root-init-preflight', ...base, command: ['/bin/sh', '-c', 'true'], securityContext: { runAsUser: 0, runAsGroup: 0 } }];
     spec.containers = [{ name: 'main', ...base, command: ['/bin/sh', '-c', 'true'] }];
   }
   return {

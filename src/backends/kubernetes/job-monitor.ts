@@ -66,10 +66,13 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       resolve(result);
     };
     const later = (ms: number, work: () => void): void => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        if (!done) work();
-      }, Math.max(0, ms));
+      const timer = setTimeout(
+        () => {
+          timers.delete(timer);
+          if (!done) work();
+        },
+        Math.max(0, ms),
+      );
       timers.add(timer);
     };
 
@@ -96,7 +99,12 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         for (const key of firstSeen.keys()) if (key.startsWith(`${name}:`)) firstSeen.delete(key);
       }
       if (failure) {
-        finish({ kind: 'pod-failed', failure, podName: name, podEnded: failure.containerExited === true || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded' });
+        finish({
+          kind: 'pod-failed',
+          failure,
+          podName: name,
+          podEnded: failure.containerExited === true || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded',
+        });
         return;
       }
       // Unschedulable is judged against the pod's age: look again when the timeout is reached.
@@ -144,7 +152,9 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
               });
             }
           })
-          .catch((error: unknown) => log.warn({ pod: name, err: errorMessage(error) }, 'Could not list the events of a task pod; mount failures may go unnoticed until the Job fails'));
+          .catch((error: unknown) =>
+            log.warn({ pod: name, err: errorMessage(error) }, 'Could not list the events of a task pod; mount failures may go unnoticed until the Job fails'),
+          );
       });
     };
 
@@ -160,7 +170,15 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       else if (state.kind === 'failed') {
         // A pod-level cause says more than the Job's summary.
         const pod = [...latestPods.values()]
-          .map((p) => podFailure(p, { namespace: client.namespace, now: now(), unschedulableTimeoutMs: 0, imagePullTimeoutMs: 0, events: podEvents.get(p.metadata?.name ?? '') }))
+          .map((p) =>
+            podFailure(p, {
+              namespace: client.namespace,
+              now: now(),
+              unschedulableTimeoutMs: 0,
+              imagePullTimeoutMs: 0,
+              events: podEvents.get(p.metadata?.name ?? ''),
+            }),
+          )
           .find((f) => f !== undefined);
         finish({ kind: 'job-failed', reason: pod?.reason ?? state.reason, message: pod?.message ?? state.message, ...(pod ? { pod } : {}) });
       }

@@ -67,7 +67,9 @@ export async function createKubernetesBackend(config: WorkerConfigFor<'kubernete
   try {
     version = await client.version();
   } catch (error) {
-    throw new Error(`cannot reach the Kubernetes API server at ${client.server} (${errorMessage(error)}); check backend.kubernetes.kubeconfig and network access`);
+    throw new Error(
+      `cannot reach the Kubernetes API server at ${client.server} (${errorMessage(error)}); check backend.kubernetes.kubeconfig and network access`,
+    );
   }
   log.info({ server: client.server, version, namespace }, 'Connected to the Kubernetes API server');
   await checkPermissions(client, log);
@@ -124,7 +126,8 @@ export function jobSettingsFrom(config: WorkerConfigFor<'kubernetes'>, podTempla
 function createFailureText(error: unknown, namespace: string): string {
   const status = statusOf(error);
   const text = errorMessage(error);
-  if (status === 403) return `${text}; the worker's service account may not create Jobs in namespace "${namespace}" (grant create on batch/jobs, see k8s/role.yaml)`;
+  if (status === 403)
+    return `${text}; the worker's service account may not create Jobs in namespace "${namespace}" (grant create on batch/jobs, see k8s/role.yaml)`;
   if (status === 422) return `${text}; Kubernetes rejected the Job as invalid: check backend.kubernetes.pod_template and the task's sidecars`;
   return text;
 }
@@ -166,7 +169,8 @@ class KubernetesBackend implements Backend {
     // AlreadyExists: the server sent this execution again. Adopt our own Job; refuse anyone else's.
     const existing = await this.client.getJob(name).catch(() => undefined);
     const labels = existing?.metadata?.labels ?? {};
-    const ours = labels[LABEL_WORKER_HASH] === job.metadata!.labels![LABEL_WORKER_HASH] && labels[LABEL_EXECUTION_HASH] === job.metadata!.labels![LABEL_EXECUTION_HASH];
+    const ours =
+      labels[LABEL_WORKER_HASH] === job.metadata!.labels![LABEL_WORKER_HASH] && labels[LABEL_EXECUTION_HASH] === job.metadata!.labels![LABEL_EXECUTION_HASH];
     if (!existing || !ours) {
       throw new TaskFailure(
         'job_create',

@@ -30,7 +30,10 @@ export function sanitizeNameFragment(value: string): string {
 
 /** A valid label value: [a-z0-9-_.], trimmed, at most 63 characters, `unknown` when empty. */
 export function sanitizeLabelValue(value: string): string {
-  let out = value.toLowerCase().replace(/[^a-z0-9\-_.]/g, '-').replace(/^[-_.]+|[-_.]+$/g, '');
+  let out = value
+    .toLowerCase()
+    .replace(/[^a-z0-9\-_.]/g, '-')
+    .replace(/^[-_.]+|[-_.]+$/g, '');
   if (out === '') return 'unknown';
   if (out.length > MAX_NAME) out = out.slice(0, MAX_NAME).replace(/[-_.]+$/, '');
   return out === '' ? 'unknown' : out;

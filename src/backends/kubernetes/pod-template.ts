@@ -42,7 +42,7 @@ function check(value: unknown, type: string, path: string): void {
   const array = /^Array<(.+)>$/.exec(type);
   if (array) {
     if (!Array.isArray(value)) throw new TemplateError(`${path} must be a list, got ${describe(value)}`);
-    value.forEach((item, i) => check(item, array[1]!, `${path}[${i}]`));
+    for (const [i, item] of value.entries()) check(item, array[1]!, `${path}[${i}]`);
     return;
   }
   if (type.startsWith('{ [key: string]:')) {

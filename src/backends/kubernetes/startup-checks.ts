@@ -4,7 +4,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from '../../log/logger.js';
 import { podFailure } from './classify.js';
-import { type AccessCheck, type KubeClient } from './client.js';
+import type { AccessCheck, KubeClient } from './client.js';
 import { buildPreflightJob, type PreflightSettings } from './job-builder.js';
 import { errorMessage } from '../../errors/error-message.js';
 
@@ -57,7 +57,9 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
     ? 'the kubernetes backend mounts sidecars as image volumes; verify service account/RBAC, Pod Security or admission policy, and image-volume support of the Kubernetes version and runtime'
     : 'the kubernetes backend copies sidecars with a root init container; verify service account/RBAC and Pod Security or admission policy';
   const fail = (cause: string): never => {
-    throw new StartupCheckError(`kubernetes startup preflight failed in namespace "${client.namespace}": ${cause}. (${mode}; set backend.kubernetes.preflight_timeout: 0s to skip this check)`);
+    throw new StartupCheckError(
+      `kubernetes startup preflight failed in namespace "${client.namespace}": ${cause}. (${mode}; set backend.kubernetes.preflight_timeout: 0s to skip this check)`,
+    );
   };
   const job = buildPreflightJob(settings, process.hrtime.bigint() + BigInt(Date.now()) * 1_000_000n);
   const name = job.metadata!.name!;
@@ -77,7 +79,13 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
       if (pods.some((pod) => pod.status?.phase === 'Succeeded')) return;
       for (const pod of pods) {
         const events = pod.metadata?.uid && pod.status?.phase === 'Pending' ? await client.listEvents(`involvedObject.uid=${pod.metadata.uid}`) : undefined;
-        const failure = podFailure(pod, { namespace: client.namespace, now: Date.now(), unschedulableTimeoutMs: 0, imagePullTimeoutMs: 0, ...(events ? { events } : {}) });
+        const failure = podFailure(pod, {
+          namespace: client.namespace,
+          now: Date.now(),
+          unschedulableTimeoutMs: 0,
+          imagePullTimeoutMs: 0,
+          ...(events ? { events } : {}),
+        });
         if (failure) return fail(failure.message);
       }
       if (current?.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True')) return fail(`preflight Job "${name}" failed`);
@@ -94,6 +102,8 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
       await sleep(500);
     }
   } finally {
-    await client.deleteJob(name, 'Background').catch((error: unknown) => log.warn({ job: name, err: errorMessage(error) }, 'Failed to delete the start-up preflight Job'));
+    await client
+      .deleteJob(name, 'Background')
+      .catch((error: unknown) => log.warn({ job: name, err: errorMessage(error) }, 'Failed to delete the start-up preflight Job'));
   }
 }
