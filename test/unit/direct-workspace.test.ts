@@ -1,5 +1,5 @@
 // Pure decisions of the direct backend: safe task ids, workspace layout, and
-// which variables each process gets (agent-args.md §5.2).
+// which variables each process gets (README "Backends", direct).
 import { describe, expect, it } from 'vitest';
 import {
   agentEnv,

@@ -64,7 +64,7 @@ export interface DirectBackendDeps {
   processTable?: ProcessTable;
 }
 
-/** Start-up checks (§1.1); failures are fatal and their message says what to do. */
+/** Start-up checks (workspace root, the oz CLI) before the worker connects; failures are fatal and their message says what to do. */
 export async function createDirectBackend(config: WorkerConfigFor<'direct'>, deps: DirectBackendDeps): Promise<Backend> {
   const { log } = deps;
   const runAs = config.direct.runAs;
