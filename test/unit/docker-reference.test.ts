@@ -35,7 +35,7 @@ describe('image references', () => {
   });
 });
 
-describe('sidecar volume naming (the Go worker's table)', () => {
+describe('sidecar volume naming (the Go worker table)', () => {
   it.each([
     ['docker.io/warpdotdev/warp-agent:latest', 'warpdotdev-warp-agent-3f1c9a0b7d2e'],
     ['busybox:1.36', 'busybox-3f1c9a0b7d2e'],

@@ -2,27 +2,29 @@
 // backend settings. Pure: the same inputs give the same manifest, so it is
 // table-tested and validated against the Kubernetes schema in tests.
 import type { V1Container, V1EnvVar, V1Job, V1PodSpec, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { KubernetesBackendConfig } from '../../config/worker-config.js';
 import type { SidecarMount } from '../../protocol/messages.js';
 import type { TaskParams } from '../../task/contract.js';
 import { TaskFailure } from '../../task/failure.js';
 import { executionIdOf, preflightJobName, taskJobName, taskLabels } from './names.js';
 import { ENV_FILE_PATH, SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT, WORKSPACE_PATH } from './scripts.js';
 
-export type PullPolicy = 'Always' | 'Never' | 'IfNotPresent';
+export type PullPolicy = KubernetesBackendConfig['imagePullPolicy'];
 
-export interface JobSettings {
+/** The resolved backend settings the Job builder reads (their meaning: KubernetesBackendConfig). */
+type KubernetesJobFields =
+  | 'namespace'
+  | 'imagePullPolicy'
+  | 'useImageVolumes'
+  | 'setupCommand'
+  | 'teardownCommand'
+  | 'extraLabels'
+  | 'extraAnnotations'
+  | 'activeDeadlineSeconds'
+  | 'ttlSecondsAfterFinished';
+
+export interface JobSettings extends Pick<KubernetesBackendConfig, KubernetesJobFields> {
   workerId: string;
-  namespace: string;
-  imagePullPolicy: PullPolicy;
-  useImageVolumes: boolean;
-  setupCommand: string;
-  teardownCommand: string;
-  extraLabels: Record<string, string>;
-  extraAnnotations: Record<string, string>;
-  /** Undefined: no deadline. */
-  activeDeadlineSeconds: number | undefined;
-  /** Undefined: no TTL (cleanup disabled). */
-  ttlSecondsAfterFinished: number | undefined;
   workspaceSizeLimit: string | undefined;
   /** The validated `pod_template`; never modified. */
   podTemplate: V1PodSpec | undefined;
