@@ -16,10 +16,9 @@
 // BENCH_SMAPS          a directory for /proc/<worker>/smaps at idle and with N running
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WebSocketServer } from 'ws';
+import { startStubDispatch } from './stub-dispatch.mjs';
 import { FakeKubeApi } from '../test/support/fake-kube-api.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -39,23 +38,8 @@ async function waitFor(check, what) {
 const work = mkdtempSync(join(tmpdir(), 'oz-kube-memory-'));
 const api = await FakeKubeApi.start();
 api.defaultScenario = 'hang';
-const http = createServer();
-const wss = new WebSocketServer({ server: http });
-await new Promise((r) => http.listen(0, '127.0.0.1', r));
-let socket;
-const claimed = new Set();
-const statuses = new Map();
-const connected = new Promise((r) =>
-  wss.on('connection', (ws) => {
-    socket = ws;
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString());
-      if (msg.type === 'task_claimed') claimed.add(msg.data.task_id);
-      if (msg.type === 'task_completed' || msg.type === 'task_failed') statuses.set(msg.data.task_id, msg.type);
-    });
-    r();
-  }),
-);
+const dispatch = await startStubDispatch();
+const { statusAt, connected } = dispatch;
 const config = join(work, 'config.yaml');
 writeFileSync(
   config,
@@ -81,7 +65,7 @@ const worker = spawn(
     '--config-file',
     config,
     '--web-socket-url',
-    `ws://127.0.0.1:${http.address().port}/ws`,
+    dispatch.url,
     '--log-level',
     'warn',
   ],
@@ -127,10 +111,7 @@ const idle = await collected();
 const requestsBefore = api.requests.filter((r) => !r.watch).length;
 
 const ids = Array.from({ length: TASKS }, (_, i) => `mem-${String(i).padStart(5, '0')}`);
-for (const id of ids)
-  socket.send(
-    JSON.stringify({ type: 'task_assignment', data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } } }),
-  );
+for (const id of ids) dispatch.assign(id);
 await waitFor(() => api.pods().filter((p) => p.status?.phase === 'Running').length >= TASKS, `${TASKS} running pods`);
 // As kubelet reports a running pod (the fake's own status is minimal).
 for (const pod of api.pods()) {
@@ -185,10 +166,10 @@ const jobBytes = JSON.stringify(api.jobs()[0]).length;
 const podBytes = JSON.stringify(api.pods()[0]).length;
 
 for (const job of api.jobs()) api.setJobCondition(job.metadata.name, 'Complete');
-await waitFor(() => statuses.size >= TASKS, `${TASKS} statuses`);
+await waitFor(() => statusAt.size >= TASKS, `${TASKS} statuses`);
 await waitFor(() => api.jobs().length === 0, 'the Jobs to be deleted');
 const requests = api.requests.filter((r) => !r.watch).length - requestsBefore;
-const failed = [...statuses.values()].filter((type) => type !== 'task_completed').length;
+const failed = [...statusAt.values()].filter(({ type }) => type !== 'task_completed').length;
 await sleep(500);
 const after = await collected();
 
@@ -230,8 +211,7 @@ if (peak.snapshot) console.log(`heap snapshots: ${idle.snapshot}, ${peak.snapsho
 
 worker.kill('SIGTERM');
 await new Promise((r) => worker.on('exit', r));
-wss.close();
-http.close();
+dispatch.close();
 await api.close();
 rmSync(work, { recursive: true, force: true });
 process.exit(failed > 0 ? 1 : 0);

@@ -12,11 +12,10 @@
 // assignment → Job created and Job condition → status received (p50/p99).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { WebSocketServer } from 'ws';
+import { startStubDispatch } from './stub-dispatch.mjs';
 import { lockCluster } from '../test/support/cluster-lock.ts';
 import { ScriptedNode, SCRIPTED_NODE_LABEL } from '../test/support/scripted-node.ts';
 
@@ -166,23 +165,8 @@ jobWatch.on('error', () => setTimeout(() => void jobWatch.start(), 500));
 await jobWatch.start();
 
 // ---- the worker ---------------------------------------------------------------------------------------------
-const http = createServer();
-const wss = new WebSocketServer({ server: http });
-await new Promise((r) => http.listen(0, '127.0.0.1', r));
-let socket;
-const claimed = new Set();
-const statusAt = new Map();
-const connected = new Promise((r) =>
-  wss.on('connection', (ws) => {
-    socket = ws;
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString());
-      if (msg.type === 'task_claimed') claimed.add(msg.data.task_id);
-      if (msg.type === 'task_completed' || msg.type === 'task_failed') statusAt.set(msg.data.task_id, { at: performance.now(), type: msg.type });
-    });
-    r();
-  }),
-);
+const dispatch = await startStubDispatch();
+const { statusAt, connected } = dispatch;
 const config = join(work, 'config.yaml');
 writeFileSync(
   config,
@@ -200,14 +184,10 @@ writeFileSync(
     '',
   ].join('\n'),
 );
-const worker = spawn(
-  process.execPath,
-  [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', `ws://127.0.0.1:${http.address().port}/ws`, '--log-level', 'warn'],
-  {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: work },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  },
-);
+const worker = spawn(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', dispatch.url, '--log-level', 'warn'], {
+  env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: work },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 // Warnings and errors only (--log-level warn); a worker that stops at start-up says why here.
 worker.stdout.on('data', (chunk) => process.stderr.write(chunk));
 workerProcess = worker;
@@ -226,9 +206,7 @@ const assignedAt = new Map();
 const started = performance.now();
 for (const id of ids) {
   assignedAt.set(id, performance.now());
-  socket.send(
-    JSON.stringify({ type: 'task_assignment', data: { task_id: id, execution_id: `e-${id}`, task: { id, title: 'bench', owner: { Type: 'TEAM', Id: 1 } } } }),
-  );
+  dispatch.assign(id);
 }
 await waitFor(() => jobCreatedAt.size >= TASKS, `${TASKS} Jobs`);
 const allCreatedMs = performance.now() - started;
@@ -299,8 +277,7 @@ await new Promise((r) => worker.on('exit', r));
 clearTimeout(killLater);
 await jobWatch.stop();
 await node.stop();
-wss.close();
-http.close();
+dispatch.close();
 await kubectl(['delete', 'flowschema', flow, '--wait=false']).catch(() => undefined);
 await kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
 rmSync(work, { recursive: true, force: true });
