@@ -40,6 +40,14 @@ copy_with_libs() {
   done
 }
 
+# The npm CLI package on PATH. Not `npm root -g`: with a Node provisioned from the npm registry first
+# on PATH, that names the provisioned Node's prefix, which holds no npm.
+npm_package_dir() {
+  local cli; cli="$(readlink -f "$(command -v npm)")"
+  local dir; dir="$(dirname "$(dirname "$cli")")"
+  if [ -f "$dir/package.json" ] && [ -f "$dir/bin/npm-cli.js" ]; then echo "$dir"; else echo "$(npm root -g)/npm"; fi
+}
+
 image_has_stamp() { # image stamp
   [ "$(dk image inspect -f '{{ index .Config.Labels "dev.oz-worker.test.inputs" }}' "$1" 2>/dev/null)" = "$2" ]
 }
@@ -108,7 +116,7 @@ build_node_base() {
     timeout 900 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$BUILD/debootstrap.log" 2>&1
     mkdir -p "$root/usr/local/bin" "$root/usr/local/lib/node_modules"
     cp "$node" "$root/usr/local/bin/node"
-    cp -a "$(npm root -g)/npm" "$root/usr/local/lib/node_modules/npm"
+    cp -a "$(npm_package_dir)" "$root/usr/local/lib/node_modules/npm"
     ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
     ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
