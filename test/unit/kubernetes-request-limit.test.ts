@@ -1,4 +1,4 @@
-// API calls beyond the limit wait, in the order they came, and every call gets its turn.
+// API calls beyond the limit wait, in the order they came (task calls before diagnostics), and every call gets its turn.
 import { describe, expect, it } from 'vitest';
 import { RequestLimit } from '../../src/backends/kubernetes/request-limit.js';
 
@@ -38,5 +38,17 @@ describe('RequestLimit', () => {
     await expect(limit.run(() => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
     expect(await limit.run(async () => 'next')).toBe('next');
     expect(limit.load).toEqual({ active: 0, waiting: 0 });
+  });
+
+  it('gives a freed slot to a waiting task call before waiting diagnostics calls', async () => {
+    const limit = new RequestLimit(1);
+    const first = deferred();
+    const order: string[] = [];
+    const running = limit.run(() => first.promise);
+    const diagnostics = limit.run(async () => void order.push('events'), 'diagnostics');
+    const task = limit.run(async () => void order.push('delete'), 'task');
+    first.resolve();
+    await Promise.all([running, diagnostics, task]);
+    expect(order).toEqual(['delete', 'events']);
   });
 });

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { cachedJob, cachedPod } from './cached-objects.js';
-import { RequestLimit } from './request-limit.js';
+import { RequestLimit, type RequestPriority } from './request-limit.js';
 
 export class KubeApiError extends Error {
   constructor(
@@ -105,10 +105,10 @@ export const MAX_CONCURRENT_REQUESTS = 32;
  * names, up to 10 attempts, not holding a slot meanwhile — a burst of tasks
  * must not fail because the API server paced it.
  */
-async function limitedCall<T>(limit: RequestLimit, what: string, run: () => Promise<T>): Promise<T> {
+async function limitedCall<T>(limit: RequestLimit, what: string, run: () => Promise<T>, priority: RequestPriority): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await limit.run(run);
+      return await limit.run(run, priority);
     } catch (error) {
       if (statusOf(error) === 429 && attempt + 1 < THROTTLE_ATTEMPTS) {
         await new Promise((resolve) => setTimeout(resolve, throttleDelayMs(error, attempt)));
@@ -174,7 +174,7 @@ export function createKubeClient(options: ClientOptions): KubeClient {
   const versionApi = kc.makeApiClient(k8s.VersionApi);
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
   const limit = new RequestLimit(MAX_CONCURRENT_REQUESTS);
-  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => limitedCall(limit, what, run);
+  const call = <T>(what: string, run: () => Promise<T>, priority: RequestPriority = 'task'): Promise<T> => limitedCall(limit, what, run, priority);
 
   /** A list+watch whose cache holds `keep(object)` instead of the object as the API server sent it. */
   const informer = <T extends k8s.KubernetesObject>(
@@ -234,8 +234,9 @@ export function createKubeClient(options: ClientOptions): KubeClient {
     listJobs: async (labelSelector) => (await call('failed to list Jobs', () => batch.listNamespacedJob({ namespace, labelSelector }))).items,
     listPods: async (labelSelector) => (await call('failed to list Pods', () => core.listNamespacedPod({ namespace, labelSelector }))).items,
     podLog: (pod, container, tailLines) =>
-      call(`failed to read logs of ${pod}/${container}`, () => core.readNamespacedPodLog({ name: pod, namespace, container, tailLines })),
-    listEvents: async (fieldSelector) => (await call('failed to list events', () => core.listNamespacedEvent({ namespace, fieldSelector }))).items,
+      call(`failed to read logs of ${pod}/${container}`, () => core.readNamespacedPodLog({ name: pod, namespace, container, tailLines }), 'diagnostics'),
+    listEvents: async (fieldSelector) =>
+      (await call('failed to list events', () => core.listNamespacedEvent({ namespace, fieldSelector }), 'diagnostics')).items,
     canI: async ({ verb, group, resource, subresource }) => {
       const review = await call('failed to check permissions (SelfSubjectAccessReview)', () =>
         authz.createSelfSubjectAccessReview({
