@@ -1,6 +1,7 @@
 // The worker core: turns decoded frames into task lifecycles and status
 // messages. It owns the live-task table and the concurrency limit; the socket
 // belongs to the connection, the agent process to the backend.
+import { errorMessage } from '../errors/error-message.js';
 import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask } from '../task/contract.js';
 import { buildTaskParams, type TaskParamsBuilder } from '../agent/task-params.js';
 import type { WorkerConfig } from '../config/worker-config.js';
@@ -267,13 +268,10 @@ export class Worker {
       result = 'failed';
       if (stoppedBy === 'shutdown') {
         // Expected when the worker stops: not an error of the task, and "context canceled" tells nobody anything.
-        const detail = error instanceof TaskCancelled ? {} : { err: error instanceof Error ? error.message : String(error) };
+        const detail = error instanceof TaskCancelled ? {} : { err: errorMessage(error) };
         log.warn({ reason: failure.reason, ...detail }, 'Task stopped because the worker is shutting down; reported as failed so the server can run it again');
       } else {
-        log.error(
-          { reason: failure.reason, exitCode: failure.exitCode || undefined, err: error instanceof Error ? error.message : String(error), hint: failure.hint },
-          'Task failed',
-        );
+        log.error({ reason: failure.reason, exitCode: failure.exitCode || undefined, err: errorMessage(error), hint: failure.hint }, 'Task failed');
       }
       this.metrics.taskFailed(failure.phase, failure.reason);
       this.deps.send({
@@ -315,9 +313,7 @@ export class Worker {
         const timer = setTimeout(() => reject(new Error(`cancel did not finish within ${CANCEL_CALL_TIMEOUT_MS / 1000}s`)), CANCEL_CALL_TIMEOUT_MS);
         timer.unref();
       });
-      Promise.race([call, timeout]).catch((error: unknown) =>
-        log.warn({ taskId, err: error instanceof Error ? error.message : String(error) }, 'Backend cancellation failed'),
-      );
+      Promise.race([call, timeout]).catch((error: unknown) => log.warn({ taskId, err: errorMessage(error) }, 'Backend cancellation failed'));
     }
   }
 

@@ -2,6 +2,7 @@
 // owns. The implementation is @kubernetes/client-node: it reads kubeconfig
 // files (exec plugins, tokens, client certificates), in-cluster credentials
 // with token rotation, and runs list+watch informers.
+import { errorMessage } from '../../errors/error-message.js';
 import * as k8s from '@kubernetes/client-node';
 import { getProxyForUrl } from 'proxy-from-env';
 import { existsSync } from 'node:fs';
@@ -80,7 +81,7 @@ export function apiErrorText(error: unknown): string {
     return (body as { message: string }).message;
   }
   const status = statusOf(error);
-  const text = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+  const text = errorMessage(error).split('\n')[0]!;
   return status !== undefined && !text.includes(String(status)) ? `HTTP ${status}: ${text}` : text;
 }
 
