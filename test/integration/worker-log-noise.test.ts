@@ -14,23 +14,16 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A direct-backend worker running the stand-in agent against `serverUrl`. */
+function directWorkerArgs(workerId: string, workspaceRoot: string, serverUrl: string): string[] {
+  return ['--worker-id', workerId, '--backend', 'direct', '--oz-path', FAKE_OZ, '--workspace-root', workspaceRoot, '--web-socket-url', serverUrl];
+}
+
 async function harness(args: string[] = [], env: Record<string, string> = {}, apiKey = API_KEY) {
   const server = await FakeDispatchServer.start({ apiKey: API_KEY });
   const dir = tempDir('log-noise');
   const worker = startWorker({
-    args: [
-      '--worker-id',
-      'noise',
-      '--backend',
-      'direct',
-      '--oz-path',
-      FAKE_OZ,
-      '--workspace-root',
-      join(dir.path, 'ws'),
-      '--web-socket-url',
-      server.url,
-      ...args,
-    ],
+    args: [...directWorkerArgs('noise', join(dir.path, 'ws'), server.url), ...args],
     env: { WARP_API_KEY: apiKey, ...env },
   });
   cleanups.push(async () => {
@@ -128,22 +121,7 @@ describe.skipIf(!hasScript)('in a terminal', () => {
       await server.close();
       dir.cleanup();
     });
-    const command = [
-      process.execPath,
-      BIN,
-      '--worker-id',
-      'tty',
-      '--backend',
-      'direct',
-      '--oz-path',
-      FAKE_OZ,
-      '--workspace-root',
-      join(dir.path, 'ws'),
-      '--web-socket-url',
-      server.url,
-      '-e',
-      'FAKE_OZ_PRINT=second line of agent output',
-    ]
+    const command = [process.execPath, BIN, ...directWorkerArgs('tty', join(dir.path, 'ws'), server.url), '-e', 'FAKE_OZ_PRINT=second line of agent output']
       .map((word) => `'${word}'`)
       .join(' ');
     const child = spawn('script', ['-qfec', command, '/dev/null'], {
