@@ -3,9 +3,10 @@
 // Kubernetes backend) runs against the in-repo fake API server
 // (test/support/fake-kube-api.ts) and takes N tasks (BENCH_KUBE_TASKS, default
 // 1,000) whose pods then run until told to finish; their pods carry a
-// kubelet-like Running status. Reports RSS as `bench:kube` reads it (no forced
-// GC), heap and RSS after a forced GC (bench/memory-probe.mjs), per task, and
-// the API requests per task. Figures are for comparing changes quickly; the
+// kubelet-like Running status. The worker runs under k8s/deployment.yaml's
+// memory limit when a memory cgroup can be made (deployment-memory.mjs).
+// Reports RSS as `bench:kube` reads it (no forced GC), heap and RSS after a
+// forced GC (bench/memory-probe.mjs), per task, and the API requests per task. Figures are for comparing changes quickly; the
 // real ones are bench:kube's (TLS, real object sizes, a loaded API server).
 //
 // BENCH_SETTLE_MS      how long the tasks run before the forced GC (default 20 s)
@@ -18,6 +19,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { deploymentMemoryCgroup } from './deployment-memory.mjs';
 import { startStubDispatch } from './stub-dispatch.mjs';
 import { FakeKubeApi } from '../test/support/fake-kube-api.ts';
 
@@ -54,9 +56,12 @@ writeFileSync(
   ].join('\n'),
 );
 const memoryFile = join(work, 'memory.json');
+// As the Deployment runs it: under its container's memory limit (Node sizes V8's heap from it).
+const cgroup = deploymentMemoryCgroup(`oz-kube-memory-${process.pid}`);
+const wrap = cgroup.wrap ?? ((command, args) => [command, args]);
+process.on('exit', () => cgroup.remove?.());
 const worker = spawn(
-  process.execPath,
-  [
+  ...wrap(process.execPath, [
     ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     '--expose-gc',
     '--import',
@@ -68,7 +73,7 @@ const worker = spawn(
     dispatch.url,
     '--log-level',
     'warn',
-  ],
+  ]),
   {
     env: {
       PATH: process.env.PATH,
@@ -176,6 +181,11 @@ const after = await collected();
 const kib = (bytes) => bytes / 1024;
 const perTask = (a, b) => (b - a) / TASKS;
 console.log(`\nkube-memory — ${TASKS} tasks running on the fake Kubernetes API (a Job ${jobBytes} B, a Pod ${podBytes} B as JSON)`);
+console.log(
+  cgroup.wrap
+    ? `the worker ran under k8s/deployment.yaml's memory limit (${cgroup.limit.text}, a memory cgroup)`
+    : `the worker ran without k8s/deployment.yaml's memory limit (${cgroup.limit.text}): ${cgroup.reason}; V8 sized its heap for the whole machine`,
+);
 console.log(`| measure | idle | ${TASKS} running | per task | all done |`);
 console.log(`|---|---|---|---|---|`);
 console.log(
@@ -211,6 +221,7 @@ if (peak.snapshot) console.log(`heap snapshots: ${idle.snapshot}, ${peak.snapsho
 
 worker.kill('SIGTERM');
 await new Promise((r) => worker.on('exit', r));
+cgroup.remove?.();
 dispatch.close();
 await api.close();
 rmSync(work, { recursive: true, force: true });

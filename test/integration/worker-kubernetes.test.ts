@@ -236,6 +236,21 @@ describe('kubernetes backend', () => {
     for (const id of ids) await h.server.waitForMessage('task_completed', id);
     expect(h.api.writes(/\/jobs/).length / ids.length).toBeLessThanOrEqual(3);
   });
+
+  it('sends its API calls over kept-alive connections, not one connection per call', async () => {
+    const h = await start();
+    const ids = Array.from({ length: 8 }, (_, i) => `ka${i}`);
+    const startUp = h.api.requests.length;
+    for (const id of ids) {
+      h.server.assign(withScenario(id, 'succeed'));
+      await h.server.waitForMessage('task_completed', id);
+    }
+    await until(() => h.api.jobs().length === 0, 5_000, 'the Jobs to be deleted');
+    // A create and a delete per task, the tasks one after another: one connection, two while a delete overlaps the next create.
+    const calls = h.api.requests.slice(startUp).filter((r) => !r.watch);
+    expect(calls.length).toBeGreaterThanOrEqual(2 * ids.length);
+    expect(new Set(calls.map((r) => r.connection)).size).toBeLessThanOrEqual(2);
+  });
 });
 
 describe('kubernetes start-up', () => {

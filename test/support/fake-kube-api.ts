@@ -16,6 +16,8 @@ export interface RecordedRequest {
   path: string;
   query: URLSearchParams;
   watch: boolean;
+  /** Which TCP connection carried it (numbered in the order they were opened). */
+  connection: number;
 }
 
 /** What the fake controller does with a new task Job (chosen by the task's FAKE_K8S_SCENARIO env). */
@@ -79,6 +81,8 @@ export class FakeKubeApi {
   /** Milliseconds between the steps of a scenario. */
   stepMs = 30;
   private timers = new Set<NodeJS.Timeout>();
+  private readonly connectionIds = new WeakMap<object, number>();
+  private connectionsOpened = 0;
 
   private readonly server: Server;
 
@@ -414,7 +418,9 @@ export class FakeKubeApi {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    this.requests.push({ method, path: url.pathname, query: url.searchParams, watch });
+    let connection = this.connectionIds.get(req.socket);
+    if (connection === undefined) this.connectionIds.set(req.socket, (connection = this.connectionsOpened++));
+    this.requests.push({ method, path: url.pathname, query: url.searchParams, watch, connection });
     const fault = this.faults.find((f) => f.method === method && f.path.test(url.pathname) && f.times > 0);
     if (fault) {
       fault.times--;

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { cachedJob, cachedPod } from './cached-objects.js';
+import { SharedAgents } from './connection-reuse.js';
 import { RequestLimit, type RequestPriority } from './request-limit.js';
 
 export class KubeApiError extends Error {
@@ -57,6 +58,8 @@ export interface KubeClient {
   canI(check: AccessCheck): Promise<{ allowed: boolean; reason?: string }>;
   watchJobs(labelSelector: string): ResourceWatch<k8s.V1Job>;
   watchPods(labelSelector: string): ResourceWatch<k8s.V1Pod>;
+  /** Closes the connections API calls keep open (the backend is shutting down). */
+  close(): void;
 }
 
 /** The status code of a failed API call, when it has one. */
@@ -169,6 +172,14 @@ export function loadKubeConfig(options: ClientOptions): k8s.KubeConfig {
 export function createKubeClient(options: ClientOptions): KubeClient {
   const kc = loadKubeConfig(options);
   const { namespace } = options;
+  // API calls share keep-alive connections (connection-reuse.ts); watches keep their own.
+  const agents = new SharedAgents();
+  const authenticate = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = async (context) => {
+    await authenticate(context);
+    const made = context.getAgent();
+    if (made) context.setAgent(agents.for(made));
+  };
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
@@ -254,5 +265,6 @@ export function createKubeClient(options: ClientOptions): KubeClient {
       informer(`/apis/batch/v1/namespaces/${namespace}/jobs`, () => batch.listNamespacedJob({ namespace, labelSelector }), labelSelector, cachedJob),
     watchPods: (labelSelector) =>
       informer(`/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace, labelSelector }), labelSelector, cachedPod),
+    close: () => agents.destroy(),
   };
 }

@@ -10,8 +10,8 @@ import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../log/logger.js';
 import { jobState, podFailure, podNeedsEvents, type PodFailure } from './classify.js';
 import type { KubeClient } from './client.js';
+import type { PodWarningEvents } from './pod-events.js';
 import type { SharedTaskWatch } from './task-watch.js';
-import { errorMessage } from '../../errors/error-message.js';
 
 export type MonitorResult =
   | { kind: 'complete' }
@@ -23,6 +23,8 @@ export type MonitorResult =
 export interface MonitorOptions {
   client: KubeClient;
   watch: SharedTaskWatch;
+  /** Where a pod's Warning events come from (one list shared by every task asking). */
+  events: PodWarningEvents;
   log: Logger;
   jobName: string;
   executionHash: string;
@@ -40,44 +42,59 @@ const EVENT_LIST_MAX_INTERVAL_MS = 60_000;
 /** ...and at most this often when the pod changes. */
 const EVENT_LIST_MIN_GAP_MS = 1_000;
 
+/** What the monitor knows of one of the task's pods (made when the pod is first seen). */
+interface PodRecord {
+  latest: V1Pod;
+  /** When a graced failure (image pull) was first seen, by reason. */
+  graceSince?: Map<string, number> | undefined;
+  /** Its Warning events, as last read. */
+  events?: CoreV1Event[];
+  eventsReadAt?: number;
+  eventsScheduled?: boolean;
+  /** How many times its events were read while kubelet kept setting it up. */
+  eventReads?: number;
+  /** When kubelet was first seen setting it up. */
+  settingUpSince?: number;
+}
+
 export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
   const { client, watch, log, jobName, signal } = options;
   const now = options.now ?? Date.now;
   return new Promise((resolve) => {
     let done = false;
     let unsubscribe: (() => void) | undefined;
-    const timers = new Set<NodeJS.Timeout>();
-    /** When a graced failure (image pull) was first seen, per pod and reason. */
-    const firstSeen = new Map<string, number>();
-    const eventsListedAt = new Map<string, number>();
-    const eventsScheduled = new Set<string>();
-    const podEvents = new Map<string, CoreV1Event[]>();
-    /** When each pod was first seen being set up by kubelet. */
-    const settingUpSince = new Map<string, number>();
-    const eventLists = new Map<string, number>();
-    const latestPods = new Map<string, V1Pod>();
+    // Made when first needed: most of a thousand running tasks never set a timer.
+    let timers: Set<NodeJS.Timeout> | undefined;
+    const pods = new Map<string, PodRecord>();
 
     const finish = (result: MonitorResult): void => {
       if (done) return;
       done = true;
       unsubscribe?.();
       signal.removeEventListener('abort', onAbort);
-      for (const timer of timers) clearTimeout(timer);
+      for (const timer of timers ?? []) clearTimeout(timer);
       resolve(result);
     };
     const later = (ms: number, work: () => void): void => {
       const timer = setTimeout(
         () => {
-          timers.delete(timer);
+          timers?.delete(timer);
           if (!done) work();
         },
         Math.max(0, ms),
       );
-      timers.add(timer);
+      (timers ??= new Set()).add(timer);
     };
+    /** Looks at a pod again later, as it is then; not once it is gone. */
+    const reevaluateLater = (ms: number, name: string): void =>
+      later(ms, () => {
+        const record = pods.get(name);
+        if (record) evaluatePod(record);
+      });
 
-    const evaluatePod = (pod: V1Pod): void => {
+    const evaluatePod = (record: PodRecord): void => {
       if (done) return;
+      const pod = record.latest;
       const name = pod.metadata?.name ?? '';
       const at = now();
       const failure = podFailure(pod, {
@@ -85,18 +102,18 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         now: at,
         unschedulableTimeoutMs: options.unschedulableTimeoutMs,
         imagePullTimeoutMs: options.imagePullTimeoutMs,
-        events: podEvents.get(name),
+        events: record.events,
       });
       if (failure?.graceMs !== undefined) {
-        const key = `${name}:${failure.reason}`;
-        const since = firstSeen.get(key) ?? at;
-        firstSeen.set(key, since);
+        record.graceSince ??= new Map();
+        const since = record.graceSince.get(failure.reason) ?? at;
+        record.graceSince.set(failure.reason, since);
         if (at - since < failure.graceMs) {
-          later(since + failure.graceMs - at, () => evaluatePod(latestPods.get(name) ?? pod));
+          reevaluateLater(since + failure.graceMs - at, name);
           return;
         }
       } else if (!failure) {
-        for (const key of firstSeen.keys()) if (key.startsWith(`${name}:`)) firstSeen.delete(key);
+        record.graceSince = undefined;
       }
       if (failure) {
         finish({
@@ -111,50 +128,41 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       const unschedulable = pod.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
       if (unschedulable && options.unschedulableTimeoutMs > 0 && pod.metadata?.creationTimestamp) {
         const due = new Date(pod.metadata.creationTimestamp).getTime() + options.unschedulableTimeoutMs;
-        later(due - at, () => evaluatePod(latestPods.get(name) ?? pod));
+        reevaluateLater(due - at, name);
       }
-      if (podNeedsEvents(pod)) checkEventsSoon(pod);
+      if (podNeedsEvents(pod)) checkEventsSoon(record);
     };
 
     /**
-     * Mount failures only show as events. A pod's events are listed once kubelet
+     * Mount failures only show as events. A pod's events are read once kubelet
      * has been mounting for it for 10 s, then when it changes (at most once a
-     * second) and after 10, 20, 40, 60, 60 … s while it stays so. A pod that
-     * starts normally, or is pulling its image, costs no request.
+     * second) and after 10, 20, 40, 60, 60 … s while it stays so, each time from
+     * the list all waiting pods share (pod-events.ts). A pod that starts
+     * normally, or is pulling its image, costs no request.
      */
-    const checkEventsSoon = (pod: V1Pod): void => {
-      const name = pod.metadata?.name ?? '';
-      const uid = pod.metadata?.uid;
-      if (!uid || eventsScheduled.has(name)) return;
-      const since = settingUpSince.get(name) ?? now();
-      settingUpSince.set(name, since);
-      const wait = Math.max(0, (eventsListedAt.get(name) ?? 0) + EVENT_LIST_MIN_GAP_MS - now(), since + EVENT_LIST_SETTLE_MS - now());
-      eventsScheduled.add(name);
+    const checkEventsSoon = (record: PodRecord): void => {
+      const name = record.latest.metadata?.name ?? '';
+      const uid = record.latest.metadata?.uid;
+      if (!uid || record.eventsScheduled) return;
+      record.settingUpSince ??= now();
+      const wait = Math.max(0, (record.eventsReadAt ?? 0) + EVENT_LIST_MIN_GAP_MS - now(), record.settingUpSince + EVENT_LIST_SETTLE_MS - now());
+      record.eventsScheduled = true;
       later(wait, () => {
-        eventsScheduled.delete(name);
-        eventsListedAt.set(name, now());
-        client
-          .listEvents(`involvedObject.uid=${uid}`)
-          .then((events) => {
-            if (done) return;
-            podEvents.set(name, events);
-            const current = latestPods.get(name);
-            if (!current) return;
-            evaluatePod(current);
-            if (!done && podNeedsEvents(current) && !eventsScheduled.has(name)) {
-              eventsScheduled.add(name);
-              const listed = (eventLists.get(name) ?? 0) + 1;
-              eventLists.set(name, listed);
-              later(Math.min(EVENT_LIST_MAX_INTERVAL_MS, EVENT_LIST_INTERVAL_MS * 2 ** (listed - 1)), () => {
-                eventsScheduled.delete(name);
-                const latest = latestPods.get(name);
-                if (latest && podNeedsEvents(latest)) checkEventsSoon(latest);
-              });
-            }
-          })
-          .catch((error: unknown) =>
-            log.warn({ pod: name, err: errorMessage(error) }, 'Could not list the events of a task pod; mount failures may go unnoticed until the Job fails'),
-          );
+        record.eventsScheduled = false;
+        record.eventsReadAt = now();
+        void options.events.of(uid).then((events) => {
+          if (done || pods.get(name) !== record) return;
+          if (events) record.events = events;
+          evaluatePod(record);
+          if (!done && podNeedsEvents(record.latest) && !record.eventsScheduled) {
+            record.eventsScheduled = true;
+            record.eventReads = (record.eventReads ?? 0) + 1;
+            later(Math.min(EVENT_LIST_MAX_INTERVAL_MS, EVENT_LIST_INTERVAL_MS * 2 ** (record.eventReads - 1)), () => {
+              record.eventsScheduled = false;
+              if (pods.get(name) === record && podNeedsEvents(record.latest)) checkEventsSoon(record);
+            });
+          }
+        });
       });
     };
 
@@ -169,14 +177,14 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       if (state.kind === 'complete') finish({ kind: 'complete' });
       else if (state.kind === 'failed') {
         // A pod-level cause says more than the Job's summary.
-        const pod = [...latestPods.values()]
-          .map((p) =>
-            podFailure(p, {
+        const pod = [...pods.values()]
+          .map((record) =>
+            podFailure(record.latest, {
               namespace: client.namespace,
               now: now(),
               unschedulableTimeoutMs: 0,
               imagePullTimeoutMs: 0,
-              events: podEvents.get(p.metadata?.name ?? ''),
+              events: record.events,
             }),
           )
           .find((f) => f !== undefined);
@@ -187,11 +195,13 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     const onPod = (pod: V1Pod, deleted: boolean): void => {
       const name = pod.metadata?.name ?? '';
       if (deleted) {
-        latestPods.delete(name);
+        pods.delete(name);
         return;
       }
-      latestPods.set(name, pod);
-      evaluatePod(pod);
+      const record = pods.get(name);
+      if (record) record.latest = pod;
+      else pods.set(name, { latest: pod });
+      evaluatePod(pods.get(name)!);
     };
 
     const onAbort = (): void => finish({ kind: 'cancelled' });

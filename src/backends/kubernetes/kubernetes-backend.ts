@@ -18,6 +18,7 @@ import { monitorJob, type MonitorResult } from './job-monitor.js';
 import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_HASH, workerSelector } from './names.js';
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
 import { checkPermissions, runPreflight } from './startup-checks.js';
+import { PodWarningEvents } from './pod-events.js';
 import { SharedTaskWatch } from './task-watch.js';
 import { errorMessage } from '../../errors/error-message.js';
 
@@ -141,20 +142,27 @@ function taskIdOf(job: V1Job): string {
 class KubernetesBackend implements Backend {
   readonly name = 'kubernetes' as const;
   readonly preservesTasksOnShutdown = true;
+  private readonly podEvents: PodWarningEvents;
 
   constructor(
     private readonly client: KubeClient,
     private readonly watch: SharedTaskWatch,
     private readonly log: Logger,
     private readonly settings: Settings,
-  ) {}
+  ) {
+    this.podEvents = new PodWarningEvents(client, log);
+  }
 
   async executeTask(run: TaskRun): Promise<ExecutionOutcome> {
-    const { params, log } = run;
+    const { name, executionHash } = await this.start(run.params, run.log);
+    return this.follow(name, executionHash, run);
+  }
+
+  /** Creates (or adopts) the task's Job; only its name and hash outlive this, not the whole Job spec a running task would keep. */
+  private async start(params: TaskParams, log: Logger): Promise<{ name: string; executionHash: string }> {
     const job = taskJobFor(params, this.settings.job);
-    const name = job.metadata!.name!;
     await this.createOrAdopt(job, params, log);
-    return this.follow(name, job.metadata!.labels![LABEL_EXECUTION_HASH]!, run);
+    return { name: job.metadata!.name!, executionHash: job.metadata!.labels![LABEL_EXECUTION_HASH]! };
   }
 
   private async createOrAdopt(job: V1Job, params: TaskParams, log: Logger): Promise<void> {
@@ -186,6 +194,7 @@ class KubernetesBackend implements Backend {
     const result = await monitorJob({
       client: this.client,
       watch: this.watch,
+      events: this.podEvents,
       log,
       jobName: name,
       executionHash,
@@ -294,5 +303,6 @@ class KubernetesBackend implements Backend {
   async shutdown(): Promise<void> {
     this.log.info('Preserving Kubernetes task Jobs during worker shutdown');
     await this.watch.stop();
+    this.client.close();
   }
 }
