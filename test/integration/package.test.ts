@@ -95,8 +95,10 @@ describe('installed from the tarball into an empty folder', () => {
     expect(result.status, installOutput).toBe(0);
   }, 180_000);
 
-  it('installs one package and no engine warning', () => {
-    expect(installOutput).not.toContain('EBADENGINE');
+  it('installs one package; on an old Node npm warns that it needs Node 22.12', () => {
+    // package.json's engines is what npm checks: its warning names the package and the version it needs.
+    if (oldNode) expect(installOutput).toMatch(/EBADENGINE[\s\S]*oz-worker[\s\S]*>=22\.12/);
+    else expect(installOutput).not.toContain('EBADENGINE');
     expect(readdirSync(join(project, 'node_modules')).filter((name) => !name.startsWith('.'))).toEqual(['oz-worker']);
   });
 
@@ -135,9 +137,9 @@ describe('installed from the tarball into an empty folder', () => {
         encoding: 'utf8',
         timeout: 300_000,
       });
+      // npm itself still runs on the old Node here, so its engine warning may precede the run.
       expect(run.status, run.stderr).toBe(0);
       expect(run.stdout).toContain('team:edit');
-      expect(run.stderr).not.toContain('EBADENGINE');
     },
     320_000,
   );
