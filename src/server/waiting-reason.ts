@@ -37,6 +37,13 @@ function blockedBecause(worker: WorkerView): string | undefined {
 
 function noWorkerFor(task: Pick<TaskRecord, 'owner' | 'deviceId'>, workers: readonly WorkerView[], lookup: ScopeLookup): string {
   if (task.owner.type === 'USER') {
+    if (task.deviceId !== undefined) {
+      // Pinned to one device: what is missing is that device's worker, or its owner's.
+      const device = workers.find((w) => w.identity.kind === 'user' && w.identity.deviceId === task.deviceId);
+      if (device?.identity.kind !== 'user')
+        return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and a key of ${owner(task)})`;
+      return `device ${task.deviceId} is connected for user ${device.identity.userId}, not for ${owner(task)}`;
+    }
     return `no connected worker runs the tasks of ${owner(task)}: a user's tasks run on a worker connected with a key of that user (\`oz-worker local\` starts one for user demo)`;
   }
   if (task.deviceId === undefined) {
