@@ -3,7 +3,7 @@
 // path — `--help` and `--version` work, anything else names one command that
 // runs it anyway, and that command does run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,6 +171,9 @@ describe('hints say what runs where the user is', () => {
   it('in a clone: npx oz-worker inside it, npx --prefix from elsewhere, and both run', () => {
     const home = join(dir.path, 'home-clone');
     const env = shellEnv({ HOME: home, XDG_CONFIG_HOME: join(home, '.config'), PATH: `${join(process.execPath, '..')}:/usr/bin:/bin` });
+    // npx installs the clone into its (empty) cache and runs its `prepare`: with dist/ up to date that rebuilds nothing,
+    // so workers starting from this clone meanwhile (the other test files here) never find dist/ half made.
+    const builtAt = statSync(join(REPO_ROOT, 'dist/main.js')).mtimeMs;
     for (const cwd of [join(REPO_ROOT, 'docs'), dir.path]) {
       const guide = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/oz-worker.js')], { cwd, env, encoding: 'utf8' });
       const command = guideCommand(guide.stderr);
@@ -178,6 +181,7 @@ describe('hints say what runs where the user is', () => {
       const version = spawnSync('/bin/sh', ['-c', `${command} --version`], { cwd, env, encoding: 'utf8', timeout: 60_000 });
       expect(version.stdout.trim(), version.stderr).toMatch(/^\d+\.\d+\.\d+$/);
     }
+    expect(statSync(join(REPO_ROOT, 'dist/main.js')).mtimeMs).toBe(builtAt);
   }, 130_000);
 });
 
@@ -193,8 +197,8 @@ describe.skipIf(!oldNode)('a clone on an old Node', () => {
 
     const env = { ...process.env, PATH: `${join(OLD_NODE, '..')}:${process.env.PATH}` };
     const run = spawnSync('npx', ['oz-worker', 'plan', '--backend', 'direct', fixture], { cwd: REPO_ROOT, env, encoding: 'utf8', timeout: 120_000 });
+    // npm runs on the old Node here: its engine warning (package.json's engines) may precede the run.
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toContain('team:edit');
-    expect(run.stderr).not.toContain('EBADENGINE');
   }, 130_000);
 });

@@ -182,6 +182,24 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     await gone(h.namespace, 'unsched-1');
   });
 
+  it("fails a task whose volume cannot be mounted with kubelet's FailedMount event, and removes its Job", { timeout: 240_000 }, async () => {
+    // A ConfigMap that does not exist: kubelet keeps the pod in ContainerCreating and says why only in events.
+    const h = await startKubeWorker({
+      // The first line continues the task container above it; kubelet sets up only volumes a container mounts.
+      podTemplate: [
+        '    volumeMounts: [{name: settings, mountPath: /settings}]',
+        'volumes:',
+        '  - name: settings',
+        '    configMap: {name: oz-real-missing-settings}',
+      ],
+    });
+    server.assign(task('mount-1', {}));
+    const failed = await server.waitForMessage('task_failed', 'mount-1', TASK_TIMEOUT);
+    expect(failed.data.failure_reason).toBe('volume_mount');
+    expect(failed.data.message).toMatch(/failed to mount a volume.*FailedMount.*configmap "oz-real-missing-settings" not found/);
+    await gone(h.namespace, 'mount-1');
+  });
+
   describe('image pulls from a registry that refuses them', () => {
     let registry: FakeRegistry;
     beforeAll(async () => {

@@ -28,7 +28,9 @@ export async function startScriptAgentWorker(options: { env?: Record<string, str
     args: ['--config-file', config, '--web-socket-url', server.url, ...(options.args ?? [])],
     env: { WARP_API_KEY: API_KEY, ...options.env },
   });
-  await server.waitForConnection();
+  await server.waitForConnection().catch((error: Error) => {
+    throw new Error(`${error.message}; the worker's output:\n${worker.output.slice(-4000)}`);
+  });
   return {
     server,
     worker,

@@ -12,6 +12,7 @@
 # only rebuilds what changed. `images.sh test` stops after the two test images.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../rootfs.sh"
 mkdir -p "$IMAGES_DIR"
 BUILD="$IMAGES_DIR/build"
 
@@ -26,18 +27,6 @@ node_binary() {
   # node/bin/node may be a small launcher; the real ELF is in node-linux-<arch>.
   local elf; elf="$(find "$OZ_TEST_CACHE/node24/node_modules" -path '*node-linux-*/bin/node' -type f | head -1)"
   echo "${elf:-$bin}"
-}
-
-# Copy binaries and the shared libraries they load into a rootfs at the same paths.
-copy_with_libs() {
-  local root="$1"; shift
-  local f lib
-  for f in "$@"; do
-    mkdir -p "$root$(dirname "$f")"; cp -L "$f" "$root$f"
-    for lib in $(ldd "$f" 2>/dev/null | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
-      [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
-    done
-  done
 }
 
 # The npm CLI package on PATH. Not `npm root -g`: with a Node provisioned from the npm registry first
@@ -55,7 +44,7 @@ image_has_stamp() { # image stamp
 build_agent_standin() {
   local node; node="$(node_binary)"
   local stamp
-  stamp="$(cat "$node" "$REPO_ROOT/test/support/fake-oz.mjs" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+  stamp="$(cat "$node" "$REPO_ROOT/test/support/fake-oz.mjs" "${BASH_SOURCE[0]}" "$REPO_ROOT/test/infra/rootfs.sh" | sha256sum | cut -c1-16)"
   if image_has_stamp "$SIDECAR_IMAGE" "$stamp" && image_has_stamp "$AGENT_IMAGE" "$stamp" && image_has_stamp "$VOLUME_IMAGE" "$stamp"; then
     log "$AGENT_IMAGE and $SIDECAR_IMAGE up to date"; return 0
   fi

@@ -8,6 +8,7 @@
 # Inputs are hashed: a second run rebuilds only what changed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../rootfs.sh"
 mkdir -p "$KUBE_IMAGES"
 WORK="$KUBE_IMAGES/build"
 mkdir -p "$WORK"
@@ -25,18 +26,6 @@ archive() {
   printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cid" "$tag" "$diff" >"$dir/manifest.json"
   tar -C "$dir" -cf "$out.tmp" manifest.json "$cid.json" "$diff" && mv "$out.tmp" "$out"
   rm -rf "$dir"
-}
-
-# copy_with_libs <rootfs> <binary>...: binaries and the shared libraries they load, at the same paths.
-copy_with_libs() {
-  local root="$1"; shift
-  local f lib
-  for f in "$@"; do
-    mkdir -p "$root$(dirname "$f")"; cp -L "$f" "$root$f"
-    for lib in $(ldd "$f" 2>/dev/null | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
-      [[ -e "$root$lib" ]] || { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
-    done
-  done
 }
 
 up_to_date() { [[ -s "$1" && "$(cat "$1.inputs" 2>/dev/null)" == "$2" ]]; }
@@ -87,7 +76,7 @@ GO
 build_agent() {
   local out="$KUBE_IMAGES/agent.tar" node inputs
   node="$(node_elf)"
-  inputs="$(stamp "$0" "$node" "$REPO_ROOT/test/support/fake-oz.mjs")"
+  inputs="$(stamp "$0" "$REPO_ROOT/test/infra/rootfs.sh" "$node" "$REPO_ROOT/test/support/fake-oz.mjs")"
   up_to_date "$out" "$inputs" && return 0
   klog "building $AGENT_IMAGE"
   local root="$WORK/agent-root"
@@ -118,7 +107,7 @@ build_worker() {
   [[ -f "$REPO_ROOT/dist/cli/main.js" || -d "$REPO_ROOT/dist" ]] || { klog "no dist/: run npm run build first"; return 1; }
   local node inputs
   node="$(node_elf)"
-  inputs="$(stamp "$0" "$node" $(find "$REPO_ROOT/dist" "$REPO_ROOT/bin" -type f | sort))"
+  inputs="$(stamp "$0" "$REPO_ROOT/test/infra/rootfs.sh" "$node" $(find "$REPO_ROOT/dist" "$REPO_ROOT/bin" -type f | sort))"
   up_to_date "$out" "$inputs" && return 0
   klog "building $WORKER_IMAGE from dist/ (no Docker-built worker image in $docker_built)"
   local root="$WORK/worker-root"
