@@ -16,7 +16,7 @@
 // As PID 1 (in a container) the kernel drops signals without a handler, so SIGTERM
 // gets one there: exit 143, as the default action would elsewhere.
 import { spawn } from 'node:child_process';
-import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 
 const env = process.env;
 const record = { argv: process.argv.slice(2), cwd: process.cwd(), env: { ...env }, pid: process.pid };
@@ -25,7 +25,10 @@ if (env.FAKE_OZ_CHILD) {
   record.childPid = child.pid;
 }
 if (env.OZ_RECORD_DIR) {
-  writeFileSync(`${env.OZ_RECORD_DIR}/${env.TASK_ID ?? 'unknown'}.json`, JSON.stringify(record));
+  // Written aside and renamed: a test polling for the record never reads it half written.
+  const file = `${env.OZ_RECORD_DIR}/${env.TASK_ID ?? 'unknown'}.json`;
+  writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(record));
+  renameSync(`${file}.${process.pid}.tmp`, file);
 }
 console.log(`fake-oz: started with ${record.argv.join(' ')}`);
 if (env.FAKE_OZ_PRINT) console.log(env.FAKE_OZ_PRINT);
