@@ -36,30 +36,38 @@ function cgroupParent() {
 }
 
 /**
- * A memory cgroup with the Deployment's limit, and how to start a command in it
- * (`wrap`); `reason` instead when none could be made. `remove()` when done.
+ * A memory cgroup with the Deployment's limit: `wrap(command, args)` gives the
+ * spawn arguments that start a command in it (unchanged when none could be
+ * made), `said` the line a bench prints about it, `remove()` when done.
  */
 export function deploymentMemoryCgroup(name) {
   const limit = deploymentMemoryLimit();
+  const without = (reason) => ({
+    wrap: (command, args) => [command, args],
+    said: `the worker ran without k8s/deployment.yaml's memory limit (${limit.text}): ${reason}; V8 sized its heap for the whole machine, so RSS reads high`,
+    remove: () => {},
+  });
   try {
     const parent = cgroupParent();
-    if (parent.reason) return { limit, reason: parent.reason };
+    if (parent.reason) return without(parent.reason);
     const dir = join(parent.dir, name);
     mkdirSync(dir);
     writeFileSync(join(dir, parent.limitFile), String(limit.bytes));
+    const remove = () => {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // still has a process, or already gone
+      }
+    };
+    process.on('exit', remove);
     return {
-      limit,
       // The shell joins the cgroup, then becomes the command: Node starts inside it and keeps the pid.
       wrap: (command, args) => ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, command, ...args]],
-      remove: () => {
-        try {
-          rmdirSync(dir);
-        } catch {
-          // still has a process, or already gone
-        }
-      },
+      said: `the worker ran under k8s/deployment.yaml's memory limit (${limit.text}, a memory cgroup), as in its pod`,
+      remove,
     };
   } catch (error) {
-    return { limit, reason: `cannot make a memory cgroup here (${error.code ?? error.message})` };
+    return without(`cannot make a memory cgroup here (${error.code ?? error.message})`);
   }
 }

@@ -6,8 +6,9 @@
 // kubelet-like Running status. The worker runs under k8s/deployment.yaml's
 // memory limit when a memory cgroup can be made (deployment-memory.mjs).
 // Reports RSS as `bench:kube` reads it (no forced GC), heap and RSS after a
-// forced GC (bench/memory-probe.mjs), per task, and the API requests per task. Figures are for comparing changes quickly; the
-// real ones are bench:kube's (TLS, real object sizes, a loaded API server).
+// forced GC (bench/memory-probe.mjs), per task, and the API requests per task.
+// Figures are for comparing changes quickly; the real ones are bench:kube's
+// (TLS, real object sizes, a loaded API server).
 //
 // BENCH_SETTLE_MS      how long the tasks run before the forced GC (default 20 s)
 // BENCH_NODE_FLAGS     extra Node/V8 flags for the worker (e.g. --max-semi-space-size=16)
@@ -58,10 +59,8 @@ writeFileSync(
 const memoryFile = join(work, 'memory.json');
 // As the Deployment runs it: under its container's memory limit (Node sizes V8's heap from it).
 const cgroup = deploymentMemoryCgroup(`oz-kube-memory-${process.pid}`);
-const wrap = cgroup.wrap ?? ((command, args) => [command, args]);
-process.on('exit', () => cgroup.remove?.());
 const worker = spawn(
-  ...wrap(process.execPath, [
+  ...cgroup.wrap(process.execPath, [
     ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     '--expose-gc',
     '--import',
@@ -181,11 +180,7 @@ const after = await collected();
 const kib = (bytes) => bytes / 1024;
 const perTask = (a, b) => (b - a) / TASKS;
 console.log(`\nkube-memory — ${TASKS} tasks running on the fake Kubernetes API (a Job ${jobBytes} B, a Pod ${podBytes} B as JSON)`);
-console.log(
-  cgroup.wrap
-    ? `the worker ran under k8s/deployment.yaml's memory limit (${cgroup.limit.text}, a memory cgroup)`
-    : `the worker ran without k8s/deployment.yaml's memory limit (${cgroup.limit.text}): ${cgroup.reason}; V8 sized its heap for the whole machine`,
-);
+console.log(cgroup.said);
 console.log(`| measure | idle | ${TASKS} running | per task | all done |`);
 console.log(`|---|---|---|---|---|`);
 console.log(
@@ -221,7 +216,7 @@ if (peak.snapshot) console.log(`heap snapshots: ${idle.snapshot}, ${peak.snapsho
 
 worker.kill('SIGTERM');
 await new Promise((r) => worker.on('exit', r));
-cgroup.remove?.();
+cgroup.remove();
 dispatch.close();
 await api.close();
 rmSync(work, { recursive: true, force: true });

@@ -192,10 +192,8 @@ writeFileSync(
 );
 // As the Deployment runs it: under its container's memory limit (Node sizes V8's heap from it).
 const cgroup = deploymentMemoryCgroup(`oz-bench-kube-${stamp}`);
-const wrap = cgroup.wrap ?? ((command, args) => [command, args]);
-process.on('exit', () => cgroup.remove?.());
 const worker = spawn(
-  ...wrap(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', dispatch.url, '--log-level', 'warn']),
+  ...cgroup.wrap(process.execPath, [join(ROOT, 'bin/oz-worker.js'), '--config-file', config, '--web-socket-url', dispatch.url, '--log-level', 'warn']),
   {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, WARP_API_KEY: 'bench-key', OZ_WORKER_STATE_DIR: work },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -271,11 +269,7 @@ const requestsPerTask = flowRequests / TASKS;
 const p99Status = percentile(statusLatency, 99);
 
 console.log(`\nbench:kube — ${TASKS} concurrent tasks, Kubernetes ${env.OZ_KUBE_VERSION} control plane (real), pods on a scripted node`);
-console.log(
-  cgroup.wrap
-    ? `the worker ran under k8s/deployment.yaml's memory limit (${cgroup.limit.text}, a memory cgroup), as in its pod`
-    : `the worker ran without k8s/deployment.yaml's memory limit (${cgroup.limit.text}): ${cgroup.reason}; V8 sized its heap for the whole machine, so RSS reads high`,
-);
+console.log(cgroup.said);
 console.log(`all Jobs created ${ms(allCreatedMs)}, all pods Running ${ms(allRunningMs)}, all statuses ${ms(allDoneMs)} after the first assignment`);
 console.log(`| metric | value | target |`);
 console.log(`|---|---|---|`);
@@ -308,7 +302,7 @@ worker.kill('SIGTERM');
 const killLater = setTimeout(() => worker.kill('SIGKILL'), 30_000);
 await new Promise((r) => worker.on('exit', r));
 clearTimeout(killLater);
-cgroup.remove?.();
+cgroup.remove();
 await jobWatch.stop();
 await node.stop();
 dispatch.close();

@@ -9,7 +9,7 @@
 // lacks a file that its entry imports.
 import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,7 +35,7 @@ const inputs = await inputsHash();
 const force = process.argv.includes('--force');
 const upToDate =
   (await readFile(STAMP, 'utf8').catch(() => '')) === inputs &&
-  (await readFile(join(DIST, 'main.js')).then(
+  (await access(join(DIST, 'main.js')).then(
     () => true,
     () => false,
   ));

@@ -35,23 +35,27 @@ function blockedBecause(worker: WorkerView): string | undefined {
   return undefined;
 }
 
+type DeviceWorker = WorkerView & { identity: Extract<WorkerIdentity, { kind: 'user' }> };
+
+/** The connected device worker with this device id, if any. */
+function deviceWorker(workers: readonly WorkerView[], deviceId: string): DeviceWorker | undefined {
+  return workers.find((w): w is DeviceWorker => w.identity.kind === 'user' && w.identity.deviceId === deviceId);
+}
+
 function noWorkerFor(task: Pick<TaskRecord, 'owner' | 'deviceId'>, workers: readonly WorkerView[], lookup: ScopeLookup): string {
-  if (task.owner.type === 'USER') {
-    if (task.deviceId !== undefined) {
-      // Pinned to one device: what is missing is that device's worker, or its owner's.
-      const device = workers.find((w) => w.identity.kind === 'user' && w.identity.deviceId === task.deviceId);
-      if (device?.identity.kind !== 'user')
-        return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and a key of ${owner(task)})`;
-      return `device ${task.deviceId} is connected for user ${device.identity.userId}, not for ${owner(task)}`;
-    }
-    return `no connected worker runs the tasks of ${owner(task)}: a user's tasks run on a worker connected with a key of that user (\`oz-worker local\` starts one for user demo)`;
-  }
-  if (task.deviceId === undefined) {
+  if (task.owner.type === 'TEAM' && task.deviceId === undefined) {
     return `no connected worker runs the tasks of ${owner(task)}: connect one with a key of that team`;
   }
-  const device = workers.find((w) => w.identity.kind === 'user' && w.identity.deviceId === task.deviceId);
-  if (device?.identity.kind !== 'user')
-    return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and its user's key)`;
+  if (task.deviceId === undefined) {
+    return `no connected worker runs the tasks of ${owner(task)}: a user's tasks run on a worker connected with a key of that user (\`oz-worker local\` starts one for user demo)`;
+  }
+  const device = deviceWorker(workers, task.deviceId);
+  if (task.owner.type === 'USER') {
+    // Pinned to one of the user's devices: its worker is missing, or connected with someone else's key (not named here).
+    if (!device) return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and a key of ${owner(task)})`;
+    return `device ${task.deviceId} is connected, but not with a key of ${owner(task)}`;
+  }
+  if (!device) return `device ${task.deviceId} is not connected (its worker connects with --device-id ${task.deviceId} and its user's key)`;
   if (!lookup.activePinTeams(task.deviceId).includes(task.owner.id)) return `device ${task.deviceId} has no active pin for ${owner(task)}`;
   if (!lookup.isMember(task.owner.id, device.identity.userId)) return `the user of device ${task.deviceId} is not a member of ${owner(task)}`;
   return `device ${task.deviceId} may not run the tasks of ${owner(task)}`;

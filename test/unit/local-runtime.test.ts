@@ -60,7 +60,7 @@ describe('waitingReason', () => {
       "a user task pinned to another user's device",
       { ...userTask, deviceId: 'laptop' },
       [worker({ workerId: 'v', identity: { kind: 'user', userId: 2, deviceId: 'laptop' } })],
-      'device laptop is connected for user 2, not for user 1',
+      'device laptop is connected, but not with a key of user 1',
     ],
     ['a user task pinned to its own device', { ...userTask, deviceId: 'laptop' }, [userWorker('laptop')], undefined],
     ['a user worker for a team task', teamTask, [userWorker()], 'no connected worker runs the tasks of team 7: connect one with a key of that team'],

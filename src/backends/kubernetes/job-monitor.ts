@@ -198,10 +198,10 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         pods.delete(name);
         return;
       }
-      const record = pods.get(name);
+      let record = pods.get(name);
       if (record) record.latest = pod;
-      else pods.set(name, { latest: pod });
-      evaluatePod(pods.get(name)!);
+      else pods.set(name, (record = { latest: pod }));
+      evaluatePod(record);
     };
 
     const onAbort = (): void => finish({ kind: 'cancelled' });
