@@ -1,6 +1,6 @@
 // The agent's argument vector, token for token as the Go worker builds it.
-import { goJson, goJsonString } from '../protocol/raw-json.js';
-import type { AgentConfigSnapshot, Task } from '../protocol/messages.js';
+import { goJson, goJsonString, repositoryHeadOverrideJson } from '../protocol/raw-json.js';
+import type { AgentConfigSnapshot, RepositoryHeadOverride, Task } from '../protocol/messages.js';
 import { goTrim } from './go-trim.js';
 import { isTeamOwned } from './ownership.js';
 
@@ -28,6 +28,12 @@ export function mcpArgumentFromParsed(servers: Record<string, unknown>): string 
   return `{${names.map((name) => `${goJsonString(name)}:${goJson(servers[name])}`).join(',')}}`;
 }
 
+/** One `--repository-head-override-json` per override, then one `--remove-repository-origins`; nothing without overrides. */
+export function repositoryHeadOverrideArgs(overrides: readonly RepositoryHeadOverride[] | undefined): string[] {
+  if (!overrides || overrides.length === 0) return [];
+  return [...overrides.flatMap((override) => ['--repository-head-override-json', repositoryHeadOverrideJson(override)]), '--remove-repository-origins'];
+}
+
 const PUBLIC_SHARE: Record<string, string> = { VIEWER: 'public:view', EDITOR: 'public:edit' };
 
 function snapshotArgs(snapshot: AgentConfigSnapshot, mcpServers: string | undefined): string[] {
@@ -42,7 +48,11 @@ function snapshotArgs(snapshot: AgentConfigSnapshot, mcpServers: string | undefi
   const skill = nonEmpty(snapshot.skill_spec);
   if (skill) args.push('--skill', skill);
   if (mcpServers !== undefined) args.push('--mcp', mcpServers);
-  args.push((snapshot.computer_use_enabled ?? oz) ? '--computer-use' : '--no-computer-use');
+  const computerUse = snapshot.computer_use_enabled ?? oz;
+  args.push(computerUse ? '--computer-use' : '--no-computer-use');
+  // Only when it can matter: agent CLIs older than the flag refuse it, so a run without a pinned model keeps the old argv.
+  const computerUseModel = nonEmpty(snapshot.computer_use_model_id);
+  if (computerUse && oz && computerUseModel) args.push('--computer-use-model', computerUseModel);
   const aws = snapshot.inference_providers?.aws;
   const role = nonEmpty(aws?.role_arn);
   if (aws && aws.disabled !== true && role) {
@@ -59,6 +69,7 @@ function snapshotArgs(snapshot: AgentConfigSnapshot, mcpServers: string | undefi
   if ((snapshot.snapshot_script_timeout_secs ?? 0) > 0) args.push('--snapshot-script-timeout', `${snapshot.snapshot_script_timeout_secs}s`);
   const environment = nonEmpty(snapshot.environment_id);
   if (environment) args.push('--environment', environment);
+  args.push(...repositoryHeadOverrideArgs(snapshot.repository_head_overrides));
   return args;
 }
 

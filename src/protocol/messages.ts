@@ -37,6 +37,21 @@ export type Owner = z.infer<typeof OwnerSchema>;
 
 export const HarnessSchema = goStruct({ type: z.string().optional() });
 
+/**
+ * A repository checkout the server computed for the run (benchmark trials): the
+ * worker forwards it to the agent unchanged, as `--repository-head-override-json`.
+ * `head.type` is `COMMIT_SHA` or `BRANCH` on the wire; like Go, any string is taken.
+ */
+export const RepositoryHeadOverrideSchema = goStruct({
+  code_forge: z.string().optional(),
+  repo_owner: z.string().optional(),
+  repo_name: z.string().optional(),
+  head: goStruct({ type: z.string().optional(), value: z.string().optional() }).optional(),
+  clone_from: goStruct({ code_forge: z.string().optional(), owner: z.string().optional(), repo: z.string().optional() }).optional(),
+  preserve_origin: z.boolean().optional(),
+});
+export type RepositoryHeadOverride = z.infer<typeof RepositoryHeadOverrideSchema>;
+
 export const AgentConfigSnapshotSchema = goStruct({
   environment_id: z.string().optional(),
   base_prompt: z.string().optional(),
@@ -45,6 +60,7 @@ export const AgentConfigSnapshotSchema = goStruct({
   skill_spec: z.string().optional(),
   mcp_servers: z.record(z.string(), z.unknown()).optional(),
   computer_use_enabled: z.boolean().optional(),
+  computer_use_model_id: z.string().optional(),
   idle_timeout_minutes: int.optional(),
   harness: HarnessSchema.optional(),
   harness_auth_secrets: goStruct({ claude_auth_secret_name: z.string().optional() }).optional(),
@@ -59,6 +75,8 @@ export const AgentConfigSnapshotSchema = goStruct({
   snapshot_disabled: z.boolean().optional(),
   snapshot_upload_timeout_secs: int.optional(),
   snapshot_script_timeout_secs: int.optional(),
+  // A null element decodes to an all-empty override, as in Go (a slice element is a struct, not a pointer).
+  repository_head_overrides: z.array(z.preprocess((v) => (v === null ? {} : v), RepositoryHeadOverrideSchema)).optional(),
 });
 export type AgentConfigSnapshot = z.infer<typeof AgentConfigSnapshotSchema>;
 

@@ -1,7 +1,8 @@
-// Byte-exact JSON helpers for values the Go worker forwards as raw JSON.
+// Byte-exact JSON helpers for values the Go worker re-marshals or forwards as raw JSON.
 // The `--mcp` argument must carry each server's JSON exactly as the server sent
 // it (compacted, key order and number spelling kept), which JSON.parse loses, so
 // we locate the value spans in the original frame text.
+import type { RepositoryHeadOverride } from './messages.js';
 
 const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
 
@@ -25,6 +26,25 @@ export function goJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(goJson).join(',')}]`;
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);
   return `{${entries.map(([k, v]) => `${goJsonString(k)}:${goJson(v)}`).join(',')}}`;
+}
+
+/**
+ * One override as Go's json.Marshal writes it: declaration order, `head` always
+ * whole, `clone_from` only when sent, `preserve_origin` only when true, unknown
+ * fields gone, HTML-safe escapes.
+ */
+export function repositoryHeadOverrideJson(override: RepositoryHeadOverride): string {
+  const str = (value: string | undefined) => goJsonString(value ?? '');
+  const { head, clone_from: from } = override;
+  const fields = [
+    `"code_forge":${str(override.code_forge)}`,
+    `"repo_owner":${str(override.repo_owner)}`,
+    `"repo_name":${str(override.repo_name)}`,
+    `"head":{"type":${str(head?.type)},"value":${str(head?.value)}}`,
+  ];
+  if (from) fields.push(`"clone_from":{"code_forge":${str(from.code_forge)},"owner":${str(from.owner)},"repo":${str(from.repo)}}`);
+  if (override.preserve_origin === true) fields.push('"preserve_origin":true');
+  return `{${fields.join(',')}}`;
 }
 
 /** Compacts a JSON text the way Go's json.Compact + HTML escaping does. */

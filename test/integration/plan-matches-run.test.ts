@@ -122,6 +122,50 @@ const CASES: Case[] = [
   },
   { name: 'supplemental oz args', assignment: assignment('extra-args', { additional_oz_args: ['--skip-initial-turn'] }) },
   {
+    name: 'a pinned computer-use model under the Oz harness',
+    assignment: snapshot({ computer_use_model_id: '  claude-4-5-haiku  ', model_id: 'auto' }, 'cu-model'),
+    args: ['--model', 'auto', '--computer-use', '--computer-use-model', 'claude-4-5-haiku', '--idle-on-complete'],
+  },
+  {
+    name: 'a pinned computer-use model under a third-party harness is not passed',
+    assignment: snapshot({ computer_use_model_id: 'claude-4-5-haiku', harness: { type: 'codex' } }, 'cu-codex'),
+    args: ['--no-computer-use', '--harness', 'codex', '--idle-on-complete'],
+  },
+  {
+    name: 'repository head overrides',
+    assignment: assignment('repo-heads', {
+      task: task('repo-heads', {
+        agent_config_snapshot: {
+          environment_id: 'env-2',
+          repository_head_overrides: [
+            { code_forge: 'GITHUB', repo_owner: 'warpdotdev', repo_name: 'warp-server', head: { type: 'BRANCH', value: 'feature/<x>&y' }, unknown: true },
+            {
+              code_forge: 'GITHUB',
+              repo_owner: 'warpdotdev',
+              repo_name: 'warp',
+              head: { type: 'COMMIT_SHA', value: '0123456789abcdef0123456789abcdef01234567' },
+              clone_from: { code_forge: 'GITHUB', owner: 'warpdotdev', repo: 'warp-for-benchmarks' },
+              preserve_origin: true,
+            },
+          ],
+        },
+      }),
+      additional_oz_args: ['--skip-initial-turn'],
+    }),
+    args: [
+      '--environment',
+      'env-2',
+      '--repository-head-override-json',
+      '{"code_forge":"GITHUB","repo_owner":"warpdotdev","repo_name":"warp-server","head":{"type":"BRANCH","value":"feature/\\u003cx\\u003e\\u0026y"}}',
+      '--repository-head-override-json',
+      '{"code_forge":"GITHUB","repo_owner":"warpdotdev","repo_name":"warp","head":{"type":"COMMIT_SHA","value":"0123456789abcdef0123456789abcdef01234567"},"clone_from":{"code_forge":"GITHUB","owner":"warpdotdev","repo":"warp-for-benchmarks"},"preserve_origin":true}',
+      '--remove-repository-origins',
+      '--skip-initial-turn',
+      '--idle-on-complete',
+    ],
+  },
+
+  {
     name: 'sidecars and an instance shape',
     assignment: assignment('sidecars-1', {
       docker_image: 'alpine:3.19',

@@ -1,4 +1,5 @@
-// Agent argv: every case of the Go worker's AugmentArgsForTask table, the
+// Agent argv: every case of the Go worker's AugmentArgsForTask table (3382ab6),
+// its later computer-use-model and repository-head-override tables, the
 // TaskParams cases, the ownership rule and the byte-exact --mcp token.
 import { describe, expect, it } from 'vitest';
 import { buildAgentArgs } from '../../src/agent/args.js';
@@ -98,6 +99,139 @@ describe('AugmentArgsForTask cases (Go table)', () => {
     ['worker idle 0s', {}, { idle: '0s' }, 'agent run --computer-use --idle-on-complete 0s'],
   ])('extra case: %s', (_name, snapshot, other, expected) => {
     expect(augment(snapshot, other)).toBe(expected);
+  });
+});
+
+const HAIKU = 'claude-4-5-haiku';
+
+// Go's TestAugmentArgsForTask_ComputerUseModel, rows in its order. Row 11 is read under
+// 3382ab6's rule (a third-party harness defaults to --no-computer-use); the later
+// table, written before that rule, expects --computer-use there. Either way no model.
+describe('computer-use model (later Go table)', () => {
+  it.each<[number, unknown, string]>([
+    [1, { computer_use_model_id: HAIKU }, `agent run --computer-use --computer-use-model ${HAIKU} --idle-on-complete`],
+    [2, { computer_use_enabled: true, computer_use_model_id: HAIKU }, `agent run --computer-use --computer-use-model ${HAIKU} --idle-on-complete`],
+    [3, { computer_use_model_id: HAIKU, harness: { type: 'oz' } }, `agent run --computer-use --computer-use-model ${HAIKU} --harness oz --idle-on-complete`],
+    [4, { computer_use_model_id: HAIKU, harness: {} }, `agent run --computer-use --computer-use-model ${HAIKU} --idle-on-complete`],
+    [5, { computer_use_model_id: HAIKU, harness: { type: '' } }, `agent run --computer-use --computer-use-model ${HAIKU} --idle-on-complete`],
+    [6, { model_id: 'auto', computer_use_model_id: HAIKU }, `agent run --model auto --computer-use --computer-use-model ${HAIKU} --idle-on-complete`],
+    [7, { computer_use_model_id: `  ${HAIKU}  ` }, `agent run --computer-use --computer-use-model ${HAIKU} --idle-on-complete`],
+    [8, {}, 'agent run --computer-use --idle-on-complete'],
+    [9, { computer_use_model_id: '   ' }, 'agent run --computer-use --idle-on-complete'],
+    [10, { computer_use_enabled: false, computer_use_model_id: HAIKU }, 'agent run --no-computer-use --idle-on-complete'],
+    [11, { computer_use_model_id: HAIKU, harness: { type: 'codex' } }, 'agent run --no-computer-use --harness codex --idle-on-complete'],
+  ])('row %i', (_n, snapshot, expected) => {
+    expect(augment(snapshot)).toBe(expected);
+  });
+
+  it.each<[string, unknown, string]>([
+    [
+      'third-party harness with computer use on',
+      { computer_use_enabled: true, computer_use_model_id: HAIKU, harness: { type: 'codex' } },
+      'agent run --computer-use --harness codex --idle-on-complete',
+    ],
+    [
+      'third-party harness explicitly off',
+      { computer_use_enabled: false, harness: { type: 'codex' } },
+      'agent run --no-computer-use --harness codex --idle-on-complete',
+    ],
+    [
+      'padded oz is not oz',
+      { computer_use_enabled: true, computer_use_model_id: HAIKU, harness: { type: ' oz ' } },
+      'agent run --computer-use --harness oz --idle-on-complete',
+    ],
+    ['null model', { computer_use_model_id: null }, 'agent run --computer-use --idle-on-complete'],
+  ])('%s', (_name, snapshot, expected) => {
+    expect(augment(snapshot)).toBe(expected);
+  });
+});
+
+const WARP_SERVER = { code_forge: 'GITHUB', repo_owner: 'warpdotdev', repo_name: 'warp-server', head: { type: 'BRANCH', value: 'develop' } };
+const WARP_SERVER_JSON = '{"code_forge":"GITHUB","repo_owner":"warpdotdev","repo_name":"warp-server","head":{"type":"BRANCH","value":"develop"}}';
+const WARP_CLONE = {
+  code_forge: 'GITHUB',
+  repo_owner: 'warpdotdev',
+  repo_name: 'warp',
+  head: { type: 'COMMIT_SHA', value: '0123456789abcdef0123456789abcdef01234567' },
+  clone_from: { code_forge: 'GITHUB', owner: 'warpdotdev', repo: 'warp-for-benchmarks' },
+  preserve_origin: true,
+};
+const WARP_CLONE_JSON =
+  '{"code_forge":"GITHUB","repo_owner":"warpdotdev","repo_name":"warp","head":{"type":"COMMIT_SHA","value":"0123456789abcdef0123456789abcdef01234567"},' +
+  '"clone_from":{"code_forge":"GITHUB","owner":"warpdotdev","repo":"warp-for-benchmarks"},"preserve_origin":true}';
+const WARP_DEVELOP_JSON = '{"code_forge":"GITHUB","repo_owner":"warpdotdev","repo_name":"warp","head":{"type":"BRANCH","value":"develop"}}';
+
+// Go's TestRepositoryHeadOverrideArgsForTask, then inputs whose bytes were checked against Go's json.Marshal.
+describe('repository head overrides (later Go table)', () => {
+  const tail = (overrides: unknown) =>
+    augment({ repository_head_overrides: overrides })
+      .replace(/^agent run --computer-use ?/, '')
+      .replace(/ ?--idle-on-complete$/, '');
+  it.each<[string, unknown, string]>([
+    ['no overrides adds nothing', undefined, ''],
+    ['an empty list adds nothing', [], ''],
+    ['null adds nothing', null, ''],
+    ['single override without clone_from', [WARP_SERVER], `--repository-head-override-json ${WARP_SERVER_JSON} --remove-repository-origins`],
+    [
+      'override with clone_from marshals the substitution fields',
+      [WARP_CLONE],
+      `--repository-head-override-json ${WARP_CLONE_JSON} --remove-repository-origins`,
+    ],
+    [
+      'multiple overrides emit one flag each and a single trailing remove-origins flag',
+      [{ ...WARP_SERVER, repo_name: 'warp' }, WARP_SERVER],
+      `--repository-head-override-json ${WARP_DEVELOP_JSON} --repository-head-override-json ${WARP_SERVER_JSON} --remove-repository-origins`,
+    ],
+    [
+      'unknown fields dropped, keys matched case-insensitively, false preserve_origin and null clone_from left out, HTML escaped',
+      [{ CODE_FORGE: 'GITHUB', repo_owner: 'a<b>&c', Repo_Name: 'r', head: null, extra: 1, clone_from: null, preserve_origin: false }],
+      '--repository-head-override-json {"code_forge":"GITHUB","repo_owner":"a\\u003cb\\u003e\\u0026c","repo_name":"r","head":{"type":"","value":""}} --remove-repository-origins',
+    ],
+    [
+      'a null element is an empty override; an empty clone_from is kept',
+      [null, { head: { type: 'BRANCH', value: 'x\u2028y', extra: 2 }, clone_from: {}, preserve_origin: true }],
+      '--repository-head-override-json {"code_forge":"","repo_owner":"","repo_name":"","head":{"type":"","value":""}} ' +
+        '--repository-head-override-json {"code_forge":"","repo_owner":"","repo_name":"","head":{"type":"BRANCH","value":"x\\u2028y"},"clone_from":{"code_forge":"","owner":"","repo":""},"preserve_origin":true} ' +
+        '--remove-repository-origins',
+    ],
+    [
+      'the last of duplicate keys wins',
+      [{ repo_name: 'a', REPO_NAME: 'b' }],
+      '--repository-head-override-json {"code_forge":"","repo_owner":"","repo_name":"b","head":{"type":"","value":""}} --remove-repository-origins',
+    ],
+  ])('%s', (_name, overrides, expected) => {
+    expect(tail(overrides)).toBe(expected);
+  });
+
+  it('puts the overrides after the snapshot flags, before the server supplemental args', () => {
+    const args = augment(
+      { environment_id: 'env-1', computer_use_model_id: HAIKU, repository_head_overrides: [WARP_SERVER], idle_timeout_minutes: 5 },
+      { extra: ['--skip-initial-turn'] },
+    );
+    expect(args).toBe(
+      `agent run --computer-use --computer-use-model ${HAIKU} --environment env-1 --repository-head-override-json ${WARP_SERVER_JSON} --remove-repository-origins --skip-initial-turn --idle-on-complete 5m`,
+    );
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['head not an object', [{ head: 'main' }], /repository_head_overrides\.0\.head: expected object, received string/],
+    ['the list not a list', {}, /repository_head_overrides: expected array, received object/],
+    ['preserve_origin not a boolean', [{ preserve_origin: 'yes' }], /repository_head_overrides\.0\.preserve_origin: expected boolean, received string/],
+    ['head.type not a string', [{ head: { type: 5 } }], /repository_head_overrides\.0\.head\.type: expected string, received number/],
+  ])('refuses an assignment whose override is malformed (%s), as Go fails to decode it', (_name, overrides, problem) => {
+    const frame = decodeFrame(
+      JSON.stringify({ type: 'task_assignment', data: { task_id: 't', task: { id: 't', agent_config_snapshot: { repository_head_overrides: overrides } } } }),
+    );
+    expect(frame.kind).toBe('invalid');
+    expect(frame.kind === 'invalid' && frame.taskId).toBe('t');
+    expect(frame.kind === 'invalid' && frame.problem).toMatch(problem);
+  });
+
+  it('refuses a computer_use_model_id that is not a string', () => {
+    const frame = decodeFrame(
+      JSON.stringify({ type: 'task_assignment', data: { task_id: 't', task: { id: 't', agent_config_snapshot: { computer_use_model_id: 5 } } } }),
+    );
+    expect(frame.kind === 'invalid' && frame.problem).toMatch(/computer_use_model_id: expected string, received number/);
   });
 });
 

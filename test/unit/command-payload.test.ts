@@ -98,6 +98,27 @@ describe('dispatch payload', () => {
     );
   });
 
+  it('carries computer_use_model_id and repository_head_overrides in the struct order of the later Go snapshot', () => {
+    const snapshot = (extra: Record<string, unknown>) =>
+      taskJson(
+        paramsFromFrame({
+          task_id: 't',
+          task: { id: 't', agent_config_snapshot: { snapshot_script_timeout_secs: 5, ...extra, computer_use_enabled: true, idle_timeout_minutes: 3 } },
+        }).task,
+        undefined,
+      );
+    expect(
+      snapshot({ repository_head_overrides: [{ repo_name: 'r', head: { type: 'BRANCH', value: 'main' }, extra: 1 }], computer_use_model_id: ' m ' }),
+    ).toContain(
+      '"agent_config_snapshot":{"computer_use_enabled":true,"computer_use_model_id":" m ","idle_timeout_minutes":3,"snapshot_script_timeout_secs":5,' +
+        '"repository_head_overrides":[{"code_forge":"","repo_owner":"","repo_name":"r","head":{"type":"BRANCH","value":"main"}}]}',
+    );
+    // omitempty: an empty list goes; a present empty string (a pointer in Go) stays.
+    expect(snapshot({ repository_head_overrides: [], computer_use_model_id: '' })).toContain(
+      '"agent_config_snapshot":{"computer_use_enabled":true,"computer_use_model_id":"","idle_timeout_minutes":3,"snapshot_script_timeout_secs":5}',
+    );
+  });
+
   it('omits an empty mcp_servers map, as omitempty does', () => {
     expect(taskJson({ id: 't', agent_config_snapshot: { mcp_servers: {} } }, undefined)).toContain('"agent_config_snapshot":{}');
   });

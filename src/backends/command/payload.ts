@@ -3,7 +3,7 @@
 // HTML-safe escapes, `null` for no sidecars, Go's time format. Pure.
 import { envToMap } from '../../agent/task-env.js';
 import type { AgentConfigSnapshot, Task } from '../../protocol/messages.js';
-import { goJsonString } from '../../protocol/raw-json.js';
+import { goJsonString, repositoryHeadOverrideJson } from '../../protocol/raw-json.js';
 import type { TaskParams } from '../../task/contract.js';
 
 export const DISPATCH_PAYLOAD_VERSION = 1;
@@ -57,6 +57,7 @@ export function snapshotJson(snapshot: AgentConfigSnapshot, mcpServers: string |
     ['skill_spec', optional(s.skill_spec)],
     ['mcp_servers', mcpServers],
     ['computer_use_enabled', scalar(s.computer_use_enabled)],
+    ['computer_use_model_id', optional(s.computer_use_model_id)],
     ['idle_timeout_minutes', scalar(s.idle_timeout_minutes)],
     ['harness', s.harness ? object([['type', optional(s.harness.type)]]) : undefined],
     [
@@ -84,6 +85,10 @@ export function snapshotJson(snapshot: AgentConfigSnapshot, mcpServers: string |
     ['snapshot_disabled', scalar(s.snapshot_disabled)],
     ['snapshot_upload_timeout_secs', scalar(s.snapshot_upload_timeout_secs)],
     ['snapshot_script_timeout_secs', scalar(s.snapshot_script_timeout_secs)],
+    [
+      'repository_head_overrides',
+      s.repository_head_overrides?.length ? `[${s.repository_head_overrides.map(repositoryHeadOverrideJson).join(',')}]` : undefined,
+    ],
   ]);
 }
 
