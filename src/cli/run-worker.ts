@@ -127,6 +127,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       output.flush();
       outbox.enqueue(message);
     },
+    onClaimed: (taskId, executionId) => journal?.claimed(taskId, executionId),
     onHandedOff: (taskId) => journal?.handedOff(taskId),
     onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     onLeftovers: (taskId, key, note) => journal?.leftovers(key, taskId, note),

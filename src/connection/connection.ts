@@ -7,6 +7,8 @@
 import { WebSocket } from 'ws';
 import type { Logger } from '../log/logger.js';
 import { announcesTaskOutput, EXTENSIONS_HEADER } from '../protocol/task-output.js';
+import { WORKER_VERSION_HEADER, workerVersionHeaderValue } from '../protocol/worker-version.js';
+import { VERSION } from '../version.js';
 import type { Outbox } from './outbox.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 
@@ -39,6 +41,8 @@ export interface ConnectionOptions {
   /** Device mode: sent as `device_id` next to `worker_id`. */
   deviceId?: string | undefined;
   apiKey: string;
+  /** Sent as `X-Warp-Worker-Version` on every dial (default: this build's version). */
+  workerVersion?: string;
   outbox: Outbox;
   log: Logger;
   onFrame: (text: string) => void;
@@ -75,6 +79,7 @@ export class Connection {
   private stableTimer: NodeJS.Timeout | undefined;
   private readonly timings: ConnectionTimings;
   private readonly url: string;
+  private readonly headers: Record<string, string>;
   private closed: Promise<void> = Promise.resolve();
   /** The server of the current socket announced the task-output extension (the local server does; Warp does not). */
   private taskOutput = false;
@@ -82,6 +87,12 @@ export class Connection {
   constructor(private readonly options: ConnectionOptions) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     this.url = workerSocketUrl(options.url, options.workerId, options.deviceId);
+    this.headers = { Authorization: `Bearer ${options.apiKey}` };
+    const version = options.workerVersion ?? VERSION;
+    const versionHeader = workerVersionHeaderValue(version);
+    if (versionHeader !== undefined) this.headers[WORKER_VERSION_HEADER] = versionHeader;
+    // The value itself is not logged: it is what could not be trusted on one line.
+    else if (version !== '') options.log.warn('Omitting invalid worker version metadata from the connection');
   }
 
   get currentState(): ConnectionState {
@@ -137,7 +148,7 @@ export class Connection {
     this.setState('connecting');
     const { log } = this.options;
     const socket = new WebSocket(this.url, {
-      headers: { Authorization: `Bearer ${this.options.apiKey}` },
+      headers: this.headers,
       handshakeTimeout: this.timings.handshakeTimeoutMs,
       maxPayload: this.options.maxPayloadBytes ?? 16 * 1024 * 1024,
       perMessageDeflate: false,

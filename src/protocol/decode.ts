@@ -9,8 +9,8 @@ import { describeZodIssues } from '../errors/zod-issues.js';
 export type DecodedFrame =
   | { kind: 'assignment'; assignment: TaskAssignment; mcpArgument: string | undefined }
   | { kind: 'cancellation'; taskId: string }
-  /** A known type whose payload is invalid; `taskId` is set when one could be recovered. */
-  | { kind: 'invalid'; type: string; taskId: string | undefined; problem: string }
+  /** A known type whose payload is invalid; `taskId` (and `executionId`) set when one could be recovered. */
+  | { kind: 'invalid'; type: string; taskId: string | undefined; executionId?: string | undefined; problem: string }
   | { kind: 'unparseable'; problem: string }
   | { kind: 'unknown'; type: string };
 
@@ -25,11 +25,11 @@ export function describeIssues(error: z.ZodError): string {
   });
 }
 
-/** Finds `data.task_id` case-insensitively, if it is a usable string. */
-function recoverTaskId(data: unknown): string | undefined {
+/** Finds `data.<name>` case-insensitively (the last duplicate wins), if it is a non-empty string. */
+function recoverString(data: unknown, name: 'task_id' | 'execution_id'): string | undefined {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
   let found: unknown;
-  for (const [key, value] of Object.entries(data)) if (key.toLowerCase() === 'task_id') found = value;
+  for (const [key, value] of Object.entries(data)) if (key.toLowerCase() === name) found = value;
   return typeof found === 'string' && found.length > 0 ? found : undefined;
 }
 
@@ -49,7 +49,8 @@ export function decodeFrame(text: string): DecodedFrame {
     case 'task_assignment': {
       const result = TaskAssignmentSchema.safeParse(data);
       if (!result.success) {
-        return { kind: 'invalid', type, taskId: recoverTaskId(data), problem: describeIssues(result.error) };
+        const executionId = recoverString(data, 'execution_id');
+        return { kind: 'invalid', type, taskId: recoverString(data, 'task_id'), executionId, problem: describeIssues(result.error) };
       }
       const servers = result.data.task.agent_config_snapshot?.mcp_servers;
       let mcpArgument: string | undefined;
@@ -58,14 +59,14 @@ export function decodeFrame(text: string): DecodedFrame {
       } catch (error) {
         // e.g. a value nested too deeply to re-encode: refuse the task rather than crash the worker.
         const problem = `task.agent_config_snapshot.mcp_servers: cannot be encoded for the agent (${errorMessage(error)})`;
-        return { kind: 'invalid', type, taskId: result.data.task_id, problem };
+        return { kind: 'invalid', type, taskId: result.data.task_id, executionId: result.data.execution_id, problem };
       }
       return { kind: 'assignment', assignment: result.data, mcpArgument };
     }
     case 'task_cancellation': {
       const result = TaskCancellationSchema.safeParse(data);
       if (!result.success) {
-        return { kind: 'invalid', type, taskId: recoverTaskId(data), problem: describeIssues(result.error) };
+        return { kind: 'invalid', type, taskId: recoverString(data, 'task_id'), problem: describeIssues(result.error) };
       }
       return { kind: 'cancellation', taskId: result.data.task_id };
     }

@@ -135,13 +135,16 @@ export const TASK_STATE_CANCELLED = 'CANCELLED';
 
 export const TaskClaimedSchema = z.object({ task_id: z.string(), worker_id: z.string() });
 export const TaskRejectedSchema = z.object({ task_id: z.string(), reason: z.string() });
+// `execution_id` echoes the assignment's; left out when it had none (Go's omitempty).
 export const TaskCompletedSchema = z.object({
   task_id: z.string(),
+  execution_id: z.string().optional(),
   message: z.string(),
   task_state: z.literal(TASK_STATE_CANCELLED).optional(),
 });
 export const TaskFailedSchema = z.object({
   task_id: z.string(),
+  execution_id: z.string().optional(),
   message: z.string(),
   failure_reason: z.string().optional(),
   exit_code: int.optional(),

@@ -174,7 +174,8 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
     if (frame.taskId === undefined) {
       return { kind: 'refuse', answer: { dropped: frame.problem }, text: `The worker would drop this assignment (no usable task_id): ${frame.problem}` };
     }
-    const answer = { type: 'task_failed', data: { task_id: frame.taskId, message: invalidAssignmentMessage(frame.problem), failure_reason: 'unknown' } };
+    const ids = { task_id: frame.taskId, ...(frame.executionId ? { execution_id: frame.executionId } : {}) };
+    const answer = { type: 'task_failed', data: { ...ids, message: invalidAssignmentMessage(frame.problem), failure_reason: 'unknown' } };
     return { kind: 'refuse', taskId: frame.taskId, answer, text: `The worker would answer task_failed:\n  ${answer.data.message}` };
   }
   const { assignment, mcpArgument } = frame;
@@ -203,7 +204,8 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
     if (!(error instanceof TaskFailure)) throw error;
     // The backend refuses the task before launching anything: the worker reports what the run would.
     const failure = classifyFailure(error, undefined);
-    const answer = { type: 'task_failed', data: { task_id: params.taskId, message: failure.message, failure_reason: failure.reason } };
+    const ids = { task_id: params.taskId, ...(params.executionId ? { execution_id: params.executionId } : {}) };
+    const answer = { type: 'task_failed', data: { ...ids, message: failure.message, failure_reason: failure.reason } };
     return {
       kind: 'refuse',
       taskId: params.taskId,

@@ -11,7 +11,8 @@
 //   {"journal":2}                    header
 //   {"s":<seq>,"m":<message>}        a status entered the outbox
 //   {"d":<seq>}                      that status was written to the socket
-//   {"l":"<task id>"}                a task running when the log was compacted
+//   {"l":"<task id>","e":"<exec>"}   a task running (when the log was compacted, or as it was
+//                                    claimed) and the execution it runs; no "e" when it has none
 //   {"h":"<task id>"}                a task handed to its own runtime (dispatch command)
 //   {"r":"<key>","t":"<task id>","x":<note>}   what a task would leave behind (backend's note)
 //   {"r":"<key>"}                    …and that it left nothing after all
@@ -37,11 +38,17 @@ export interface JournalContents {
   /** Statuses not yet written to the socket, oldest first. */
   outbox: OutboundMessage[];
   /** Tasks claimed and not yet finished. */
-  liveTaskIds: string[];
+  liveTasks: LiveTask[];
   /** What tasks of the previous process would have left behind, by the backend's key. */
   leftovers: Leftover[];
   /** Line numbers (1-based) that could not be read and were skipped. */
   damagedLines: number[];
+}
+
+export interface LiveTask {
+  taskId: string;
+  /** The assignment's execution id; '' when it had none (or a journal of an earlier version did not say). */
+  executionId: string;
 }
 
 export interface Leftover {
@@ -59,11 +66,12 @@ export function journalPath(stateDir: string, workerId: string): string {
 }
 
 /** The message sent for a task that was running when the previous worker process died. */
-export function lostTaskFailure(taskId: string): OutboundMessage {
+export function lostTaskFailure({ taskId, executionId }: LiveTask): OutboundMessage {
   return {
     type: 'task_failed',
     data: {
       task_id: taskId,
+      ...(executionId ? { execution_id: executionId } : {}),
       message:
         'The worker stopped unexpectedly (it was killed or crashed) while this task was running, so the agent was interrupted and its result is unknown. Run the task again; if this repeats, check the worker host for out-of-memory kills or restarts.',
       failure_reason: 'unknown',
@@ -73,7 +81,7 @@ export function lostTaskFailure(taskId: string): OutboundMessage {
 
 const isTerminal = (message: OutboundMessage): boolean => message.type === 'task_completed' || message.type === 'task_failed';
 
-type JournalRecord = { s?: unknown; m?: unknown; d?: unknown; l?: unknown; h?: unknown; r?: unknown; t?: unknown; x?: unknown };
+type JournalRecord = { s?: unknown; m?: unknown; d?: unknown; l?: unknown; e?: unknown; h?: unknown; r?: unknown; t?: unknown; x?: unknown };
 
 /**
  * Replays a log. A torn last line (the process died mid-append) is skipped
@@ -90,7 +98,7 @@ export function replayJournal(text: string): JournalContents | undefined {
     damagedLines.push(1);
   }
   const pending = new Map<number, OutboundMessage>();
-  const live = new Set<string>();
+  const live: LiveTasks = new Map();
   const leftovers = new Map<string, Leftover>();
   for (let i = first; i < lines.length; i++) {
     const line = lines[i]!;
@@ -104,7 +112,7 @@ export function replayJournal(text: string): JournalContents | undefined {
     if (typeof record.d === 'number') {
       pending.delete(record.d);
     } else if (typeof record.l === 'string') {
-      live.add(record.l);
+      live.set(record.l, typeof record.e === 'string' ? record.e : '');
     } else if (typeof record.h === 'string') {
       live.delete(record.h);
     } else if (typeof record.r === 'string' && record.x === undefined) {
@@ -124,7 +132,8 @@ export function replayJournal(text: string): JournalContents | undefined {
     }
   }
   const outbox = [...pending.entries()].sort(([a], [b]) => a - b).map(([, message]) => message);
-  return { outbox, liveTaskIds: [...live], leftovers: [...leftovers.values()], damagedLines };
+  const liveTasks = [...live].map(([taskId, executionId]) => ({ taskId, executionId }));
+  return { outbox, liveTasks, leftovers: [...leftovers.values()], damagedLines };
 }
 
 function parseRecord(line: string): JournalRecord | undefined {
@@ -150,13 +159,20 @@ const leftoverLine = (key: string, taskId: string, note: LeftoverNote): string =
 /** The record of a status entering the outbox. */
 const statusLine = ({ seq, message }: OutboxEntry): string => `{"s":${seq},"m":${JSON.stringify(message)}}\n`;
 
-function trackLiveness(live: Set<string>, message: OutboundMessage): void {
-  if (message.type === 'task_claimed') live.add(message.data.task_id);
-  else if (isTerminal(message)) live.delete(message.data.task_id);
+/** Running tasks by id, with the execution each runs ('' until its claim said, or when it has none). */
+type LiveTasks = Map<string, string>;
+
+/** A claim makes a task live (its execution is recorded by `claimed`); a terminal status ends it. */
+function trackLiveness(live: LiveTasks, message: OutboundMessage): void {
+  if (message.type === 'task_claimed') {
+    if (!live.has(message.data.task_id)) live.set(message.data.task_id, '');
+  } else if (isTerminal(message)) live.delete(message.data.task_id);
 }
 
+const liveLine = (taskId: string, executionId: string): string => `${JSON.stringify(executionId ? { l: taskId, e: executionId } : { l: taskId })}\n`;
+
 export class Journal implements OutboxObserver {
-  private readonly live = new Set<string>();
+  private readonly live: LiveTasks = new Map();
   /** Leftover notes by key, as the line that records each. */
   private readonly notes = new Map<string, string>();
   /** Line length of each status not yet delivered, and their sum: about what a compacted log would hold. */
@@ -260,6 +276,16 @@ export class Journal implements OutboxObserver {
     this.append(`{"d":${seq}}\n`);
   }
 
+  /**
+   * The task just claimed runs this execution: kept so that, after a crash, the
+   * failure reported for it names the execution (the claim itself does not carry it).
+   */
+  claimed(taskId: string, executionId: string): void {
+    if (this.disabled || !executionId || !this.live.has(taskId)) return;
+    this.live.set(taskId, executionId);
+    this.append(liveLine(taskId, executionId));
+  }
+
   /** The task's outcome is no longer this worker's to report. */
   handedOff(taskId: string): void {
     if (this.disabled || !this.live.delete(taskId)) return;
@@ -303,7 +329,7 @@ export class Journal implements OutboxObserver {
   private writeCompacted(): void {
     const lines = [HEADER];
     for (const entry of this.entries()) lines.push(statusLine(entry));
-    for (const taskId of this.live) lines.push(`${JSON.stringify({ l: taskId })}\n`);
+    for (const [taskId, executionId] of this.live) lines.push(liveLine(taskId, executionId));
     for (const note of this.notes.values()) lines.push(note);
     const text = lines.join('');
     const temporary = `${this.path}.${process.pid}.tmp`;

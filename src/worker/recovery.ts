@@ -16,9 +16,10 @@ export function recoverFromJournal(previous: JournalContents, resumed: readonly 
   if (previous.outbox.length > 0) log.info({ count: previous.outbox.length }, 'Delivering statuses the previous worker process had not sent');
   const reported = new Set(previous.outbox.filter((m) => m.type === 'task_completed' || m.type === 'task_failed').map((m) => m.data.task_id));
   const followed = new Set(resumed.map((task) => task.taskId));
-  for (const taskId of previous.liveTaskIds) {
+  for (const task of previous.liveTasks) {
+    const { taskId, executionId } = task;
     if (followed.has(taskId) || reported.has(taskId)) continue;
-    log.warn({ taskId }, 'This task was running when the previous worker process stopped unexpectedly; reporting it as failed');
-    outbox.enqueue(lostTaskFailure(taskId));
+    log.warn({ taskId, executionId }, 'This task was running when the previous worker process stopped unexpectedly; reporting it as failed');
+    outbox.enqueue(lostTaskFailure(task));
   }
 }

@@ -29,6 +29,8 @@ export interface WorkerDeps {
   admit?: ((assignment: TaskAssignment) => AdmissionDecision) | undefined;
   metrics?: WorkerMetrics;
   scrubber?: SecretScrubber;
+  /** A task was claimed to run this execution (the journal keeps it; the claim on the wire does not carry it). */
+  onClaimed?: (taskId: string, executionId: string) => void;
   /** A claimed task was handed off to a system that reports by itself (dispatch command): no terminal status will follow from here. */
   onHandedOff?: (taskId: string) => void;
   /** One line of a task's agent output, for a server that takes it (the task-output extension). */
@@ -45,6 +47,11 @@ export const HANDED_OFF_TTL_MS = 24 * 60 * 60 * 1000;
 /** What `task_failed` says for an assignment the worker cannot use (also shown by `oz-worker plan`). */
 export function invalidAssignmentMessage(problem: string): string {
   return `The worker could not run this task because its assignment was invalid (${problem}). The dispatch server and this worker may disagree on the protocol; update the worker or report this to the server operator.`;
+}
+
+/** The ids a terminal status starts with: the task, and the execution it ran when the assignment named one (omitempty, as Go). */
+function statusIds(entry: TaskEntry): { task_id: string; execution_id?: string } {
+  return entry.executionId ? { task_id: entry.taskId, execution_id: entry.executionId } : { task_id: entry.taskId };
 }
 
 export class Worker {
@@ -87,7 +94,7 @@ export class Worker {
         this.onCancellation(frame.taskId);
         return;
       case 'invalid':
-        this.onInvalid(frame.type, frame.taskId, frame.problem);
+        this.onInvalid(frame.type, frame.taskId, frame.executionId, frame.problem);
         return;
       case 'unparseable':
         log.warn({ bytes: text.length }, `Dropped a frame from the dispatch server: ${frame.problem}`);
@@ -100,7 +107,7 @@ export class Worker {
     }
   }
 
-  private onInvalid(type: string, taskId: string | undefined, problem: string): void {
+  private onInvalid(type: string, taskId: string | undefined, executionId: string | undefined, problem: string): void {
     const { log } = this.deps;
     if (type !== 'task_assignment') {
       log.warn({ type, taskId }, `Dropped an invalid ${type}: ${problem}`);
@@ -120,6 +127,7 @@ export class Worker {
       type: 'task_failed',
       data: {
         task_id: taskId,
+        ...(executionId ? { execution_id: executionId } : {}),
         message: invalidAssignmentMessage(problem),
         failure_reason: 'unknown',
       },
@@ -179,6 +187,7 @@ export class Worker {
     this.tasks.set(taskId, entry);
     this.running++;
     this.deps.send({ type: 'task_claimed', data: { task_id: taskId, worker_id: config.workerId } });
+    this.deps.onClaimed?.(taskId, executionId);
     this.metrics.taskClaimed();
     this.metrics.tasksActive(1);
     this.pruneHandedOff();
@@ -246,7 +255,7 @@ export class Worker {
           entry.apply({ type: 'succeeded' });
           result = 'succeeded';
           log.info('Task completed');
-          this.deps.send({ type: 'task_completed', data: { task_id: entry.taskId, message: 'Task completed successfully' } });
+          this.deps.send({ type: 'task_completed', data: { ...statusIds(entry), message: 'Task completed successfully' } });
           return;
         default:
           outcome satisfies never;
@@ -260,7 +269,7 @@ export class Worker {
         log.info('Task cancelled by user request');
         this.deps.send({
           type: 'task_completed',
-          data: { task_id: entry.taskId, message: 'Task cancelled by user request.', task_state: TASK_STATE_CANCELLED },
+          data: { ...statusIds(entry), message: 'Task cancelled by user request.', task_state: TASK_STATE_CANCELLED },
         });
         return;
       }
@@ -277,7 +286,7 @@ export class Worker {
       this.deps.send({
         type: 'task_failed',
         data: {
-          task_id: entry.taskId,
+          ...statusIds(entry),
           message: failure.message,
           failure_reason: failure.reason,
           ...(failure.exitCode ? { exit_code: failure.exitCode } : {}),

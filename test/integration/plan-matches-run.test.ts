@@ -411,7 +411,12 @@ describe.each(KINDS)('plan matches the %s backend', (kind) => {
       const failure = classifyFailure(error, undefined);
       expect(plan.answer).toEqual({
         type: 'task_failed',
-        data: { task_id: testCase.assignment.task_id, message: failure.message, failure_reason: failure.reason },
+        data: {
+          task_id: testCase.assignment.task_id,
+          ...(testCase.assignment.execution_id ? { execution_id: testCase.assignment.execution_id } : {}),
+          message: failure.message,
+          failure_reason: failure.reason,
+        },
       });
       return;
     }

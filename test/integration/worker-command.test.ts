@@ -102,6 +102,7 @@ case "$OZ_RUN_ID" in fail-*) echo "remote runtime refused: quota exceeded" >&2; 
     const failed = await server.waitForMessage('task_failed', 'fail-1');
     expect(failed.data).toEqual({
       task_id: 'fail-1',
+      execution_id: 'exec-fail-1',
       message: 'Failed to execute task: dispatch command failed: exit status 5; stderr: remote runtime refused: quota exceeded',
       failure_reason: 'dispatch_command',
     });

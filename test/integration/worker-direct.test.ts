@@ -88,7 +88,7 @@ describe('worker on the direct backend', () => {
     const record = await h.waitForRecord('c-1');
     h.server.cancel('c-1');
     const done = await h.server.waitForMessage('task_completed', 'c-1');
-    expect(done.data).toEqual({ task_id: 'c-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
+    expect(done.data).toEqual({ task_id: 'c-1', execution_id: 'exec-c-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
     await h.server.until(() => !alive(record.pid) && !alive(record.childPid!), 5_000, 'agent processes to exit');
   });
 

@@ -60,7 +60,7 @@ describe('worker on the Docker backend', () => {
       }),
     );
     const done = await h.server.waitForMessage('task_completed', 'ok-1');
-    expect(done.data).toEqual({ task_id: 'ok-1', message: 'Task completed successfully' });
+    expect(done.data).toEqual({ task_id: 'ok-1', execution_id: 'exec-ok-1', message: 'Task completed successfully' });
     const container = h.engine.containerFor('ok-1')!;
     expect(container.Labels).toMatchObject({ [L('worker-id')]: 'docker-it', [L('run-id')]: 'ok-1', [L('execution-id')]: 'exec-ok-1' });
     expect(container.body).toMatchObject({
@@ -97,6 +97,7 @@ describe('worker on the Docker backend', () => {
     const failed = await h.server.waitForMessage('task_failed', 'exit-1');
     expect(failed.data).toEqual({
       task_id: 'exit-1',
+      execution_id: 'exec-exit-1',
       message: 'Failed to execute task: container exited with non-zero status: 3',
       failure_reason: 'container_exit',
       exit_code: 3,
@@ -116,6 +117,7 @@ describe('worker on the Docker backend', () => {
     const failed = await h.server.waitForMessage('task_failed', 'pull-1');
     expect(failed.data).toEqual({
       task_id: 'pull-1',
+      execution_id: 'exec-pull-1',
       message:
         'Failed to execute task: failed to pull image registry.internal/team/missing:1: manifest for registry.internal/team/missing:1 not found: manifest unknown; check that the image name and tag exist in the registry',
       failure_reason: 'image_pull',
@@ -132,7 +134,7 @@ describe('worker on the Docker backend', () => {
     );
     h.server.cancel('cancel-1');
     const done = await h.server.waitForMessage('task_completed', 'cancel-1');
-    expect(done.data).toEqual({ task_id: 'cancel-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
+    expect(done.data).toEqual({ task_id: 'cancel-1', execution_id: 'exec-cancel-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
     expect(container.stops).toEqual([10]);
     expect(container.ExitCode).toBe(143);
     await h.engine.until(() => h.engine.removed.has(container.Id), 5_000, 'the container to be removed');

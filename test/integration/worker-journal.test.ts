@@ -52,6 +52,8 @@ describe('worker journal', () => {
     await start();
     const failed = await server.waitForMessage('task_failed', 'crash-1');
     expect(failed.data.failure_reason).toBe('unknown');
+    // The claim did not carry it; the journal kept it, so the server can tell which execution ended.
+    expect(failed.data.execution_id).toBe('exec-crash-1');
     expect(failed.data.message).toMatch(/stopped unexpectedly \(it was killed or crashed\) while this task was running/);
     expect(server.messagesFor('crash-1').filter((m) => m.type === 'task_failed')).toHaveLength(1);
   });
@@ -73,7 +75,8 @@ describe('worker journal', () => {
 
     server.refuseWith = undefined;
     await start();
-    await server.waitForMessage('task_completed', 'late-1');
+    const completed = await server.waitForMessage('task_completed', 'late-1');
+    expect(completed.data).toEqual({ task_id: 'late-1', execution_id: 'exec-late-1', message: 'Task completed successfully' });
     expect(server.messagesFor('late-1').filter((m) => m.type === 'task_completed')).toHaveLength(1);
     expect(server.messagesFor('late-1').some((m) => m.type === 'task_failed')).toBe(false);
   });

@@ -135,7 +135,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     expect(Object.values(record.env)).not.toContain(API_KEY);
     expect(h.worker.output).not.toContain('server-value');
     const done = await h.server.waitForMessage('task_completed', 'team-1', 30_000);
-    expect(done.data).toEqual({ task_id: 'team-1', message: 'Task completed successfully' });
+    expect(done.data).toEqual({ task_id: 'team-1', execution_id: 'exec-team-1', message: 'Task completed successfully' });
   }, 120_000);
 
   it('runs a user task without team sharing', async () => {
@@ -160,6 +160,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     const failed = await h.server.waitForMessage('task_failed', 'exit-3', 30_000);
     expect(failed.data).toEqual({
       task_id: 'exit-3',
+      execution_id: 'exec-exit-3',
       message: 'Failed to execute task: container exited with non-zero status: 3',
       failure_reason: 'container_exit',
       exit_code: 3,
@@ -171,6 +172,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     const failed = await h.server.waitForMessage('task_failed', 'oom-1', 60_000);
     expect(failed.data).toEqual({
       task_id: 'oom-1',
+      execution_id: 'exec-oom-1',
       message:
         'Failed to execute task: container exited with non-zero status: 137 (out of memory: the kernel killed the task at its 1 GiB limit; run it on a larger instance shape)',
       failure_reason: 'container_oom',
@@ -197,7 +199,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     await h.worker.waitForLog((l) => l.taskId === 'cancel-1' && String(l.msg).startsWith('fake-oz: started'), 30_000);
     h.server.cancel('cancel-1');
     const done = await h.server.waitForMessage('task_completed', 'cancel-1', 30_000);
-    expect(done.data).toEqual({ task_id: 'cancel-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
+    expect(done.data).toEqual({ task_id: 'cancel-1', execution_id: 'exec-cancel-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
     await h.worker.waitForLog((l) => l.taskId === 'cancel-1' && l.msg === 'fake-oz: SIGTERM');
     await until(async () => (await probe.containers([`${L('run-id')}=cancel-1`])).length === 0, 15_000, 'the container to be removed');
   }, 60_000);
@@ -209,7 +211,7 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
     h.server.cancel('cancel-2');
     await h.worker.waitForLog((l) => l.taskId === 'cancel-2' && l.msg === 'fake-oz: ignoring SIGTERM');
     const done = await h.server.waitForMessage('task_completed', 'cancel-2', 40_000);
-    expect(done.data).toEqual({ task_id: 'cancel-2', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
+    expect(done.data).toEqual({ task_id: 'cancel-2', execution_id: 'exec-cancel-2', message: 'Task cancelled by user request.', task_state: 'CANCELLED' });
     // The agent had its grace period (10 s) before the kill.
     expect(Date.now() - cancelledAt).toBeGreaterThanOrEqual(9_000);
     await until(async () => (await probe.containers([`${L('run-id')}=cancel-2`])).length === 0, 15_000, 'the container to be removed');
@@ -258,7 +260,11 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
       '20 containers running at once',
     );
     for (const id of ids)
-      expect((await h.server.waitForMessage('task_completed', id, 60_000)).data).toEqual({ task_id: id, message: 'Task completed successfully' });
+      expect((await h.server.waitForMessage('task_completed', id, 60_000)).data).toEqual({
+        task_id: id,
+        execution_id: `exec-${id}`,
+        message: 'Task completed successfully',
+      });
   }, 150_000);
 
   it('leaves nothing behind: no containers, no per-task volumes', async () => {

@@ -13,6 +13,8 @@ export interface Handshake {
   authorization: string | undefined;
   workerId: string | null;
   url: string;
+  /** The raw `X-Warp-Worker-Version` header (UTF-8 bytes as latin1), if sent. */
+  workerVersion: string | undefined;
 }
 
 export class FakeDispatchServer {
@@ -54,7 +56,13 @@ export class FakeDispatchServer {
 
   private onUpgrade(req: IncomingMessage, socket: import('node:net').Socket, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    this.handshakes.push({ authorization: req.headers.authorization, workerId: url.searchParams.get('worker_id'), url: req.url ?? '' });
+    const workerVersion = req.headers['x-warp-worker-version'];
+    this.handshakes.push({
+      authorization: req.headers.authorization,
+      workerId: url.searchParams.get('worker_id'),
+      url: req.url ?? '',
+      workerVersion: typeof workerVersion === 'string' ? workerVersion : undefined,
+    });
     const status = this.refuseWith ?? (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}` ? 401 : undefined);
     if (status !== undefined) {
       socket.on('error', () => socket.destroy()); // a worker killed mid-refusal resets the socket

@@ -5,7 +5,7 @@ import { Outbox } from '../../src/connection/outbox.js';
 import { takeAll } from '../support/outbox.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { OutboundMessage } from '../../src/protocol/messages.js';
-import { describeLines, Journal, replayJournal, type JournalContents } from '../../src/worker/journal.js';
+import { describeLines, Journal, replayJournal, type JournalContents, type LiveTask } from '../../src/worker/journal.js';
 import { tempDir } from '../support/worker-process.js';
 
 const claimed = (id: string): OutboundMessage => ({ type: 'task_claimed', data: { task_id: id, worker_id: 'w' } });
@@ -13,10 +13,13 @@ const completed = (id: string): OutboundMessage => ({ type: 'task_completed', da
 const line = (record: object) => JSON.stringify(record);
 const HEADER = '{"journal":2}';
 
+/** A live task by its id alone: one whose execution the journal does not know. */
+const live = (tasks: Array<string | LiveTask>): LiveTask[] => tasks.map((t) => (typeof t === 'string' ? { taskId: t, executionId: '' } : t));
+
 /** What a replay returns: statuses, live tasks, and (by default none) leftovers and damaged lines. */
-const contents = (outbox: OutboundMessage[], liveTaskIds: string[], extra: Partial<JournalContents> = {}): JournalContents => ({
+const contents = (outbox: OutboundMessage[], liveTasks: Array<string | LiveTask>, extra: Partial<JournalContents> = {}): JournalContents => ({
   outbox,
-  liveTaskIds,
+  liveTasks: live(liveTasks),
   leftovers: [],
   damagedLines: [],
   ...extra,
@@ -59,6 +62,21 @@ describe('replayJournal', () => {
         '',
       ],
       expected: contents([claimed('a'), completed('a')], [], { leftovers: [{ key: 'k1', taskId: 'a', note }] }),
+    },
+    {
+      name: 'a status keeps the execution it names; a live task keeps the execution its claim recorded',
+      lines: [
+        HEADER,
+        line({ s: 1, m: claimed('a') }),
+        line({ l: 'a', e: 'exec-a' }),
+        line({ s: 2, m: { type: 'task_completed', data: { task_id: 'b', execution_id: 'exec-b', message: 'done' } } }),
+        line({ l: 'c', e: 7 }),
+        '',
+      ],
+      expected: contents(
+        [claimed('a'), { type: 'task_completed', data: { task_id: 'b', execution_id: 'exec-b', message: 'done' } }],
+        [{ taskId: 'a', executionId: 'exec-a' }, 'c'],
+      ),
     },
     { name: 'damage before the end', lines: [HEADER, '{"s":1,', line({ d: 1 }), ''], expected: contents([], [], { damagedLines: [2] }) },
     {
@@ -129,8 +147,22 @@ describe('Journal', () => {
     outbox.enqueue(completed('old'));
     journal.start();
     outbox.observer = journal;
-    expect(previous.liveTaskIds).toEqual(['old']);
+    expect(previous.liveTasks).toEqual(live(['old']));
     expect(replayJournal(readFileSync(path, 'utf8'))).toEqual(contents([completed('old')], []));
+  });
+
+  it('keeps the execution of a claimed task', async () => {
+    const { path, outbox, journal } = setUp();
+    journal.start();
+    outbox.observer = journal;
+    outbox.enqueue(claimed('a'));
+    journal.claimed('a', 'exec-a');
+    outbox.enqueue(claimed('b'));
+    journal.claimed('b', '');
+    for (const entry of takeAll(outbox)) outbox.delivered(entry.seq);
+    await journal.settled();
+    expect(readFileSync(path, 'utf8').split('\n')).toContain('{"l":"a","e":"exec-a"}');
+    expect(new Journal(path, () => [], silentLogger()).load()?.liveTasks).toEqual(live([{ taskId: 'a', executionId: 'exec-a' }, 'b']));
   });
 
   it('forgets a handed-off task', async () => {
@@ -143,13 +175,16 @@ describe('Journal', () => {
     const text = readFileSync(path, 'utf8');
     // The record journals written by earlier versions hold too: its key must keep reading.
     expect(text.split('\n')).toContain('{"h":"d"}');
-    expect(replayJournal(text)?.liveTaskIds).toEqual([]);
+    expect(replayJournal(text)?.liveTasks).toEqual([]);
   });
 
   it('stays small over many tasks: the log is compacted once it is mostly history', async () => {
     const { path, outbox, journal } = setUp();
     journal.start();
     outbox.observer = journal;
+    // A task running all along: each compaction keeps it, with its execution.
+    outbox.enqueue(claimed('long'));
+    journal.claimed('long', 'exec-long');
     for (let i = 0; i < 20_000; i++) {
       outbox.enqueue(claimed(`t${i}`));
       outbox.enqueue(completed(`t${i}`));
@@ -160,7 +195,7 @@ describe('Journal', () => {
     await journal.settled();
     // Some 3 MB of records were appended; the file holds about the last compaction's worth.
     expect(statSync(path).size).toBeLessThan(1.5 * 1024 * 1024);
-    expect(replayJournal(readFileSync(path, 'utf8'))).toEqual(contents([claimed('last')], ['last']));
+    expect(replayJournal(readFileSync(path, 'utf8'))).toEqual(contents([claimed('last')], [{ taskId: 'long', executionId: 'exec-long' }, 'last']));
   });
 
   it('warns once and carries on when the state directory is not writable', () => {

@@ -65,9 +65,30 @@ describe('worker core', () => {
     await tick();
     expect(sent).toEqual([
       { type: 'task_claimed', data: { task_id: 'task-1', worker_id: 'w1' } },
-      { type: 'task_completed', data: { task_id: 'task-1', message: 'Task completed successfully' } },
+      { type: 'task_completed', data: { task_id: 'task-1', execution_id: 'exec-task-1', message: 'Task completed successfully' } },
     ]);
     expect(worker.taskState('task-1')).toBeUndefined();
+  });
+
+  it("echoes the assignment's execution_id in Go's field order, and leaves it out when the assignment had none", async () => {
+    const { worker, sent } = setup({
+      script: async (run) => {
+        if (run.params.taskId === 'done') return { kind: 'completed' };
+        throw new TaskFailure('agent_invocation', 'boom', { exitCode: 2 });
+      },
+    });
+    worker.handleFrame(assign('done'));
+    worker.handleFrame(assign('broke'));
+    worker.handleFrame(frame('task_assignment', { task_id: 'plain', task: { id: 'plain' } }));
+    worker.handleFrame(frame('task_assignment', { task_id: 'empty', execution_id: '', task: { id: 'empty' } }));
+    await tick();
+    const terminal = sent.filter((m) => m.type !== 'task_claimed').map((m) => JSON.stringify(m));
+    expect(terminal).toEqual([
+      '{"type":"task_completed","data":{"task_id":"done","execution_id":"exec-done","message":"Task completed successfully"}}',
+      '{"type":"task_failed","data":{"task_id":"broke","execution_id":"exec-broke","message":"Failed to execute task: boom","failure_reason":"agent_invocation","exit_code":2}}',
+      '{"type":"task_failed","data":{"task_id":"plain","message":"Failed to execute task: boom","failure_reason":"agent_invocation","exit_code":2}}',
+      '{"type":"task_failed","data":{"task_id":"empty","message":"Failed to execute task: boom","failure_reason":"agent_invocation","exit_code":2}}',
+    ]);
   });
 
   it('reports a backend error as task_failed with reason and exit code', async () => {
@@ -82,6 +103,7 @@ describe('worker core', () => {
       type: 'task_failed',
       data: {
         task_id: 'task-1',
+        execution_id: 'exec-task-1',
         message: 'Failed to execute task: oz agent exited with error: exit status 3',
         failure_reason: 'agent_invocation',
         exit_code: 3,
@@ -110,7 +132,7 @@ describe('worker core', () => {
     await tick();
     expect(sent[1]).toEqual({
       type: 'task_completed',
-      data: { task_id: 'task-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' },
+      data: { task_id: 'task-1', execution_id: 'exec-task-1', message: 'Task cancelled by user request.', task_state: 'CANCELLED' },
     });
     expect(cancels).toEqual([{ taskId: 'task-1', executionId: 'exec-task-1' }]);
   });
@@ -188,6 +210,24 @@ describe('worker core', () => {
     ]);
     expect((sent[0]!.data as { message: string }).message).toMatch(/task: .*missing/);
     expect((sent[1]!.data as { message: string }).message).toMatch(/task\.owner\.Id/);
+  });
+
+  it('names the execution in the task_failed for an invalid assignment when its execution_id is usable', () => {
+    const { worker, sent } = setup();
+    const badHead = { id: 'x', agent_config_snapshot: { repository_head_overrides: [{ head: 'main' }] } };
+    worker.handleFrame(frame('task_assignment', { task_id: 'bad', EXECUTION_ID: 'exec-9', task: badHead }));
+    worker.handleFrame(frame('task_assignment', { task_id: 'bad2', execution_id: 7, task: { id: 'x' } }));
+    expect(sent.map((m) => m.data)).toEqual([
+      {
+        task_id: 'bad',
+        execution_id: 'exec-9',
+        message: expect.stringMatching(
+          /assignment was invalid \(task\.agent_config_snapshot\.repository_head_overrides\.0\.head: expected object, received string\)/,
+        ),
+        failure_reason: 'unknown',
+      },
+      { task_id: 'bad2', message: expect.stringMatching(/execution_id: expected string, received number/), failure_reason: 'unknown' },
+    ]);
   });
 
   it('keeps a handed-off task for cancellation routing but sends no terminal message', async () => {
@@ -269,7 +309,10 @@ describe('worker core', () => {
     worker.handleFrame(frame('task_cancellation', { task_id: 'a' }));
     expect(worker.taskState('a')).toBe('stopping');
     await worker.drain(Date.now() + 1_000);
-    expect(sent[1]).toEqual({ type: 'task_completed', data: { task_id: 'a', message: 'Task cancelled by user request.', task_state: 'CANCELLED' } });
+    expect(sent[1]).toEqual({
+      type: 'task_completed',
+      data: { task_id: 'a', execution_id: 'exec-a', message: 'Task cancelled by user request.', task_state: 'CANCELLED' },
+    });
   });
 
   it('builds task parameters with the production builder by default, the --mcp token byte-exact', async () => {
