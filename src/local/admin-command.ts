@@ -106,6 +106,8 @@ interface PinJson {
 interface WorkerJson {
   worker_id: string;
   identity: { kind: string; teamId?: number; userId?: number; deviceId?: string };
+  /** What the worker announced on connecting; null for a worker that does not say (a Go worker before the header). */
+  version?: string | null;
   active_tasks: number;
   draining: boolean;
 }
@@ -257,9 +259,10 @@ export const admin = {
   workerList: (flags: AdminFlags) =>
     call<{ workers: WorkerJson[] }>(flags, 'GET', '/api/v1/workers', undefined, ({ workers }) =>
       table(
-        ['WORKER', 'KEY OF', 'ACTIVE TASKS', 'DRAINING'],
+        ['WORKER', 'VERSION', 'KEY OF', 'ACTIVE TASKS', 'DRAINING'],
         workers.map((w) => [
           w.worker_id,
+          w.version || '-',
           w.identity.kind === 'team'
             ? `team ${w.identity.teamId}`
             : `user ${w.identity.userId}${w.identity.deviceId ? ` (device ${w.identity.deviceId})` : ''}`,

@@ -26,6 +26,8 @@ export interface TaskJson {
   state: string;
   worker_id: string | null;
   execution_id: string | null;
+  /** The execution id the worker's final status named (null: it named none). */
+  reported_execution_id?: string | null;
   attempts: number;
   exit_code: number | null;
   failure_reason: string | null;

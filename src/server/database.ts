@@ -101,6 +101,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_submitter ON tasks(submitted_by, state);
   CREATE INDEX pins_device ON pins(device_id, archived_at);
   `,
+  // The execution id a worker's final status named (workers before that field name none).
+  `
+  ALTER TABLE tasks ADD COLUMN reported_execution_id TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,8 +7,8 @@
 //
 // One instance owns all timers; every state change goes through the store and
 // leaves an event in the task's history. A status from a worker counts only for
-// a task assigned to that worker's current connection; the rest is logged and
-// ignored. Queue passes read only the slices of the queue a connected worker may
+// a task assigned to that worker's current connection (and a final status that
+// names an execution, only for the current one); the rest is logged and ignored. Queue passes read only the slices of the queue a connected worker may
 // run, oldest first, a bounded number of rows each.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -25,6 +25,8 @@ import { OutputRecorder } from './task-output.js';
 export interface WorkerSession {
   readonly workerId: string;
   readonly identity: WorkerIdentity;
+  /** The build the worker announced on connecting (`X-Warp-Worker-Version`), if any. */
+  readonly version?: string | undefined;
   /** Sends one frame to the worker. */
   send(frame: object): void;
 }
@@ -122,10 +124,11 @@ export class Dispatcher {
     this.lostTimers.clear();
   }
 
-  get connectedWorkers(): { workerId: string; identity: WorkerIdentity; activeTasks: number; draining: boolean }[] {
+  get connectedWorkers(): { workerId: string; identity: WorkerIdentity; version: string | undefined; activeTasks: number; draining: boolean }[] {
     return [...this.sessions.values()].map((s) => ({
       workerId: s.session.workerId,
       identity: s.session.identity,
+      version: s.session.version,
       activeTasks: s.active.size,
       draining: s.draining,
     }));
@@ -227,7 +230,8 @@ export class Dispatcher {
    * A validated message from a worker. It counts only for a task this server
    * assigned to this connection (same worker id, so the same principal, and the
    * task in this connection's active set, or its claim-timed-out attempt last sent
-   * here); anything else is logged and ignored.
+   * here; a final status naming an execution, that execution); anything else is
+   * logged and ignored.
    */
   handle(session: WorkerSession, message: OutboundMessage): void {
     const state = this.sessions.get(session.workerId);
@@ -263,21 +267,42 @@ export class Dispatcher {
           log.warn({ state: task.state }, `Ignored ${message.type} for a task not assigned to this worker`);
           return;
         }
-        if (message.type === 'task_failed') {
-          this.finish(task, 'failed', {
-            message: message.data.message,
-            failureReason: message.data.failure_reason ?? null,
-            exitCode: message.data.exit_code ?? null,
-          });
-        } else if (message.data.task_state === 'CANCELLED') {
-          this.finish(task, 'cancelled', { message: message.data.message });
-        } else {
-          this.finish(task, 'completed', { message: message.data.message });
-        }
-        state.active.delete(task.id);
-        this.pump();
+        this.onFinalStatus(task, state, message, log);
         return;
     }
+  }
+
+  /** A final status from the worker the task is on: it ends the task, if it is about the current execution. */
+  private onFinalStatus(
+    task: TaskRecord,
+    state: SessionState,
+    message: Extract<OutboundMessage, { type: 'task_completed' | 'task_failed' }>,
+    log: Logger,
+  ): void {
+    // A worker that names no execution (one from before the field) is taken at its word for the current one.
+    const reported = message.data.execution_id;
+    if (reported !== undefined && reported !== task.executionId) {
+      log.warn(
+        { executionId: reported, currentExecutionId: task.executionId },
+        `Ignored ${message.type} for execution ${reported}: the task's current execution on this worker is ${task.executionId ?? '(none)'}`,
+      );
+      return;
+    }
+    const reportedExecutionId = reported ?? null;
+    if (message.type === 'task_failed') {
+      this.finish(task, 'failed', {
+        message: message.data.message,
+        failureReason: message.data.failure_reason ?? null,
+        exitCode: message.data.exit_code ?? null,
+        reportedExecutionId,
+      });
+    } else if (message.data.task_state === 'CANCELLED') {
+      this.finish(task, 'cancelled', { message: message.data.message, reportedExecutionId });
+    } else {
+      this.finish(task, 'completed', { message: message.data.message, reportedExecutionId });
+    }
+    state.active.delete(task.id);
+    this.pump();
   }
 
   /**
@@ -553,7 +578,7 @@ export class Dispatcher {
   private finish(
     task: TaskRecord,
     state: 'completed' | 'failed' | 'cancelled' | 'lost',
-    detail: { message: string; failureReason?: string | null; exitCode?: number | null; cancelRequestedAt?: string },
+    detail: { message: string; failureReason?: string | null; exitCode?: number | null; cancelRequestedAt?: string; reportedExecutionId?: string | null },
   ): void {
     const attempt = this.pending.get(task.id);
     if (attempt) clearTimeout(attempt.timer);
@@ -575,6 +600,7 @@ export class Dispatcher {
         message: detail.message,
         failureReason: detail.failureReason ?? null,
         exitCode: detail.exitCode ?? null,
+        reportedExecutionId: detail.reportedExecutionId ?? null,
         finishedAt: new Date().toISOString(),
         ...(detail.cancelRequestedAt ? { cancelRequestedAt: detail.cancelRequestedAt } : {}),
       });

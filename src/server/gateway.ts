@@ -9,6 +9,7 @@ import { describeZodIssues } from '../errors/zod-issues.js';
 import type { Logger } from '../log/logger.js';
 import { OutboundMessageSchema } from '../protocol/messages.js';
 import { EXTENSIONS_HEADER, TASK_OUTPUT_EXTENSION, TASK_OUTPUT_TYPE, TaskOutputFrameSchema } from '../protocol/task-output.js';
+import { announcedWorkerVersion, WORKER_VERSION_HEADER } from '../protocol/worker-version.js';
 import { principalTag, type WorkerIdentity } from './access.js';
 import { bearerToken } from './credentials.js';
 import type { Dispatcher, WorkerSession } from './dispatcher.js';
@@ -90,6 +91,7 @@ class SocketSession implements WorkerSession {
     readonly workerId: string,
     readonly identity: WorkerIdentity,
     readonly keyId: number,
+    readonly version: string | undefined,
     private readonly socket: WebSocket,
   ) {}
 
@@ -124,7 +126,11 @@ export class WorkerGateway {
       return;
     }
     const worker = auth as AuthenticatedWorker;
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, worker));
+    const header = request.headers[WORKER_VERSION_HEADER.toLowerCase()];
+    const version = announcedWorkerVersion(header);
+    // Kept out of the log: a value that failed the check is not fit to print.
+    if (header !== undefined && version === undefined) this.log.warn({ workerId: worker.workerId }, `Ignored an invalid ${WORKER_VERSION_HEADER} header`);
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, worker, version));
   }
 
   /** Ends, at once, every connection made with the key (it was revoked). */
@@ -145,8 +151,8 @@ export class WorkerGateway {
     }
   }
 
-  private accept(ws: WebSocket, { workerId, identity, keyId }: AuthenticatedWorker): void {
-    const session = new SocketSession(workerId, identity, keyId, ws);
+  private accept(ws: WebSocket, { workerId, identity, keyId }: AuthenticatedWorker, version: string | undefined): void {
+    const session = new SocketSession(workerId, identity, keyId, version, ws);
     const previous = this.sessions.get(workerId);
     if (previous) {
       // The same worker id reconnecting: the new connection wins.
@@ -155,7 +161,7 @@ export class WorkerGateway {
     }
     this.sessions.set(workerId, session);
     const log = this.log.child({ workerId });
-    log.info({ identity }, 'Worker connected');
+    log.info({ identity, version }, 'Worker connected');
 
     let alive = true;
     ws.on('pong', () => (alive = true));

@@ -61,6 +61,7 @@ export function taskJson(task: TaskRecord, waitingReason?: string): Record<strin
     state: task.state,
     worker_id: task.workerId ?? null,
     execution_id: task.executionId ?? null,
+    reported_execution_id: task.reportedExecutionId ?? null,
     attempts: task.attempts,
     exit_code: task.exitCode ?? null,
     failure_reason: task.failureReason ?? null,
@@ -455,7 +456,13 @@ export class HttpApi {
       return [
         200,
         {
-          workers: dispatcher.connectedWorkers.map((w) => ({ worker_id: w.workerId, identity: w.identity, active_tasks: w.activeTasks, draining: w.draining })),
+          workers: dispatcher.connectedWorkers.map((w) => ({
+            worker_id: w.workerId,
+            identity: w.identity,
+            version: w.version ?? null,
+            active_tasks: w.activeTasks,
+            draining: w.draining,
+          })),
         },
       ];
     });

@@ -25,6 +25,8 @@ export interface TaskRecord {
   state: TaskState;
   workerId: string | undefined;
   executionId: string | undefined;
+  /** The execution id the worker's final status named; undefined when it named none. */
+  reportedExecutionId: string | undefined;
   attempts: number;
   exitCode: number | undefined;
   failureReason: string | undefined;

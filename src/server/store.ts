@@ -23,6 +23,7 @@ function toTask(row: Row): TaskRecord {
     state: row.state as TaskState,
     workerId: opt(row.worker_id),
     executionId: opt(row.execution_id),
+    reportedExecutionId: opt(row.reported_execution_id),
     attempts: Number(row.attempts),
     exitCode: row.exit_code === null ? undefined : Number(row.exit_code),
     failureReason: opt(row.failure_reason),
@@ -73,6 +74,7 @@ export interface TaskUpdate {
   state?: TaskState;
   workerId?: string | null;
   executionId?: string | null;
+  reportedExecutionId?: string | null;
   attempts?: number;
   exitCode?: number | null;
   failureReason?: string | null;
@@ -87,6 +89,7 @@ const UPDATE_COLUMNS: Record<keyof TaskUpdate, string> = {
   state: 'state',
   workerId: 'worker_id',
   executionId: 'execution_id',
+  reportedExecutionId: 'reported_execution_id',
   attempts: 'attempts',
   exitCode: 'exit_code',
   failureReason: 'failure_reason',

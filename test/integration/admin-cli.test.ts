@@ -1,8 +1,10 @@
 // `oz-worker admin` against a bare `oz-worker server`, through the real bin:
 // everything a server needs before it runs a task, without curl.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunningCli, runCli } from '../support/cli.js';
-import { BIN, FAKE_OZ, tempDir } from '../support/worker-process.js';
+import { BIN, FAKE_OZ, REPO_ROOT, tempDir } from '../support/worker-process.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -63,7 +65,10 @@ describe('oz-worker admin', { timeout: 120_000 }, () => {
       await worker.exit();
     });
     await worker.waitFor(/Connected to dispatch server/);
-    expect(await admin('worker', 'list')).toMatch(/^WORKER +KEY OF +ACTIVE TASKS +DRAINING\nfleet-1 +team 1 +0 +no\n$/);
+    // VERSION: what the worker announced on connecting (X-Warp-Worker-Version), this package's version.
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    const escaped = version.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(await admin('worker', 'list')).toMatch(new RegExp(`^WORKER +VERSION +KEY OF +ACTIVE TASKS +DRAINING\\nfleet-1 +${escaped} +team 1 +0 +no\\n$`));
 
     // The team's default agent applies: no --agent-config needed.
     const task = await runCli(['task', 'submit', 'ship it', '--team', '1', '--watch', '--server', url, '--api-key', userKey]);

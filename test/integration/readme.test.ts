@@ -455,7 +455,7 @@ async function serverAndAdmin(install: Install): Promise<void> {
     /^ID +PREFIX +KIND +OWNER +STATE +NAME\n1 +\S+ +admin +- +active +admin\n2 +\S+ +team +team 1 +active +\n3 +\S+ +user +user 1 +active +\n$/,
   );
   expect(keys).not.toContain(teamKey!);
-  expect(await admin('oz-worker admin worker list')).toMatch(/\nfleet-1 +team 1 +0 +no\n/);
+  expect(await admin('oz-worker admin worker list')).toMatch(/\nfleet-1 +\S+ +team 1 +0 +no\n/);
   expect(await admin(ADMIN.archive)).toBe('archived pin 1\n');
   expect(await admin('oz-worker admin pin list')).toMatch(/\n1 +alice-mac +1 +archived\n$/);
   expect(await admin(ADMIN.revoke)).toBe('revoked key 3\n');

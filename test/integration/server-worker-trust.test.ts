@@ -1,10 +1,13 @@
 // `oz-worker server` against workers that are not who they say, report on work
 // that is not theirs, lose their key, or come back without their task: real
 // server process, real workers and bare sockets, loopback only.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProbeWorker, until } from '../support/local-server.js';
 import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
+import { REPO_ROOT } from '../support/worker-process.js';
 
 let s: ServerProcess | undefined;
 let relay: TcpRelay | undefined;
@@ -18,8 +21,10 @@ afterEach(async () => {
 const AGENT = { model_id: 'claude-test' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function workers(server: ServerProcess): Promise<{ worker_id: string; identity: Record<string, unknown> }[]> {
-  return (await server.admin.request<{ workers: { worker_id: string; identity: Record<string, unknown> }[] }>('GET', '/api/v1/workers')).workers;
+type WorkerJson = { worker_id: string; identity: Record<string, unknown>; version: string | null };
+
+async function workers(server: ServerProcess): Promise<WorkerJson[]> {
+  return (await server.admin.request<{ workers: WorkerJson[] }>('GET', '/api/v1/workers')).workers;
 }
 
 describe('a worker id belongs to one user or team', () => {
@@ -98,6 +103,73 @@ describe('a worker reports only on tasks it was assigned', () => {
     expect(await client.task(task.id)).toMatchObject({ state: 'running', worker_id: 'eng-fleet' });
     owner.send('task_completed', { task_id: task.id, message: 'Task completed successfully' });
     expect(await s.waitForTask(client, task.id, ['completed', 'failed'])).toMatchObject({ state: 'completed', worker_id: 'eng-fleet' });
+  });
+});
+
+describe('a status names the execution it ends', () => {
+  it('ignores a final status for another execution; records the one it ends', async () => {
+    s = await startServerProcess();
+    const eng = await s.createTeam('eng', { defaultAgent: AGENT });
+    const client = s.as(eng.key);
+    const worker = await s.probe(eng.key, 'eng-fleet');
+    const ran = async (prompt: string): Promise<{ id: string; execution: string }> => {
+      const task = await client.submitTask({ prompt });
+      await until(() => worker.received(task.id), 5_000, 'the assignment');
+      worker.send('task_claimed', { task_id: task.id, worker_id: 'eng-fleet' });
+      await s!.waitForTask(client, task.id, ['running']);
+      return { id: task.id, execution: worker.assignments.find((a) => a.task_id === task.id)!.execution_id };
+    };
+
+    // An earlier execution's report (e.g. held across a reconnect) does not end the current one.
+    const stale = await ran('one execution at a time');
+    worker.send('task_completed', { task_id: stale.id, execution_id: 'an-earlier-execution', message: 'Task completed successfully' });
+    await until(() => s!.logged(/Ignored task_completed for execution an-earlier-execution/), 5_000, 'the ignored report');
+    expect(await client.task(stale.id)).toMatchObject({ state: 'running', reported_execution_id: null });
+    worker.send('task_failed', {
+      task_id: stale.id,
+      execution_id: stale.execution,
+      message: 'Failed to execute task: boom',
+      failure_reason: 'agent_invocation',
+      exit_code: 3,
+    });
+    expect(await s.waitForTask(client, stale.id, ['failed', 'completed'])).toMatchObject({
+      state: 'failed',
+      exit_code: 3,
+      execution_id: stale.execution,
+      reported_execution_id: stale.execution,
+    });
+
+    const cancelled = await ran('cancelled');
+    worker.send('task_completed', {
+      task_id: cancelled.id,
+      execution_id: cancelled.execution,
+      message: 'Task cancelled by user request.',
+      task_state: 'CANCELLED',
+    });
+    expect(await s.waitForTask(client, cancelled.id, ['cancelled', 'completed'])).toMatchObject({
+      state: 'cancelled',
+      reported_execution_id: cancelled.execution,
+    });
+
+    // A worker from before the field names none: its report counts for the current execution.
+    const older = await ran('from an older worker');
+    worker.send('task_completed', { task_id: older.id, message: 'Task completed successfully' });
+    expect(await s.waitForTask(client, older.id, ['completed', 'failed'])).toMatchObject({ state: 'completed', reported_execution_id: null });
+  });
+
+  it("records each connection's announced version; a real worker announces its own", async () => {
+    s = await startServerProcess();
+    const team = await s.createTeam('eng', { defaultAgent: AGENT });
+    s.startWorker(team.key, { workerId: 'real' });
+    await s.probe(team.key, 'release', undefined, { 'X-Warp-Worker-Version': 'v2026-08-04-15-14-28' });
+    await s.probe(team.key, 'silent');
+    // A byte that is not UTF-8 (Node itself refuses to send control characters).
+    await s.probe(team.key, 'garbled', undefined, { 'X-Warp-Worker-Version': 'v1-\u00ff' });
+    await until(async () => (await workers(s!)).length === 4, 10_000, 'four connections');
+    const versions = Object.fromEntries((await workers(s)).map((w) => [w.worker_id, w.version]));
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(versions).toEqual({ real: version, release: 'v2026-08-04-15-14-28', silent: null, garbled: null });
+    expect(s.logged(/Ignored an invalid X-Warp-Worker-Version header/)).toBe(true);
   });
 });
 

@@ -154,11 +154,12 @@ export class ProbeWorker {
     });
   }
 
-  static connect(webSocketUrl: string, key: string, workerId: string, deviceId?: string): Promise<ProbeWorker> {
+  /** `headers`: more upgrade headers (e.g. `X-Warp-Worker-Version`). */
+  static connect(webSocketUrl: string, key: string, workerId: string, deviceId?: string, headers: Record<string, string> = {}): Promise<ProbeWorker> {
     const url = new URL(webSocketUrl);
     url.searchParams.set('worker_id', workerId);
     if (deviceId) url.searchParams.set('device_id', deviceId);
-    const socket = new WebSocket(url, { headers: { Authorization: `Bearer ${key}` } });
+    const socket = new WebSocket(url, { headers: { Authorization: `Bearer ${key}`, ...headers } });
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new ProbeWorker(socket)));
       socket.once('unexpected-response', (_request, response) => reject(new Error(`upgrade refused with HTTP ${response.statusCode}`)));

@@ -19,7 +19,7 @@ export interface ServerProcess {
   createTeam(name: string, options?: { members?: number[]; defaultAgent?: Record<string, unknown> }): Promise<{ id: number; key: string; keyId: number }>;
   /** A real worker (direct backend, fake oz) connected with `key`. */
   startWorker(key: string, options?: { workerId?: string; args?: string[]; env?: Record<string, string>; webSocketUrl?: string }): WorkerProcess;
-  probe(key: string, workerId: string, deviceId?: string): Promise<ProbeWorker>;
+  probe(key: string, workerId: string, deviceId?: string, headers?: Record<string, string>): Promise<ProbeWorker>;
   waitForTask(client: ApiClient, taskId: string, states: string[], timeoutMs?: number): Promise<TaskJson>;
   /** Server log lines whose message matches. */
   logged(pattern: RegExp): boolean;
@@ -85,8 +85,8 @@ export async function startServerProcess(options: { args?: string[]; umask?: str
       workers.push(worker);
       return worker;
     },
-    async probe(key, workerId, deviceId) {
-      const p = await ProbeWorker.connect(webSocketUrl, key, workerId, deviceId);
+    async probe(key, workerId, deviceId, headers) {
+      const p = await ProbeWorker.connect(webSocketUrl, key, workerId, deviceId, headers);
       probes.push(p);
       return p;
     },

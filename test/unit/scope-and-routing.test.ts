@@ -134,6 +134,7 @@ describe('assignment frame', () => {
     state: 'queued',
     workerId: undefined,
     executionId: undefined,
+    reportedExecutionId: undefined,
     attempts: 0,
     exitCode: undefined,
     failureReason: undefined,
