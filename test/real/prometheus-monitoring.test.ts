@@ -101,8 +101,9 @@ describe.skipIf(!prometheus)('dashboard and alert rules on a real Prometheus scr
       server.assign(assignment(id, { env_vars: env }));
       await server.waitForMessage(status, id, 30_000);
     };
-    server.assign(assignment('long', { env_vars: { FAKE_OZ_SLEEP_MS: '6000' } }));
+    server.assign(assignment('long', { env_vars: { FAKE_OZ_SLEEP_MS: '10000' } }));
     await server.waitForMessage('task_claimed', 'long');
+    await until(() => scraped('oz_worker_tasks_active == 1'), 8_000, 'the full worker to be scraped');
     server.assign(assignment('turned-away'));
     await server.waitForMessage('task_rejected', 'turned-away');
     await until(() => scraped('oz_worker_tasks_rejected_total{reason="at_capacity"} == 1'), 10_000, 'the rejection to be scraped');
