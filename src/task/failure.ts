@@ -33,6 +33,9 @@ export const FAILURE_REASONS = [
   'invalid_image',
   'active_deadline',
   'cleanup',
+  // Added after the Go worker at 3382ab6 (named as its later versions name it); appended so the
+  // 29 values above keep their order.
+  'pod_preempted',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
@@ -124,6 +127,8 @@ export const FAILURE_HINTS: Readonly<Record<FailureReason, string>> = {
   invalid_image: 'The task image is not a valid image reference. Fix the image of the environment (or backend.kubernetes.default_image).',
   active_deadline: "The task's pod ran past its deadline and Kubernetes stopped it. Raise backend.kubernetes.active_deadline_seconds or split the task.",
   cleanup: 'Cleaning up after the task failed. Remove what was left behind by hand; the task result itself stands.',
+  pod_preempted:
+    "Kubernetes stopped the task's pod to make room for a pod of higher priority. Run the task again; to keep it from being preempted, give task pods a higher priorityClassName in the pod_template or add capacity.",
 };
 
 function chain(error: unknown): unknown[] {

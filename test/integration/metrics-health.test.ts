@@ -44,7 +44,8 @@ describe('metrics', () => {
     for (const result of ['succeeded', 'failed', 'cancelled', 'dispatched']) expect(initial.get(`oz_worker_tasks_completed_total{result="${result}"}`)).toBe(0);
     expect(initial.get('oz_worker_task_failures_total{phase="backend",reason="image_pull"}')).toBe(0);
     expect(initial.get('oz_worker_task_failures_total{phase="cleanup",reason="cleanup"}')).toBe(0);
-    expect([...initial.keys()].filter((k) => k.startsWith('oz_worker_task_failures_total'))).toHaveLength(3 * 29);
+    expect([...initial.keys()].filter((k) => k.startsWith('oz_worker_task_failures_total'))).toHaveLength(3 * 30);
+    expect(initial.get('oz_worker_task_failures_total{phase="backend",reason="pod_preempted"}')).toBe(0);
     expect(initial.get('oz_worker_websocket_reconnects_total{reason="dial_failed"}')).toBe(0);
     expect([...initial.keys()].find((k) => k.startsWith('oz_worker_info'))).toMatch(/version="[^"]+".*backend="direct".*worker_id="it-worker"/);
 

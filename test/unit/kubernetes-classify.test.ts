@@ -209,6 +209,102 @@ describe('podFailure', () => {
     expect(podFailure(pod({ phase: 'Pending' }), options({ events: [event] }))).toBeUndefined();
   });
 
+  // Status as the scheduler (1.34) and kubelet leave it on a preempted pod; a preemption says more than the exit it causes.
+  const running = { name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state: { running: {} } };
+  const byScheduler = {
+    type: 'DisruptionTarget',
+    status: 'True',
+    reason: 'PreemptionByScheduler',
+    message: 'default-scheduler: preempting to accommodate a higher priority pod',
+  };
+  const byKubelet = {
+    type: 'DisruptionTarget',
+    status: 'True',
+    reason: 'TerminationByKubelet',
+    message: 'Pod was preempted by Kubelet to accommodate a critical pod.',
+  };
+  it.each([
+    [
+      'the scheduler, while the task still runs',
+      { phase: 'Running', conditions: [byScheduler], containerStatuses: [running] },
+      /preempted by the scheduler: default-scheduler: preempting to accommodate a higher priority pod/,
+    ],
+    [
+      'the scheduler, after the SIGTERM exit',
+      { phase: 'Failed', conditions: [byScheduler], containerStatuses: [terminated('task', 143)] },
+      /preempted by the scheduler/,
+    ],
+    [
+      'kubelet admitting a critical pod',
+      {
+        phase: 'Failed',
+        reason: 'Preempting',
+        message: 'Preempted in order to admit critical pod',
+        conditions: [byKubelet],
+        containerStatuses: [terminated('task', 137)],
+      },
+      /preempted by kubelet.*Pod reason: Preempting.*Pod message: Preempted in order to admit critical pod/,
+    ],
+    [
+      'kubelet, said by the condition alone',
+      { phase: 'Running', conditions: [byKubelet], containerStatuses: [running] },
+      /preempted by kubelet: Pod was preempted by Kubelet/,
+    ],
+    [
+      'an eviction that names preemption',
+      { phase: 'Failed', reason: 'Evicted', message: 'Pod was preempted to free resources' },
+      /preempted by Kubernetes.*Pod reason: Evicted/,
+    ],
+  ])('pod_preempted when preempted by %s', (_name, status, message) => {
+    const failure = podFailure(pod(status as V1Pod['status']), options());
+    expect(failure?.reason).toBe('pod_preempted');
+    expect(failure?.message).toMatch(message);
+    expect(failure?.message).toContain('priorityClassName');
+  });
+
+  it("pod_preempted from kubelet's Preempting event", () => {
+    const event = { reason: 'Preempting', message: 'Preempted in order to admit critical pod', type: 'Warning', involvedObject: {}, metadata: {} };
+    const failure = podFailure(pod({ phase: 'Pending', conditions: [scheduled] }), options({ events: [event] }));
+    expect(failure?.reason).toBe('pod_preempted');
+    expect(failure?.message).toContain('preempted by kubelet: Preempted in order to admit critical pod');
+  });
+
+  it.each([
+    [
+      'node pressure eviction',
+      {
+        phase: 'Failed',
+        reason: 'Evicted',
+        message: 'The node was low on resource: memory.',
+        conditions: [{ ...byKubelet, message: 'The node was low on resource: memory.' }],
+      },
+      'evicted',
+    ],
+    [
+      'a drain (Eviction API)',
+      {
+        phase: 'Running',
+        conditions: [{ type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI', message: 'Eviction API: evicting' }],
+        containerStatuses: [running],
+      },
+      undefined,
+    ],
+    [
+      'node shutdown',
+      {
+        phase: 'Failed',
+        reason: 'Terminated',
+        message: 'Pod was terminated in response to imminent node shutdown.',
+        conditions: [{ ...byKubelet, message: 'Pod was terminated in response to imminent node shutdown.' }],
+        containerStatuses: [terminated('task', 143)],
+      },
+      'container_exit',
+    ],
+    ['a condition no longer true', { phase: 'Running', conditions: [{ ...byScheduler, status: 'False' }], containerStatuses: [running] }, undefined],
+  ])('not pod_preempted: %s', (_name, status, reason) => {
+    expect(podFailure(pod(status as V1Pod['status']), options())?.reason).toBe(reason);
+  });
+
   it.each([
     ['waiting for the scheduler', { phase: 'Pending' }, false],
     ['bound, being set up', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] }, true],

@@ -145,10 +145,44 @@ export const podNeedsEvents = (pod: V1Pod): boolean => {
   return bound && !conditions.some((c) => c.type === 'PodReadyToStartContainers' && c.status === 'True');
 };
 
-/** The first failure a task Pod shows, checked in the Go worker's order. */
+/**
+ * Who preempted the pod, when Kubernetes says it did: the scheduler (a
+ * DisruptionTarget condition with reason PreemptionByScheduler, set just before
+ * it deletes the pod for one of higher priority), or kubelet making room for a
+ * critical pod (pod reason `Preempting`, or its DisruptionTarget condition
+ * saying so, or its `Preempting` Warning event). An eviction whose message
+ * names preemption counts too, as in the Go worker. Other disruptions (node
+ * pressure, drain, taints) are not preemptions.
+ */
+export function preemptedBy(pod: V1Pod, events: readonly CoreV1Event[] = []): { by: string; detail: string } | undefined {
+  const status = pod.status ?? {};
+  const disruption = (status.conditions ?? []).find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
+  if (disruption?.reason === 'PreemptionByScheduler') return { by: 'the scheduler', detail: disruption.message ?? '' };
+  // The pod's own reason and message are in every failure message already (details()).
+  if (status.reason === 'Preempting') return { by: 'kubelet', detail: '' };
+  if (disruption?.reason === 'TerminationByKubelet' && /preempt/i.test(disruption.message ?? '')) return { by: 'kubelet', detail: disruption.message ?? '' };
+  if (status.reason?.toLowerCase() === 'evicted' && /preempt/i.test(status.message ?? '')) return { by: 'Kubernetes', detail: '' };
+  const event = events.find((e) => e.reason === 'Preempting');
+  if (event) return { by: 'kubelet', detail: event.message ?? '' };
+  return undefined;
+}
+
+/** The first failure a task Pod shows, checked in the Go worker's order (preemption first: the containers' exits it causes say less). */
 export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | undefined {
   const { namespace } = options;
   const status = pod.status ?? {};
+  const preempted = preemptedBy(pod, options.events);
+  if (preempted) {
+    return {
+      reason: 'pod_preempted',
+      message: [
+        `${podContext(pod, namespace)} was preempted by ${preempted.by}${preempted.detail ? `: ${preempted.detail}` : ''}`,
+        ...details(pod, '', ''),
+        'A pod of higher priority needed its place; run the task again, or give task pods a higher priorityClassName in pod_template.',
+      ].join('. '),
+      exitCode: 0,
+    };
+  }
   if (status.reason?.toLowerCase() === 'evicted' || status.message?.toLowerCase().includes('evict')) {
     return { reason: 'evicted', message: [`${podContext(pod, namespace)} failed`, ...details(pod, '', '')].join('. '), exitCode: 0 };
   }
