@@ -24,7 +24,7 @@ start() {
     # A bounded lifetime: a forgotten engine ends by itself after 3 h.
     setsid timeout 3h dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
       --storage-driver="$driver" --data-root "$DOCKER_STATE/data-$driver" --exec-root "$DOCKER_STATE/exec" \
-      --pidfile "$DOCKER_PIDFILE" -H "unix://$DOCKER_SOCK" >"$DOCKER_LOG" 2>&1 </dev/null &
+      --pidfile "$DOCKER_PIDFILE" -H "unix://$DOCKER_SOCK" >"$DOCKER_LOG" 2>&1 </dev/null 9>&- &
     local bg=$! i
     for i in $(seq 1 60); do
       if engine_ping; then log "engine up ($driver) on $DOCKER_SOCK"; return 0; fi

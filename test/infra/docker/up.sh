@@ -5,6 +5,11 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$DOCKER_STATE"
+# One start at a time per cache: two runs at once (parallel test jobs) would interleave key
+# generation and process starts. The second waits (bounded), then finds the first's result.
+mkdir -p "$DOCKER_STATE"
+exec 9>"$DOCKER_STATE/up.lock"
+flock -w 1800 9 || { echo "another up.sh held $DOCKER_STATE/up.lock for 30 min; giving up" >&2; exit 1; }
 started=$(date +%s)
 
 fail() {

@@ -24,7 +24,7 @@ stop_component() {
 start_component() {
   [[ -f "$CMDS/$1" ]] || { klog "no recorded command for $1"; exit 1; }
   pid_alive "$PIDS/$1.pid" && return 0
-  eval "setsid $(cat "$CMDS/$1") >>\"$LOGS/$1.log\" 2>&1 </dev/null &"
+  eval "setsid $(cat "$CMDS/$1") >>\"$LOGS/$1.log\" 2>&1 </dev/null 9>&- &"
   echo $! >"$PIDS/$1.pid"
 }
 apiserver_ready() {

@@ -13,6 +13,11 @@
 # Every wait is bounded; down.sh stops everything this started.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+# One start at a time per cache: two runs at once (parallel test jobs) would interleave key
+# generation and process starts. The second waits (bounded), then finds the first's result.
+mkdir -p "$KUBE_DIR"
+exec 9>"$KUBE_DIR/up.lock"
+flock -w 1800 9 || { echo "another up.sh held $KUBE_DIR/up.lock for 30 min; giving up" >&2; exit 1; }
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LOGS="$KUBE_RUN/logs"
 PIDS="$KUBE_RUN/pids"
@@ -71,7 +76,7 @@ mkdir -p "$LOGS" "$PIDS" "$CMDS" "$KUBE_ENV_DIR" "$KUBE_RUN/etcd" "$KUBE_RUN/kub
 start() {
   local name="$1"; shift
   printf '%q ' "$@" >"$CMDS/$name"
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$PIDS/$name.pid"
 }
 fail() {
