@@ -20,14 +20,16 @@ export function resolveImage(assignment: TaskAssignment, kubernetesDefaultImage?
 }
 
 export interface SidecarOverrides {
-  kubernetesSidecarImage?: string | undefined;
+  /** The backend's `sidecar_image` (Kubernetes or Docker): replaces the assignment's `/agent` sidecar image. */
+  agentSidecarImage?: string | undefined;
   codingCliSidecars?: Record<string, string> | undefined;
 }
 
 export function buildSidecars(assignment: TaskAssignment, overrides: SidecarOverrides = {}): SidecarMount[] {
   const sidecars: SidecarMount[] = [];
+  // Only an assignment that asks for the agent sidecar gets one: the override replaces its image, never adds it.
   if (assignment.sidecar_image) {
-    sidecars.push({ image: overrides.kubernetesSidecarImage || assignment.sidecar_image, mount_path: '/agent', read_write: false });
+    sidecars.push({ image: overrides.agentSidecarImage || assignment.sidecar_image, mount_path: '/agent', read_write: false });
   }
   for (const extra of assignment.additional_sidecars ?? []) {
     sidecars.push({ image: extra.image ?? '', mount_path: extra.mount_path ?? '', read_write: extra.read_write ?? false });
@@ -73,8 +75,9 @@ export function mcpServersJson(assignment: TaskAssignment, mcpArgument: string |
 
 /** The production TaskParamsBuilder (the worker core's default), given the worker's configuration. */
 export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string | undefined, config: WorkerConfig): TaskParams {
-  // Only the Kubernetes backend overrides images from its config.
+  // The Kubernetes backend overrides images from its config; the Docker backend only the agent sidecar's.
   const kubernetes = config.backend === 'kubernetes' ? config.kubernetes : undefined;
+  const agentSidecarImage = kubernetes ? kubernetes.sidecarImage : config.backend === 'docker' ? config.docker.sidecarImage : undefined;
   const taskObjectId = taskObjectIdOf(assignment);
   const mcpServers = mcpServersJson(assignment, mcpArgument);
   return {
@@ -93,7 +96,7 @@ export function buildTaskParams(assignment: TaskAssignment, mcpArgument: string 
     mcpServers,
     env: commonTaskEnv({ taskObjectId, serverRootUrl: config.serverRootUrl, envVars: assignment.env_vars }),
     image: resolveImage(assignment, kubernetes?.defaultImage).image,
-    sidecars: buildSidecars(assignment, { kubernetesSidecarImage: kubernetes?.sidecarImage, codingCliSidecars: kubernetes?.codingCliSidecars }),
+    sidecars: buildSidecars(assignment, { agentSidecarImage, codingCliSidecars: kubernetes?.codingCliSidecars }),
     instanceShape: assignment.instance_shape,
   };
 }

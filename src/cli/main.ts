@@ -11,7 +11,7 @@ import { registerServiceCommands } from '../service/service-command.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { registerLocalCommands } from './local-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
-import { addWorkerOptions } from './worker-options.js';
+import { addWorkerOptions, expandBooleanFlagValues } from './worker-options.js';
 import { COMMAND_LINE_KEY_WARNING, concealApiKey } from './conceal-api-key.js';
 import { commandHint } from '../local/command-hint.js';
 import { closestName } from './suggest.js';
@@ -146,8 +146,14 @@ async function main(argv: string[]): Promise<void> {
   const [first, second] = argv.slice(2);
   if (first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((c) => c.name() === second))
     unknownCommand(second, program);
+  let words: string[];
   try {
-    await program.parseAsync(argv);
+    words = [...argv.slice(0, 2), ...expandBooleanFlagValues(argv.slice(2))];
+  } catch (error) {
+    fail(errorMessage(error), EXIT_USAGE);
+  }
+  try {
+    await program.parseAsync(words);
   } catch (error) {
     if (error instanceof CommanderError) {
       const benign = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';

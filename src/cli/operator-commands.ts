@@ -8,7 +8,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load-file.js';
 import { defaultConfigFile } from '../config/locations.js';
 import { readSecretFile, resolveWorkerConfig, type WorkerFlags } from '../config/resolve.js';
-import type { WorkerConfig } from '../config/worker-config.js';
+import { describeWorkerSettings, type WorkerConfig } from '../config/worker-config.js';
 import { addWorkerOptions } from './worker-options.js';
 import { commandHint } from '../local/command-hint.js';
 import { errorMessage } from '../errors/error-message.js';
@@ -74,7 +74,8 @@ export function registerOperatorCommands(program: Command): void {
     try {
       const config = await configFor(flags, false);
       checks = [
-        { name: 'config', ok: true, detail: `valid (worker ${config.workerId}, backend ${config.backend})` },
+        { name: 'config', ok: true, detail: `valid (worker ${config.workerId}, backend ${config.backend}; ${describeWorkerSettings(config)})` },
+        ...(config.startupWarnings ?? []).map((warning) => ({ name: 'config', ok: true, warning: true, detail: warning })),
         ...(await runChecks(config, process.env)),
       ];
     } catch (error) {

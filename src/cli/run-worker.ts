@@ -101,9 +101,14 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
       workerId: config.workerId,
       backend: config.backend,
       maxConcurrentTasks: config.maxConcurrentTasks,
+      ...(config.oneShot ? { oneShot: true } : {}),
       ...(config.device ? { deviceScope: describeScope(config.device) } : {}),
     },
-    config.device ? `Starting oz-worker in device mode: only tasks of ${describeScope(config.device)}` : 'Starting oz-worker',
+    config.device
+      ? `Starting oz-worker in device mode: only tasks of ${describeScope(config.device)}`
+      : config.oneShot
+        ? 'Starting oz-worker in one-shot mode: it runs one task, then exits'
+        : 'Starting oz-worker',
   );
 
   const outbox = new Outbox();
@@ -111,6 +116,8 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   const previous = journal?.load();
   // Set once the connection exists: output goes only to a server that announced it takes it.
   let connectionRef: Connection | undefined;
+  // Set once the shutdown exists (a one-shot worker starts it when its task is over).
+  let shutdownRef: Shutdown | undefined;
   const output = new TaskOutputSender({
     enabled: () => connectionRef?.acceptsTaskOutput ?? false,
     send: (text) => connectionRef?.sendExtensionFrame(text) ?? false,
@@ -131,6 +138,12 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     onHandedOff: (taskId) => journal?.handedOff(taskId),
     onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     onLeftovers: (taskId, key, note) => journal?.leftovers(key, taskId, note),
+    // One-shot: the task's status is queued; the shutdown delivers it (reconnecting if need be), then exits 0.
+    onOneShotDone: () => {
+      if (shutdownRef?.started) return;
+      log.info('One-shot mode: the task is over; delivering its status and exiting');
+      void shutdownRef?.begin('one-shot task finished');
+    },
   });
   readiness.draining = () => worker.isDraining;
   const connection = new Connection({
@@ -165,6 +178,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     // The journal's last write (nothing pending, nothing running) lands before the process ends.
     exit: (code) => void (journal?.settled() ?? Promise.resolve()).then(() => health?.close()).finally(() => exit(code)),
   });
+  shutdownRef = shutdown;
 
   if (options.handleSignals ?? true) {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -4,6 +4,7 @@
 // check cheaply are checked here.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BACKEND_NAMES } from '../task/contract.js';
+import { ConfigError } from '../config/errors.js';
 import { expandPath } from '../config/paths.js';
 import { LOG_LEVELS } from '../config/resolve.js';
 import { DEFAULT_SERVER_ROOT_URL, DEFAULT_WEB_SOCKET_URL, DEFAULT_WORKSPACE_ROOT } from '../config/worker-config.js';
@@ -19,6 +20,43 @@ function parseBackend(value: string): string {
 }
 
 const toAbsolutePath = (value: string): string => expandPath(value);
+
+/**
+ * Boolean flags and what `--flag=VALUE` means for each. The Go worker's flag
+ * parser takes that form for every boolean flag (`--no-cleanup=false`), which
+ * commander does not; the words are rewritten before parsing instead of making
+ * the value optional, which would swallow a following word (`plan --no-cleanup
+ * assignment.json`).
+ */
+const BOOLEAN_FLAG_VALUES: Readonly<Record<string, { true: string[]; false: string[] }>> = {
+  '--no-cleanup': { true: ['--no-cleanup'], false: [] },
+  '--one-shot': { true: ['--one-shot'], false: [] },
+  '--collect-task-logs': { true: ['--collect-task-logs'], false: ['--no-collect-task-logs'] },
+  '--no-collect-task-logs': { true: ['--no-collect-task-logs'], false: ['--collect-task-logs'] },
+};
+
+/** `--flag=true|false|1|0` of a boolean flag, as the plain flags it means; anything else unchanged. */
+export function expandBooleanFlagValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const [index, word] of argv.entries()) {
+    if (word === '--') return [...out, ...argv.slice(index)];
+    const equals = word.indexOf('=');
+    const meanings = equals > 0 && word.startsWith('--') ? BOOLEAN_FLAG_VALUES[word.slice(0, equals)] : undefined;
+    if (!meanings) {
+      out.push(word);
+      continue;
+    }
+    const value = word
+      .slice(equals + 1)
+      .trim()
+      .toLowerCase();
+    if (value !== 'true' && value !== '1' && value !== 'false' && value !== '0') {
+      throw new ConfigError(`invalid ${word}: use ${word.slice(0, equals)} alone, or =true or =false`);
+    }
+    out.push(...(value === 'true' || value === '1' ? meanings.true : meanings.false));
+  }
+  return out;
+}
 
 export function addWorkerOptions(command: Command): Command {
   return (
@@ -83,6 +121,9 @@ export function addWorkerOptions(command: Command): Command {
           'How long to keep the oz agent alive after a task completes, for follow-ups (e.g. 45m, 10m, 0s). Defaults to 45m when not set.',
         ),
       )
+      .addOption(new Option('--one-shot', 'Run exactly one task, then exit once its status is delivered (direct backend only; concurrency 1)'))
+      .addOption(new Option('--collect-task-logs', 'Collect task logs for the server (default: on; $OZ_COLLECT_TASK_LOGS)'))
+      .addOption(new Option('--no-collect-task-logs', 'Do not collect task logs for the server'))
       .addOption(
         new Option(
           '--session-sharing-server-url <url>',

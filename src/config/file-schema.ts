@@ -16,8 +16,14 @@ import { volumeSpecProblem } from './volume-spec.js';
 import { treeToPlain, YamlScalar } from './yaml-tree.js';
 
 export const IMAGE_PULL_POLICIES = ['Always', 'Never', 'IfNotPresent'] as const;
-/** `backend.docker.pull_policy`; `always` is the Go worker's behaviour (it pulls before every task). */
-export const DOCKER_PULL_POLICIES = ['always', 'if_not_present', 'never'] as const;
+export type ImagePullPolicy = (typeof IMAGE_PULL_POLICIES)[number];
+/**
+ * `backend.docker.pull_policy`: oz-worker's own spelling, from before the Go
+ * worker had `backend.docker.image_pull_policy`. The two keys are one setting;
+ * each old value means the Go value it maps to.
+ */
+export const DOCKER_PULL_POLICIES = { always: 'Always', if_not_present: 'IfNotPresent', never: 'Never' } as const satisfies Record<string, ImagePullPolicy>;
+export type DockerPullPolicy = keyof typeof DOCKER_PULL_POLICIES;
 export const BACKEND_BLOCKS = ['docker', 'direct', 'command', 'kubernetes'] as const;
 
 /** Issue params marking a message that already names what it is about. */
@@ -127,10 +133,13 @@ function goInt(rule: IntRule) {
 
 interface DurationRule {
   allowNegative: boolean;
+  /** `""` means "not set" (the Go worker parses the key only when it is non-empty). */
+  emptyIsUnset?: boolean;
 }
 
 function goDuration(rule: DurationRule) {
-  return scalar('a duration such as 30s, 5m or 1h30m', (leaf): Converted<string> => {
+  return scalar('a duration such as 30s, 5m or 1h30m', (leaf): Converted<string | undefined> => {
+    if (rule.emptyIsUnset && leaf.text === '') return { value: undefined };
     try {
       const ms = parseGoDuration(leaf.text);
       if (ms < 0 && !rule.allowNegative) return { problem: `must not be negative (got ${show(leaf)})` };
@@ -145,16 +154,18 @@ function goDuration(rule: DurationRule) {
 // Kubernetes resource.Quantity: a decimal number with an optional SI, binary-SI or exponent suffix.
 const QUANTITY = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$/;
 
+/** `""` is "not set", as in the Go worker. */
 function quantity() {
-  return scalar(
-    'a size such as 10Gi or 500Mi',
-    (leaf): Converted<string> =>
-      QUANTITY.test(leaf.text) ? { value: leaf.text } : { problem: `is not a Kubernetes quantity (got ${show(leaf)}; write e.g. 10Gi, 500Mi or 1G)` },
-  );
+  return scalar('a size such as 10Gi or 500Mi', (leaf): Converted<string | undefined> => {
+    if (leaf.text === '') return { value: undefined };
+    return QUANTITY.test(leaf.text) ? { value: leaf.text } : { problem: `is not a Kubernetes quantity (got ${show(leaf)}; write e.g. 10Gi, 500Mi or 1G)` };
+  });
 }
 
+/** `""` is "not set" (the Go worker validates the key only when it is non-empty). */
 function imagePullPolicy() {
-  return scalar('one of Always, Never, IfNotPresent', (leaf): Converted<(typeof IMAGE_PULL_POLICIES)[number]> => {
+  return scalar('one of Always, Never, IfNotPresent', (leaf): Converted<ImagePullPolicy | undefined> => {
+    if (leaf.text === '') return { value: undefined };
     const policy = IMAGE_PULL_POLICIES.find((candidate) => candidate === leaf.text);
     if (policy) return { value: policy };
     const caseFix = IMAGE_PULL_POLICIES.find((candidate) => candidate.toLowerCase() === leaf.text.toLowerCase());
@@ -165,12 +176,15 @@ function imagePullPolicy() {
 }
 
 function dockerPullPolicy() {
-  return scalar('one of always, if_not_present, never', (leaf): Converted<(typeof DOCKER_PULL_POLICIES)[number]> => {
-    const policy = DOCKER_PULL_POLICIES.find((candidate) => candidate === leaf.text);
+  const names = Object.keys(DOCKER_PULL_POLICIES) as DockerPullPolicy[];
+  return scalar('one of always, if_not_present, never', (leaf): Converted<DockerPullPolicy> => {
+    const policy = names.find((candidate) => candidate === leaf.text);
     if (policy) return { value: policy };
     const spelled = leaf.text.toLowerCase().replace(/[^a-z]/g, '');
-    const near = DOCKER_PULL_POLICIES.find((candidate) => candidate.replace(/_/g, '') === spelled);
-    return { problem: `must be one of always, if_not_present, never (got ${show(leaf)}${near ? `; write ${near}` : ''})` };
+    const near = names.find((candidate) => candidate.replace(/_/g, '') === spelled);
+    return {
+      problem: `must be one of always, if_not_present, never (got ${show(leaf)}${near ? `; write ${near}` : ''}; or use image_pull_policy with Always, IfNotPresent or Never)`,
+    };
   });
 }
 
@@ -236,11 +250,37 @@ const volumeSpec = scalarLeaf('text', (value): Converted<string> => {
   return problem ? { problem } : { value: value.text };
 });
 
+const IMAGE_HINT = 'an image reference has no spaces';
+
 export const DOCKER_SHAPE = {
   volumes: list(volumeSpec),
   environment: environment(),
+  /** Go's key; default Always (pull before every task). */
+  image_pull_policy: imagePullPolicy(),
+  /** Ours, older: the same setting as image_pull_policy, spelled always / if_not_present / never. */
   pull_policy: dockerPullPolicy(),
+  /** Replaces the assignment's `/agent` sidecar image (only when the assignment has one). */
+  sidecar_image: noWhitespace(IMAGE_HINT),
 };
+
+/** The Docker pull policy the block sets under either of its names, once they agree. */
+export function dockerBlockPullPolicy(block: {
+  image_pull_policy?: ImagePullPolicy | undefined;
+  pull_policy?: DockerPullPolicy | undefined;
+}): ImagePullPolicy | undefined {
+  return block.image_pull_policy ?? (block.pull_policy === undefined ? undefined : DOCKER_PULL_POLICIES[block.pull_policy]);
+}
+
+const dockerBlock = mapping(DOCKER_SHAPE, 'empty').superRefine((block, ctx) => {
+  if (!block?.image_pull_policy || !block.pull_policy) return;
+  if (DOCKER_PULL_POLICIES[block.pull_policy] === block.image_pull_policy) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['pull_policy'],
+    params: STANDALONE,
+    message: `backend.docker.pull_policy (${block.pull_policy}) and backend.docker.image_pull_policy (${block.image_pull_policy}) are one setting and disagree (keep image_pull_policy: Always, IfNotPresent or Never, and remove pull_policy)`,
+  });
+});
 
 export const DIRECT_SHAPE = {
   workspace_root: goString(),
@@ -256,12 +296,10 @@ export const DIRECT_SHAPE = {
 export const COMMAND_SHAPE = {
   dispatch_command: goString(),
   cancel_command: goString(),
-  /** Go duration; zero or negative means the 60 s default. */
-  dispatch_timeout: goDuration({ allowNegative: true }),
+  /** Go duration; empty, zero or negative means the 60 s default. */
+  dispatch_timeout: goDuration({ allowNegative: true, emptyIsUnset: true }),
   environment: environment(),
 };
-
-const IMAGE_HINT = 'an image reference has no spaces';
 
 export const KUBERNETES_SHAPE = {
   namespace: goString(),
@@ -284,6 +322,8 @@ export const KUBERNETES_SHAPE = {
   workspace_size_limit: quantity(),
   /** Go duration; zero or negative disables the check. */
   unschedulable_timeout: goDuration({ allowNegative: true }),
+  /** Go duration: how long a pod may keep failing to mount a volume before the task fails; zero or negative: never. Default 2m. */
+  volume_mount_timeout: goDuration({ allowNegative: true, emptyIsUnset: true }),
   /** Ours: how long a transient image pull failure may last before the task fails (Go duration; zero or negative: at the first). Default 60s. */
   image_pull_timeout: goDuration({ allowNegative: true }),
   /** Ours: how long the start-up preflight Job may take (Go duration; zero or negative skips it). Default 2m. */
@@ -293,7 +333,7 @@ export const KUBERNETES_SHAPE = {
 };
 
 export const BACKEND_SHAPE = {
-  docker: mapping(DOCKER_SHAPE, 'empty'),
+  docker: dockerBlock,
   direct: mapping(DIRECT_SHAPE, 'empty'),
   command: mapping(COMMAND_SHAPE, 'empty').superRefine((block, ctx) => {
     if (block && !block.dispatch_command) {
@@ -316,11 +356,64 @@ export const DEVICE_SHAPE = {
   device_id: goString(),
 };
 
+/**
+ * Keys the Go worker knows and oz-worker deliberately does not implement. A
+ * config written for the Go worker must still load, so each is accepted with
+ * its values unchecked, and named once in a start-up warning that gives the
+ * reason. Each lists the keys its block may hold: a misspelling inside it is
+ * still an error, and so is a key nobody knows.
+ */
+export interface IgnoredGoKey {
+  /** The key's block, as a path pattern ('' is the top level). */
+  block: string;
+  key: string;
+  /** The keys allowed inside it (the Go worker's). */
+  fields: readonly string[];
+  /** Why oz-worker ignores it, ending the warning. */
+  reason: string;
+}
+
+export const IGNORED_GO_KEYS: readonly IgnoredGoKey[] = [
+  {
+    block: '',
+    key: 'debug_log_capture',
+    fields: ['directory', 'max_total_bytes', 'max_execution_bytes', 'max_concurrent_uploads'],
+    reason: "it configures the Go worker's debug log archives for the server's debug_archive_logs_requested frames, which oz-worker does not implement",
+  },
+];
+
+/** The schema of an ignored key: its block's keys, their values unchecked. */
+function ignoredGoKey(key: string) {
+  const ignored = IGNORED_GO_KEYS.find((entry) => entry.key === key);
+  if (!ignored) throw new Error(`${key} is not in IGNORED_GO_KEYS`);
+  return mapping(Object.fromEntries(ignored.fields.map((field) => [field, z.unknown().optional()])), 'empty');
+}
+
+/** The start-up warning for each ignored key the file sets. */
+export function ignoredKeyWarnings(file: FileConfig | undefined): string[] {
+  if (!file) return [];
+  return IGNORED_GO_KEYS.filter((ignored) => {
+    const parent =
+      ignored.block === '' ? file : ignored.block.split('.').reduce<unknown>((at, part) => (at as Record<string, unknown> | undefined)?.[part], file);
+    return (
+      typeof parent === 'object' && parent !== null && Object.hasOwn(parent, ignored.key) && (parent as Record<string, unknown>)[ignored.key] !== undefined
+    );
+  }).map((ignored) => {
+    const path = ignored.block === '' ? ignored.key : `${ignored.block}.${ignored.key}`;
+    return `config file key ${path} is ignored: oz-worker does not implement it (${ignored.reason}); remove it to silence this warning`;
+  });
+}
+
 export const TOP_LEVEL_SHAPE = {
   worker_id: goString(),
   cleanup: goBool(),
-  max_concurrent_tasks: goInt({ min: 0, hint: '0 means unlimited' }),
+  /** Negative means unlimited, as 0 does (the Go worker's reading; the worker warns). */
+  max_concurrent_tasks: goInt({ min: Number.MIN_SAFE_INTEGER, hint: '0 means unlimited' }),
   idle_on_complete: goString(),
+  /** Run one task, then exit (direct backend only). */
+  one_shot: goBool(),
+  /** Collect the task's logs for the server (default true). */
+  collect_task_logs: goBool(),
   backend: mapping(BACKEND_SHAPE, 'absent').superRefine((backend, ctx) => {
     if (!backend) return;
     const present = BACKEND_BLOCKS.filter((name) => backend[name] !== undefined);
@@ -337,6 +430,7 @@ export const TOP_LEVEL_SHAPE = {
   device: mapping(DEVICE_SHAPE, 'empty'),
   api_key_file: goString(),
   shutdown_grace_period: goDuration({ allowNegative: false }),
+  debug_log_capture: ignoredGoKey('debug_log_capture'),
 };
 
 export const fileConfigSchema = z.strictObject(TOP_LEVEL_SHAPE);
@@ -358,6 +452,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   'backend.direct.environment[]': Object.keys(ENV_ENTRY_SHAPE),
   'backend.command.environment[]': Object.keys(ENV_ENTRY_SHAPE),
   device: Object.keys(DEVICE_SHAPE),
+  ...Object.fromEntries(IGNORED_GO_KEYS.map((ignored) => [ignored.block === '' ? ignored.key : `${ignored.block}.${ignored.key}`, ignored.fields])),
 };
 
 const POD_TEMPLATE_HINT = 'remove it; declarative pod settings go in backend.kubernetes.pod_template';

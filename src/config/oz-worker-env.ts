@@ -1,4 +1,5 @@
-// The OZ_WORKER_* variables the worker reads, parsed here and nowhere else, by
+// The OZ_WORKER_* variables the worker reads (and the Go worker's
+// OZ_COLLECT_TASK_LOGS), parsed here and nowhere else, by
 // one rule: an empty value counts as unset; a number is a whole count of
 // milliseconds; a flag is 1/true or 0/false. Anything else is a ConfigError
 // that names the variable, instead of a value silently ignored.
@@ -8,6 +9,8 @@ import { ConfigError } from './errors.js';
 export const EXIT_WITH_PARENT_ENV = 'OZ_WORKER_EXIT_WITH_PARENT';
 export const HEALTH_LISTEN_ENV = 'OZ_WORKER_HEALTH_LISTEN';
 export const STATE_DIR_ENV = 'OZ_WORKER_STATE_DIR';
+/** The Go worker's variable behind `--collect-task-logs`. */
+export const COLLECT_TASK_LOGS_ENV = 'OZ_COLLECT_TASK_LOGS';
 
 /** Connection timings shortened through the environment (tests, the benchmark); absent: the connection's defaults. */
 export interface ConnectionTuning {
@@ -25,6 +28,8 @@ export interface OzWorkerEnv {
   stateDir?: string;
   /** `OZ_WORKER_EXIT_WITH_PARENT`. */
   exitWithParent: boolean;
+  /** `OZ_COLLECT_TASK_LOGS`, the default of `--collect-task-logs`. */
+  collectTaskLogs?: boolean;
   connectionTuning: ConnectionTuning;
 }
 
@@ -46,9 +51,11 @@ export function readOzWorkerEnv(env: Env): OzWorkerEnv {
   }
   const healthListen = envText(env, HEALTH_LISTEN_ENV);
   const stateDir = envText(env, STATE_DIR_ENV);
+  const collectTaskLogs = envFlag(env, COLLECT_TASK_LOGS_ENV);
   return {
     ...(healthListen === undefined ? {} : { healthListen }),
     ...(stateDir === undefined ? {} : { stateDir }),
+    ...(collectTaskLogs === undefined ? {} : { collectTaskLogs }),
     exitWithParent: envFlag(env, EXIT_WITH_PARENT_ENV) ?? false,
     connectionTuning,
   };

@@ -1,15 +1,16 @@
 // Flags over config file over defaults, checked once, into a WorkerConfig.
 // Pure apart from the injected secret-file reader, host identity and user lookup. Where the Go worker was
-// silent about a contradiction (a --backend that ignores the file's block) or
-// lenient (negative concurrency), this is an error that says what to change.
+// silent about a contradiction (a --backend that ignores the file's block),
+// this is an error that says what to change; what the Go worker accepts is
+// never refused (at most warned about: negative concurrency, ignored keys).
 import { readFileSync } from 'node:fs';
-import { BACKEND_NAMES, type BackendName } from '../task/contract.js';
+import { BACKEND_CAPABILITIES, BACKEND_NAMES, type BackendName } from '../task/contract.js';
 import type { LogLevel } from '../log/logger.js';
 import { parseEnvFlags, parseVolumeFlags } from './env-flags.js';
 import { ConfigError, describeReadError } from './errors.js';
 import { parseHostPort } from './host-port.js';
 import { defaultWorkspaceRoot, platformDirs, thisHost, type HostIdentity } from './locations.js';
-import { BACKEND_BLOCKS, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
+import { BACKEND_BLOCKS, dockerBlockPullPolicy, ignoredKeyWarnings, type FileBackendName, type FileConfig, type FileEnvEntry } from './file-schema.js';
 import { InvalidDurationError, parseGoDuration } from './go-duration.js';
 import { lookUpUser, resolveRunAsUser, type LookUpUser } from './users.js';
 import { readOzWorkerEnv } from './oz-worker-env.js';
@@ -49,6 +50,10 @@ export interface WorkerFlags {
   /** Validated here: commander hands over the text. */
   maxConcurrentTasks?: string;
   idleOnComplete?: string;
+  /** `--one-shot` (`--one-shot=false` is dropped before parsing: the same as not giving it). */
+  oneShot?: boolean;
+  /** `--collect-task-logs` gives true, `--no-collect-task-logs` false (`=BOOL` forms rewritten to these). */
+  collectTaskLogs?: boolean;
   sessionSharingServerUrl?: string;
   shutdownGracePeriod?: string;
   deviceOwnerUserId?: string;
@@ -62,7 +67,9 @@ export type ReadSecretFile = (path: string) => string;
 
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 export const DEFAULT_DISPATCH_TIMEOUT_MS = 60_000;
-export const DEFAULT_UNSCHEDULABLE_TIMEOUT_MS = 30_000;
+/** The Go worker's later default (it was 30 s up to 3382ab6). */
+export const DEFAULT_UNSCHEDULABLE_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_VOLUME_MOUNT_TIMEOUT_MS = 2 * 60_000;
 export const DEFAULT_PREFLIGHT_TIMEOUT_MS = 120_000;
 export const DEFAULT_IMAGE_PULL_TIMEOUT_MS = 60_000;
 export const DEFAULT_KUBERNETES_NAMESPACE = 'default';
@@ -157,7 +164,9 @@ export function resolveWorkerConfig(
   const workerId = resolveWorkerId(flags, file);
   const { backend, backendLabel } = resolveBackend(flags, file);
   const logLevel = resolveLogLevel(flags.logLevel);
-  const maxConcurrentTasks = resolveMaxConcurrentTasks(flags, file);
+  const warnings = ignoredKeyWarnings(file);
+  const oneShot = resolveOneShot(flags, file, backend);
+  const maxConcurrentTasks = resolveMaxConcurrentTasks(flags, file, oneShot, warnings);
   const flagEnv = parseEnvFlags(flags.env ?? [], hostEnv);
   const flagVolumes = parseVolumeFlags(flags.volumes ?? []);
   const ozWorkerEnv = readOzWorkerEnv(hostEnv);
@@ -177,6 +186,9 @@ export function resolveWorkerConfig(
     backendLabel,
     cleanup,
     maxConcurrentTasks,
+    oneShot,
+    // Flag, then the Go worker's variable, then the file; on unless turned off.
+    collectTaskLogs: flags.collectTaskLogs ?? ozWorkerEnv.collectTaskLogs ?? file?.collect_task_logs ?? true,
     idleOnComplete: flags.idleOnComplete || file?.idle_on_complete || '',
     operatorEnv: { ...fileEnv, ...flagEnv },
     shutdownGraceMs: resolveShutdownGrace(flags, file),
@@ -187,6 +199,7 @@ export function resolveWorkerConfig(
     stateDir: flags.stateDir || ozWorkerEnv.stateDir || platformDirs(undefined, hostEnv).stateDir,
     connectionTuning: ozWorkerEnv.connectionTuning,
     exitWithParent: ozWorkerEnv.exitWithParent,
+    ...(warnings.length > 0 ? { startupWarnings: warnings } : {}),
   };
   return { ...common, ...section };
 }
@@ -219,8 +232,17 @@ function resolveBackendSection(backend: BackendName, { flags, file, hostEnv, hos
         },
       };
     }
-    case 'docker':
-      return { backend, docker: { volumes: [...(blocks?.docker?.volumes ?? []), ...flagVolumes], pullPolicy: blocks?.docker?.pull_policy ?? 'always' } };
+    case 'docker': {
+      const block = blocks?.docker ?? {};
+      return {
+        backend,
+        docker: {
+          volumes: [...(block.volumes ?? []), ...flagVolumes],
+          pullPolicy: dockerBlockPullPolicy(block) ?? 'Always',
+          ...(block.sidecar_image ? { sidecarImage: block.sidecar_image } : {}),
+        },
+      };
+    }
     case 'command':
       return { backend, command: resolveCommand(file) };
     case 'kubernetes':
@@ -273,13 +295,43 @@ function resolveLogLevel(level: string | undefined): LogLevel {
   return known;
 }
 
-/** A given flag wins, even 0 (unlimited); then the file; then unlimited. */
-function resolveMaxConcurrentTasks(flags: WorkerFlags, file: FileConfig | undefined): number {
+/** `--one-shot` over `one_shot`; only a backend with the capability takes it. */
+function resolveOneShot(flags: WorkerFlags, file: FileConfig | undefined, backend: BackendName): boolean {
+  const [oneShot, source] = flags.oneShot === undefined ? [file?.one_shot ?? false, 'one_shot in the config file'] : [flags.oneShot, '--one-shot'];
+  if (oneShot && !BACKEND_CAPABILITIES[backend].oneShot) {
+    const supported = BACKEND_NAMES.filter((name) => BACKEND_CAPABILITIES[name].oneShot).join(', ');
+    throw new ConfigError(
+      `${source} is not supported by the ${backend} backend: one-shot mode (one task, then exit) works only with the ${supported} backend (remove ${source === '--one-shot' ? 'the flag' : 'the key'}, or run the ${supported} backend)`,
+    );
+  }
+  return oneShot;
+}
+
+/**
+ * A given flag wins, even 0 (unlimited); then the file; then unlimited.
+ * Negative means unlimited, as in the Go worker (with a warning); one-shot mode is 1.
+ */
+function resolveMaxConcurrentTasks(flags: WorkerFlags, file: FileConfig | undefined, oneShot: boolean, warnings: string[]): number {
   const text = flags.maxConcurrentTasks;
-  if (text === undefined) return file?.max_concurrent_tasks ?? 0;
-  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value)) {
-    throw new ConfigError(`invalid --max-concurrent-tasks ${JSON.stringify(text)}: use a whole number of tasks, or 0 for unlimited`);
+  let value: number;
+  let where: string;
+  if (text === undefined) {
+    value = file?.max_concurrent_tasks ?? 0;
+    where = 'max_concurrent_tasks';
+  } else {
+    value = /^[-+]?\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(value)) {
+      throw new ConfigError(`invalid --max-concurrent-tasks ${JSON.stringify(text)}: use a whole number of tasks, or 0 for unlimited`);
+    }
+    where = '--max-concurrent-tasks';
+  }
+  if (oneShot) {
+    if (value !== 0 && value !== 1) warnings.push(`${where} ${value} is ignored: one-shot mode runs exactly one task`);
+    return 1;
+  }
+  if (value < 0) {
+    warnings.push(`${where} ${value} means unlimited, as 0 does; write 0`);
+    return 0;
   }
   return value;
 }
@@ -359,6 +411,8 @@ function resolveKubernetes(file: FileConfig | undefined, cleanup: boolean): Kube
     ttlSecondsAfterFinished: cleanup ? (block.ttl_seconds_after_finished ?? DEFAULT_TTL_SECONDS) : undefined,
     // Zero or negative disables the unschedulable check.
     unschedulableTimeoutMs: timeout(block.unschedulable_timeout, 'unschedulable_timeout', DEFAULT_UNSCHEDULABLE_TIMEOUT_MS),
+    // Zero or negative: a mount failure never fails the task by itself.
+    volumeMountTimeoutMs: timeout(block.volume_mount_timeout, 'volume_mount_timeout', DEFAULT_VOLUME_MOUNT_TIMEOUT_MS),
     preflightTimeoutMs: timeout(block.preflight_timeout, 'preflight_timeout', DEFAULT_PREFLIGHT_TIMEOUT_MS),
     imagePullTimeoutMs: timeout(block.image_pull_timeout, 'image_pull_timeout', DEFAULT_IMAGE_PULL_TIMEOUT_MS),
     preflightResources: block.preflight_resources ?? structuredClone(DEFAULT_PREFLIGHT_RESOURCES),

@@ -4,6 +4,7 @@ import type { BackendName } from '../task/contract.js';
 import type { LogLevel } from '../log/logger.js';
 import type { RunAsUser } from './users.js';
 import type { ConnectionTuning } from './oz-worker-env.js';
+import type { ImagePullPolicy } from './file-schema.js';
 
 export const DEFAULT_WEB_SOCKET_URL = 'wss://oz.warp.dev/api/v1/selfhosted/worker/ws';
 export const DEFAULT_SERVER_ROOT_URL = 'https://app.warp.dev';
@@ -24,8 +25,13 @@ export interface DirectBackendConfig {
 
 export interface DockerBackendConfig {
   volumes: string[];
-  /** When to pull a task's images: `always` (the Go worker's behaviour), `if_not_present` or `never`. */
-  pullPolicy: 'always' | 'if_not_present' | 'never';
+  /**
+   * When to pull a task's images (sidecars' too): `Always` (the default), `IfNotPresent`
+   * or `Never`; `image_pull_policy`, or the older `pull_policy` spelling of it.
+   */
+  pullPolicy: ImagePullPolicy;
+  /** Replaces the assignment's `/agent` sidecar image, when the assignment has one. */
+  sidecarImage?: string;
 }
 
 export interface CommandBackendConfig {
@@ -59,6 +65,8 @@ export interface KubernetesBackendConfig {
   workspaceSizeLimit?: string;
   /** 0 disables the unschedulable check. */
   unschedulableTimeoutMs: number;
+  /** How long a pod may keep failing to mount a volume before the task fails; 0: never. */
+  volumeMountTimeoutMs: number;
   /** How long a transient image pull failure may last; 0 fails at the first. */
   imagePullTimeoutMs: number;
   /** 0 skips the start-up preflight Job. */
@@ -88,8 +96,12 @@ export interface CommonWorkerConfig {
   /** The backend as the Go worker reports it in metrics: '' when docker was implied. */
   backendLabel: string;
   cleanup: boolean;
-  /** 0 = unlimited. */
+  /** 0 = unlimited; 1 in one-shot mode. */
   maxConcurrentTasks: number;
+  /** Run one task, deliver its terminal status, then shut down and exit 0 (`one_shot`, `--one-shot`). */
+  oneShot: boolean;
+  /** Whether task logs are collected for the server (`collect_task_logs`, `--collect-task-logs`, `OZ_COLLECT_TASK_LOGS`). */
+  collectTaskLogs: boolean;
   idleOnComplete: string;
   /**
    * The operator's additions to every task's environment: the backend's YAML
@@ -126,3 +138,13 @@ export type WorkerConfig = CommonWorkerConfig & BackendSection;
 
 /** The configuration of a worker running backend `B` (what that backend's factory takes). */
 export type WorkerConfigFor<B extends BackendName> = Extract<WorkerConfig, { backend: B }>;
+
+/** The worker-wide settings an operator checks (`doctor`, `plan`): concurrency, one-shot, task log collection. */
+export function describeWorkerSettings(config: Pick<CommonWorkerConfig, 'maxConcurrentTasks' | 'oneShot' | 'collectTaskLogs'>): string {
+  const tasks = config.oneShot
+    ? 'one-shot (one task, then it exits)'
+    : config.maxConcurrentTasks === 0
+      ? 'unlimited concurrent tasks'
+      : `at most ${config.maxConcurrentTasks} concurrent task${config.maxConcurrentTasks === 1 ? '' : 's'}`;
+  return `${tasks}; task logs ${config.collectTaskLogs ? 'collected' : 'not collected'}`;
+}

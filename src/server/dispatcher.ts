@@ -537,7 +537,8 @@ export class Dispatcher {
     state.active.delete(task.id);
     state.unclaimed.delete(task.id);
     if (code === 'at_capacity') state.capacity = state.active.size;
-    else if (code === 'shutting_down') state.draining = true;
+    // A one-shot worker that took its task takes no other, as a draining one.
+    else if (code === 'shutting_down' || code === 'one_shot') state.draining = true;
     else {
       const refused = this.refusedBy.get(task.id) ?? new Set<string>();
       refused.add(state.session.workerId);

@@ -5,6 +5,23 @@ import type { InstanceShape, SidecarMount, Task } from '../protocol/messages.js'
 export const BACKEND_NAMES = ['docker', 'direct', 'kubernetes', 'command'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
+/** What a backend supports besides running tasks; settings that need it are refused at start-up otherwise. */
+export interface BackendCapabilities {
+  /**
+   * One-shot mode: one task, then the worker exits. It fits a backend whose
+   * worker is the task's sandbox (a throwaway machine running one agent), not
+   * one that hands tasks to a cluster or a dispatch script.
+   */
+  oneShot: boolean;
+}
+
+export const BACKEND_CAPABILITIES: Readonly<Record<BackendName, BackendCapabilities>> = {
+  direct: { oneShot: true },
+  docker: { oneShot: false },
+  kubernetes: { oneShot: false },
+  command: { oneShot: false },
+};
+
 /** Everything a backend needs to launch one task, built once per task. */
 export interface TaskParams {
   /** The envelope `task_id`: the key for all bookkeeping and every status message. */

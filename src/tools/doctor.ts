@@ -22,6 +22,8 @@ export interface Check {
   fix?: string;
   /** Not run, and why (it needs something that is missing). */
   skipped?: string;
+  /** Passed, with something worth knowing (a config key the worker ignores). */
+  warning?: boolean;
 }
 
 const TIMEOUT_MS = 10_000;
@@ -316,5 +318,7 @@ export async function runChecks(config: WorkerConfig, env: NodeJS.ProcessEnv, op
 }
 
 export function formatChecks(checks: readonly Check[]): string {
-  return checks.map((c) => `${c.skipped ? '-' : c.ok ? '✔' : '✘'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n    fix: ${c.fix}`}`).join('\n');
+  return checks
+    .map((c) => `${c.skipped ? '-' : c.ok ? (c.warning ? '!' : '✔') : '✘'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n    fix: ${c.fix}`}`)
+    .join('\n');
 }

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { buildTaskParams, workerOwnTaskEnv } from '../agent/task-params.js';
 import type { TaskParams } from '../task/contract.js';
-import { DEFAULT_WORKSPACE_ROOT, type WorkerConfig } from '../config/worker-config.js';
+import { DEFAULT_WORKSPACE_ROOT, describeWorkerSettings, type WorkerConfig } from '../config/worker-config.js';
 import { decodeFrame } from '../protocol/decode.js';
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
 import { classifyFailure, TaskFailure } from '../task/failure.js';
@@ -16,6 +16,8 @@ import { invalidAssignmentMessage } from '../worker/worker.js';
 import { errorMessage } from '../errors/error-message.js';
 
 export const REDACTED = '[redacted]';
+/** What a hook or dispatch command gets besides the variables shown. */
+const HOOKS_INHERIT = "the rest of the worker's environment, without its API key";
 
 export type Plan =
   | { kind: 'run'; taskId: string; owner: string; backend: string; teamSharing: boolean; launch: Record<string, unknown>; text: string }
@@ -80,15 +82,25 @@ async function launchFor(
       );
       const taskEnv = launch.directTaskEnv({ params, operatorEnv: config.operatorEnv, workspace, gitConfigPath });
       const agent = launch.agentLaunch({ ozPath: program, params, workspace, hostEnv, taskEnv, envFileVars: new Map(), gitConfigPath });
+      // The hooks also inherit the worker's environment; shown is what the worker sets over it.
+      const hook = { hostEnv: {}, apiKey: config.apiKey, workspaceDir: workspace.dir, taskId: params.taskId };
+      const envFilePath = join(workspace.dir, `${launch.ENV_FILE_PREFIX}(random)`);
       return {
         program: agent.file,
         args: argsView(agent.args, showSecrets),
         workspace: agent.cwd,
         environment: envView(agent.env, visible),
         ...(config.direct.setupCommand
-          ? { setupCommand: config.direct.setupCommand, setupNote: 'the agent also gets the variables setup writes to $OZ_ENVIRONMENT_FILE' }
+          ? {
+              setupCommand: config.direct.setupCommand,
+              setupEnvironment: envView(launch.setupEnv({ ...hook, taskEnv, envFilePath }), visible),
+              setupNote: 'the agent also gets the variables setup writes to $OZ_ENVIRONMENT_FILE',
+            }
           : {}),
-        ...(config.direct.teardownCommand ? { teardownCommand: config.direct.teardownCommand } : {}),
+        ...(config.direct.teardownCommand
+          ? { teardownCommand: config.direct.teardownCommand, teardownEnvironment: envView(launch.teardownEnv({ ...hook, gitConfigPath }), visible) }
+          : {}),
+        ...(config.direct.setupCommand || config.direct.teardownCommand ? { hooksInherit: HOOKS_INHERIT } : {}),
       };
     }
     case 'docker': {
@@ -113,18 +125,25 @@ async function launchFor(
       };
     }
     case 'command': {
-      const [{ dispatchPayload }, { commandEnv, dispatchVariables }] = await Promise.all([
+      const [{ dispatchPayload }, { cancelVariables, commandEnv, dispatchVariables }] = await Promise.all([
         import('../backends/command/payload.js'),
         import('../backends/command/command-backend.js'),
       ]);
       const payload = JSON.parse(dispatchPayload(params, { serverRootUrl: config.serverRootUrl, workerId: config.workerId })) as Record<string, unknown>;
       if (!showSecrets) redactPayload(payload, visible);
       const environment = commandEnv({}, config.apiKey, config.operatorEnv, dispatchVariables(params, config.serverRootUrl));
+      const { cancelCommand } = config.command;
       return {
         dispatchCommand: config.command.dispatchCommand,
         environment: envView(environment, visible),
-        inherited: "the rest of the worker's environment, without its API key",
+        inherited: HOOKS_INHERIT,
         stdin: payload,
+        ...(cancelCommand
+          ? {
+              cancelCommand,
+              cancelEnvironment: envView(commandEnv({}, config.apiKey, config.operatorEnv, cancelVariables(params)), visible),
+            }
+          : {}),
       };
     }
     case 'kubernetes': {
@@ -217,6 +236,7 @@ export async function planAssignment(input: string, config: WorkerConfig, showSe
   const lines = [
     `Task ${params.taskId} (execution ${params.executionId || '(none)'}), owner ${owner}${teamSharing ? ' — team-owned: the agent gets --share team:edit' : ' — no team session sharing'}`,
     `Backend: ${config.backend}`,
+    `Worker: ${describeWorkerSettings(config)}`,
   ];
   if ('job' in launch) lines.push('Kubernetes Job:', stringify(launch.job).trimEnd());
   else lines.push(stringify(launch).trimEnd());

@@ -14,7 +14,7 @@ import { noMetrics, type TaskResult, type WorkerMetrics } from '../observability
 import { acceptsCancel, isExecuting, TaskEntry, type TaskState } from './task-state.js';
 
 /** Stable codes that start every `task_rejected.reason`. */
-export type RejectCode = 'at_capacity' | 'shutting_down' | 'already_running' | 'owner_out_of_scope' | 'invalid_owner';
+export type RejectCode = 'at_capacity' | 'shutting_down' | 'already_running' | 'owner_out_of_scope' | 'invalid_owner' | 'one_shot';
 
 export type AdmissionDecision = { accept: true } | { accept: false; code: RejectCode; reason: string };
 
@@ -37,6 +37,11 @@ export interface WorkerDeps {
   onOutput?: (taskId: string, stream: 'stdout' | 'stderr', line: string) => void;
   /** What a task would leave behind if the worker died now (see TaskRun.recordLeftovers). */
   onLeftovers?: (taskId: string, key: string, note: LeftoverNote | undefined) => void;
+  /**
+   * One-shot mode: the one task ended, its terminal status is queued and its
+   * cleanup is done; the worker is to deliver the status and exit.
+   */
+  onOneShotDone?: () => void;
 }
 
 const CANCEL_CALL_TIMEOUT_MS = 10_000;
@@ -61,6 +66,8 @@ export class Worker {
   private readonly executions = new Set<Promise<void>>();
   private running = 0;
   private draining = false;
+  /** One-shot mode: the task this worker took (it takes no other). */
+  private oneShotTask: string | undefined;
   private readonly metrics: WorkerMetrics;
   private readonly buildParams: TaskParamsBuilder;
 
@@ -176,6 +183,11 @@ export class Worker {
       this.reject(taskId, decision.code, decision.reason.replace(new RegExp(`^${decision.code}:?\\s*`), ''));
       return;
     }
+    if (config.oneShot && this.oneShotTask !== undefined) {
+      log.warn({ taskId, oneShotTask: this.oneShotTask }, 'Rejected an assignment: this one-shot worker has already taken its task');
+      this.reject(taskId, 'one_shot', `this worker runs in one-shot mode and has already taken its one task (${this.oneShotTask}); it takes no other`);
+      return;
+    }
     const limit = config.maxConcurrentTasks;
     if (limit > 0 && this.running >= limit) {
       log.warn({ taskId, limit }, 'Rejected an assignment: at maximum concurrency');
@@ -186,6 +198,7 @@ export class Worker {
     const entry = new TaskEntry(taskId, executionId);
     this.tasks.set(taskId, entry);
     this.running++;
+    if (config.oneShot) this.oneShotTask = taskId;
     this.deps.send({ type: 'task_claimed', data: { task_id: taskId, worker_id: config.workerId } });
     this.deps.onClaimed?.(taskId, executionId);
     this.metrics.taskClaimed();
@@ -193,21 +206,28 @@ export class Worker {
     this.pruneHandedOff();
 
     const secrets = Object.values(assignment.env_vars ?? {});
-    this.track(entry, secrets, (log) => {
-      const params = this.buildParams(assignment, mcpArgument);
-      entry.apply({ type: 'start' });
-      entry.startedAt = Date.now();
-      log.info({ backend: config.backend }, 'Starting task execution');
-      const { onOutput, onLeftovers } = this.deps;
-      return this.deps.backend.executeTask({
-        params,
-        signal: entry.abort.signal,
-        log,
-        afterOutcome: (cleanup) => entry.cleanups.push(cleanup),
-        ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
-        ...(onLeftovers ? { recordLeftovers: (key: string, note: LeftoverNote | undefined) => onLeftovers(taskId, key, note) } : {}),
-      });
-    });
+    // One-shot: once the task's status is queued and its cleanup done, the worker's work is over.
+    const onDone = config.oneShot ? this.deps.onOneShotDone : undefined;
+    this.track(
+      entry,
+      secrets,
+      (log) => {
+        const params = this.buildParams(assignment, mcpArgument);
+        entry.apply({ type: 'start' });
+        entry.startedAt = Date.now();
+        log.info({ backend: config.backend }, 'Starting task execution');
+        const { onOutput, onLeftovers } = this.deps;
+        return this.deps.backend.executeTask({
+          params,
+          signal: entry.abort.signal,
+          log,
+          afterOutcome: (cleanup) => entry.cleanups.push(cleanup),
+          ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
+          ...(onLeftovers ? { recordLeftovers: (key: string, note: LeftoverNote | undefined) => onLeftovers(taskId, key, note) } : {}),
+        });
+      },
+      onDone,
+    );
   }
 
   /**
@@ -230,8 +250,12 @@ export class Worker {
     }
   }
 
-  private track(entry: TaskEntry, secrets: string[], start: (log: Logger) => Promise<ExecutionOutcome>): void {
-    const execution = this.execute(entry, secrets, start).finally(() => this.executions.delete(execution));
+  /** Runs `start` as the entry's execution; `onSettled` once it is over (status queued, cleanup done). */
+  private track(entry: TaskEntry, secrets: string[], start: (log: Logger) => Promise<ExecutionOutcome>, onSettled?: () => void): void {
+    const execution = this.execute(entry, secrets, start).finally(() => {
+      this.executions.delete(execution);
+      onSettled?.();
+    });
     this.executions.add(execution);
   }
 

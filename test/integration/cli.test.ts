@@ -65,7 +65,13 @@ describe('command line', () => {
     ['an empty API key', ['--worker-id', 'w'], { WARP_API_KEY: '' }, /API key/],
     ['a reserved worker id', ['--worker-id', 'warp-1'], { WARP_API_KEY: 'k' }, /reserved/],
     ['a missing worker id', [], { WARP_API_KEY: 'k' }, /worker-id is required/],
-    ['a negative concurrency', ['--worker-id', 'w', '--max-concurrent-tasks', '-1'], { WARP_API_KEY: 'k' }, /max-concurrent-tasks/],
+    [
+      'a boolean flag with a value that is not a boolean',
+      ['--worker-id', 'w', '--one-shot=maybe'],
+      { WARP_API_KEY: 'k' },
+      /invalid --one-shot=maybe: use --one-shot alone, or =true or =false/,
+    ],
+    ['a bad OZ_COLLECT_TASK_LOGS', ['--worker-id', 'w'], { WARP_API_KEY: 'k', OZ_COLLECT_TASK_LOGS: 'sometimes' }, /invalid OZ_COLLECT_TASK_LOGS "sometimes"/],
     ['a non-integer concurrency', ['--worker-id', 'w', '--max-concurrent-tasks', 'two'], { WARP_API_KEY: 'k' }, /max-concurrent-tasks/],
     ['an unknown backend', ['--worker-id', 'w', '--backend', 'podman'], { WARP_API_KEY: 'k' }, /podman/],
   ])('rejects %s with exit code 2 and one clear line', async (_name, args, env, pattern) => {

@@ -61,6 +61,25 @@ describe('oz-worker plan', () => {
     },
   );
 
+  it('shows the worker settings, and the OZ_ and WARP_ variables of the setup and teardown hooks', async () => {
+    const dir = tempDir('plan-hooks');
+    cleanups.push(dir.cleanup);
+    const path = join(dir.path, 'config.yaml');
+    writeFileSync(
+      path,
+      `collect_task_logs: false\nbackend:\n  direct:\n    workspace_root: /srv/ws\n    setup_command: ./setup.sh\n    teardown_command: ./teardown.sh\n`,
+    );
+    const { code, stdout } = await cli(['plan', '--config-file', path, '--max-concurrent-tasks', '2', join(FIXTURES, 'team.json')]);
+    expect(code, stdout).toBe(0);
+    expect(stdout).toContain('Worker: at most 2 concurrent tasks; task logs not collected');
+    for (const prefix of ['OZ', 'WARP']) {
+      expect(stdout).toContain(`${prefix}_ENVIRONMENT_FILE=/srv/ws/team-task-1/oz-env-(random)`);
+      expect(stdout).toContain(`${prefix}_RUN_ID=team-task-1`);
+      expect(stdout).toContain(`${prefix}_WORKER_BACKEND=direct`);
+    }
+    expect(stdout).toMatch(/teardownEnvironment:\n(?:\s+- .*\n)*\s+- WARP_WORKSPACE_ROOT=\/srv\/ws\/team-task-1\n/);
+  });
+
   it('reveals values only with --show-secrets', async () => {
     const { stdout } = await cli(['plan', '--backend', 'direct', '--show-secrets', join(FIXTURES, 'team.json')]);
     expect(stdout).toContain('GITHUB_ACCESS_TOKEN=ghp_secret_value_123');
@@ -163,6 +182,18 @@ describe('oz-worker doctor', () => {
     expect(code).toBe(1);
     expect(stdout).toMatch(/^✘ dispatch server: cannot reach ws:\/\/127\.0\.0\.1:9\/ws: ECONNREFUSED/m);
     expect(stdout).toMatch(/^ {4}fix: check --web-socket-url/m);
+  });
+
+  it("shows the Go worker's later settings in the config check, and a key it ignores as a warning that passes", async () => {
+    const server = await FakeDispatchServer.start({ apiKey: API_KEY });
+    cleanups.push(() => server.close());
+    const path = await config();
+    writeFileSync(path, `one_shot: true\ncollect_task_logs: false\ndebug_log_capture:\n  directory: /tmp/x\n`, { flag: 'a' });
+    const { code, stdout } = await cli(['doctor', '--config-file', path, '--web-socket-url', server.url], { WARP_API_KEY: API_KEY });
+    expect(stdout).toMatch(/^✔ config: valid \(worker doc-worker, backend direct; one-shot \(one task, then it exits\); task logs not collected\)$/m);
+    expect(stdout).toMatch(/^! config: config file key debug_log_capture is ignored: oz-worker does not implement it /m);
+    expect(stdout.match(/debug_log_capture/g)).toHaveLength(1);
+    expect(code).toBe(0);
   });
 
   it('reports a bad configuration as the first failed check', async () => {

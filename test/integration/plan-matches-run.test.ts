@@ -15,7 +15,7 @@ import { createDockerBackend } from '../../src/backends/docker/docker-backend.js
 import { createKubernetesBackend } from '../../src/backends/kubernetes/kubernetes-backend.js';
 import { loadConfigFile } from '../../src/config/load-file.js';
 import { resolveWorkerConfig, type WorkerFlags } from '../../src/config/resolve.js';
-import type { WorkerConfig } from '../../src/config/worker-config.js';
+import type { WorkerConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 import type { Backend } from '../../src/task/contract.js';
 import { classifyFailure, TaskFailure } from '../../src/task/failure.js';
@@ -243,14 +243,18 @@ interface Setup {
   hostEnv: NodeJS.ProcessEnv;
   /** Where the stand-in agent or the dispatch command records what it got. */
   records: string;
+  /** Where the direct backend's setup and teardown commands record their environments. */
+  hooks: string;
   workDir: string;
 }
 
 async function setUp(kind: BackendKind, testCase: Case): Promise<Setup> {
   const base = join(dir.path, String(++caseNumber));
   const records = join(base, 'records');
+  const hooks = join(base, 'hooks');
   const workDir = join(base, 'work');
   mkdirSync(records, { recursive: true });
+  mkdirSync(hooks, { recursive: true });
   mkdirSync(workDir, { recursive: true });
   const hostEnv: NodeJS.ProcessEnv = { HOME: base, PATH: process.env.PATH, TMPDIR: base, DOCKER_HOST: engine.dockerHost, HOST_ONLY: 'not for the agent' };
   const flags: WorkerFlags = {
@@ -265,6 +269,8 @@ async function setUp(kind: BackendKind, testCase: Case): Promise<Setup> {
     flags.env!.push(`OZ_RECORD_DIR=${records}`);
     if (kind === 'direct-target-dir') flags.targetDir = workDir;
     else flags.workspaceRoot = join(workDir, 'workspaces');
+    // The hooks record the environment the worker gives them.
+    yaml = `backend:\n  direct:\n    setup_command: 'env -0 > "${hooks}/setup"'\n    teardown_command: 'env -0 > "${hooks}/teardown"'\n`;
   } else if (kind === 'docker') {
     flags.volumes = [`${workDir}:/data:ro`];
   } else if (kind === 'kubernetes') {
@@ -277,7 +283,7 @@ async function setUp(kind: BackendKind, testCase: Case): Promise<Setup> {
     writeFileSync(join(base, 'config.yaml'), yaml);
     file = await loadConfigFile(join(base, 'config.yaml'));
   }
-  return { config: resolveWorkerConfig(flags, file, hostEnv), hostEnv, records, workDir };
+  return { config: resolveWorkerConfig(flags, file, hostEnv), hostEnv, records, hooks, workDir };
 }
 
 async function createBackend(kind: BackendKind, setup: Setup): Promise<Backend> {
@@ -317,7 +323,14 @@ function launched(kind: BackendKind, setup: Setup, plan: Plan): Record<string, u
     const record = JSON.parse(readFileSync(join(setup.records, files[0]!), 'utf8')) as { argv: string[]; cwd: string; env: Record<string, string> };
     // The per-process mark that finds a task's processes after a crash is random.
     const { OZWORKER_TASK_MARK: _mark, ...env } = record.env;
-    return { program: FAKE_OZ, args: record.argv, workspace: record.cwd, env: sameGitTemp(env) };
+    return {
+      program: FAKE_OZ,
+      args: record.argv,
+      workspace: record.cwd,
+      env: sameGitTemp(env),
+      setupEnv: hookEnv(join(setup.hooks, 'setup')),
+      teardownEnv: hookEnv(join(setup.hooks, 'teardown')),
+    };
   }
   if (kind === 'docker') {
     const taskId = plan.taskId;
@@ -353,6 +366,27 @@ function launched(kind: BackendKind, setup: Setup, plan: Plan): Record<string, u
   return { stdin: JSON.parse(readFileSync(stdin, 'utf8')), env };
 }
 
+/** What a hook recorded (`env -0`), with the per-task random names in plan's spelling. */
+function hookEnv(path: string): Record<string, string> | undefined {
+  if (!existsSync(path)) return undefined;
+  const env = Object.fromEntries(
+    readFileSync(path, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
+  return randomNames(sameGitTemp(env));
+}
+
+/** The env file and git config temp directory are named at random per task; plan says `(random)`. */
+function randomNames(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined) out[key] = value.replace(/oz-env-(?:[0-9a-f]{16}|\(random\))$/, 'oz-env-*');
+  }
+  return out;
+}
+
 /** Sidecar volumes are named by the run (after the image's id): compare the mount part only. */
 function normaliseBinds(body: Record<string, any>, planned: string[] | undefined): Record<string, any> {
   const binds: string[] = body.HostConfig?.Binds ?? [];
@@ -368,6 +402,12 @@ function expectSameLaunch(kind: BackendKind, plan: Plan, actual: Record<string, 
     expect(actual.workspace).toBe(launch.workspace);
     expect(actual.program).toBe(launch.program);
     expect(actual.env).toEqual(sameGitTemp(entries(launch.environment)));
+    // The hooks get the worker's environment too; plan shows what the worker sets over it.
+    expect(actual.setupEnv).toMatchObject(randomNames(sameGitTemp(entries(launch.setupEnvironment))));
+    expect(actual.teardownEnv).toMatchObject(randomNames(sameGitTemp(entries(launch.teardownEnvironment))));
+    for (const hook of [actual.setupEnv, actual.teardownEnv]) {
+      expect(hook).toMatchObject({ OZ_RUN_ID: plan.taskId, WARP_RUN_ID: plan.taskId, OZ_WORKER_BACKEND: 'direct', WARP_WORKER_BACKEND: 'direct' });
+    }
   } else if (kind === 'docker') {
     expect(actual).toEqual(launch.container);
   } else if (kind === 'kubernetes') {
@@ -442,5 +482,38 @@ describe('plan shows what the direct backend decides', () => {
     expect(plan.kind).toBe('refuse');
     expect(plan.text).toContain('Failed to execute task: invalid task ID for workspace path: invalid task ID "../escape": it contains a path separator');
     expect(existsSync(join(setup.workDir, 'escape'))).toBe(false);
+  });
+});
+
+describe('plan shows what the run does with the later Go settings', () => {
+  it("shows the cancel command's environment as a cancel gives it (OZ_ and WARP_ names)", async () => {
+    const testCase = CASES.find((c) => c.name === 'user-owned task')!;
+    const setup = await setUp('command', testCase);
+    const config = setup.config as WorkerConfigFor<'command'>;
+    config.command.cancelCommand = `env -0 > "${setup.records}/cancel-env"`;
+    const text = JSON.stringify(testCase.assignment);
+    const plan = await planAssignment(text, config, true, { hostEnv: setup.hostEnv });
+    const backend = await createBackend('command', setup);
+    await runOnBackend(backend, text, config);
+    await backend.cancelTask!({ taskId: 'user-1', executionId: String(testCase.assignment.execution_id) });
+    const planned = entries(launchOf(plan).cancelEnvironment);
+    expect(planned).toMatchObject({ OZ_RUN_ID: 'user-1', WARP_RUN_ID: 'user-1', OZ_WORKER_BACKEND: 'command', WARP_WORKER_BACKEND: 'command' });
+    expect(hookEnv(join(setup.records, 'cancel-env'))).toMatchObject(planned);
+  });
+
+  it('shows the Docker sidecar_image override as the run uses it (only where the assignment has an /agent sidecar)', async () => {
+    const { assignment: sidecars } = CASES.find((c) => c.name === 'sidecars and an instance shape')!;
+    // Its own task id: the table's run of this assignment left a container of the same run id in the fake engine.
+    const testCase: Case = { name: 'sidecar override', assignment: { ...sidecars, task_id: 'sidecar-override', task: task('sidecar-override') } };
+    const setup = await setUp('docker', testCase);
+    const config = setup.config as WorkerConfigFor<'docker'>;
+    config.docker.sidecarImage = 'mirror.internal/agent-sidecar:2';
+    const text = JSON.stringify(testCase.assignment);
+    const plan = await planAssignment(text, config, true, { hostEnv: setup.hostEnv });
+    expect(launchOf(plan).container.HostConfig.Binds).toContain('(volume of mirror.internal/agent-sidecar:2):/agent:ro');
+    const backend = await createBackend('docker', setup);
+    await runOnBackend(backend, text, config);
+    expectSameLaunch('docker', plan, launched('docker', setup, plan)!);
+    expect(engine.calls('POST', /^\/images\/create$/).map((call) => call.query.get('fromImage'))).toContain('mirror.internal/agent-sidecar');
   });
 });

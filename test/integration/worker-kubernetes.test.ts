@@ -120,6 +120,31 @@ describe('kubernetes backend', () => {
     expect(failed.data.message).toMatch(message);
   });
 
+  it.each([
+    ['60s', 'volume_mount', /failed to mount a volume.*The mount kept failing for volume_mount_timeout \(60 s\)/],
+    // The default, 2m: 90 s of failures is not enough; the task is failed by the Job instead (here: its deadline), explained by the mount.
+    [undefined, 'volume_mount', /failed to mount a volume.*image volumes are not supported/],
+  ])(
+    'fails a task on mount failures once they have lasted volume_mount_timeout %s',
+    async (timeout, reason, message) => {
+      const h = await start(timeout ? { yaml: `volume_mount_timeout: ${timeout}` } : {});
+      h.server.assign(withScenario('m1', 'mount-for-90s'));
+      if (!timeout) {
+        // The pod's events are read 10 s into the mount, then 10 s later: once the second read was asked for,
+        // the first one's answer has been weighed, and the task still runs under the 2m default.
+        const job = await until(() => h.api.job(jobName('m1')), 10_000, 'the Job');
+        const eventLists = () => h.api.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/events') && !r.watch).length;
+        await until(() => eventLists() >= 2, 40_000, 'two reads of the pod events');
+        expect(h.server.messagesFor('m1').map((m) => m.type)).toEqual(['task_claimed']);
+        h.api.setJobCondition(job.metadata.name, 'Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline');
+      }
+      const failed = await h.server.waitForMessage('task_failed', 'm1', 30_000);
+      expect(failed.data.failure_reason).toBe(reason);
+      expect(failed.data.message).toMatch(message);
+    },
+    60_000,
+  );
+
   it('ignores a native sidecar ending with SIGTERM when the task succeeded', async () => {
     const h = await start();
     h.server.assign(withScenario('sc1', 'sidecar-sigterm'));

@@ -23,30 +23,25 @@ interface Harness {
   close(): Promise<void>;
 }
 
-function writeConfig(dir: string, workerId: string, extra: string[] = []): string {
+/** `pull_policy` is oz-worker's older name of the Go worker's `image_pull_policy`; both keep working. */
+function writeConfig(dir: string, workerId: string, policy = 'pull_policy: if_not_present'): string {
   const path = join(dir, 'config.yaml');
   writeFileSync(
     path,
-    [
-      `worker_id: ${workerId}`,
-      'backend:',
-      '  docker:',
-      '    pull_policy: if_not_present',
-      '    environment:',
-      '      - name: FILE_VAR',
-      '        value: from-file',
-      ...extra,
-    ].join('\n'),
+    [`worker_id: ${workerId}`, 'backend:', '  docker:', `    ${policy}`, '    environment:', '      - name: FILE_VAR', '        value: from-file'].join('\n'),
   );
   return path;
 }
 
-async function startHarness(d: RealDocker, options: { workerId?: string; server?: FakeDispatchServer; args?: string[] } = {}): Promise<Harness> {
+async function startHarness(
+  d: RealDocker,
+  options: { workerId?: string; server?: FakeDispatchServer; args?: string[]; policy?: string } = {},
+): Promise<Harness> {
   const server = options.server ?? (await FakeDispatchServer.start({ apiKey: API_KEY }));
   const dir = tempDir('real-docker');
   const workerId = options.workerId ?? `real-docker-${randomBytes(3).toString('hex')}`;
   const worker = startWorker({
-    args: ['--config-file', writeConfig(dir.path, workerId), '--web-socket-url', server.url, ...(options.args ?? [])],
+    args: ['--config-file', writeConfig(dir.path, workerId, options.policy), '--web-socket-url', server.url, ...(options.args ?? [])],
     env: { WARP_API_KEY: API_KEY, DOCKER_HOST: d.dockerHost, HOME: dir.path },
   });
   await server.waitForConnection(1, 30_000);
@@ -129,7 +124,9 @@ describe.skipIf(!docker)('the Docker backend on a real engine', () => {
       FROM_FLAG: 'yes',
       FILE_VAR: 'from-file',
       OZ_RUN_ID: 'team-1',
+      WARP_RUN_ID: 'team-1',
       OZ_WORKER_BACKEND: 'docker',
+      WARP_WORKER_BACKEND: 'docker',
     });
     expect(record.env.WARP_API_KEY).toBeUndefined();
     expect(Object.values(record.env)).not.toContain(API_KEY);
@@ -341,4 +338,33 @@ describe.skipIf(!docker)('oz-worker doctor --backend docker on a real engine', (
       await server.close();
     }
   }, 60_000);
+});
+
+describe.skipIf(!docker)('backend.docker.image_pull_policy on a real engine (no registry reachable)', () => {
+  const d = docker!;
+  const harnesses: Harness[] = [];
+  afterAll(async () => {
+    for (const harness of harnesses) await harness.close();
+  });
+
+  it('IfNotPresent runs the image the engine already has, without a pull', async () => {
+    const h = await startHarness(d, { policy: 'image_pull_policy: IfNotPresent' });
+    harnesses.push(h);
+    h.server.assign(assignment('inp-1', { docker_image: d.agentImage }));
+    await h.server.waitForMessage('task_completed', 'inp-1', 60_000);
+    await h.worker.waitForLog(
+      (l) => l.taskId === 'inp-1' && l.msg === `Using image ${d.agentImage} already on the Docker engine (image_pull_policy IfNotPresent)`,
+    );
+    expect(h.worker.logs.some((l) => l.taskId === 'inp-1' && String(l.msg).startsWith('Pulling image'))).toBe(false);
+  }, 90_000);
+
+  it('Never fails a task whose image the engine lacks, naming the policy, and never pulls', async () => {
+    const h = await startHarness(d, { policy: 'image_pull_policy: Never' });
+    harnesses.push(h);
+    h.server.assign(assignment('never-1', { docker_image: 'oz-test-no-such-image:3' }));
+    const failed = await h.server.waitForMessage('task_failed', 'never-1', 60_000);
+    expect(failed.data).toMatchObject({ task_id: 'never-1', failure_reason: 'image_pull' });
+    expect(failed.data.message).toMatch(/^Failed to execute task: image oz-test-no-such-image:3 is not on the Docker engine and the pull policy is Never/);
+    expect(h.worker.logs.some((l) => l.taskId === 'never-1' && String(l.msg).startsWith('Pulling image'))).toBe(false);
+  }, 90_000);
 });

@@ -185,6 +185,8 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   it("fails a task whose volume cannot be mounted with kubelet's FailedMount event, and removes its Job", { timeout: 240_000 }, async () => {
     // A ConfigMap that does not exist: kubelet keeps the pod in ContainerCreating and says why only in events.
     const h = await startKubeWorker({
+      // Kubelet keeps retrying; the task fails once the failures have lasted this long (default 2m).
+      yaml: ['volume_mount_timeout: 5s'],
       // The first line continues the task container above it; kubelet sets up only volumes a container mounts.
       podTemplate: [
         '    volumeMounts: [{name: settings, mountPath: /settings}]',
@@ -196,7 +198,9 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     server.assign(task('mount-1', {}));
     const failed = await server.waitForMessage('task_failed', 'mount-1', TASK_TIMEOUT);
     expect(failed.data.failure_reason).toBe('volume_mount');
-    expect(failed.data.message).toMatch(/failed to mount a volume.*FailedMount.*configmap "oz-real-missing-settings" not found/);
+    expect(failed.data.message).toMatch(
+      /failed to mount a volume.*FailedMount.*configmap "oz-real-missing-settings" not found.*kept failing for volume_mount_timeout \(5 s\)/,
+    );
     await gone(h.namespace, 'mount-1');
   });
 

@@ -21,7 +21,18 @@ export interface RecordedRequest {
 }
 
 /** What the fake controller does with a new task Job (chosen by the task's FAKE_K8S_SCENARIO env). */
-export type Scenario = 'succeed' | 'hang' | 'exit:3' | 'oom' | 'image-pull' | 'unschedulable' | 'mount' | 'deadline' | 'init-fail' | 'sidecar-sigterm';
+export type Scenario =
+  | 'succeed'
+  | 'hang'
+  | 'exit:3'
+  | 'oom'
+  | 'image-pull'
+  | 'unschedulable'
+  | 'mount'
+  | 'mount-for-90s'
+  | 'deadline'
+  | 'init-fail'
+  | 'sidecar-sigterm';
 
 interface Fault {
   method: string;
@@ -336,7 +347,13 @@ export class FakeKubeApi {
           }),
         );
         return;
-      case 'mount': {
+      case 'mount':
+      case 'mount-for-90s': {
+        // mount-for-90s: kubelet has been reporting it for 90 s, and just did again.
+        const times =
+          scenario === 'mount-for-90s'
+            ? { firstTimestamp: new Date(Date.now() - 90_000).toISOString(), lastTimestamp: new Date().toISOString(), count: 12 }
+            : {};
         const event: Obj = {
           apiVersion: 'v1',
           kind: 'Event',
@@ -345,6 +362,7 @@ export class FakeKubeApi {
           reason: 'FailedMount',
           message: 'MountVolume.SetUp failed for volume "sidecar-0-image": image volumes are not supported on this node',
           type: 'Warning',
+          ...times,
         };
         step(1, () => {
           this.put('events', event, 'ADDED');

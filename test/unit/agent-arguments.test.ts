@@ -373,7 +373,7 @@ describe('task params', () => {
       { image: 'registry.internal/my-claude:v1', mount_path: '/mnt/claude-cli-sidecar', read_write: true },
     ]);
     expect(params.args).toContain('--harness');
-    expect(buildSidecars(assignment, { kubernetesSidecarImage: 'mirror/agent:1' })[0]?.image).toBe('mirror/agent:1');
+    expect(buildSidecars(assignment, { agentSidecarImage: 'mirror/agent:1' })[0]?.image).toBe('mirror/agent:1');
   });
 
   it('injects a coding-CLI sidecar only for a configured harness', () => {

@@ -349,7 +349,6 @@ describe('config file errors', () => {
     ['max_concurrent_tasks: "5"', 'max_concurrent_tasks must be a number, not the quoted text "5" (remove the quotes)'],
     ['max_concurrent_tasks: five', 'max_concurrent_tasks must be a whole number (got "five"'],
     ['max_concurrent_tasks: 1.5', 'max_concurrent_tasks must be a whole number (got 1.5'],
-    ['max_concurrent_tasks: -1', 'max_concurrent_tasks must be at least 0 (got -1; 0 means unlimited)'],
     ['cleanup: maybe', 'cleanup must be true or false (got "maybe")'],
     ['cleanup: "false"', 'cleanup must be true or false without quotes'],
     ['worker_id: [a, b]', 'worker_id must be text, not a list'],
@@ -402,12 +401,12 @@ describe('config file errors', () => {
     [
       yaml('backend:', '  docker:', '    pull_policy: sometimes'),
       3,
-      'backend.docker.pull_policy must be one of always, if_not_present, never (got "sometimes")',
+      'backend.docker.pull_policy must be one of always, if_not_present, never (got "sometimes"; or use image_pull_policy with Always, IfNotPresent or Never)',
     ],
     [
       yaml('backend:', '  docker:', '    pull_policy: IfNotPresent'),
       3,
-      'backend.docker.pull_policy must be one of always, if_not_present, never (got "IfNotPresent"; write if_not_present)',
+      'backend.docker.pull_policy must be one of always, if_not_present, never (got "IfNotPresent"; write if_not_present; or use image_pull_policy with Always, IfNotPresent or Never)',
     ],
   ])('checks backend values: %j', (text, line, message) => {
     expect(problem(text)).toContain(`line ${line}: ${message}`);

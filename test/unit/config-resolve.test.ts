@@ -65,11 +65,13 @@ describe('defaults', () => {
       backendLabel: '',
       cleanup: true,
       maxConcurrentTasks: 0,
+      oneShot: false,
+      collectTaskLogs: true,
       idleOnComplete: '',
       operatorEnv: {},
       shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
       cancelGraceMs: DEFAULT_CANCEL_GRACE_MS,
-      docker: { volumes: [], pullPolicy: 'always' },
+      docker: { volumes: [], pullPolicy: 'Always' },
       device: undefined,
       stateDir: expect.stringMatching(/oz-worker$/),
       connectionTuning: {},
@@ -240,7 +242,22 @@ describe('max concurrent tasks', () => {
     expect(resolve({ workerId: 'w', maxConcurrentTasks: text }).maxConcurrentTasks).toBe(value);
   });
 
-  it.each(['-1', 'two', '1.5', '', ' 3', '1e3', '99999999999999999999'])('refuses %j (stricter than Go)', (text) => {
+  it.each([
+    ['-1', 0, ['--max-concurrent-tasks -1 means unlimited, as 0 does; write 0']],
+    ['+3', 3, []],
+  ])('accepts %j as the Go worker does (%d)', (text, value, warnings) => {
+    const config = resolve({ workerId: 'w', maxConcurrentTasks: text });
+    expect(config.maxConcurrentTasks).toBe(value);
+    expect(config.startupWarnings ?? []).toEqual(warnings);
+  });
+
+  it('reads a negative max_concurrent_tasks in the file as unlimited, with a warning', () => {
+    const config = resolve({ workerId: 'w' }, { max_concurrent_tasks: -5 });
+    expect(config.maxConcurrentTasks).toBe(0);
+    expect(config.startupWarnings).toEqual(['max_concurrent_tasks -5 means unlimited, as 0 does; write 0']);
+  });
+
+  it.each(['two', '1.5', '', ' 3', '1e3', '99999999999999999999'])('refuses %j', (text) => {
     expect(failure(() => resolve({ workerId: 'w', maxConcurrentTasks: text }))).toBe(
       `invalid --max-concurrent-tasks ${JSON.stringify(text)}: use a whole number of tasks, or 0 for unlimited`,
     );
@@ -373,6 +390,7 @@ describe('kubernetes backend', () => {
       '    ttl_seconds_after_finished: 60',
       '    workspace_size_limit: 10Gi',
       '    unschedulable_timeout: 2m',
+      '    volume_mount_timeout: 90s',
       '    preflight_timeout: 5m',
       '    image_pull_timeout: 3m',
       '    pod_template: { serviceAccountName: sa }',
@@ -396,6 +414,7 @@ describe('kubernetes backend', () => {
       ttlSecondsAfterFinished: 60,
       workspaceSizeLimit: '10Gi',
       unschedulableTimeoutMs: 120_000,
+      volumeMountTimeoutMs: 90_000,
       preflightTimeoutMs: 300_000,
       imagePullTimeoutMs: 180_000,
       podTemplate: { serviceAccountName: 'sa' },
@@ -404,7 +423,8 @@ describe('kubernetes backend', () => {
   });
 
   it.each([
-    [undefined, 30_000],
+    // The Go worker's later default (30 s up to 3382ab6).
+    [undefined, 600_000],
     ['45s', 45_000],
     ['0s', 0],
     ['0', 0],
@@ -426,7 +446,8 @@ describe('kubernetes backend', () => {
       extraAnnotations: {},
       activeDeadlineSeconds: 8 * 60 * 60,
       ttlSecondsAfterFinished: 24 * 60 * 60,
-      unschedulableTimeoutMs: 30_000,
+      unschedulableTimeoutMs: 600_000,
+      volumeMountTimeoutMs: 120_000,
       preflightTimeoutMs: 120_000,
       imagePullTimeoutMs: 60_000,
       preflightResources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },

@@ -4,7 +4,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { addWorkerOptions } from '../../src/cli/worker-options.js';
+import { addWorkerOptions, expandBooleanFlagValues } from '../../src/cli/worker-options.js';
+import { ConfigError } from '../../src/config/errors.js';
 import { expandPath } from '../../src/config/paths.js';
 import type { WorkerFlags } from '../../src/config/resolve.js';
 
@@ -13,8 +14,9 @@ function program(): Command {
   return addWorkerOptions(command);
 }
 
+/** As the CLI parses: `--flag=BOOL` of a boolean flag expanded first. */
 function parse(args: string[]): WorkerFlags {
-  return program().parse(args, { from: 'user' }).opts<WorkerFlags>();
+  return program().parse(expandBooleanFlagValues(args), { from: 'user' }).opts<WorkerFlags>();
 }
 
 function parseError(args: string[]): string {
@@ -99,6 +101,47 @@ describe('worker flags', () => {
     expect(parse([])).toEqual({ cleanup: true, logLevel: 'info' });
   });
 
+  it('parses the later Go flags --one-shot and --collect-task-logs / --no-collect-task-logs', () => {
+    expect(parse(['--one-shot', '--collect-task-logs'])).toMatchObject({ oneShot: true, collectTaskLogs: true });
+    expect(parse(['--no-collect-task-logs']).collectTaskLogs).toBe(false);
+    expect(parse([])).not.toHaveProperty('collectTaskLogs');
+    expect(parse([])).not.toHaveProperty('oneShot');
+  });
+
+  it.each([
+    [['--no-cleanup=false'], { cleanup: true }],
+    [['--no-cleanup=true'], { cleanup: false }],
+    [['--no-cleanup=0', '--one-shot=1'], { cleanup: true, oneShot: true }],
+    [['--one-shot=false'], { cleanup: true }],
+    [['--one-shot=TRUE'], { cleanup: true, oneShot: true }],
+    [['--collect-task-logs=false'], { cleanup: true, collectTaskLogs: false }],
+    [['--collect-task-logs=true'], { cleanup: true, collectTaskLogs: true }],
+    [['--no-collect-task-logs=false'], { cleanup: true, collectTaskLogs: true }],
+  ])('takes a boolean flag with a value as the Go worker does: %j', (args, expected) => {
+    expect(parse(args)).toEqual({ logLevel: 'info', ...expected });
+  });
+
+  it('never takes the word after a boolean flag as its value', () => {
+    const command = addWorkerOptions(new Command('plan').exitOverride().argument('<assignment>'));
+    command.action(() => {});
+    command.parse(expandBooleanFlagValues(['--no-cleanup', 'assignment.json', '--one-shot']), { from: 'user' });
+    expect(command.args).toEqual(['assignment.json']);
+    expect(command.opts()).toMatchObject({ cleanup: false, oneShot: true });
+  });
+
+  it('rewrites only boolean flags, and nothing after --', () => {
+    expect(expandBooleanFlagValues(['--env=A=true', '--backend=direct', '--', '--one-shot=false'])).toEqual([
+      '--env=A=true',
+      '--backend=direct',
+      '--',
+      '--one-shot=false',
+    ]);
+  });
+
+  it('refuses a boolean flag with a value that is not a boolean', () => {
+    expect(() => expandBooleanFlagValues(['--one-shot=maybe'])).toThrow(new ConfigError('invalid --one-shot=maybe: use --one-shot alone, or =true or =false'));
+  });
+
   it('accepts --websocket-url as another name for --web-socket-url', () => {
     expect(parse(['--websocket-url', 'ws://127.0.0.1:3/ws']).webSocketUrl).toBe('ws://127.0.0.1:3/ws');
   });
@@ -146,6 +189,9 @@ describe('worker flags', () => {
       '--shutdown-grace-period <duration>',
       '--device-owner-user-id <id>',
       '--device-team-id <id>',
+      '--one-shot',
+      '--collect-task-logs',
+      '--no-collect-task-logs',
     ]) {
       expect(help).toContain(text);
     }

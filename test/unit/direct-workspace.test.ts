@@ -195,7 +195,7 @@ describe('environment composition', () => {
     expect(env.has('COPY_OF_KEY')).toBe(false);
   });
 
-  it('teardown env: host (minus credential) and OZ_* variables, no task env', () => {
+  it('teardown env: host (minus credential) and OZ_*/WARP_* variables, no task env', () => {
     const env = teardownEnv({ hostEnv: host, apiKey: 'wk_host_key_123', workspaceDir: '/w/t1', gitConfigPath: '/w/t1/.gitconfig', taskId: 't1' });
     expect(Object.fromEntries(env)).toEqual({
       HOME: '/home/w',
@@ -204,9 +204,12 @@ describe('environment composition', () => {
       USER: 'w',
       LANG: 'C.UTF-8',
       OZ_WORKSPACE_ROOT: '/w/t1',
+      WARP_WORKSPACE_ROOT: '/w/t1',
       GIT_CONFIG_GLOBAL: '/w/t1/.gitconfig',
       OZ_WORKER_BACKEND: 'direct',
+      WARP_WORKER_BACKEND: 'direct',
       OZ_RUN_ID: 't1',
+      WARP_RUN_ID: 't1',
     });
   });
 

@@ -52,7 +52,7 @@ function config(
     cleanup: options.cleanup ?? true,
     cancelGraceMs: options.cancelGraceMs ?? 1_000,
     operatorEnv: options.operatorEnv ?? {},
-    docker: { volumes: options.volumes ?? [], pullPolicy: options.pullPolicy ?? 'always' },
+    docker: { volumes: options.volumes ?? [], pullPolicy: options.pullPolicy ?? 'Always' },
   });
 }
 
@@ -231,7 +231,7 @@ describe('running a task', () => {
     const error = await rejection(run(b, params('t5b', { image: 'ubuntu:22.04' })));
     expect(error).toMatchObject({ reason: 'image_pull' });
     expect((error as Error).message).toMatch(
-      /^failed to pull image ubuntu:22\.04: Error response from daemon: .*no such host; the Docker host cannot reach the registry: .*set backend\.docker\.pull_policy to if_not_present$/,
+      /^failed to pull image ubuntu:22\.04: Error response from daemon: .*no such host; the Docker host cannot reach the registry: .*set backend\.docker\.image_pull_policy to IfNotPresent$/,
     );
     expect(engine.calls('POST', /^\/containers\/create$/)).toEqual([]);
   });
@@ -247,12 +247,12 @@ describe('running a task', () => {
     });
   });
 
-  it('pull_policy always (the default) pulls even an image the engine has; if_not_present and never use it', async () => {
+  it('image_pull_policy Always (the default) pulls even an image the engine has; IfNotPresent and Never use it', async () => {
     engine.addImage('local/agent:1');
     engine.registryUnreachable = true;
     const always = await backend();
     expect(await rejection(run(always, params('p1', { image: 'local/agent:1' })))).toMatchObject({ reason: 'image_pull' });
-    for (const pullPolicy of ['if_not_present', 'never'] as const) {
+    for (const pullPolicy of ['IfNotPresent', 'Never'] as const) {
       const b = await backend({ pullPolicy });
       const pulls = engine.calls('POST', /^\/images\/create$/).length;
       await expect(run(b, params(`p-${pullPolicy}`, { image: 'local/agent:1' }))).resolves.toEqual({ kind: 'completed' });
@@ -260,17 +260,46 @@ describe('running a task', () => {
     }
   });
 
-  it('pull_policy if_not_present pulls a missing image; never refuses it with what to do', async () => {
-    const pulling = await backend({ pullPolicy: 'if_not_present' });
+  it('image_pull_policy IfNotPresent pulls a missing image; Never refuses it naming the policy, without a pull', async () => {
+    const pulling = await backend({ pullPolicy: 'IfNotPresent' });
     await expect(run(pulling, params('p3', { image: 'fresh:1' }))).resolves.toEqual({ kind: 'completed' });
     expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(1);
-    const never = await backend({ pullPolicy: 'never' });
+    const never = await backend({ pullPolicy: 'Never' });
     const error = await rejection(run(never, params('p4', { image: 'absent:1' })));
     expect(error).toMatchObject({
       reason: 'image_pull',
-      message: expect.stringMatching(/^image absent:1 is not on the Docker engine and backend\.docker\.pull_policy is never: load it first/),
+      message: expect.stringMatching(
+        /^image absent:1 is not on the Docker engine and the pull policy is Never \(backend\.docker\.image_pull_policy\): load it first/,
+      ),
     });
     expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(1);
+  });
+
+  it.each(['IfNotPresent', 'Never'] as const)(
+    'image_pull_policy %s: an inspect error other than not-found fails the task without a pull',
+    async (pullPolicy) => {
+      engine.failures.push({ method: 'GET', path: /^\/images\/.*\/json$/, status: 500, message: 'inspect exploded', once: true });
+      const b = await backend({ pullPolicy });
+      const error = await rejection(run(b, params(`ie-${pullPolicy}`, { image: 'fresh:2' })));
+      expect(error).toMatchObject({ reason: 'image_pull', message: expect.stringMatching(/^failed to inspect image fresh:2: .*inspect exploded/) });
+      expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(0);
+    },
+  );
+
+  it('image_pull_policy applies to sidecar images: Never with the sidecar missing fails before any pull or volume', async () => {
+    engine.addImage('local/agent:1');
+    const never = await backend({ pullPolicy: 'Never' });
+    const sidecar = { image: 'warpdotdev/agent-sidecar:9', mount_path: '/agent', read_write: false };
+    const error = await rejection(run(never, params('sc-never', { image: 'local/agent:1', sidecars: [sidecar] })));
+    expect(error).toMatchObject({ reason: 'sidecar_prep', message: expect.stringContaining('pull policy is Never') });
+    expect(engine.calls('POST', /^\/images\/create$/)).toHaveLength(0);
+    expect(engine.calls('POST', /^\/volumes\/create$/)).toHaveLength(0);
+    // IfNotPresent reuses a sidecar the engine has and pulls one it lacks.
+    engine.addImage('warpdotdev/agent-sidecar:9');
+    const reuse = await backend({ pullPolicy: 'IfNotPresent' });
+    const extra = { image: 'tools/cache:3', mount_path: '/cache', read_write: false };
+    await expect(run(reuse, params('sc-reuse', { image: 'local/agent:1', sidecars: [sidecar, extra] }))).resolves.toEqual({ kind: 'completed' });
+    expect(engine.calls('POST', /^\/images\/create$/).map((call) => call.query.get('fromImage'))).toEqual(['docker.io/tools/cache']);
   });
 
   it("clamps instance_shape.vcpus to the host's CPUs with a warning (the daemon would refuse the container)", async () => {

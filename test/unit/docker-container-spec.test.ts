@@ -82,7 +82,9 @@ describe('task container', () => {
         'GITHUB_ACCESS_TOKEN=tok',
         'FOO=bar',
         'OZ_RUN_ID=task-1',
+        'WARP_RUN_ID=task-1',
         'OZ_WORKER_BACKEND=docker',
+        'WARP_WORKER_BACKEND=docker',
       ],
       WorkingDir: '/workspace',
       Labels: {
@@ -105,7 +107,7 @@ describe('task container', () => {
 
   it('lets the operator env override server env, but not OZ_RUN_ID; later duplicates win in place', () => {
     const env = containerEnv(params({ env: ['TASK_ID=task-1', 'A=server', 'A=server2'] }), { A: 'worker', OZ_RUN_ID: 'spoofed' });
-    expect(env).toEqual(['TASK_ID=task-1', 'A=worker', 'OZ_RUN_ID=task-1', 'OZ_WORKER_BACKEND=docker']);
+    expect(env).toEqual(['TASK_ID=task-1', 'A=worker', 'OZ_RUN_ID=task-1', 'WARP_RUN_ID=task-1', 'OZ_WORKER_BACKEND=docker', 'WARP_WORKER_BACKEND=docker']);
   });
 
   it('names containers readably and uniquely', () => {

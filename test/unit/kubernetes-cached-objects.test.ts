@@ -245,6 +245,7 @@ describe('cachedPod', () => {
     now: NOW,
     unschedulableTimeoutMs: 30_000,
     imagePullTimeoutMs: 60_000,
+    mountFailures: { timeoutMs: 120_000 },
     ...overrides,
   });
 

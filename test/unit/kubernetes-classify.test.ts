@@ -10,6 +10,7 @@ const options = (overrides: Partial<PodCheckOptions> = {}): PodCheckOptions => (
   now: NOW,
   unschedulableTimeoutMs: 30_000,
   imagePullTimeoutMs: 60_000,
+  mountFailures: { timeoutMs: 120_000 },
   ...overrides,
 });
 
@@ -303,6 +304,63 @@ describe('podFailure', () => {
     ['a condition no longer true', { phase: 'Running', conditions: [{ ...byScheduler, status: 'False' }], containerStatuses: [running] }, undefined],
   ])('not pod_preempted: %s', (_name, status, reason) => {
     expect(podFailure(pod(status as V1Pod['status']), options())?.reason).toBe(reason);
+  });
+
+  describe('volume_mount_timeout', () => {
+    const ago = (seconds: number): Date => new Date(NOW - seconds * 1000);
+    const mount = (
+      first: number | undefined,
+      last: number | undefined,
+      message = 'MountVolume.SetUp failed for volume "settings" : configmap "x" not found',
+    ) => ({
+      reason: 'FailedMount',
+      message,
+      involvedObject: {},
+      metadata: {},
+      ...(first === undefined ? {} : { firstTimestamp: ago(first) }),
+      ...(last === undefined ? {} : { lastTimestamp: ago(last) }),
+    });
+    const bound = pod({ phase: 'Pending', conditions: [scheduled] });
+    const reason = (events: object[], mountFailures: PodCheckOptions['mountFailures']) =>
+      podFailure(bound, options({ events: events as PodCheckOptions['events'], mountFailures }))?.reason;
+
+    it.each([
+      ['failing for 3 minutes, last report 5 s ago', [mount(180, 5)], 120_000, 'volume_mount'],
+      ['failing for exactly the timeout', [mount(120, 1)], 120_000, 'volume_mount'],
+      ['failing for 1 minute: kubelet may still mount it', [mount(60, 5)], 120_000, undefined],
+      ['failing long ago, silent for 2 minutes: recovered', [mount(600, 120)], 120_000, undefined],
+      ['two reports: the oldest start and the newest report count', [mount(30, 20), mount(200, 150)], 120_000, 'volume_mount'],
+      ['0s: a mount failure never fails the task', [mount(3600, 1)], 0, undefined],
+      ['negative: never, as 0', [mount(3600, 1)], -1, undefined],
+      ['no time on the event: cannot be aged, fails as before', [mount(undefined, undefined)], 120_000, 'volume_mount'],
+      ['only a last report, old enough', [mount(undefined, 30)], 20_000, 'volume_mount'],
+    ])('%s', (_name, events, timeoutMs, expected) => {
+      expect(reason(events, { timeoutMs })).toBe(expected);
+    });
+
+    it('fails at once where nothing is left to wait for (the Job failed, the preflight), even with 0s', () => {
+      expect(reason([mount(1, 1)], 'at-once')).toBe('volume_mount');
+      expect(reason([mount(1, 1)], { timeoutMs: 0 })).toBeUndefined();
+    });
+
+    it('quotes the newest report and says how long it kept failing', () => {
+      const failure = podFailure(
+        bound,
+        options({
+          events: [mount(300, 200, 'MountVolume.SetUp failed: old'), mount(100, 2, 'MountVolume.SetUp failed: new')] as never,
+          mountFailures: { timeoutMs: 120_000 },
+        }),
+      );
+      expect(failure?.message).toContain('Kubernetes event message: MountVolume.SetUp failed: new');
+      expect(failure?.message).toContain('The mount kept failing for volume_mount_timeout (120 s)');
+    });
+
+    it("reads the series' last observation and eventTime when the old timestamps are missing", () => {
+      const series = { ...mount(undefined, undefined), eventTime: ago(300), series: { count: 9, lastObservedTime: ago(3) } };
+      expect(reason([series], { timeoutMs: 120_000 })).toBe('volume_mount');
+      const stale = { ...mount(undefined, undefined), eventTime: ago(300), series: { count: 9, lastObservedTime: ago(90) } };
+      expect(reason([stale], { timeoutMs: 120_000 })).toBeUndefined();
+    });
   });
 
   it.each([

@@ -137,7 +137,7 @@ describe('environment and resources', () => {
     });
   });
 
-  it('orders the task env: common, then -e (sorted), then the four OZ_* values; never OZ_EXECUTION_ID', () => {
+  it('orders the task env: common, then -e (sorted), then the four OZ_* values each with its WARP_* alias; never OZ_EXECUTION_ID', () => {
     const job = buildTaskJob(params({ env: ['TASK_ID=task-1', 'OVERRIDE=server'] }), settings({ operatorEnv: { OVERRIDE: 'cli', CLI_ONLY: '1' } }));
     const env = job.spec!.template.spec!.containers[0]!.env!.map((e) => `${e.name}=${e.value}`);
     expect(env).toEqual([
@@ -145,9 +145,13 @@ describe('environment and resources', () => {
       'OVERRIDE=cli',
       'CLI_ONLY=1',
       'OZ_ENVIRONMENT_FILE=/workspace/.oz-env',
+      'WARP_ENVIRONMENT_FILE=/workspace/.oz-env',
       'OZ_WORKSPACE_ROOT=/workspace',
+      'WARP_WORKSPACE_ROOT=/workspace',
       'OZ_WORKER_BACKEND=kubernetes',
+      'WARP_WORKER_BACKEND=kubernetes',
       'OZ_RUN_ID=task-1',
+      'WARP_RUN_ID=task-1',
     ]);
   });
 });

@@ -19,6 +19,7 @@ import type { Logger } from '../../log/logger.js';
 import { goExitText, TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, TaskParams, TaskRun } from '../../task/contract.js';
 import { mergeEnv, toProcessEnv, workerEnvWithoutCredentials } from '../shared/env.js';
+import { wellKnownEnv } from '../shared/well-known-env.js';
 import { startErrorText } from '../shared/start-error.js';
 import { dispatchPayload } from './payload.js';
 import { runShell, SHELL, type ShellResult } from './shell.js';
@@ -47,19 +48,28 @@ export function commandEnv(
   operatorEnv: Readonly<Record<string, string>>,
   wellKnown: Array<[string, string]>,
 ): Map<string, string> {
-  // The OZ_* variables come last: operator settings cannot clobber them.
+  // The OZ_ and WARP_ variables come last: operator settings cannot clobber them.
   return mergeEnv(workerEnvWithoutCredentials(hostEnv, apiKey), Object.entries(operatorEnv), wellKnown);
 }
 
-/** The OZ_* variables a dispatch command gets (also shown by `oz-worker plan`). */
+/** The OZ_ and WARP_ variables a dispatch command gets (also shown by `oz-worker plan`). */
 export function dispatchVariables(params: Pick<TaskParams, 'taskId' | 'executionId' | 'image'>, serverRootUrl: string): Array<[string, string]> {
-  return [
-    ['OZ_RUN_ID', params.taskId],
-    ['OZ_EXECUTION_ID', params.executionId],
-    ['OZ_WORKER_BACKEND', 'command'],
-    ['OZ_SERVER_ROOT_URL', serverRootUrl],
-    ['OZ_DOCKER_IMAGE', params.image],
-  ];
+  return wellKnownEnv([
+    ['RUN_ID', params.taskId],
+    ['EXECUTION_ID', params.executionId],
+    ['WORKER_BACKEND', 'command'],
+    ['SERVER_ROOT_URL', serverRootUrl],
+    ['DOCKER_IMAGE', params.image],
+  ]);
+}
+
+/** The OZ_ and WARP_ variables a cancel command gets (also shown by `oz-worker plan`). */
+export function cancelVariables(ids: { taskId: string; executionId: string }): Array<[string, string]> {
+  return wellKnownEnv([
+    ['RUN_ID', ids.taskId],
+    ['EXECUTION_ID', ids.executionId],
+    ['WORKER_BACKEND', 'command'],
+  ]);
 }
 
 function outcomeText(result: ShellResult): string {
@@ -147,14 +157,7 @@ class CommandBackend implements Backend {
       return;
     }
     log.info(`Cancelling handed-off task ${taskId} via command backend`);
-    const env = this.env(
-      [
-        ['OZ_RUN_ID', taskId],
-        ['OZ_EXECUTION_ID', executionId],
-        ['OZ_WORKER_BACKEND', 'command'],
-      ],
-      log,
-    );
+    const env = this.env(cancelVariables({ taskId, executionId }), log);
     const result = await runShell({
       command: cancelCommand,
       env,

@@ -43,7 +43,7 @@ import {
   type ProcessRole,
   type ProcessTable,
 } from './task-processes.js';
-import { agentLaunch, directHostEnv, directTaskEnv, GITCONFIG_TEMP_PREFIX, resolvedWorkspaceMode, taskWorkspace } from './launch.js';
+import { agentLaunch, directHostEnv, directTaskEnv, ENV_FILE_PREFIX, GITCONFIG_TEMP_PREFIX, resolvedWorkspaceMode, taskWorkspace } from './launch.js';
 import { setupEnv, teardownEnv, type WorkspaceMode, type WorkspacePlan } from './workspace.js';
 import { errorMessage } from '../../errors/error-message.js';
 
@@ -604,7 +604,7 @@ async function makeWorkspaceDir(dir: string): Promise<void> {
 
 /** Creates the empty, owner-only env file the setup command may write variables to. */
 async function createEnvFile(dir: string): Promise<string> {
-  const path = join(dir, `oz-env-${randomBytes(8).toString('hex')}`);
+  const path = join(dir, `${ENV_FILE_PREFIX}${randomBytes(8).toString('hex')}`);
   let handle;
   try {
     handle = await open(path, 'wx', 0o600);

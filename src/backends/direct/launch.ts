@@ -10,8 +10,13 @@ import type { TaskParams } from '../../task/contract.js';
 import type { EnvMap } from '../shared/env.js';
 import { agentEnv, planWorkspace, taskEnv, validateTaskIdForPath, workspaceMode, type WorkspaceMode, type WorkspacePlan } from './workspace.js';
 
+// Setup's and teardown's environments, as the backend builds them (`oz-worker plan` shows them too).
+export { setupEnv, teardownEnv } from './workspace.js';
+
 /** Target-dir mode: the temporary directory holding a task's git config is `<TMPDIR>/<this><random>`. */
 export const GITCONFIG_TEMP_PREFIX = 'oz-gitconfig-';
+/** The env file setup writes to (`$OZ_ENVIRONMENT_FILE`) is `<workspace>/<this><random>`. */
+export const ENV_FILE_PREFIX = 'oz-env-';
 
 /** The configured workspace mode, its directory absolute (a relative one means the worker's directory). */
 export function resolvedWorkspaceMode(direct: DirectBackendConfig, defaultRoot: string): WorkspaceMode {

@@ -7,6 +7,7 @@ import type { DirectBackendConfig } from '../../config/worker-config.js';
 import type { Task } from '../../protocol/messages.js';
 import { TaskFailure } from '../../task/failure.js';
 import { mergeEnv, workerEnvWithoutCredentials, type EnvMap } from '../shared/env.js';
+import { wellKnownEnv } from '../shared/well-known-env.js';
 
 /** Refuses ids that are not one plain path component (path traversal, absolute paths). */
 export function validateTaskIdForPath(taskId: string): void {
@@ -122,14 +123,18 @@ export interface SetupEnvInput {
   envFilePath: string;
 }
 
-/** Setup: the worker's environment (minus its credential), the task env, then the OZ_* contract variables. */
+/** Setup: the worker's environment (minus its credential), the task env, then the OZ_ and WARP_ contract variables. */
 export function setupEnv(input: SetupEnvInput): EnvMap {
-  return mergeEnv(workerEnvWithoutCredentials(input.hostEnv, input.apiKey), input.taskEnv, [
-    ['OZ_WORKSPACE_ROOT', input.workspaceDir],
-    ['OZ_WORKER_BACKEND', 'direct'],
-    ['OZ_RUN_ID', input.taskId],
-    ['OZ_ENVIRONMENT_FILE', input.envFilePath],
-  ]);
+  return mergeEnv(
+    workerEnvWithoutCredentials(input.hostEnv, input.apiKey),
+    input.taskEnv,
+    wellKnownEnv([
+      ['WORKSPACE_ROOT', input.workspaceDir],
+      ['WORKER_BACKEND', 'direct'],
+      ['RUN_ID', input.taskId],
+      ['ENVIRONMENT_FILE', input.envFilePath],
+    ]),
+  );
 }
 
 export interface TeardownEnvInput {
@@ -140,12 +145,15 @@ export interface TeardownEnvInput {
   taskId: string;
 }
 
-/** Teardown: the worker's environment (minus its credential) and the OZ_* variables; no task env. */
+/** Teardown: the worker's environment (minus its credential) and the OZ_ and WARP_ variables; no task env. */
 export function teardownEnv(input: TeardownEnvInput): EnvMap {
-  return mergeEnv(workerEnvWithoutCredentials(input.hostEnv, input.apiKey), [
-    ['OZ_WORKSPACE_ROOT', input.workspaceDir],
-    ['GIT_CONFIG_GLOBAL', input.gitConfigPath],
-    ['OZ_WORKER_BACKEND', 'direct'],
-    ['OZ_RUN_ID', input.taskId],
-  ]);
+  return mergeEnv(
+    workerEnvWithoutCredentials(input.hostEnv, input.apiKey),
+    wellKnownEnv([['WORKSPACE_ROOT', input.workspaceDir]]),
+    [['GIT_CONFIG_GLOBAL', input.gitConfigPath]],
+    wellKnownEnv([
+      ['WORKER_BACKEND', 'direct'],
+      ['RUN_ID', input.taskId],
+    ]),
+  );
 }

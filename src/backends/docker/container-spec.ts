@@ -6,6 +6,7 @@ import type { InstanceShape, SidecarMount } from '../../protocol/messages.js';
 import { TaskFailure } from '../../task/failure.js';
 import type { TaskParams } from '../../task/contract.js';
 import { parseImageRef, sanitizeName } from './reference.js';
+import { wellKnownEntries } from '../shared/well-known-env.js';
 
 /** Every container and volume this worker creates carries these labels. */
 export const LABEL_PREFIX = 'dev.warp.oz-worker';
@@ -120,14 +121,17 @@ export function sidecarBind(volume: string, sidecar: SidecarMount): string {
 /**
  * The container's environment: the common task env, then the operator env
  * (which wins over server values), then the OZ_* variables the other backends
- * also set. Duplicates resolve to the last value, in first-appearance order.
+ * also set, each with its WARP_* alias. Duplicates resolve to the last value,
+ * in first-appearance order.
  */
 export function containerEnv(params: Pick<TaskParams, 'taskId' | 'env'>, operatorEnv: Readonly<Record<string, string>>): string[] {
   return dedupeEnv([
     ...params.env,
     ...Object.entries(operatorEnv).map(([key, value]) => `${key}=${value}`),
-    `OZ_RUN_ID=${params.taskId}`,
-    'OZ_WORKER_BACKEND=docker',
+    ...wellKnownEntries([
+      ['RUN_ID', params.taskId],
+      ['WORKER_BACKEND', 'docker'],
+    ]),
   ]);
 }
 

@@ -12,9 +12,7 @@
 //   (SIGTERM, then SIGKILL), also when cleanup is disabled;
 // * containers and volumes carry labels (worker id, run id), so leftovers of a
 //   crashed worker are removed when it starts again;
-// * the container also gets OZ_RUN_ID and OZ_WORKER_BACKEND, like the other backends;
-// * `backend.docker.pull_policy` can skip the pull of images the engine already has
-//   (the default, `always`, pulls before every task as the Go worker does);
+// * the container also gets OZ_RUN_ID and OZ_WORKER_BACKEND (and their WARP_ aliases), like the other backends;
 // * instance_shape.vcpus above the host's CPUs is clamped (with a warning) instead of
 //   failing container create.
 import { existsSync, readFileSync } from 'node:fs';
@@ -170,7 +168,7 @@ function pullHint(text: string): string {
   }
   if (/not found|manifest unknown|does not exist/i.test(text)) return '; check that the image name and tag exist in the registry';
   if (/dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|network is unreachable/i.test(text)) {
-    return '; the Docker host cannot reach the registry: check its network (or proxy), or load the image on the engine and set backend.docker.pull_policy to if_not_present';
+    return '; the Docker host cannot reach the registry: check its network (or proxy), or load the image on the engine and set backend.docker.image_pull_policy to IfNotPresent';
   }
   return '';
 }
@@ -393,8 +391,10 @@ class DockerBackend implements Backend {
   }
 
   /**
-   * The image, pulled for the daemon's platform as `backend.docker.pull_policy`
-   * says, and checked; errors are Go-worded.
+   * The image, pulled for the daemon's platform as `backend.docker.image_pull_policy`
+   * says (the Go worker's rules: Always pulls; IfNotPresent and Never use the
+   * engine's copy, and an inspect error other than not-found fails without a
+   * pull; Never never pulls), and checked; errors are Go-worded.
    */
   private async pull(image: string, run: TaskRun): Promise<ImageInfo> {
     const { engine, platform, env, home, credentialHelper, config } = this.settings;
@@ -402,15 +402,15 @@ class DockerBackend implements Backend {
     const ref = parseImageRef(image);
     if (!ref) throw new Error(invalidReferenceText(image));
     const policy = config.docker.pullPolicy;
-    if (policy !== 'always') {
+    if (policy !== 'Always') {
       const present = await this.localImage(image);
       if (present) {
-        log.info(`Using image ${image} already on the Docker engine (pull_policy ${policy})`);
+        log.info(`Using image ${image} already on the Docker engine (image_pull_policy ${policy})`);
         return this.checkPlatform(image, present);
       }
-      if (policy === 'never') {
+      if (policy === 'Never') {
         throw new Error(
-          `image ${image} is not on the Docker engine and backend.docker.pull_policy is never: load it first (docker pull or docker load on the worker's host), or set pull_policy to if_not_present`,
+          `image ${image} is not on the Docker engine and the pull policy is Never (backend.docker.image_pull_policy): load it first (docker pull or docker load on the worker's host), or set image_pull_policy to IfNotPresent`,
         );
       }
     }

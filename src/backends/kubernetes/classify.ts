@@ -127,8 +127,69 @@ export interface PodCheckOptions {
   unschedulableTimeoutMs: number;
   /** How long a transient image pull failure may last; 0 fails at the first. */
   imagePullTimeoutMs: number;
+  /**
+   * When a mount failure fails the task: once it has lasted `timeoutMs` and is
+   * still being reported (`volume_mount_timeout`; 0: never), or `'at-once'`
+   * where nothing is left to wait for (the Job failed, the start-up preflight).
+   */
+  mountFailures: 'at-once' | { timeoutMs: number };
   /** The pod's events, when they were listed (only for pods kubelet is setting up). */
   events?: readonly CoreV1Event[] | undefined;
+}
+
+/**
+ * A mount failure still being reported is not current once kubelet has been
+ * silent about it this long: its retries come far more often, so the mount is
+ * no longer what holds the pod (the Go worker's rule).
+ */
+export const MOUNT_FAILURE_ACTIVE_WINDOW_MS = 60_000;
+
+function timeOf(value: Date | string | undefined | null): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ms = new Date(value).getTime();
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** When an event was first reported, from whichever field this Kubernetes version fills. */
+function firstSeen(event: CoreV1Event): number | undefined {
+  return timeOf(event.firstTimestamp) ?? timeOf(event.eventTime) ?? timeOf(event.lastTimestamp) ?? timeOf(event.metadata?.creationTimestamp);
+}
+
+/** When an event was last reported. */
+function lastSeen(event: CoreV1Event): number | undefined {
+  return (
+    timeOf(event.series?.lastObservedTime) ??
+    timeOf(event.lastTimestamp) ??
+    timeOf(event.eventTime) ??
+    timeOf(event.firstTimestamp) ??
+    timeOf(event.metadata?.creationTimestamp)
+  );
+}
+
+/** The pod's mount failure events (kubelet's own cache races left out), oldest report first. */
+function mountFailureEvents(events: readonly CoreV1Event[]): CoreV1Event[] {
+  return events
+    .filter((e) => (e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed')) && !TRANSIENT_MOUNT_FAILURE.test(e.message ?? ''))
+    .map((event, index) => ({ event, index, at: lastSeen(event) ?? Number.NEGATIVE_INFINITY }))
+    .sort((a, b) => a.at - b.at || a.index - b.index)
+    .map(({ event }) => event);
+}
+
+/**
+ * Whether mount failures have gone on long enough to fail the task: they
+ * started at least `timeoutMs` ago and are still being reported. A pod's age
+ * says nothing here (kubelet mounts only once the pod is bound and its images
+ * are there), so the events themselves are the clock. Events without any time
+ * cannot be aged: they fail the task, as before this grace existed.
+ */
+export function mountFailureLasted(failures: readonly CoreV1Event[], now: number, timeoutMs: number): boolean {
+  if (timeoutMs <= 0) return false;
+  const first = failures.map(firstSeen).filter((t) => t !== undefined);
+  const last = failures.map(lastSeen).filter((t) => t !== undefined);
+  if (first.length === 0 && last.length === 0) return true;
+  if (last.length > 0 && now - Math.max(...last) > MOUNT_FAILURE_ACTIVE_WINDOW_MS) return false;
+  const started = first.length > 0 ? Math.min(...first) : Math.min(...last);
+  return now - started >= timeoutMs;
 }
 
 /**
@@ -214,16 +275,18 @@ export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | u
     }
   }
   if (options.events && podNeedsEvents(pod)) {
-    const mount = options.events.find(
-      (e) => (e.reason === 'FailedMount' || e.message?.includes('MountVolume.SetUp failed')) && !TRANSIENT_MOUNT_FAILURE.test(e.message ?? ''),
-    );
-    if (mount) {
+    const failures = mountFailureEvents(options.events);
+    // The latest report describes what the pod is still stuck on.
+    const mount = failures.at(-1);
+    const rule = options.mountFailures;
+    if (mount && (rule === 'at-once' || mountFailureLasted(failures, options.now, rule.timeoutMs))) {
       return {
         reason: 'volume_mount',
         message: [
           `${podContext(pod, namespace)} failed to mount a volume`,
           `Kubernetes event reason: ${mount.reason ?? ''}`,
           `Kubernetes event message: ${mount.message ?? ''}`,
+          ...(rule === 'at-once' ? [] : [`The mount kept failing for volume_mount_timeout (${Math.round(rule.timeoutMs / 1000)} s)`]),
         ].join('. '),
         exitCode: 0,
       };

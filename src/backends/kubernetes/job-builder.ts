@@ -8,6 +8,7 @@ import type { TaskParams } from '../../task/contract.js';
 import { TaskFailure } from '../../task/failure.js';
 import { executionIdOf, preflightJobName, taskJobName, taskLabels } from './names.js';
 import { ENV_FILE_PATH, SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT, WORKSPACE_PATH } from './scripts.js';
+import { wellKnownEntries } from '../shared/well-known-env.js';
 
 export type PullPolicy = KubernetesBackendConfig['imagePullPolicy'];
 
@@ -62,17 +63,21 @@ export function mergeEnv(...lists: (readonly string[])[]): V1EnvVar[] {
   return [...values].map(([name, value]) => ({ name, value }));
 }
 
-/** The task's environment: common env, then `-e` values (sorted), then the four OZ_* values. */
+/** The task's environment: common env, then `-e` values (sorted), then the four OZ_* values, each with its WARP_* alias. */
 export function taskEnvList(params: Pick<TaskParams, 'env' | 'taskId'>, operatorEnv: Record<string, string>): V1EnvVar[] {
   const overrides = Object.keys(operatorEnv)
     .sort()
     .map((key) => `${key}=${operatorEnv[key]}`);
-  return mergeEnv(params.env, overrides, [
-    `OZ_ENVIRONMENT_FILE=${ENV_FILE_PATH}`,
-    `OZ_WORKSPACE_ROOT=${WORKSPACE_PATH}`,
-    'OZ_WORKER_BACKEND=kubernetes',
-    `OZ_RUN_ID=${params.taskId}`,
-  ]);
+  return mergeEnv(
+    params.env,
+    overrides,
+    wellKnownEntries([
+      ['ENVIRONMENT_FILE', ENV_FILE_PATH],
+      ['WORKSPACE_ROOT', WORKSPACE_PATH],
+      ['WORKER_BACKEND', 'kubernetes'],
+      ['RUN_ID', params.taskId],
+    ]),
+  );
 }
 
 /** Requests = limits per positive axis of the instance shape; nothing without a shape. */

@@ -31,6 +31,8 @@ export interface MonitorOptions {
   signal: AbortSignal;
   unschedulableTimeoutMs: number;
   imagePullTimeoutMs: number;
+  /** How long a pod may keep failing to mount a volume; 0: never fails the task by itself. */
+  volumeMountTimeoutMs: number;
   now?: () => number;
 }
 
@@ -102,6 +104,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         now: at,
         unschedulableTimeoutMs: options.unschedulableTimeoutMs,
         imagePullTimeoutMs: options.imagePullTimeoutMs,
+        mountFailures: { timeoutMs: options.volumeMountTimeoutMs },
         events: record.events,
       });
       if (failure?.graceMs !== undefined) {
@@ -184,6 +187,8 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
               now: now(),
               unschedulableTimeoutMs: 0,
               imagePullTimeoutMs: 0,
+              // The Job is over: nothing is left to wait out, and the mount failure is the best explanation.
+              mountFailures: 'at-once',
               events: record.events,
             }),
           )

@@ -42,6 +42,7 @@ interface Settings {
   cleanup: boolean;
   unschedulableTimeoutMs: number;
   imagePullTimeoutMs: number;
+  volumeMountTimeoutMs: number;
 }
 
 export async function createKubernetesBackend(config: WorkerConfigFor<'kubernetes'>, deps: KubernetesDeps): Promise<Backend> {
@@ -100,6 +101,7 @@ export async function createKubernetesBackend(config: WorkerConfigFor<'kubernete
     cleanup: config.cleanup,
     unschedulableTimeoutMs: k.unschedulableTimeoutMs,
     imagePullTimeoutMs: k.imagePullTimeoutMs,
+    volumeMountTimeoutMs: k.volumeMountTimeoutMs,
     job: jobSettingsFrom(config, podTemplate),
   });
 }
@@ -201,6 +203,7 @@ class KubernetesBackend implements Backend {
       signal,
       unschedulableTimeoutMs: this.settings.unschedulableTimeoutMs,
       imagePullTimeoutMs: this.settings.imagePullTimeoutMs,
+      volumeMountTimeoutMs: this.settings.volumeMountTimeoutMs,
     });
     return this.conclude(name, executionHash, result, log);
   }

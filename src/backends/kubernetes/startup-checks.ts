@@ -84,6 +84,8 @@ export async function runPreflight(client: KubeClient, settings: PreflightSettin
           now: Date.now(),
           unschedulableTimeoutMs: 0,
           imagePullTimeoutMs: 0,
+          // The preflight has its own short timeout and exists to surface incompatibilities.
+          mountFailures: 'at-once',
           ...(events ? { events } : {}),
         });
         if (failure) return fail(failure.message);
