@@ -56,12 +56,17 @@ async function connectedWorkers(server: LocalServerHarness): Promise<string[]> {
 }
 
 const found = process.env.OZ_TEST_SYSTEMD === 'fallback' ? { skip: 'OZ_TEST_SYSTEMD=fallback asked for the closest check' } : findSystemdRootfs();
+const payload = tempDir('systemd-payload');
+let payloadProblem: string | undefined;
+try {
+  preparePayload(payload.path);
+} catch (error) {
+  payloadProblem = `the package could not be packed (npm pack): ${(error as Error).message.split('\n')[0]}`;
+}
 let system: BootedSystem | undefined;
 let bootFailure: string | undefined;
-const payload = tempDir('systemd-payload');
-if ('rootfs' in found) {
+if ('rootfs' in found && !payloadProblem) {
   try {
-    preparePayload(payload.path);
     system = await BootedSystem.boot(found.rootfs, [
       [payload.path, '/opt/oz-test'],
       [join(payload.path, 'package'), '/usr/local/lib/node_modules/oz-worker'],
@@ -71,11 +76,12 @@ if ('rootfs' in found) {
     bootFailure = `systemd did not boot in a container here: ${(error as Error).message}`;
   }
 }
-const fallbackReason = 'skip' in found ? found.skip : bootFailure;
+const fallbackReason = system ? undefined : (('skip' in found ? found.skip : bootFailure) ?? payloadProblem);
 const fallbackAccount = process.getuid?.() === 0 ? lookUpUser('nobody') : undefined;
 const fallbackProblem =
   fallbackReason &&
-  (process.getuid?.() !== 0 ? 'it needs root (a mount namespace and another user)' : !fallbackAccount ? 'there is no user nobody here' : undefined);
+  (payloadProblem ??
+    (process.getuid?.() !== 0 ? 'it needs root (a mount namespace and another user)' : !fallbackAccount ? 'there is no user nobody here' : undefined));
 if (fallbackReason) {
   console.log(
     `real systemd suite: ${fallbackReason}; ${fallbackProblem ? `the closest check is skipped too: ${fallbackProblem} (systemd-analyze verify still runs in test/unit/service-units.test.ts)` : "running the closest check instead (the unit's ExecStart as an unprivileged user under the unit's read-only paths)"}`,

@@ -128,6 +128,16 @@ export class BootedSystem {
       if (leader === undefined) await new Promise((r) => setTimeout(r, 50));
     }
     const system = new BootedSystem(nspawn, leader);
+    // A test process that ends without shutdown() leaves no container behind: killing PID 1 ends its namespace.
+    const leaderPid = leader;
+    process.once('exit', () => {
+      if (nspawn.exitCode !== null || nspawn.signalCode !== null) return;
+      try {
+        process.kill(leaderPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
     system.output = output;
     nspawn.stdout!.on('data', (chunk: Buffer) => {
       system.output = (system.output + chunk.toString()).slice(-20_000);
