@@ -56,17 +56,13 @@ describe.skipIf(typeof account === 'string')('as a non-root user, with no worksp
   const dataRoot = () => join(home, '.local/share/oz-worker/workspaces');
 
   it('doctor says the workspaces will be created in the data directory, and creates nothing', () => {
-    const result = spawnSync(
-      node,
-      [BIN, 'doctor', '--worker-id', 'plain', '--backend', 'direct', '--oz-path', FAKE_OZ, '--web-socket-url', server.url],
-      {
-        uid,
-        gid,
-        cwd: home,
-        env: env(),
-        encoding: 'utf8',
-      },
-    );
+    const result = spawnSync(node, [BIN, 'doctor', '--worker-id', 'plain', '--backend', 'direct', '--oz-path', FAKE_OZ, '--web-socket-url', server.url], {
+      uid,
+      gid,
+      cwd: home,
+      env: env(),
+      encoding: 'utf8',
+    });
     expect(result.stdout).toContain(`✔ workspace: ${dataRoot()} will be created (${home} is writable)`);
     expect(existsSync(join(home, '.local'))).toBe(false);
   });
