@@ -56,13 +56,15 @@ export function registerLocalCommands(program: Command): void {
   serverOptions(
     program
       .command('local')
-      .description('Run the local server and a worker connected to it; seeds a demo user, team and keys on first run')
-      .addOption(new Option('--backend <type>', 'Worker backend (default direct)'))
+      .description(
+        "Run the local server and two workers connected to it (one runs the demo team's tasks, one the demo user's); seeds the demo user, team and keys on first run",
+      )
+      .addOption(new Option('--backend <type>', 'Backend of both workers (default direct)'))
       .addOption(new Option('--oz-path <path>', 'The oz CLI for the direct backend (default: oz on PATH, else the stand-in example agent)'))
-      .addOption(new Option('--config-file <path>', 'Worker config file (default: one written under the state directory)'))
-      .addOption(new Option('--max-concurrent-tasks <n>', 'Passed to the worker'))
-      .addOption(new Option('--demo', 'Submit a demo task and show it run'))
-      .addOption(new Option('--once', 'Exit after the demo task (exit code 0 when it completed)'))
+      .addOption(new Option('--config-file <path>', 'Config file of both workers (default: one written under the state directory)'))
+      .addOption(new Option('--max-concurrent-tasks <n>', 'Passed to both workers'))
+      .addOption(new Option('--demo', 'Submit two demo tasks, one owned by the demo user and one by its team, and show them run'))
+      .addOption(new Option('--once', 'Exit after the demo tasks (exit code 0 when both completed)'))
       .addHelpText('after', () => `\nExamples:\n  ${commandHint('local --demo')}\n  ${commandHint('local --backend docker')}\n`),
   ).action(async (flags) => run(async () => (await import('../local/server-command.js')).runLocalCommand(flags)));
 

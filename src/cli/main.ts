@@ -110,10 +110,31 @@ function pointErrorsAtOwnHelp(command: Command): void {
   for (const sub of command.commands) pointErrorsAtOwnHelp(sub);
 }
 
-function unknownCommand(word: string, program: Command): never {
-  const names = program.commands.map((c) => c.name()).filter((name) => name !== 'help');
+/** A word that names no sub-command of `parent`: the closest one, else where to look. */
+function unknownCommand(word: string, parent: Command): never {
+  const path = commandPath(parent);
+  const within = (name: string): string => (path ? `${path} ${name}` : name);
+  const names = parent.commands.map((c) => c.name()).filter((name) => name !== 'help');
   const suggestion = closestName(word, names);
-  fail(`unknown command '${word}' ${suggestion ? `(did you mean ${suggestion}?)` : `(see ${commandHint('--help')})`}`, EXIT_USAGE);
+  fail(`unknown command '${within(word)}' ${suggestion ? `(did you mean ${within(suggestion)}?)` : `(see ${commandHint(within('--help'))})`}`, EXIT_USAGE);
+}
+
+/**
+ * `help a b …` as `a b … --help`: commander's own `help` reads only its first
+ * word, so `help service install` would show the `service` overview.
+ */
+function helpAsFlag(program: Command, argv: string[]): string[] {
+  const [first, ...rest] = argv.slice(2);
+  if (first !== 'help') return argv;
+  const words = rest.filter((word) => !word.startsWith('-'));
+  if (words.length === 0) return argv;
+  let at = program;
+  for (const word of words) {
+    const sub = at.commands.find((command) => command.name() === word || command.aliases().includes(word));
+    if (!sub) unknownCommand(word, at);
+    at = sub;
+  }
+  return [...argv.slice(0, 2), ...words, '--help'];
 }
 
 export function buildProgram(): Command {
@@ -142,12 +163,8 @@ export function buildProgram(): Command {
 
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
-  // commander's `help <name>` shows the overview for a name it does not know.
-  const [first, second] = argv.slice(2);
-  if (first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((c) => c.name() === second))
-    unknownCommand(second, program);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(helpAsFlag(program, argv));
   } catch (error) {
     if (error instanceof CommanderError) {
       const benign = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
