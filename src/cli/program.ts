@@ -2,7 +2,7 @@
 // worker's flags, unchanged); sub-commands add the local dispatch server and tools.
 // Building the program runs nothing (scripts/reference.mjs reads its options);
 // src/cli/main.ts runs it.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help, type Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load-file.js';
 import { defaultConfigFile, platformDirs } from '../config/locations.js';
@@ -137,8 +137,19 @@ function helpAsFlag(program: Command, argv: string[]): string[] {
   return [...argv.slice(0, 2), ...words, '--help'];
 }
 
+/**
+ * An option's help, with its default also when the default is only described (`.default(undefined, 'oz on PATH')`:
+ * the value stays unset so that the config file can still supply it), which commander alone leaves out.
+ */
+function optionDescription(option: Option): string {
+  const text = new Help().optionDescription(option);
+  return option.defaultValue === undefined && option.defaultValueDescription ? `${text} (default: ${option.defaultValueDescription})` : text;
+}
+
 export function buildProgram(): Command {
   const program = new Command('oz-worker')
+    // Before any sub-command is made: they inherit it.
+    .configureHelp({ optionDescription })
     .description('Self-hosted worker for Oz cloud agents: runs assigned tasks as local processes, Kubernetes Jobs, Docker containers or a dispatch command.')
     .usage('[options] [command]')
     .version(VERSION, '--version', 'print the version and exit')

@@ -248,6 +248,9 @@ export function environmentReads(source: string): string[] {
   const names = new Set<string>();
   for (const match of source.matchAll(/\b(?:env|hostEnv|environment)\)?\.([A-Z][A-Z0-9_]{2,})\b(?!\s*=[^=])/g)) names.add(match[1]!);
   for (const match of source.matchAll(/\b(?:env|hostEnv)\[['"]([A-Z][A-Z0-9_]{2,})['"]\]/g)) names.add(match[1]!);
+  // Through the helpers of src/config/oz-worker-env.ts, or a constant named for the variable it holds.
+  for (const match of source.matchAll(/\benv(?:Text|Flag|Milliseconds)\(\s*\w+,\s*['"]([A-Z][A-Z0-9_]{2,})['"]/g)) names.add(match[1]!);
+  for (const match of source.matchAll(/\b[A-Z][A-Z0-9_]*_ENV\s*=\s*['"]([A-Z][A-Z0-9_]{2,})['"]/g)) names.add(match[1]!);
   return [...names];
 }
 

@@ -78,6 +78,22 @@ describe('docs/reference.md', () => {
     expect(defaultOf('cleanup')).toBe('`true`');
   });
 
+  it("shows each flag's default as --help does", () => {
+    const commands = (command: ReturnType<typeof buildProgram>): ReturnType<typeof buildProgram>[] => [command, ...command.commands.flatMap(commands)];
+    const program = buildProgram();
+    let described = 0;
+    for (const command of commands(program)) {
+      const help = command.helpInformation().replace(/\s+/g, ' ');
+      for (const option of command.options.filter((candidate) => candidate.defaultValueDescription)) {
+        described++;
+        expect(help, `${command.name()} ${option.flags}`).toContain(`(default: ${option.defaultValueDescription})`);
+        expect(PAGE.replace(/\s+/g, ' ')).toContain(option.defaultValueDescription!.replace(/\|/g, '\\|'));
+      }
+    }
+    expect(described).toBeGreaterThan(15);
+    expect(program.helpInformation().replace(/\s+/g, ' ')).toContain('(e.g. 25s, 2m) (default: 25s)');
+  });
+
   it('has a section, and every option, for each sub-command', () => {
     const sections = (command: ReturnType<typeof buildProgram>, path: string[] = []): void => {
       for (const sub of command.commands) {
@@ -128,5 +144,6 @@ describe('the checks behind it', () => {
       'E_F',
       'NO_COLOR',
     ]);
+    expect(environmentReads("envFlag(hostEnv, 'OZ_G_H'); export const SOMETHING_ENV = 'OZ_I_J';").sort()).toEqual(['OZ_G_H', 'OZ_I_J']);
   });
 });
