@@ -57,7 +57,7 @@ describe('npm pack', () => {
     expect(paths).toEqual(expect.arrayContaining(['bin/oz-worker.js', 'dist/main.js', 'examples/echo-agent/oz', 'package.json', 'README.md']));
     expect(paths.filter((path) => path.endsWith('.map'))).toEqual([]);
     expect(paths.filter((path) => /^(src|test|bench|scripts|node_modules|\.ci)\//.test(path))).toEqual([]);
-    // The README quotes 0.9 MB packed, 7.7 MB unpacked; the bounds leave room to grow.
+    // docs/development.md quotes 0.9 MB packed, 7.7 MB unpacked; the bounds leave room to grow.
     expect(packed.size).toBeLessThan(1_500_000);
     expect(packed.unpackedSize).toBeLessThan(12_000_000);
   });
