@@ -112,6 +112,9 @@ describe('.github/workflows/release.yml', () => {
 
   it('publishes the npm package with provenance', () => {
     expect(runs).toMatch(/^npm publish --provenance\b/m);
+    // npm refuses provenance for a package.json whose repository is not the one the workflow runs in.
+    expect(runs.indexOf('"repository.url=git+https://github.com/${GITHUB_REPOSITORY}.git"')).toBeGreaterThan(-1);
+    expect(runs.indexOf('repository.url=')).toBeLessThan(runs.indexOf('npm publish'));
     expect(workflow.jobs.npm!.permissions).toMatchObject({ 'id-token': 'write' });
   });
 
