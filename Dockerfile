@@ -12,6 +12,12 @@ RUN node scripts/build.mjs
 # Runtime stage: the bundle only (no node_modules, no npm in the start path).
 # No HEALTHCHECK: Kubernetes probes /livez and /readyz (see k8s/deployment.yaml).
 FROM node:24-slim
+# The image is "oz-worker", the name the Helm chart's default image.repository ends
+# in; the release workflow tags it with the chart's appVersion (VERSION).
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="oz-worker" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.description="Self-hosted worker for Oz cloud-agent tasks"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

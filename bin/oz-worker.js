@@ -5,7 +5,8 @@ import module from 'node:module';
 // The bundle uses APIs of Node 22.12+; on an older Node only --help and
 // --version load it (they need nothing newer). Anything else would fail with a
 // linker error that says nothing useful, so name the command that runs it anyway:
-// in a clone `npx` finds the project's own Node, elsewhere npx can fetch one.
+// in a clone `npx` finds the project's own Node; elsewhere npx fetches a Node 24
+// (the npm package node@24) to run this very install with.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 const [major, minor] = process.versions.node.split('.').map(Number);
@@ -16,7 +17,7 @@ if ((major < 22 || (major === 22 && minor < 12)) && !onlyHelp) {
   const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
   const inCwd = `${process.cwd()}/`.startsWith(`${root}/`);
   const runner = !existsSync(`${root}/src/cli/main.ts`)
-    ? 'npx -p node@24 -p oz-worker oz-worker'
+    ? `npx -p node@24 node ${word(fileURLToPath(import.meta.url))}`
     : inCwd
       ? 'npx oz-worker'
       : `npx --prefix ${word(root)} oz-worker`;

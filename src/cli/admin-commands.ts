@@ -13,8 +13,8 @@ const act =
 function adminOptions(command: Command): Command {
   return command
     .addOption(new Option('--state-dir <dir>', "The server's state directory: where it wrote server.json and admin.key ($OZ_WORKER_STATE_DIR)"))
-    .addOption(new Option('--server <url>', 'Server URL ($OZ_SERVER_URL; default: from the state directory)'))
-    .addOption(new Option('--api-key <key>', 'The admin key ($OZ_ADMIN_KEY; default: admin.key in the state directory)'))
+    .addOption(new Option('--server <url>', 'Server URL ($OZ_SERVER_URL)').default(undefined, 'from the state directory'))
+    .addOption(new Option('--api-key <key>', 'The admin key ($OZ_ADMIN_KEY)').default(undefined, 'admin.key in the state directory'))
     .addOption(new Option('--json', 'Print JSON'));
 }
 
@@ -88,7 +88,7 @@ Examples:
   device('create', 'Register a device of a user')
     .argument('<user-id>')
     .argument('<name>')
-    .addOption(new Option('--id <device-id>', 'The device id its worker passes as --device-id (default: generated)'))
+    .addOption(new Option('--id <device-id>', 'The device id its worker passes as --device-id').default(undefined, 'generated'))
     .action(act((a) => a.deviceCreate));
   device('list', 'List devices').action(act((a) => a.deviceList));
   device('remove', 'Remove a device no task was routed to (its pins go too)')

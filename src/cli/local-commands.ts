@@ -25,22 +25,24 @@ function serverOptions(command: Command): Command {
   return command
     .addOption(new Option('--listen <host:port>', 'Address to listen on (loopback only unless --allow-remote)').default(undefined, '127.0.0.1:7317'))
     .addOption(new Option('--allow-remote', 'Allow --listen on a non-loopback address'))
-    .addOption(new Option('--state-dir <dir>', 'Where the database and keys live ($OZ_WORKER_STATE_DIR; default: the platform state directory)'))
-    .addOption(new Option('--claim-timeout <duration>', 'Send an assignment again when not claimed within this (default 30s)'))
+    .addOption(new Option('--state-dir <dir>', 'Where the database and keys live ($OZ_WORKER_STATE_DIR)').default(undefined, 'the platform state directory'))
+    .addOption(new Option('--claim-timeout <duration>', 'Send an assignment again when not claimed within this').default(undefined, '30s'))
     .addOption(
-      new Option(
-        '--lost-timeout <duration>',
-        'Mark a running task lost when its worker stays away, or comes back without confirming it, this long (default 5m)',
+      new Option('--lost-timeout <duration>', 'Mark a running task lost when its worker stays away, or comes back without confirming it, this long').default(
+        undefined,
+        '5m',
       ),
     )
-    .addOption(new Option('--max-queued-per-principal <n>', 'Most tasks one user or team may have waiting for a worker; more get 429 (default 1000)'))
+    .addOption(
+      new Option('--max-queued-per-principal <n>', 'Most tasks one user or team may have waiting for a worker; more get 429').default(undefined, '1000'),
+    )
     .addOption(new Option('--log-level <level>', 'Log level').choices(['debug', 'info', 'warn', 'error']));
 }
 
 function clientOptions(command: Command): Command {
   return command
-    .addOption(new Option('--server <url>', 'Server URL ($OZ_SERVER_URL; default: from `oz-worker local`)'))
-    .addOption(new Option('--api-key <key>', "A user or team key of that server ($OZ_API_KEY; default: the demo user's)"))
+    .addOption(new Option('--server <url>', 'Server URL ($OZ_SERVER_URL)').default(undefined, 'from `oz-worker local`'))
+    .addOption(new Option('--api-key <key>', 'A user or team key of that server ($OZ_API_KEY)').default(undefined, "the demo user's"))
     .addOption(new Option('--state-dir <dir>', 'Where `oz-worker local` keeps local.json'))
     .addOption(new Option('--json', 'Print JSON'));
 }
@@ -56,13 +58,15 @@ export function registerLocalCommands(program: Command): void {
   serverOptions(
     program
       .command('local')
-      .description('Run the local server and a worker connected to it; seeds a demo user, team and keys on first run')
-      .addOption(new Option('--backend <type>', 'Worker backend (default direct)'))
-      .addOption(new Option('--oz-path <path>', 'The oz CLI for the direct backend (default: oz on PATH, else the stand-in example agent)'))
-      .addOption(new Option('--config-file <path>', 'Worker config file (default: one written under the state directory)'))
-      .addOption(new Option('--max-concurrent-tasks <n>', 'Passed to the worker'))
-      .addOption(new Option('--demo', 'Submit a demo task and show it run'))
-      .addOption(new Option('--once', 'Exit after the demo task (exit code 0 when it completed)'))
+      .description(
+        "Run the local server and two workers connected to it (one runs the demo team's tasks, one the demo user's); seeds the demo user, team and keys on first run",
+      )
+      .addOption(new Option('--backend <type>', 'Backend of both workers').default(undefined, 'direct'))
+      .addOption(new Option('--oz-path <path>', 'The oz CLI for the direct backend').default(undefined, 'oz on PATH, else the stand-in example agent'))
+      .addOption(new Option('--config-file <path>', 'Config file of both workers').default(undefined, 'one written under the state directory'))
+      .addOption(new Option('--max-concurrent-tasks <n>', 'Passed to both workers'))
+      .addOption(new Option('--demo', 'Submit two demo tasks, one owned by the demo user and one by its team, and show them run'))
+      .addOption(new Option('--once', 'Exit after the demo tasks (exit code 0 when both completed)'))
       .addHelpText('after', () => `\nExamples:\n  ${commandHint('local --demo')}\n  ${commandHint('local --backend docker')}\n`),
   ).action(async (flags) => run(async () => (await import('../local/server-command.js')).runLocalCommand(flags)));
 
@@ -75,8 +79,8 @@ export function registerLocalCommands(program: Command): void {
       .addOption(new Option('--team <id>', 'Owner: this team (the agent gets --share team:edit)'))
       .addOption(new Option('--user <id>', 'Owner: this user'))
       .addOption(new Option('--device <id>', 'Route the task to this device worker'))
-      .addOption(new Option('--title <text>', 'Task title (default: the start of the prompt)'))
-      .addOption(new Option('--agent-config <json|@file>', "Agent configuration (default: the owning team's default)"))
+      .addOption(new Option('--title <text>', 'Task title').default(undefined, 'the start of the prompt'))
+      .addOption(new Option('--agent-config <json|@file>', 'Agent configuration').default(undefined, "the owning team's default"))
       .addOption(new Option('--watch', 'Show progress until the task ends')),
   ).action(async (prompt: string[], flags) => run(async () => (await import('../local/task-command.js')).submitCommand(prompt, flags)));
   clientOptions(task.command('list').description('List your tasks').addOption(new Option('--state <state>', 'Only tasks in this state'))).action(

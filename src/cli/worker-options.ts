@@ -7,7 +7,8 @@ import { BACKEND_NAMES } from '../task/contract.js';
 import { ConfigError } from '../config/errors.js';
 import { expandPath } from '../config/paths.js';
 import { LOG_LEVELS } from '../config/resolve.js';
-import { DEFAULT_SERVER_ROOT_URL, DEFAULT_WEB_SOCKET_URL, DEFAULT_WORKSPACE_ROOT } from '../config/worker-config.js';
+import { DEFAULT_SERVER_ROOT_URL, DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_WEB_SOCKET_URL, DEFAULT_WORKSPACE_ROOT } from '../config/worker-config.js';
+import { formatGoDuration } from '../config/go-duration.js';
 
 /** Repeatable flags collect every occurrence, in order, never split on commas. */
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -58,11 +59,29 @@ export function expandBooleanFlagValues(argv: readonly string[]): string[] {
   return out;
 }
 
+/** Our flags, by long name: the Go worker has none of these (the reference lists them apart). */
+export const OZ_WORKER_ONLY_FLAGS: readonly string[] = [
+  '--api-key-file',
+  '--workspace-root',
+  '--ca-file',
+  '--health-listen',
+  '--state-dir',
+  '--oz-path',
+  '--shutdown-grace-period',
+  '--device-owner-user-id',
+  '--device-id',
+  '--device-team-id',
+];
+
 export function addWorkerOptions(command: Command): Command {
   return (
     command
       .addOption(new Option('--config-file <path>', 'Path to YAML config file').argParser(toAbsolutePath))
-      .addOption(new Option('--backend <type>', 'Backend type (docker, direct, kubernetes, or command)').argParser(parseBackend))
+      .addOption(
+        new Option('--backend <type>', 'Backend type (docker, direct, kubernetes, or command)')
+          .default(undefined, "the config file's backend block, else docker")
+          .argParser(parseBackend),
+      )
       .addOption(new Option('--api-key <key>', 'API key for authentication ($WARP_API_KEY)'))
       .addOption(
         new Option('--api-key-file <path>', 'File holding the API key, used when --api-key and WARP_API_KEY are unset ($WARP_API_KEY_FILE)').argParser(
@@ -71,15 +90,17 @@ export function addWorkerOptions(command: Command): Command {
       )
       .addOption(new Option('--worker-id <id>', 'Worker host identifier (required via flag or config file)'))
       // Two long names: the Helm chart passes --web-socket-url; --websocket-url is the natural spelling.
-      .addOption(new Option('--websocket-url, --web-socket-url <url>', `Dispatch server WebSocket URL (default: ${DEFAULT_WEB_SOCKET_URL})`))
-      .addOption(new Option('--server-root-url <url>', `Warp server root URL passed to the agent (default: ${DEFAULT_SERVER_ROOT_URL})`))
+      .addOption(new Option('--websocket-url, --web-socket-url <url>', 'Dispatch server WebSocket URL').default(undefined, DEFAULT_WEB_SOCKET_URL))
+      .addOption(new Option('--server-root-url <url>', 'Warp server root URL passed to the agent').default(undefined, DEFAULT_SERVER_ROOT_URL))
       .addOption(new Option('--log-level <level>', 'Log level (debug, info, warn, error)').choices(LOG_LEVELS).default('info'))
       .addOption(new Option('--target-dir <dir>', 'Run all tasks in this directory instead of creating per-task workspaces (direct backend only)'))
       .addOption(
-        new Option(
-          '--workspace-root <dir>',
-          `Where the direct backend creates per-task workspaces (backend.direct.workspace_root; default: ${DEFAULT_WORKSPACE_ROOT} for root and systemd services, else ~/.local/share/oz-worker/workspaces, on macOS ~/Library/Application Support/oz-worker/workspaces)`,
-        ).argParser(toAbsolutePath),
+        new Option('--workspace-root <dir>', 'Where the direct backend creates per-task workspaces (backend.direct.workspace_root)')
+          .default(
+            undefined,
+            `${DEFAULT_WORKSPACE_ROOT} for root and systemd services, else ~/.local/share/oz-worker/workspaces (macOS: ~/Library/Application Support/oz-worker/workspaces)`,
+          )
+          .argParser(toAbsolutePath),
       )
       .addOption(
         new Option('--ca-file <path>', 'Extra CA certificate(s) (PEM) to trust for the dispatch server, e.g. a private CA or a TLS-inspecting proxy').argParser(
@@ -87,15 +108,17 @@ export function addWorkerOptions(command: Command): Command {
         ),
       )
       .addOption(
-        new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN; default: off)'),
+        new Option('--health-listen <host:port>', 'Serve /livez and /readyz on this address, e.g. 127.0.0.1:8080 ($OZ_WORKER_HEALTH_LISTEN)').default(
+          undefined,
+          'off',
+        ),
       )
       .addOption(
-        new Option(
-          '--state-dir <dir>',
-          'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR; default: the platform state directory)',
-        ).argParser(toAbsolutePath),
+        new Option('--state-dir <dir>', 'Where the worker keeps its journal of pending statuses and running tasks ($OZ_WORKER_STATE_DIR)')
+          .default(undefined, 'the platform state directory: ~/.local/state/oz-worker (macOS: ~/Library/Application Support/oz-worker)')
+          .argParser(toAbsolutePath),
       )
-      .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs (default: oz on PATH)').argParser(toAbsolutePath))
+      .addOption(new Option('--oz-path <path>', 'Path to the oz CLI the direct backend runs').default(undefined, 'oz on PATH').argParser(toAbsolutePath))
       .addOption(
         new Option(
           '--no-cleanup',
@@ -114,11 +137,11 @@ export function addWorkerOptions(command: Command): Command {
           'Environment variables for task containers (format: KEY=VALUE or KEY to pass through from host); repeat the flag for more, values may contain commas',
         ).argParser(collect),
       )
-      .addOption(new Option('--max-concurrent-tasks <n>', 'Maximum number of tasks to run concurrently (0 for unlimited)'))
+      .addOption(new Option('--max-concurrent-tasks <n>', 'Maximum number of tasks to run concurrently (0 for unlimited)').default(undefined, '0'))
       .addOption(
-        new Option(
-          '--idle-on-complete <duration>',
-          'How long to keep the oz agent alive after a task completes, for follow-ups (e.g. 45m, 10m, 0s). Defaults to 45m when not set.',
+        new Option('--idle-on-complete <duration>', 'How long to keep the oz agent alive after a task completes, for follow-ups (e.g. 45m, 10m, 0s)').default(
+          undefined,
+          "45m (the agent's own default)",
         ),
       )
       .addOption(new Option('--one-shot', 'Run exactly one task, then exit once its status is delivered (direct backend only; concurrency 1)'))
@@ -131,7 +154,10 @@ export function addWorkerOptions(command: Command): Command {
         ).hideHelp(),
       )
       .addOption(
-        new Option('--shutdown-grace-period <duration>', 'How long a graceful shutdown may take before the worker exits anyway (e.g. 25s, 2m; default 25s)'),
+        new Option('--shutdown-grace-period <duration>', 'How long a graceful shutdown may take before the worker exits anyway (e.g. 25s, 2m)').default(
+          undefined,
+          formatGoDuration(DEFAULT_SHUTDOWN_GRACE_MS),
+        ),
       )
       .addOption(new Option('--device-owner-user-id <id>', 'Device mode: run only tasks owned by this Warp user id (and pinned teams)'))
       .addOption(new Option('--device-id <id>', "Device mode: this device's id, sent to the dispatch server (which routes pinned team work by it)"))

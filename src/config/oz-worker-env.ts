@@ -35,7 +35,7 @@ export interface OzWorkerEnv {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const TUNING_VARIABLES: ReadonlyArray<[keyof ConnectionTuning, string]> = [
+export const TUNING_VARIABLES: ReadonlyArray<[keyof ConnectionTuning, string]> = [
   ['pingIntervalMs', 'OZ_WORKER_PING_INTERVAL_MS'],
   ['pongTimeoutMs', 'OZ_WORKER_PONG_TIMEOUT_MS'],
   ['stableAfterMs', 'OZ_WORKER_STABLE_AFTER_MS'],

@@ -50,8 +50,8 @@ export function commandPrefix(where: HintSurroundings): string {
   // npx's own cache fetches the package again from anywhere.
   if (where.packageRoot.includes(`${sep}_npx${sep}`)) return 'npx oz-worker';
   if (where.globalInstall) {
-    // `oz-worker` reaches this install but with an older Node on PATH.
-    return where.ozWorkerOnPath === where.ourBin && where.npmCommand === undefined ? 'npx -p node@24 -p oz-worker oz-worker' : 'npx oz-worker';
+    // `oz-worker` reaches this install but with an older Node on PATH: run this install with a Node 24 npx fetches.
+    return where.ozWorkerOnPath === where.ourBin && where.npmCommand === undefined ? `npx -p node@24 node ${shellWord(where.ourBin)}` : 'npx oz-worker';
   }
   const project = owningProject(where.packageRoot);
   return within(where.cwd, project) ? 'npx oz-worker' : `npx --prefix ${shellWord(project)} oz-worker`;

@@ -247,7 +247,7 @@ export class HttpApi {
     const matching = this.routes.filter(
       (route) => route.pattern.length === path.length && route.pattern.every((part, i) => part.startsWith(':') || part === path[i]),
     );
-    if (matching.length === 0) throw new ApiError(404, 'not_found', `no route ${url.pathname}; see the API list in the README`);
+    if (matching.length === 0) throw new ApiError(404, 'not_found', `no route ${url.pathname}; see the API list in docs/local-server.md`);
     const route = matching.find((candidate) => candidate.method === method);
     if (!route) throw new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}; use ${matching.map((r) => r.method).join(' or ')}`);
 

@@ -144,6 +144,30 @@ describe('commands and help', () => {
   });
 
   it.each([
+    [['service', 'install'], /^Usage: oz-worker service install \[options\]/],
+    [['task', 'submit'], /^Usage: oz-worker task submit \[options\] <prompt\.\.\.>/],
+    [['admin', 'key', 'create'], /^Usage: oz-worker admin key create \[options\]/],
+  ])('oz-worker help %j shows that sub-command, not its group', (words, usage) => {
+    const { code, stdout } = cli(['help', ...words]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(usage);
+    expect(stdout).toBe(cli([...words, '--help']).stdout);
+  });
+
+  it('oz-worker help <group> <mistyped> names the closest sub-command of that group', () => {
+    const { code, stderr } = cli(['help', 'task', 'sbmit']);
+    expect(code).toBe(2);
+    expect(stderr.trim()).toBe("oz-worker: error: unknown command 'task sbmit' (did you mean task submit?)");
+  });
+
+  it('local --help describes its two workers and two demo tasks', () => {
+    const help = cli(['local', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('two workers');
+    expect(help).toMatch(/--demo Submit two demo tasks, one owned by the demo user and one by its team/);
+    expect(help).not.toMatch(/\ba worker connected\b|\ba demo task\b|the demo task\b/);
+  });
+
+  it.each([
     [['local', '--bogus'], "oz-worker: error: unknown option '--bogus' (see npx oz-worker local --help)"],
     [['task', 'submit', '--bogs', 'x'], "oz-worker: error: unknown option '--bogs' (see npx oz-worker task submit --help)"],
     [['service', 'status', '--user', 'x'], "oz-worker: error: unknown option '--user' (see npx oz-worker service status --help)"],

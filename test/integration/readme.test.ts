@@ -1,47 +1,37 @@
-// The README's "Quick start" and "The local dispatch server" sections, run as a
-// newcomer runs them: every line of their `sh` blocks, on a fresh HOME (so the
-// platform's default state directory starts empty), through the bin, on a
-// terminal where the output differs, with bounded waits; each case asserts what
-// the README says the line does. A line with no case, or a case whose line is
-// gone, fails the coverage test, so the README stays honest.
+// The README and the pages it sends a newcomer to, run as a newcomer runs them:
+// every line of their plain `sh` blocks (test/support/doc-blocks.ts lists the
+// pages and the marks of blocks run elsewhere or not at all), on a fresh HOME
+// (so the platform's default state directory starts empty), through the bin, on
+// a terminal where the output differs, with bounded waits; each case asserts
+// what the page says the line does. A line with no case, or a case whose line is
+// gone, fails the coverage test, so the pages stay honest.
 //
-// Changes from the text, and why: `oz-worker` is the repo's bin (or the one the
-// packed tarball installed); servers listen on port 0 instead of 7317/7400 so
-// parallel runs cannot collide; `...` and `<id>` are filled in; npm runs with
-// `offline=true` (loopback only, the cache holds everything); the Warp URL is
-// reached through a recording proxy on loopback that refuses the tunnel.
+// Changes from the text, and why: `oz-worker` is the bin of the install under
+// test (`npx oz-worker` in a clone, as the README says); servers listen on port 0
+// instead of 7317/7400 so parallel runs cannot collide; `...` and `<id>` are
+// filled in; npm runs with `offline=true` (loopback only, the cache holds
+// everything), packs without scripts (dist/ is built, and other tests run from
+// it) and installs globally into a prefix of its own, not the machine's; the Warp
+// URL is reached through a recording proxy on loopback that refuses the tunnel.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { parseConfigText } from '../../src/config/load-file.js';
 import { RunningCli, runCli, type CliResult } from '../support/cli.js';
+import { BLOCK_MARKS, commandBlocks, linesMarked, normalise, RUN_BLOCKS, RUN_PAGES } from '../support/doc-blocks.js';
 import { BIN, REPO_ROOT, tempDir } from '../support/worker-process.js';
 
-// ---- the README's command lines ------------------------------------------------
+// ---- the pages' command lines --------------------------------------------------
 
-const SECTIONS = ['Quick start', 'The local dispatch server'];
-const normalise = (line: string): string => line.trim().replace(/\s+/g, ' ');
-
-function sectionLines(markdown: string, heading: string): string[] {
-  const start = markdown.indexOf(`\n## ${heading}\n`);
-  if (start < 0) throw new Error(`README has no "## ${heading}" section`);
-  const rest = markdown.slice(start + 1);
-  const end = rest.indexOf('\n## ', 3);
-  const section = end < 0 ? rest : rest.slice(0, end);
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((block) =>
-    block[1]!
-      .split('\n')
-      .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'))
-      .map(normalise),
-  );
-}
-
-const README_LINES = SECTIONS.flatMap((heading) => sectionLines(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'), heading));
+const RUN_HERE = linesMarked('');
 const CLAIMED = new Set<string>();
+const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-/** A README line a case runs; the text must be the README's, comment included (the comment is the promise). */
+/** A page line a case runs; the text must be the page's, comment included (the comment is the promise). */
 function readme(text: string): string {
   const line = normalise(text);
   CLAIMED.add(line);
@@ -146,12 +136,44 @@ interface Install {
   name: string;
   /** argv prefix that stands for `oz-worker`. */
   bin: string[];
-  /** Where `npx oz-worker` resolves to this install. */
+  /** What a user types for `oz-worker` there: `npx oz-worker` in a clone, `oz-worker` once installed. */
+  typed: string[];
+  /** The working directory (where `npx oz-worker` resolves to this install). */
   dir: string;
   path: string;
 }
 
-const CLONE: Install = { name: 'the clone', bin: [process.execPath, BIN], dir: REPO_ROOT, path: SYSTEM_PATH };
+const CLONE: Install = { name: 'the clone', bin: [process.execPath, BIN], typed: ['npx', 'oz-worker'], dir: REPO_ROOT, path: SYSTEM_PATH };
+
+/** A directory of its own holding the stand-in `oz` CLI, to put first on PATH. */
+function standInOz(home: string): string {
+  const dir = join(home, 'oz-cli');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(join(REPO_ROOT, 'examples/echo-agent/oz'), join(dir, 'oz'));
+  chmodSync(dir, 0o755);
+  chmodSync(join(dir, 'oz'), 0o755);
+  return dir;
+}
+
+const NOBODY = 65534;
+let userTools: string | undefined;
+/**
+ * What an unprivileged user needs to run a case, where that user can reach it: a copy of this Node and of the
+ * stand-in `oz` CLI in a 0755 directory the user owns. The tests may run from a clone inside a directory only root
+ * can enter (as `mktemp -d` makes), where neither this Node nor the repository's files are reachable to another user.
+ */
+function toolsForNobody(): string {
+  if (userTools) return userTools;
+  const dir = tempDir('readme-user-tools');
+  cleanups.push(dir.cleanup);
+  chmodSync(dir.path, 0o755);
+  copyFileSync(process.execPath, join(dir.path, 'node'));
+  chmodSync(join(dir.path, 'node'), 0o755);
+  standInOz(dir.path);
+  for (const path of [dir.path, join(dir.path, 'node'), join(dir.path, 'oz-cli'), join(dir.path, 'oz-cli/oz')]) chownSync(path, NOBODY, NOBODY);
+  userTools = dir.path;
+  return dir.path;
+}
 
 /** The README line as argv for `install`, with placeholders filled in and the port made free. */
 function argvOf(line: string, install: Install, fill: Record<string, string> = {}): ParsedLine {
@@ -167,12 +189,21 @@ function argvOf(line: string, install: Install, fill: Record<string, string> = {
   return { env, words: [...install.bin, ...args] };
 }
 
-function run(line: string, install: Install, home: string, fill: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+function run(
+  line: string,
+  install: Install,
+  home: string,
+  fill: Record<string, string> = {},
+  timeoutMs = 60_000,
+  extraEnv: Record<string, string> = {},
+): Promise<CliResult> {
   const { env, words } = argvOf(line, install, fill);
-  return runCli(words.slice(1), { command: [words[0]!], env: { PATH: install.path, ...env, HOME: home }, cwd: install.dir, timeoutMs }).then((result) => ({
-    ...result,
-    stdout: stripTerminal(result.stdout),
-  }));
+  return runCli(words.slice(1), { command: [words[0]!], env: { PATH: install.path, ...env, ...extraEnv, HOME: home }, cwd: install.dir, timeoutMs }).then(
+    (result) => ({
+      ...result,
+      stdout: stripTerminal(result.stdout),
+    }),
+  );
 }
 
 function start(line: string, install: Install, home: string, options: { tty?: boolean; env?: Record<string, string> } = {}): RunningCli {
@@ -202,7 +233,21 @@ async function waitFor(running: RunningCli, pattern: RegExp, timeoutMs = 60_000)
 const QUICK = {
   startClone: readme('npm ci && npm start      # runs a dispatch server and two workers on this machine, then two demo tasks'),
   test: readme('npm test                 # runs the test suite'),
-  warp: readme('WARP_API_KEY=... npx oz-worker --worker-id my-laptop --backend direct'),
+};
+const INSTALL = {
+  pack: readme(`npm pack                               # writes oz-worker-${VERSION}.tgz, the package as it would be published`),
+  global: readme(`npm install -g ./oz-worker-${VERSION}.tgz   # puts oz-worker on PATH (Node 22.12 or newer)`),
+};
+const LAPTOP = {
+  doctor: readme('oz-worker doctor --worker-id my-laptop --backend direct   # one line per check, a fix for each ✘'),
+  run: readme('WARP_API_KEY=... oz-worker --worker-id my-laptop --backend direct'),
+};
+const SERVICE = {
+  dryRun: readme('oz-worker service install --dry-run --config-file /etc/oz-worker/config.yaml   # the unit and the commands'),
+};
+const TROUBLE = {
+  doctor: readme('oz-worker doctor --config-file config.yaml                 # checks config, key and server, backend, metrics; changes nothing'),
+  plan: readme('oz-worker plan --backend direct examples/assignment.json   # what a task would launch, without running it'),
 };
 const LOCAL = {
   demo: readme('oz-worker local --demo          # server + two workers (direct backend) + a user and a team demo task; Ctrl-C stops all'),
@@ -232,20 +277,44 @@ const ADMIN = {
   revoke: readme('oz-worker admin key revoke 3                               # DELETE /api/v1/keys/3; user, team, device, member, default-agent have remove'),
 };
 
-describe('the README', () => {
-  it('has a case for every command line of its quick start and local server sections, and no case for a line it lost', () => {
-    expect(README_LINES.length).toBeGreaterThan(10);
+describe('the pages a newcomer follows', () => {
+  it('have a case for every line of their plain sh blocks, and no case for a line they lost', () => {
+    expect(RUN_HERE.length).toBeGreaterThan(20);
     expect(
-      README_LINES.filter((line) => !CLAIMED.has(line)),
-      'README lines no case runs',
+      RUN_HERE.filter((line) => !CLAIMED.has(line)),
+      'page lines no case runs',
     ).toEqual([]);
     expect(
-      [...CLAIMED].filter((line) => !README_LINES.includes(line)),
-      'cases whose README line is gone',
+      [...CLAIMED].filter((line) => !RUN_HERE.includes(line)),
+      'cases whose page line is gone',
     ).toEqual([]);
   });
 
-  it('parses command lines like sh', () => {
+  it('mark every block that is not run here with a known reason that fits it', () => {
+    for (const block of RUN_BLOCKS) {
+      const where = `${block.page}: ${block.lines[0]}`;
+      expect(Object.keys(BLOCK_MARKS), where).toContain(block.mark);
+      if (block.mark === 'cluster') for (const line of block.lines) expect(line, where).toMatch(/^(kubectl|helm) /);
+      if (block.mark === 'registry') expect(block.lines.join('\n'), where).toMatch(/registry\.example\.com|kubectl apply -k/);
+      if (block.mark === 'root') expect(block.lines.join('\n'), where).toMatch(/\bsudo\b/);
+      // A line that runs here needs no registry, cluster or root.
+      if (block.mark === '') for (const line of block.lines) expect(line, where).not.toMatch(/^(sudo|kubectl|helm|docker push) /);
+    }
+    expect(commandBlocks('x.md', '```sh nonsense\necho\n```\n')[0]!.mark).toBe('nonsense');
+  });
+
+  it('show config files that load', () => {
+    for (const page of [...RUN_PAGES, 'docs/configuration.md']) {
+      const text = readFileSync(join(REPO_ROOT, page), 'utf8');
+      for (const [, yaml] of text.matchAll(/^```yaml\n([\s\S]*?)^```/gm)) {
+        const parsed = parseYaml(yaml!) as Record<string, unknown>;
+        if (!('worker_id' in parsed) && !('backend' in parsed)) continue;
+        expect(() => parseConfigText(yaml!, page), `${page}:\n${yaml}`).not.toThrow();
+      }
+    }
+  });
+
+  it('parse command lines like sh', () => {
     expect(parseLine(`A=1 B=x=y npx oz-worker --x 'a b' "c d"  # comment`)).toEqual({
       env: { A: '1', B: 'x=y' },
       words: ['npx', 'oz-worker', '--x', 'a b', 'c d'],
@@ -368,7 +437,7 @@ function describeTaskBlock(installOf: () => Install): void {
       expect(cancelled.stdout).toMatch(/\ntask cancelled/);
     });
 
-    it.sequential(TASKS.logs, async () => {
+    it.sequential(TASKS.logs, { timeout: 90_000 }, async () => {
       const logs = await run(TASKS.logs, install, home, { '<id>': ids.team! });
       expect(logs.code, logs.stderr).toBe(0);
       // The agent's lines alone: no timestamps, event names or progress.
@@ -474,19 +543,17 @@ async function serverAndAdmin(install: Install): Promise<void> {
 async function connectToWarp(install: Install): Promise<void> {
   const home = freshHome();
   const proxy = await refusingProxy();
-  const { env, words } = parseLine(QUICK.warp);
-  expect(words.slice(0, 2)).toEqual(['npx', 'oz-worker']);
+  const { env, words } = parseLine(LAPTOP.run);
+  expect(words[0]).toBe('oz-worker');
   env.WARP_API_KEY = 'wk_readme_placeholder_key';
   // A newcomer is rarely root: run it as one when the tests are root.
-  const asUser = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+  const asUser = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : [];
   // That user owns the HOME and the folder, as they would their own clone or project (npm treats a folder it does not own differently).
-  if (asUser.length > 0) for (const dir of [home, install.dir]) expect((await runCli(['-R', '65534:65534', dir], { command: ['chown'] })).code).toBe(0);
-  // Someone connecting to Warp has the oz CLI; the stand-in plays it.
-  const ozDir = join(home, 'oz-cli');
-  mkdirSync(ozDir);
-  symlinkSync(join(REPO_ROOT, 'examples/echo-agent/oz'), join(ozDir, 'oz'));
-  const worker = new RunningCli([...asUser, 'npx', ...words.slice(1)], {
-    env: { PATH: `${ozDir}:${install.path}`, HOME: home, ...env, HTTPS_PROXY: proxy.url, npm_config_offline: 'true', npm_config_update_notifier: 'false' },
+  if (asUser.length > 0) for (const dir of [home, install.dir]) expect((await runCli(['-R', `${NOBODY}:${NOBODY}`, dir], { command: ['chown'] })).code).toBe(0);
+  // Someone connecting to Warp has the oz CLI (the stand-in plays it) and a Node they can run.
+  const tools = asUser.length > 0 ? `${toolsForNobody()}:${join(toolsForNobody(), 'oz-cli')}` : standInOz(home);
+  const worker = new RunningCli([...asUser, ...install.typed, ...words.slice(1)], {
+    env: { PATH: `${tools}:${install.path}`, HOME: home, ...env, HTTPS_PROXY: proxy.url, npm_config_offline: 'true', npm_config_update_notifier: 'false' },
     cwd: install.dir,
     tty: false,
   });
@@ -505,6 +572,25 @@ async function connectToWarp(install: Install): Promise<void> {
   await noneLeft(home);
 }
 
+/** `doctor` before connecting to Warp: every check, one line each, with the server unreachable through the proxy. */
+async function doctorForTheLaptop(install: Install): Promise<void> {
+  const home = freshHome();
+  const proxy = await refusingProxy();
+  const result = await run(LAPTOP.doctor, install, home, {}, 60_000, {
+    PATH: `${standInOz(home)}:${install.path}`,
+    WARP_API_KEY: 'wk_readme_placeholder_key',
+    HTTPS_PROXY: proxy.url,
+  });
+  expect(result.code, result.stdout + result.stderr).toBe(1);
+  const lines = result.stdout.split('\n');
+  expect(lines).toContain('✔ config: valid (worker my-laptop, backend direct)');
+  expect(result.stdout).toMatch(/^✘ dispatch server: cannot reach wss:\/\/oz\.warp\.dev\/api\/v1\/selfhosted\/worker\/ws.*\n {4}fix: /m);
+  expect(result.stdout).toMatch(/^✔ oz CLI: .*oz-cli\/oz runs/m);
+  expect(result.stdout).toMatch(/^✔ workspace: /m);
+  expect(result.stdout).toMatch(/^✔ metrics: off/m);
+  expect(proxy.tunnels).toContain('oz.warp.dev:443');
+}
+
 // The cases are independent (each its own HOME, state directory and free ports), so they run side by side; the
 // lines that build on each other (a clone's `npm ci` before its `npx`, the task block) run in order within their suite.
 describe.concurrent('from a clone', () => {
@@ -520,7 +606,13 @@ describe.concurrent('from a clone', () => {
       mkdirSync(dirname(join(dir.path, file)), { recursive: true });
       cpSync(join(REPO_ROOT, file), join(dir.path, file), { preserveTimestamps: true });
     }
-    clone = { name: 'a fresh clone', bin: [process.execPath, join(dir.path, 'bin/oz-worker.js')], dir: dir.path, path: SYSTEM_PATH };
+    clone = {
+      name: 'a fresh clone',
+      bin: [process.execPath, join(dir.path, 'bin/oz-worker.js')],
+      typed: ['npx', 'oz-worker'],
+      dir: dir.path,
+      path: SYSTEM_PATH,
+    };
   }, 120_000);
 
   describe.concurrent('installed with `npm ci`', () => {
@@ -553,7 +645,7 @@ describe.concurrent('from a clone', () => {
       await noneLeft(home);
     });
 
-    it.sequential('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, async () => {
+    it.sequential('`WARP_API_KEY=... oz-worker …` (npx oz-worker in the clone) starts a worker that dials Warp', { timeout: 90_000 }, async () => {
       await connectToWarp(clone);
     });
   });
@@ -593,18 +685,58 @@ describe.concurrent('from a clone', () => {
   it('`oz-worker server` and the admin block: a server set up without curl runs a team task', { timeout: 180_000 }, () => serverAndAdmin(CLONE));
 
   describeTaskBlock(() => CLONE);
+
+  it('`oz-worker doctor --worker-id my-laptop …` shows one line per check, with a fix for what fails', { timeout: 90_000 }, () => doctorForTheLaptop(CLONE));
+
+  it('`oz-worker service install --dry-run …` prints the unit and the commands, and changes nothing', async () => {
+    const unit = '/etc/systemd/system/oz-worker.service';
+    const before = existsSync(unit) ? readFileSync(unit, 'utf8') : undefined;
+    const result = await run(SERVICE.dryRun, CLONE, freshHome());
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/ExecStart=.*--config-file \/etc\/oz-worker\/config\.yaml/);
+    expect(result.stdout).toMatch(/systemctl .*enable/);
+    expect(existsSync(unit) ? readFileSync(unit, 'utf8') : undefined).toBe(before);
+  });
+
+  it("`oz-worker doctor --config-file config.yaml` checks the README's minimal config", { timeout: 90_000 }, async () => {
+    const home = freshHome();
+    const readmeText = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const minimal = /## A minimal config\n[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readmeText)?.[1];
+    expect(minimal, 'the README shows a minimal config').toBeDefined();
+    writeFileSync(join(home, 'config.yaml'), minimal!);
+    const proxy = await refusingProxy();
+    const here: Install = { ...CLONE, dir: home };
+    const result = await run(TROUBLE.doctor, here, home, {}, 60_000, {
+      PATH: `${standInOz(home)}:${CLONE.path}`,
+      WARP_API_KEY: 'wk_readme_placeholder_key',
+      HTTPS_PROXY: proxy.url,
+    });
+    expect(result.stdout.split('\n')).toContain('✔ config: valid (worker my-worker, backend direct)');
+    for (const check of ['dispatch server', 'oz CLI', 'workspace', 'metrics']) expect(result.stdout).toMatch(new RegExp(`^[✔✘-] ${check}: `, 'm'));
+    // It changes nothing: no workspace root, no state directory.
+    expect(readdirSync(home).sort()).toEqual(['config.yaml', 'oz-cli']);
+  });
+
+  it('`oz-worker plan --backend direct examples/assignment.json` shows what the sample team task would launch', async () => {
+    const result = await run(TROUBLE.plan, CLONE, freshHome());
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^Task \S+ \(execution \S+\), owner TEAM \d+ — team-owned: the agent gets --share team:edit\n/);
+    expect(result.stdout).toMatch(/\nargs:\n {2}- agent\n {2}- run\n {2}- --share\n {2}- team:edit\n/);
+  });
 });
 
-describe.concurrent('from the packed tarball, installed into an empty folder', () => {
+describe.concurrent('from the packed tarball, installed with npm install -g', () => {
   let installed: Install;
+  let packed: { file: string; install: CliResult };
   beforeAll(async () => {
     const dir = tempDir('readme-pack');
     cleanups.push(dir.cleanup);
     chmodSync(dir.path, 0o755);
     // Someone installing the package has a Node it supports (>= 22.12) first on PATH.
     const npmEnv = { PATH: `${NODE_DIR}:${SYSTEM_PATH}`, HOME: process.env.HOME ?? '/root', npm_config_offline: 'true', npm_config_update_notifier: 'false' };
-    // dist/ is built (npm test builds first); packing must not rebuild it under the other test files.
-    // Asynchronously, like every long command here: the clone's cases run meanwhile.
+    // The README's `npm pack`, in the clone; without scripts, since dist/ is built (npm test builds first) and
+    // other test files run from it. Asynchronously, like every long command here: the clone's cases run meanwhile.
+    expect(parseLine(INSTALL.pack).words).toEqual(['npm', 'pack']);
     const pack = await runCli(['pack', '--ignore-scripts', '--pack-destination', dir.path], {
       command: ['npm'],
       cwd: REPO_ROOT,
@@ -612,18 +744,34 @@ describe.concurrent('from the packed tarball, installed into an empty folder', (
       timeoutMs: 120_000,
     });
     expect(pack.code, pack.stderr).toBe(0);
-    const tarball = join(dir.path, pack.stdout.trim().split('\n').at(-1)!);
-    const folder = join(dir.path, 'app');
-    mkdirSync(folder);
-    const install = await runCli(['install', '--no-audit', '--no-fund', tarball], { command: ['npm'], cwd: folder, env: npmEnv, timeoutMs: 540_000 });
+    const file = pack.stdout.trim().split('\n').at(-1)!;
+    // The README's `npm install -g ./oz-worker-<version>.tgz`, into a prefix of this test's instead of the machine's.
+    const words = parseLine(INSTALL.global).words;
+    expect(words.slice(0, 3)).toEqual(['npm', 'install', '-g']);
+    const prefix = join(dir.path, 'global');
+    const install = await runCli(['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', words[3]!], {
+      command: ['npm'],
+      cwd: dir.path,
+      env: npmEnv,
+      timeoutMs: 540_000,
+    });
+    packed = { file, install };
     expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0);
-    expect(install.stderr).not.toMatch(/EBADENGINE/);
-    const bin = join(folder, 'node_modules/.bin');
+    const folder = join(dir.path, 'somewhere');
+    mkdirSync(folder);
+    const bin = join(prefix, 'bin');
     // The package needs Node >= 22.12 on PATH (the clone brings its own).
-    installed = { name: 'the installed package', bin: [join(bin, 'oz-worker')], dir: folder, path: `${bin}:${NODE_DIR}:${SYSTEM_PATH}` };
+    installed = { name: 'the installed package', bin: [join(bin, 'oz-worker')], typed: ['oz-worker'], dir: folder, path: `${bin}:${NODE_DIR}:${SYSTEM_PATH}` };
   }, 600_000);
 
-  it('`WARP_API_KEY=... npx oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, () => connectToWarp(installed));
+  it(`\`npm pack\` writes oz-worker-${VERSION}.tgz, and \`npm install -g\` of it puts oz-worker on PATH`, async () => {
+    expect(packed.file).toBe(`oz-worker-${VERSION}.tgz`);
+    expect(packed.install.stderr).not.toMatch(/EBADENGINE/);
+    const version = await runCli(['--version'], { command: ['oz-worker'], env: { PATH: installed.path, HOME: freshHome() }, cwd: installed.dir });
+    expect(version.stdout.trim()).toBe(VERSION);
+  });
+
+  it('`WARP_API_KEY=... oz-worker …` starts a worker that dials Warp', { timeout: 90_000 }, () => connectToWarp(installed));
   it('`oz-worker local --demo` runs a server, two workers and a user and a team demo task; Ctrl-C stops all', { timeout: 120_000 }, () => localDemo(installed));
   it('`oz-worker server` and the admin block', { timeout: 180_000 }, () => serverAndAdmin(installed));
   describeTaskBlock(() => installed);

@@ -25,7 +25,11 @@ describe('commandPrefix', () => {
   it.each<[string, HintSurroundings, string]>([
     ['a global install, typed in the shell', global, 'oz-worker'],
     ['a global install started through npm', { ...global, npmCommand: 'exec' }, 'npx oz-worker'],
-    ['a global install whose PATH node is another (older) one', { ...global, nodeOnPath: '/opt/node20/bin/node' }, 'npx -p node@24 -p oz-worker oz-worker'],
+    [
+      'a global install whose PATH node is another (older) one',
+      { ...global, nodeOnPath: '/opt/node20/bin/node' },
+      'npx -p node@24 node /usr/lib/node_modules/oz-worker/bin/oz-worker.js',
+    ],
     ['a clone, inside it', clone, 'npx oz-worker'],
     ['a clone, from elsewhere', { ...clone, cwd: '/tmp' }, 'npx --prefix /home/ann/oz-worker oz-worker'],
     ['a clone in a directory with a space', { ...clone, packageRoot: '/home/ann/my code', cwd: '/tmp' }, "npx --prefix '/home/ann/my code' oz-worker"],

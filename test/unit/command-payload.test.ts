@@ -5,7 +5,7 @@ import { dispatchPayload, goTime, taskJson } from '../../src/backends/command/pa
 import { testConfig } from '../support/test-config.js';
 import { decodeFrame } from '../../src/protocol/decode.js';
 
-/** A dispatch payload as the Go worker writes it (fields: docs/backends-docker-and-command.md, "What the dispatch command gets"), as one compact line. */
+/** A dispatch payload as the Go worker writes it (fields: docs/backends.md, "What the dispatch command gets"), as one compact line. */
 const SPEC_EXAMPLE = JSON.stringify({
   version: 1,
   run_id: 'task-1',

@@ -1,5 +1,5 @@
 // Pure decisions of the direct backend: safe task ids, workspace layout, and
-// which variables each process gets (README "Backends", direct).
+// which variables each process gets (docs/backends.md, "Direct backend").
 import { describe, expect, it } from 'vitest';
 import {
   agentEnv,

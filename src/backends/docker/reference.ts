@@ -87,7 +87,7 @@ export function shortDigest(digest: string): string {
   return parts.length === 2 ? parts[1]!.slice(0, 12) : digest.replaceAll(':', '-');
 }
 
-/** `<familiar repo>-<short digest>`, the Go worker's sidecar volume naming (kept so both workers share volumes; docs/backends-docker-and-command.md). */
+/** `<familiar repo>-<short digest>`, the Go worker's sidecar volume naming (kept so both workers share volumes; docs/backends.md). */
 export function sidecarVolumeBase(image: string, digest: string): string {
   const ref = parseImageRef(image);
   return `${sanitizeName(ref ? familiarName(ref) : image)}-${shortDigest(digest)}`;
