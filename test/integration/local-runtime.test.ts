@@ -118,7 +118,12 @@ describe('oz-worker local: both kinds of task', () => {
     const dir = stateDir();
     const result = await run(['local', '--demo', '--once', '--listen', '127.0.0.1:0', '--state-dir', dir]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    const [user, team] = result.stdout.split('Demo task owned by team demo-team');
+    // The workers log to the same stdout (JSON lines) while both tasks run at once: read the watch lines alone.
+    const watched = result.stdout
+      .split('\n')
+      .filter((line) => !line.startsWith('{'))
+      .join('\n');
+    const [user, team] = watched.split('Demo task owned by team demo-team');
     expect(user).toMatch(/Demo task owned by user demo[^\n]*\n[\s\S]*claimed\s+worker local-user-worker claimed the task/);
     expect(user).toMatch(/stdout\s+echo-agent: command line: oz agent run --task-id /);
     expect(user).not.toContain('--share team:edit');

@@ -583,7 +583,7 @@ async function doctorForTheLaptop(install: Install): Promise<void> {
   });
   expect(result.code, result.stdout + result.stderr).toBe(1);
   const lines = result.stdout.split('\n');
-  expect(lines).toContain('✔ config: valid (worker my-laptop, backend direct)');
+  expect(lines).toContain('✔ config: valid (worker my-laptop, backend direct; unlimited concurrent tasks; task logs collected)');
   expect(result.stdout).toMatch(/^✘ dispatch server: cannot reach wss:\/\/oz\.warp\.dev\/api\/v1\/selfhosted\/worker\/ws.*\n {4}fix: /m);
   expect(result.stdout).toMatch(/^✔ oz CLI: .*oz-cli\/oz runs/m);
   expect(result.stdout).toMatch(/^✔ workspace: /m);
@@ -711,7 +711,7 @@ describe.concurrent('from a clone', () => {
       WARP_API_KEY: 'wk_readme_placeholder_key',
       HTTPS_PROXY: proxy.url,
     });
-    expect(result.stdout.split('\n')).toContain('✔ config: valid (worker my-worker, backend direct)');
+    expect(result.stdout.split('\n')).toContain('✔ config: valid (worker my-worker, backend direct; at most 4 concurrent tasks; task logs collected)');
     for (const check of ['dispatch server', 'oz CLI', 'workspace', 'metrics']) expect(result.stdout).toMatch(new RegExp(`^[✔✘-] ${check}: `, 'm'));
     // It changes nothing: no workspace root, no state directory.
     expect(readdirSync(home).sort()).toEqual(['config.yaml', 'oz-cli']);

@@ -29,7 +29,7 @@ async function oneShotWorker(options: { args?: string[]; topYaml?: string } = {}
 /** Nothing left to deliver and no task live: what the next start would find. */
 function journalSettled(stateDir: string): void {
   const contents = replayJournal(readFileSync(journalPath(stateDir, 'it-worker'), 'utf8'));
-  expect(contents).toMatchObject({ outbox: [], liveTaskIds: [], leftovers: [] });
+  expect(contents).toMatchObject({ outbox: [], liveTasks: [], leftovers: [] });
 }
 
 const ONE_SHOT_REASON = /^one_shot: this worker runs in one-shot mode and has already taken its one task \(first\); it takes no other$/;
