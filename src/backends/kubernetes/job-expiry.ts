@@ -2,9 +2,10 @@
 // its pod may still be running, the Job is expired instead of deleted. The
 // expiry is a JSON merge patch that sets activeDeadlineSeconds to 1, with the
 // Job's resourceVersion and uid as preconditions: the Job controller then stops
-// its pods and marks it Failed (DeadlineExceeded), and the Job, its pods'
-// records and their logs stay for a look. A Job replaced by another of the same
-// name is never touched; a Job already Complete or Failed is left alone.
+// its pods and marks it Failed (DeadlineExceeded), and the Job with its status,
+// conditions and events stays for a look (a pod that had already stopped stays
+// too, with its logs). A Job replaced by another of the same name is never
+// touched; a Job already Complete or Failed is left alone.
 //
 // The decisions are pure functions (table tests); `finalizeFailedJob` does the
 // calls, retried on conflict or transient errors with a bounded backoff.
