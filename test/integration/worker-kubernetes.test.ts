@@ -151,15 +151,48 @@ describe('kubernetes backend', () => {
     await h.server.waitForMessage('task_completed', 'sc1');
   });
 
-  it('removes the Job of a task that failed early (not left pending) and keeps a failed Job for its TTL', async () => {
+  it.each([
+    ['unschedulable', 'its pod never ran'],
+    ['image-pull', 'its pod waits for an image'],
+    ['exit-beside-helper', 'the task exited while another container runs'],
+  ])('keeps the Job of a failed task (%s: %s) and expires it, so no pod is left running', async (scenario) => {
     const h = await start();
-    h.server.assign(withScenario('early', 'unschedulable'));
-    await h.server.waitForMessage('task_failed', 'early');
-    await until(() => h.api.job(jobName('early')) === undefined, 5_000, 'the pending Job to be removed');
+    const id = `keep-${scenario}`;
+    h.server.assign(withScenario(id, scenario));
+    await h.server.waitForMessage('task_failed', id);
+    const name = jobName(id);
+    const expired = await until(
+      () => h.api.job(name)?.status?.conditions?.find((c: { reason?: string }) => c.reason === 'DeadlineExceeded') && h.api.job(name),
+      5_000,
+      'the Job to be expired',
+    );
+    expect(expired.metadata.annotations?.['oz-worker.dev/reported']).toBe('true');
+    expect(expired.spec).toMatchObject({ activeDeadlineSeconds: 1, parallelism: 0, suspend: false, ttlSecondsAfterFinished: 86400 });
+    expect(h.api.pods().filter((p) => p.metadata.labels['job-name'] === name)).toEqual([]);
+    const expiry = h.api.patches.find((p) => p.name === name && p.body.includes('activeDeadlineSeconds'));
+    expect(expiry?.contentType).toBe('application/merge-patch+json');
+    // One write: the expiry, with the reported mark (a second write would race the Job controller).
+    expect(expiry?.body).toMatch(
+      /^\{"metadata":\{"annotations":\{"oz-worker.dev\/reported":"true"\},"resourceVersion":"\d+","uid":"[0-9a-f-]{36}"\},"spec":\{"activeDeadlineSeconds":1,"parallelism":0,"suspend":false\}\}$/,
+    );
+    expect(h.api.patches.filter((p) => p.name === name)).toHaveLength(1);
+    expect(h.api.lastDelete.has(name)).toBe(false);
+    // (The log scrubs the scenario name, an assignment env value, out of the Job name.)
+    await h.worker.waitForLog((l) => /^Requested expiration of abandoned Kubernetes Job oz-task-.*; retaining it according to its TTL$/.test(l.msg));
+  });
+
+  it('keeps the Job of a task whose pod has stopped as it is: no expiry, the failed pod stays for its logs', async () => {
+    const h = await start();
     h.server.assign(withScenario('late', 'exit:3'));
     await h.server.waitForMessage('task_failed', 'late');
-    const kept = h.api.job(jobName('late'));
-    expect(kept?.metadata.annotations?.['oz-worker.dev/reported']).toBe('true');
+    const kept = await until(
+      () => h.api.job(jobName('late'))?.metadata.annotations?.['oz-worker.dev/reported'] === 'true' && h.api.job(jobName('late')),
+      5_000,
+      'the reported mark',
+    );
+    expect(kept.spec.activeDeadlineSeconds).toBe(28800);
+    expect(h.api.patches.filter((p) => p.name === jobName('late') && p.body.includes('activeDeadlineSeconds'))).toEqual([]);
+    expect(h.api.podOf(jobName('late'))).toBeDefined();
   });
 
   it('on cancel deletes the Job (foreground) and reports CANCELLED', async () => {

@@ -24,6 +24,8 @@ const BIN = join(REPO_ROOT, 'bin/oz-worker.js');
 const OUR_IMAGE = ['--set', 'image.repository=registry.example.com/oz-worker'];
 const GO_DEFAULTS = join(FIXTURES, 'go-chart-defaults.yaml');
 const EVERY_KEY = join(FIXTURES, 'go-chart-every-key.yaml');
+const LATEST_EVERY_KEY = join(FIXTURES, 'go-chart-latest-every-key.yaml');
+const GO_COMMAND = join(FIXTURES, 'go-chart-command.yaml');
 const ASSIGNMENT = join(REPO_ROOT, 'test/fixtures/assignments/team.json');
 
 const scratch = mkdtempSync(join(tmpdir(), 'oz-helm-'));
@@ -72,8 +74,10 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
     const result = await run(helm, ['lint', '--strict', CHART, '--set', 'worker.workerId=ci-worker']);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
-    const withGoValues = await run(helm, ['lint', '--strict', CHART, '-f', EVERY_KEY]);
-    expect(withGoValues.code, withGoValues.stdout + withGoValues.stderr).toBe(0);
+    for (const values of [EVERY_KEY, LATEST_EVERY_KEY, GO_COMMAND]) {
+      const withGoValues = await run(helm, ['lint', '--strict', CHART, '-f', values]);
+      expect(withGoValues.code, `${values}: ${withGoValues.stdout}${withGoValues.stderr}`).toBe(0);
+    }
   });
 
   describe("with the Go chart's default values file", () => {
@@ -316,6 +320,86 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
     });
   });
 
+  describe('with a values file for the newest Go chart, every key set', () => {
+    const render = () => template(['-f', LATEST_EVERY_KEY], 'team-a', 'platform');
+
+    it('renders what the earlier every-key file rendered, plus the later keys, and the worker takes it', async () => {
+      const [latest, earlier] = await Promise.all([render(), template(['-f', EVERY_KEY], 'team-a', 'platform')]);
+      expectValidKubernetes(latest);
+      expect(latest.map((m) => `${m.kind}/${m.metadata.namespace}/${m.metadata.name}`).sort()).toEqual(
+        earlier.map((m) => `${m.kind}/${m.metadata.namespace}/${m.metadata.name}`).sort(),
+      );
+      const config = configOf(latest);
+      expect(config).toEqual({ ...configOf(earlier), backend: { kubernetes: { ...configOf(earlier).backend.kubernetes, volume_mount_timeout: '90s' } } });
+      const deployment = only(latest, 'Deployment');
+      expect(container(deployment).args).toContain('--backend=kubernetes');
+      expect(container(deployment).volumeMounts).toContainEqual({ name: 'ssh-keys', mountPath: '/home/oz/.ssh', readOnly: true });
+      expect(deployment.spec.template.spec.volumes).toContainEqual({ name: 'ssh-keys', secret: { secretName: 'team-a-ssh', defaultMode: 256 } });
+      // The chart's own volumes stay.
+      expect(container(deployment).volumeMounts.map((m: { name: string }) => m.name)).toEqual(['config', 'tmp', 'state', 'ssh-keys']);
+      const plan = await planWith(latest, 'latest-every-key');
+      expect(plan.backend).toBe('kubernetes');
+    });
+  });
+
+  describe("with the Go chart's command-backend values", () => {
+    const render = () => template(['-f', GO_COMMAND, ...OUR_IMAGE]);
+
+    it('renders the command backend config, flag, script mount and Secret-backed env, and no Role', async () => {
+      const manifests = await render();
+      expectValidKubernetes(manifests);
+      expect(configOf(manifests)).toEqual({
+        worker_id: 'ci-command-worker',
+        cleanup: true,
+        max_concurrent_tasks: 0,
+        backend: {
+          command: {
+            dispatch_command: 'python3 /opt/oz/dispatch.py',
+            cancel_command: 'python3 /opt/oz/cancel.py',
+            dispatch_timeout: '45s',
+            environment: [{ name: 'OZ_DISPATCH_URL', value: 'https://runtime.example.test/dispatch' }, { name: 'OZ_DISPATCH_AUTH_HEADER' }],
+          },
+        },
+      });
+      const deployment = only(manifests, 'Deployment');
+      const worker = container(deployment);
+      expect(worker.args).toContain('--backend=command');
+      expect(worker.args).not.toContain('--backend=kubernetes');
+      expect(worker.volumeMounts).toContainEqual({ name: 'dispatch-scripts', mountPath: '/opt/oz', readOnly: true });
+      expect(deployment.spec.template.spec.volumes).toContainEqual({ name: 'dispatch-scripts', configMap: { name: 'oz-dispatch' } });
+      expect(envOf(deployment).OZ_DISPATCH_AUTH_HEADER).toEqual({ secretKeyRef: { name: 'oz-dispatch-credentials', key: 'OZ_DISPATCH_AUTH_HEADER' } });
+      expect(manifests.map((m) => m.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'ServiceAccount']);
+      const plan = await planWith(manifests, 'go-command');
+      expect(plan.backend).toBe('command');
+    });
+
+    it('keeps the Role and the kubernetes flag by default', async () => {
+      const manifests = await template(['--set', 'worker.workerId=ci-kubernetes-worker']);
+      expect(container(only(manifests, 'Deployment')).args).toContain('--backend=kubernetes');
+      only(manifests, 'Role');
+      only(manifests, 'RoleBinding');
+    });
+
+    it('refuses another backend.type, and the command backend without a dispatch command', async () => {
+      expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'backend.type=invalid'])).toContain('backend.type must be "kubernetes" or "command"');
+      expect(await templateFails(['--set', 'worker.workerId=w', '--set', 'backend.type=command'])).toContain(
+        'commandBackend.dispatchCommand is required when backend.type=command',
+      );
+    });
+
+    it('renders the 60s dispatch timeout by default, and no cancel command or environment unless given', async () => {
+      const manifests = await template([
+        '--set',
+        'worker.workerId=w',
+        '--set',
+        'backend.type=command',
+        '--set',
+        'commandBackend.dispatchCommand=/opt/oz/dispatch.sh',
+      ]);
+      expect(configOf(manifests).backend).toEqual({ command: { dispatch_command: '/opt/oz/dispatch.sh', dispatch_timeout: '60s' } });
+    });
+  });
+
   describe('with objects turned off', () => {
     it('uses an existing ServiceAccount, makes no RBAC, and exports OTLP without a Service or PodMonitor', async () => {
       const manifests = await template([
@@ -362,7 +446,26 @@ describe.skipIf(!helm)('Helm chart k8s/chart/oz-worker', () => {
       expect(worker.livenessProbe.httpGet).toEqual({ path: '/livez', port: 'health' });
       expect(worker.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
       expect(worker.args).toContain('--health-listen=0.0.0.0:8080');
+      // Defaults the worker shares are left out (an older worker image takes the render); 10m is written out.
+      const config = configOf(manifests);
+      expect(config.backend.kubernetes.unschedulable_timeout).toBe('10m');
+      expect(config.backend.kubernetes).not.toHaveProperty('volume_mount_timeout');
+      expect(config).not.toHaveProperty('collect_task_logs');
       await planWith(manifests, 'ours');
+    });
+
+    it('writes collect_task_logs and volume_mount_timeout when set away from the defaults', async () => {
+      const manifests = await template([
+        '--set',
+        'worker.workerId=w1',
+        '--set',
+        'worker.collectTaskLogs=false',
+        '--set',
+        'kubernetesBackend.volumeMountTimeout=0s',
+      ]);
+      const config = configOf(manifests);
+      expect(config.collect_task_logs).toBe(false);
+      expect(config.backend.kubernetes.volume_mount_timeout).toBe('0s');
     });
 
     it('leaves the probes out when set to null, and the deadline out when activeDeadlineSeconds is null', async () => {

@@ -79,10 +79,19 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
     for (const values of [
       ['-f', join(FIXTURES, 'go-chart-defaults.yaml'), '--set', 'worker.workerId=dry-run', '--set', 'image.repository=registry.example.com/oz-worker'],
       ['-f', join(FIXTURES, 'go-chart-every-key.yaml'), '--set', `kubernetesBackend.namespace=${tasks}`, '--set', `metrics.podMonitor.create=${podMonitorCrd}`],
+      [
+        '-f',
+        join(FIXTURES, 'go-chart-latest-every-key.yaml'),
+        '--set',
+        `kubernetesBackend.namespace=${tasks}`,
+        '--set',
+        `metrics.podMonitor.create=${podMonitorCrd}`,
+      ],
+      ['-f', join(FIXTURES, 'go-chart-command.yaml')],
     ]) {
       const rendered = await helmRun(['template', 'dry', CHART, '--namespace', release, ...values]);
       expect(rendered.code, rendered.stderr).toBe(0);
-      expect(parseManifests(rendered.stdout).length).toBeGreaterThan(4);
+      expect(parseManifests(rendered.stdout).length).toBeGreaterThanOrEqual(3);
       const applied = await kube(['apply', '--dry-run=server', '-f', '-'], rendered.stdout);
       expect(applied.code, applied.stderr).toBe(0);
     }
@@ -224,6 +233,138 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       await helmRun(['uninstall', 'oz-agent-worker', '--namespace', goNs, '--wait']);
     }, 360_000);
   });
+});
+
+describe.skipIf(!helm || missingImages.length > 0)('Helm chart with the command backend on a real cluster', () => {
+  let server: FakeDispatchServer;
+  let relay: Relay;
+  let ns: string;
+  const release = `oz-helm-cmd-${suffix}`;
+
+  beforeAll(async () => {
+    server = await FakeDispatchServer.start({ apiKey: API_KEY });
+    relay = await Relay.start(Number(new URL(server.url).port));
+    ns = await namespace(`oz-helm-cmd-${suffix}`);
+  }, 60_000);
+  afterAll(async () => {
+    if (ns) await helmRun(['uninstall', release, '--namespace', ns, '--wait']);
+    await relay?.close();
+    await server?.close();
+  });
+
+  it('runs the worker with a dispatch script mounted from a ConfigMap, hands a task to it and cancels it there, with no Role', async () => {
+    // The operator's scripts and credential, made outside the chart as the values' comments say.
+    const scripts = {
+      'dispatch.sh': [
+        '# Stands in for a hand-off to a remote runtime: reads the payload and says what it got.',
+        'payload=$(cat)',
+        'run=$(printf %s "$payload" | node -e \'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).run_id))\')',
+        'echo "handed off run $run (OZ_RUN_ID=$OZ_RUN_ID, backend $OZ_WORKER_BACKEND) to $RUNTIME_URL, auth header ${OZ_DISPATCH_AUTH_HEADER:+present}"',
+        '',
+      ].join('\n'),
+      'cancel.sh': 'echo "cancelled run $OZ_RUN_ID at $RUNTIME_URL"\n',
+    };
+    const configMap = await kube(
+      ['apply', '-n', ns, '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'oz-dispatch' }, data: scripts }),
+    );
+    expect(configMap.code, configMap.stderr).toBe(0);
+    const secret = await kube([
+      'create',
+      'secret',
+      'generic',
+      'oz-dispatch-credentials',
+      '-n',
+      ns,
+      '--from-literal=OZ_DISPATCH_AUTH_HEADER=Bearer test-dispatch',
+    ]);
+    expect(secret.code, secret.stderr).toBe(0);
+
+    const [repository, tag] = splitImage(kubeEnv.OZ_KUBE_WORKER_IMAGE ?? '');
+    const valuesFile = join(scratch, 'command-values.yaml');
+    writeFileSync(
+      valuesFile,
+      [
+        'backend:',
+        '  type: command',
+        'commandBackend:',
+        '  dispatchCommand: sh /opt/oz/dispatch.sh',
+        '  cancelCommand: sh /opt/oz/cancel.sh',
+        '  dispatchTimeout: 30s',
+        '  environment:',
+        '    - name: RUNTIME_URL',
+        '      value: https://runtime.example.test/dispatch',
+        '    - name: OZ_DISPATCH_AUTH_HEADER',
+        'image:',
+        `  repository: ${repository}`,
+        `  tag: "${tag}"`,
+        'warp:',
+        '  apiKeySecret:',
+        '    create: true',
+        `    value: ${API_KEY}`,
+        `  webSocketURL: ws://${relay.address}/api/v1/selfhosted/worker/ws`,
+        'worker:',
+        '  workerId: helm-command',
+        `  healthPort: ${await freePort()}`,
+        '  extraEnv:',
+        '    - name: OZ_DISPATCH_AUTH_HEADER',
+        '      valueFrom:',
+        '        secretKeyRef: {name: oz-dispatch-credentials, key: OZ_DISPATCH_AUTH_HEADER}',
+        '  extraVolumes:',
+        '    - name: dispatch-scripts',
+        '      configMap: {name: oz-dispatch}',
+        '  extraVolumeMounts:',
+        '    - name: dispatch-scripts',
+        '      mountPath: /opt/oz',
+        '      readOnly: true',
+        '',
+      ].join('\n'),
+    );
+    const postRenderer = writeHostNetworkPostRenderer(join(scratch, 'host-network-command.sh'));
+    const installed = await helmRun([
+      'install',
+      release,
+      CHART,
+      '--namespace',
+      ns,
+      '-f',
+      valuesFile,
+      '--post-renderer',
+      postRenderer,
+      '--wait',
+      '--timeout',
+      '4m',
+    ]);
+    expect(installed.code, installed.stderr).toBe(0);
+    const roles = await kube(['get', 'roles,rolebindings', '-n', ns, '-o', 'name']);
+    expect(roles.stdout.trim()).toBe('');
+    await server.waitForConnection(1, 60_000);
+    expect(server.handshakes.map((h) => h.workerId)).toContain('helm-command');
+
+    const workerLog = async () => (await kube(['logs', '-n', ns, `deploy/${release}-oz-worker`])).stdout;
+    const logLine = async (pattern: RegExp) => {
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 1_000))) {
+        const line = (await workerLog()).split('\n').find((l) => pattern.test(l));
+        if (line) return JSON.parse(line) as { msg: string; command?: string };
+      }
+      throw new Error(`no worker log line matching ${pattern}:\n${(await workerLog()).slice(-3000)}`);
+    };
+
+    server.assign(assignment('helm-cmd-1'));
+    await server.waitForMessage('task_claimed', 'helm-cmd-1', 60_000);
+    const handedOff = await logLine(/handed off run helm-cmd-1/);
+    expect(handedOff).toMatchObject({
+      command: 'dispatch',
+      msg: 'handed off run helm-cmd-1 (OZ_RUN_ID=helm-cmd-1, backend command) to https://runtime.example.test/dispatch, auth header present',
+    });
+    await logLine(/Task helm-cmd-1 dispatched successfully/);
+    // Handed off: the remote runtime reports, not the worker.
+    expect(server.messagesFor('helm-cmd-1').map((m) => m.type)).toEqual(['task_claimed']);
+
+    server.cancel('helm-cmd-1');
+    const cancelled = await logLine(/cancelled run helm-cmd-1/);
+    expect(cancelled.msg).toBe('cancelled run helm-cmd-1 at https://runtime.example.test/dispatch');
+  }, 420_000);
 });
 
 function splitImage(image: string): [string, string] {

@@ -114,22 +114,47 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
     return path;
   }
 
-  it('runs tasks as the oz-worker ServiceAccount with exactly the Role from k8s/', { timeout: 240_000 }, async () => {
+  it('runs tasks as the oz-worker ServiceAccount with exactly the Role from k8s/, and keeps and expires a failed Job', { timeout: 300_000 }, async () => {
     const ns = await namespace();
     await applyRbac(ns);
     const kubeconfig = await serviceAccountKubeconfig(ns);
     const server = await FakeDispatchServer.start({ apiKey: API_KEY });
     cleanups.push(() => server.close());
-    const worker = startWorker({ args: ['--config-file', workerConfig(ns, kubeconfig), '--web-socket-url', server.url], env: { WARP_API_KEY: API_KEY } });
+    const worker = startWorker({
+      args: ['--config-file', workerConfig(ns, kubeconfig, ['unschedulable_timeout: 4s']), '--web-socket-url', server.url],
+      env: { WARP_API_KEY: API_KEY },
+    });
     cleanups.push(() => worker.stop());
     await server.waitForConnection(1, 120_000).catch((error: Error) => {
       throw new Error(`${error.message}\n${worker.output.slice(-3000)}`);
     });
     server.assign(assignment('as-sa', { execution_id: 'exec-as-sa', env_vars: { FAKE_OZ_SLEEP_MS: '1000' } }));
     await server.waitForMessage('task_completed', 'as-sa', 120_000);
+    // A pod that has stopped: its pods are listed (by the Job's controller-uid) and the Job is kept as it is.
     server.assign(assignment('as-sa-fail', { execution_id: 'exec-as-sa-fail', env_vars: { FAKE_OZ_EXIT: '4' } }));
     const failed = await server.waitForMessage('task_failed', 'as-sa-fail', 120_000);
     expect(failed.data).toMatchObject({ failure_reason: 'container_exit', exit_code: 4 });
+    // A pod that never ran: the Job is re-read and expired with a merge patch, all as the ServiceAccount.
+    server.assign(assignment('as-sa-unsched', { execution_id: 'exec-as-sa-unsched', instance_shape: { vcpus: 64 } }));
+    const unschedulable = await server.waitForMessage('task_failed', 'as-sa-unsched', 120_000);
+    expect(unschedulable.data.failure_reason).toBe('unschedulable');
+    const expired = await until(
+      async () =>
+        (await kube.jobs(ns)).find(
+          (job) =>
+            job.metadata?.labels?.['oz-task-id'] === 'as-sa-unsched' &&
+            job.status?.conditions?.some((cond) => cond.type === 'Failed' && cond.reason === 'DeadlineExceeded'),
+        ),
+      90_000,
+      'the unschedulable task Job to be kept and expired',
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\n${worker.output.slice(-3000)}`);
+    });
+    expect(expired.spec).toMatchObject({ activeDeadlineSeconds: 1, parallelism: 0 });
+    expect(expired.metadata?.annotations?.['oz-worker.dev/reported']).toBe('true');
+    const kept = (await kube.jobs(ns)).find((job) => job.metadata?.labels?.['oz-task-id'] === 'as-sa-fail');
+    expect(kept?.spec?.activeDeadlineSeconds).not.toBe(1);
+    expect(worker.output).not.toMatch(/Cannot confirm execution stopped|Cannot refresh abandoned Job|job expiration failed/);
   });
 
   it.each([
@@ -143,7 +168,7 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
       'patch',
       'batch/jobs',
       (y: string) => y.replace(', "delete", "patch"]', ', "delete"]'),
-      /lacks permissions in namespace "[^"]+": patch batch\/jobs \(to mark Jobs whose result was reported\)/,
+      /lacks permissions in namespace "[^"]+": patch batch\/jobs \(to mark Jobs whose result was reported, and to expire failed Jobs whose pods may still run\)/,
     ],
   ])('stops at start-up naming the verb when the Role lacks %s on %s', { timeout: 120_000 }, async (_verb, _resource, edit, message) => {
     const ns = await namespace();

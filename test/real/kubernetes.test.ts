@@ -119,6 +119,30 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     );
   }
 
+  /** The failed task's Job is kept, marked reported, expired (Failed, DeadlineExceeded), and none of its pods runs. */
+  async function keptAndExpired(h: WorkerHarness, id: string, timeoutMs = 90_000): Promise<void> {
+    const job = await until(
+      async () => {
+        const current = await kube.job(h.namespace, jobName(id));
+        return current?.status?.conditions?.some((cond) => cond.type === 'Failed' && cond.status === 'True' && cond.reason === 'DeadlineExceeded')
+          ? current
+          : undefined;
+      },
+      timeoutMs,
+      `Job ${jobName(id)} to be kept and expired (Failed, DeadlineExceeded)`,
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${JSON.stringify((await kube.job(h.namespace, jobName(id)))?.status)}\n${h.worker.output.slice(-4000)}`);
+    });
+    expect(job.spec).toMatchObject({ activeDeadlineSeconds: 1, parallelism: 0, suspend: false });
+    expect(job.metadata?.annotations?.['oz-worker.dev/reported']).toBe('true');
+    await until(
+      async () => (await kube.podsOfJob(h.namespace, jobName(id))).every((pod) => pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded'),
+      60_000,
+      `no pod of ${jobName(id)} to be left running`,
+    );
+    await h.worker.waitForLog((line) => /^Requested expiration of abandoned Kubernetes Job /.test(line.msg), 10_000);
+  }
+
   it('runs team and user tasks as Jobs with the Go worker argv; completed Jobs and their pods are removed', { timeout: 240_000 }, async () => {
     const h = await startKubeWorker();
     server.assign(task('team-1', { FAKE_OZ_SLEEP_MS: '3000' }, { task: { owner: { Type: 'TEAM', Id: 42 } } }));
@@ -162,6 +186,26 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     await gone(h.namespace, 'exit-3', 90_000);
   });
 
+  it('keeps the Job of a task that exited while another container of its pod still runs, and expires it: Failed (DeadlineExceeded), no pod left running', {
+    timeout: 240_000,
+  }, async () => {
+    const h = await startKubeWorker({
+      podTemplate: [
+        // A second container that outlives the task: the pod stays Running, so the Job would never end by itself.
+        '  - name: helper',
+        `    image: ${c.agentImage}`,
+        '    imagePullPolicy: IfNotPresent',
+        "    command: [node, -e, 'setInterval(() => {}, 60000)']",
+        '    resources: {limits: {memory: 64Mi}}',
+      ],
+    });
+    server.assign(task('beside-helper', { FAKE_OZ_EXIT: '3' }));
+    const failed = await server.waitForMessage('task_failed', 'beside-helper', TASK_TIMEOUT);
+    expect(failed.data).toMatchObject({ failure_reason: 'container_exit', exit_code: 3 });
+    expect(failed.data.message).toMatch(/container task in pod .* exited with code 3.*Pod phase: Running/);
+    await keptAndExpired(h, 'beside-helper');
+  });
+
   it('reports a task killed by its memory limit as container_oom with exit code 137', { timeout: 240_000 }, async () => {
     await startKubeWorker();
     server.assign(task('oom-1', { FAKE_OZ_ALLOC_MB: '600', FAKE_OZ_SLEEP_MS: '30000' }));
@@ -170,7 +214,7 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     expect(failed.data.message).toMatch(/exited with code 137 \(SIGKILL\).*OOMKilled.*ran out of memory/);
   });
 
-  it('fails an unschedulable task after unschedulable_timeout with the scheduler message, and removes its Job', { timeout: 240_000 }, async () => {
+  it('fails an unschedulable task after unschedulable_timeout with the scheduler message, and keeps its Job, expired', { timeout: 240_000 }, async () => {
     const h = await startKubeWorker();
     const started = Date.now();
     server.assign(task('unsched-1', {}, { instance_shape: { vcpus: 64 } }));
@@ -179,10 +223,10 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
     expect(failed.data.failure_reason).toBe('unschedulable');
     expect(failed.data.message).toMatch(/is unschedulable.*Insufficient cpu/);
-    await gone(h.namespace, 'unsched-1');
+    await keptAndExpired(h, 'unsched-1');
   });
 
-  it("fails a task whose volume cannot be mounted with kubelet's FailedMount event, and removes its Job", { timeout: 240_000 }, async () => {
+  it("fails a task whose volume cannot be mounted with kubelet's FailedMount event, and keeps its Job, expired", { timeout: 240_000 }, async () => {
     // A ConfigMap that does not exist: kubelet keeps the pod in ContainerCreating and says why only in events.
     const h = await startKubeWorker({
       // Kubelet keeps retrying; the task fails once the failures have lasted this long (default 2m).
@@ -201,7 +245,7 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     expect(failed.data.message).toMatch(
       /failed to mount a volume.*FailedMount.*configmap "oz-real-missing-settings" not found.*kept failing for volume_mount_timeout \(5 s\)/,
     );
-    await gone(h.namespace, 'mount-1');
+    await keptAndExpired(h, 'mount-1');
   });
 
   describe('image pulls from a registry that refuses them', () => {
@@ -232,7 +276,7 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
       // Before the first ErrImagePull the pod has to be scheduled and its sandbox made; no timeout waited.
       expect(tookMs).toBeLessThan(30_000);
       expect(registry.manifestRequests.some((r) => image.endsWith(r.ref))).toBe(true);
-      await gone(h.namespace, id);
+      await keptAndExpired(h, id);
     });
 
     it('an invalid image reference fails the task at once', { timeout: 180_000 }, async () => {

@@ -32,7 +32,28 @@ export type Scenario =
   | 'mount-for-90s'
   | 'deadline'
   | 'init-fail'
-  | 'sidecar-sigterm';
+  | 'sidecar-sigterm'
+  | 'exit-beside-helper';
+
+/** A PATCH the API accepted or refused, as sent. */
+export interface RecordedPatch {
+  name: string;
+  contentType: string;
+  /** The body's text, byte for byte. */
+  body: string;
+  status: number;
+}
+
+/** RFC 7386 JSON merge patch: objects merge key by key, null removes, anything else replaces. */
+export function applyMergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as object) } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else out[key] = applyMergePatch(out[key], value);
+  }
+  return out;
+}
 
 interface Fault {
   method: string;
@@ -72,10 +93,22 @@ function matchesFields(obj: Obj, selector: Map<string, string>): boolean {
   return true;
 }
 
+/** What the API server defaults in a Job's spec. */
+function withJobDefaults(spec: any): any {
+  return { backoffLimit: 6, completions: 1, parallelism: 1, suspend: false, ...spec };
+}
+
 export class FakeKubeApi {
   readonly requests: RecordedRequest[] = [];
   /** Every Job created through the API, as sent. */
   readonly created: Obj[] = [];
+  /** Every PATCH of a Job, in order. */
+  readonly patches: RecordedPatch[] = [];
+  /**
+   * Runs once, just before the next Job PATCH is applied (what another writer
+   * did meanwhile: a status update, a delete and re-create, the Job finishing).
+   */
+  beforeNextPatch: ((name: string) => void) | undefined;
   private readonly objects: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), events: new Map() };
   private readonly watches = new Set<WatchStream>();
   private readonly history: { rv: number; kind: Kind; type: string; object: Obj }[] = [];
@@ -247,8 +280,74 @@ export class FakeKubeApi {
   insertJob(job: Obj): Obj {
     job.metadata.uid = randomUUID();
     job.metadata.creationTimestamp = new Date().toISOString();
+    job.spec = withJobDefaults(job.spec);
     job.status = {};
     return this.put('jobs', job, 'ADDED');
+  }
+
+  /** Adds a pod, controlled by `owner` (a Job) unless `owner` is omitted; runs no scenario. */
+  insertPod(name: string, status: any, owner?: Obj, namespace = owner?.metadata.namespace ?? 'agents'): Obj {
+    const labels: Record<string, string> = owner
+      ? { 'job-name': owner.metadata.name, 'batch.kubernetes.io/controller-uid': owner.metadata.uid, ...(owner.spec?.template?.metadata?.labels ?? {}) }
+      : {};
+    return this.put(
+      'pods',
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name,
+          namespace,
+          uid: randomUUID(),
+          creationTimestamp: new Date().toISOString(),
+          labels,
+          ...(owner
+            ? { ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: owner.metadata.name, uid: owner.metadata.uid, controller: true }] }
+            : {}),
+        },
+        spec: { containers: [{ name: 'task', image: 'x' }] },
+        status,
+      },
+      'ADDED',
+    );
+  }
+
+  /** Deletes a Job and creates another of the same name (a new uid), as someone re-creating it would. */
+  replaceJob(name: string): Obj {
+    const old = this.objects.jobs.get(name);
+    if (!old) throw new Error(`no job ${name}`);
+    this.remove('jobs', name);
+    const job = structuredClone(old);
+    job.metadata.uid = randomUUID();
+    job.status = {};
+    return this.put('jobs', job, 'ADDED');
+  }
+
+  /** Writes the Job again unchanged but for its resourceVersion (as a status update would). */
+  touchJob(name: string): void {
+    const job = this.objects.jobs.get(name);
+    if (!job) throw new Error(`no job ${name}`);
+    this.put('jobs', job, 'MODIFIED');
+  }
+
+  /**
+   * The Job controller's part of an expiry: zero parallelism stops the active
+   * pods, and a deadline that has passed (counted from creation here) stops them
+   * too and fails the Job with DeadlineExceeded.
+   */
+  private reconcileJob(name: string): void {
+    const job = this.objects.jobs.get(name);
+    if (!job || (job.status?.conditions ?? []).some((c: any) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')) return;
+    if (job.spec?.suspend) return;
+    const active = this.pods().filter(
+      (p) => p.metadata.labels?.['batch.kubernetes.io/controller-uid'] === job.metadata.uid && !['Failed', 'Succeeded'].includes(p.status?.phase),
+    );
+    const deadline = job.spec?.activeDeadlineSeconds;
+    const age = Date.now() - new Date(job.metadata.creationTimestamp).getTime();
+    const expired = typeof deadline === 'number' && age >= deadline * 1000;
+    if (job.spec?.parallelism === 0 || expired) for (const pod of active) this.remove('pods', pod.metadata.name);
+    if (expired) this.setJobCondition(name, 'Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline');
+    else if (typeof deadline === 'number') this.later(deadline * 1000 - age, () => this.reconcileJob(name));
   }
 
   private scenarioOf(job: Obj): Scenario {
@@ -267,7 +366,14 @@ export class FakeKubeApi {
         namespace: job.metadata.namespace,
         uid: randomUUID(),
         creationTimestamp: new Date().toISOString(),
-        labels: { ...(job.spec?.template?.metadata?.labels ?? {}), 'job-name': job.metadata.name, 'controller-uid': job.metadata.uid },
+        labels: {
+          ...(job.spec?.template?.metadata?.labels ?? {}),
+          'job-name': job.metadata.name,
+          'controller-uid': job.metadata.uid,
+          'batch.kubernetes.io/job-name': job.metadata.name,
+          'batch.kubernetes.io/controller-uid': job.metadata.uid,
+        },
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata.name, uid: job.metadata.uid, controller: true, blockOwnerDeletion: true }],
       },
       spec: structuredClone(job.spec.template.spec),
       status: { phase: 'Pending' },
@@ -305,6 +411,19 @@ export class FakeKubeApi {
         return;
       case 'oom':
         step(1, () => this.setPodStatus(podName, terminated(137, 'OOMKilled')));
+        return;
+      case 'exit-beside-helper':
+        // The task exits while another container of the pod keeps running: the pod, and so the Job, never ends by itself.
+        pod.spec.containers = [...pod.spec.containers, { name: 'helper', image: 'busybox:1.36' }];
+        step(1, () =>
+          this.setPodStatus(podName, {
+            phase: 'Running',
+            containerStatuses: [
+              { name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode: 1, reason: 'Error' } } },
+              { name: 'helper', ready: true, restartCount: 0, image: 'x', imageID: '', state: { running: {} } },
+            ],
+          }),
+        );
         return;
       case 'sidecar-sigterm':
         // A native sidecar ends with SIGTERM as the pod winds down; the task itself succeeded.
@@ -505,6 +624,7 @@ export class FakeKubeApi {
         job.metadata.namespace = namespace;
         job.metadata.uid = randomUUID();
         job.metadata.creationTimestamp = new Date().toISOString();
+        job.spec = withJobDefaults(job.spec);
         job.status = {};
         this.put('jobs', job, 'ADDED');
         this.send(res, 201, job);
@@ -535,15 +655,50 @@ export class FakeKubeApi {
         this.lastDelete.set(name, propagation);
         return;
       }
-      if (method === 'PATCH' && kind === 'jobs') {
-        const patch = await this.body(req);
-        obj.metadata.annotations = { ...obj.metadata.annotations, ...patch?.metadata?.annotations };
-        this.put('jobs', obj, 'MODIFIED');
-        this.send(res, 200, obj);
-        return;
-      }
+      if (method === 'PATCH' && kind === 'jobs') return this.patchJob(name, req, res);
     }
     this.send(res, 405, this.statusBody(405, `${method} not supported on ${path}`, 'MethodNotAllowed'));
+  }
+
+  /**
+   * A JSON merge patch, as the API server applies one: `metadata.resourceVersion`
+   * and `metadata.uid` in the patch must match the stored Job (409 Conflict
+   * otherwise); only merge patches are understood (415 for other types).
+   */
+  private async patchJob(name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString();
+    const contentType = String(req.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
+    const record: RecordedPatch = { name, contentType, body, status: 200 };
+    this.patches.push(record);
+    const refuse = (status: number, message: string, reason: string): void => {
+      record.status = status;
+      this.send(res, status, this.statusBody(status, message, reason));
+    };
+    if (contentType !== 'application/merge-patch+json') return refuse(415, `the content type ${contentType} is not supported here`, 'UnsupportedMediaType');
+    const hook = this.beforeNextPatch;
+    this.beforeNextPatch = undefined;
+    hook?.(name);
+    const current = this.objects.jobs.get(name);
+    if (!current) return refuse(404, `jobs.batch "${name}" not found`, 'NotFound');
+    const patch = JSON.parse(body) as Obj;
+    const wantedUid = patch.metadata?.uid;
+    if (wantedUid !== undefined && wantedUid !== current.metadata.uid)
+      return refuse(409, `Precondition failed: UID in precondition: ${wantedUid}, UID in object meta: ${current.metadata.uid}`, 'Conflict');
+    const wantedRv = patch.metadata?.resourceVersion;
+    if (wantedRv !== undefined && wantedRv !== current.metadata.resourceVersion)
+      return refuse(
+        409,
+        `Operation cannot be fulfilled on jobs.batch "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        'Conflict',
+      );
+    const patched = applyMergePatch(current, patch) as Obj;
+    this.put('jobs', patched, 'MODIFIED');
+    this.send(res, 200, patched);
+    if (patch.spec !== undefined) this.later(this.stepMs, () => this.reconcileJob(name));
   }
 
   /** Propagation policy of the last delete of each Job. */

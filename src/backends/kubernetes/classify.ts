@@ -12,11 +12,6 @@ export interface PodFailure {
   exitCode: number;
   /** A transient image pull failure: act only when it has lasted this long. */
   graceMs?: number;
-  /**
-   * A container exited: with restartPolicy Never the pod is done, even while its
-   * phase still says Running (kubelet reports the exit before the phase).
-   */
-  containerExited?: true;
 }
 
 export type JobState = { kind: 'running' } | { kind: 'complete' } | { kind: 'failed'; reason: FailureReason; message: string };
@@ -99,7 +94,6 @@ function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, nam
       reason,
       message: parts.join('. '),
       exitCode: terminated.signal !== undefined && terminated.signal > 0 ? 128 + terminated.signal : terminated.exitCode,
-      containerExited: true,
     };
   }
   const waiting = status.state?.waiting;

@@ -16,8 +16,9 @@ export class KubeApiError extends Error {
   constructor(
     message: string,
     readonly status: number | undefined,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -51,6 +52,12 @@ export interface KubeClient {
   /** False when the Job was already gone. */
   deleteJob(name: string, propagation: 'Foreground' | 'Background'): Promise<boolean>;
   annotateJob(name: string, annotations: Record<string, string>): Promise<void>;
+  /**
+   * A JSON merge patch (RFC 7386) of the Job, sent as given; `metadata.resourceVersion`
+   * and `metadata.uid` in it are preconditions (409 Conflict when stale). Undefined
+   * when the Job does not exist.
+   */
+  mergePatchJob(name: string, patch: object): Promise<k8s.V1Job | undefined>;
   listJobs(labelSelector: string): Promise<k8s.V1Job[]>;
   listPods(labelSelector: string): Promise<k8s.V1Pod[]>;
   podLog(pod: string, container: string, tailLines: number): Promise<string>;
@@ -118,7 +125,7 @@ async function limitedCall<T>(limit: RequestLimit, what: string, run: () => Prom
         await new Promise((resolve) => setTimeout(resolve, throttleDelayMs(error, attempt)));
         continue;
       }
-      throw new KubeApiError(`${what}: ${apiErrorText(error)}`, statusOf(error));
+      throw new KubeApiError(`${what}: ${apiErrorText(error)}`, statusOf(error), { cause: error });
     }
   }
 }
@@ -242,6 +249,14 @@ export function createKubeClient(options: ClientOptions): KubeClient {
     },
     annotateJob: async (name, annotations) => {
       await call(`failed to annotate Job ${name}`, () => batch.patchNamespacedJob({ name, namespace, body: { metadata: { annotations } } }, mergePatch));
+    },
+    mergePatchJob: async (name, patch) => {
+      try {
+        return await call(`failed to patch Job ${name}`, () => batch.patchNamespacedJob({ name, namespace, body: patch }, mergePatch));
+      } catch (error) {
+        if (statusOf(error) === 404) return undefined;
+        throw error;
+      }
     },
     listJobs: async (labelSelector) => (await call('failed to list Jobs', () => batch.listNamespacedJob({ namespace, labelSelector }))).items,
     listPods: async (labelSelector) => (await call('failed to list Pods', () => core.listNamespacedPod({ namespace, labelSelector }))).items,

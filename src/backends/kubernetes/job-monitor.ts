@@ -10,13 +10,15 @@ import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../log/logger.js';
 import { jobState, podFailure, podNeedsEvents, type PodFailure } from './classify.js';
 import type { KubeClient } from './client.js';
+import { failureDisposition, type FailureDisposition } from './job-expiry.js';
 import type { PodWarningEvents } from './pod-events.js';
 import type { SharedTaskWatch } from './task-watch.js';
 
 export type MonitorResult =
   | { kind: 'complete' }
   | { kind: 'job-failed'; reason: PodFailure['reason']; message: string; pod?: PodFailure }
-  | { kind: 'pod-failed'; failure: PodFailure; podName: string; podEnded: boolean }
+  /** `job`: the Job as last seen (its identity for the expiry), when the watch delivered it. */
+  | { kind: 'pod-failed'; failure: PodFailure; podName: string; disposition: FailureDisposition; job: V1Job | undefined }
   | { kind: 'deleted' }
   | { kind: 'cancelled' };
 
@@ -68,6 +70,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     // Made when first needed: most of a thousand running tasks never set a timer.
     let timers: Set<NodeJS.Timeout> | undefined;
     const pods = new Map<string, PodRecord>();
+    let latestJob: V1Job | undefined;
 
     const finish = (result: MonitorResult): void => {
       if (done) return;
@@ -119,12 +122,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         record.graceSince = undefined;
       }
       if (failure) {
-        finish({
-          kind: 'pod-failed',
-          failure,
-          podName: name,
-          podEnded: failure.containerExited === true || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded',
-        });
+        finish({ kind: 'pod-failed', failure, podName: name, disposition: failureDisposition(pod), job: latestJob });
         return;
       }
       // Unschedulable is judged against the pod's age: look again when the timeout is reached.
@@ -176,6 +174,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         else finish({ kind: 'deleted' });
         return;
       }
+      latestJob = job;
       const state = jobState(job, client.namespace);
       if (state.kind === 'complete') finish({ kind: 'complete' });
       else if (state.kind === 'failed') {

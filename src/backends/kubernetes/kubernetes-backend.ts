@@ -2,8 +2,8 @@
 // shared watch. Differences from the Go worker, on purpose:
 // * a cancelled task's Job is deleted (foreground), not left running;
 // * a pod that fails early (image pull: at once when permanent, else after
-//   image_pull_timeout; unschedulable, mount or
-//   create errors) has its Job removed when cleanup is on, instead of pending forever;
+//   image_pull_timeout; unschedulable, mount or create errors) fails the task
+//   instead of pending forever; its Job is kept and expired like any failed one;
 // * a restarted worker reattaches to its Jobs and reports the ones that ended
 //   while it was away; a re-sent assignment adopts its existing Job;
 // * `pod_template` is read strictly, and RBAC is checked verb by verb at start-up.
@@ -14,6 +14,7 @@ import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../../task/contract.js';
 import { createKubeClient, statusOf, type KubeClient } from './client.js';
 import { taskJobFor, type JobSettings } from './job-builder.js';
+import { finalizeFailedJob, JobReplacedError } from './job-expiry.js';
 import { monitorJob, type MonitorResult } from './job-monitor.js';
 import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_HASH, workerSelector } from './names.js';
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
@@ -235,16 +236,53 @@ class KubernetesBackend implements Backend {
       }
       case 'pod-failed': {
         log.info(`Pod ${result.podName} output:\n${await this.collectLogs(executionHash)}`);
-        if (cleanup && !result.podEnded) {
-          // The pod is stuck (pulling, unschedulable, mount or create errors): left alone the Job would stay pending.
-          await this.remove(name, 'Background', log);
-        } else {
-          // An ended pod fails its Job (backoffLimit 0), which is kept for the TTL.
-          await this.markReported(name, log);
-          if (cleanup) log.info(`Leaving failed Kubernetes Job ${name} in place for TTL-based cleanup`);
-        }
+        // Kept for a look, as a Job that failed by itself is; stopped first if its pod may still run.
+        const kept = await this.expireFailedJob(name, executionHash, result, log);
+        if (kept === 'mark') await this.markReported(name, log);
+        if (kept !== 'none' && cleanup) log.info(`Leaving failed Kubernetes Job ${name} in place for TTL-based cleanup`);
         throw new TaskFailure(result.failure.reason, result.failure.message, { exitCode: result.failure.exitCode });
       }
+    }
+  }
+
+  /**
+   * Stops a failed task's Job without deleting it (job-expiry.ts); the expiry
+   * patch marks it reported too. Never throws: a Job that may still run is logged
+   * with what to do, and the task's failure is reported all the same. Says whether
+   * the Job is kept and marked, kept and still to be marked, or not there to keep.
+   */
+  private async expireFailedJob(
+    name: string,
+    executionHash: string,
+    result: Extract<MonitorResult, { kind: 'pod-failed' }>,
+    log: Logger,
+  ): Promise<'marked' | 'mark' | 'none'> {
+    const namespace = this.client.namespace;
+    try {
+      const outcome = await finalizeFailedJob({
+        client: this.client,
+        log,
+        name,
+        observed: result.job,
+        executionHash,
+        disposition: result.disposition,
+        annotations: { [ANNOTATION_REPORTED]: 'true' },
+      });
+      if (outcome === 'gone') return 'none';
+      if (outcome !== 'expired') return 'mark';
+      log.info(
+        `Requested expiration of abandoned Kubernetes Job ${name}; retaining it ${this.settings.cleanup ? 'according to its TTL' : 'with no TTL (cleanup is off)'}`,
+      );
+      return 'marked';
+    } catch (error) {
+      if (error instanceof JobReplacedError) {
+        log.error(errorMessage(error));
+        return 'none';
+      }
+      log.error(
+        `job expiration failed for Kubernetes Job ${name} in namespace ${namespace}: ${errorMessage(error)}; its pods may still be running (stop them with kubectl delete job ${name} -n ${namespace})`,
+      );
+      return 'mark';
     }
   }
 

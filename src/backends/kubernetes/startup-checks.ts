@@ -11,12 +11,12 @@ import { errorMessage } from '../../errors/error-message.js';
 /** Every permission the backend uses, and what for. */
 export const REQUIRED_ACCESS: (AccessCheck & { why: string })[] = [
   { verb: 'create', group: 'batch', resource: 'jobs', why: 'to start task Jobs' },
-  { verb: 'get', group: 'batch', resource: 'jobs', why: 'to adopt a Job of a re-sent assignment' },
+  { verb: 'get', group: 'batch', resource: 'jobs', why: 'to adopt a Job of a re-sent assignment, and re-read a failed Job before expiring it' },
   { verb: 'list', group: 'batch', resource: 'jobs', why: 'to reattach to Jobs after a restart' },
   { verb: 'watch', group: 'batch', resource: 'jobs', why: 'to follow task Jobs' },
   { verb: 'delete', group: 'batch', resource: 'jobs', why: 'to stop cancelled tasks and remove finished Jobs' },
-  { verb: 'patch', group: 'batch', resource: 'jobs', why: 'to mark Jobs whose result was reported' },
-  { verb: 'list', group: '', resource: 'pods', why: 'to find task pods' },
+  { verb: 'patch', group: 'batch', resource: 'jobs', why: 'to mark Jobs whose result was reported, and to expire failed Jobs whose pods may still run' },
+  { verb: 'list', group: '', resource: 'pods', why: "to find task pods, and whether a failed Job's pods have all stopped" },
   { verb: 'watch', group: '', resource: 'pods', why: 'to notice failing task pods early' },
   { verb: 'get', group: '', resource: 'pods', subresource: 'log', why: 'to log the output of failed tasks' },
   { verb: 'list', group: '', resource: 'events', why: 'to explain mount and scheduling failures' },
@@ -41,7 +41,7 @@ export async function checkPermissions(client: KubeClient, log: Logger): Promise
   throw new StartupCheckError(
     `the worker's service account lacks permissions in namespace "${client.namespace}": ${missing
       .map((check) => `${describeAccess(check)} (${check.why})`)
-      .join(', ')}; grant them in the worker's Role (see k8s/role.yaml)`,
+      .join(', ')}; grant them in the worker's Role (see k8s/role.yaml, or install the Helm chart with rbac.create=true)`,
   );
 }
 

@@ -46,6 +46,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* The worker's backend: backend.type, kubernetes unless set. */}}
+{{- define "oz-worker.backendType" -}}
+{{- $type := default "kubernetes" (dig "type" "" (default (dict) .Values.backend)) | toString -}}
+{{- if not (has $type (list "kubernetes" "command")) -}}
+{{- fail (printf "backend.type must be \"kubernetes\" or \"command\" (got %q)" $type) -}}
+{{- end -}}
+{{- $type -}}
+{{- end -}}
+
 {{/* The namespace task Jobs run in: kubernetesBackend.namespace, else the release's. */}}
 {{- define "oz-worker.taskNamespace" -}}
 {{- default .Release.Namespace .Values.kubernetesBackend.namespace -}}
@@ -66,8 +75,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Helm reads numbers in values files as floats; int64 keeps 1000000 from rendering as 1e+06. */}}
 {{- define "oz-worker.configYaml" -}}
 {{- $w := .Values.worker -}}
+{{- $backend := include "oz-worker.backendType" . -}}
+{{- $section := dict -}}
+{{- if eq $backend "command" -}}
+{{- $cb := .Values.commandBackend -}}
+{{- $_ := set $section "dispatch_command" (required "commandBackend.dispatchCommand is required when backend.type=command" $cb.dispatchCommand) -}}
+{{- with $cb.cancelCommand }}{{ $_ := set $section "cancel_command" . }}{{ end -}}
+{{- $_ := set $section "dispatch_timeout" (default "60s" $cb.dispatchTimeout) -}}
+{{- with $cb.environment }}{{ $_ := set $section "environment" . }}{{ end -}}
+{{- else -}}
 {{- $kb := .Values.kubernetesBackend -}}
-{{- $k := dict "namespace" (include "oz-worker.taskNamespace" .) "image_pull_policy" $kb.imagePullPolicy "use_image_volumes" $kb.useImageVolumes "unschedulable_timeout" $kb.unschedulableTimeout -}}
+{{- $section = dict "namespace" (include "oz-worker.taskNamespace" .) "image_pull_policy" $kb.imagePullPolicy "use_image_volumes" $kb.useImageVolumes "unschedulable_timeout" $kb.unschedulableTimeout -}}
+{{- $k := $section -}}
 {{- with $kb.defaultImage }}{{ $_ := set $k "default_image" . }}{{ end -}}
 {{- with $kb.preflightImage }}{{ $_ := set $k "preflight_image" . }}{{ end -}}
 {{- with $kb.sidecarImage }}{{ $_ := set $k "sidecar_image" . }}{{ end -}}
@@ -81,10 +100,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $k "ttl_seconds_after_finished" (int64 $kb.ttlSecondsAfterFinished) -}}
 {{- end -}}
 {{- with $kb.workspaceSizeLimit }}{{ $_ := set $k "workspace_size_limit" . }}{{ end -}}
+{{- /* The worker's default is 2m: left out then, so an older worker image takes the default render. */ -}}
+{{- if and $kb.volumeMountTimeout (ne (toString $kb.volumeMountTimeout) "2m") }}{{ $_ := set $k "volume_mount_timeout" $kb.volumeMountTimeout }}{{ end -}}
 {{- with $kb.preflightTimeout }}{{ $_ := set $k "preflight_timeout" . }}{{ end -}}
 {{- with $kb.codingCliSidecars }}{{ $_ := set $k "coding_cli_sidecars" . }}{{ end -}}
 {{- with $kb.podTemplate }}{{ $_ := set $k "pod_template" . }}{{ end -}}
 {{- with $kb.preflightResources }}{{ $_ := set $k "preflight_resources" . }}{{ end -}}
+{{- end -}}
 {{- $workerId := required "worker.workerId is required (one release per worker id)" $w.workerId | toString -}}
 {{- if hasPrefix "warp" $workerId -}}
 {{- fail (printf "worker.workerId %q starts with \"warp\", which is reserved: choose another id" $workerId) -}}
@@ -96,5 +118,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with $w.idleOnComplete }}
 {{ toYaml (dict "idle_on_complete" .) }}
 {{- end }}
-{{ toYaml (dict "backend" (dict "kubernetes" $k)) }}
+{{- /* The worker's default is true: written only when turned off (an older worker image takes the default render). */ -}}
+{{- if and (hasKey $w "collectTaskLogs") (not (kindIs "invalid" $w.collectTaskLogs)) (not $w.collectTaskLogs) }}
+{{ toYaml (dict "collect_task_logs" false) }}
+{{- end }}
+{{ toYaml (dict "backend" (dict $backend $section)) }}
 {{- end -}}
