@@ -10,14 +10,16 @@ import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../log/logger.js';
 import { jobState, podFailure, podNeedsEvents, type PodFailure } from './classify.js';
 import type { KubeClient } from './client.js';
+import type { FailureObservation } from './failure-details.js';
 import type { PodWarningEvents } from './pod-events.js';
 import type { SharedTaskWatch } from './task-watch.js';
 
+/** A failure's result carries `observed`: what was seen when it was judged, for its failure details. */
 export type MonitorResult =
   | { kind: 'complete' }
-  | { kind: 'job-failed'; reason: PodFailure['reason']; message: string; pod?: PodFailure }
-  | { kind: 'pod-failed'; failure: PodFailure; podName: string; podEnded: boolean }
-  | { kind: 'deleted' }
+  | { kind: 'job-failed'; reason: PodFailure['reason']; message: string; pod?: PodFailure; observed: FailureObservation }
+  | { kind: 'pod-failed'; failure: PodFailure; podName: string; podEnded: boolean; observed: FailureObservation }
+  | { kind: 'deleted'; observed: FailureObservation }
   | { kind: 'cancelled' };
 
 export interface MonitorOptions {
@@ -68,6 +70,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     // Made when first needed: most of a thousand running tasks never set a timer.
     let timers: Set<NodeJS.Timeout> | undefined;
     const pods = new Map<string, PodRecord>();
+    let latestJob: V1Job | undefined;
 
     const finish = (result: MonitorResult): void => {
       if (done) return;
@@ -91,10 +94,11 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     const reevaluateLater = (ms: number, name: string): void =>
       later(ms, () => {
         const record = pods.get(name);
-        if (record) evaluatePod(record);
+        if (record) evaluatePod(record, 'safety_poll');
       });
 
-    const evaluatePod = (record: PodRecord): void => {
+    /** `source`: the watch delivered the pod (pod_watch), or the monitor looks again on its own schedule (safety_poll). */
+    const evaluatePod = (record: PodRecord, source: 'pod_watch' | 'safety_poll'): void => {
       if (done) return;
       const pod = record.latest;
       const name = pod.metadata?.name ?? '';
@@ -124,6 +128,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
           failure,
           podName: name,
           podEnded: failure.containerExited === true || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded',
+          observed: { source, job: latestJob, pod },
         });
         return;
       }
@@ -156,7 +161,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         void options.events.of(uid).then((events) => {
           if (done || pods.get(name) !== record) return;
           if (events) record.events = events;
-          evaluatePod(record);
+          evaluatePod(record, 'safety_poll');
           if (!done && podNeedsEvents(record.latest) && !record.eventsScheduled) {
             record.eventsScheduled = true;
             record.eventReads = (record.eventReads ?? 0) + 1;
@@ -173,16 +178,18 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       if (done) return;
       if (deleted) {
         if (jobState(job, client.namespace).kind === 'complete') finish({ kind: 'complete' });
-        else finish({ kind: 'deleted' });
+        else finish({ kind: 'deleted', observed: { source: 'job_watch', job } });
         return;
       }
+      latestJob = job;
       const state = jobState(job, client.namespace);
       if (state.kind === 'complete') finish({ kind: 'complete' });
       else if (state.kind === 'failed') {
         // A pod-level cause says more than the Job's summary.
-        const pod = [...pods.values()]
-          .map((record) =>
-            podFailure(record.latest, {
+        const explained = [...pods.values()]
+          .map((record) => ({
+            pod: record.latest,
+            failure: podFailure(record.latest, {
               namespace: client.namespace,
               now: now(),
               unschedulableTimeoutMs: 0,
@@ -191,9 +198,16 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
               mountFailures: 'at-once',
               events: record.events,
             }),
-          )
-          .find((f) => f !== undefined);
-        finish({ kind: 'job-failed', reason: pod?.reason ?? state.reason, message: pod?.message ?? state.message, ...(pod ? { pod } : {}) });
+          }))
+          .find(({ failure }) => failure !== undefined);
+        const pod = explained?.failure;
+        finish({
+          kind: 'job-failed',
+          reason: pod?.reason ?? state.reason,
+          message: pod?.message ?? state.message,
+          ...(pod ? { pod } : {}),
+          observed: { source: 'job_watch', job, pod: explained?.pod },
+        });
       }
     };
 
@@ -206,7 +220,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       let record = pods.get(name);
       if (record) record.latest = pod;
       else pods.set(name, (record = { latest: pod }));
-      evaluatePod(record);
+      evaluatePod(record, 'pod_watch');
     };
 
     const onAbort = (): void => finish({ kind: 'cancelled' });
