@@ -49,14 +49,14 @@ type Condition = NonNullable<NonNullable<KubernetesFailureDetails['pod']>['condi
 /** Text from a worker, safe to print on a terminal: control characters shown as `?`. */
 const printable = (text: string): string => text.replace(/\p{Cc}/gu, '?');
 
-/** `Failed (BackoffLimitExceeded)`, `Ready=False (PodFailed)`: a condition that says something (True, or with a reason). */
+/** `Failed (BackoffLimitExceeded)`, `Ready=False (PodFailed)`: a condition with its reason (`=True` goes without saying). */
 function conditionText(condition: Condition): string {
   const status = condition.status === 'True' ? '' : `=${condition.status ?? '?'}`;
   return `${condition.type ?? '?'}${status}${condition.reason ? ` (${condition.reason})` : ''}`;
 }
 
-const telling = (conditions: readonly Condition[] | undefined): Condition[] =>
-  (conditions ?? []).filter((condition) => condition.status === 'True' || condition.reason);
+/** Conditions that say why (those without a reason are a pod's routine progress: scheduled, initialized…). */
+const telling = (conditions: readonly Condition[] | undefined): Condition[] => (conditions ?? []).filter((condition) => condition.reason);
 
 function containerText(container: NonNullable<KubernetesFailureDetails['container']>): string {
   const who = `${container.name ?? '?'} (${container.kind ?? '?'})`;

@@ -141,7 +141,7 @@ describe('failure details', () => {
       lines: [
         'kubernetes, seen by pod_watch at 12:00:03',
         'job oz-task-t1-exec-e1',
-        'pod oz-task-t1-exec-e1-x7k2p: Failed (Evicted); PodScheduled, Ready=False (PodFailed), DisruptionTarget (TerminationByKubelet)',
+        'pod oz-task-t1-exec-e1-x7k2p: Failed (Evicted); Ready=False (PodFailed), DisruptionTarget (TerminationByKubelet)',
         'container task (regular): terminated OOMKilled, exit 137 (signal 9)',
         'events: 2× Warning FailedMount, Normal Killing',
       ],
