@@ -3,6 +3,7 @@
 // Requests honour HTTP(S)_PROXY / NO_PROXY like every other connection the worker makes.
 import { commandHint } from './command-hint.js';
 import { EnvHttpProxyAgent, fetch, type Response } from 'undici';
+import type { FailureDetails } from '../protocol/messages.js';
 
 const dispatcher = new EnvHttpProxyAgent();
 
@@ -40,6 +41,8 @@ export interface TaskJson {
   cancel_requested_at: string | null;
   /** Why a queued task waits (no worker for its owner, device not pinned, all busy…). */
   waiting_reason?: string | null;
+  /** A failed task's structured details (one task's views only; null when it has none). */
+  failure_details?: FailureDetails | null;
 }
 
 export interface TaskEventJson {

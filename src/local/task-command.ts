@@ -9,7 +9,7 @@ import { cliMessage, parseServerUrl, type RequestContext, type Source } from './
 import { readServerAddress, SERVER_ADDRESS_FILE } from './server-address.js';
 import { stateDirFrom, UsageError } from './server-command.js';
 import { LOCAL_SETTINGS_FILE, readLocalSettings } from './settings.js';
-import { formatEvent, formatTaskTable } from './task-format.js';
+import { formatEvent, formatFailureDetails, formatTaskTable } from './task-format.js';
 import { errorMessage } from '../errors/error-message.js';
 
 export interface ClientFlags {
@@ -121,6 +121,8 @@ function describe(task: TaskJson): string {
     ['claimed', task.claimed_at],
     ['finished', task.finished_at],
   ];
+  const [first, ...more] = formatFailureDetails(task.failure_details);
+  if (first !== undefined) rows.push(['failure details', first], ...more.map((line): [string, string] => ['', line]));
   return rows
     .filter(([, value]) => value !== null && value !== '')
     .map(([label, value]) => `${label.padEnd(15)} ${value}`)
@@ -132,7 +134,10 @@ const exitCodeFor = (task: TaskJson): number => (task.state === 'completed' ? 0 
 
 async function watchTask({ client, context }: ResolvedClient, taskId: string, json: boolean): Promise<number> {
   const final = await speakingCli({ ...context, taskId }, () => client.watch(taskId, (event) => out(json ? JSON.stringify(event) : formatEvent(event))));
-  if (!json) out(`task ${final.state}${final.exit_code ? ` (exit code ${final.exit_code})` : ''}${final.message ? `: ${final.message}` : ''}`);
+  if (!json) {
+    out(`task ${final.state}${final.exit_code ? ` (exit code ${final.exit_code})` : ''}${final.message ? `: ${final.message}` : ''}`);
+    for (const line of formatFailureDetails(final.failure_details)) out(`  ${line}`);
+  }
   return exitCodeFor(final);
 }
 

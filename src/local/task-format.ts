@@ -1,6 +1,7 @@
 // How `oz-worker task` and `oz-worker admin` print for people: tables with a
-// header whose columns fit the rows, and event lines whose columns line up
-// however long an event's kind is.
+// header whose columns fit the rows, event lines whose columns line up
+// however long an event's kind is, and a failure's details in a few lines.
+import type { FailureDetails, KubernetesFailureDetails } from '../protocol/messages.js';
 import type { TaskEventJson, TaskJson } from './api-client.js';
 
 /** The widest event kind the server writes (`worker_disconnected`), plus room for one more character. */
@@ -41,4 +42,59 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 /** One event of `task watch`: time, kind, detail. */
 export function formatEvent(event: TaskEventJson): string {
   return `${event.at.slice(11, 19)}  ${event.kind.padEnd(EVENT_KIND_WIDTH)} ${event.detail}`;
+}
+
+type Condition = NonNullable<NonNullable<KubernetesFailureDetails['pod']>['conditions']>[number];
+
+/** Text from a worker, safe to print on a terminal: control characters shown as `?`. */
+const printable = (text: string): string => text.replace(/\p{Cc}/gu, '?');
+
+/** `Failed (BackoffLimitExceeded)`, `Ready=False (PodFailed)`: a condition with its reason (`=True` goes without saying). */
+function conditionText(condition: Condition): string {
+  const status = condition.status === 'True' ? '' : `=${condition.status ?? '?'}`;
+  return `${condition.type ?? '?'}${status}${condition.reason ? ` (${condition.reason})` : ''}`;
+}
+
+/** Conditions that say why (those without a reason are a pod's routine progress: scheduled, initialized…). */
+const telling = (conditions: readonly Condition[] | undefined): Condition[] => (conditions ?? []).filter((condition) => condition.reason);
+
+function containerText(container: NonNullable<KubernetesFailureDetails['container']>): string {
+  const who = `${container.name ?? '?'} (${container.kind ?? '?'})`;
+  if (container.state === 'waiting') return `${who}: waiting${container.waiting_reason ? ` ${container.waiting_reason}` : ''}`;
+  const exit = container.normalized_exit_code ?? container.raw_exit_code;
+  // 128 + n is how a process killed by signal n exits (OOMKilled: 137, signal 9).
+  const signal = container.signal ?? (exit !== undefined && exit > 128 && exit <= 128 + 64 ? exit - 128 : undefined);
+  const parts = [`${who}: ${container.state ?? '?'}${container.termination_reason ? ` ${container.termination_reason}` : ''}`];
+  if (exit !== undefined) parts.push(`exit ${exit}${signal !== undefined ? ` (signal ${signal})` : ''}`);
+  return parts.join(', ');
+}
+
+/**
+ * A failure's details in a few readable lines (`task watch`, `task show`), e.g.
+ *   kubernetes, seen by pod_watch at 12:00:03
+ *   pod oz-task-…-x7k2p: Failed (Evicted); DisruptionTarget (TerminationByKubelet)
+ *   container task (regular): terminated OOMKilled, exit 137 (signal 9)
+ *   events: 2× Warning FailedMount, Normal Killing
+ */
+export function formatFailureDetails(details: FailureDetails | null | undefined): string[] {
+  const k = details?.kubernetes;
+  if (!k) return [];
+  const lines = [`kubernetes${k.observation_source ? `, seen by ${k.observation_source}` : ''} at ${k.observed_at.slice(11, 19)}`];
+  if (k.job) {
+    const conditions = telling(k.job.conditions).map(conditionText);
+    lines.push(`job ${k.job.name ?? '?'}${conditions.length > 0 ? `: ${conditions.join(', ')}` : ''}`);
+  }
+  if (k.pod) {
+    const state = [k.pod.phase, k.pod.reason && `(${k.pod.reason})`].filter(Boolean).join(' ');
+    const conditions = telling(k.pod.conditions).map(conditionText);
+    const deleting = k.pod.deletion_timestamp ? `; being deleted since ${k.pod.deletion_timestamp.slice(11, 19)}` : '';
+    lines.push(`pod ${k.pod.name ?? '?'}${state ? `: ${state}` : ''}${conditions.length > 0 ? `; ${conditions.join(', ')}` : ''}${deleting}`);
+  }
+  if (k.container) lines.push(`container ${containerText(k.container)}`);
+  if (k.events?.length) {
+    const events = k.events.map((event) => `${event.count && event.count > 1 ? `${event.count}× ` : ''}${event.type ?? '?'} ${event.reason ?? '?'}`);
+    lines.push(`events: ${events.join(', ')}`);
+  }
+  if (k.truncated) lines.push('(cut to fit: more conditions, events or longer reasons than are kept)');
+  return lines.map(printable);
 }

@@ -142,12 +142,75 @@ export const TaskCompletedSchema = z.object({
   message: z.string(),
   task_state: z.literal(TASK_STATE_CANCELLED).optional(),
 });
+// `failure_details`: what a backend saw of a failure, structured and allow-listed
+// (Kubernetes only, as in the Go worker): names, uids, states, reasons, exit
+// codes and times; never a free-form message, namespace, node, image or runtime
+// id. Field order is the Go worker's; absent fields are left out (omitempty).
+const ConditionDetailsSchema = z.object({
+  type: z.string().optional(),
+  status: z.string().optional(),
+  reason: z.string().optional(),
+  last_transition_time: timestamp.optional(),
+});
+export const KubernetesFailureDetailsSchema = z.object({
+  schema_version: int,
+  /** `pod_watch`, `job_watch` or `safety_poll`: which observation found the failure; absent when none did (the Job was never created). */
+  observation_source: z.string().optional(),
+  observed_at: timestamp,
+  job: z.object({ name: z.string().optional(), uid: z.string().optional(), conditions: z.array(ConditionDetailsSchema).optional() }).optional(),
+  pod: z
+    .object({
+      name: z.string().optional(),
+      uid: z.string().optional(),
+      phase: z.string().optional(),
+      reason: z.string().optional(),
+      deletion_timestamp: timestamp.optional(),
+      conditions: z.array(ConditionDetailsSchema).optional(),
+    })
+    .optional(),
+  container: z
+    .object({
+      /** `regular`, `init` or `sidecar` (a native sidecar: an init container with restartPolicy Always). */
+      kind: z.string().optional(),
+      name: z.string().optional(),
+      /** `terminated` or `waiting`. */
+      state: z.string().optional(),
+      waiting_reason: z.string().optional(),
+      termination_reason: z.string().optional(),
+      raw_exit_code: int.optional(),
+      /** 128 + signal when a signal ended it, else the raw exit code. */
+      normalized_exit_code: int.optional(),
+      signal: int.optional(),
+      started_at: timestamp.optional(),
+      finished_at: timestamp.optional(),
+    })
+    .optional(),
+  events: z
+    .array(
+      z.object({
+        type: z.string().optional(),
+        reason: z.string().optional(),
+        count: int.optional(),
+        first_observed_at: timestamp.optional(),
+        last_observed_at: timestamp.optional(),
+      }),
+    )
+    .optional(),
+  truncated: z.boolean().optional(),
+});
+export type KubernetesFailureDetails = z.infer<typeof KubernetesFailureDetailsSchema>;
+export const FailureDetailsSchema = z.object({ kubernetes: KubernetesFailureDetailsSchema.optional() });
+export type FailureDetails = z.infer<typeof FailureDetailsSchema>;
+/** The most a server keeps of one failure's details (the Warp server's limit), as JSON bytes. */
+export const MAX_FAILURE_DETAILS_BYTES = 32 * 1024;
+
 export const TaskFailedSchema = z.object({
   task_id: z.string(),
   execution_id: z.string().optional(),
   message: z.string(),
   failure_reason: z.string().optional(),
   exit_code: int.optional(),
+  failure_details: FailureDetailsSchema.optional(),
 });
 
 export const OutboundMessageSchema = z.discriminatedUnion('type', [

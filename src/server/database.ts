@@ -105,6 +105,14 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN reported_execution_id TEXT;
   `,
+  // A failed task's structured failure details as the worker sent them (JSON, at
+  // most 32 KiB); apart from the task row, which every queue pass and list reads.
+  `
+  CREATE TABLE task_failure_details (
+    task_id TEXT PRIMARY KEY REFERENCES tasks(id),
+    details TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

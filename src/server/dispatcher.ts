@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.js';
-import type { OutboundMessage } from '../protocol/messages.js';
+import { MAX_FAILURE_DETAILS_BYTES, type FailureDetails, type OutboundMessage } from '../protocol/messages.js';
 import { queueSlicesFor, workerMayRun, type WorkerIdentity } from './access.js';
 import { buildAssignment, buildCancellation } from './assignment.js';
 import { TERMINAL_STATES, type TaskEvent, type TaskRecord } from './records.js';
@@ -295,6 +295,7 @@ export class Dispatcher {
         failureReason: message.data.failure_reason ?? null,
         exitCode: message.data.exit_code ?? null,
         reportedExecutionId,
+        failureDetails: keptFailureDetails(message.data.failure_details, log),
       });
     } else if (message.data.task_state === 'CANCELLED') {
       this.finish(task, 'cancelled', { message: message.data.message, reportedExecutionId });
@@ -579,7 +580,15 @@ export class Dispatcher {
   private finish(
     task: TaskRecord,
     state: 'completed' | 'failed' | 'cancelled' | 'lost',
-    detail: { message: string; failureReason?: string | null; exitCode?: number | null; cancelRequestedAt?: string; reportedExecutionId?: string | null },
+    detail: {
+      message: string;
+      failureReason?: string | null;
+      exitCode?: number | null;
+      cancelRequestedAt?: string;
+      reportedExecutionId?: string | null;
+      /** The failure's details as JSON text, when they are kept. */
+      failureDetails?: string | undefined;
+    },
   ): void {
     const attempt = this.pending.get(task.id);
     if (attempt) clearTimeout(attempt.timer);
@@ -605,6 +614,7 @@ export class Dispatcher {
         finishedAt: new Date().toISOString(),
         ...(detail.cancelRequestedAt ? { cancelRequestedAt: detail.cancelRequestedAt } : {}),
       });
+      if (detail.failureDetails !== undefined) this.store.setFailureDetails(task.id, detail.failureDetails);
       // The agent is done: its per-task key stops working.
       this.store.revokeTaskKeys(task.id);
     });
@@ -621,4 +631,21 @@ export class Dispatcher {
   private notify(taskId: string): void {
     this.notifier.emit(taskId);
   }
+}
+
+/**
+ * A failure's details as the server keeps them (JSON text): at most 32 KiB, as
+ * the Warp server keeps; larger ones are left out, said in the log, and the
+ * task is finished all the same.
+ */
+function keptFailureDetails(details: FailureDetails | undefined, log: Logger): string | undefined {
+  if (details === undefined) return undefined;
+  const json = JSON.stringify(details);
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= MAX_FAILURE_DETAILS_BYTES) return json;
+  log.warn(
+    { bytes, limit: MAX_FAILURE_DETAILS_BYTES },
+    `Did not keep the task's failure details: ${bytes} bytes is more than the ${MAX_FAILURE_DETAILS_BYTES} this server keeps`,
+  );
+  return undefined;
 }

@@ -188,7 +188,13 @@ export class WorkerGateway {
         return;
       }
       if (this.handleExtensionFrame(session, parsed, log)) return;
-      const message = OutboundMessageSchema.safeParse(parsed);
+      let message = OutboundMessageSchema.safeParse(parsed);
+      if (!message.success && message.error.issues.every((issue) => issue.path[0] === 'data' && issue.path[1] === 'failure_details')) {
+        // Details this server cannot read must not keep the failure itself from ending the task.
+        log.warn({ problem: describeZodIssues(message.error.issues) }, "Ignored the failure details of a worker's task_failed; the failure itself is kept");
+        const { failure_details: _, ...data } = (parsed as { data: Record<string, unknown> }).data;
+        message = OutboundMessageSchema.safeParse({ ...(parsed as object), data });
+      }
       if (!message.success) {
         log.warn({ problem: describeZodIssues(message.error.issues) }, 'Ignored an invalid frame from a worker');
         return;

@@ -49,8 +49,12 @@ export class ApiError extends Error {
 
 const FORBIDDEN = (): ApiError => new ApiError(403, 'forbidden', 'Forbidden');
 
-/** A task as the API shows it; `waitingReason` says why a queued task waits (null otherwise). */
-export function taskJson(task: TaskRecord, waitingReason?: string): Record<string, unknown> {
+/**
+ * A task as the API shows it; `waitingReason` says why a queued task waits (null
+ * otherwise). `failureDetails`: a failed task's structured details, given for
+ * one task's views (a list leaves them out).
+ */
+export function taskJson(task: TaskRecord, waitingReason?: string, failureDetails?: { value: unknown }): Record<string, unknown> {
   return {
     id: task.id,
     title: task.title,
@@ -73,6 +77,7 @@ export function taskJson(task: TaskRecord, waitingReason?: string): Record<strin
     finished_at: task.finishedAt ?? null,
     cancel_requested_at: task.cancelRequestedAt ?? null,
     waiting_reason: task.state === 'queued' ? (waitingReason ?? null) : null,
+    ...(failureDetails ? { failure_details: failureDetails.value ?? null } : {}),
   };
 }
 
@@ -267,6 +272,11 @@ export class HttpApi {
     return taskJson(task, this.dispatcher.waitingReason(task.id));
   }
 
+  /** One task's view: also its failure details (`failure_details`, null when it has none). */
+  private oneTaskView(task: TaskRecord): Record<string, unknown> {
+    return taskJson(task, this.dispatcher.waitingReason(task.id), { value: task.state === 'failed' ? this.store.failureDetails(task.id) : undefined });
+  }
+
   /** The tenant guard for one task: the only way routes below reach a task. */
   private ownedTask(caller: Principal, taskId: string): TaskRecord {
     const task = guardTask(caller, taskId, this.store);
@@ -305,7 +315,7 @@ export class HttpApi {
       const tasks = store.tasksOwnedBy(owners, limit, state).filter((task) => callerOwns(caller, task.owner, store));
       return [200, { tasks: tasks.map((task) => this.taskView(task)) }];
     });
-    this.route('GET', '/api/v1/tasks/:id', ({ caller }, [id]) => [200, this.taskView(this.ownedTask(caller, id!))]);
+    this.route('GET', '/api/v1/tasks/:id', ({ caller }, [id]) => [200, this.oneTaskView(this.ownedTask(caller, id!))]);
     this.route('POST', '/api/v1/tasks/:id/cancel', ({ caller }, [id]) => {
       const task = this.ownedTask(caller, id!);
       const outcome = dispatcher.cancel(task);
@@ -317,7 +327,7 @@ export class HttpApi {
       const after = queryInt(query, 'after', { min: 0, cap: Number.MAX_SAFE_INTEGER, fallback: 0 });
       const waitSeconds = queryInt(query, 'wait', { min: 0, cap: MAX_WAIT_SECONDS, fallback: 0 });
       const events = await dispatcher.eventsAfter(task.id, after, waitSeconds * 1000);
-      return [200, { task: this.taskView(store.task(task.id)!), events: events.map(eventJson) }];
+      return [200, { task: this.oneTaskView(store.task(task.id)!), events: events.map(eventJson) }];
     });
 
     // ---- administration (admin key) ----

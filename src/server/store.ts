@@ -371,6 +371,17 @@ export class Store {
     return toTask(row);
   }
 
+  /** Keeps a failed task's failure details (JSON text), replacing any kept before. */
+  setFailureDetails(taskId: string, json: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO task_failure_details (task_id, details) VALUES (?, ?)').run(taskId, json);
+  }
+
+  /** A task's failure details as kept, parsed; undefined when it has none. */
+  failureDetails(taskId: string): unknown {
+    const row = this.db.prepare('SELECT details FROM task_failure_details WHERE task_id = ?').get(taskId) as Row | undefined;
+    return json<unknown>(row?.details);
+  }
+
   addEvent(taskId: string, kind: string, detail: string): TaskEvent {
     const row = this.returning('INSERT INTO task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?) RETURNING *', taskId, this.timestamp(), kind, detail);
     return { seq: Number(row.seq), taskId, at: row.at as string, kind, detail };

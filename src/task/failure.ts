@@ -1,6 +1,7 @@
 // Failure classification: the Go worker's bounded reasons, exit-code
 // normalisation and the sentences shown to users. Pure; table-tested.
 import { errorMessage } from '../errors/error-message.js';
+import type { FailureDetails } from '../protocol/messages.js';
 
 /** Wire values of `task_failed.failure_reason` (the server mirrors this list). */
 export const FAILURE_REASONS = [
@@ -51,13 +52,24 @@ export class TaskFailure extends Error {
   readonly phase: FailurePhase;
   /** Normalised exit code (128 + signal for signals); 0 when none was observed. */
   readonly exitCode: number;
+  /**
+   * What the backend saw of the failure, structured (`task_failed.failure_details`;
+   * only Kubernetes sets it). Settable: a backend may finish gathering it after
+   * the failure was raised.
+   */
+  details: FailureDetails | undefined;
 
-  constructor(reason: FailureReason, message: string, options: { exitCode?: number | undefined; phase?: FailurePhase; cause?: unknown } = {}) {
+  constructor(
+    reason: FailureReason,
+    message: string,
+    options: { exitCode?: number | undefined; phase?: FailurePhase; cause?: unknown; details?: FailureDetails | undefined } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'TaskFailure';
     this.reason = reason;
     this.phase = options.phase ?? 'backend';
     this.exitCode = options.exitCode ?? 0;
+    this.details = options.details;
   }
 }
 
@@ -85,6 +97,8 @@ export interface ClassifiedFailure {
   message: string;
   /** For the operator: what the reason means and what to do about it. */
   hint: string;
+  /** The backend's structured account of the failure (`failure_details`), when the failure named the outcome. */
+  details: FailureDetails | undefined;
 }
 
 /**
@@ -171,7 +185,9 @@ export function classifyFailure(error: unknown, source: CancellationSource | und
     reason = 'graceful_shutdown';
     message = SHUTDOWN;
   }
-  return { phase, reason, exitCode, message, hint: FAILURE_HINTS[reason] };
+  // Details describe what the backend saw end the task; a deadline or a cancellation is not that (as in the Go worker).
+  const details = reason === 'task_timeout' || reason === 'task_cancelled' ? undefined : failure?.details;
+  return { phase, reason, exitCode, message, hint: FAILURE_HINTS[reason], details };
 }
 
 /** 128 + signal number for a signalled process, else its exit status. */

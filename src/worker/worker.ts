@@ -314,6 +314,7 @@ export class Worker {
           message: failure.message,
           failure_reason: failure.reason,
           ...(failure.exitCode ? { exit_code: failure.exitCode } : {}),
+          ...(failure.details ? { failure_details: failure.details } : {}),
         },
       });
     } finally {

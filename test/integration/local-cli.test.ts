@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startConnectProxy } from '../support/connect-proxy.js';
-import { startLocalServer, type LocalServerHarness } from '../support/local-server.js';
+import { ProbeWorker, startLocalServer, until, type LocalServerHarness } from '../support/local-server.js';
 import { BIN, REPO_ROOT, tempDir } from '../support/worker-process.js';
 
 /** PATH with node but certainly no `oz`: what a fresh machine looks like. */
@@ -93,6 +93,52 @@ describe('oz-worker task', () => {
     const shown = await cli(['task', 'show', id, ...auth]);
     expect(shown.stdout).toMatch(/state\s+completed/);
     expect(shown.stdout).toMatch(/worker\s+worker-1/);
+  });
+
+  it("shows a failure's details in a few lines in task watch and task show", async () => {
+    h = await startLocalServer();
+    const team = await h.createTeam('k8s-team', { defaultAgent: { model_id: 'm' } });
+    const worker = await ProbeWorker.connect(h.server.webSocketUrl, team.key, 'k8s-worker');
+    cleanups.push(() => void worker.close());
+    const auth = ['--server', h.server.httpUrl, '--api-key', team.key];
+    const task = await h.as(team.key).submitTask({ prompt: 'use too much memory' });
+    await until(() => worker.received(task.id), 5_000, 'the assignment');
+    worker.send('task_claimed', { task_id: task.id, worker_id: 'k8s-worker' });
+    worker.send('task_failed', {
+      task_id: task.id,
+      execution_id: worker.assignments[0]!.execution_id,
+      message: 'Failed to execute task: container task exited with code 137 (SIGKILL)',
+      failure_reason: 'container_oom',
+      exit_code: 137,
+      failure_details: {
+        kubernetes: {
+          schema_version: 1,
+          observation_source: 'pod_watch',
+          observed_at: '2026-11-22T12:00:03.000Z',
+          pod: { name: 'oz-task-x-exec-y-x7k2p', uid: 'u', phase: 'Failed', conditions: [{ type: 'Ready', status: 'False', reason: 'PodFailed' }] },
+          container: { kind: 'regular', name: 'task', state: 'terminated', termination_reason: 'OOMKilled', raw_exit_code: 137, normalized_exit_code: 137 },
+          events: [{ type: 'Warning', reason: 'BackOff', count: 2 }],
+        },
+      },
+    });
+    const expected = [
+      'kubernetes, seen by pod_watch at 12:00:03',
+      'pod oz-task-x-exec-y-x7k2p: Failed; Ready=False (PodFailed)',
+      'container task (regular): terminated OOMKilled, exit 137 (signal 9)',
+      'events: 2× Warning BackOff',
+    ];
+    const watched = await cli(['task', 'watch', task.id, ...auth]);
+    expect(watched.code).toBe(1);
+    const tail = watched.stdout.trimEnd().split('\n').slice(-5);
+    expect(tail[0]).toMatch(/^task failed \(exit code 137\): Failed to execute task: container task exited/);
+    expect(tail.slice(1)).toEqual(expected.map((line) => `  ${line}`));
+    const shown = await cli(['task', 'show', task.id, ...auth]);
+    const lines = shown.stdout.trimEnd().split('\n');
+    const at = lines.findIndex((line) => line.startsWith('failure details'));
+    expect(lines.slice(at, at + 4)).toEqual([`failure details ${expected[0]}`, ...expected.slice(1).map((line) => `${' '.repeat(16)}${line}`)]);
+    // --json carries the details as the server keeps them.
+    const json = JSON.parse((await cli(['task', 'show', task.id, '--json', ...auth])).stdout) as { failure_details: { kubernetes: { container: unknown } } };
+    expect(json.failure_details.kubernetes.container).toMatchObject({ termination_reason: 'OOMKilled' });
   });
 
   it('reaches the server through HTTP_PROXY, and directly when NO_PROXY names it', async () => {

@@ -1,5 +1,6 @@
 // The local dispatch server with real workers: ownership and per-task keys,
 // routing and re-queueing, cancel, restart, the tenant guard and default agents.
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ApiClient, ApiClientError } from '../../src/local/api-client.js';
 import { startLocalServer, until, ProbeWorker, type LocalServerHarness } from '../support/local-server.js';
@@ -249,6 +250,67 @@ describe('storage', () => {
     const kept = await client().task(queued.id);
     expect(kept.state).toBe('completed');
     expect((await client().events(queued.id, 0, 0)).events.map((e) => e.kind)).toEqual(expect.arrayContaining(['created', 'assigned', 'claimed', 'completed']));
+  });
+});
+
+describe('failure details', () => {
+  const details = (extra: Record<string, unknown> = {}) => ({
+    kubernetes: {
+      schema_version: 1,
+      observation_source: 'pod_watch',
+      observed_at: '2026-11-22T12:00:03.000Z',
+      pod: { name: 'oz-task-x-exec-y-x7k2p', uid: 'pod-uid', phase: 'Failed', conditions: [{ type: 'Ready', status: 'False', reason: 'PodFailed' }] },
+      container: { kind: 'regular', name: 'task', state: 'terminated', termination_reason: 'OOMKilled', raw_exit_code: 137, normalized_exit_code: 137 },
+      ...extra,
+    },
+  });
+
+  /** A task run by a probe worker that fails it with `failureDetails`; the server's log lines. */
+  async function failedWith(failureDetails: unknown) {
+    const lines: { msg: string; bytes?: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    h = await startLocalServer({ log });
+    const team = await h.createTeam('eng', { defaultAgent: AGENT });
+    const worker = await probe(team.key, 'k8s');
+    const client = h.as(team.key);
+    const task = await client.submitTask({ prompt: 'x' });
+    await until(() => worker.received(task.id), 5_000, 'assignment');
+    const { execution_id } = worker.assignments[0]!;
+    worker.send('task_claimed', { task_id: task.id, worker_id: 'k8s' });
+    worker.send('task_failed', {
+      task_id: task.id,
+      execution_id,
+      message: 'Failed to execute task: OOM',
+      failure_reason: 'container_oom',
+      exit_code: 137,
+      failure_details: failureDetails,
+    });
+    await h.waitForTask(client, task.id, ['failed']);
+    return { client, task, lines, key: team.key };
+  }
+
+  it("keeps a failure's details with the task, shown for that task (not in lists) and across a restart", async () => {
+    const { client, task, key } = await failedWith(details());
+    expect((await client.task(task.id)).failure_details).toEqual(details());
+    expect((await client.events(task.id, 0, 0)).task.failure_details).toEqual(details());
+    expect((await client.listTasks()).tasks[0]).not.toHaveProperty('failure_details');
+    await h!.restart();
+    expect((await h!.as(key).task(task.id)).failure_details).toEqual(details());
+  });
+
+  it('fails the task but keeps no details over 32 KiB, saying so in the log', async () => {
+    const events = Array.from({ length: 200 }, (_, i) => ({ type: 'Warning', reason: `Reason${i}-${'x'.repeat(200)}` }));
+    const { client, task, lines } = await failedWith(details({ events }));
+    const failed = await client.task(task.id);
+    expect(failed).toMatchObject({ state: 'failed', failure_reason: 'container_oom', exit_code: 137 });
+    expect(failed.failure_details).toBeNull();
+    expect(lines.find((l) => /Did not keep the task's failure details: \d+ bytes is more than the 32768/.test(l.msg))?.bytes).toBeGreaterThan(32 * 1024);
+  });
+
+  it('fails the task but drops details it cannot read, saying so in the log', async () => {
+    const { client, task, lines } = await failedWith({ kubernetes: { schema_version: 'one', observed_at: 'yesterday' } });
+    expect(await client.task(task.id)).toMatchObject({ state: 'failed', failure_reason: 'container_oom', failure_details: null });
+    expect(lines.some((l) => /Ignored the failure details of a worker's task_failed; the failure itself is kept/.test(l.msg))).toBe(true);
   });
 });
 

@@ -64,6 +64,9 @@ async function start(
 
 const jobName = (id: string): string => taskJobName(id, `exec-${id}`);
 
+const kubernetesDetails = (failed: { data: { failure_details?: unknown } }): Record<string, unknown> =>
+  (failed.data.failure_details as { kubernetes: Record<string, unknown> }).kubernetes;
+
 const withScenario = (id: string, scenario: string, extra: Record<string, unknown> = {}) =>
   assignment(id, { execution_id: `exec-${id}`, env_vars: { FAKE_K8S_SCENARIO: scenario }, ...extra });
 
@@ -149,6 +152,107 @@ describe('kubernetes backend', () => {
     const h = await start();
     h.server.assign(withScenario('sc1', 'sidecar-sigterm'));
     await h.server.waitForMessage('task_completed', 'sc1');
+  });
+
+  it('sends failure details: the Job, the pod, its failing container and the recent events of both, no messages or namespace', async () => {
+    const h = await start();
+    h.server.assign(withScenario('oom-1', 'hang'));
+    const pod = await until(() => h.api.podOf(jobName('oom-1')), 10_000, 'the pod');
+    const job = h.api.job(jobName('oom-1'))!;
+    h.api.addEvent(pod, 'BackOff', 'Warning', { count: 2, firstTimestamp: '2026-11-22T11:59:00Z', lastTimestamp: '2026-11-22T11:59:30Z' });
+    h.api.addEvent(pod, 'Pulled', 'Normal');
+    h.api.addEvent(job, 'SuccessfulCreate', 'Normal');
+    h.api.setPodStatus(pod.metadata.name, {
+      phase: 'Failed',
+      conditions: [{ type: 'Ready', status: 'False', reason: 'PodFailed', lastTransitionTime: '2026-11-22T12:00:00Z' }],
+      containerStatuses: [
+        {
+          name: 'task',
+          ready: false,
+          restartCount: 0,
+          image: 'ubuntu:22.04',
+          imageID: 'docker.io/library/ubuntu@sha256:abc',
+          containerID: 'containerd://runtime-id',
+          state: {
+            terminated: { exitCode: 137, reason: 'OOMKilled', message: 'killed', startedAt: '2026-11-22T11:59:50Z', finishedAt: '2026-11-22T12:00:00Z' },
+          },
+        },
+      ],
+    });
+    const failed = await h.server.waitForMessage('task_failed', 'oom-1');
+    expect(failed.data).toMatchObject({ failure_reason: 'container_oom', exit_code: 137 });
+    const details = kubernetesDetails(failed);
+    expect(details).toEqual({
+      schema_version: 1,
+      observation_source: 'pod_watch',
+      observed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      job: { name: jobName('oom-1'), uid: job.metadata.uid },
+      pod: {
+        name: pod.metadata.name,
+        uid: pod.metadata.uid,
+        phase: 'Failed',
+        conditions: [{ type: 'Ready', status: 'False', reason: 'PodFailed', last_transition_time: '2026-11-22T12:00:00.000Z' }],
+      },
+      container: {
+        kind: 'regular',
+        name: 'task',
+        state: 'terminated',
+        termination_reason: 'OOMKilled',
+        raw_exit_code: 137,
+        normalized_exit_code: 137,
+        started_at: '2026-11-22T11:59:50.000Z',
+        finished_at: '2026-11-22T12:00:00.000Z',
+      },
+      events: [{ type: 'Warning', reason: 'BackOff', count: 2, first_observed_at: '2026-11-22T11:59:00.000Z', last_observed_at: '2026-11-22T11:59:30.000Z' }],
+    });
+    // Field order as the Go worker writes it.
+    expect(Object.keys(failed.data)).toEqual(['task_id', 'execution_id', 'message', 'failure_reason', 'exit_code', 'failure_details']);
+    expect(JSON.stringify(failed.data.failure_details)).not.toMatch(/agents|node-1|runtime-id|ubuntu|message|killed/);
+  });
+
+  it.each([
+    ['deadline', 'job_watch', { job: { conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded' }] } }],
+    ['init-fail', 'pod_watch', { container: { kind: 'init', name: 'setup', state: 'terminated', raw_exit_code: 1, normalized_exit_code: 1 } }],
+    ['image-pull', 'safety_poll', { container: { kind: 'regular', name: 'task', state: 'waiting', waiting_reason: 'ImagePullBackOff' } }],
+    ['unschedulable', 'safety_poll', { pod: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] } }],
+    ['mount', 'safety_poll', { events: [{ type: 'Warning', reason: 'FailedMount' }] }],
+  ])('sends the failure details of %s, observed by the %s', async (scenario, source, expected) => {
+    const h = await start();
+    h.server.assign(withScenario('d1', scenario));
+    const failed = await h.server.waitForMessage('task_failed', 'd1');
+    expect(kubernetesDetails(failed)).toMatchObject({ schema_version: 1, observation_source: source, ...expected });
+  });
+
+  it('names the Job it could not create in the failure details', async () => {
+    const h = await start();
+    h.api.fail('POST', /\/jobs$/, 403, 1, 'jobs.batch is forbidden: User cannot create resource');
+    h.server.assign(withScenario('nocreate', 'succeed'));
+    const failed = await h.server.waitForMessage('task_failed', 'nocreate');
+    expect(failed.data.failure_reason).toBe('job_create');
+    expect(failed.data.failure_details).toEqual({
+      kubernetes: { schema_version: 1, observed_at: expect.any(String), job: { name: jobName('nocreate') } },
+    });
+  });
+
+  it('reports a failure without its events when they cannot be listed, saying so once per list', async () => {
+    const h = await start();
+    h.api.fail('GET', /\/events$/, 500, 100, 'etcdserver: request timed out');
+    h.server.assign(withScenario('noevents', 'exit:3'));
+    const failed = await h.server.waitForMessage('task_failed', 'noevents');
+    expect(kubernetesDetails(failed)).toMatchObject({ pod: { phase: expect.any(String) }, container: { name: 'task', raw_exit_code: 3 } });
+    expect(kubernetesDetails(failed)).not.toHaveProperty('events');
+    const warning = (l: { msg: string }) => /Could not list the namespace's events; failed tasks are reported without/.test(l.msg);
+    for (const selector of ['type=Warning', 'reason=Killing']) await h.worker.waitForLog((l) => warning(l) && l.selector === selector);
+    expect(h.worker.logs.filter(warning)).toHaveLength(2);
+  });
+
+  it('lists no events for tasks that succeed', async () => {
+    const h = await start();
+    for (const id of ['ok1', 'ok2']) {
+      h.server.assign(withScenario(id, 'succeed'));
+      await h.server.waitForMessage('task_completed', id);
+    }
+    expect(h.api.requests.filter((r) => r.path.endsWith('/events'))).toEqual([]);
   });
 
   it.each([

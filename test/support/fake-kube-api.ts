@@ -202,6 +202,23 @@ export class FakeKubeApi {
     return this.requests.filter((r) => r.method !== 'GET' && !r.path.includes('selfsubjectaccessreviews') && filter.test(r.path));
   }
 
+  /** Records an event about a Job or Pod, as a controller or kubelet would. */
+  addEvent(about: Obj, reason: string, type: 'Warning' | 'Normal', extra: Record<string, unknown> = {}): Obj {
+    const kind = about.spec?.template ? 'Job' : 'Pod';
+    const event: Obj = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${about.metadata.name}.${reason}.${randomBytes(3).toString('hex')}`, namespace: about.metadata.namespace, uid: randomUUID() },
+      involvedObject: { kind, name: about.metadata.name, namespace: about.metadata.namespace, uid: about.metadata.uid },
+      reason,
+      type,
+      message: `${reason} message from the node`,
+      source: { component: 'kubelet', host: 'node-1' },
+      ...extra,
+    };
+    return this.put('events', event, 'ADDED');
+  }
+
   // ---- faults ---------------------------------------------------------------------
 
   fail(method: string, path: RegExp, status: number, times = 1, message = `injected ${status}`): void {

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { silentLogger } from '../../src/log/logger.js';
+import { silentLogger, type Logger } from '../../src/log/logger.js';
 import { ApiClient, type TaskJson } from '../../src/local/api-client.js';
 import type { DispatcherTimings } from '../../src/server/dispatcher.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
@@ -58,13 +58,13 @@ export interface LocalServerHarness {
   close(): Promise<void>;
 }
 
-export async function startLocalServer(options: { timings?: Partial<DispatcherTimings>; stateDir?: string } = {}): Promise<LocalServerHarness> {
+export async function startLocalServer(options: { timings?: Partial<DispatcherTimings>; stateDir?: string; log?: Logger } = {}): Promise<LocalServerHarness> {
   const dir = tempDir('server');
   const stateDir = options.stateDir ?? join(dir.path, 'state');
   const recordDir = join(dir.path, 'records');
   mkdirSync(recordDir);
   const timings = { retryIntervalMs: 200, ...options.timings };
-  const start = (): Promise<RunningServer> => startServer({ stateDir, host: '127.0.0.1', port: 0, log: silentLogger(), timings });
+  const start = (): Promise<RunningServer> => startServer({ stateDir, host: '127.0.0.1', port: 0, log: options.log ?? silentLogger(), timings });
   let server = await start();
   const workers: WorkerProcess[] = [];
 

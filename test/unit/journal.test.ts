@@ -11,6 +11,28 @@ import { tempDir } from '../support/worker-process.js';
 const claimed = (id: string): OutboundMessage => ({ type: 'task_claimed', data: { task_id: id, worker_id: 'w' } });
 const completed = (id: string): OutboundMessage => ({ type: 'task_completed', data: { task_id: id, message: 'done' } });
 const line = (record: object) => JSON.stringify(record);
+const failedWithDetails: OutboundMessage = {
+  type: 'task_failed',
+  data: {
+    task_id: 'f',
+    execution_id: 'exec-f',
+    message: 'Failed to execute task: container task … exited with code 137',
+    failure_reason: 'container_oom',
+    exit_code: 137,
+    failure_details: {
+      kubernetes: {
+        schema_version: 1,
+        observation_source: 'pod_watch',
+        observed_at: '2026-11-22T12:00:00.000Z',
+        job: { name: 'oz-task-f-exec-exec-f', uid: 'job-uid', conditions: [{ type: 'Failed', status: 'True', reason: 'PodFailurePolicy' }] },
+        pod: { name: 'oz-task-f-exec-exec-f-x7k2p', uid: 'pod-uid', phase: 'Failed' },
+        container: { kind: 'regular', name: 'task', state: 'terminated', termination_reason: 'OOMKilled', raw_exit_code: 137, normalized_exit_code: 137 },
+        events: [{ type: 'Warning', reason: 'BackOff', count: 2 }],
+        truncated: true,
+      },
+    },
+  },
+};
 const HEADER = '{"journal":2}';
 
 /** A live task by its id alone: one whose execution the journal does not know. */
@@ -77,6 +99,11 @@ describe('replayJournal', () => {
         [claimed('a'), { type: 'task_completed', data: { task_id: 'b', execution_id: 'exec-b', message: 'done' } }],
         [{ taskId: 'a', executionId: 'exec-a' }, 'c'],
       ),
+    },
+    {
+      name: 'a task_failed keeps its failure details, to be sent as they were after a crash',
+      lines: [HEADER, line({ s: 1, m: failedWithDetails }), ''],
+      expected: contents([failedWithDetails], []),
     },
     { name: 'damage before the end', lines: [HEADER, '{"s":1,', line({ d: 1 }), ''], expected: contents([], [], { damagedLines: [2] }) },
     {

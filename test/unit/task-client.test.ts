@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskJson } from '../../src/local/api-client.js';
 import { cliMessage, parseServerUrl, type RequestContext } from '../../src/local/client-errors.js';
-import { EVENT_KIND_WIDTH, formatAge, formatEvent, formatTaskTable } from '../../src/local/task-format.js';
+import { EVENT_KIND_WIDTH, formatAge, formatEvent, formatFailureDetails, formatTaskTable } from '../../src/local/task-format.js';
 
 const fromFlag: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySource: { kind: 'flag', flag: '--api-key' } };
 const fromFile: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySource: { kind: 'file', path: '/s/local.json' } };
@@ -110,5 +110,76 @@ describe('task tables', () => {
     const lines = ['assigned', 'worker_disconnected', 'completed'].map((kind, seq) => formatEvent({ seq, at: '2026-01-01T12:00:01.000Z', kind, detail: 'D' }));
     expect(new Set(lines.map((line) => line.indexOf(' D')))).toEqual(new Set([10 + EVENT_KIND_WIDTH]));
     expect(lines[1]).toBe(`12:00:01  ${'worker_disconnected'.padEnd(EVENT_KIND_WIDTH)} D`);
+  });
+});
+
+describe('failure details', () => {
+  const base = { schema_version: 1, observation_source: 'pod_watch', observed_at: '2026-11-22T12:00:03.123Z' };
+
+  it.each([
+    {
+      name: 'an OOM kill with its pod and events',
+      kubernetes: {
+        ...base,
+        job: { name: 'oz-task-t1-exec-e1', uid: 'j', conditions: [{ type: 'FailureTarget', status: 'False' }] },
+        pod: {
+          name: 'oz-task-t1-exec-e1-x7k2p',
+          phase: 'Failed',
+          reason: 'Evicted',
+          conditions: [
+            { type: 'PodScheduled', status: 'True' },
+            { type: 'Ready', status: 'False', reason: 'PodFailed' },
+            { type: 'DisruptionTarget', status: 'True', reason: 'TerminationByKubelet' },
+          ],
+        },
+        container: { kind: 'regular', name: 'task', state: 'terminated', termination_reason: 'OOMKilled', raw_exit_code: 137, normalized_exit_code: 137 },
+        events: [
+          { type: 'Warning', reason: 'FailedMount', count: 2 },
+          { type: 'Normal', reason: 'Killing', count: 1 },
+        ],
+      },
+      lines: [
+        'kubernetes, seen by pod_watch at 12:00:03',
+        'job oz-task-t1-exec-e1',
+        'pod oz-task-t1-exec-e1-x7k2p: Failed (Evicted); Ready=False (PodFailed), DisruptionTarget (TerminationByKubelet)',
+        'container task (regular): terminated OOMKilled, exit 137 (signal 9)',
+        'events: 2× Warning FailedMount, Normal Killing',
+      ],
+    },
+    {
+      name: 'a signal the runtime reported, a Job deadline, cut details',
+      kubernetes: {
+        ...base,
+        observation_source: 'job_watch',
+        job: { name: 'j1', conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded' }] },
+        pod: { name: 'p1', phase: 'Running', deletion_timestamp: '2026-11-22T12:00:01Z' },
+        container: { kind: 'regular', name: 'task', state: 'terminated', termination_reason: 'Error', raw_exit_code: 0, normalized_exit_code: 143, signal: 15 },
+        truncated: true,
+      },
+      lines: [
+        'kubernetes, seen by job_watch at 12:00:03',
+        'job j1: Failed (DeadlineExceeded)',
+        'pod p1: Running; being deleted since 12:00:01',
+        'container task (regular): terminated Error, exit 143 (signal 15)',
+        '(cut to fit: more conditions, events or longer reasons than are kept)',
+      ],
+    },
+    {
+      name: 'a sidecar that cannot start, no observation (control characters shown safely)',
+      kubernetes: {
+        schema_version: 1,
+        observed_at: '2026-11-22T12:00:03Z',
+        container: { kind: 'sidecar', name: 'db', state: 'waiting', waiting_reason: 'ErrImagePull\u001b[2J' },
+      },
+      lines: ['kubernetes at 12:00:03', 'container db (sidecar): waiting ErrImagePull?[2J'],
+    },
+  ])('$name', ({ kubernetes, lines }) => {
+    expect(formatFailureDetails({ kubernetes })).toEqual(lines);
+  });
+
+  it('prints nothing for a task without details', () => {
+    expect(formatFailureDetails(null)).toEqual([]);
+    expect(formatFailureDetails(undefined)).toEqual([]);
+    expect(formatFailureDetails({})).toEqual([]);
   });
 });

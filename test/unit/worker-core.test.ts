@@ -111,6 +111,33 @@ describe('worker core', () => {
     });
   });
 
+  it("sends the backend's failure details last, as given; none for a cancellation it caused", async () => {
+    const details = {
+      kubernetes: { schema_version: 1, observation_source: 'pod_watch', observed_at: '2026-11-22T12:00:00.000Z', pod: { name: 'p', phase: 'Failed' } },
+    };
+    const { worker, sent } = setup({
+      script: async (run) => {
+        if (run.params.taskId === 'cancelled') throw new TaskFailure('job_watch', 'watch ended', { cause: new TaskCancelled(), details });
+        throw new TaskFailure('container_oom', 'container task exited with code 137', { exitCode: 137, details });
+      },
+    });
+    worker.handleFrame(assign('oom'));
+    worker.handleFrame(assign('cancelled'));
+    await tick();
+    const failed = sent.filter((m) => m.type === 'task_failed');
+    expect(failed[0]!.data).toEqual({
+      task_id: 'oom',
+      execution_id: 'exec-oom',
+      message: 'Failed to execute task: container task exited with code 137',
+      failure_reason: 'container_oom',
+      exit_code: 137,
+      failure_details: details,
+    });
+    expect(Object.keys(failed[0]!.data).at(-1)).toBe('failure_details');
+    expect(failed[1]!.data).toMatchObject({ task_id: 'cancelled', failure_reason: 'task_cancelled' });
+    expect(failed[1]!.data).not.toHaveProperty('failure_details');
+  });
+
   it('omits exit_code when none was observed and explains deadlines', async () => {
     const { worker, sent } = setup({
       script: async () => {

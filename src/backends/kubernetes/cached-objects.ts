@@ -1,5 +1,6 @@
 // What the shared watches keep of each Job and Pod: only the fields the backend
-// reads (classify.ts, job-monitor.ts, task-watch.ts and the log collection),
+// reads (classify.ts, job-monitor.ts, task-watch.ts, the log collection and a
+// failure's details, failure-details.ts),
 // plus what the informer needs to key and resume (name, namespace,
 // resourceVersion). A full object from the API server is several kilobytes
 // (spec, managedFields, status details); a thousand running tasks hold one Job
@@ -73,16 +74,17 @@ const containersOf = (containers: V1Container[] | undefined): V1Container[] | un
 
 /** A Job as the watch keeps it: identity, the execution label, its conditions. */
 export function cachedJob(job: V1Job): V1Job {
-  return compact<V1Job>({
+  const cached = compact<V1Job>({
     metadata: metadataOf(job.metadata, false),
     status: job.status && compact<NonNullable<V1Job['status']>>({ conditions: conditionsOf(job.status.conditions) }),
   });
+  return withFailureDetailFields(job, cached);
 }
 
 /** A Pod as the watch keeps it: identity, labels, creation time, container names, and the status classify.ts reads. */
 export function cachedPod(pod: V1Pod): V1Pod {
   const { spec, status } = pod;
-  return compact<V1Pod>({
+  const cached = compact<V1Pod>({
     metadata: metadataOf(pod.metadata, true),
     spec:
       spec &&
@@ -98,4 +100,43 @@ export function cachedPod(pod: V1Pod): V1Pod {
         containerStatuses: statusesOf(status.containerStatuses),
       }),
   });
+  return withFailureDetailFields(pod, cached);
+}
+
+// ---- What a failure's details add (failure-details.ts) ----------------------
+// Times the verdicts above never read: when each condition last changed, when
+// a terminated container started and finished, when the pod was marked for
+// deletion. Laid onto the projection made above (conditions and container
+// statuses are projected one for one, so indexes match); the rest of the
+// object stays out.
+
+type Timed = { lastTransitionTime?: Date };
+
+function copyTransitionTimes(from: readonly Timed[] | undefined, to: readonly Timed[] | undefined): void {
+  from?.forEach((condition, i) => {
+    const kept = to?.[i];
+    if (kept && condition.lastTransitionTime !== undefined) kept.lastTransitionTime = condition.lastTransitionTime;
+  });
+}
+
+function copyRunTimes(from: readonly V1ContainerStatus[] | undefined, to: readonly V1ContainerStatus[] | undefined): void {
+  from?.forEach((status, i) => {
+    const source = status.state?.terminated;
+    const kept = to?.[i]?.state?.terminated;
+    if (!source || !kept) return;
+    if (source.startedAt !== undefined) kept.startedAt = source.startedAt;
+    if (source.finishedAt !== undefined) kept.finishedAt = source.finishedAt;
+  });
+}
+
+function withFailureDetailFields<T extends V1Job | V1Pod>(source: T, cached: T): T {
+  copyTransitionTimes(source.status?.conditions, cached.status?.conditions);
+  // A Job's status has no container statuses: nothing to copy there.
+  const from = (source as V1Pod).status;
+  const to = (cached as V1Pod).status;
+  copyRunTimes(from?.initContainerStatuses, to?.initContainerStatuses);
+  copyRunTimes(from?.containerStatuses, to?.containerStatuses);
+  const deletion = source.metadata?.deletionTimestamp;
+  if (deletion !== undefined && cached.metadata) cached.metadata.deletionTimestamp = deletion;
+  return cached;
 }

@@ -78,10 +78,40 @@ function waitingReason(reason: string, init: boolean): FailureReason {
 const SIGTERM_GUIDANCE = (what: string): string =>
   `SIGTERM usually means Kubernetes or the container runtime asked the ${what} process to stop; check pod events and node activity for eviction, preemption, node drain, activeDeadlineSeconds, or manual deletion.`;
 
+/** 128 + signal when a signal ended the container, else its exit code (the Go worker's normalisation). */
+export function normalizedExitCode(terminated: { exitCode: number; signal?: number | undefined }): number {
+  return terminated.signal !== undefined && terminated.signal > 0 ? 128 + terminated.signal : terminated.exitCode;
+}
+
+/**
+ * The container a pod's failure is about, by the Go worker's rule: none for an
+ * evicted pod; else the first init container that exited non-zero (not a
+ * native sidecar, which ends with SIGTERM when the pod winds down) or cannot
+ * be created or pulled (`kind` sidecar when it is a native one); else the first
+ * regular container that did either. Its name and kind identify it, never its
+ * position.
+ */
+export function failingContainer(pod: V1Pod): { kind: 'init' | 'sidecar' | 'regular'; status: V1ContainerStatus } | undefined {
+  const status = pod.status ?? {};
+  if (status.reason?.toLowerCase() === 'evicted' || status.message?.toLowerCase().includes('evict')) return undefined;
+  const sidecars = new Set((pod.spec?.initContainers ?? []).filter((c: V1Container) => c.restartPolicy === 'Always').map((c) => c.name));
+  const exitedBadly = (s: V1ContainerStatus): boolean => s.state?.terminated !== undefined && normalizedExitCode(s.state.terminated) !== 0;
+  const stuck = (s: V1ContainerStatus): boolean => s.state?.waiting?.reason !== undefined && IMMEDIATE_WAITING.has(s.state.waiting.reason);
+  for (const init of status.initContainerStatuses ?? []) {
+    const sidecar = sidecars.has(init.name);
+    if (!sidecar && exitedBadly(init)) return { kind: 'init', status: init };
+    if (stuck(init)) return { kind: sidecar ? 'sidecar' : 'init', status: init };
+  }
+  for (const container of status.containerStatuses ?? []) {
+    if (exitedBadly(container) || stuck(container)) return { kind: 'regular', status: container };
+  }
+  return undefined;
+}
+
 function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, namespace: string, imagePullTimeoutMs: number): PodFailure | undefined {
   const kind = init ? 'init container' : 'container';
   const terminated = status.state?.terminated;
-  if (terminated && terminated.exitCode !== 0) {
+  if (terminated && normalizedExitCode(terminated) !== 0) {
     const signal = signalName(terminated.exitCode, terminated.signal);
     const parts = [
       `${kind} ${status.name} in ${podContext(pod, namespace)} exited with code ${terminated.exitCode}${signal ? ` (${signal})` : ''}`,
@@ -93,7 +123,7 @@ function statusFailure(pod: V1Pod, status: V1ContainerStatus, init: boolean, nam
     return {
       reason,
       message: parts.join('. '),
-      exitCode: terminated.signal !== undefined && terminated.signal > 0 ? 128 + terminated.signal : terminated.exitCode,
+      exitCode: normalizedExitCode(terminated),
     };
   }
   const waiting = status.state?.waiting;
@@ -241,15 +271,9 @@ export function podFailure(pod: V1Pod, options: PodCheckOptions): PodFailure | u
   if (status.reason?.toLowerCase() === 'evicted' || status.message?.toLowerCase().includes('evict')) {
     return { reason: 'evicted', message: [`${podContext(pod, namespace)} failed`, ...details(pod, '', '')].join('. '), exitCode: 0 };
   }
-  const restartable = new Set((pod.spec?.initContainers ?? []).filter((c: V1Container) => c.restartPolicy === 'Always').map((c) => c.name));
-  for (const init of status.initContainerStatuses ?? []) {
-    // A native sidecar ends with SIGTERM when the pod winds down; only its start-up problems count.
-    if (restartable.has(init.name) && init.state?.terminated) continue;
-    const failure = statusFailure(pod, init, true, namespace, options.imagePullTimeoutMs);
-    if (failure) return failure;
-  }
-  for (const container of status.containerStatuses ?? []) {
-    const failure = statusFailure(pod, container, false, namespace, options.imagePullTimeoutMs);
+  const failing = failingContainer(pod);
+  if (failing) {
+    const failure = statusFailure(pod, failing.status, failing.kind !== 'regular', namespace, options.imagePullTimeoutMs);
     if (failure) return failure;
   }
   const unschedulable = (status.conditions ?? []).find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');

@@ -11,15 +11,17 @@ import type { Logger } from '../../log/logger.js';
 import { jobState, podFailure, podNeedsEvents, type PodFailure } from './classify.js';
 import type { KubeClient } from './client.js';
 import { failureDisposition, type FailureDisposition } from './job-expiry.js';
+import type { FailureObservation } from './failure-details.js';
 import type { PodWarningEvents } from './pod-events.js';
 import type { SharedTaskWatch } from './task-watch.js';
 
+/** A failure's result carries `observed`: what was seen when it was judged, for its failure details. */
 export type MonitorResult =
   | { kind: 'complete' }
-  | { kind: 'job-failed'; reason: PodFailure['reason']; message: string; pod?: PodFailure }
+  | { kind: 'job-failed'; reason: PodFailure['reason']; message: string; pod?: PodFailure; observed: FailureObservation }
   /** `job`: the Job as last seen (its identity for the expiry), when the watch delivered it. */
-  | { kind: 'pod-failed'; failure: PodFailure; podName: string; disposition: FailureDisposition; job: V1Job | undefined }
-  | { kind: 'deleted' }
+  | { kind: 'pod-failed'; failure: PodFailure; podName: string; disposition: FailureDisposition; job: V1Job | undefined; observed: FailureObservation }
+  | { kind: 'deleted'; observed: FailureObservation }
   | { kind: 'cancelled' };
 
 export interface MonitorOptions {
@@ -94,10 +96,11 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
     const reevaluateLater = (ms: number, name: string): void =>
       later(ms, () => {
         const record = pods.get(name);
-        if (record) evaluatePod(record);
+        if (record) evaluatePod(record, 'safety_poll');
       });
 
-    const evaluatePod = (record: PodRecord): void => {
+    /** `source`: the watch delivered the pod (pod_watch), or the monitor looks again on its own schedule (safety_poll). */
+    const evaluatePod = (record: PodRecord, source: 'pod_watch' | 'safety_poll'): void => {
       if (done) return;
       const pod = record.latest;
       const name = pod.metadata?.name ?? '';
@@ -122,7 +125,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         record.graceSince = undefined;
       }
       if (failure) {
-        finish({ kind: 'pod-failed', failure, podName: name, disposition: failureDisposition(pod), job: latestJob });
+        finish({ kind: 'pod-failed', failure, podName: name, disposition: failureDisposition(pod), job: latestJob, observed: { source, job: latestJob, pod } });
         return;
       }
       // Unschedulable is judged against the pod's age: look again when the timeout is reached.
@@ -154,7 +157,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
         void options.events.of(uid).then((events) => {
           if (done || pods.get(name) !== record) return;
           if (events) record.events = events;
-          evaluatePod(record);
+          evaluatePod(record, 'safety_poll');
           if (!done && podNeedsEvents(record.latest) && !record.eventsScheduled) {
             record.eventsScheduled = true;
             record.eventReads = (record.eventReads ?? 0) + 1;
@@ -171,7 +174,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       if (done) return;
       if (deleted) {
         if (jobState(job, client.namespace).kind === 'complete') finish({ kind: 'complete' });
-        else finish({ kind: 'deleted' });
+        else finish({ kind: 'deleted', observed: { source: 'job_watch', job } });
         return;
       }
       latestJob = job;
@@ -179,9 +182,10 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       if (state.kind === 'complete') finish({ kind: 'complete' });
       else if (state.kind === 'failed') {
         // A pod-level cause says more than the Job's summary.
-        const pod = [...pods.values()]
-          .map((record) =>
-            podFailure(record.latest, {
+        const explained = [...pods.values()]
+          .map((record) => ({
+            pod: record.latest,
+            failure: podFailure(record.latest, {
               namespace: client.namespace,
               now: now(),
               unschedulableTimeoutMs: 0,
@@ -190,9 +194,16 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
               mountFailures: 'at-once',
               events: record.events,
             }),
-          )
-          .find((f) => f !== undefined);
-        finish({ kind: 'job-failed', reason: pod?.reason ?? state.reason, message: pod?.message ?? state.message, ...(pod ? { pod } : {}) });
+          }))
+          .find(({ failure }) => failure !== undefined);
+        const pod = explained?.failure;
+        finish({
+          kind: 'job-failed',
+          reason: pod?.reason ?? state.reason,
+          message: pod?.message ?? state.message,
+          ...(pod ? { pod } : {}),
+          observed: { source: 'job_watch', job, pod: explained?.pod },
+        });
       }
     };
 
@@ -205,7 +216,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       let record = pods.get(name);
       if (record) record.latest = pod;
       else pods.set(name, (record = { latest: pod }));
-      evaluatePod(record);
+      evaluatePod(record, 'pod_watch');
     };
 
     const onAbort = (): void => finish({ kind: 'cancelled' });

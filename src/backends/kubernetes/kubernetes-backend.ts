@@ -19,7 +19,9 @@ import { monitorJob, type MonitorResult } from './job-monitor.js';
 import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_TASK_ID, LABEL_WORKER_HASH, workerSelector } from './names.js';
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
 import { checkPermissions, runPreflight } from './startup-checks.js';
-import { PodWarningEvents } from './pod-events.js';
+import { FailureEvents, PodWarningEvents } from './pod-events.js';
+import { kubernetesFailureDetails, observedUids, type FailureObservation } from './failure-details.js';
+import type { FailureDetails } from '../../protocol/messages.js';
 import { SharedTaskWatch } from './task-watch.js';
 import { errorMessage } from '../../errors/error-message.js';
 
@@ -136,6 +138,11 @@ function createFailureText(error: unknown, namespace: string): string {
   return text;
 }
 
+/** The details of a Job that was never created: its name (it has no uid, and nothing was observed). */
+const unsentJobDetails = (job: V1Job): FailureDetails => ({
+  kubernetes: kubernetesFailureDetails({ job }, undefined, new Date()),
+});
+
 /** The raw task id a Job runs: its OZ_RUN_ID, else the (sanitised) label. */
 function taskIdOf(job: V1Job): string {
   const task = job.spec?.template?.spec?.containers?.find((c) => c.name === 'task');
@@ -146,6 +153,7 @@ class KubernetesBackend implements Backend {
   readonly name = 'kubernetes' as const;
   readonly preservesTasksOnShutdown = true;
   private readonly podEvents: PodWarningEvents;
+  private readonly failureEvents: FailureEvents;
 
   constructor(
     private readonly client: KubeClient,
@@ -154,6 +162,7 @@ class KubernetesBackend implements Backend {
     private readonly settings: Settings,
   ) {
     this.podEvents = new PodWarningEvents(client, log);
+    this.failureEvents = new FailureEvents(client, log);
   }
 
   async executeTask(run: TaskRun): Promise<ExecutionOutcome> {
@@ -175,7 +184,8 @@ class KubernetesBackend implements Backend {
       await this.client.createJob(job);
       return;
     } catch (error) {
-      if (statusOf(error) !== 409) throw new TaskFailure('job_create', createFailureText(error, this.client.namespace), { cause: error });
+      if (statusOf(error) !== 409)
+        throw new TaskFailure('job_create', createFailureText(error, this.client.namespace), { cause: error, details: unsentJobDetails(job) });
     }
     // AlreadyExists: the server sent this execution again. Adopt our own Job; refuse anyone else's.
     const existing = await this.client.getJob(name).catch(() => undefined);
@@ -186,6 +196,7 @@ class KubernetesBackend implements Backend {
       throw new TaskFailure(
         'job_create',
         `failed to create Kubernetes Job: a Job named ${name} already exists in namespace ${this.client.namespace} and was not started by this worker for execution ${executionIdOf(params.taskId, params.executionId)}; delete it or use another worker id`,
+        { details: unsentJobDetails(job) },
       );
     }
     log.info(`Adopting the existing Kubernetes Job ${name} for this execution`);
@@ -206,7 +217,21 @@ class KubernetesBackend implements Backend {
       imagePullTimeoutMs: this.settings.imagePullTimeoutMs,
       volumeMountTimeoutMs: this.settings.volumeMountTimeoutMs,
     });
-    return this.conclude(name, executionHash, result, log);
+    // Gathered while the outcome is concluded (log tail, Job kept or removed), so it seldom adds to the wait.
+    const details = 'observed' in result ? this.failureDetails(result.observed) : undefined;
+    try {
+      return await this.conclude(name, executionHash, result, log);
+    } catch (error) {
+      if (error instanceof TaskFailure && details) error.details ??= await details;
+      throw error;
+    }
+  }
+
+  /** A failure's details: what was observed, with the recent events of its pod and Job (bounded wait; none when they cannot be listed). */
+  private async failureDetails(observed: FailureObservation): Promise<FailureDetails> {
+    const uids = observedUids(observed);
+    const events = uids.length > 0 ? await this.failureEvents.of(uids) : undefined;
+    return { kubernetes: kubernetesFailureDetails(observed, events, new Date()) };
   }
 
   private async conclude(name: string, executionHash: string, result: MonitorResult, log: Logger): Promise<ExecutionOutcome> {
