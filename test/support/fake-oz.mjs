@@ -30,6 +30,14 @@ if (env.OZ_RECORD_DIR) {
   writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(record));
   renameSync(`${file}.${process.pid}.tmp`, file);
 }
+// Handlers before the first line: a test that cancels once it sees `started` must find them in place.
+if (env.FAKE_OZ_IGNORE_TERM) process.on('SIGTERM', () => console.log('fake-oz: ignoring SIGTERM'));
+else if (process.pid === 1) {
+  process.on('SIGTERM', () => {
+    console.log('fake-oz: SIGTERM');
+    process.exit(143);
+  });
+}
 console.log(`fake-oz: started with ${record.argv.join(' ')}`);
 if (env.FAKE_OZ_PRINT) console.log(env.FAKE_OZ_PRINT);
 if (env.FAKE_OZ_ECHO_VAR) console.log(`token=${env[env.FAKE_OZ_ECHO_VAR] ?? ''}`);
@@ -60,13 +68,6 @@ if (env.FAKE_OZ_ALLOC_MB) {
   const held = [];
   for (let mb = 0; mb < Number(env.FAKE_OZ_ALLOC_MB); mb += 16) held.push(Buffer.alloc(16 * 2 ** 20, 1));
   console.log(`fake-oz: allocated ${held.length * 16} MiB`);
-}
-if (env.FAKE_OZ_IGNORE_TERM) process.on('SIGTERM', () => console.log('fake-oz: ignoring SIGTERM'));
-else if (process.pid === 1) {
-  process.on('SIGTERM', () => {
-    console.log('fake-oz: SIGTERM');
-    process.exit(143);
-  });
 }
 
 const finish = () => {

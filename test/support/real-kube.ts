@@ -45,7 +45,8 @@ export async function findCluster(): Promise<RealCluster | { skip: string }> {
     kubeconfig: env.OZ_KUBE_KUBECONFIG ?? '',
     server: env.OZ_KUBE_SERVER ?? '',
     kubectlPath: env.OZ_KUBE_KUBECTL ?? '',
-    ctlPath: env.OZ_KUBE_CTL ?? '',
+    // This checkout's ctl.sh: the cluster may have been started by another checkout (it is shared through the cache).
+    ctlPath: join(import.meta.dirname, '../infra/kube/ctl.sh'),
     nodeName: env.OZ_KUBE_NODE_NAME ?? '',
     agentImage: env.OZ_KUBE_AGENT_IMAGE ?? '',
     workerImage: env.OZ_KUBE_WORKER_IMAGE ?? '',

@@ -566,6 +566,26 @@ describe('kubernetes failure details, as the Go worker tests them', () => {
   });
 });
 
+describe('kubernetes failure details, event times as the client gives them', () => {
+  it('orders events whose MicroTime fields arrived as text (eventTime, series.lastObservedTime) with those that have Dates', () => {
+    // @kubernetes/client-node types these as Dates but leaves MicroTime values as the API's strings.
+    const asText = {
+      type: 'Warning',
+      reason: 'FailedScheduling',
+      eventTime: iso(30) as unknown as Date,
+      series: { count: 4, lastObservedTime: iso(2) as unknown as Date },
+      involvedObject: {},
+      metadata: {},
+    } as CoreV1Event;
+    const dated = { type: 'Warning', reason: 'BackOff', lastTimestamp: at(10), firstTimestamp: at(60), involvedObject: {}, metadata: {} } as CoreV1Event;
+    const details = kubernetesFailureDetails({ source: 'pod_watch', pod: pod({ phase: 'Pending' }) }, [dated, asText], NOW);
+    expect(details.events).toEqual([
+      { type: 'Warning', reason: 'FailedScheduling', count: 4, first_observed_at: iso(30), last_observed_at: iso(2) },
+      { type: 'Warning', reason: 'BackOff', first_observed_at: iso(60), last_observed_at: iso(10) },
+    ]);
+  });
+});
+
 describe('kubernetes failure details, bounds', () => {
   it('cuts a reason to 256 bytes on a character boundary, and says it was cut', () => {
     const reason = `ab${'€'.repeat(100)}`; // 2 + 300 bytes; 254 is the last boundary within 256

@@ -109,7 +109,7 @@ class Projection {
       .filter((e) => e.type === 'Warning' || e.reason === 'Killing')
       .map((event, index) => ({ event, index, last: lastObserved(event) }))
       // Stable: events observed at the same time keep the order they were listed in.
-      .sort((a, b) => (b.last?.getTime() ?? 0) - (a.last?.getTime() ?? 0) || a.index - b.index);
+      .sort((a, b) => epochMs(b.last) - epochMs(a.last) || a.index - b.index);
     if (kept.length > MAX_EVENTS) this.truncated = true;
     const out = kept.slice(0, MAX_EVENTS).map(({ event, last }) =>
       defined<EventDetails>({
@@ -125,8 +125,17 @@ class Projection {
 }
 
 /** When an event was last seen: its series, else its last report, its event time, its creation. */
-function lastObserved(event: CoreV1Event): Date | undefined {
-  return event.series?.lastObservedTime ?? event.lastTimestamp ?? event.eventTime ?? event.metadata?.creationTimestamp;
+function lastObserved(event: CoreV1Event): Date | string | undefined {
+  // Typed as Dates, but the client leaves MicroTime fields (eventTime, series.lastObservedTime) as the API's strings.
+  const observed: Date | string | undefined = event.series?.lastObservedTime ?? event.lastTimestamp ?? event.eventTime ?? event.metadata?.creationTimestamp;
+  return observed ?? undefined;
+}
+
+/** Milliseconds since the epoch of a time as a Date or as the API's text; 0 for none or an unreadable one. */
+function epochMs(value: Date | string | undefined): number {
+  if (value === undefined) return 0;
+  const ms = (value instanceof Date ? value : new Date(value)).getTime();
+  return Number.isNaN(ms) ? 0 : ms;
 }
 
 /** RFC 3339 (UTC); undefined for no time or the zero time the API sometimes sends. */

@@ -218,7 +218,7 @@ class KubernetesBackend implements Backend {
       volumeMountTimeoutMs: this.settings.volumeMountTimeoutMs,
     });
     // Gathered while the outcome is concluded (log tail, Job kept or removed), so it seldom adds to the wait.
-    const details = 'observed' in result ? this.failureDetails(result.observed) : undefined;
+    const details = 'observed' in result ? this.failureDetails(result.observed, log) : undefined;
     try {
       return await this.conclude(name, executionHash, result, log);
     } catch (error) {
@@ -228,10 +228,17 @@ class KubernetesBackend implements Backend {
   }
 
   /** A failure's details: what was observed, with the recent events of its pod and Job (bounded wait; none when they cannot be listed). */
-  private async failureDetails(observed: FailureObservation): Promise<FailureDetails> {
+  // Never rejects: it runs beside the outcome (nothing awaits it until a failure is thrown), and
+  // details are an aid, so an object the projection cannot read costs the details, not the worker.
+  private async failureDetails(observed: FailureObservation, log: Logger): Promise<FailureDetails | undefined> {
     const uids = observedUids(observed);
-    const events = uids.length > 0 ? await this.failureEvents.of(uids) : undefined;
-    return { kubernetes: kubernetesFailureDetails(observed, events, new Date()) };
+    const events = uids.length > 0 ? await this.failureEvents.of(uids).catch(() => undefined) : undefined;
+    try {
+      return { kubernetes: kubernetesFailureDetails(observed, events, new Date()) };
+    } catch (error) {
+      log.warn(`Could not build the failure details of this task; reporting the failure without them: ${errorMessage(error)}`);
+      return undefined;
+    }
   }
 
   private async conclude(name: string, executionHash: string, result: MonitorResult, log: Logger): Promise<ExecutionOutcome> {
