@@ -1,5 +1,5 @@
 // What the shared watches keep of each Job and Pod: only the fields the backend
-// reads (classify.ts, job-monitor.ts, task-watch.ts and the log collection),
+// reads (classify.ts, job-monitor.ts, task-watch.ts, setup-phases.ts and the log collection),
 // plus what the informer needs to key and resume (name, namespace,
 // resourceVersion). A full object from the API server is several kilobytes
 // (spec, managedFields, status details); a thousand running tasks hold one Job
@@ -60,7 +60,7 @@ function stateOf(state: V1ContainerState | undefined): V1ContainerState | undefi
         message: terminated.message,
       }),
     waiting: waiting && compact<NonNullable<V1ContainerState['waiting']>>({ reason: waiting.reason, message: waiting.message }),
-    // Only its presence is telling (the container runs); the start time is not read.
+    // Only its presence is read here (the container runs); its start time is kept below, with the setup times.
     running: running && {},
   });
 }
@@ -82,7 +82,7 @@ export function cachedJob(job: V1Job): V1Job {
 /** A Pod as the watch keeps it: identity, labels, creation time, container names, and the status classify.ts reads. */
 export function cachedPod(pod: V1Pod): V1Pod {
   const { spec, status } = pod;
-  return compact<V1Pod>({
+  const kept = compact<V1Pod>({
     metadata: metadataOf(pod.metadata, true),
     spec:
       spec &&
@@ -97,5 +97,32 @@ export function cachedPod(pod: V1Pod): V1Pod {
         initContainerStatuses: statusesOf(status.initContainerStatuses),
         containerStatuses: statusesOf(status.containerStatuses),
       }),
+  });
+  return withSetupTimes(kept, pod);
+}
+
+// ---- Setup times (setup-phases.ts) ------------------------------------------
+// The scheduler's and kubelet's own times a task's setup phases are read from:
+// when the pod was scheduled, when each container started and ended. Added to
+// the projection above (whose arrays follow the pod's, index for index).
+
+function withSetupTimes(kept: V1Pod, pod: V1Pod): V1Pod {
+  const scheduled = pod.status?.conditions?.findIndex((c) => c.type === 'PodScheduled') ?? -1;
+  const transition = pod.status?.conditions?.[scheduled]?.lastTransitionTime;
+  const condition = kept.status?.conditions?.[scheduled];
+  if (condition && transition) condition.lastTransitionTime = transition;
+  addStateTimes(kept.status?.initContainerStatuses, pod.status?.initContainerStatuses);
+  addStateTimes(kept.status?.containerStatuses, pod.status?.containerStatuses);
+  return kept;
+}
+
+function addStateTimes(kept: V1ContainerStatus[] | undefined, statuses: V1ContainerStatus[] | undefined): void {
+  kept?.forEach((status, i) => {
+    const source = statuses?.[i]?.state;
+    const running = status.state?.running;
+    if (running && source?.running?.startedAt) running.startedAt = source.running.startedAt;
+    const terminated = status.state?.terminated;
+    if (terminated && source?.terminated?.startedAt) terminated.startedAt = source.terminated.startedAt;
+    if (terminated && source?.terminated?.finishedAt) terminated.finishedAt = source.terminated.finishedAt;
   });
 }
