@@ -2,7 +2,6 @@
 // key, or its owner), what it accepts, where the events go (the task's
 // history, read by `task watch`), and a real worker reporting through it end
 // to end.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +12,8 @@ import { clientEventBody } from '../../src/protocol/client-events.js';
 import { MAX_CLIENT_EVENTS_PER_TASK } from '../../src/server/client-events.js';
 import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { ProbeWorker, startLocalServer, until, type LocalServerHarness } from '../support/local-server.js';
-import { BIN, REPO_ROOT, startWorker, tempDir } from '../support/worker-process.js';
+import { runCli } from '../support/cli.js';
+import { startWorker, tempDir } from '../support/worker-process.js';
 
 let h: LocalServerHarness | undefined;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -125,21 +125,6 @@ describe('POST /api/v1/agent/runs/{task_id}/client-events', () => {
   });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe('a worker reporting to the local server, end to end', () => {
   it('a Docker task (fake engine): its setup phases reach the server with its key and `task watch` shows them with their durations', async () => {
     h = await startLocalServer();
@@ -169,7 +154,7 @@ describe('a worker reporting to the local server, end to end', () => {
     expect(setup.map((e) => (e.data as { event_name: string }).event_name).sort()).toEqual(['setup_worker_container_start', 'setup_worker_image_pull']);
     expect(worker.logs.filter((l) => /setup event/i.test(String(l.msg)))).toEqual([]);
 
-    const watched = await cli(['task', 'watch', task.id, '--server', h.server.httpUrl, '--api-key', user.key]);
+    const watched = await runCli(['task', 'watch', task.id, '--server', h.server.httpUrl, '--api-key', user.key]);
     expect(watched.code, watched.stderr).toBe(0);
     const lines = watched.stdout.split('\n').filter((line) => /^\d\d:\d\d:\d\d {2}setup /.test(line));
     expect(lines).toHaveLength(2);
