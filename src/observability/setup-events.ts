@@ -61,6 +61,8 @@ export class SetupEventReporter {
       const response = await this.poster.post(url, { headers, body, timeoutMs: CLIENT_EVENT_TIMEOUT_MS });
       if (response.status < 200 || response.status > 299) throw new Error(`client event request returned status ${response.status}: ${response.text}`);
     } catch (error) {
+      // The worker is shutting down and ended the requests in flight: nothing went wrong with this one.
+      if ((error as { code?: unknown })?.code === 'UND_ERR_DESTROYED') return;
       this.log.warn({ event: name }, `Failed to report setup event ${name} for task ${taskId}: ${this.withoutSecrets(describeFailure(error))}`);
     }
   }

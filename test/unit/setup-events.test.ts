@@ -241,6 +241,20 @@ describe('the HTTP poster', () => {
     await expect(poster.post(`${root}/x`, { headers: {}, body: '{}', timeoutMs: 200 })).rejects.toThrow();
   });
 
+  it('ends a report in flight when the worker shuts down, without a warning', async () => {
+    let arrived!: () => void;
+    const seen = new Promise<void>((resolve) => (arrived = resolve));
+    const root = await serve(() => arrived());
+    poster = createHttpPoster({ env: {} });
+    const { log, lines } = capture();
+    const target = clientEventsTarget(root, 'task-123', { WARP_API_KEY: 'api-key' });
+    const report = new SetupEventReporter(target as typeof TARGET, poster, log).report('setup_worker_image_pull', START, START, false);
+    await seen;
+    await poster.close();
+    await report;
+    expect(lines.filter((l) => l.level === 40)).toEqual([]);
+  });
+
   it('fails on a refused connection', async () => {
     const root = await serve(() => {});
     server!.close();
