@@ -245,12 +245,17 @@ export class Worker {
     let reporter: SetupEventReporter | null | undefined;
     return (name, start, finish, isError) => {
       if (entry.abort.signal.aborted) return;
-      if (reporter === undefined) {
-        const target = clientEventsTarget(this.deps.config.serverRootUrl, assignment.task_id, assignment.env_vars);
-        if ('disabled' in target) log.warn(`Setup event reporting is disabled for task ${assignment.task_id}: ${target.disabled}`);
-        reporter = 'disabled' in target ? null : new SetupEventReporter(target, poster, log);
+      try {
+        if (reporter === undefined) {
+          const target = clientEventsTarget(this.deps.config.serverRootUrl, assignment.task_id, assignment.env_vars);
+          if ('disabled' in target) log.warn(`Setup event reporting is disabled for task ${assignment.task_id}: ${target.disabled}`);
+          reporter = 'disabled' in target ? null : new SetupEventReporter(target, poster, log);
+        }
+        void reporter?.report(name, start, finish, isError);
+      } catch (error) {
+        // Reporting never fails the task that reports.
+        log.warn({ event: name }, `Failed to report setup event ${name} for task ${assignment.task_id}: ${errorMessage(error)}`);
       }
-      void reporter?.report(name, start, finish, isError);
     };
   }
 

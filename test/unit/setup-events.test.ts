@@ -330,6 +330,21 @@ describe('the core: one reporter per task', () => {
     expect(lines.filter((l) => l.level === 40)).toEqual([]);
   });
 
+  it('never fails the task that reports: a phase it cannot report is one warning', async () => {
+    const { worker, posted, lines, sent } = setup(async (run) => {
+      run.setupPhase?.('setup_worker_image_pull', new Date(Number.NaN), START, false);
+      run.setupPhase?.('setup_worker_container_start', START, plus(10), false);
+      return { kind: 'completed' };
+    });
+    worker.handleFrame(frame({ task_id: 'odd', task: { id: 'odd' }, env_vars: { WARP_API_KEY: 'key-1' } }));
+    await settle();
+    expect(sent.at(-1)).toMatchObject({ type: 'task_completed' });
+    expect(posted.map((p) => p.body.event_name)).toEqual(['setup_worker_container_start']);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+      expect.stringMatching(/^Failed to report setup event setup_worker_image_pull for task odd: /),
+    ]);
+  });
+
   it('does not post a phase that ends once the task is being cancelled', async () => {
     const { worker, posted, sent } = setup(
       (run) =>
