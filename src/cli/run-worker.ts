@@ -13,6 +13,7 @@ import { createShutdown, type Shutdown } from '../worker/shutdown.js';
 import { Worker } from '../worker/worker.js';
 import { startMetrics } from '../observability/metrics.js';
 import { startHealthServer, type HealthServer } from '../observability/health.js';
+import { createHttpPoster } from '../observability/http-post.js';
 import { VERSION } from '../version.js';
 import { Journal, journalPath } from '../worker/journal.js';
 import { recoverFromJournal } from '../worker/recovery.js';
@@ -123,12 +124,15 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     send: (text) => connectionRef?.sendExtensionFrame(text) ?? false,
     scrub: (line) => scrubber.scrub(line),
   });
+  // The tasks' setup phases go to the server's HTTP API, through the dispatch connection's proxy and CA.
+  const clientEvents = createHttpPoster({ env, ...(config.caPem ? { ca: config.caPem } : {}) });
   const worker: Worker = new Worker({
     config,
     backend,
     log,
     scrubber,
     metrics,
+    clientEvents,
     send: (message) => {
       // A task's last output lines go out before its status, so the server still takes them.
       output.flush();
@@ -174,6 +178,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     shutdownBackend: async () => {
       await backend.shutdown();
       await telemetry.shutdown();
+      await clientEvents.close();
     },
     // The journal's last write (nothing pending, nothing running) lands before the process ends.
     exit: (code) => void (journal?.settled() ?? Promise.resolve()).then(() => health?.close()).finally(() => exit(code)),

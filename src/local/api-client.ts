@@ -50,6 +50,8 @@ export interface TaskEventJson {
   at: string;
   kind: string;
   detail: string;
+  /** Structured content of some events (a setup phase: the client event as its worker posted it). */
+  data?: Record<string, unknown>;
 }
 
 export const TERMINAL_TASK_STATES = new Set(['completed', 'failed', 'cancelled', 'lost']);

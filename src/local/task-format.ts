@@ -3,6 +3,8 @@
 // however long an event's kind is, and a failure's details in a few lines.
 import type { FailureDetails, KubernetesFailureDetails } from '../protocol/messages.js';
 import type { TaskEventJson, TaskJson } from './api-client.js';
+import { ClientEventSchema } from '../protocol/client-events.js';
+import { formatLatency, SETUP_EVENT_KIND, setupPhaseLabel } from '../server/client-events.js';
 
 /** The widest event kind the server writes (`worker_disconnected`), plus room for one more character. */
 export const EVENT_KIND_WIDTH = 20;
@@ -39,9 +41,19 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
     .join('\n');
 }
 
-/** One event of `task watch`: time, kind, detail. */
+/** The longest setup phase label (`sidecar preparation`), plus room: the durations line up. */
+export const SETUP_LABEL_WIDTH = 20;
+
+/**
+ * One event of `task watch`: time, kind, detail. A setup phase reads as its
+ * name and how long it took, the durations in one column.
+ */
 export function formatEvent(event: TaskEventJson): string {
-  return `${event.at.slice(11, 19)}  ${event.kind.padEnd(EVENT_KIND_WIDTH)} ${event.detail}`;
+  const head = `${event.at.slice(11, 19)}  ${event.kind.padEnd(EVENT_KIND_WIDTH)} `;
+  const phase = event.kind === SETUP_EVENT_KIND ? ClientEventSchema.safeParse(event.data) : undefined;
+  if (!phase?.success) return `${head}${event.detail}`;
+  const { event_name: name, payload } = phase.data;
+  return `${head}${setupPhaseLabel(name).padEnd(SETUP_LABEL_WIDTH)} ${formatLatency(payload.latency_ms)}${payload.is_error ? '  (failed)' : ''}`;
 }
 
 type Condition = NonNullable<NonNullable<KubernetesFailureDetails['pod']>['conditions']>[number];

@@ -113,6 +113,13 @@ const MIGRATIONS: readonly string[] = [
     details TEXT NOT NULL
   );
   `,
+  // An event's structured content, as JSON, beside the line a person reads (the
+  // setup phases a task's worker reports through the run client-events call).
+  // Only events with data are indexed (not every line of agent output), to find a posted event again by its uuid.
+  `
+  ALTER TABLE task_events ADD COLUMN data TEXT;
+  CREATE INDEX task_events_with_data ON task_events(task_id, kind) WHERE data IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -21,6 +21,8 @@ import type { Store } from './store.js';
 import { waitingReason } from './waiting-reason.js';
 import type { TaskOutputFrame } from '../protocol/task-output.js';
 import { OutputRecorder } from './task-output.js';
+import type { ClientEvent } from '../protocol/client-events.js';
+import { CLIENT_EVENT_KINDS, clientEventDetail, clientEventKind, MAX_CLIENT_EVENTS_PER_TASK } from './client-events.js';
 
 export interface WorkerSession {
   readonly workerId: string;
@@ -351,6 +353,21 @@ export class Dispatcher {
     this.event(task.id, 'cancel_requested', `cancellation sent to worker ${state.session.workerId}`);
     state.session.send(buildCancellation(task.id));
     return 'requested';
+  }
+
+  /**
+   * An event posted for the task through the run client-events call (a setup
+   * phase its worker timed): kept in its history once per `event_uuid`, and at
+   * most MAX_CLIENT_EVENTS_PER_TASK of them.
+   */
+  recordClientEvent(taskId: string, event: ClientEvent): 'stored' | 'duplicate' | 'full' {
+    const kept = this.store.clientEventUuids(taskId, CLIENT_EVENT_KINDS);
+    if (kept.includes(event.event_uuid)) return 'duplicate';
+    if (kept.length >= MAX_CLIENT_EVENTS_PER_TASK) return 'full';
+    this.store.addEvent(taskId, clientEventKind(event.event_name), clientEventDetail(event), event);
+    this.log.debug({ taskId, event: event.event_name }, clientEventDetail(event));
+    this.notify(taskId);
+    return 'stored';
   }
 
   /** Resolves with the task's events after `afterSeq`, waiting up to `waitMs` for the first one. */

@@ -18,9 +18,12 @@ import {
   type AgentConfig,
 } from './api-schemas.js';
 import { bearerToken } from './credentials.js';
+import { CLIENT_EVENTS_PATH_PREFIX, CLIENT_EVENTS_PATH_SUFFIX, ClientEventSchema } from '../protocol/client-events.js';
+import { LATE_CLIENT_EVENT_MS, MAX_CLIENT_EVENT_BODY_BYTES, MAX_CLIENT_EVENTS_PER_TASK } from './client-events.js';
 import type { Dispatcher } from './dispatcher.js';
 import {
   TASK_STATES,
+  TERMINAL_STATES,
   type Device,
   type KeyInfo,
   type Pin,
@@ -81,7 +84,13 @@ export function taskJson(task: TaskRecord, waitingReason?: string, failureDetail
   };
 }
 
-const eventJson = (event: TaskEvent): Record<string, unknown> => ({ seq: event.seq, at: event.at, kind: event.kind, detail: event.detail });
+const eventJson = (event: TaskEvent): Record<string, unknown> => ({
+  seq: event.seq,
+  at: event.at,
+  kind: event.kind,
+  detail: event.detail,
+  ...(event.data !== undefined ? { data: event.data } : {}),
+});
 
 interface Request {
   method: string;
@@ -93,7 +102,14 @@ interface Request {
 
 type Handler = (request: Request, params: string[]) => Promise<[number, unknown]> | [number, unknown];
 
-interface Route {
+interface RouteOptions {
+  /** A smaller request body limit than MAX_BODY_BYTES. */
+  maxBodyBytes?: number;
+  /** Task keys revoked this recently (their task ended) still authenticate here; the handler sees `revokedAt`. */
+  lateTaskKeysMs?: number;
+}
+
+interface Route extends RouteOptions {
   method: string;
   pattern: string[];
   handler: Handler;
@@ -104,7 +120,7 @@ export const MAX_JSON_DEPTH = 64;
 /** Beyond the limit a body is read and dropped (so the 413 arrives, not a reset) up to this much, then the connection is cut. */
 const MAX_DISCARDED_BYTES = 16 * 1024 * 1024;
 
-const tooLarge = (): ApiError => new ApiError(413, 'body_too_large', `request body is larger than ${MAX_BODY_BYTES} bytes; send less`);
+const tooLarge = (limit: number): ApiError => new ApiError(413, 'body_too_large', `request body is larger than ${limit} bytes; send less`);
 
 /** How deeply a parsed JSON value nests (iterative: the input may be deep). */
 export function jsonDepth(value: unknown): number {
@@ -119,11 +135,11 @@ export function jsonDepth(value: unknown): number {
   return deepest;
 }
 
-function readBody(incoming: IncomingMessage): Promise<unknown> {
+function readBody(incoming: IncomingMessage, limit = MAX_BODY_BYTES): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const declared = Number(incoming.headers['content-length'] ?? 0);
-    if (declared > MAX_BODY_BYTES) {
-      reject(tooLarge());
+    if (declared > limit) {
+      reject(tooLarge(limit));
       incoming.resume();
       return;
     }
@@ -131,12 +147,12 @@ function readBody(incoming: IncomingMessage): Promise<unknown> {
     let size = 0;
     incoming.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES + MAX_DISCARDED_BYTES) incoming.destroy();
-      else if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      if (size > limit + MAX_DISCARDED_BYTES) incoming.destroy();
+      else if (size <= limit) chunks.push(chunk);
     });
     incoming.on('end', () => {
-      if (size > MAX_BODY_BYTES) {
-        reject(tooLarge());
+      if (size > limit) {
+        reject(tooLarge(limit));
         return;
       }
       const text = Buffer.concat(chunks).toString('utf8');
@@ -257,15 +273,16 @@ export class HttpApi {
     if (!route) throw new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}; use ${matching.map((r) => r.method).join(' or ')}`);
 
     const key = bearerToken(incoming.headers.authorization);
-    const caller = key === undefined ? undefined : this.store.principal(key);
+    const late = route.lateTaskKeysMs === undefined ? {} : { taskKeysRevokedSince: new Date(Date.now() - route.lateTaskKeysMs).toISOString() };
+    const caller = key === undefined ? undefined : this.store.principal(key, late);
     if (!caller) throw new ApiError(401, 'unauthorized', 'missing or unknown API key: send "Authorization: Bearer <key>"');
     const params = route.pattern.flatMap((part, i) => (part.startsWith(':') ? [decodeSegment(path[i]!)] : []));
     let bodyPromise: Promise<unknown> | undefined;
-    return route.handler({ method, path, query: url.searchParams, caller, body: () => (bodyPromise ??= readBody(incoming)) }, params);
+    return route.handler({ method, path, query: url.searchParams, caller, body: () => (bodyPromise ??= readBody(incoming, route.maxBodyBytes)) }, params);
   }
 
-  private route(method: string, path: string, handler: Handler): void {
-    this.routes.push({ method, pattern: path.split('/').filter(Boolean), handler });
+  private route(method: string, path: string, handler: Handler, options: RouteOptions = {}): void {
+    this.routes.push({ method, pattern: path.split('/').filter(Boolean), handler, ...options });
   }
 
   private taskView(task: TaskRecord): Record<string, unknown> {
@@ -329,6 +346,29 @@ export class HttpApi {
       const events = await dispatcher.eventsAfter(task.id, after, waitSeconds * 1000);
       return [200, { task: this.oneTaskView(store.task(task.id)!), events: events.map(eventJson) }];
     });
+
+    // ---- the run client-events call (a worker reporting a task's setup phases) ----
+    this.route(
+      'POST',
+      `${CLIENT_EVENTS_PATH_PREFIX}:id${CLIENT_EVENTS_PATH_SUFFIX}`,
+      async (request, [id]) => {
+        const { caller } = request;
+        // The task's own key, or its owner; another task's key is refused even when it speaks for the same owner.
+        if (caller.kind === 'task' && caller.taskId !== id) throw FORBIDDEN();
+        const task = this.ownedTask(caller, id!);
+        if (caller.kind === 'task' && caller.revokedAt !== undefined && !TERMINAL_STATES.has(task.state)) {
+          // Revoked while the task goes on (it was assigned again): that run's events are over.
+          throw new ApiError(401, 'unauthorized', 'missing or unknown API key: send "Authorization: Bearer <key>"');
+        }
+        const event = await parseBody(request, ClientEventSchema);
+        const outcome = dispatcher.recordClientEvent(task.id, event);
+        if (outcome === 'full') {
+          throw new ApiError(429, 'too_many_events', `task ${task.id} already has ${MAX_CLIENT_EVENTS_PER_TASK} client events, the most this server keeps`);
+        }
+        return [200, { stored: outcome === 'stored' }];
+      },
+      { maxBodyBytes: MAX_CLIENT_EVENT_BODY_BYTES, lateTaskKeysMs: LATE_CLIENT_EVENT_MS },
+    );
 
     // ---- administration (admin key) ----
     this.route('POST', '/api/v1/users', async (request) => {

@@ -52,6 +52,8 @@ export interface TaskEvent {
   at: string;
   kind: string;
   detail: string;
+  /** Structured content, for the events that have it (a reported setup phase: the event as posted). */
+  data?: Record<string, unknown>;
 }
 
 /** Who a key speaks for. Task keys speak for the task's owner. */
@@ -59,7 +61,14 @@ export type Principal =
   | { kind: 'admin'; keyId: number }
   | { kind: 'user'; keyId: number; userId: number }
   | { kind: 'team'; keyId: number; teamId: number }
-  | { kind: 'task'; keyId: number; taskId: string; owner: TaskOwner };
+  | {
+      kind: 'task';
+      keyId: number;
+      taskId: string;
+      owner: TaskOwner;
+      /** Set only where a route takes a task key shortly after it was revoked (the task ended). */
+      revokedAt?: string;
+    };
 
 export interface User {
   id: number;

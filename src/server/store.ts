@@ -197,9 +197,19 @@ export class Store {
     return { key, info: toKey(row) };
   }
 
-  /** The principal behind a presented key, or undefined for unknown and revoked keys. */
-  principal(key: string): Principal | undefined {
-    const row = this.db.prepare('SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL').get(hashKey(key)) as Row | undefined;
+  /**
+   * The principal behind a presented key, or undefined for unknown and revoked
+   * keys. `taskKeysRevokedSince`: a task key revoked at or after that time is
+   * still taken, marked with when it was revoked.
+   */
+  principal(key: string, options: { taskKeysRevokedSince?: string } = {}): Principal | undefined {
+    const row = (
+      options.taskKeysRevokedSince === undefined
+        ? this.db.prepare('SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL').get(hashKey(key))
+        : this.db
+            .prepare("SELECT * FROM api_keys WHERE hash = ? AND (revoked_at IS NULL OR (kind = 'task' AND revoked_at >= ?))")
+            .get(hashKey(key), options.taskKeysRevokedSince)
+    ) as Row | undefined;
     if (!row) return undefined;
     const info = toKey(row);
     switch (info.kind) {
@@ -215,6 +225,7 @@ export class Store {
           keyId: info.id,
           taskId: info.taskId!,
           owner: info.teamId !== undefined ? { type: 'TEAM', id: info.teamId } : { type: 'USER', id: info.userId! },
+          ...(info.revokedAt !== undefined ? { revokedAt: info.revokedAt } : {}),
         };
     }
   }
@@ -382,19 +393,40 @@ export class Store {
     return json<unknown>(row?.details);
   }
 
-  addEvent(taskId: string, kind: string, detail: string): TaskEvent {
-    const row = this.returning('INSERT INTO task_events (task_id, at, kind, detail) VALUES (?, ?, ?, ?) RETURNING *', taskId, this.timestamp(), kind, detail);
-    return { seq: Number(row.seq), taskId, at: row.at as string, kind, detail };
+  addEvent(taskId: string, kind: string, detail: string, data?: Record<string, unknown>): TaskEvent {
+    const row = this.returning(
+      'INSERT INTO task_events (task_id, at, kind, detail, data) VALUES (?, ?, ?, ?, ?) RETURNING *',
+      taskId,
+      this.timestamp(),
+      kind,
+      detail,
+      data === undefined ? null : JSON.stringify(data),
+    );
+    return { seq: Number(row.seq), taskId, at: row.at as string, kind, detail, ...(data !== undefined ? { data } : {}) };
   }
 
   events(taskId: string, afterSeq = 0): TaskEvent[] {
-    return (this.db.prepare('SELECT * FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq').all(taskId, afterSeq) as Row[]).map((row) => ({
-      seq: Number(row.seq),
-      taskId,
-      at: row.at as string,
-      kind: row.kind as string,
-      detail: row.detail as string,
-    }));
+    return (this.db.prepare('SELECT * FROM task_events WHERE task_id = ? AND seq > ? ORDER BY seq').all(taskId, afterSeq) as Row[]).map((row) => {
+      const data = json<Record<string, unknown>>(row.data);
+      return {
+        seq: Number(row.seq),
+        taskId,
+        at: row.at as string,
+        kind: row.kind as string,
+        detail: row.detail as string,
+        ...(data !== undefined ? { data } : {}),
+      };
+    });
+  }
+
+  /** The `event_uuid`s of the client events kept for the task. */
+  clientEventUuids(taskId: string, kinds: readonly string[]): string[] {
+    const marks = kinds.map(() => '?').join(', ');
+    return (
+      this.db
+        .prepare(`SELECT json_extract(data, '$.event_uuid') AS uuid FROM task_events WHERE task_id = ? AND kind IN (${marks}) AND data IS NOT NULL`)
+        .all(taskId, ...kinds) as Row[]
+    ).map((row) => String(row.uuid));
   }
 
   /** Bytes of agent output kept for the task (its `stdout`/`stderr` events). */

@@ -1,5 +1,6 @@
 // The contract between the worker core and a way of running the agent.
 import type { Logger } from '../log/logger.js';
+import type { SetupEventName } from '../protocol/client-events.js';
 import type { InstanceShape, SidecarMount, Task } from '../protocol/messages.js';
 
 export const BACKEND_NAMES = ['docker', 'direct', 'kubernetes', 'command'] as const;
@@ -69,6 +70,12 @@ export interface TaskRun {
    * of the task id); the note is JSON, read back by `recoverLeftovers`.
    */
   recordLeftovers?: (key: string, note: LeftoverNote | undefined) => void;
+  /**
+   * One setup phase of the task ended (image pull, container start, pod
+   * schedule…), for the server's setup timings. Returns at once: the core
+   * reports it in the background, and drops it once the task is being stopped.
+   */
+  setupPhase?: (name: SetupEventName, start: Date, finish: Date, isError: boolean) => void;
 }
 
 /** What a backend wrote down about a task's leftovers; opaque to the core. */

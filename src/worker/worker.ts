@@ -2,7 +2,7 @@
 // messages. It owns the live-task table and the concurrency limit; the socket
 // belongs to the connection, the agent process to the backend.
 import { errorMessage } from '../errors/error-message.js';
-import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask } from '../task/contract.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, ResumableTask, TaskRun } from '../task/contract.js';
 import { buildTaskParams, type TaskParamsBuilder } from '../agent/task-params.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { Logger, SecretScrubber } from '../log/logger.js';
@@ -11,6 +11,8 @@ import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from 
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
 import { classifyFailure, TaskCancelled } from '../task/failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from '../observability/worker-metrics.js';
+import type { HttpPoster } from '../observability/http-post.js';
+import { clientEventsTarget, SetupEventReporter } from '../observability/setup-events.js';
 import { acceptsCancel, isExecuting, TaskEntry, type TaskState } from './task-state.js';
 
 /** Stable codes that start every `task_rejected.reason`. */
@@ -37,6 +39,8 @@ export interface WorkerDeps {
   onOutput?: (taskId: string, stream: 'stdout' | 'stderr', line: string) => void;
   /** What a task would leave behind if the worker died now (see TaskRun.recordLeftovers). */
   onLeftovers?: (taskId: string, key: string, note: LeftoverNote | undefined) => void;
+  /** Sends the tasks' setup phases to the server (the run client-events call); without it they are not reported. */
+  clientEvents?: HttpPoster;
   /**
    * One-shot mode: the one task ended, its terminal status is queued and its
    * cleanup is done; the worker is to deliver the status and exit.
@@ -224,10 +228,35 @@ export class Worker {
           afterOutcome: (cleanup) => entry.cleanups.push(cleanup),
           ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
           ...(onLeftovers ? { recordLeftovers: (key: string, note: LeftoverNote | undefined) => onLeftovers(taskId, key, note) } : {}),
+          ...(this.deps.clientEvents ? { setupPhase: this.setupPhaseReporter(entry, assignment, this.deps.clientEvents, log) } : {}),
         });
       },
       onDone,
     );
+  }
+
+  /**
+   * The task's setup-phase hook. Its reporter is made at the first phase (most
+   * backends have none): from the assignment's key, or, without one, a single
+   * warning that the task's phases are not reported. A phase that ends while
+   * the task is being stopped is neither a success nor a failure: not reported.
+   */
+  private setupPhaseReporter(entry: TaskEntry, assignment: TaskAssignment, poster: HttpPoster, log: Logger): NonNullable<TaskRun['setupPhase']> {
+    let reporter: SetupEventReporter | null | undefined;
+    return (name, start, finish, isError) => {
+      if (entry.abort.signal.aborted) return;
+      try {
+        if (reporter === undefined) {
+          const target = clientEventsTarget(this.deps.config.serverRootUrl, assignment.task_id, assignment.env_vars);
+          if ('disabled' in target) log.warn(`Setup event reporting is disabled for task ${assignment.task_id}: ${target.disabled}`);
+          reporter = 'disabled' in target ? null : new SetupEventReporter(target, poster, log);
+        }
+        void reporter?.report(name, start, finish, isError);
+      } catch (error) {
+        // Reporting never fails the task that reports.
+        log.warn({ event: name }, `Failed to report setup event ${name} for task ${assignment.task_id}: ${errorMessage(error)}`);
+      }
+    };
   }
 
   /**

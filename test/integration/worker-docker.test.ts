@@ -2,7 +2,8 @@
 // dispatch server and the in-repo fake Engine API on a unix socket.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { absentServerRoot, ClientEventsStub, type StubMode } from '../support/client-events-stub.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
@@ -219,5 +220,126 @@ describe('worker on the Docker backend, starting and stopping', () => {
     } finally {
       dir.cleanup();
     }
+  });
+});
+
+describe('worker on the Docker backend: setup phases reported to the server', () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const stubs: ClientEventsStub[] = [];
+  const harnesses: Harness[] = [];
+  afterEach(async () => {
+    for (const harness of harnesses.splice(0)) await harness.close();
+    for (const stub of stubs.splice(0)) await stub.close();
+  });
+
+  async function withEndpoint(serverRoot: string): Promise<Harness> {
+    const harness = await start({ args: ['--server-root-url', serverRoot] });
+    harnesses.push(harness);
+    await harness.server.waitForConnection();
+    return harness;
+  }
+  async function stub(mode: StubMode): Promise<ClientEventsStub> {
+    const created = await ClientEventsStub.start(mode);
+    stubs.push(created);
+    return created;
+  }
+  const keyed = (id: string, extra: Record<string, unknown> = {}) =>
+    assignment(id, { env_vars: { WARP_API_KEY: `task-key-${id}`, WARP_WORKLOAD_TOKEN: `wl-${id}` }, ...extra });
+
+  it("posts image pull, sidecar preparation and container start with the task's key and Go's headers and body", async () => {
+    const events = await stub('ok');
+    const h = await withEndpoint(events.url);
+    h.server.assign(keyed('ph-1', { sidecar_image: 'docker.io/warpdotdev/warp-agent:latest' }));
+    await h.server.waitForMessage('task_completed', 'ph-1');
+    const posted = await events.waitFor('ph-1', 3);
+    expect(posted.map((r) => r.body.event_name).sort()).toEqual(['setup_worker_container_start', 'setup_worker_image_pull', 'setup_worker_sidecar_prep']);
+    for (const request of posted) {
+      expect(request.method).toBe('POST');
+      expect(request.headers).toMatchObject({
+        'content-type': 'application/json',
+        authorization: 'Bearer task-key-ph-1',
+        'x-warp-cloud-agent-id': 'ph-1',
+        'x-warp-ambient-workload-token': 'wl-ph-1',
+      });
+      const { body } = request;
+      expect(Object.keys(body)).toEqual(['event_uuid', 'event_name', 'timestamp', 'payload']);
+      expect(body.event_uuid).toMatch(UUID);
+      expect(body.timestamp).toBe(body.payload.finish_ts);
+      expect(body.payload.is_error).toBe(false);
+      expect(body.payload.latency_ms).toBe(Date.parse(body.payload.finish_ts) - Date.parse(body.payload.start_ts));
+    }
+    // One phase after the other: each ends before the next starts.
+    const byName = Object.fromEntries(posted.map((r) => [r.body.event_name, r.body.payload]));
+    expect(Date.parse(byName.setup_worker_image_pull!.finish_ts)).toBeLessThanOrEqual(Date.parse(byName.setup_worker_sidecar_prep!.start_ts));
+    expect(Date.parse(byName.setup_worker_sidecar_prep!.finish_ts)).toBeLessThanOrEqual(Date.parse(byName.setup_worker_container_start!.start_ts));
+    expect(h.worker.output).not.toContain('task-key-ph-1');
+
+    // Without a workload token, no such header; without sidecars, no sidecar phase.
+    h.server.assign(assignment('ph-2', { env_vars: { WARP_API_KEY: 'task-key-ph-2' } }));
+    await h.server.waitForMessage('task_completed', 'ph-2');
+    const second = await events.waitFor('ph-2', 2);
+    expect(second.map((r) => r.body.event_name).sort()).toEqual(['setup_worker_container_start', 'setup_worker_image_pull']);
+    for (const request of second) expect(request.headers).not.toHaveProperty('x-warp-ambient-workload-token');
+  });
+
+  it('without the task key, reports nothing and says so once per task', async () => {
+    const events = await stub('ok');
+    const h = await withEndpoint(events.url);
+    h.server.assign(assignment('nokey-1', { sidecar_image: 'docker.io/warpdotdev/warp-agent:latest' }));
+    await h.server.waitForMessage('task_completed', 'nokey-1');
+    const disabled = h.worker.logs.filter((l) => String(l.msg).startsWith('Setup event reporting is disabled'));
+    expect(disabled.map((l) => [l.msg, l.level])).toEqual([
+      ['Setup event reporting is disabled for task nokey-1: WARP_API_KEY is not present in the task assignment env vars', 40],
+    ]);
+    expect(events.requests).toEqual([]);
+  });
+
+  it('a hanging endpoint: the task completes while every report still waits for its answer, which is given up after 5 s', async () => {
+    const events = await stub('hang');
+    const h = await withEndpoint(events.url);
+    h.server.assign(keyed('hang-1'));
+    await h.server.waitForMessage('task_completed', 'hang-1');
+    const posted = await events.waitFor('hang-1', 2);
+    expect(posted.every((r) => !r.answered)).toBe(true);
+    // Another task runs meanwhile, just as well.
+    h.server.assign(keyed('hang-2'));
+    await h.server.waitForMessage('task_completed', 'hang-2');
+    const gaveUp = await h.worker.waitForLog((l) => /^Failed to report setup event setup_worker_image_pull for task hang-1: /.test(String(l.msg)), 15_000);
+    expect(gaveUp.msg).toBe('Failed to report setup event setup_worker_image_pull for task hang-1: no answer within 5 s');
+  });
+
+  it.each([
+    ['failing (500)', 'fail', 'client event request returned status 500: internal error: the events store is down'],
+    ['absent (connection refused)', 'absent', 'connect ECONNREFUSED'],
+  ] as const)('an endpoint %s: the task completes and each failed report is one warning without the key', async (_, mode, reason) => {
+    const root = mode === 'absent' ? await absentServerRoot() : (await stub('fail')).url;
+    const h = await withEndpoint(root);
+    h.server.assign(keyed('bad-1'));
+    const done = await h.server.waitForMessage('task_completed', 'bad-1');
+    expect(done.data).toEqual({ task_id: 'bad-1', execution_id: 'exec-bad-1', message: 'Task completed successfully' });
+    for (const name of ['setup_worker_image_pull', 'setup_worker_container_start']) {
+      const line = await h.worker.waitForLog((l) => String(l.msg).startsWith(`Failed to report setup event ${name} for task bad-1: `));
+      expect(line.msg).toContain(reason);
+      expect(line.level).toBe(40);
+    }
+    expect(h.worker.logs.filter((l) => String(l.msg).startsWith('Failed to report setup event'))).toHaveLength(2);
+    expect(h.worker.output).not.toContain('task-key-bad-1');
+  });
+
+  it('does not post the phase a cancel interrupted', async () => {
+    const events = await stub('ok');
+    const h = await withEndpoint(events.url);
+    h.engine.holdPulls = true;
+    h.server.assign(keyed('cut-1'));
+    await h.engine.until(() => h.engine.calls('POST', /^\/images\/create$/).length > 0, 10_000, 'the pull to start');
+    h.server.cancel('cut-1');
+    const done = await h.server.waitForMessage('task_completed', 'cut-1');
+    expect(done.data).toMatchObject({ task_state: 'CANCELLED' });
+    h.engine.releasePulls();
+    // A task after it reports through the same path; the cancelled one never did.
+    h.server.assign(keyed('after-1'));
+    await h.server.waitForMessage('task_completed', 'after-1');
+    await events.waitFor('after-1', 2);
+    expect(events.of('cut-1')).toEqual([]);
   });
 });

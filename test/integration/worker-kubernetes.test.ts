@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { taskJobName } from '../../src/backends/kubernetes/names.js';
+import { ClientEventsStub } from '../support/client-events-stub.js';
 import { startConnectProxy } from '../support/connect-proxy.js';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
@@ -466,5 +467,74 @@ describe('kubernetes start-up', () => {
     direct.server.assign(withScenario('no-proxy', 'succeed'));
     await direct.server.waitForMessage('task_completed', 'no-proxy');
     expect(proxy.tunnels).toEqual([]);
+  });
+});
+
+describe('kubernetes setup phases reported to the server', () => {
+  const stubs: ClientEventsStub[] = [];
+  afterEach(async () => {
+    for (const stub of stubs.splice(0)) await stub.close();
+  });
+  async function stub(mode: 'ok' | 'hang'): Promise<ClientEventsStub> {
+    const created = await ClientEventsStub.start(mode);
+    stubs.push(created);
+    return created;
+  }
+  const keyed = (id: string, scenario: string, extra: Record<string, unknown> = {}) =>
+    assignment(id, { execution_id: `exec-${id}`, env_vars: { FAKE_K8S_SCENARIO: scenario, WARP_API_KEY: `task-key-${id}` }, ...extra });
+
+  it("posts Job create, then scheduling, sidecar preparation, setup command and container start from the pod's own times, with no extra API request", async () => {
+    const events = await stub('ok');
+    const h = await start({ yaml: 'setup_command: echo ready', args: ['--server-root-url', events.url] });
+    const before = h.api.requests.length;
+    h.server.assign(keyed('k-1', 'timed', { sidecar_image: 'docker.io/warpdotdev/warp-agent:latest' }));
+    await h.server.waitForMessage('task_completed', 'k-1');
+    const posted = await events.waitFor('k-1', 5);
+    const phases = Object.fromEntries(posted.map((r) => [r.body.event_name, r.body.payload]));
+    expect(Object.keys(phases).sort()).toEqual([
+      'setup_worker_container_start',
+      'setup_worker_job_create',
+      'setup_worker_pod_schedule',
+      'setup_worker_setup_command',
+      'setup_worker_sidecar_prep',
+    ]);
+    // The fake kubelet's times (its steps are 30 ms apart, so these are not when the watch saw them): scheduled 1 s after
+    // creation, the copy and the setup command 1 s each, the task 2 s after the last init ended.
+    expect([
+      phases.setup_worker_pod_schedule!.latency_ms,
+      phases.setup_worker_sidecar_prep!.latency_ms,
+      phases.setup_worker_setup_command!.latency_ms,
+      phases.setup_worker_container_start!.latency_ms,
+    ]).toEqual([1000, 1000, 1000, 2000]);
+    expect(Date.parse(phases.setup_worker_container_start!.start_ts)).toBe(Date.parse(phases.setup_worker_setup_command!.finish_ts));
+    for (const request of posted) {
+      expect(request.headers).toMatchObject({ authorization: 'Bearer task-key-k-1', 'x-warp-cloud-agent-id': 'k-1' });
+      expect(request.body.payload.is_error).toBe(false);
+    }
+    // The task's API calls are its create and its delete: the phases come from the watch it already has.
+    await until(() => h.api.jobs().length === 0, 5_000, 'the Job to be deleted');
+    const calls = h.api.requests.slice(before).filter((r) => !r.watch);
+    expect(calls.map((r) => r.method)).toEqual(['POST', 'DELETE']);
+    expect(h.worker.output).not.toContain('task-key-k-1');
+  });
+
+  it('posts a Job the API server refused as a failed Job create', async () => {
+    const events = await stub('ok');
+    const h = await start({ args: ['--server-root-url', events.url] });
+    h.api.fail('POST', /\/jobs$/, 403, 1, 'jobs.batch is forbidden');
+    h.server.assign(keyed('k-2', 'succeed'));
+    const failed = await h.server.waitForMessage('task_failed', 'k-2');
+    expect(failed.data.failure_reason).toBe('job_create');
+    const [posted] = await events.waitFor('k-2', 1);
+    expect(posted!.body).toMatchObject({ event_name: 'setup_worker_job_create', payload: { is_error: true } });
+  });
+
+  it('a hanging endpoint: the task completes while the reports still wait for their answer', async () => {
+    const events = await stub('hang');
+    const h = await start({ args: ['--server-root-url', events.url] });
+    h.server.assign(keyed('k-3', 'timed'));
+    await h.server.waitForMessage('task_completed', 'k-3');
+    const posted = await events.waitFor('k-3', 3);
+    expect(posted.every((r) => !r.answered)).toBe(true);
   });
 });

@@ -3,12 +3,13 @@
 // WebSocket server and a CONNECT proxy, all on loopback.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { createHttpPoster, type HttpPoster } from '../../src/observability/http-post.js';
 import { startConnectProxy, type ConnectProxy } from '../support/connect-proxy.js';
 import { until } from '../support/local-server.js';
 import { FAKE_OZ, startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
@@ -130,5 +131,54 @@ describe.skipIf(!HAS_OPENSSL)('private CA and proxies', () => {
     const der = worker(['--ca-file', join(dir.path, 'der.bin')]);
     expect((await der.exited).code).toBe(2);
     expect(der.output).toMatch(/holds no PEM certificate/);
+  });
+});
+
+describe.skipIf(!HAS_OPENSSL)('setup timings to the server: the same private CA and proxies', () => {
+  const posted: { url: string | undefined; authorization: string | undefined }[] = [];
+  const answer = (request: IncomingMessage, response: ServerResponse) => {
+    posted.push({ url: request.url, authorization: request.headers.authorization });
+    request.resume();
+    request.on('end', () => response.writeHead(204).end());
+  };
+  beforeAll(() => {
+    if (HAS_OPENSSL) tlsServer.on('request', answer);
+  });
+  afterAll(() => {
+    if (HAS_OPENSSL) tlsServer.off('request', answer);
+  });
+  afterEach(() => {
+    posted.length = 0;
+  });
+
+  const post = async (poster: HttpPoster) =>
+    poster.post(`https://127.0.0.1:${tlsPort}/api/v1/agent/runs/t-1/client-events`, {
+      headers: { Authorization: 'Bearer task-key', 'Content-Type': 'application/json' },
+      body: '{}',
+      timeoutMs: 5_000,
+    });
+
+  it('refuses the unknown CA, and trusts it with --ca-file', async () => {
+    const untrusted = createHttpPoster({ env: {} });
+    await expect(post(untrusted)).rejects.toThrow(/self-signed|unable to (get|verify)|certificate/i);
+    await untrusted.close();
+    const trusting = createHttpPoster({ env: {}, ca: readFileSync(caPath, 'utf8') });
+    expect((await post(trusting)).status).toBe(204);
+    await trusting.close();
+    expect(posted).toEqual([{ url: '/api/v1/agent/runs/t-1/client-events', authorization: 'Bearer task-key' }]);
+  });
+
+  it('goes through HTTPS_PROXY with a CONNECT tunnel, and around it for NO_PROXY hosts', async () => {
+    const ca = readFileSync(caPath, 'utf8');
+    const proxied = createHttpPoster({ env: { HTTPS_PROXY: proxy.url }, ca });
+    expect((await post(proxied)).status).toBe(204);
+    await proxied.close();
+    expect(proxy.tunnels).toEqual([`127.0.0.1:${tlsPort}`]);
+    proxy.tunnels.length = 0;
+    const direct = createHttpPoster({ env: { HTTPS_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, ca });
+    expect((await post(direct)).status).toBe(204);
+    await direct.close();
+    expect(proxy.tunnels).toEqual([]);
+    expect(posted).toHaveLength(2);
   });
 });

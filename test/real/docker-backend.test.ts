@@ -5,8 +5,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientEventsStub } from '../support/client-events-stub.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { ImageRegistry } from '../support/image-registry.js';
 import { EngineProbe, findRealDocker, type RealDocker } from '../support/real-docker.js';
 import { BIN, startWorker, tempDir, type LogLine, type WorkerProcess } from '../support/worker-process.js';
 
@@ -367,4 +370,62 @@ describe.skipIf(!docker)('backend.docker.image_pull_policy on a real engine (no 
     expect(failed.data.message).toMatch(/^Failed to execute task: image oz-test-no-such-image:3 is not on the Docker engine and the pull policy is Never/);
     expect(h.worker.logs.some((l) => l.taskId === 'never-1' && String(l.msg).startsWith('Pulling image'))).toBe(false);
   }, 90_000);
+});
+
+describe.skipIf(!docker)('setup phases reported from a real engine', () => {
+  const d = docker!;
+  const harnesses: Harness[] = [];
+  let events: ClientEventsStub;
+  let registry: ImageRegistry;
+  let probe: EngineProbe;
+  beforeAll(async () => {
+    events = await ClientEventsStub.start('ok');
+    probe = new EngineProbe(d.socketPath);
+    // The stand-in agent image, served by a registry on loopback, so a real pull runs (Docker pulls from 127.0.0.1 over HTTP).
+    const saved = await request(`http://docker/v1.41/images/${encodeURIComponent(d.agentImage)}/get`, {
+      dispatcher: new Agent({ connect: { socketPath: d.socketPath } }),
+    });
+    registry = await ImageRegistry.serve(Buffer.from(await saved.body.arrayBuffer()), 'oz/agent-standin', `served-${randomBytes(3).toString('hex')}`);
+  }, 120_000);
+  afterAll(async () => {
+    for (const harness of harnesses) await harness.close();
+    await probe?.call('DELETE', `/images/${encodeURIComponent(registry.image)}`).catch(() => undefined);
+    await probe?.close();
+    await registry?.close();
+    await events?.close();
+  });
+
+  it('image_pull_policy Always: the pull of a served image and the container start, timed by the worker around the real engine', async () => {
+    const h = await startHarness(d, { policy: 'image_pull_policy: Always', args: ['--server-root-url', events.url] });
+    harnesses.push(h);
+    const before = Date.now();
+    h.server.assign(assignment('real-pull-1', { docker_image: registry.image, env_vars: { WARP_API_KEY: 'task-key-real-pull-1' } }));
+    await h.server.waitForMessage('task_completed', 'real-pull-1', 120_000);
+    const after = Date.now();
+    const posted = await events.waitFor('real-pull-1', 2, 30_000);
+    const phases = Object.fromEntries(posted.map((r) => [r.body.event_name, r.body.payload]));
+    expect(Object.keys(phases).sort()).toEqual(['setup_worker_container_start', 'setup_worker_image_pull']);
+    expect(registry.served).toContain(`manifest:${registry.tag}`);
+    for (const payload of Object.values(phases)) {
+      expect(payload.is_error).toBe(false);
+      expect(Date.parse(payload.start_ts)).toBeGreaterThanOrEqual(before);
+      expect(Date.parse(payload.finish_ts)).toBeLessThanOrEqual(after);
+      expect(payload.latency_ms).toBe(Date.parse(payload.finish_ts) - Date.parse(payload.start_ts));
+      // A real engine takes its time: a registry round trip, a container create and start.
+      expect(payload.latency_ms).toBeGreaterThan(0);
+    }
+    expect(Date.parse(phases.setup_worker_container_start!.start_ts)).toBeGreaterThanOrEqual(Date.parse(phases.setup_worker_image_pull!.finish_ts));
+    for (const r of posted) expect(r.headers).toMatchObject({ authorization: 'Bearer task-key-real-pull-1', 'x-warp-cloud-agent-id': 'real-pull-1' });
+  }, 180_000);
+
+  it('image_pull_policy IfNotPresent with an image the engine lacks and no registry has: the pull ran and failed, reported as an error', async () => {
+    const h = await startHarness(d, { policy: 'image_pull_policy: IfNotPresent', args: ['--server-root-url', events.url] });
+    harnesses.push(h);
+    h.server.assign(assignment('real-pull-2', { docker_image: 'oz-test-no-such-image:5', env_vars: { WARP_API_KEY: 'task-key-real-pull-2' } }));
+    await h.server.waitForMessage('task_failed', 'real-pull-2', 90_000);
+    const [posted] = await events.waitFor('real-pull-2', 1, 30_000);
+    expect(posted!.body).toMatchObject({ event_name: 'setup_worker_image_pull', payload: { is_error: true } });
+    expect(posted!.body.payload.latency_ms).toBe(Date.parse(posted!.body.payload.finish_ts) - Date.parse(posted!.body.payload.start_ts));
+    expect(events.of('real-pull-2')).toHaveLength(1);
+  }, 120_000);
 });

@@ -11,7 +11,9 @@ import { taskJobName } from '../../src/backends/kubernetes/names.js';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { FakeRegistry } from '../support/fake-registry.js';
+import { runCli } from '../support/cli.js';
 import { jobSettings } from '../support/kubernetes.js';
+import { startLocalServer } from '../support/local-server.js';
 import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
 import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
 
@@ -447,3 +449,100 @@ async function watchOnce(kube: Kube, path: string, resourceVersion: string): Pro
   });
   return first;
 }
+
+describe.skipIf(!cluster)('setup phases from a real pod, through the local dispatch server', () => {
+  const c = cluster as RealCluster;
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  oneTestAtATimeOnTheCluster(cleanups);
+
+  it("posts Job create, scheduling, the setup command and the container start with the pod's own times; task watch shows them", {
+    timeout: 240_000,
+  }, async () => {
+    const kube = new Kube(c);
+    const namespace = unique('oz-real-setup');
+    await kube.createNamespace(namespace);
+    cleanups.push(() => kube.deleteNamespace(namespace));
+    const local = await startLocalServer();
+    cleanups.push(() => local.close());
+    const user = await local.createUser('kate');
+    const dir = tempDir('real-k8s-setup');
+    cleanups.push(dir.cleanup);
+    const configPath = join(dir.path, 'config.yaml');
+    writeFileSync(
+      configPath,
+      [
+        `worker_id: ${unique('real-setup-worker')}`,
+        // The Job and its pod stay, so the test can read the pod's own times.
+        'cleanup: false',
+        'backend:',
+        '  kubernetes:',
+        `    namespace: ${namespace}`,
+        `    kubeconfig: ${c.kubeconfig}`,
+        `    default_image: ${c.agentImage}`,
+        '    image_pull_policy: IfNotPresent',
+        '    preflight_timeout: 0s',
+        '    setup_command: sleep 1',
+        '    pod_template:',
+        '      terminationGracePeriodSeconds: 1',
+        '      containers:',
+        '        - name: task',
+        '          resources: {limits: {memory: 160Mi}}',
+      ].join('\n'),
+    );
+    const worker = startWorker({
+      args: ['--config-file', configPath, '--web-socket-url', local.server.webSocketUrl, '--server-root-url', local.server.httpUrl],
+      env: { WARP_API_KEY: user.key },
+    });
+    cleanups.push(() => worker.stop());
+    const client = local.as(user.key);
+    const submitted = await client.submitTask({ prompt: 'time my setup' });
+    const done = await local.waitForTask(client, submitted.id, ['completed', 'failed'], TASK_TIMEOUT);
+    expect(done.state, worker.output.slice(-3000)).toBe('completed');
+
+    type Posted = { event_name: string; payload: { start_ts: string; finish_ts: string; latency_ms: number; is_error: boolean } };
+    const setup = await until(
+      async () => {
+        const found = (await client.events(submitted.id, 0, 0)).events.filter((e) => e.kind === 'setup').map((e) => e.data as Posted);
+        return found.length >= 4 && found;
+      },
+      30_000,
+      'four setup events',
+    );
+    const phases = Object.fromEntries(setup.map((e) => [e.event_name, e.payload]));
+    expect(Object.keys(phases).sort()).toEqual([
+      'setup_worker_container_start',
+      'setup_worker_job_create',
+      'setup_worker_pod_schedule',
+      'setup_worker_setup_command',
+    ]);
+    for (const payload of Object.values(phases)) expect(payload.is_error).toBe(false);
+
+    // The pod's own times, as the scheduler and kubelet wrote them.
+    const [pod] = await kube.core
+      .listNamespacedPod({ namespace, labelSelector: `oz-execution-id=${done.execution_id}` })
+      .then((list) => list.items.filter((p) => p.status?.phase === 'Succeeded'));
+    expect(pod).toBeDefined();
+    const time = (value: Date | string | undefined) => new Date(value!).getTime();
+    const scheduled = pod!.status!.conditions!.find((cond) => cond.type === 'PodScheduled' && cond.status === 'True')!;
+    const setupStatus = pod!.status!.initContainerStatuses!.find((s) => s.name === 'setup')!.state!.terminated!;
+    const taskStatus = pod!.status!.containerStatuses!.find((s) => s.name === 'task')!.state!.terminated!;
+    const span = (name: string) => [Date.parse(phases[name]!.start_ts), Date.parse(phases[name]!.finish_ts)];
+    expect(span('setup_worker_pod_schedule')).toEqual([time(pod!.metadata!.creationTimestamp), time(scheduled.lastTransitionTime)]);
+    expect(span('setup_worker_setup_command')).toEqual([time(setupStatus.startedAt), time(setupStatus.finishedAt)]);
+    expect(span('setup_worker_container_start')).toEqual([time(setupStatus.finishedAt), time(taskStatus.startedAt)]);
+    // `sleep 1` in a real container: at least a second, in whole seconds as the API gives them.
+    expect(phases.setup_worker_setup_command!.latency_ms).toBeGreaterThanOrEqual(1000);
+    for (const name of ['setup_worker_pod_schedule', 'setup_worker_setup_command', 'setup_worker_container_start'])
+      expect(phases[name]!.latency_ms % 1000).toBe(0);
+    // Job create is timed by the worker around its API call, before the pod exists.
+    expect(Date.parse(phases.setup_worker_job_create!.finish_ts)).toBeLessThanOrEqual(time(pod!.metadata!.creationTimestamp) + 1000);
+
+    const watched = await runCli(['task', 'watch', submitted.id, '--server', local.server.httpUrl, '--api-key', user.key]);
+    expect(watched.code, watched.stderr).toBe(0);
+    const lines = watched.stdout.split('\n').filter((line) => / setup +/.test(line));
+    expect(lines.map((line) => line.replace(/^\d\d:\d\d:\d\d +setup +/, '').replace(/ +[\d.]+ (ms|s)$/, ''))).toEqual(
+      expect.arrayContaining(['Job create', 'pod scheduling', 'setup command', 'container start']),
+    );
+    expect(worker.logs.filter((l) => /setup event/i.test(String(l.msg)))).toEqual([]);
+  });
+});

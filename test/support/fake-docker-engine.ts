@@ -112,6 +112,9 @@ export class FakeDockerEngine {
   readonly missingImages = new Set<string>();
   /** The daemon's CPUs: a container asking for more is refused at create. */
   hostCpus = 2;
+  /** Pulls stop after their first progress line until `releasePulls()` (or the client gives up). */
+  holdPulls = false;
+  private heldPulls: Array<() => void> = [];
   private waiters: Array<() => void> = [];
 
   private constructor(
@@ -141,6 +144,12 @@ export class FakeDockerEngine {
   }
 
   // ---- test helpers ------------------------------------------------------
+
+  /** Lets held pulls go on (and new ones through). */
+  releasePulls(): void {
+    this.holdPulls = false;
+    for (const release of this.heldPulls.splice(0)) release();
+  }
 
   addImage(name: string, props: Partial<FakeImage> = {}): FakeImage {
     const key = normaliseImage(name);
@@ -331,6 +340,13 @@ export class FakeDockerEngine {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write(`${JSON.stringify({ status: `Pulling from ${query.get('fromImage')}`, id: query.get('tag') })}\r\n`);
       res.write(`${JSON.stringify({ status: 'Downloading', progressDetail: { current: 10, total: 100 }, id: 'abc123' })}\r\n`);
+      if (this.holdPulls) {
+        await new Promise<void>((resolve) => {
+          this.heldPulls.push(resolve);
+          res.once('close', resolve);
+        });
+        if (res.destroyed) return;
+      }
       const error = this.pullErrors.get(name);
       if (error !== undefined) {
         res.end(`${JSON.stringify({ errorDetail: { message: error }, error })}\r\n`);

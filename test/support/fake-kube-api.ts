@@ -33,7 +33,8 @@ export type Scenario =
   | 'deadline'
   | 'init-fail'
   | 'sidecar-sigterm'
-  | 'exit-beside-helper';
+  | 'exit-beside-helper'
+  | 'timed';
 
 /** A PATCH the API accepted or refused, as sent. */
 export interface RecordedPatch {
@@ -411,6 +412,40 @@ export class FakeKubeApi {
       containerStatuses: [{ name: 'task', ready: false, restartCount: 0, image: 'x', imageID: '', state: { terminated: { exitCode, reason } } }],
     });
     switch (scenario) {
+      case 'timed': {
+        // Times as the scheduler and kubelet set them: scheduled 1 s after creation, each init container run in turn (1 s each), then the task.
+        const seconds = (offset: number) => new Date(Date.parse(pod.metadata.creationTimestamp) + offset * 1000).toISOString();
+        const scheduled = [{ type: 'PodScheduled', status: 'True', lastTransitionTime: seconds(1) }];
+        const inits = (pod.spec.initContainers ?? []).map((c: { name: string }, i: number) => ({
+          name: c.name,
+          ready: false,
+          restartCount: 0,
+          image: 'x',
+          imageID: '',
+          state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: seconds(2 + i), finishedAt: seconds(3 + i) } },
+        }));
+        const taskStart = seconds(4 + inits.length);
+        const task = (state: unknown) => [{ name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state }];
+        step(1, () => this.setPodStatus(podName, { phase: 'Pending', conditions: scheduled }));
+        step(2, () =>
+          this.setPodStatus(podName, {
+            phase: 'Running',
+            conditions: scheduled,
+            initContainerStatuses: inits,
+            containerStatuses: task({ running: { startedAt: taskStart } }),
+          }),
+        );
+        step(3, () =>
+          this.setPodStatus(podName, {
+            phase: 'Succeeded',
+            conditions: scheduled,
+            initContainerStatuses: inits,
+            containerStatuses: task({ terminated: { exitCode: 0, reason: 'Completed', startedAt: taskStart, finishedAt: seconds(9 + inits.length) } }),
+          }),
+        );
+        step(4, () => this.setJobCondition(jobName, 'Complete'));
+        return;
+      }
       case 'succeed':
         step(1, () => this.setPodStatus(podName, running));
         step(2, () => this.setPodStatus(podName, terminated(0, 'Completed', 'Succeeded')));

@@ -480,3 +480,105 @@ describe('sidecars', () => {
     );
   });
 });
+
+describe('setup phases', () => {
+  type Phase = [name: string, isError: boolean];
+  const recorder = () => {
+    const phases: Phase[] = [];
+    const spans: Array<{ start: Date; finish: Date }> = [];
+    return {
+      phases,
+      spans,
+      setupPhase: (name: string, start: Date, finish: Date, isError: boolean) => {
+        phases.push([name, isError]);
+        spans.push({ start, finish });
+      },
+    };
+  };
+  const timed = (b: Backend, p: TaskParams, record: ReturnType<typeof recorder>, controller = new AbortController()) =>
+    b.executeTask({ params: p, signal: controller.signal, log, setupPhase: record.setupPhase });
+
+  // Go's docker_pull_policy_test: container create is made to fail, so each run also times a failed container start.
+  it.each<[string, DockerBackendConfig['pullPolicy'], () => void, string, Phase[]]>([
+    [
+      'Always, pull OK',
+      'Always',
+      () => engine.addImage('local/agent:1'),
+      'local/agent:1',
+      [
+        ['setup_worker_image_pull', false],
+        ['setup_worker_container_start', true],
+      ],
+    ],
+    [
+      'IfNotPresent, not on the engine, pull OK',
+      'IfNotPresent',
+      () => {},
+      'fresh:1',
+      [
+        ['setup_worker_image_pull', false],
+        ['setup_worker_container_start', true],
+      ],
+    ],
+    ['IfNotPresent, on the engine', 'IfNotPresent', () => engine.addImage('local/agent:1'), 'local/agent:1', [['setup_worker_container_start', true]]],
+    ['Never, on the engine', 'Never', () => engine.addImage('local/agent:1'), 'local/agent:1', [['setup_worker_container_start', true]]],
+    [
+      'IfNotPresent, the inspect fails (500)',
+      'IfNotPresent',
+      () => engine.failures.push({ method: 'GET', path: /^\/images\/.*\/json$/, status: 500, message: 'inspect exploded', once: true }),
+      'fresh:2',
+      [],
+    ],
+    ['Never, not on the engine', 'Never', () => {}, 'absent:1', []],
+    ['IfNotPresent, an arm64 image on an amd64 engine', 'IfNotPresent', () => engine.addImage('armlocal:1', { Architecture: 'arm64' }), 'armlocal:1', []],
+    ['Always, the pull fails (500)', 'Always', () => (engine.registryUnreachable = true), 'fresh:3', [['setup_worker_image_pull', true]]],
+  ])('image pull is timed only when a pull runs: %s', async (_, pullPolicy, arrange, image, expected) => {
+    arrange();
+    engine.failures.push({ method: 'POST', path: /^\/containers\/create$/, status: 500, message: 'create refused' });
+    const b = await backend({ pullPolicy });
+    const record = recorder();
+    await rejection(timed(b, params('pp', { image }), record));
+    expect(record.phases).toEqual(expected);
+  });
+
+  it('times image pull, sidecar preparation and container start of a task that runs, in order, each ending before the next starts', async () => {
+    const b = await backend();
+    const record = recorder();
+    const sidecar: SidecarMount = { image: 'docker.io/warpdotdev/warp-agent:latest', mount_path: '/agent', read_write: false };
+    await expect(timed(b, params('ph1', { sidecars: [sidecar] }), record)).resolves.toEqual({ kind: 'completed' });
+    expect(record.phases).toEqual([
+      ['setup_worker_image_pull', false],
+      ['setup_worker_sidecar_prep', false],
+      ['setup_worker_container_start', false],
+    ]);
+    for (const [i, span] of record.spans.entries()) {
+      expect(span.finish.getTime()).toBeGreaterThanOrEqual(span.start.getTime());
+      if (i > 0) expect(span.start.getTime()).toBeGreaterThanOrEqual(record.spans[i - 1]!.finish.getTime());
+    }
+  });
+
+  it('times no sidecar preparation without sidecars, and a failed one as an error', async () => {
+    const b = await backend();
+    const plain = recorder();
+    await timed(b, params('ph2'), plain);
+    expect(plain.phases.map(([name]) => name)).toEqual(['setup_worker_image_pull', 'setup_worker_container_start']);
+    engine.pullErrors.set('registry.internal/tools:1', 'unauthorized: authentication required');
+    const failing = recorder();
+    await rejection(timed(b, params('ph3', { sidecars: [{ image: 'registry.internal/tools:1', mount_path: '/mnt/tools', read_write: true }] }), failing));
+    expect(failing.phases).toEqual([
+      ['setup_worker_image_pull', false],
+      ['setup_worker_sidecar_prep', true],
+    ]);
+  });
+
+  it('times a container that does not start as a failed container start', async () => {
+    engine.failures.push({ method: 'POST', path: /^\/containers\/[^/]+\/start$/, status: 500, message: 'no start' });
+    const b = await backend();
+    const record = recorder();
+    expect(await rejection(timed(b, params('ph4'), record))).toMatchObject({ reason: 'container_start' });
+    expect(record.phases).toEqual([
+      ['setup_worker_image_pull', false],
+      ['setup_worker_container_start', true],
+    ]);
+  });
+});

@@ -12,14 +12,16 @@ afterEach(() => {
 });
 
 describe('server database migrations', () => {
-  it('adds reported_execution_id to a version-2 file and keeps its tasks', async () => {
+  it('adds reported_execution_id and event data to a version-2 file and keeps its tasks and events', async () => {
     const dir = tempDir('server-db');
     dirs.push(dir);
     const path = join(dir.path, 'server.db');
-    // A file as the previous version left it: schema 2, no reported_execution_id column.
+    // A file as version 2 left it: no reported_execution_id column, no event data.
     const old = await openDatabase(path);
-    old.exec('DROP TABLE task_failure_details; ALTER TABLE tasks DROP COLUMN reported_execution_id; PRAGMA user_version = 2;');
     const before = new Store(old).createTask({ title: 't', prompt: 'p', owner: { type: 'TEAM', id: 1 }, agentConfig: undefined, deviceId: undefined });
+    old.exec(
+      'DROP INDEX task_events_with_data; ALTER TABLE task_events DROP COLUMN data; DROP TABLE task_failure_details; ALTER TABLE tasks DROP COLUMN reported_execution_id; PRAGMA user_version = 2;',
+    );
     old.close();
 
     const db = await openDatabase(path);
@@ -27,6 +29,11 @@ describe('server database migrations', () => {
     const store = new Store(db);
     expect(store.task(before.id)).toMatchObject({ id: before.id, reportedExecutionId: undefined });
     expect(store.updateTask(before.id, { reportedExecutionId: 'exec-1' }).reportedExecutionId).toBe('exec-1');
+    expect(store.events(before.id)).toEqual([expect.objectContaining({ kind: 'created' })]);
+    expect(store.events(before.id)[0]).not.toHaveProperty('data');
+    store.addEvent(before.id, 'setup', 'image pull took 1.2 s', { event_uuid: 'u-1', event_name: 'setup_worker_image_pull' });
+    expect(store.events(before.id)[1]).toMatchObject({ kind: 'setup', data: { event_uuid: 'u-1', event_name: 'setup_worker_image_pull' } });
+    expect(store.clientEventUuids(before.id, ['setup'])).toEqual(['u-1']);
     db.close();
   });
 
@@ -35,9 +42,9 @@ describe('server database migrations', () => {
     dirs.push(dir);
     const path = join(dir.path, 'server.db');
     const old = await openDatabase(path);
-    old.exec('DROP TABLE task_failure_details; PRAGMA user_version = 3;');
     const owner = { type: 'TEAM' as const, id: 1 };
     const before = new Store(old).createTask({ title: 't', prompt: 'p', owner, agentConfig: undefined, deviceId: undefined });
+    old.exec('DROP INDEX task_events_with_data; ALTER TABLE task_events DROP COLUMN data; DROP TABLE task_failure_details; PRAGMA user_version = 3;');
     old.close();
 
     const db = await openDatabase(path);

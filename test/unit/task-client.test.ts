@@ -1,9 +1,12 @@
 // The `oz-worker task` client's pure parts: what a refusal says, how the
 // server URL is checked, and how tasks and events are laid out.
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { TaskJson } from '../../src/local/api-client.js';
 import { cliMessage, parseServerUrl, type RequestContext } from '../../src/local/client-errors.js';
 import { EVENT_KIND_WIDTH, formatAge, formatEvent, formatFailureDetails, formatTaskTable } from '../../src/local/task-format.js';
+import { clientEventBody } from '../../src/protocol/client-events.js';
+import { clientEventDetail, formatLatency } from '../../src/server/client-events.js';
 
 const fromFlag: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySource: { kind: 'flag', flag: '--api-key' } };
 const fromFile: RequestContext = { serverUrl: 'http://127.0.0.1:7317/', keySource: { kind: 'file', path: '/s/local.json' } };
@@ -110,6 +113,55 @@ describe('task tables', () => {
     const lines = ['assigned', 'worker_disconnected', 'completed'].map((kind, seq) => formatEvent({ seq, at: '2026-01-01T12:00:01.000Z', kind, detail: 'D' }));
     expect(new Set(lines.map((line) => line.indexOf(' D')))).toEqual(new Set([10 + EVENT_KIND_WIDTH]));
     expect(lines[1]).toBe(`12:00:01  ${'worker_disconnected'.padEnd(EVENT_KIND_WIDTH)} D`);
+  });
+
+  it('shows each setup phase as its name and how long it took, the durations in one column, a failed one marked', () => {
+    const phase = (name: string, latency: number, isError = false) => {
+      const data = clientEventBody(name, new Date('2026-01-01T12:00:00Z'), new Date(Date.parse('2026-01-01T12:00:00Z') + latency), isError, randomUUID());
+      return formatEvent({ seq: 1, at: '2026-01-01T12:00:09.000Z', kind: 'setup', detail: clientEventDetail(data), data });
+    };
+    const pad = ' '.repeat(EVENT_KIND_WIDTH - 'setup'.length);
+    expect([
+      phase('setup_worker_job_create', 84),
+      phase('setup_worker_pod_schedule', 1_000),
+      phase('setup_worker_sidecar_prep', 12_345),
+      phase('setup_worker_setup_command', 7_000, true),
+      phase('setup_worker_container_start', 125_000),
+      phase('setup_worker_something_new', 0),
+    ]).toEqual([
+      `12:00:09  setup${pad} Job create           84 ms`,
+      `12:00:09  setup${pad} pod scheduling       1.0 s`,
+      `12:00:09  setup${pad} sidecar preparation  12.3 s`,
+      `12:00:09  setup${pad} setup command        7.0 s  (failed)`,
+      `12:00:09  setup${pad} container start      2 min 05 s`,
+      `12:00:09  setup${pad} setup_worker_something_new 0 ms`,
+    ]);
+    // Without its data (an older server), the detail line the server wrote.
+    expect(formatEvent({ seq: 1, at: '2026-01-01T12:00:09.000Z', kind: 'setup', detail: 'image pull took 1.2 s' })).toBe(
+      `12:00:09  setup${pad} image pull took 1.2 s`,
+    );
+  });
+
+  it.each([
+    [0, '0 ms'],
+    [999, '999 ms'],
+    [1_000, '1.0 s'],
+    [24_598, '24.5 s'],
+    [59_999, '59.9 s'],
+    [60_000, '1 min 00 s'],
+    [3_725_000, '62 min 05 s'],
+  ])('a setup phase of %i ms reads %s', (ms, text) => {
+    expect(formatLatency(ms)).toBe(text);
+  });
+
+  it('words the history line of a phase', () => {
+    const start = new Date('2026-01-01T12:00:00Z');
+    expect(clientEventDetail(clientEventBody('setup_worker_image_pull', start, new Date(start.getTime() + 1_234), false, randomUUID()))).toBe(
+      'image pull took 1.2 s',
+    );
+    expect(clientEventDetail(clientEventBody('setup_worker_container_start', start, new Date(start.getTime() + 400), true, randomUUID()))).toBe(
+      'container start failed after 400 ms',
+    );
   });
 });
 

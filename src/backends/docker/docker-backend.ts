@@ -24,11 +24,12 @@ import { TaskCancelled, TaskFailure } from '../../task/failure.js';
 import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
 import { throwIfCancelled } from '../shared/cancellation.js';
 import { withCleanup } from '../shared/cleanup.js';
+import { startPhase } from '../shared/setup-phase.js';
 import { LineSplitter } from '../shared/output-lines.js';
 import { checkTaskImages, invalidReferenceText, LABELS, sidecarBind, taskContainerName, taskContainerSpec } from './container-spec.js';
 import { discoverDocker, DockerDiscoveryError, type DockerEndpoint } from './discovery.js';
 import { connectionProblem, errorText, HttpDockerEngine, isNotFound, type DockerEngine, type ImageInfo } from './engine.js';
-import { fullName, parseImageRef, pullTag } from './reference.js';
+import { fullName, parseImageRef, pullTag, type ImageRef } from './reference.js';
 import { registryAuthFor, type CredentialHelper } from './registry-auth.js';
 import { SidecarVolumes } from './sidecars.js';
 import { isPullMilestone, LogDemuxer } from './streams.js';
@@ -272,19 +273,22 @@ class DockerBackend implements Backend {
     checkTaskImages(params);
 
     try {
-      await this.pull(params.image, run);
+      await this.pull(params.image, run, { timed: true });
     } catch (error) {
       throwIfCancelled(signal);
       throw new TaskFailure('image_pull', errorMessage(error), { cause: error });
     }
 
     const sidecarBinds: string[] = [];
+    // Timed only when there is something to prepare (a 0 ms sample says nothing).
+    const sidecarPrep = params.sidecars.length > 0 ? startPhase(run, 'setup_worker_sidecar_prep') : undefined;
     for (const [index, sidecar] of params.sidecars.entries()) {
       log.info(`Preparing additional sidecar: image=${sidecar.image}, mount=${sidecar.mount_path}${sidecar.read_write ? ' (read-write)' : ''}`);
       let image: ImageInfo;
       try {
         image = await this.pull(sidecar.image, run);
       } catch (error) {
+        sidecarPrep?.(true);
         throwIfCancelled(signal);
         throw new TaskFailure('sidecar_prep', `failed to pull additional sidecar image ${sidecar.image}: ${errorMessage(error)}`, { cause: error });
       }
@@ -298,11 +302,13 @@ class DockerBackend implements Backend {
           volume = await unlessCancelled(this.sidecars.shared(sidecar.image, image.Id, log), signal);
         }
       } catch (error) {
+        sidecarPrep?.(true);
         throwIfCancelled(signal);
         throw new TaskFailure('sidecar_prep', `failed to prepare additional sidecar ${sidecar.image}: ${errorText(error)}`, { cause: error });
       }
       sidecarBinds.push(sidecarBind(volume, sidecar));
     }
+    sidecarPrep?.(false);
     throwIfCancelled(signal);
 
     const { body, warning } = taskContainerSpec({
@@ -314,9 +320,11 @@ class DockerBackend implements Backend {
       hostCpus: this.settings.hostCpus,
     });
     if (warning) log.warn(warning);
+    const containerStart = startPhase(run, 'setup_worker_container_start');
     try {
       resources.container = await engine.createContainer(resources.containerName, body);
     } catch (error) {
+      containerStart(true);
       throw new TaskFailure('container_create', `failed to create container: ${errorText(error)}`, { cause: error });
     }
     const id = resources.container;
@@ -331,8 +339,10 @@ class DockerBackend implements Backend {
       try {
         await engine.startContainer(id);
       } catch (error) {
+        containerStart(true);
         throw new TaskFailure('container_start', `failed to start container: ${errorText(error)}`, { cause: error });
       }
+      containerStart(false);
       const logsStop = new AbortController();
       const logsDone = this.followLogs(id, log, logsStop.signal, run.output);
       let result;
@@ -394,11 +404,13 @@ class DockerBackend implements Backend {
    * The image, pulled for the daemon's platform as `backend.docker.image_pull_policy`
    * says (the Go worker's rules: Always pulls; IfNotPresent and Never use the
    * engine's copy, and an inspect error other than not-found fails without a
-   * pull; Never never pulls), and checked; errors are Go-worded.
+   * pull; Never never pulls), and checked; errors are Go-worded. `timed`: a
+   * pull that runs is the task's image-pull setup phase, from the pull to the
+   * platform check (sidecar pulls count as sidecar preparation).
    */
-  private async pull(image: string, run: TaskRun): Promise<ImageInfo> {
-    const { engine, platform, env, home, credentialHelper, config } = this.settings;
-    const { log, signal } = run;
+  private async pull(image: string, run: TaskRun, options: { timed?: boolean } = {}): Promise<ImageInfo> {
+    const { env, home, credentialHelper, config } = this.settings;
+    const { log } = run;
     const ref = parseImageRef(image);
     if (!ref) throw new Error(invalidReferenceText(image));
     const policy = config.docker.pullPolicy;
@@ -415,6 +427,21 @@ class DockerBackend implements Backend {
       }
     }
     const registryAuth = await registryAuthFor(image, { env, home, helper: credentialHelper }, log);
+    const pulled = options.timed ? startPhase(run, 'setup_worker_image_pull') : undefined;
+    try {
+      const info = await this.pullAndCheck(image, ref, registryAuth, run);
+      pulled?.(false);
+      return info;
+    } catch (error) {
+      pulled?.(true);
+      throw error;
+    }
+  }
+
+  /** The pull itself, then the pulled image's inspect and platform check. */
+  private async pullAndCheck(image: string, ref: ImageRef, registryAuth: string | undefined, run: TaskRun): Promise<ImageInfo> {
+    const { engine, platform } = this.settings;
+    const { log, signal } = run;
     log.info(`Pulling image: ${image}`);
     try {
       await engine.pullImage(fullName(ref), pullTag(ref), {

@@ -1,6 +1,6 @@
 // What the shared watches keep of each Job and Pod: only the fields the backend
-// reads (classify.ts, job-monitor.ts, task-watch.ts, the log collection and a
-// failure's details, failure-details.ts),
+// reads (classify.ts, job-monitor.ts, task-watch.ts, the log collection, a
+// failure's details (failure-details.ts) and the setup phases (setup-phases.ts)),
 // plus what the informer needs to key and resume (name, namespace,
 // resourceVersion). A full object from the API server is several kilobytes
 // (spec, managedFields, status details); a thousand running tasks hold one Job
@@ -61,7 +61,7 @@ function stateOf(state: V1ContainerState | undefined): V1ContainerState | undefi
         message: terminated.message,
       }),
     waiting: waiting && compact<NonNullable<V1ContainerState['waiting']>>({ reason: waiting.reason, message: waiting.message }),
-    // Only its presence is telling (the container runs); the start time is not read.
+    // Only its presence is read here (the container runs); its start time is kept below, with the setup times.
     running: running && {},
   });
 }
@@ -78,7 +78,7 @@ export function cachedJob(job: V1Job): V1Job {
     metadata: metadataOf(job.metadata, false),
     status: job.status && compact<NonNullable<V1Job['status']>>({ conditions: conditionsOf(job.status.conditions) }),
   });
-  return withFailureDetailFields(job, cached);
+  return withTimes(job, cached);
 }
 
 /** A Pod as the watch keeps it: identity, labels, creation time, container names, and the status classify.ts reads. */
@@ -100,15 +100,16 @@ export function cachedPod(pod: V1Pod): V1Pod {
         containerStatuses: statusesOf(status.containerStatuses),
       }),
   });
-  return withFailureDetailFields(pod, cached);
+  return withTimes(pod, cached);
 }
 
-// ---- What a failure's details add (failure-details.ts) ----------------------
-// Times the verdicts above never read: when each condition last changed, when
-// a terminated container started and finished, when the pod was marked for
-// deletion. Laid onto the projection made above (conditions and container
-// statuses are projected one for one, so indexes match); the rest of the
-// object stays out.
+// ---- Times (failure-details.ts, setup-phases.ts) ----------------------------
+// Times the verdicts above never read: when each condition last changed (the
+// scheduler's PodScheduled among them), when a container started and ended,
+// when the pod was marked for deletion. They give a failure's details and the
+// task's setup phases. Laid onto the projection made above (conditions and
+// container statuses are projected one for one, so indexes match); the rest of
+// the object stays out.
 
 type Timed = { lastTransitionTime?: Date };
 
@@ -121,6 +122,8 @@ function copyTransitionTimes(from: readonly Timed[] | undefined, to: readonly Ti
 
 function copyRunTimes(from: readonly V1ContainerStatus[] | undefined, to: readonly V1ContainerStatus[] | undefined): void {
   from?.forEach((status, i) => {
+    const running = to?.[i]?.state?.running;
+    if (running && status.state?.running?.startedAt !== undefined) running.startedAt = status.state.running.startedAt;
     const source = status.state?.terminated;
     const kept = to?.[i]?.state?.terminated;
     if (!source || !kept) return;
@@ -129,7 +132,7 @@ function copyRunTimes(from: readonly V1ContainerStatus[] | undefined, to: readon
   });
 }
 
-function withFailureDetailFields<T extends V1Job | V1Pod>(source: T, cached: T): T {
+function withTimes<T extends V1Job | V1Pod>(source: T, cached: T): T {
   copyTransitionTimes(source.status?.conditions, cached.status?.conditions);
   // A Job's status has no container statuses: nothing to copy there.
   const from = (source as V1Pod).status;

@@ -6,7 +6,7 @@ import type { KubernetesBackendConfig } from '../../config/worker-config.js';
 import type { SidecarMount } from '../../protocol/messages.js';
 import type { TaskParams } from '../../task/contract.js';
 import { TaskFailure } from '../../task/failure.js';
-import { executionIdOf, preflightJobName, taskJobName, taskLabels } from './names.js';
+import { executionIdOf, preflightJobName, SETUP_CONTAINER, SIDECAR_COPY_PREFIX, TASK_CONTAINER, taskJobName, taskLabels } from './names.js';
 import { ENV_FILE_PATH, SIDECAR_COPY_SCRIPT, TASK_WRAPPER_SCRIPT, WORKSPACE_PATH } from './scripts.js';
 import { wellKnownEntries } from '../shared/well-known-env.js';
 
@@ -131,7 +131,7 @@ function sidecarParts(sidecars: readonly SidecarMount[], settings: Pick<JobSetti
     parts.volumes.push({ name, emptyDir: {} });
     parts.mounts.push({ name, mountPath: sidecar.mount_path, readOnly: !sidecar.read_write });
     parts.initContainers.push({
-      name: `copy-sidecar-${i}`,
+      name: `${SIDECAR_COPY_PREFIX}${i}`,
       image: sidecar.image,
       imagePullPolicy: settings.imagePullPolicy,
       command: ['/bin/sh', '-c', SIDECAR_COPY_SCRIPT],
@@ -153,7 +153,7 @@ export function buildTaskPodSpec(params: TaskParams, settings: JobSettings): V1P
   const workerInit = [...sidecars.initContainers];
   if (settings.setupCommand !== '') {
     workerInit.push({
-      name: 'setup',
+      name: SETUP_CONTAINER,
       image: params.image,
       imagePullPolicy: settings.imagePullPolicy,
       command: ['/bin/sh', '-c', settings.setupCommand],
@@ -176,7 +176,7 @@ export function buildTaskPodSpec(params: TaskParams, settings: JobSettings): V1P
   const shape = shapeResources(params.instanceShape);
   const lifecycle = settings.teardownCommand !== '' ? { preStop: { exec: { command: ['/bin/sh', '-c', settings.teardownCommand] } } } : undefined;
   const containers = spec.containers ?? [];
-  const templateTask = containers.find((container) => container.name === 'task');
+  const templateTask = containers.find((container) => container.name === TASK_CONTAINER);
   if (templateTask) {
     templateTask.image = params.image;
     templateTask.command = ['/bin/sh', '-c', TASK_WRAPPER_SCRIPT, 'oz-task'];
@@ -190,7 +190,7 @@ export function buildTaskPodSpec(params: TaskParams, settings: JobSettings): V1P
     if (resources) templateTask.resources = resources;
   } else {
     const task: V1Container = {
-      name: 'task',
+      name: TASK_CONTAINER,
       image: params.image,
       imagePullPolicy: settings.imagePullPolicy,
       command: ['/bin/sh', '-c', TASK_WRAPPER_SCRIPT, 'oz-task'],

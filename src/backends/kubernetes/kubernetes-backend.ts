@@ -11,7 +11,7 @@ import type { V1Job, V1PodSpec } from '@kubernetes/client-node';
 import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../task/failure.js';
-import type { Backend, ExecutionOutcome, ResumableTask, TaskParams, TaskRun } from '../../task/contract.js';
+import type { Backend, ExecutionOutcome, ResumableTask, TaskRun } from '../../task/contract.js';
 import { createKubeClient, statusOf, type KubeClient } from './client.js';
 import { taskJobFor, type JobSettings } from './job-builder.js';
 import { finalizeFailedJob, JobReplacedError } from './job-expiry.js';
@@ -23,6 +23,8 @@ import { FailureEvents, PodWarningEvents } from './pod-events.js';
 import { kubernetesFailureDetails, observedUids, type FailureObservation } from './failure-details.js';
 import type { FailureDetails } from '../../protocol/messages.js';
 import { SharedTaskWatch } from './task-watch.js';
+import { PodSetupTracker } from './setup-phases.js';
+import { startPhase } from '../shared/setup-phase.js';
 import { errorMessage } from '../../errors/error-message.js';
 
 /** Set on a Job once its result was handed to the worker, so a restart does not report it twice. */
@@ -166,26 +168,32 @@ class KubernetesBackend implements Backend {
   }
 
   async executeTask(run: TaskRun): Promise<ExecutionOutcome> {
-    const { name, executionHash } = await this.start(run.params, run.log);
+    const { name, executionHash } = await this.start(run);
     return this.follow(name, executionHash, run);
   }
 
   /** Creates (or adopts) the task's Job; only its name and hash outlive this, not the whole Job spec a running task would keep. */
-  private async start(params: TaskParams, log: Logger): Promise<{ name: string; executionHash: string }> {
-    const job = taskJobFor(params, this.settings.job);
-    await this.createOrAdopt(job, params, log);
+  private async start(run: TaskRun): Promise<{ name: string; executionHash: string }> {
+    const job = taskJobFor(run.params, this.settings.job);
+    await this.createOrAdopt(job, run);
     return { name: job.metadata!.name!, executionHash: job.metadata!.labels![LABEL_EXECUTION_HASH]! };
   }
 
-  private async createOrAdopt(job: V1Job, params: TaskParams, log: Logger): Promise<void> {
+  private async createOrAdopt(job: V1Job, run: TaskRun): Promise<void> {
+    const { params, log } = run;
     const name = job.metadata!.name!;
     log.info(`Creating Kubernetes Job ${name} in namespace ${this.client.namespace}`);
+    const created = startPhase(run, 'setup_worker_job_create');
     try {
       await this.client.createJob(job);
+      created(false);
       return;
     } catch (error) {
-      if (statusOf(error) !== 409)
+      // An existing Job (409) is adopted below: its creation was timed by the run that made it.
+      if (statusOf(error) !== 409) {
+        created(true);
         throw new TaskFailure('job_create', createFailureText(error, this.client.namespace), { cause: error, details: unsentJobDetails(job) });
+      }
     }
     // AlreadyExists: the server sent this execution again. Adopt our own Job; refuse anyone else's.
     const existing = await this.client.getJob(name).catch(() => undefined);
@@ -204,6 +212,24 @@ class KubernetesBackend implements Backend {
 
   /** Watches a Job to its end and turns that into the task's outcome. */
   private async follow(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {
+    const stopTracking = run.setupPhase ? this.trackSetupPhases(executionHash, run.setupPhase) : undefined;
+    try {
+      return await this.monitorAndConclude(name, executionHash, run);
+    } finally {
+      stopTracking?.();
+    }
+  }
+
+  /**
+   * Reports the pod's setup phases from the pods the shared watch delivers
+   * anyway (no request of its own), until the task's outcome is settled.
+   */
+  private trackSetupPhases(executionHash: string, report: NonNullable<TaskRun['setupPhase']>): () => void {
+    const tracker = new PodSetupTracker((phase) => report(phase.name, phase.start, phase.finish, phase.isError));
+    return this.watch.subscribe(executionHash, { job: () => {}, pod: (pod) => tracker.observe(pod) });
+  }
+
+  private async monitorAndConclude(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {
     const { log, signal } = run;
     const result = await monitorJob({
       client: this.client,

@@ -12,6 +12,12 @@ export const LABEL_EXECUTION_HASH = 'oz-execution-hash';
 export const ANNOTATION_TASK_ID = 'oz-worker.dev/task-id';
 export const ANNOTATION_EXECUTION_ID = 'oz-worker.dev/execution-id';
 
+/** Containers of a task pod, as the Go worker names them (setup timings read their statuses by name). */
+export const TASK_CONTAINER = 'task';
+export const SETUP_CONTAINER = 'setup';
+/** Followed by the sidecar's index: the init containers that copy a sidecar image's files. */
+export const SIDECAR_COPY_PREFIX = 'copy-sidecar-';
+
 const MAX_NAME = 63;
 const JOB_PREFIX = 'oz-task-';
 const EXEC_SEPARATOR = '-exec-';
