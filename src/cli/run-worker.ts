@@ -19,6 +19,7 @@ import { recoverFromJournal } from '../worker/recovery.js';
 import { describeScope } from '../scope/decide.js';
 import { watchParent } from '../local/parent-link.js';
 import { errorMessage } from '../errors/error-message.js';
+import { TaskLogExports } from '../observability/task-logs.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -123,6 +124,18 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     send: (text) => connectionRef?.sendExtensionFrame(text) ?? false,
     scrub: (line) => scrubber.scrub(line),
   });
+  // Off with collect_task_logs: no task gets an identity call or an export.
+  const taskLogs = config.collectTaskLogs
+    ? new TaskLogExports({
+        collect: true,
+        serverRootUrl: config.serverRootUrl,
+        workerId: config.workerId,
+        backend: config.backend,
+        workerApiKey: config.apiKey,
+        env,
+        caPem: config.caPem,
+      })
+    : undefined;
   const worker: Worker = new Worker({
     config,
     backend,
@@ -138,6 +151,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     onHandedOff: (taskId) => journal?.handedOff(taskId),
     onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     onLeftovers: (taskId, key, note) => journal?.leftovers(key, taskId, note),
+    ...(taskLogs ? { taskLogs } : {}),
     // One-shot: the task's status is queued; the shutdown delivers it (reconnecting if need be), then exits 0.
     onOneShotDone: () => {
       if (shutdownRef?.started) return;
@@ -173,6 +187,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     closeConnection: () => connection.stop(),
     shutdownBackend: async () => {
       await backend.shutdown();
+      taskLogs?.close();
       await telemetry.shutdown();
     },
     // The journal's last write (nothing pending, nothing running) lands before the process ends.

@@ -11,6 +11,7 @@ import { TASK_STATE_CANCELLED, type OutboundMessage, type TaskAssignment } from 
 import { decideAssignment, describeOwner, describeScope } from '../scope/decide.js';
 import { classifyFailure, TaskCancelled } from '../task/failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from '../observability/worker-metrics.js';
+import { TASK_LOG_FLUSH_MS, type TaskLogReporter } from '../observability/task-logs.js';
 import { acceptsCancel, isExecuting, TaskEntry, type TaskState } from './task-state.js';
 
 /** Stable codes that start every `task_rejected.reason`. */
@@ -37,6 +38,8 @@ export interface WorkerDeps {
   onOutput?: (taskId: string, stream: 'stdout' | 'stderr', line: string) => void;
   /** What a task would leave behind if the worker died now (see TaskRun.recordLeftovers). */
   onLeftovers?: (taskId: string, key: string, note: LeftoverNote | undefined) => void;
+  /** Opens a task's log export when its assignment asks for one (and the operator allows it); absent: no task's logs are exported. */
+  taskLogs?: { open(assignment: TaskAssignment, log: Logger): Promise<TaskLogReporter | undefined> };
   /**
    * One-shot mode: the one task ended, its terminal status is queued and its
    * cleanup is done; the worker is to deliver the status and exit.
@@ -211,8 +214,10 @@ export class Worker {
     this.track(
       entry,
       secrets,
-      (log) => {
+      async (log) => {
         const params = this.buildParams(assignment, mcpArgument);
+        const taskLogs = await this.deps.taskLogs?.open(assignment, log);
+        entry.taskLogs = taskLogs;
         entry.apply({ type: 'start' });
         entry.startedAt = Date.now();
         log.info({ backend: config.backend }, 'Starting task execution');
@@ -224,6 +229,7 @@ export class Worker {
           afterOutcome: (cleanup) => entry.cleanups.push(cleanup),
           ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
           ...(onLeftovers ? { recordLeftovers: (key: string, note: LeftoverNote | undefined) => onLeftovers(taskId, key, note) } : {}),
+          ...(taskLogs ? { taskLogs } : {}),
         });
       },
       onDone,
@@ -264,7 +270,7 @@ export class Worker {
     this.deps.scrubber?.add(secrets);
     let result: TaskResult = 'failed';
     try {
-      const outcome = await start(log);
+      const outcome = await afterLogFlush(entry, start(log));
       switch (outcome.kind) {
         case 'handedOff':
           entry.apply({ type: 'handedOff' });
@@ -325,6 +331,8 @@ export class Worker {
       // The slot is free once the agent ended (the limit counts agents); the
       // backend's cleanup still holds shutdown and the task's secrets.
       await Promise.allSettled(entry.cleanups);
+      // What the cleanup printed (a teardown hook) goes out too, then the export ends.
+      await entry.taskLogs?.shutdown(TASK_LOG_FLUSH_MS);
       this.deps.scrubber?.remove(secrets);
     }
   }
@@ -381,7 +389,25 @@ export class Worker {
     }
     const pending = backend.preservesTasksOnShutdown ? [] : [...this.executions];
     const settled = await settleBefore(Promise.allSettled(pending), deadline);
+    // Tasks still running (preserved ones, or ones that did not stop in time) send their log records now.
+    const logging = executing.filter((entry) => isExecuting(entry.state) && entry.taskLogs);
+    if (logging.length > 0) {
+      const bound = Math.max(0, Math.min(TASK_LOG_FLUSH_MS, deadline - Date.now()));
+      await Promise.allSettled(logging.map((entry) => entry.taskLogs!.shutdown(bound)));
+    }
     return { settled };
+  }
+}
+
+/**
+ * The backend's outcome once the task's queued log records went out (at most
+ * TASK_LOG_FLUSH_MS), so they reach the collector before the terminal status.
+ */
+async function afterLogFlush<T>(entry: TaskEntry, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } finally {
+    await entry.taskLogs?.flush(TASK_LOG_FLUSH_MS);
   }
 }
 
