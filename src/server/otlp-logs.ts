@@ -103,13 +103,13 @@ interface RequestObject {
 
 let requestType: protobuf.Type | undefined;
 
-function valueOf(value: AnyValueObject | undefined): OtlpValue {
+function anyValue(value: AnyValueObject | undefined): OtlpValue {
   if (value === undefined) return null;
   if (value.string_value !== undefined) return value.string_value;
   if (value.bool_value !== undefined) return value.bool_value;
   if (value.int_value !== undefined) return Number(value.int_value);
   if (value.double_value !== undefined) return value.double_value;
-  if (value.array_value !== undefined) return (value.array_value.values ?? []).map(valueOf);
+  if (value.array_value !== undefined) return (value.array_value.values ?? []).map(anyValue);
   if (value.kvlist_value !== undefined) return attributesOf(value.kvlist_value.values);
   if (value.bytes_value !== undefined) return value.bytes_value;
   return null;
@@ -117,7 +117,7 @@ function valueOf(value: AnyValueObject | undefined): OtlpValue {
 
 function attributesOf(pairs: KeyValueObject[] | undefined): Record<string, OtlpValue> {
   const out: Record<string, OtlpValue> = {};
-  for (const pair of pairs ?? []) out[pair.key ?? ''] = valueOf(pair.value);
+  for (const pair of pairs ?? []) out[pair.key ?? ''] = anyValue(pair.value);
   return out;
 }
 
@@ -138,7 +138,7 @@ export function decodeLogsRequest(bytes: Uint8Array): OtlpLogRecord[] {
           timeUnixNano: record.time_unix_nano ?? '0',
           severityNumber: record.severity_number ?? 0,
           severityText: record.severity_text ?? '',
-          body: valueOf(record.body),
+          body: anyValue(record.body),
           attributes: attributesOf(record.attributes),
         });
       }

@@ -89,9 +89,9 @@ export class TelemetryStub {
       return;
     }
     this.otherCalls.push({ method, url, headers });
-    if (method === 'POST' && url === '/identity') return this.serveIdentity(headers, body, response);
-    if (method === 'POST' && url === '/logs') return this.serveCollector(headers, body, response);
-    response.writeHead(404).end();
+    if (method === 'POST' && url === '/identity') this.serveIdentity(headers, body, response);
+    else if (method === 'POST' && url === '/logs') this.serveCollector(headers, body, response);
+    else response.writeHead(404).end();
   }
 
   private serveIdentity(headers: IncomingHttpHeaders, body: Buffer, response: ServerResponse): void {
