@@ -19,6 +19,7 @@ import { executionIdOf, idHash, LABEL_EXECUTION_HASH, LABEL_EXECUTION_ID, LABEL_
 import { readPodTemplate, readResources, TemplateError } from './pod-template.js';
 import { checkPermissions, runPreflight } from './startup-checks.js';
 import { PodWarningEvents } from './pod-events.js';
+import { literalEnvValues, PodLogStreams } from './pod-logs.js';
 import { SharedTaskWatch } from './task-watch.js';
 import { errorMessage } from '../../errors/error-message.js';
 
@@ -156,13 +157,16 @@ class KubernetesBackend implements Backend {
   }
 
   async executeTask(run: TaskRun): Promise<ExecutionOutcome> {
-    const { name, executionHash } = await this.start(run.params, run.log);
+    const { name, executionHash } = await this.start(run);
     return this.follow(name, executionHash, run);
   }
 
   /** Creates (or adopts) the task's Job; only its name and hash outlive this, not the whole Job spec a running task would keep. */
-  private async start(params: TaskParams, log: Logger): Promise<{ name: string; executionHash: string }> {
+  private async start(run: TaskRun): Promise<{ name: string; executionHash: string }> {
+    const { params, log } = run;
     const job = taskJobFor(params, this.settings.job);
+    // Whatever the pod's environment holds literally (the task's, the operator's, the pod template's) stays out of exported logs.
+    run.taskLogs?.redact(literalEnvValues(job));
     await this.createOrAdopt(job, params, log);
     return { name: job.metadata!.name!, executionHash: job.metadata!.labels![LABEL_EXECUTION_HASH]! };
   }
@@ -193,6 +197,7 @@ class KubernetesBackend implements Backend {
   /** Watches a Job to its end and turns that into the task's outcome. */
   private async follow(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {
     const { log, signal } = run;
+    const streams = run.taskLogs ? new PodLogStreams(this.client, run.taskLogs, log) : undefined;
     const result = await monitorJob({
       client: this.client,
       watch: this.watch,
@@ -204,7 +209,10 @@ class KubernetesBackend implements Backend {
       unschedulableTimeoutMs: this.settings.unschedulableTimeoutMs,
       imagePullTimeoutMs: this.settings.imagePullTimeoutMs,
       volumeMountTimeoutMs: this.settings.volumeMountTimeoutMs,
+      onPod: streams && ((pod) => streams.observe(pod)),
     });
+    // The last lines reach the export before the Job (and its pods' logs) may go.
+    await streams?.finish(() => this.client.listPods(`${LABEL_EXECUTION_HASH}=${executionHash}`));
     return this.conclude(name, executionHash, result, log);
   }
 
