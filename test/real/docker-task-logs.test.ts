@@ -26,7 +26,10 @@ describe.skipIf(!docker)('task logs of a real Docker container', () => {
     stub = await TelemetryStub.start();
     dir = tempDir('real-docker-logs');
     const config = join(dir.path, 'config.yaml');
-    writeFileSync(config, [`worker_id: real-docker-logs-${randomBytes(3).toString('hex')}`, 'backend:', '  docker:', '    image_pull_policy: IfNotPresent'].join('\n'));
+    writeFileSync(
+      config,
+      [`worker_id: real-docker-logs-${randomBytes(3).toString('hex')}`, 'backend:', '  docker:', '    image_pull_policy: IfNotPresent'].join('\n'),
+    );
     worker = startWorker({
       args: ['--config-file', config, '--web-socket-url', server.url, '--server-root-url', stub.url, '-e', 'OPERATOR_SECRET=operator-docker-secret'],
       env: { WARP_API_KEY: API_KEY, DOCKER_HOST: docker!.dockerHost, HOME: dir.path },
@@ -70,6 +73,7 @@ describe.skipIf(!docker)('task logs of a real Docker container', () => {
     expect(stdout[0]!.resource).toMatchObject({ 'worker.backend': 'docker', run_id: 'docker-logs-1', execution_id: 'exec-docker-logs-1' });
     expect(stub.collectorCalls.every((c) => c.headers.authorization === 'Bearer issued-1')).toBe(true);
     const everything = stub.allText();
-    for (const secret of ['docker-task-secret-1', 'operator-docker-secret', 'task-key-docker', 'workload-docker', API_KEY]) expect(everything).not.toContain(secret);
+    for (const secret of ['docker-task-secret-1', 'operator-docker-secret', 'task-key-docker', 'workload-docker', API_KEY])
+      expect(everything).not.toContain(secret);
   }, 150_000);
 });
