@@ -97,7 +97,13 @@ export function registerLocalCommands(program: Command): void {
       .command('logs')
       .description("Print the agent's output (kept when the worker is connected to this server)")
       .argument('<id>')
-      .addOption(new Option('--follow', 'Keep printing until the task ends (exit code 0 when it completed)')),
+      .addOption(new Option('--follow', 'Keep printing until the task ends (exit code 0 when it completed)'))
+      .addOption(
+        new Option(
+          '--exported',
+          "Print the task logs the worker exported instead: the agent's, the hooks', the containers' and pods' output, each line as [source] text",
+        ),
+      ),
   ).action(async (id: string, flags) => run(async () => (await import('../local/task-command.js')).logsCommand(id, flags)));
   clientOptions(task.command('watch').description("Show a task's progress until it ends (exit code 0 when it completed)").argument('<id>')).action(
     async (id: string, flags) => run(async () => (await import('../local/task-command.js')).watchCommand(id, flags)),

@@ -20,6 +20,7 @@ import { recoverFromJournal } from '../worker/recovery.js';
 import { describeScope } from '../scope/decide.js';
 import { watchParent } from '../local/parent-link.js';
 import { errorMessage } from '../errors/error-message.js';
+import { TaskLogExports } from '../observability/task-logs.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -126,6 +127,18 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
   });
   // The tasks' setup phases go to the server's HTTP API, through the dispatch connection's proxy and CA.
   const clientEvents = createHttpPoster({ env, ...(config.caPem ? { ca: config.caPem } : {}) });
+  // Off with collect_task_logs: no task gets an identity call or an export.
+  const taskLogs = config.collectTaskLogs
+    ? new TaskLogExports({
+        collect: true,
+        serverRootUrl: config.serverRootUrl,
+        workerId: config.workerId,
+        backend: config.backend,
+        workerApiKey: config.apiKey,
+        env,
+        caPem: config.caPem,
+      })
+    : undefined;
   const worker: Worker = new Worker({
     config,
     backend,
@@ -142,6 +155,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     onHandedOff: (taskId) => journal?.handedOff(taskId),
     onOutput: (taskId, stream, line) => output.line(taskId, stream, line),
     onLeftovers: (taskId, key, note) => journal?.leftovers(key, taskId, note),
+    ...(taskLogs ? { taskLogs } : {}),
     // One-shot: the task's status is queued; the shutdown delivers it (reconnecting if need be), then exits 0.
     onOneShotDone: () => {
       if (shutdownRef?.started) return;
@@ -177,6 +191,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     closeConnection: () => connection.stop(),
     shutdownBackend: async () => {
       await backend.shutdown();
+      taskLogs?.close();
       await telemetry.shutdown();
       await clientEvents.close();
     },

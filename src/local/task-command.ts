@@ -132,8 +132,13 @@ function describe(task: TaskJson): string {
 /** 0 for a completed task, 1 otherwise: scripts can `oz-worker task watch <id> && …`. */
 const exitCodeFor = (task: TaskJson): number => (task.state === 'completed' ? 0 : 1);
 
+/** A record of the task's exported logs (shown by `task logs --exported`, not among its events). */
+const isExportedLog = (event: TaskEventJson): boolean => event.kind === 'log';
+
 async function watchTask({ client, context }: ResolvedClient, taskId: string, json: boolean): Promise<number> {
-  const final = await speakingCli({ ...context, taskId }, () => client.watch(taskId, (event) => out(json ? JSON.stringify(event) : formatEvent(event))));
+  const final = await speakingCli({ ...context, taskId }, () =>
+    client.watch(taskId, (event) => !isExportedLog(event) && out(json ? JSON.stringify(event) : formatEvent(event))),
+  );
   if (!json) {
     out(`task ${final.state}${final.exit_code ? ` (exit code ${final.exit_code})` : ''}${final.message ? `: ${final.message}` : ''}`);
     for (const line of formatFailureDetails(final.failure_details)) out(`  ${line}`);
@@ -188,25 +193,31 @@ export async function cancelCommand(taskId: string, flags: ClientFlags): Promise
 }
 
 const isOutput = (event: TaskEventJson): boolean => event.kind === 'stdout' || event.kind === 'stderr' || event.kind === 'output_truncated';
+const isExported = (event: TaskEventJson): boolean => isExportedLog(event) || event.kind === 'logs_truncated';
 
 function printOutput(event: TaskEventJson): void {
-  if (!isOutput(event)) return;
-  const stream = event.kind === 'stdout' ? process.stdout : process.stderr;
-  stream.write(`${event.kind === 'output_truncated' ? `[${event.detail}]` : event.detail}\n`);
+  if (isExportedLog(event)) out(event.detail);
+  else if (event.kind === 'output_truncated' || event.kind === 'logs_truncated') process.stderr.write(`[${event.detail}]\n`);
+  else (event.kind === 'stdout' ? process.stdout : process.stderr).write(`${event.detail}\n`);
 }
 
-/** The agent's output kept by the server (sent by workers connected to the local server); --follow until the task ends. */
-export async function logsCommand(taskId: string, flags: ClientFlags & { follow?: boolean }): Promise<number> {
+/**
+ * The agent's output kept by the server (sent by workers connected to the
+ * local server); with --exported, the task logs the worker exported instead
+ * (agent, hooks, containers, pods: `[source] line`); --follow until the task ends.
+ */
+export async function logsCommand(taskId: string, flags: ClientFlags & { follow?: boolean; exported?: boolean }): Promise<number> {
   const { client, context } = clientFrom(flags);
   const request = { ...context, taskId };
+  const wanted = flags.exported ? isExported : isOutput;
   if (flags.follow) {
     const final = await speakingCli(request, () =>
-      client.watch(taskId, (event) => (flags.json ? isOutput(event) && out(JSON.stringify(event)) : printOutput(event))),
+      client.watch(taskId, (event) => wanted(event) && (flags.json ? out(JSON.stringify(event)) : printOutput(event))),
     );
     return exitCodeFor(final);
   }
   const { events } = await speakingCli(request, () => client.events(taskId, 0, 0));
-  const output = events.filter(isOutput);
+  const output = events.filter(wanted);
   if (flags.json) out(JSON.stringify(output));
   else output.forEach(printOutput);
   return 0;

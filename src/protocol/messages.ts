@@ -105,6 +105,19 @@ export const InstanceShapeSchema = goStruct({
 });
 export type InstanceShape = z.infer<typeof InstanceShapeSchema>;
 
+/**
+ * Where the task's telemetry goes (a later Go worker's `TelemetryCollection`).
+ * The worker exports the task's logs when `logging_enabled` (and the operator's
+ * `collect_task_logs`) allow it; `tracing_enabled` is read and not used, as in Go.
+ */
+export const TelemetryCollectionSchema = goStruct({
+  endpoint: z.string().optional(),
+  tracing_enabled: z.boolean().optional(),
+  logging_enabled: z.boolean().optional(),
+  bootstrap_token: goStruct({ token: z.string().optional(), expires_at: z.string().optional() }).optional(),
+});
+export type TelemetryCollection = z.infer<typeof TelemetryCollectionSchema>;
+
 export const TaskAssignmentSchema = goStruct({
   task_id: z.string({ error: 'task_id is missing' }).min(1, 'task_id is empty'),
   execution_id: z.string().optional(),
@@ -115,6 +128,7 @@ export const TaskAssignmentSchema = goStruct({
   additional_sidecars: z.array(SidecarMountSchema).optional(),
   additional_oz_args: z.array(z.string()).optional(),
   instance_shape: InstanceShapeSchema.optional(),
+  telemetry_collection: TelemetryCollectionSchema.optional(),
 });
 export type TaskAssignment = z.infer<typeof TaskAssignmentSchema>;
 

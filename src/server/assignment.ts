@@ -2,6 +2,7 @@
 // Pure; the owner is serialised as the Warp server does (`{"Type","Id"}`), and
 // the per-task key rides in `env_vars.WARP_API_KEY`.
 import type { TaskRecord } from './records.js';
+import type { TaskTelemetryFields } from './task-telemetry.js';
 
 export interface AssignmentFrame {
   type: 'task_assignment';
@@ -18,10 +19,12 @@ export interface AssignmentFrame {
       agent_config_snapshot?: Record<string, unknown>;
     };
     env_vars: Record<string, string>;
+    telemetry_collection?: TaskTelemetryFields['telemetryCollection'];
   };
 }
 
-export function buildAssignment(task: TaskRecord, executionId: string, taskKey: string): AssignmentFrame {
+/** `telemetry`: the task's workload token and where its logs go (the server serves both calls). */
+export function buildAssignment(task: TaskRecord, executionId: string, taskKey: string, telemetry?: TaskTelemetryFields): AssignmentFrame {
   return {
     type: 'task_assignment',
     data: {
@@ -37,7 +40,8 @@ export function buildAssignment(task: TaskRecord, executionId: string, taskKey: 
         owner: { Type: task.owner.type, Id: task.owner.id },
         ...(task.agentConfig ? { agent_config_snapshot: { ...task.agentConfig } } : {}),
       },
-      env_vars: { WARP_API_KEY: taskKey },
+      env_vars: { WARP_API_KEY: taskKey, ...(telemetry ? { WARP_WORKLOAD_TOKEN: telemetry.workloadToken } : {}) },
+      ...(telemetry ? { telemetry_collection: telemetry.telemetryCollection } : {}),
     },
   };
 }

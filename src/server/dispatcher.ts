@@ -23,6 +23,7 @@ import type { TaskOutputFrame } from '../protocol/task-output.js';
 import { OutputRecorder } from './task-output.js';
 import type { ClientEvent } from '../protocol/client-events.js';
 import { CLIENT_EVENT_KINDS, clientEventDetail, clientEventKind, MAX_CLIENT_EVENTS_PER_TASK } from './client-events.js';
+import type { TaskTelemetry } from './task-telemetry.js';
 
 export interface WorkerSession {
   readonly workerId: string;
@@ -100,6 +101,8 @@ export class Dispatcher {
     private readonly store: Store,
     private readonly log: Logger,
     timings: Partial<DispatcherTimings> = {},
+    /** Gives each assignment a workload token and this server as its log collector. */
+    private readonly telemetry?: Pick<TaskTelemetry, 'fieldsFor'>,
   ) {
     this.timings = { ...DEFAULT_TIMINGS, ...timings };
     this.output = new OutputRecorder(store);
@@ -189,7 +192,7 @@ export class Dispatcher {
         if (!state.unconfirmed.has(taskId) || this.sessions.get(session.workerId) !== state || current?.state !== 'running') return;
         // Old per-task keys stay valid for the run already under way; this copy carries a fresh one.
         const { key } = this.store.createKey({ kind: 'task', taskId, owner: current.owner }, `task ${taskId}`);
-        session.send(buildAssignment(current, executionId, key));
+        session.send(buildAssignment(current, executionId, key, this.telemetry?.fieldsFor(key)));
       },
       Math.min(CONFIRM_REQUEST_DELAY_MS, this.timings.lostTimeoutMs / 4),
     );
@@ -511,7 +514,7 @@ export class Dispatcher {
     state.unclaimed.add(task.id);
     state.lastAssignedAt = Date.now();
     this.event(task.id, resend ? 'resent' : 'assigned', `${resend ? 'sent again' : 'sent'} to worker ${session.workerId}`);
-    session.send(buildAssignment(updated, attempt.executionId, attempt.key));
+    session.send(buildAssignment(updated, attempt.executionId, attempt.key, this.telemetry?.fieldsFor(attempt.key)));
   }
 
   private onClaimTimeout(taskId: string, executionId: string): void {
@@ -642,6 +645,11 @@ export class Dispatcher {
   private event(taskId: string, kind: string, detail: string): void {
     this.store.addEvent(taskId, kind, detail);
     this.log.info({ taskId, event: kind }, detail);
+    this.notify(taskId);
+  }
+
+  /** Events of a task were added elsewhere (exported logs): its watchers look again. */
+  eventsAdded(taskId: string): void {
     this.notify(taskId);
   }
 

@@ -13,6 +13,7 @@ import { HttpApi } from './http-api.js';
 import { advertisedHost, isLoopback, ListenAddressError, localHost, resolveListenHost, urlHost } from './listen-address.js';
 import { acquireStateLock, inUseMessage, liveLockHolder, StateDirInUseError, type StateLock } from './state-lock.js';
 import { Store } from './store.js';
+import { TaskTelemetry } from './task-telemetry.js';
 
 export interface ServerOptions {
   stateDir: string;
@@ -102,7 +103,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let ready!: (api: HttpApi) => void;
   const apiReady = new Promise<HttpApi>((resolve) => (ready = resolve));
   let gateway: WorkerGateway | undefined;
-  const http: Server = createServer((request, response) => void apiReady.then((api) => api.handle(request, response)));
+  let telemetry: TaskTelemetry | undefined;
+  const http: Server = createServer(
+    (request, response) => void apiReady.then((api) => (telemetry?.handles(request) ? telemetry.handle(request, response) : api.handle(request, response))),
+  );
   http.on('upgrade', (request, socket, head) => {
     if (gateway) gateway.handleUpgrade(request, socket, head);
     else socket.destroy();
@@ -139,7 +143,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await closeHttp();
     throw error;
   }
-  const dispatcher = new Dispatcher(store, log.child({ component: 'queue' }), options.timings);
+  const httpUrl = `http://${urlHost(advertisedHost(options.host))}:${port}`;
+  // Task logs: assignments name this server as the collector; it serves the identity call and takes the exports.
+  telemetry = new TaskTelemetry(adminKey, httpUrl, store, log.child({ component: 'telemetry' }));
+  const dispatcher = new Dispatcher(store, log.child({ component: 'queue' }), options.timings, telemetry);
+  telemetry.onRecorded = (taskId) => dispatcher.eventsAdded(taskId);
   gateway = new WorkerGateway(store, dispatcher, log.child({ component: 'gateway' }));
   const openGateway = gateway;
   ready(
@@ -151,7 +159,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   dispatcher.start();
 
-  const httpUrl = `http://${urlHost(advertisedHost(options.host))}:${port}`;
   const localHttpUrl = `http://${urlHost(localHost(options.host))}:${port}`;
   lock.update({ url: localHttpUrl });
   log.info({ url: httpUrl }, 'Local dispatch server listening');

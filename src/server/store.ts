@@ -430,6 +430,14 @@ export class Store {
   }
 
   /** Bytes of agent output kept for the task (its `stdout`/`stderr` events). */
+  /** Bytes of a task's events of one kind (each counted as at least 1). */
+  eventBytes(taskId: string, kind: string): number {
+    const row = this.db
+      .prepare('SELECT COALESCE(SUM(MAX(LENGTH(CAST(detail AS BLOB)), 1)), 0) AS bytes FROM task_events WHERE task_id = ? AND kind = ?')
+      .get(taskId, kind) as Row;
+    return Number(row.bytes);
+  }
+
   outputBytes(taskId: string): number {
     const row = this.db
       .prepare("SELECT COALESCE(SUM(MAX(LENGTH(CAST(detail AS BLOB)), 1)), 0) AS bytes FROM task_events WHERE task_id = ? AND kind IN ('stdout', 'stderr')")

@@ -76,6 +76,32 @@ export interface TaskRun {
    * reports it in the background, and drops it once the task is being stopped.
    */
   setupPhase?: (name: SetupEventName, start: Date, finish: Date, isError: boolean) => void;
+  /**
+   * The task's log export (OTLP, to the collector the assignment names), when
+   * the assignment asks for it and the operator allows it; absent otherwise.
+   * The backend feeds it the agent's and the hooks' output and names the
+   * values it added to the task's environment, which are redacted too.
+   */
+  taskLogs?: TaskLogs;
+}
+
+/** One output stream on its way to the task's log export; takes bytes in any chunking. */
+export interface TaskLogWriter {
+  write(chunk: Buffer | string): void;
+  /** The stream ended: its unterminated last line goes out. */
+  end(): void;
+}
+
+export interface TaskLogs {
+  /**
+   * A writer for one source: `agent.stdout`, `hook.stderr`, `container.stdout`, `pod.<container>`.
+   * `attributes` go on each of its records (copied now). Past 128 writers a task's writers are silent.
+   */
+  writer(source: string, attributes?: Readonly<Record<string, string>>): TaskLogWriter;
+  /** Values never to appear in an exported record (the operator's environment, variables a setup script wrote). */
+  redact(values: Iterable<string>): void;
+  /** Fires once the export is shut down: what still follows output for it (log streams) stops. */
+  readonly closed: AbortSignal;
 }
 
 /** What a backend wrote down about a task's leftovers; opaque to the core. */

@@ -17,6 +17,7 @@
 // compile until each event and each predicate says what it does there.
 
 import type { CancellationSource } from '../task/failure.js';
+import type { TaskLogReporter } from '../observability/task-logs.js';
 
 /** Who asked a task to stop: the server (a cancel) or this worker (shutdown). */
 export type StopSource = CancellationSource;
@@ -170,6 +171,8 @@ export class TaskEntry {
   handedOffAt = 0;
   /** Backend work still running after the outcome was reported (see TaskRun.afterOutcome). */
   readonly cleanups: Promise<void>[] = [];
+  /** The task's log export, when its assignment asked for one. */
+  taskLogs: TaskLogReporter | undefined;
 
   constructor(
     readonly taskId: string,

@@ -13,6 +13,7 @@ import { classifyFailure, TaskCancelled } from '../task/failure.js';
 import { noMetrics, type TaskResult, type WorkerMetrics } from '../observability/worker-metrics.js';
 import type { HttpPoster } from '../observability/http-post.js';
 import { clientEventsTarget, SetupEventReporter } from '../observability/setup-events.js';
+import { TASK_LOG_FLUSH_MS, type TaskLogReporter } from '../observability/task-logs.js';
 import { acceptsCancel, isExecuting, TaskEntry, type TaskState } from './task-state.js';
 
 /** Stable codes that start every `task_rejected.reason`. */
@@ -41,6 +42,8 @@ export interface WorkerDeps {
   onLeftovers?: (taskId: string, key: string, note: LeftoverNote | undefined) => void;
   /** Sends the tasks' setup phases to the server (the run client-events call); without it they are not reported. */
   clientEvents?: HttpPoster;
+  /** Opens a task's log export when its assignment asks for one (and the operator allows it); absent: no task's logs are exported. */
+  taskLogs?: { open(assignment: TaskAssignment, log: Logger): Promise<TaskLogReporter | undefined> };
   /**
    * One-shot mode: the one task ended, its terminal status is queued and its
    * cleanup is done; the worker is to deliver the status and exit.
@@ -215,8 +218,10 @@ export class Worker {
     this.track(
       entry,
       secrets,
-      (log) => {
+      async (log) => {
         const params = this.buildParams(assignment, mcpArgument);
+        const taskLogs = await this.deps.taskLogs?.open(assignment, log);
+        entry.taskLogs = taskLogs;
         entry.apply({ type: 'start' });
         entry.startedAt = Date.now();
         log.info({ backend: config.backend }, 'Starting task execution');
@@ -229,6 +234,7 @@ export class Worker {
           ...(onOutput ? { output: (stream: 'stdout' | 'stderr', line: string) => onOutput(taskId, stream, line) } : {}),
           ...(onLeftovers ? { recordLeftovers: (key: string, note: LeftoverNote | undefined) => onLeftovers(taskId, key, note) } : {}),
           ...(this.deps.clientEvents ? { setupPhase: this.setupPhaseReporter(entry, assignment, this.deps.clientEvents, log) } : {}),
+          ...(taskLogs ? { taskLogs } : {}),
         });
       },
       onDone,
@@ -245,6 +251,8 @@ export class Worker {
     let reporter: SetupEventReporter | null | undefined;
     return (name, start, finish, isError) => {
       if (entry.abort.signal.aborted) return;
+      // The task's exported logs get the phase too (as a record of its own), as the Go worker's do.
+      entry.taskLogs?.event(name, start, finish, isError);
       try {
         if (reporter === undefined) {
           const target = clientEventsTarget(this.deps.config.serverRootUrl, assignment.task_id, assignment.env_vars);
@@ -293,7 +301,7 @@ export class Worker {
     this.deps.scrubber?.add(secrets);
     let result: TaskResult = 'failed';
     try {
-      const outcome = await start(log);
+      const outcome = await afterLogFlush(entry, start(log));
       switch (outcome.kind) {
         case 'handedOff':
           entry.apply({ type: 'handedOff' });
@@ -355,6 +363,8 @@ export class Worker {
       // The slot is free once the agent ended (the limit counts agents); the
       // backend's cleanup still holds shutdown and the task's secrets.
       await Promise.allSettled(entry.cleanups);
+      // What the cleanup printed (a teardown hook) goes out too, then the export ends.
+      await entry.taskLogs?.shutdown(TASK_LOG_FLUSH_MS);
       this.deps.scrubber?.remove(secrets);
     }
   }
@@ -411,7 +421,25 @@ export class Worker {
     }
     const pending = backend.preservesTasksOnShutdown ? [] : [...this.executions];
     const settled = await settleBefore(Promise.allSettled(pending), deadline);
+    // Tasks still running (preserved ones, or ones that did not stop in time) send their log records now.
+    const logging = executing.filter((entry) => isExecuting(entry.state) && entry.taskLogs);
+    if (logging.length > 0) {
+      const bound = Math.max(0, Math.min(TASK_LOG_FLUSH_MS, deadline - Date.now()));
+      await Promise.allSettled(logging.map((entry) => entry.taskLogs!.shutdown(bound)));
+    }
     return { settled };
+  }
+}
+
+/**
+ * The backend's outcome once the task's queued log records went out (at most
+ * TASK_LOG_FLUSH_MS), so they reach the collector before the terminal status.
+ */
+async function afterLogFlush<T>(entry: TaskEntry, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } finally {
+    await entry.taskLogs?.flush(TASK_LOG_FLUSH_MS);
   }
 }
 

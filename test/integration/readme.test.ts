@@ -262,6 +262,7 @@ const TASKS = {
   cancel: readme('oz-worker task cancel <id>'),
   watch: readme('oz-worker task watch <id>      # progress and agent output; exit code 0 when the task completed'),
   logs: readme("oz-worker task logs <id>       # the agent's output only (--follow until the task ends)"),
+  exported: readme('oz-worker task logs <id> --exported   # the task logs the worker exported: agent, hooks, containers, pods'),
 };
 const ADMIN = {
   user: readme('oz-worker admin user create alice                          # POST /api/v1/users {"name":"alice"}'),
@@ -452,6 +453,16 @@ function describeTaskBlock(installOf: () => Install): void {
       expect(followed.stdout).toBe(logs.stdout);
       const cancelled = await run(`${TASKS.logs.split(' #')[0]} --follow`, install, home, { '<id>': ids.queued! }, 20_000);
       expect(cancelled.code).toBe(1);
+    });
+
+    it.sequential(TASKS.exported, { timeout: 60_000 }, async () => {
+      const exported = await run(TASKS.exported, install, home, { '<id>': ids.team! });
+      expect(exported.code, exported.stderr).toBe(0);
+      // The worker exported the agent's output to the local server before the task completed, each line with its source.
+      const lines = exported.stdout.split('\n').filter(Boolean);
+      expect(lines.length, exported.stdout).toBeGreaterThanOrEqual(3);
+      for (const line of lines) expect(line).toMatch(/^\[agent\.(stdout|stderr)\] echo-agent/);
+      expect(lines).toContain(`[agent.stdout] echo-agent: task ${ids.team} done`);
     });
 
     it.sequential('Ctrl-C stops `oz-worker local` and everything it started', { timeout: 60_000 }, async () => {

@@ -26,14 +26,14 @@ import { getSystemErrorMessage } from 'node:util';
 import { DEFAULT_WORKSPACE_ROOT, type WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { goExitText, normaliseExitCode, TaskFailure } from '../../task/failure.js';
-import type { Backend, ExecutionOutcome, LeftoverNote, TaskRun } from '../../task/contract.js';
+import type { Backend, ExecutionOutcome, LeftoverNote, TaskLogWriter, TaskRun } from '../../task/contract.js';
 import type { RunAsUser } from '../../config/users.js';
 import { parseDotenv } from './dotenv.js';
 import { throwIfCancelled } from '../shared/cancellation.js';
 import { withCleanup } from '../shared/cleanup.js';
 import { toProcessEnv, type EnvMap } from '../shared/env.js';
 import { startErrorText } from '../shared/start-error.js';
-import { runInOwnGroup, type GroupCommand, type GroupProcess, type ProcessEnd } from './group-process.js';
+import { runInOwnGroup, type GroupCommand, type GroupProcess, type OutputStream, type ProcessEnd } from './group-process.js';
 import {
   defaultProcessTable,
   markValue,
@@ -323,6 +323,7 @@ class DirectBackend implements Backend {
     const { config, hostEnv, ozPath } = this.settings;
     const { plan, gitConfigPath } = resources;
     throwIfCancelled(signal);
+    run.taskLogs?.redact(Object.values(config.operatorEnv));
     const baseEnv = directTaskEnv({ params, operatorEnv: config.operatorEnv, workspace: plan, gitConfigPath });
     // Only a setup command can write the env file, so without one it is not made.
     let envFileVars: ReadonlyMap<string, string> = new Map();
@@ -331,6 +332,7 @@ class DirectBackend implements Backend {
       await this.handOver(resources.envFilePath);
       await this.runSetup(run, resources, baseEnv);
       envFileVars = await readEnvFile(resources.envFilePath, log);
+      run.taskLogs?.redact(envFileVars.values());
     }
 
     throwIfCancelled(signal);
@@ -348,6 +350,7 @@ class DirectBackend implements Backend {
           run.output?.(stream, line);
         },
         tracking: this.tracking(resources, 'agent'),
+        logs: logWriters(run, 'agent'),
         onStart: (started) => this.started(run, resources, (resources.agent = started)),
       },
     );
@@ -388,6 +391,7 @@ class DirectBackend implements Backend {
       graceMs: config.cancelGraceMs,
       onLine: (stream, line) => log.info({ stream, command: 'setup' }, line),
       tracking: this.tracking(resources, 'setup'),
+      logs: logWriters(run, 'hook'),
       // What setup started in the background (a database, a proxy) lives until the task ends.
       onStart: (started) => this.started(run, resources, (resources.setup = started)),
     });
@@ -472,6 +476,7 @@ class DirectBackend implements Backend {
         graceMs: config.cancelGraceMs,
         onLine: (stream, line) => log.info({ stream, command: 'teardown' }, line),
         tracking: this.tracking(resources, 'teardown'),
+        logs: logWriters(run, 'hook'),
         onStart: (started) => this.started(run, resources, (resources.teardown = started)),
       },
     );
@@ -584,6 +589,12 @@ class DirectBackend implements Backend {
     }
     return out;
   }
+}
+
+/** The task log writers of one process: `agent.stdout`/`agent.stderr`, or the hooks' `hook.stdout`/`hook.stderr`. */
+function logWriters(run: TaskRun, source: 'agent' | 'hook'): Record<OutputStream, TaskLogWriter> | undefined {
+  const logs = run.taskLogs;
+  return logs ? { stdout: logs.writer(`${source}.stdout`), stderr: logs.writer(`${source}.stderr`) } : undefined;
 }
 
 /**

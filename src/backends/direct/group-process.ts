@@ -5,6 +5,7 @@
 // handed over line by line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { TaskLogWriter } from '../../task/contract.js';
 import { LineSplitter } from '../shared/output-lines.js';
 import { stopTaskProcesses, type ProcessIdentity, type ProcessTable, type StopResult } from './task-processes.js';
 
@@ -45,8 +46,16 @@ export class GroupProcess {
     private readonly outputClosed: Promise<unknown>,
   ) {}
 
-  /** Starts `command` as the leader of a new process group; stdin is the null device. */
-  static start(command: GroupCommand, onLine: (stream: OutputStream, line: string) => void, tracking: Tracking): GroupProcess {
+  /**
+   * Starts `command` as the leader of a new process group; stdin is the null
+   * device. `logs` get the output as it arrives (the task's log export).
+   */
+  static start(
+    command: GroupCommand,
+    onLine: (stream: OutputStream, line: string) => void,
+    tracking: Tracking,
+    logs?: Readonly<Record<OutputStream, TaskLogWriter>>,
+  ): GroupProcess {
     let child: ChildProcess;
     try {
       child = spawn(command.file, [...command.args], {
@@ -64,10 +73,15 @@ export class GroupProcess {
       (['stdout', 'stderr'] as const).map((name) => {
         const stream = child[name]!;
         const lines = new LineSplitter((line) => onLine(name, line));
-        stream.on('data', (chunk: Buffer) => lines.push(chunk));
+        const sink = logs?.[name];
+        stream.on('data', (chunk: Buffer) => {
+          lines.push(chunk);
+          sink?.write(chunk);
+        });
         return new Promise<void>((resolve) =>
           stream.once('close', () => {
             lines.end();
+            sink?.end();
             resolve();
           }),
         );
@@ -117,6 +131,8 @@ export interface RunOptions {
   /** Time between SIGTERM and SIGKILL. */
   graceMs: number;
   onLine: (stream: OutputStream, line: string) => void;
+  /** The output, as it arrives, for the task's log export. */
+  logs?: Readonly<Record<OutputStream, TaskLogWriter>> | undefined;
 }
 
 /**
@@ -128,7 +144,7 @@ export async function runInOwnGroup(
   command: GroupCommand,
   options: RunOptions,
 ): Promise<{ process: GroupProcess; end: ProcessEnd; stopped: StopResult | undefined }> {
-  const child = GroupProcess.start(command, options.onLine, options.tracking);
+  const child = GroupProcess.start(command, options.onLine, options.tracking, options.logs);
   options.onStart?.(child);
   const onAbort = (): void => void child.stop(options.graceMs);
   if (options.signal?.aborted) onAbort();

@@ -21,7 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { WorkerConfigFor } from '../../config/worker-config.js';
 import type { Logger } from '../../log/logger.js';
 import { TaskCancelled, TaskFailure } from '../../task/failure.js';
-import type { Backend, ExecutionOutcome, TaskRun } from '../../task/contract.js';
+import type { Backend, ExecutionOutcome, TaskLogWriter, TaskRun } from '../../task/contract.js';
 import { throwIfCancelled } from '../shared/cancellation.js';
 import { withCleanup } from '../shared/cleanup.js';
 import { startPhase } from '../shared/setup-phase.js';
@@ -32,7 +32,7 @@ import { connectionProblem, errorText, HttpDockerEngine, isNotFound, type Docker
 import { fullName, parseImageRef, pullTag, type ImageRef } from './reference.js';
 import { registryAuthFor, type CredentialHelper } from './registry-auth.js';
 import { SidecarVolumes } from './sidecars.js';
-import { isPullMilestone, LogDemuxer } from './streams.js';
+import { isPullMilestone, LogDemuxer, type LogStream } from './streams.js';
 import { errorMessage } from '../../errors/error-message.js';
 
 export const PING_TIMEOUT_MS = 5_000;
@@ -320,6 +320,7 @@ class DockerBackend implements Backend {
       hostCpus: this.settings.hostCpus,
     });
     if (warning) log.warn(warning);
+    run.taskLogs?.redact(Object.values(config.operatorEnv));
     const containerStart = startPhase(run, 'setup_worker_container_start');
     try {
       resources.container = await engine.createContainer(resources.containerName, body);
@@ -344,7 +345,7 @@ class DockerBackend implements Backend {
       }
       containerStart(false);
       const logsStop = new AbortController();
-      const logsDone = this.followLogs(id, log, logsStop.signal, run.output);
+      const logsDone = this.followLogs(id, log, logsStop.signal, run.output, containerLogWriters(run, resources.containerName));
       let result;
       try {
         result = await engine.waitContainer(id);
@@ -467,8 +468,14 @@ class DockerBackend implements Backend {
     return info;
   }
 
-  /** Streams the container's output to the log, line by line, until it ends or `signal` fires. */
-  private async followLogs(id: string, log: Logger, signal: AbortSignal, output?: TaskRun['output']): Promise<void> {
+  /** Streams the container's output to the log, line by line (and to the task's log export), until it ends or `signal` fires. */
+  private async followLogs(
+    id: string,
+    log: Logger,
+    signal: AbortSignal,
+    output: TaskRun['output'],
+    exported: Record<LogStream, TaskLogWriter> | undefined,
+  ): Promise<void> {
     const lines = {
       stdout: new LineSplitter((line) => {
         log.info({ stream: 'stdout' }, line);
@@ -479,7 +486,10 @@ class DockerBackend implements Backend {
         output?.('stderr', line);
       }),
     };
-    const demuxer = new LogDemuxer((stream, data) => lines[stream].push(data));
+    const demuxer = new LogDemuxer((stream, data) => {
+      lines[stream].push(data);
+      exported?.[stream].write(data);
+    });
     try {
       const stream = await this.settings.engine.containerLogs(id, signal);
       for await (const chunk of stream) demuxer.push(chunk as Buffer);
@@ -488,6 +498,8 @@ class DockerBackend implements Backend {
     } finally {
       lines.stdout.end();
       lines.stderr.end();
+      exported?.stdout.end();
+      exported?.stderr.end();
     }
   }
 
@@ -530,4 +542,15 @@ class DockerBackend implements Backend {
       else log.info(`Keeping volume ${volume} (cleanup disabled)`);
     }
   }
+}
+
+/** The container's streams for the task's log export: `container.stdout`/`container.stderr`, named as the Go worker names them. */
+function containerLogWriters(run: TaskRun, containerName: string): Record<LogStream, TaskLogWriter> | undefined {
+  const logs = run.taskLogs;
+  if (!logs) return undefined;
+  const name = containerName.replace(/^\//, '');
+  return {
+    stdout: logs.writer('container.stdout', { 'container.name': name, 'log.iostream': 'stdout' }),
+    stderr: logs.writer('container.stderr', { 'container.name': name, 'log.iostream': 'stderr' }),
+  };
 }

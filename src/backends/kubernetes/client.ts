@@ -6,6 +6,7 @@ import { errorMessage } from '../../errors/error-message.js';
 import * as k8s from '@kubernetes/client-node';
 import { getProxyForUrl } from 'proxy-from-env';
 import { existsSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { cachedJob, cachedPod } from './cached-objects.js';
@@ -61,6 +62,12 @@ export interface KubeClient {
   listJobs(labelSelector: string): Promise<k8s.V1Job[]>;
   listPods(labelSelector: string): Promise<k8s.V1Pod[]>;
   podLog(pod: string, container: string, tailLines: number): Promise<string>;
+  /**
+   * Follows a container's log from its first line, handing over each chunk,
+   * until the container's log ends or `signal` fires; rejects when the stream
+   * cannot be opened.
+   */
+  followPodLog(pod: string, container: string, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void>;
   listEvents(fieldSelector: string): Promise<k8s.CoreV1Event[]>;
   canI(check: AccessCheck): Promise<{ allowed: boolean; reason?: string }>;
   watchJobs(labelSelector: string): ResourceWatch<k8s.V1Job>;
@@ -191,6 +198,7 @@ export function createKubeClient(options: ClientOptions): KubeClient {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
   const versionApi = kc.makeApiClient(k8s.VersionApi);
+  const logs = new k8s.Log(kc);
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
   const limit = new RequestLimit(MAX_CONCURRENT_REQUESTS);
   const call = <T>(what: string, run: () => Promise<T>, priority: RequestPriority = 'task'): Promise<T> => limitedCall(limit, what, run, priority);
@@ -262,6 +270,24 @@ export function createKubeClient(options: ClientOptions): KubeClient {
     listPods: async (labelSelector) => (await call('failed to list Pods', () => core.listNamespacedPod({ namespace, labelSelector }))).items,
     podLog: (pod, container, tailLines) =>
       call(`failed to read logs of ${pod}/${container}`, () => core.readNamespacedPodLog({ name: pod, namespace, container, tailLines }), 'diagnostics'),
+    followPodLog: async (pod, container, onData, signal) => {
+      if (signal.aborted) return;
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          onData(chunk);
+          callback();
+        },
+      });
+      const ended = new Promise<void>((resolve) => {
+        sink.once('finish', resolve);
+        sink.once('close', resolve);
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      const controller = await logs.log(namespace, pod, container, sink, { follow: true });
+      if (signal.aborted) controller.abort();
+      else signal.addEventListener('abort', () => controller.abort(), { once: true });
+      await ended;
+    },
     listEvents: async (fieldSelector) =>
       (await call('failed to list events', () => core.listNamespacedEvent({ namespace, fieldSelector }), 'diagnostics')).items,
     canI: async ({ verb, group, resource, subresource }) => {

@@ -37,6 +37,8 @@ export interface MonitorOptions {
   imagePullTimeoutMs: number;
   /** How long a pod may keep failing to mount a volume; 0: never fails the task by itself. */
   volumeMountTimeoutMs: number;
+  /** Every state of the task's pods as the watch sees them (the task's log export follows their containers). */
+  onPod?: ((pod: V1Pod) => void) | undefined;
   now?: () => number;
 }
 
@@ -216,6 +218,7 @@ export function monitorJob(options: MonitorOptions): Promise<MonitorResult> {
       let record = pods.get(name);
       if (record) record.latest = pod;
       else pods.set(name, (record = { latest: pod }));
+      options.onPod?.(pod);
       evaluatePod(record, 'pod_watch');
     };
 

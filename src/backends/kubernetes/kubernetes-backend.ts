@@ -22,6 +22,7 @@ import { checkPermissions, runPreflight } from './startup-checks.js';
 import { FailureEvents, PodWarningEvents } from './pod-events.js';
 import { kubernetesFailureDetails, observedUids, type FailureObservation } from './failure-details.js';
 import type { FailureDetails } from '../../protocol/messages.js';
+import { literalEnvValues, PodLogStreams } from './pod-logs.js';
 import { SharedTaskWatch } from './task-watch.js';
 import { PodSetupTracker } from './setup-phases.js';
 import { startPhase } from '../shared/setup-phase.js';
@@ -175,6 +176,8 @@ class KubernetesBackend implements Backend {
   /** Creates (or adopts) the task's Job; only its name and hash outlive this, not the whole Job spec a running task would keep. */
   private async start(run: TaskRun): Promise<{ name: string; executionHash: string }> {
     const job = taskJobFor(run.params, this.settings.job);
+    // Whatever the pod's environment holds literally (the task's, the operator's, the pod template's) stays out of exported logs.
+    run.taskLogs?.redact(literalEnvValues(job));
     await this.createOrAdopt(job, run);
     return { name: job.metadata!.name!, executionHash: job.metadata!.labels![LABEL_EXECUTION_HASH]! };
   }
@@ -231,6 +234,7 @@ class KubernetesBackend implements Backend {
 
   private async monitorAndConclude(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {
     const { log, signal } = run;
+    const streams = run.taskLogs ? new PodLogStreams(this.client, run.taskLogs, log) : undefined;
     const result = await monitorJob({
       client: this.client,
       watch: this.watch,
@@ -242,9 +246,12 @@ class KubernetesBackend implements Backend {
       unschedulableTimeoutMs: this.settings.unschedulableTimeoutMs,
       imagePullTimeoutMs: this.settings.imagePullTimeoutMs,
       volumeMountTimeoutMs: this.settings.volumeMountTimeoutMs,
+      onPod: streams && ((pod) => streams.observe(pod)),
     });
     // Gathered while the outcome is concluded (log tail, Job kept or removed), so it seldom adds to the wait.
     const details = 'observed' in result ? this.failureDetails(result.observed, log) : undefined;
+    // The last lines reach the export before the Job (and its pods' logs) may go.
+    await streams?.finish(() => this.client.listPods(`${LABEL_EXECUTION_HASH}=${executionHash}`));
     try {
       return await this.conclude(name, executionHash, result, log);
     } catch (error) {
