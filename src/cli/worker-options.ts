@@ -144,7 +144,7 @@ export function addWorkerOptions(command: Command): Command {
           "45m (the agent's own default)",
         ),
       )
-      .addOption(new Option('--one-shot', 'Run exactly one task, then exit once its status is delivered (direct backend only; concurrency 1)'))
+      .addOption(new Option('--one-shot', 'Run exactly one task, then exit once its status is delivered (direct and docker backends; concurrency 1)'))
       .addOption(new Option('--collect-task-logs', 'Collect task logs for the server (default: on; $OZ_COLLECT_TASK_LOGS)'))
       .addOption(new Option('--no-collect-task-logs', 'Do not collect task logs for the server'))
       .addOption(

@@ -410,7 +410,7 @@ export const TOP_LEVEL_SHAPE = {
   /** Negative means unlimited, as 0 does (the Go worker's reading; the worker warns). */
   max_concurrent_tasks: goInt({ min: Number.MIN_SAFE_INTEGER, hint: '0 means unlimited' }),
   idle_on_complete: goString(),
-  /** Run one task, then exit (direct backend only). */
+  /** Run one task, then exit (direct and Docker backends). */
   one_shot: goBool(),
   /** Collect the task's logs for the server (default true). */
   collect_task_logs: goBool(),

@@ -299,9 +299,10 @@ function resolveLogLevel(level: string | undefined): LogLevel {
 function resolveOneShot(flags: WorkerFlags, file: FileConfig | undefined, backend: BackendName): boolean {
   const [oneShot, source] = flags.oneShot === undefined ? [file?.one_shot ?? false, 'one_shot in the config file'] : [flags.oneShot, '--one-shot'];
   if (oneShot && !BACKEND_CAPABILITIES[backend].oneShot) {
-    const supported = BACKEND_NAMES.filter((name) => BACKEND_CAPABILITIES[name].oneShot).join(', ');
+    const names = BACKEND_NAMES.filter((name) => BACKEND_CAPABILITIES[name].oneShot);
+    const supported = names.length === 1 ? `the ${names[0]} backend` : `the ${names.slice(0, -1).join(', ')} or ${names.at(-1)} backend`;
     throw new ConfigError(
-      `${source} is not supported by the ${backend} backend: one-shot mode (one task, then exit) works only with the ${supported} backend (remove ${source === '--one-shot' ? 'the flag' : 'the key'}, or run the ${supported} backend)`,
+      `${source} is not supported by the ${backend} backend: one-shot mode (one task, then exit) works only with ${supported} (remove ${source === '--one-shot' ? 'the flag' : 'the key'}, or run ${supported})`,
     );
   }
   return oneShot;

@@ -10,15 +10,19 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 export interface BackendCapabilities {
   /**
    * One-shot mode: one task, then the worker exits. It fits a backend whose
-   * worker is the task's sandbox (a throwaway machine running one agent), not
-   * one that hands tasks to a cluster or a dispatch script.
+   * worker lives and dies with the task's sandbox (a throwaway machine running
+   * one agent, locally or in one container), not one that hands tasks to a
+   * cluster or a dispatch script, which outlive the worker.
    */
   oneShot: boolean;
 }
 
+// The Go worker enables one-shot mode for its direct backend only (its Docker
+// backend "could work but is not enabled"); oz-worker's Docker backend takes it
+// too, so a Go config pairing `one_shot` with Docker settings is not refused.
 export const BACKEND_CAPABILITIES: Readonly<Record<BackendName, BackendCapabilities>> = {
   direct: { oneShot: true },
-  docker: { oneShot: false },
+  docker: { oneShot: true },
   kubernetes: { oneShot: false },
   command: { oneShot: false },
 };

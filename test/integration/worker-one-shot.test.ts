@@ -3,11 +3,13 @@
 // server. It takes one task, rejects a second one sent while the first runs,
 // delivers the first one's terminal status (reconnecting if it must) and exits
 // 0 with its journal settled.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { replayJournal, journalPath } from '../../src/worker/journal.js';
 import { startDirectWorker, type DirectHarness } from '../support/direct-worker.js';
-import { assignment } from '../support/fake-dispatch-server.js';
+import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
+import { FakeDockerEngine } from '../support/fake-docker-engine.js';
 import { startWorker, tempDir } from '../support/worker-process.js';
 
 let harness: DirectHarness | undefined;
@@ -94,11 +96,57 @@ describe('one-shot worker on the direct backend', () => {
     ]);
   }, 30_000);
 
-  it('refuses --one-shot on another backend at start-up, naming the flag and the backend', async () => {
-    const worker = startWorker({ args: ['--worker-id', 'w', '--backend', 'docker', '--one-shot'], env: { WARP_API_KEY: 'k' } });
+  it('refuses --one-shot on a backend whose tasks outlive the worker at start-up, naming the flag and the backend', async () => {
+    const worker = startWorker({ args: ['--worker-id', 'w', '--backend', 'command', '--one-shot'], env: { WARP_API_KEY: 'k' } });
     expect((await worker.exited).code).toBe(2);
     expect(worker.output).toContain(
-      '--one-shot is not supported by the docker backend: one-shot mode (one task, then exit) works only with the direct backend (remove the flag, or run the direct backend)',
+      '--one-shot is not supported by the command backend: one-shot mode (one task, then exit) works only with the docker or direct backend (remove the flag, or run the docker or direct backend)',
     );
   });
+});
+
+describe('one-shot worker on the Docker backend', () => {
+  it('takes a Go config pairing one_shot with Docker settings: one container, a second task rejected, the status delivered, exit 0', async () => {
+    const server = await FakeDispatchServer.start({ apiKey: 'k' });
+    const engine = await FakeDockerEngine.start();
+    const dir = tempDir('one-shot-docker');
+    cleanups.push(dir.cleanup);
+    const config = join(dir.path, 'go.yaml');
+    writeFileSync(
+      config,
+      ['worker_id: w', 'one_shot: true', 'backend:', '  docker:', '    image_pull_policy: IfNotPresent', '    sidecar_image: example.com/warp-agent:1'].join(
+        '\n',
+      ),
+    );
+    const worker = startWorker({
+      args: ['--config-file', config, '--web-socket-url', server.url],
+      env: { WARP_API_KEY: 'k', DOCKER_HOST: engine.dockerHost, HOME: dir.path, OZ_WORKER_STATE_DIR: dir.path },
+    });
+    try {
+      await server.waitForConnection();
+      server.assign(assignment('first', { sidecar_image: 'warpdotdev/warp-agent:1', env_vars: { FAKE_RUN: 'forever' } }));
+      await server.waitForMessage('task_claimed', 'first');
+      server.assign(assignment('second'));
+      expect((await server.waitForMessage('task_rejected', 'second')).data.reason).toMatch(/^one_shot: /);
+      // The one task ends (its container stopped by the server's cancel), then the worker exits.
+      const task = await engine.until(
+        () => [...engine.containers.values()].find((c) => c.Name.includes('oz-task-first') && c.status === 'running'),
+        20_000,
+        'the task container',
+      );
+      expect(task.Binds.some((bind) => bind.endsWith(':/agent:ro'))).toBe(true);
+      server.cancel('first');
+      expect((await server.waitForMessage('task_completed', 'first')).data.task_state).toBe('CANCELLED');
+      expect(await worker.exited).toEqual({ code: 0, signal: null });
+      // One task container; the configured sidecar image replaced the assignment's /agent one.
+      const tasks = [...engine.containers.values(), ...engine.removed.values()].filter((c) => c.Name.includes('oz-task-'));
+      expect(tasks.map((c) => c.Name)).toEqual([task.Name]);
+      expect(engine.requests.some((r) => r.path === '/images/create' && r.query.get('fromImage')?.includes('example.com/warp-agent'))).toBe(true);
+      expect(engine.requests.some((r) => r.query.get('fromImage')?.includes('warpdotdev/warp-agent'))).toBe(false);
+    } finally {
+      await worker.stop();
+      await server.close();
+      await engine.close();
+    }
+  }, 60_000);
 });

@@ -238,6 +238,13 @@ describe('one_shot / --one-shot', () => {
     expect(config.startupWarnings).toBeUndefined();
   });
 
+  it("takes the Go worker's config pairing one_shot with Docker settings", () => {
+    const config = resolve(
+      yaml('worker_id: w', 'one_shot: true', 'backend:', '  docker:', '    image_pull_policy: IfNotPresent', '    sidecar_image: example.com/agent:1'),
+    );
+    expect(config).toMatchObject({ backend: 'docker', oneShot: true, maxConcurrentTasks: 1 });
+  });
+
   it('warns that a concurrency limit other than 1 is ignored', () => {
     expect(resolve(yaml('worker_id: w', 'max_concurrent_tasks: 4', 'one_shot: true', 'backend:', '  direct:')).startupWarnings).toEqual([
       'max_concurrent_tasks 4 is ignored: one-shot mode runs exactly one task',
@@ -245,7 +252,6 @@ describe('one_shot / --one-shot', () => {
   });
 
   it.each([
-    ['docker', yaml('worker_id: w', 'one_shot: true'), {}, 'one_shot in the config file is not supported by the docker backend'],
     ['kubernetes', yaml('worker_id: w', 'backend:', '  kubernetes: {}'), { oneShot: true }, '--one-shot is not supported by the kubernetes backend'],
     [
       'command',
@@ -255,7 +261,7 @@ describe('one_shot / --one-shot', () => {
     ],
   ])('is a start-up config error on the %s backend, naming the key and the backend', (_backend, text, flags, message) => {
     expect(problem(() => resolve(text, flags))).toBe(
-      `${message}: one-shot mode (one task, then exit) works only with the direct backend (remove ${message.startsWith('--') ? 'the flag' : 'the key'}, or run the direct backend)`,
+      `${message}: one-shot mode (one task, then exit) works only with the docker or direct backend (remove ${message.startsWith('--') ? 'the flag' : 'the key'}, or run the docker or direct backend)`,
     );
   });
 
