@@ -518,6 +518,16 @@ describe('kubernetes setup phases reported to the server', () => {
     expect(h.worker.output).not.toContain('task-key-k-1');
   });
 
+  it("still posts the pod's phases when the Job's end arrives before the pod's last update (two watches), after the outcome", async () => {
+    const events = await stub('ok');
+    const h = await start({ args: ['--server-root-url', events.url] });
+    h.api.podWatchDelayMs = 400;
+    h.server.assign(keyed('k-late', 'timed'));
+    await h.server.waitForMessage('task_completed', 'k-late');
+    const posted = await events.waitFor('k-late', 3);
+    expect(posted.map((r) => r.body.event_name).sort()).toEqual(['setup_worker_container_start', 'setup_worker_job_create', 'setup_worker_pod_schedule']);
+  });
+
   it('posts a Job the API server refused as a failed Job create', async () => {
     const events = await stub('ok');
     const h = await start({ args: ['--server-root-url', events.url] });

@@ -125,6 +125,8 @@ export class FakeKubeApi {
   preflight: 'complete' | 'forbidden' = 'complete';
   /** Milliseconds between the steps of a scenario. */
   stepMs = 30;
+  /** Pod watch events are sent this much later (in order): the Jobs' watch then runs ahead, as a busy API server's may. */
+  podWatchDelayMs = 0;
   private timers = new Set<NodeJS.Timeout>();
   private readonly connectionIds = new WeakMap<object, number>();
   private connectionsOpened = 0;
@@ -270,8 +272,11 @@ export class FakeKubeApi {
   private emit(kind: Kind, type: string, object: Obj): void {
     const rv = Number(object.metadata.resourceVersion);
     this.history.push({ rv, kind, type, object: structuredClone(object) });
+    const line = `${JSON.stringify({ type, object })}\n`;
     for (const watch of this.watches) {
-      if (watch.kind === kind && matchesLabels(object, watch.selector)) watch.response.write(`${JSON.stringify({ type, object })}\n`);
+      if (watch.kind !== kind || !matchesLabels(object, watch.selector)) continue;
+      if (kind === 'pods' && this.podWatchDelayMs > 0) setTimeout(() => watch.response.writable && watch.response.write(line), this.podWatchDelayMs);
+      else watch.response.write(line);
     }
   }
 
@@ -426,6 +431,12 @@ export class FakeKubeApi {
         }));
         const taskStart = seconds(4 + inits.length);
         const task = (state: unknown) => [{ name: 'task', ready: true, restartCount: 0, image: 'x', imageID: '', state }];
+        const ended = {
+          phase: 'Succeeded',
+          conditions: scheduled,
+          initContainerStatuses: inits,
+          containerStatuses: task({ terminated: { exitCode: 0, reason: 'Completed', startedAt: taskStart, finishedAt: seconds(9 + inits.length) } }),
+        };
         step(1, () => this.setPodStatus(podName, { phase: 'Pending', conditions: scheduled }));
         step(2, () =>
           this.setPodStatus(podName, {
@@ -435,14 +446,7 @@ export class FakeKubeApi {
             containerStatuses: task({ running: { startedAt: taskStart } }),
           }),
         );
-        step(3, () =>
-          this.setPodStatus(podName, {
-            phase: 'Succeeded',
-            conditions: scheduled,
-            initContainerStatuses: inits,
-            containerStatuses: task({ terminated: { exitCode: 0, reason: 'Completed', startedAt: taskStart, finishedAt: seconds(9 + inits.length) } }),
-          }),
-        );
+        step(3, () => this.setPodStatus(podName, ended));
         step(4, () => this.setJobCondition(jobName, 'Complete'));
         return;
       }

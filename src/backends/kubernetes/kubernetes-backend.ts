@@ -28,6 +28,9 @@ import { PodSetupTracker } from './setup-phases.js';
 import { startPhase } from '../shared/setup-phase.js';
 import { errorMessage } from '../../errors/error-message.js';
 
+/** How long a task's setup phases are still read from its pod after its outcome (see trackSetupPhases). */
+const SETUP_LINGER_MS = 15_000;
+
 /** Set on a Job once its result was handed to the worker, so a restart does not report it twice. */
 export const ANNOTATION_REPORTED = 'oz-worker.dev/reported';
 export const LABEL_PREFLIGHT = 'oz-preflight';
@@ -215,21 +218,41 @@ class KubernetesBackend implements Backend {
 
   /** Watches a Job to its end and turns that into the task's outcome. */
   private async follow(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {
-    const stopTracking = run.setupPhase ? this.trackSetupPhases(executionHash, run.setupPhase) : undefined;
+    const tracking = run.setupPhase ? this.trackSetupPhases(executionHash, run.setupPhase) : undefined;
     try {
       return await this.monitorAndConclude(name, executionHash, run);
     } finally {
-      stopTracking?.();
+      tracking?.linger();
     }
   }
 
   /**
    * Reports the pod's setup phases from the pods the shared watch delivers
-   * anyway (no request of its own), until the task's outcome is settled.
+   * anyway (no request of its own). Jobs and pods come on two watches, so a
+   * Job's end can arrive before the pod updates that carry the last phase:
+   * after the outcome the tracker keeps listening (without holding the task)
+   * until the pod has started its task container, or for SETUP_LINGER_MS.
    */
-  private trackSetupPhases(executionHash: string, report: NonNullable<TaskRun['setupPhase']>): () => void {
-    const tracker = new PodSetupTracker((phase) => report(phase.name, phase.start, phase.finish, phase.isError));
-    return this.watch.subscribe(executionHash, { job: () => {}, pod: (pod) => tracker.observe(pod) });
+  private trackSetupPhases(executionHash: string, report: NonNullable<TaskRun['setupPhase']>): { linger(): void } {
+    let stop = (): void => {};
+    let lingering = false;
+    const tracker = new PodSetupTracker((phase) => {
+      report(phase.name, phase.start, phase.finish, phase.isError);
+      if (lingering && phase.name === 'setup_worker_container_start') stop();
+    });
+    const unsubscribe = this.watch.subscribe(executionHash, { job: () => {}, pod: (pod) => tracker.observe(pod) });
+    stop = () => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+    let timer: NodeJS.Timeout | undefined;
+    return {
+      linger: () => {
+        if (tracker.has('setup_worker_container_start')) return stop();
+        lingering = true;
+        timer = setTimeout(stop, SETUP_LINGER_MS).unref();
+      },
+    };
   }
 
   private async monitorAndConclude(name: string, executionHash: string, run: Omit<TaskRun, 'params'>): Promise<ExecutionOutcome> {

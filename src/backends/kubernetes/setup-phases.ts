@@ -108,6 +108,11 @@ export class PodSetupTracker {
 
   constructor(private readonly report: (phase: PodPhase) => void) {}
 
+  /** Whether that phase was reported already. */
+  has(name: SetupEventName): boolean {
+    return this.reported.has(name);
+  }
+
   observe(pod: V1Pod): void {
     for (const found of podSetupPhases(pod)) {
       if (this.reported.has(found.name)) continue;
