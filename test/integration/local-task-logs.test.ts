@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
+import { createHttpPoster } from '../../src/observability/http-post.js';
 import { TaskLogExports } from '../../src/observability/task-logs.js';
 import { IDENTITY_QUERY, identityRequestBody } from '../../src/observability/task-logs/identity-token.js';
 import type { TaskAssignment } from '../../src/protocol/messages.js';
@@ -120,13 +121,14 @@ describe('task logs through the local server', () => {
       expect((await post({ Authorization: `Bearer ${token}` }, new Uint8Array(4 * 1024 * 1024 + 1))).status).toBe(413);
 
       // A task's kept records are bounded (1 MiB, then one logs_truncated event), through a real export.
+      const poster = createHttpPoster({ env: {} });
       const reporter = (await new TaskLogExports({
         collect: true,
         serverRootUrl: url,
         workerId: 'probe-1',
         backend: 'direct',
         workerApiKey: user.key,
-        env: {},
+        poster,
       }).open(a as unknown as TaskAssignment, silentLogger()))!;
       const out = reporter.writer('agent.stdout');
       for (let round = 0; round < 4; round++) {
@@ -134,6 +136,7 @@ describe('task logs through the local server', () => {
         await reporter.flush();
       }
       await reporter.shutdown();
+      poster.close();
       const { events } = await client.events(first.id, 0, 0);
       const kept = events.filter((e) => e.kind === 'log');
       expect(kept.length).toBeGreaterThan(900);
