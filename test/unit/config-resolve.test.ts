@@ -1,7 +1,7 @@
 // Flags over config file over defaults, and the start-up checks a user meets
 // before anything connects.
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.js';
+import type { ConfigError } from '../../src/config/errors.js';
 import type { FileConfig } from '../../src/config/file-schema.js';
 import { parseConfigText } from '../../src/config/load-file.js';
 import {
