@@ -125,8 +125,8 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     send: (text) => connectionRef?.sendExtensionFrame(text) ?? false,
     scrub: (line) => scrubber.scrub(line),
   });
-  // The tasks' setup phases go to the server's HTTP API, through the dispatch connection's proxy and CA.
-  const clientEvents = createHttpPoster({ env, ...(config.caPem ? { ca: config.caPem } : {}) });
+  // The tasks' setup phases and logs go out through the dispatch connection's proxy and CA.
+  const poster = createHttpPoster({ env, ca: config.caPem });
   // Off with collect_task_logs: no task gets an identity call or an export.
   const taskLogs = config.collectTaskLogs
     ? new TaskLogExports({
@@ -135,8 +135,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
         workerId: config.workerId,
         backend: config.backend,
         workerApiKey: config.apiKey,
-        env,
-        caPem: config.caPem,
+        poster,
       })
     : undefined;
   const worker: Worker = new Worker({
@@ -145,7 +144,7 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     log,
     scrubber,
     metrics,
-    clientEvents,
+    clientEvents: poster,
     send: (message) => {
       // A task's last output lines go out before its status, so the server still takes them.
       output.flush();
@@ -191,9 +190,8 @@ export async function runWorker(config: WorkerConfig, options: RunWorkerOptions 
     closeConnection: () => connection.stop(),
     shutdownBackend: async () => {
       await backend.shutdown();
-      taskLogs?.close();
       await telemetry.shutdown();
-      await clientEvents.close();
+      poster.close();
     },
     // The journal's last write (nothing pending, nothing running) lands before the process ends.
     exit: (code) => void (journal?.settled() ?? Promise.resolve()).then(() => health?.close()).finally(() => exit(code)),

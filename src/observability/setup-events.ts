@@ -6,10 +6,12 @@ import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../errors/error-message.js';
 import type { Logger } from '../log/logger.js';
 import { CLOUD_AGENT_ID_HEADER, clientEventBody, clientEventsUrl, WORKLOAD_TOKEN_HEADER, type SetupEventName } from '../protocol/client-events.js';
-import type { HttpPoster } from './http-post.js';
+import { PostError, type HttpPoster } from './http-post.js';
 
 /** How long one report may take, connecting and reading the answer included. */
 export const CLIENT_EVENT_TIMEOUT_MS = 5_000;
+/** How much of a refusal's body its warning line quotes. */
+export const MAX_RESPONSE_TEXT_BYTES = 512;
 
 /** Where and how a task's events go, or why they cannot. */
 export type ClientEventsTarget = { url: string; headers: Record<string, string>; taskId: string; secrets: string[] } | { disabled: string };
@@ -58,11 +60,19 @@ export class SetupEventReporter {
   private async send(name: SetupEventName, body: string): Promise<void> {
     const { url, headers, taskId } = this.target;
     try {
-      const response = await this.poster.post(url, { headers, body, timeoutMs: CLIENT_EVENT_TIMEOUT_MS });
-      if (response.status < 200 || response.status > 299) throw new Error(`client event request returned status ${response.status}: ${response.text}`);
+      const response = await this.poster.post(url, {
+        headers,
+        body,
+        deadline: Date.now() + CLIENT_EVENT_TIMEOUT_MS,
+        maxResponseBytes: MAX_RESPONSE_TEXT_BYTES,
+        redirects: 'none',
+      });
+      if (response.status < 200 || response.status > 299) {
+        throw new Error(`client event request returned status ${response.status}: ${response.body.toString('utf8')}`);
+      }
     } catch (error) {
       // The worker is shutting down and ended the requests in flight: nothing went wrong with this one.
-      if ((error as { code?: unknown })?.code === 'UND_ERR_DESTROYED') return;
+      if (error instanceof PostError && error.failure === 'cancelled') return;
       this.log.warn({ event: name }, `Failed to report setup event ${name} for task ${taskId}: ${this.withoutSecrets(describeFailure(error))}`);
     }
   }
@@ -72,14 +82,11 @@ export class SetupEventReporter {
   }
 }
 
-/** A failed request in a few words: a timeout says so, a network error its code. */
+/** A failed request in a few words: a timeout says so, a network error its own text and code. */
 function describeFailure(error: unknown): string {
-  const name = (error as { name?: unknown })?.name;
-  const cause = (error as { cause?: { code?: unknown } })?.cause;
-  const code = (error as { code?: unknown })?.code ?? cause?.code;
-  if (name === 'TimeoutError' || name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return `no answer within ${CLIENT_EVENT_TIMEOUT_MS / 1000} s`;
-  }
-  const text = errorMessage(error);
+  if (error instanceof PostError && error.failure === 'timeout') return `no answer within ${CLIENT_EVENT_TIMEOUT_MS / 1000} s`;
+  const failure = error instanceof PostError && error.cause !== undefined ? error.cause : error;
+  const code = (failure as { code?: unknown })?.code;
+  const text = errorMessage(failure);
   return typeof code === 'string' && !text.includes(code) ? `${text} (${code})` : text;
 }

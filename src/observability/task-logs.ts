@@ -3,12 +3,10 @@
 // `collect_task_logs`), and the reporter that does it. This module is small and
 // pure apart from `TaskLogExports.open`, which loads the OpenTelemetry logs
 // SDK (./task-logs/reporter.ts) the first time a task needs it.
-import type { Agent } from 'node:http';
-import { createRequire } from 'node:module';
 import type { Logger } from '../log/logger.js';
 import type { TaskAssignment } from '../protocol/messages.js';
-import { proxyVariables } from '../connection/transport.js';
 import { errorMessage } from '../errors/error-message.js';
+import type { HttpPoster } from './http-post.js';
 import type { TaskLogReporter, TaskLogTarget } from './task-logs/target.js';
 
 export type { TaskLogReporter, TaskLogTarget } from './task-logs/target.js';
@@ -70,17 +68,12 @@ export interface TaskLogSettings {
   backend: string;
   /** The worker's own key: never in a record either. */
   workerApiKey: string;
-  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read. */
-  env: Readonly<Record<string, string | undefined>>;
-  /** `--ca-file`: the identity call goes to the server, which may use a private CA. */
-  caPem?: string | undefined;
+  /** The worker's poster: every task's calls share its proxy, CA and kept-alive connections. */
+  poster: HttpPoster;
 }
 
-const requireBuiltin = createRequire(import.meta.url);
-
-/** Makes one reporter per task that asks for logs; holds the connections they share. */
+/** Makes one reporter per task that asks for logs. */
 export class TaskLogExports {
-  private agents: { http: Agent; https: Agent } | undefined;
   private loading: Promise<typeof import('./task-logs/reporter.js')> | undefined;
 
   constructor(private readonly settings: TaskLogSettings) {}
@@ -105,31 +98,12 @@ export class TaskLogExports {
         secrets: [...Object.values(assignment.env_vars ?? {}), this.settings.workerApiKey, ...(bootstrap ? [bootstrap] : [])],
         workerId: this.settings.workerId,
         backend: this.settings.backend,
-        agents: this.sharedAgents(),
+        poster: this.settings.poster,
         log,
       });
     } catch (error) {
       log.warn(`Task log reporting unavailable for task ${assignment.task_id}: could not initialize task log exporter (${errorMessage(error)})`);
       return undefined;
     }
-  }
-
-  /** Keep-alive agents shared by every task's calls, through the proxy the environment names. */
-  private sharedAgents(): { http: Agent; https: Agent } {
-    if (this.agents) return this.agents;
-    const { Agent: HttpAgent } = requireBuiltin('node:http') as typeof import('node:http');
-    const { Agent: HttpsAgent } = requireBuiltin('node:https') as typeof import('node:https');
-    const { rootCertificates } = requireBuiltin('node:tls') as typeof import('node:tls');
-    const proxyEnv = proxyVariables(this.settings.env);
-    const options = { keepAlive: true, ...(Object.keys(proxyEnv).length > 0 ? { proxyEnv } : {}) };
-    const ca = this.settings.caPem;
-    this.agents = { http: new HttpAgent(options), https: new HttpsAgent({ ...options, ...(ca ? { ca: [...rootCertificates, ca] } : {}) }) };
-    return this.agents;
-  }
-
-  /** Closes idle kept-alive connections (the worker is stopping). */
-  close(): void {
-    this.agents?.http.destroy();
-    this.agents?.https.destroy();
   }
 }

@@ -3,31 +3,20 @@
 // identity call (only for the task's own key, workload token and id) and takes
 // the OTLP exports (only with that task's identity token), keeping them per
 // task for `oz-worker task logs --exported`.
-import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
+import { createHttpPoster } from '../../src/observability/http-post.js';
 import { TaskLogExports } from '../../src/observability/task-logs.js';
 import { IDENTITY_QUERY, identityRequestBody } from '../../src/observability/task-logs/identity-token.js';
 import type { TaskAssignment } from '../../src/protocol/messages.js';
+import { runCli } from '../support/cli.js';
 import { ProbeWorker, startLocalServer, until, type LocalServerHarness } from '../support/local-server.js';
-import { BIN, REPO_ROOT } from '../support/worker-process.js';
 
 let harness: LocalServerHarness | undefined;
 afterEach(async () => {
   await harness?.close();
   harness = undefined;
 });
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const identityCall = (url: string, headers: Record<string, string>, body = identityRequestBody()) =>
   fetch(`${url}/graphql/v2`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
@@ -48,17 +37,17 @@ describe('task logs through the local server', () => {
     expect(frame).not.toMatch(/ozl_/);
 
     const url = harness.server.httpUrl;
-    const logs = await cli(['task', 'logs', task.id, '--exported', '--server', url, '--api-key', user.key]);
+    const logs = await runCli(['task', 'logs', task.id, '--exported', '--server', url, '--api-key', user.key]);
     expect(logs.code, logs.stderr).toBe(0);
     expect(logs.stdout).toMatch(/^\[agent\.stdout\] fake-oz: started with agent run /);
-    const plain = await cli(['task', 'logs', task.id, '--server', url, '--api-key', user.key]);
+    const plain = await runCli(['task', 'logs', task.id, '--server', url, '--api-key', user.key]);
     expect(plain.stdout).toMatch(/^fake-oz: started with agent run /);
-    const watch = await cli(['task', 'watch', task.id, '--server', url, '--api-key', user.key]);
+    const watch = await runCli(['task', 'watch', task.id, '--server', url, '--api-key', user.key]);
     expect(watch.stdout).not.toContain('[agent.stdout]');
     expect(watch.stdout).toMatch(/task completed/);
     // Someone else cannot read them.
     const other = await harness.createUser('bo');
-    const denied = await cli(['task', 'logs', task.id, '--exported', '--server', url, '--api-key', other.key]);
+    const denied = await runCli(['task', 'logs', task.id, '--exported', '--server', url, '--api-key', other.key]);
     expect(denied.code).not.toBe(0);
   }, 60_000);
 
@@ -120,13 +109,14 @@ describe('task logs through the local server', () => {
       expect((await post({ Authorization: `Bearer ${token}` }, new Uint8Array(4 * 1024 * 1024 + 1))).status).toBe(413);
 
       // A task's kept records are bounded (1 MiB, then one logs_truncated event), through a real export.
+      const poster = createHttpPoster({ env: {} });
       const reporter = (await new TaskLogExports({
         collect: true,
         serverRootUrl: url,
         workerId: 'probe-1',
         backend: 'direct',
         workerApiKey: user.key,
-        env: {},
+        poster,
       }).open(a as unknown as TaskAssignment, silentLogger()))!;
       const out = reporter.writer('agent.stdout');
       for (let round = 0; round < 4; round++) {
@@ -134,6 +124,7 @@ describe('task logs through the local server', () => {
         await reporter.flush();
       }
       await reporter.shutdown();
+      poster.close();
       const { events } = await client.events(first.id, 0, 0);
       const kept = events.filter((e) => e.kind === 'log');
       expect(kept.length).toBeGreaterThan(900);

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { createHttpPoster, type HttpPoster } from '../../src/observability/http-post.js';
+import { createHttpPoster, PostError, type HttpPoster } from '../../src/observability/http-post.js';
 import { startConnectProxy, type ConnectProxy } from '../support/connect-proxy.js';
 import { until } from '../support/local-server.js';
 import { FAKE_OZ, startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
@@ -134,7 +134,7 @@ describe.skipIf(!HAS_OPENSSL)('private CA and proxies', () => {
   });
 });
 
-describe.skipIf(!HAS_OPENSSL)('setup timings to the server: the same private CA and proxies', () => {
+describe.skipIf(!HAS_OPENSSL)('posts to the server (setup timings, task logs): the same private CA and proxies', () => {
   const posted: { url: string | undefined; authorization: string | undefined }[] = [];
   const answer = (request: IncomingMessage, response: ServerResponse) => {
     posted.push({ url: request.url, authorization: request.headers.authorization });
@@ -155,16 +155,20 @@ describe.skipIf(!HAS_OPENSSL)('setup timings to the server: the same private CA 
     poster.post(`https://127.0.0.1:${tlsPort}/api/v1/agent/runs/t-1/client-events`, {
       headers: { Authorization: 'Bearer task-key', 'Content-Type': 'application/json' },
       body: '{}',
-      timeoutMs: 5_000,
+      deadline: Date.now() + 5_000,
+      maxResponseBytes: 512,
+      redirects: 'none',
     });
 
   it('refuses the unknown CA, and trusts it with --ca-file', async () => {
     const untrusted = createHttpPoster({ env: {} });
-    await expect(post(untrusted)).rejects.toThrow(/self-signed|unable to (get|verify)|certificate/i);
-    await untrusted.close();
+    const refusal = await post(untrusted).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(PostError);
+    expect(((refusal as PostError).cause as Error).message).toMatch(/self-signed|unable to (get|verify)|certificate/i);
+    untrusted.close();
     const trusting = createHttpPoster({ env: {}, ca: readFileSync(caPath, 'utf8') });
     expect((await post(trusting)).status).toBe(204);
-    await trusting.close();
+    trusting.close();
     expect(posted).toEqual([{ url: '/api/v1/agent/runs/t-1/client-events', authorization: 'Bearer task-key' }]);
   });
 
@@ -172,12 +176,12 @@ describe.skipIf(!HAS_OPENSSL)('setup timings to the server: the same private CA 
     const ca = readFileSync(caPath, 'utf8');
     const proxied = createHttpPoster({ env: { HTTPS_PROXY: proxy.url }, ca });
     expect((await post(proxied)).status).toBe(204);
-    await proxied.close();
+    proxied.close();
     expect(proxy.tunnels).toEqual([`127.0.0.1:${tlsPort}`]);
     proxy.tunnels.length = 0;
     const direct = createHttpPoster({ env: { HTTPS_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, ca });
     expect((await post(direct)).status).toBe(204);
-    await direct.close();
+    direct.close();
     expect(proxy.tunnels).toEqual([]);
     expect(posted).toHaveLength(2);
   });

@@ -9,7 +9,7 @@
 // uses host networking (added by a post-renderer, not by the chart) and reaches
 // the API server and the dispatch server on loopback.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,34 +17,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { taskJobName } from '../../src/backends/kubernetes/names.js';
 import { lockCluster } from '../support/cluster-lock.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
-import { CACHE, CHART, FIXTURES, findHelm, parseManifests, readEnvFile, run } from './helm-support.js';
+import { freePort } from '../support/metrics.js';
+import { ENV_FILE, type RealCluster } from '../support/real-kube.js';
+import { CACHE, CHART, FIXTURES, findHelmCluster, parseManifests, run, splitImage, testClusterSettings, writeHostNetworkPostRenderer } from './helm-support.js';
 
-const KUBE_ENV_FILE = join(CACHE, 'kube', 'env', 'env');
 const API_KEY = 'wk-helm-cluster-test';
 
-async function availability(): Promise<{ helm: string; env: Record<string, string> } | { why: string }> {
-  const helm = findHelm();
-  if ('why' in helm) return helm;
-  const env = readEnvFile(KUBE_ENV_FILE);
-  if (!env) return { why: `no cluster env file at ${KUBE_ENV_FILE} (start one with bash test/infra/kube/up.sh)` };
-  if (!env.OZ_KUBE_KUBECONFIG) return { why: `${KUBE_ENV_FILE} names no OZ_KUBE_KUBECONFIG` };
-  const ready = await run(env.OZ_KUBE_KUBECTL || 'kubectl', ['--kubeconfig', env.OZ_KUBE_KUBECONFIG, '--request-timeout=5s', 'get', '--raw', '/readyz'], {
-    timeoutMs: 10_000,
-  });
-  if (ready.code !== 0) return { why: `the cluster in ${KUBE_ENV_FILE} does not answer (${ready.stderr.split('\n')[0]})` };
-  return { helm: helm.helm, env };
-}
-
-const found = await availability();
+const found = await findHelmCluster();
 if ('why' in found) console.warn(`real Helm cluster suite skipped: ${found.why}`);
 const helm = 'helm' in found ? found.helm : '';
-const kubeEnv = 'env' in found ? found.env : {};
-const missingImages = ['OZ_KUBE_WORKER_IMAGE', 'OZ_KUBE_AGENT_IMAGE'].filter((key) => !kubeEnv[key]);
-if (helm && missingImages.length) console.warn(`real Helm install tests skipped: ${KUBE_ENV_FILE} names no ${missingImages.join(', ')}`);
+const cluster: Partial<RealCluster> = 'cluster' in found ? found.cluster : {};
+const missingImages = Object.entries({ OZ_KUBE_WORKER_IMAGE: cluster.workerImage, OZ_KUBE_AGENT_IMAGE: cluster.agentImage })
+  .filter(([, image]) => !image)
+  .map(([name]) => name);
+if (helm && missingImages.length) console.warn(`real Helm install tests skipped: ${ENV_FILE} names no ${missingImages.join(', ')}`);
 
-const clusterEnv = () => ({ KUBECONFIG: kubeEnv.OZ_KUBE_KUBECONFIG! });
+const clusterEnv = () => ({ KUBECONFIG: cluster.kubeconfig! });
 const kube = (args: string[], input?: string) =>
-  run(kubeEnv.OZ_KUBE_KUBECTL || 'kubectl', args, { env: clusterEnv(), ...(input === undefined ? {} : { input }), timeoutMs: 180_000 });
+  run(cluster.kubectlPath || 'kubectl', args, { env: clusterEnv(), ...(input === undefined ? {} : { input }), timeoutMs: 180_000 });
 const helmRun = (args: string[]) => run(helm, args, { env: clusterEnv(), timeoutMs: 300_000 });
 const suffix = randomBytes(3).toString('hex');
 const namespaces: string[] = [];
@@ -116,14 +106,12 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       await server?.close();
     });
 
-    const [repository, tag] = splitImage(kubeEnv.OZ_KUBE_WORKER_IMAGE ?? '');
-    const apiServer = new URL(kubeEnv.OZ_KUBE_SERVER || 'https://127.0.0.1:6443');
+    const [repository, tag] = splitImage(cluster.workerImage ?? '');
     /** Test-only settings: the imported images, loopback addresses, a free health port (host networking). */
     const values = (namespace: string, workerId: string, healthPort: number) => [
       '--namespace',
       namespace,
-      '--post-renderer',
-      postRenderer,
+      ...testClusterSettings(cluster as RealCluster, { postRenderer, healthPort }),
       '--set',
       `worker.workerId=${workerId}`,
       '--set',
@@ -136,22 +124,6 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
       `warp.apiKeySecret.value=${API_KEY}`,
       '--set',
       `warp.webSocketURL=ws://${relay.address}/api/v1/selfhosted/worker/ws`,
-      '--set',
-      `worker.healthPort=${healthPort}`,
-      '--set',
-      'worker.extraEnv[0].name=KUBERNETES_SERVICE_HOST',
-      '--set',
-      `worker.extraEnv[0].value=${apiServer.hostname}`,
-      '--set',
-      'worker.extraEnv[1].name=KUBERNETES_SERVICE_PORT',
-      '--set-string',
-      `worker.extraEnv[1].value=${apiServer.port || '443'}`,
-      '--set',
-      `kubernetesBackend.defaultImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
-      '--set',
-      `kubernetesBackend.preflightImage=${kubeEnv.OZ_KUBE_AGENT_IMAGE}`,
-      '--set',
-      'kubernetesBackend.podTemplate.terminationGracePeriodSeconds=1',
       '--wait',
       '--timeout',
       '4m',
@@ -213,7 +185,7 @@ describe.skipIf(!helm)('Helm chart on a real cluster', () => {
 
     it("upgrades a release shaped like the Go chart's in place, with the Go chart's values file", async () => {
       const goNs = await namespace(`oz-helm-go-${suffix}`);
-      const goChart = writeGoLikeChart(join(scratch, 'go-like'), kubeEnv.OZ_KUBE_AGENT_IMAGE!);
+      const goChart = writeGoLikeChart(join(scratch, 'go-like'), cluster.agentImage!);
       const installed = await helmRun(['install', 'oz-agent-worker', goChart, '--namespace', goNs, '--wait', '--timeout', '3m']);
       expect(installed.code, installed.stderr).toBe(0);
       const upgraded = await helmRun([
@@ -280,7 +252,7 @@ describe.skipIf(!helm || missingImages.length > 0)('Helm chart with the command 
     ]);
     expect(secret.code, secret.stderr).toBe(0);
 
-    const [repository, tag] = splitImage(kubeEnv.OZ_KUBE_WORKER_IMAGE ?? '');
+    const [repository, tag] = splitImage(cluster.workerImage ?? '');
     const valuesFile = join(scratch, 'command-values.yaml');
     writeFileSync(
       valuesFile,
@@ -366,32 +338,6 @@ describe.skipIf(!helm || missingImages.length > 0)('Helm chart with the command 
     expect(cancelled.msg).toBe('cancelled run helm-cmd-1 at https://runtime.example.test/dispatch');
   }, 420_000);
 });
-
-function splitImage(image: string): [string, string] {
-  const at = image.lastIndexOf(':');
-  return at > image.lastIndexOf('/') ? [image.slice(0, at), image.slice(at + 1)] : [image, 'latest'];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** A helm --post-renderer that puts the worker pod on the host network (this test cluster has no kube-proxy). */
-function writeHostNetworkPostRenderer(path: string): string {
-  writeFileSync(
-    path,
-    "#!/bin/sh\nexec sed 's/^      serviceAccountName: \\(.*\\)$/      serviceAccountName: \\1\\n      hostNetwork: true\\n      dnsPolicy: ClusterFirstWithHostNet/'\n",
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
 
 /** A chart shaped like the Go worker's (same object names and selector, RollingUpdate by default) running a placeholder. */
 function writeGoLikeChart(dir: string, image: string): string {

@@ -1,9 +1,12 @@
 // Shared by the real Helm suites: finds the helm binary that
-// test/infra/helm/build.sh caches, renders the chart, and reads the result.
+// test/infra/helm/build.sh caches (and the test cluster, for the suites that
+// install), renders the chart, reads the result, and says what an install on
+// the test cluster needs.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { findCluster, type RealCluster } from '../support/real-kube.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const CHART = join(REPO_ROOT, 'k8s/chart/oz-worker');
@@ -29,6 +32,53 @@ export function findHelm(): { helm: string } | { why: string } {
   if (!env.HELM_BIN || !existsSync(env.HELM_BIN))
     return { why: `the helm binary named in ${join(CACHE, 'helm', 'env')} is missing (rerun test/infra/helm/build.sh)` };
   return { helm: env.HELM_BIN };
+}
+
+/** helm and the test cluster (test/infra/kube/up.sh), or why a suite that installs skips. */
+export async function findHelmCluster(): Promise<{ helm: string; cluster: RealCluster } | { why: string }> {
+  const helm = findHelm();
+  if ('why' in helm) return helm;
+  const cluster = await findCluster();
+  if ('skip' in cluster) return { why: cluster.skip };
+  return { helm: helm.helm, cluster };
+}
+
+/** `repository:tag` as the chart's image.repository and image.tag take it. */
+export function splitImage(image: string): [string, string] {
+  const at = image.lastIndexOf(':');
+  return at > image.lastIndexOf('/') ? [image.slice(0, at), image.slice(at + 1)] : [image, 'latest'];
+}
+
+/** A helm --post-renderer that puts the worker pod on the host network (the test cluster has no kube-proxy). */
+export function writeHostNetworkPostRenderer(path: string): string {
+  writeFileSync(
+    path,
+    "#!/bin/sh\nexec sed 's/^      serviceAccountName: \\(.*\\)$/      serviceAccountName: \\1\\n      hostNetwork: true\\n      dnsPolicy: ClusterFirstWithHostNet/'\n",
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/**
+ * What `helm install` needs on the test cluster that a real one does not: the
+ * worker pod on the host network (`postRenderer`) with a free health port, the
+ * API server's address (no kube-proxy), and the stand-in agent containerd
+ * already has as task and preflight image, its pods stopping at once.
+ */
+export function testClusterSettings(cluster: RealCluster, options: { postRenderer: string; healthPort: number }): string[] {
+  const apiServer = new URL(cluster.server || 'https://127.0.0.1:6443');
+  // biome-ignore format: one flag and its value to a line
+  return [
+    '--post-renderer', options.postRenderer,
+    '--set', `worker.healthPort=${options.healthPort}`,
+    '--set', 'worker.extraEnv[0].name=KUBERNETES_SERVICE_HOST',
+    '--set', `worker.extraEnv[0].value=${apiServer.hostname}`,
+    '--set', 'worker.extraEnv[1].name=KUBERNETES_SERVICE_PORT',
+    '--set-string', `worker.extraEnv[1].value=${apiServer.port || '443'}`,
+    '--set', `kubernetesBackend.defaultImage=${cluster.agentImage}`,
+    '--set', `kubernetesBackend.preflightImage=${cluster.agentImage}`,
+    '--set', 'kubernetesBackend.podTemplate.terminationGracePeriodSeconds=1',
+  ];
 }
 
 export interface Run {

@@ -14,15 +14,16 @@
 // imported stand-in agent as task and preflight image. Skips, saying why, without
 // a cluster, its images or helm.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linesMarked, normalise } from '../support/doc-blocks.js';
 import { lockCluster } from '../support/cluster-lock.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
-import { CACHE, findHelm, readEnvFile, run } from './helm-support.js';
+import { freePort } from '../support/metrics.js';
+import { ENV_FILE, type RealCluster } from '../support/real-kube.js';
+import { CACHE, findHelmCluster, run, splitImage, testClusterSettings, writeHostNetworkPostRenderer } from './helm-support.js';
 
 const LINES = linesMarked('cluster');
 const CLAIMED = new Set<string>();
@@ -44,20 +45,13 @@ const STEPS = {
   uninstall: page('helm uninstall oz-worker -n oz-agents'),
 };
 
-const KUBE_ENV_FILE = join(CACHE, 'kube', 'env', 'env');
-
-async function availability(): Promise<{ helm: string; env: Record<string, string> } | { why: string }> {
-  const helm = findHelm();
-  if ('why' in helm) return helm;
-  const env = readEnvFile(KUBE_ENV_FILE);
-  if (!env?.OZ_KUBE_KUBECONFIG) return { why: `no cluster env file naming a kubeconfig at ${KUBE_ENV_FILE} (start one with bash test/infra/kube/up.sh)` };
-  const missing = ['OZ_KUBE_WORKER_IMAGE', 'OZ_KUBE_AGENT_IMAGE'].filter((key) => !env[key]);
-  if (missing.length > 0) return { why: `${KUBE_ENV_FILE} names no ${missing.join(', ')}` };
-  const ready = await run(env.OZ_KUBE_KUBECTL || 'kubectl', ['--kubeconfig', env.OZ_KUBE_KUBECONFIG, '--request-timeout=5s', 'get', '--raw', '/readyz'], {
-    timeoutMs: 10_000,
-  });
-  if (ready.code !== 0) return { why: `the cluster in ${KUBE_ENV_FILE} does not answer (${ready.stderr.split('\n')[0]})` };
-  return { helm: helm.helm, env };
+async function availability(): Promise<{ helm: string; cluster: RealCluster } | { why: string }> {
+  const found = await findHelmCluster();
+  if ('why' in found) return found;
+  const missing = Object.entries({ OZ_KUBE_WORKER_IMAGE: found.cluster.workerImage, OZ_KUBE_AGENT_IMAGE: found.cluster.agentImage })
+    .filter(([, image]) => !image)
+    .map(([name]) => name);
+  return missing.length > 0 ? { why: `${ENV_FILE} names no ${missing.join(', ')}` } : found;
 }
 
 const found = await availability();
@@ -70,22 +64,11 @@ describe('the pages', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 describe.skipIf('why' in found)('the sh cluster lines, on the test cluster', () => {
-  const { helm, env } = found as { helm: string; env: Record<string, string> };
+  const { helm, cluster } = found as { helm: string; cluster: RealCluster };
   const namespace = `oz-agents-${randomBytes(3).toString('hex')}`;
   const scratch = mkdtempSync(join(tmpdir(), 'oz-install-pages-'));
-  const clusterEnv = { KUBECONFIG: env.OZ_KUBE_KUBECONFIG! };
+  const clusterEnv = { KUBECONFIG: cluster.kubeconfig };
   let server: FakeDispatchServer;
   let unlock: (() => void) | undefined;
   const key = `wk-install-pages-${randomBytes(4).toString('hex')}`;
@@ -97,7 +80,7 @@ describe.skipIf('why' in found)('the sh cluster lines, on the test cluster', () 
   }, 16 * 60_000);
   afterAll(async () => {
     try {
-      await run(env.OZ_KUBE_KUBECTL || 'kubectl', ['delete', 'namespace', namespace, '--wait=false'], { env: clusterEnv });
+      await run(cluster.kubectlPath, ['delete', 'namespace', namespace, '--wait=false'], { env: clusterEnv });
       await server?.close();
       rmSync(scratch, { recursive: true, force: true });
     } finally {
@@ -113,7 +96,7 @@ describe.skipIf('why' in found)('the sh cluster lines, on the test cluster', () 
       .trim()
       .split(' ')
       .map((word) => (word === 'oz-agents' ? namespace : word));
-    if (words[0] === 'kubectl') words[0] = env.OZ_KUBE_KUBECTL || 'kubectl';
+    if (words[0] === 'kubectl') words[0] = cluster.kubectlPath;
     else if (words[0] === 'helm') words[0] = helm;
     return words;
   }
@@ -133,31 +116,14 @@ describe.skipIf('why' in found)('the sh cluster lines, on the test cluster', () 
   });
 
   it.sequential(STEPS.install, { timeout: 300_000 }, async () => {
-    const postRenderer = join(scratch, 'host-network.sh');
-    writeFileSync(
-      postRenderer,
-      "#!/bin/sh\nexec sed 's/^      serviceAccountName: \\(.*\\)$/      serviceAccountName: \\1\\n      hostNetwork: true\\n      dnsPolicy: ClusterFirstWithHostNet/'\n",
-    );
-    chmodSync(postRenderer, 0o755);
-    const image = env.OZ_KUBE_WORKER_IMAGE!;
-    const at = image.lastIndexOf(':');
-    const apiServer = new URL(env.OZ_KUBE_SERVER || 'https://127.0.0.1:6443');
-    const words = argv(STEPS.install).map((word) =>
-      word === 'image.repository=registry.example.com/oz-worker' ? `image.repository=${image.slice(0, at)}` : word,
-    );
+    const [repository, tag] = splitImage(cluster.workerImage);
+    const words = argv(STEPS.install).map((word) => (word === 'image.repository=registry.example.com/oz-worker' ? `image.repository=${repository}` : word));
+    const postRenderer = writeHostNetworkPostRenderer(join(scratch, 'host-network.sh'));
     // biome-ignore format: one flag and its value to a line
     const forThisCluster = [
-      '--set', `image.tag=${image.slice(at + 1)}`,
+      '--set', `image.tag=${tag}`,
       '--set', `warp.webSocketURL=${server.url}`,
-      '--post-renderer', postRenderer,
-      '--set', `worker.healthPort=${await freePort()}`,
-      '--set', 'worker.extraEnv[0].name=KUBERNETES_SERVICE_HOST',
-      '--set', `worker.extraEnv[0].value=${apiServer.hostname}`,
-      '--set', 'worker.extraEnv[1].name=KUBERNETES_SERVICE_PORT',
-      '--set-string', `worker.extraEnv[1].value=${apiServer.port || '443'}`,
-      '--set', `kubernetesBackend.defaultImage=${env.OZ_KUBE_AGENT_IMAGE}`,
-      '--set', `kubernetesBackend.preflightImage=${env.OZ_KUBE_AGENT_IMAGE}`,
-      '--set', 'kubernetesBackend.podTemplate.terminationGracePeriodSeconds=1',
+      ...testClusterSettings(cluster, { postRenderer, healthPort: await freePort() }),
     ];
     const result = await runLine([...words, ...forThisCluster], 240_000);
     expect(result.code, result.stderr).toBe(0);

@@ -4,20 +4,13 @@
 // kubelet reported the kill (the task container terminated OOMKilled, exit 137,
 // the pod's conditions) and nothing the allow-list keeps out. Skips, saying why,
 // when no cluster is up (test/infra/kube/up.sh).
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
 import { startLocalServer } from '../support/local-server.js';
-import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
-import { BIN, REPO_ROOT, startWorker, tempDir } from '../support/worker-process.js';
+import { clusterFor, Kube, kubeWorkerConfigFile, oneTestAtATimeOnTheCluster, unique, until, type RealCluster } from '../support/real-kube.js';
+import { startWorker } from '../support/worker-process.js';
 
-const found = await findCluster();
-const cluster = 'skip' in found ? undefined : found;
-if ('skip' in found) console.log(`real Kubernetes failure-details suite skipped: ${found.skip}`);
-
-const run = promisify(execFile);
+const cluster = await clusterFor('real Kubernetes failure-details suite');
 
 describe.skipIf(!cluster)('failure details from a real cluster', () => {
   const c = cluster as RealCluster;
@@ -26,60 +19,33 @@ describe.skipIf(!cluster)('failure details from a real cluster', () => {
 
   it("an OOM kill reaches the local server with the kubelet's account of it, and task watch shows it", { timeout: 300_000 }, async () => {
     const kube = new Kube(c);
-    const suffix = `${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-    const namespace = `oz-details-${suffix}`;
-    await kube.createNamespace(namespace);
-    cleanups.push(() => kube.deleteNamespace(namespace));
+    const namespace = await kube.testNamespace('oz-details', cleanups);
 
     const local = await startLocalServer();
     cleanups.push(() => local.close());
     const team = await local.createTeam('platform', { defaultAgent: { model_id: 'claude-test' } });
 
-    const dir = tempDir('real-details');
-    cleanups.push(dir.cleanup);
-    const configPath = join(dir.path, 'config.yaml');
-    writeFileSync(
-      configPath,
-      [
-        `worker_id: details-worker-${suffix}`,
-        'backend:',
-        '  kubernetes:',
-        `    namespace: ${namespace}`,
-        `    kubeconfig: ${c.kubeconfig}`,
-        `    default_image: ${c.agentImage}`,
-        '    image_pull_policy: IfNotPresent',
-        '    preflight_timeout: 0s',
-        '    pod_template:',
-        '      terminationGracePeriodSeconds: 1',
-        '      containers:',
-        '        - name: task',
-        '          resources: {limits: {memory: 160Mi}}',
-      ].join('\n'),
-    );
+    const configPath = kubeWorkerConfigFile(c, { workerId: unique('details-worker'), namespace }, cleanups);
     const worker = startWorker({
       // The stand-in agent allocates this much, over the container's limit.
       args: ['--config-file', configPath, '--web-socket-url', local.server.webSocketUrl, '-e', 'FAKE_OZ_ALLOC_MB=600', '-e', 'FAKE_OZ_SLEEP_MS=30000'],
       env: { WARP_API_KEY: team.key },
     });
     cleanups.push(() => worker.stop());
-    await worker
-      .waitForLog((l) => l.msg === 'Connected to dispatch server', 60_000)
-      .catch((error: Error) => {
-        throw new Error(`${error.message}\n${worker.output.slice(-3000)}`);
-      });
+    await worker.waitForLog((l) => l.msg === 'Connected to dispatch server', 60_000);
 
     const client = local.as(team.key);
     const task = await client.submitTask({ prompt: 'use more memory than the pod may' });
-    const failed = await until(
-      async () => {
-        const current = await client.task(task.id);
-        return current.state === 'failed' ? current : undefined;
-      },
-      180_000,
-      'the task to fail',
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}\n${worker.output.slice(-4000)}`);
-    });
+    const failed = await worker.withOutput(
+      until(
+        async () => {
+          const current = await client.task(task.id);
+          return current.state === 'failed' ? current : undefined;
+        },
+        180_000,
+        'the task to fail',
+      ),
+    );
     expect(failed).toMatchObject({ failure_reason: 'container_oom', exit_code: 137 });
 
     const details = failed.failure_details?.kubernetes;
@@ -100,9 +66,8 @@ describe.skipIf(!cluster)('failure details from a real cluster', () => {
     const text = JSON.stringify(failed.failure_details);
     for (const kept of [namespace, c.nodeName, c.agentImage, 'containerd://', 'message']) expect(text).not.toContain(kept);
 
-    const { stdout } = await run(process.execPath, [BIN, 'task', 'watch', task.id, '--server', local.server.httpUrl, '--api-key', team.key], {
-      cwd: REPO_ROOT,
-    }).catch((error: { stdout?: string; code?: number }) => ({ stdout: error.stdout ?? '' }));
+    // A failed task's watch exits non-zero; its lines are what is asserted.
+    const { stdout } = await runCli(['task', 'watch', task.id, '--server', local.server.httpUrl, '--api-key', team.key]);
     expect(stdout).toMatch(/task failed \(exit code 137\)/);
     expect(stdout).toContain('  kubernetes, seen by pod_watch at ');
     expect(stdout).toContain(`  pod ${pod!.metadata!.name}: `);

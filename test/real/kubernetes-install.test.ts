@@ -5,38 +5,22 @@
 // connected to an `oz-worker server` on the host. Skips, saying why, when no
 // cluster is up.
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { startLocalServer } from '../support/local-server.js';
-import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
+import { freePort } from '../support/metrics.js';
+import { clusterFor, Kube, oneTestAtATimeOnTheCluster, unique, until, type RealCluster } from '../support/real-kube.js';
 import { REPO_ROOT, startWorker, tempDir } from '../support/worker-process.js';
 
-const found = await findCluster();
-const cluster = 'skip' in found ? undefined : found;
-if ('skip' in found) console.log(`real Kubernetes install suite skipped: ${found.skip}`);
+const cluster = await clusterFor('real Kubernetes install suite');
 const K8S_DIR = resolve(REPO_ROOT, 'k8s');
-
-let serial = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++serial}-${Math.random().toString(36).slice(2, 6)}`;
 
 /** JSON-patch lines replacing the rendered Deployment's argument `index`, after testing it still holds `expected`. */
 function argumentPatch(index: number, expected: string, value: string): string[] {
   const path = `/spec/template/spec/containers/0/args/${index}`;
   return [`      - {op: test, path: ${path}, value: "${expected}"}`, `      - {op: replace, path: ${path}, value: "${value}"}`];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolvePort(port));
-    });
-  });
 }
 
 describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
@@ -48,13 +32,6 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
   });
   // Some tests kill the API server: one test at a time on the cluster, across files.
   oneTestAtATimeOnTheCluster(cleanups);
-
-  async function namespace(): Promise<string> {
-    const name = unique('oz-rbac');
-    await kube.createNamespace(name);
-    cleanups.push(() => kube.deleteNamespace(name));
-    return name;
-  }
 
   /** Applies k8s/'s ServiceAccount, Role and RoleBinding into `ns` through kustomize, the Role edited by `editRole`. */
   async function applyRbac(ns: string, editRole: (yaml: string) => string = (y) => y): Promise<void> {
@@ -115,7 +92,7 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
   }
 
   it('runs tasks as the oz-worker ServiceAccount with exactly the Role from k8s/, and keeps and expires a failed Job', { timeout: 300_000 }, async () => {
-    const ns = await namespace();
+    const ns = await kube.testNamespace('oz-rbac', cleanups);
     await applyRbac(ns);
     const kubeconfig = await serviceAccountKubeconfig(ns);
     const server = await FakeDispatchServer.start({ apiKey: API_KEY });
@@ -125,9 +102,7 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
       env: { WARP_API_KEY: API_KEY },
     });
     cleanups.push(() => worker.stop());
-    await server.waitForConnection(1, 120_000).catch((error: Error) => {
-      throw new Error(`${error.message}\n${worker.output.slice(-3000)}`);
-    });
+    await worker.withOutput(server.waitForConnection(1, 120_000));
     server.assign(assignment('as-sa', { execution_id: 'exec-as-sa', env_vars: { FAKE_OZ_SLEEP_MS: '1000' } }));
     await server.waitForMessage('task_completed', 'as-sa', 120_000);
     // A pod that has stopped: its pods are listed (by the Job's controller-uid) and the Job is kept as it is.
@@ -138,18 +113,18 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
     server.assign(assignment('as-sa-unsched', { execution_id: 'exec-as-sa-unsched', instance_shape: { vcpus: 64 } }));
     const unschedulable = await server.waitForMessage('task_failed', 'as-sa-unsched', 120_000);
     expect(unschedulable.data.failure_reason).toBe('unschedulable');
-    const expired = await until(
-      async () =>
-        (await kube.jobs(ns)).find(
-          (job) =>
-            job.metadata?.labels?.['oz-task-id'] === 'as-sa-unsched' &&
-            job.status?.conditions?.some((cond) => cond.type === 'Failed' && cond.reason === 'DeadlineExceeded'),
-        ),
-      90_000,
-      'the unschedulable task Job to be kept and expired',
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}\n${worker.output.slice(-3000)}`);
-    });
+    const expired = await worker.withOutput(
+      until(
+        async () =>
+          (await kube.jobs(ns)).find(
+            (job) =>
+              job.metadata?.labels?.['oz-task-id'] === 'as-sa-unsched' &&
+              job.status?.conditions?.some((cond) => cond.type === 'Failed' && cond.reason === 'DeadlineExceeded'),
+          ),
+        90_000,
+        'the unschedulable task Job to be kept and expired',
+      ),
+    );
     expect(expired.spec).toMatchObject({ activeDeadlineSeconds: 1, parallelism: 0 });
     expect(expired.metadata?.annotations?.['oz-worker.dev/reported']).toBe('true');
     const kept = (await kube.jobs(ns)).find((job) => job.metadata?.labels?.['oz-task-id'] === 'as-sa-fail');
@@ -171,7 +146,7 @@ describe.skipIf(!cluster)('the k8s/ install on a real cluster', () => {
       /lacks permissions in namespace "[^"]+": patch batch\/jobs \(to mark Jobs whose result was reported, and to expire failed Jobs whose pods may still run\)/,
     ],
   ])('stops at start-up naming the verb when the Role lacks %s on %s', { timeout: 120_000 }, async (_verb, _resource, edit, message) => {
-    const ns = await namespace();
+    const ns = await kube.testNamespace('oz-rbac', cleanups);
     await applyRbac(ns, edit);
     const kubeconfig = await serviceAccountKubeconfig(ns);
     const worker = startWorker({

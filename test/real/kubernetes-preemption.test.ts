@@ -2,18 +2,14 @@
 // reports failure_reason pod_preempted (not the container_exit its SIGTERM would read as) and
 // counts it under that reason in oz_worker_task_failures_total. Skips, saying why, when no
 // cluster is up (test/infra/kube/up.sh).
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY } from '../support/direct-worker.js';
 import { assignment, FakeDispatchServer } from '../support/fake-dispatch-server.js';
 import { freePort, samples } from '../support/metrics.js';
-import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
-import { startWorker, tempDir } from '../support/worker-process.js';
+import { clusterFor, Kube, kubeWorkerConfigFile, oneTestAtATimeOnTheCluster, unique, until, type RealCluster } from '../support/real-kube.js';
+import { startWorker } from '../support/worker-process.js';
 
-const found = await findCluster();
-const cluster = 'skip' in found ? undefined : found;
-if ('skip' in found) console.log(`real Kubernetes preemption suite skipped: ${found.skip}`);
+const cluster = await clusterFor('real Kubernetes preemption suite');
 
 /** Kubernetes CPU quantity in millicores ("2", "1500m"). */
 const millicores = (quantity: string | undefined): number =>
@@ -35,11 +31,8 @@ describe.skipIf(!cluster)('preemption on a real cluster', () => {
   oneTestAtATimeOnTheCluster(cleanups);
 
   it('reports a task whose pod the scheduler preempted as pod_preempted', { timeout: 300_000 }, async () => {
-    const suffix = `${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-    const namespace = `oz-preempt-${suffix}`;
-    await kube.createNamespace(namespace);
-    cleanups.push(() => kube.deleteNamespace(namespace));
-    const priorityClass = `oz-test-preemptor-${suffix}`;
+    const namespace = await kube.testNamespace('oz-preempt', cleanups);
+    const priorityClass = unique('oz-test-preemptor');
     await kube.kubectl(['create', 'priorityclass', priorityClass, '--value=1000000', '--description=oz-worker preemption test']);
     cleanups.push(() => kube.kubectl(['delete', 'priorityclass', priorityClass, '--ignore-not-found']).catch(() => undefined));
 
@@ -56,26 +49,10 @@ describe.skipIf(!cluster)('preemption on a real cluster', () => {
     const share = Math.floor((millicores(node.status?.allocatable?.cpu) - requested) * 0.6);
     expect(share, 'free CPU on the test node').toBeGreaterThan(100);
 
-    const dir = tempDir('real-preempt');
-    cleanups.push(dir.cleanup);
-    const configPath = join(dir.path, 'config.yaml');
-    writeFileSync(
-      configPath,
-      [
-        `worker_id: preempt-worker-${suffix}`,
-        'backend:',
-        '  kubernetes:',
-        `    namespace: ${namespace}`,
-        `    kubeconfig: ${c.kubeconfig}`,
-        `    default_image: ${c.agentImage}`,
-        '    image_pull_policy: IfNotPresent',
-        '    preflight_timeout: 0s',
-        '    pod_template:',
-        '      terminationGracePeriodSeconds: 1',
-        '      containers:',
-        '        - name: task',
-        `          resources: {requests: {cpu: ${share}m}, limits: {memory: 160Mi}}`,
-      ].join('\n'),
+    const configPath = kubeWorkerConfigFile(
+      c,
+      { workerId: unique('preempt-worker'), namespace, taskResources: `{requests: {cpu: ${share}m}, limits: {memory: 160Mi}}` },
+      cleanups,
     );
     const metricsPort = await freePort();
     const before = server.connectionCount;
@@ -89,11 +66,9 @@ describe.skipIf(!cluster)('preemption on a real cluster', () => {
       },
     });
     cleanups.push(() => worker.stop());
-    await until(() => server.connectionCount > before, 60_000, 'the worker to connect').catch((error: Error) => {
-      throw new Error(`${error.message}\n${worker.output.slice(-3000)}`);
-    });
+    await worker.withOutput(until(() => server.connectionCount > before, 60_000, 'the worker to connect'));
 
-    const id = `preempted-${suffix}`;
+    const id = unique('preempted');
     server.assign(assignment(id, { execution_id: `exec-${id}`, env_vars: { FAKE_OZ_SLEEP_MS: '180000' } }));
     await until(
       async () => (await kube.core.listNamespacedPod({ namespace })).items.find((pod) => pod.status?.phase === 'Running' && pod.metadata?.labels?.['job-name']),

@@ -3,28 +3,13 @@
 // pod's containers' logs (the setup init container and the task) into the
 // task's log export, which the server keeps for `task logs --exported`.
 // Skips, saying why, when no cluster is up.
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
+import { runCli } from '../support/cli.js';
+import { clusterFor, Kube, kubeWorkerConfigFile, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
 import { startLocalServer } from '../support/local-server.js';
-import { BIN, REPO_ROOT, startWorker, tempDir } from '../support/worker-process.js';
+import { startWorker } from '../support/worker-process.js';
 
-const found = await findCluster();
-const cluster = 'skip' in found ? undefined : found;
-if ('skip' in found) console.log(`real Kubernetes task-log suite skipped: ${found.skip}`);
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cluster = await clusterFor('real Kubernetes task-log suite');
 
 describe.skipIf(!cluster)('task logs of a real Kubernetes pod', () => {
   const c = cluster as RealCluster;
@@ -33,33 +18,14 @@ describe.skipIf(!cluster)('task logs of a real Kubernetes pod', () => {
 
   it('follows the setup and task containers’ logs, redacted, into the server’s task logs before the task completes', { timeout: 240_000 }, async () => {
     const kube = new Kube(c);
-    const namespace = `oz-logs-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-    await kube.createNamespace(namespace);
-    cleanups.push(() => kube.deleteNamespace(namespace));
+    const namespace = await kube.testNamespace('oz-logs', cleanups);
     const local = await startLocalServer();
     cleanups.push(() => local.close());
     const user = await local.createUser('kube-logs');
-    const dir = tempDir('real-k8s-logs');
-    cleanups.push(dir.cleanup);
-    const config = join(dir.path, 'config.yaml');
-    writeFileSync(
-      config,
-      [
-        'worker_id: kube-logs-worker',
-        'backend:',
-        '  kubernetes:',
-        `    namespace: ${namespace}`,
-        `    kubeconfig: ${c.kubeconfig}`,
-        `    default_image: ${c.agentImage}`,
-        '    image_pull_policy: IfNotPresent',
-        '    preflight_timeout: 0s',
-        `    setup_command: 'echo "setup sees $OPERATOR_SECRET"; echo setup-stderr >&2'`,
-        '    pod_template:',
-        '      terminationGracePeriodSeconds: 1',
-        '      containers:',
-        '        - name: task',
-        '          resources: {limits: {memory: 160Mi}}',
-      ].join('\n'),
+    const config = kubeWorkerConfigFile(
+      c,
+      { workerId: 'kube-logs-worker', namespace, kubernetes: [`setup_command: 'echo "setup sees $OPERATOR_SECRET"; echo setup-stderr >&2'`] },
+      cleanups,
     );
     const worker = startWorker({
       args: [
@@ -80,9 +46,7 @@ describe.skipIf(!cluster)('task logs of a real Kubernetes pod', () => {
     expect(worker.child.exitCode, worker.output.slice(-3000)).toBeNull();
     const client = local.as(user.key);
     const task = await client.submitTask({ prompt: 'log something', agent_config: {} });
-    await local.waitForTask(client, task.id, ['completed', 'failed'], 180_000).catch((error: Error) => {
-      throw new Error(`${error.message}\n${worker.output.slice(-4000)}`);
-    });
+    await worker.withOutput(local.waitForTask(client, task.id, ['completed', 'failed'], 180_000));
     expect((await client.task(task.id)).state, worker.output.slice(-3000)).toBe('completed');
     // Kept before the terminal status arrived: no waiting here.
     const { events } = await client.events(task.id, 0, 0);
@@ -91,7 +55,7 @@ describe.skipIf(!cluster)('task logs of a real Kubernetes pod', () => {
     expect(lines).toContain('[pod.setup] setup-stderr');
     expect(lines.find((l) => l.startsWith('[pod.task] fake-oz: started with agent run --task-id '))).toBeDefined();
     expect(lines.join('\n')).not.toContain('operator-kube-secret-7');
-    const printed = await cli(['task', 'logs', task.id, '--exported', '--server', local.server.httpUrl, '--api-key', user.key]);
+    const printed = await runCli(['task', 'logs', task.id, '--exported', '--server', local.server.httpUrl, '--api-key', user.key]);
     expect(printed.code, printed.stderr).toBe(0);
     expect(printed.stdout).toContain('[pod.setup] setup sees [REDACTED]');
     await until(async () => (await kube.jobs(namespace)).length === 0 || undefined, 60_000, 'the completed Job to go');

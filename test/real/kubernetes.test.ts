@@ -3,8 +3,6 @@
 // TTL controllers), scheduler and a kubelet running the stand-in agent image
 // in containerd (test/infra/kube/up.sh). Each test has its own namespace and
 // worker id. Skips, saying why, when no cluster is up.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTaskJob } from '../../src/backends/kubernetes/job-builder.js';
 import { taskJobName } from '../../src/backends/kubernetes/names.js';
@@ -14,16 +12,12 @@ import { FakeRegistry } from '../support/fake-registry.js';
 import { runCli } from '../support/cli.js';
 import { jobSettings } from '../support/kubernetes.js';
 import { startLocalServer } from '../support/local-server.js';
-import { findCluster, Kube, oneTestAtATimeOnTheCluster, until, type RealCluster } from '../support/real-kube.js';
-import { startWorker, tempDir, type WorkerProcess } from '../support/worker-process.js';
+import { clusterFor, Kube, kubeWorkerConfigFile, oneTestAtATimeOnTheCluster, unique, until, type RealCluster } from '../support/real-kube.js';
+import { startWorker, type WorkerProcess } from '../support/worker-process.js';
 
-const found = await findCluster();
-const cluster = 'skip' in found ? undefined : found;
-if ('skip' in found) console.log(`real Kubernetes suite skipped: ${found.skip}`);
+const cluster = await clusterFor('real Kubernetes suite');
 
 const TASK_TIMEOUT = 120_000;
-let serial = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++serial}-${Math.random().toString(36).slice(2, 6)}`;
 const jobName = (id: string): string => taskJobName(id, `exec-${id}`);
 
 interface WorkerHarness {
@@ -55,38 +49,17 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
   async function startKubeWorker(
     options: { yaml?: string[]; podTemplate?: string[]; waitForConnection?: boolean; namespace?: string } = {},
   ): Promise<WorkerHarness> {
-    const namespace = options.namespace ?? unique('oz-real');
-    if (!options.namespace) {
-      await kube.createNamespace(namespace);
-      cleanups.push(() => kube.deleteNamespace(namespace));
-    }
-    const dir = tempDir('real-k8s');
-    cleanups.push(dir.cleanup);
+    const namespace = options.namespace ?? (await kube.testNamespace('oz-real', cleanups));
     const workerId = unique('real-worker');
-    const configPath = join(dir.path, 'config.yaml');
-    writeFileSync(
-      configPath,
-      [
-        `worker_id: ${workerId}`,
-        'backend:',
-        '  kubernetes:',
-        `    namespace: ${namespace}`,
-        `    kubeconfig: ${c.kubeconfig}`,
-        `    default_image: ${c.agentImage}`,
-        `    preflight_image: ${c.agentImage}`,
-        '    image_pull_policy: IfNotPresent',
-        '    unschedulable_timeout: 4s',
-        '    image_pull_timeout: 6s',
-        ...(options.yaml ?? []).map((line) => `    ${line}`),
-        ...(options.yaml?.some((line) => line.startsWith('preflight_timeout')) ? [] : ['    preflight_timeout: 0s']),
-        '    pod_template:',
-        // The stand-in agent is PID 1 and ignores SIGTERM: do not wait 30 s for it.
-        '      terminationGracePeriodSeconds: 1',
-        '      containers:',
-        '        - name: task',
-        '          resources: {limits: {memory: 160Mi}}',
-        ...(options.podTemplate ?? []).map((line) => `      ${line}`),
-      ].join('\n'),
+    const configPath = kubeWorkerConfigFile(
+      c,
+      {
+        workerId,
+        namespace,
+        kubernetes: [`preflight_image: ${c.agentImage}`, 'unschedulable_timeout: 4s', 'image_pull_timeout: 6s', ...(options.yaml ?? [])],
+        ...(options.podTemplate ? { podTemplate: options.podTemplate } : {}),
+      },
+      cleanups,
     );
     const launch = (): WorkerProcess => {
       const worker = startWorker({ args: ['--config-file', configPath, '--web-socket-url', server.url], env: { WARP_API_KEY: API_KEY } });
@@ -96,9 +69,7 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     const before = server.connectionCount;
     const harness: WorkerHarness = { namespace, workerId, configPath, worker: launch(), restart: () => (harness.worker = launch()) };
     if (options.waitForConnection !== false)
-      await until(() => server.connectionCount > before, 60_000, `worker ${workerId} to connect`).catch((error: Error) => {
-        throw new Error(`${error.message}\n${harness.worker.output.slice(-3000)}`);
-      });
+      await harness.worker.withOutput(until(() => server.connectionCount > before, 60_000, `worker ${workerId} to connect`));
     return harness;
   }
 
@@ -173,16 +144,16 @@ describe.skipIf(!cluster)('kubernetes backend on a real cluster', () => {
     expect(failed.data).toMatchObject({ failure_reason: 'container_exit', exit_code: 3 });
     expect(failed.data.message).toMatch(/container task in pod .* exited with code 3/);
     // The worker reports from the failed pod; the Job controller marks the Job Failed moments later.
-    const kept = await until(
-      async () => {
-        const job = await kube.job(h.namespace, jobName('exit-3'));
-        return job?.status?.conditions?.some((cond) => cond.type === 'Failed' && cond.status === 'True') ? job : undefined;
-      },
-      60_000,
-      'the kept Job to be marked Failed',
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}\n${h.worker.output.slice(-4000)}`);
-    });
+    const kept = await h.worker.withOutput(
+      until(
+        async () => {
+          const job = await kube.job(h.namespace, jobName('exit-3'));
+          return job?.status?.conditions?.some((cond) => cond.type === 'Failed' && cond.status === 'True') ? job : undefined;
+        },
+        60_000,
+        'the kept Job to be marked Failed',
+      ),
+    );
     expect(kept?.metadata?.annotations?.['oz-worker.dev/reported']).toBe('true');
     expect(kept?.spec?.ttlSecondsAfterFinished).toBe(8);
     await gone(h.namespace, 'exit-3', 90_000);
@@ -459,35 +430,15 @@ describe.skipIf(!cluster)('setup phases from a real pod, through the local dispa
     timeout: 240_000,
   }, async () => {
     const kube = new Kube(c);
-    const namespace = unique('oz-real-setup');
-    await kube.createNamespace(namespace);
-    cleanups.push(() => kube.deleteNamespace(namespace));
+    const namespace = await kube.testNamespace('oz-real-setup', cleanups);
     const local = await startLocalServer();
     cleanups.push(() => local.close());
     const user = await local.createUser('kate');
-    const dir = tempDir('real-k8s-setup');
-    cleanups.push(dir.cleanup);
-    const configPath = join(dir.path, 'config.yaml');
-    writeFileSync(
-      configPath,
-      [
-        `worker_id: ${unique('real-setup-worker')}`,
-        // The Job and its pod stay, so the test can read the pod's own times.
-        'cleanup: false',
-        'backend:',
-        '  kubernetes:',
-        `    namespace: ${namespace}`,
-        `    kubeconfig: ${c.kubeconfig}`,
-        `    default_image: ${c.agentImage}`,
-        '    image_pull_policy: IfNotPresent',
-        '    preflight_timeout: 0s',
-        '    setup_command: sleep 1',
-        '    pod_template:',
-        '      terminationGracePeriodSeconds: 1',
-        '      containers:',
-        '        - name: task',
-        '          resources: {limits: {memory: 160Mi}}',
-      ].join('\n'),
+    const configPath = kubeWorkerConfigFile(
+      c,
+      // The Job and its pod stay, so the test can read the pod's own times.
+      { workerId: unique('real-setup-worker'), namespace, top: ['cleanup: false'], kubernetes: ['setup_command: sleep 1'] },
+      cleanups,
     );
     const worker = startWorker({
       args: ['--config-file', configPath, '--web-socket-url', local.server.webSocketUrl, '--server-root-url', local.server.httpUrl],

@@ -1,15 +1,19 @@
 // The real test cluster started by test/infra/kube/up.sh: found through the env
 // file it writes ($OZ_TEST_CACHE/kube/env/env), reached with its admin
 // kubeconfig. Gives the suites kubectl, the API objects they assert on, faults
-// (ctl.sh) and a namespace per test.
+// (ctl.sh), a namespace per test and the config of a worker on the cluster.
 import * as k8s from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach } from 'vitest';
 import { lockCluster } from './cluster-lock.js';
+import { tempDir } from './worker-process.js';
 export { lockCluster };
+
+/** What a test leaves to undo; run newest first after it (`oneTestAtATimeOnTheCluster`). */
+export type Cleanups = Array<() => unknown>;
 
 const run = promisify(execFile);
 
@@ -59,6 +63,14 @@ export async function findCluster(): Promise<RealCluster | { skip: string }> {
     return { skip: `the cluster in ${ENV_FILE} does not answer (${(error as Error).message.split('\n')[0]})` };
   }
   return cluster;
+}
+
+/** The running cluster, or undefined after printing the one line that says why `suite` skips. */
+export async function clusterFor(suite: string): Promise<RealCluster | undefined> {
+  const found = await findCluster();
+  if (!('skip' in found)) return found;
+  console.log(`${suite} skipped: ${found.skip}`);
+  return undefined;
 }
 
 export class Kube {
@@ -118,6 +130,14 @@ export class Kube {
     await this.core.deleteNamespace({ name, propagationPolicy: 'Background' }).catch(() => undefined);
   }
 
+  /** A namespace of the test's own (a `unique` name), deleted among its cleanups. */
+  async testNamespace(prefix: string, cleanups: Cleanups): Promise<string> {
+    const name = unique(prefix);
+    await this.createNamespace(name);
+    cleanups.push(() => this.deleteNamespace(name));
+    return name;
+  }
+
   async job(namespace: string, name: string): Promise<k8s.V1Job | undefined> {
     try {
       return await this.batch.readNamespacedJob({ namespace, name });
@@ -155,11 +175,66 @@ export async function until<T>(check: () => T | undefined | false | Promise<T | 
   }
 }
 
+let serial = 0;
+/** A name no other test, file or run on the shared cluster uses. */
+export function unique(prefix: string): string {
+  return `${prefix}-${process.pid}-${++serial}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export interface KubeWorkerSettings {
+  workerId: string;
+  namespace: string;
+  /** Top-level lines (`cleanup: false`). */
+  top?: string[];
+  /** Lines under backend.kubernetes; `preflight_timeout: 0s` unless they set it. */
+  kubernetes?: string[];
+  /** The task container's resources. */
+  taskResources?: string;
+  /** Lines under pod_template, after its containers. */
+  podTemplate?: string[];
+}
+
+/**
+ * The config file of a worker on the test cluster, in a directory of its own
+ * (removed among `cleanups`); returns its path. The worker uses the admin
+ * kubeconfig, runs the stand-in agent image containerd already has, skips the
+ * preflight unless told, and its task pods stop at once and stay small.
+ */
+export function kubeWorkerConfigFile(cluster: RealCluster, settings: KubeWorkerSettings, cleanups: Cleanups): string {
+  const kubernetes = settings.kubernetes ?? [];
+  const dir = tempDir('real-k8s');
+  cleanups.push(dir.cleanup);
+  const path = join(dir.path, 'config.yaml');
+  writeFileSync(
+    path,
+    [
+      `worker_id: ${settings.workerId}`,
+      ...(settings.top ?? []),
+      'backend:',
+      '  kubernetes:',
+      `    namespace: ${settings.namespace}`,
+      `    kubeconfig: ${cluster.kubeconfig}`,
+      `    default_image: ${cluster.agentImage}`,
+      '    image_pull_policy: IfNotPresent',
+      ...kubernetes.map((line) => `    ${line}`),
+      ...(kubernetes.some((line) => line.startsWith('preflight_timeout:')) ? [] : ['    preflight_timeout: 0s']),
+      '    pod_template:',
+      // The stand-in agent is PID 1 and ignores SIGTERM: do not wait 30 s for it.
+      '      terminationGracePeriodSeconds: 1',
+      '      containers:',
+      '        - name: task',
+      `          resources: ${settings.taskResources ?? '{limits: {memory: 160Mi}}'}`,
+      ...(settings.podTemplate ?? []).map((line) => `      ${line}`),
+    ].join('\n'),
+  );
+  return path;
+}
+
 /**
  * Registers hooks that take the cluster lock around each test and run the
  * test's cleanups (newest first) before letting go of it.
  */
-export function oneTestAtATimeOnTheCluster(cleanups: Array<() => unknown>): void {
+export function oneTestAtATimeOnTheCluster(cleanups: Cleanups): void {
   let unlock: (() => void) | undefined;
   beforeEach(async () => {
     unlock = await lockCluster();

@@ -1,8 +1,11 @@
 // A complete WorkerConfig for tests. The defaults come from the worker's own
 // config resolution (one owner), fed with a test API key, a test worker id and a
-// fixed host, so a test names only what it is about.
+// fixed host, so a test names only what it is about. Also what the config tests
+// ask of a resolved config or a refused one.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { ConfigError } from '../../src/config/errors.js';
 import type { FileConfig } from '../../src/config/file-schema.js';
 import { resolveWorkerConfig } from '../../src/config/resolve.js';
 import type { WorkerConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
@@ -58,4 +61,21 @@ export function testConfig<B extends BackendName = 'direct'>(given?: DeepPartial
     { lookUp: () => undefined, currentUid: TEST_HOST.uid },
   );
   return merged(base as WorkerConfigFor<B>, overrides as DeepPartial<WorkerConfigFor<B>>);
+}
+
+/** The config as backend `backend`'s, after checking it is. */
+export function asBackend<B extends BackendName>(config: WorkerConfig, backend: B): WorkerConfigFor<B> {
+  expect(config.backend).toBe(backend);
+  return config as WorkerConfigFor<B>;
+}
+
+/** The message of the ConfigError `run` throws; fails the test when it throws something else or nothing. */
+export function configErrorMessage(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
 }

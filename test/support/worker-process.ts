@@ -74,6 +74,15 @@ export class WorkerProcess {
     }
   }
 
+  /** `promise`, whose failure also shows the end of this worker's output (what it said before the test gave up). */
+  async withOutput<T>(promise: Promise<T>): Promise<T> {
+    try {
+      return await promise;
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${this.output.slice(-4000)}`);
+    }
+  }
+
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }

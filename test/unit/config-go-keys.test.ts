@@ -4,13 +4,13 @@
 // with one warning each; a key nobody knows is still an error.
 import { describe, expect, it } from 'vitest';
 import { buildTaskParams } from '../../src/agent/task-params.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { IGNORED_GO_KEYS, KNOWN_KEYS, type FileConfig } from '../../src/config/file-schema.js';
 import { parseConfigText } from '../../src/config/load-file.js';
 import { resolveWorkerConfig, type HostEnv, type WorkerFlags } from '../../src/config/resolve.js';
-import type { WorkerConfig, WorkerConfigFor } from '../../src/config/worker-config.js';
+import type { WorkerConfig } from '../../src/config/worker-config.js';
 import { TaskAssignmentSchema } from '../../src/protocol/messages.js';
 import type { BackendName } from '../../src/task/contract.js';
+import { asBackend, configErrorMessage } from '../support/test-config.js';
 
 const HOST: HostEnv = { WARP_API_KEY: 'env-key' };
 const noSecrets = (): string => {
@@ -21,21 +21,6 @@ const parse = (text: string): FileConfig => parseConfigText(text, '/etc/oz/go.ya
 
 function resolve(text: string | undefined, flags: WorkerFlags = {}, hostEnv: HostEnv = HOST): WorkerConfig {
   return resolveWorkerConfig({ cleanup: true, logLevel: 'info', ...flags }, text === undefined ? undefined : parse(text), hostEnv, noSecrets);
-}
-
-function as<B extends BackendName>(config: WorkerConfig, backend: B): WorkerConfigFor<B> {
-  expect(config.backend).toBe(backend);
-  return config as WorkerConfigFor<B>;
-}
-
-function problem(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).message;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 /** The Go worker's top-level keys (3382ab6 and later), with its debug_log_capture block. */
@@ -140,9 +125,9 @@ describe("a config file with every Go worker key (3382ab6's and the later ones)"
   });
 
   it('resolves the later keys to their settings', () => {
-    const docker = as(resolve(GO_FILES[1]![1]), 'docker').docker;
+    const docker = asBackend(resolve(GO_FILES[1]![1]), 'docker').docker;
     expect(docker).toEqual({ volumes: ['/data:/data:ro'], pullPolicy: 'IfNotPresent', sidecarImage: 'mirror.internal/warp-agent:latest' });
-    expect(as(resolve(GO_FILES[2]![1]), 'kubernetes').kubernetes).toMatchObject({ unschedulableTimeoutMs: 600_000, volumeMountTimeoutMs: 90_000 });
+    expect(asBackend(resolve(GO_FILES[2]![1]), 'kubernetes').kubernetes).toMatchObject({ unschedulableTimeoutMs: 600_000, volumeMountTimeoutMs: 90_000 });
   });
 
   it('warns about an ignored key even when its block is empty, and not at all without it', () => {
@@ -188,7 +173,7 @@ describe('keys nobody knows stay errors', () => {
     ],
     [yaml('worker_id: w', 'frobnicate: 1'), 'line 2: unknown key "frobnicate" (remove it or fix its spelling'],
   ])('%j', (text, message) => {
-    expect(problem(() => parse(text))).toContain(message);
+    expect(configErrorMessage(() => parse(text))).toContain(message);
   });
 
   it.each([
@@ -199,12 +184,12 @@ describe('keys nobody knows stay errors', () => {
     [yaml('backend:', '  docker:', '    sidecar_image: "a b"'), 'line 3: backend.docker.sidecar_image must not contain whitespace'],
     [yaml('backend:', '  kubernetes:', '    volume_mount_timeout: nope'), 'line 3: backend.kubernetes.volume_mount_timeout is not a valid duration'],
   ])('a value the Go worker refuses too: %j', (text, message) => {
-    expect(problem(() => parse(text))).toContain(message);
+    expect(configErrorMessage(() => parse(text))).toContain(message);
   });
 });
 
 describe('backend.docker.image_pull_policy and its older name pull_policy: one setting', () => {
-  const docker = (...lines: string[]) => as(resolve(yaml('worker_id: w', 'backend:', '  docker:', ...lines.map((line) => `    ${line}`))), 'docker');
+  const docker = (...lines: string[]) => asBackend(resolve(yaml('worker_id: w', 'backend:', '  docker:', ...lines.map((line) => `    ${line}`))), 'docker');
 
   it.each([
     [[], 'Always'],
@@ -222,7 +207,7 @@ describe('backend.docker.image_pull_policy and its older name pull_policy: one s
   });
 
   it('refuses the two names set to different policies, naming both', () => {
-    expect(problem(() => docker('pull_policy: never', 'image_pull_policy: Always'))).toBe(
+    expect(configErrorMessage(() => docker('pull_policy: never', 'image_pull_policy: Always'))).toBe(
       'config file /etc/oz/go.yaml, line 4: backend.docker.pull_policy (never) and backend.docker.image_pull_policy (Always) are one setting and disagree (keep image_pull_policy: Always, IfNotPresent or Never, and remove pull_policy)',
     );
   });
@@ -260,7 +245,7 @@ describe('one_shot / --one-shot', () => {
       'one_shot in the config file is not supported by the command backend',
     ],
   ])('is a start-up config error on the %s backend, naming the key and the backend', (_backend, text, flags, message) => {
-    expect(problem(() => resolve(text, flags))).toBe(
+    expect(configErrorMessage(() => resolve(text, flags))).toBe(
       `${message}: one-shot mode (one task, then exit) works only with the docker or direct backend (remove ${message.startsWith('--') ? 'the flag' : 'the key'}, or run the docker or direct backend)`,
     );
   });
@@ -286,7 +271,7 @@ describe('collect_task_logs / --collect-task-logs / OZ_COLLECT_TASK_LOGS', () =>
   });
 
   it('refuses a variable that is not a boolean, naming it', () => {
-    expect(problem(() => resolve(yaml('worker_id: w'), {}, { ...HOST, OZ_COLLECT_TASK_LOGS: 'sometimes' }))).toBe(
+    expect(configErrorMessage(() => resolve(yaml('worker_id: w'), {}, { ...HOST, OZ_COLLECT_TASK_LOGS: 'sometimes' }))).toBe(
       'invalid OZ_COLLECT_TASK_LOGS "sometimes": use 1 or true to turn it on, 0 or false to turn it off',
     );
   });

@@ -1,7 +1,7 @@
 // Flags over config file over defaults, and the start-up checks a user meets
 // before anything connects.
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.js';
+import type { ConfigError } from '../../src/config/errors.js';
 import type { FileConfig } from '../../src/config/file-schema.js';
 import { parseConfigText } from '../../src/config/load-file.js';
 import {
@@ -19,9 +19,8 @@ import {
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_WEB_SOCKET_URL,
   type WorkerConfig,
-  type WorkerConfigFor,
 } from '../../src/config/worker-config.js';
-import type { BackendName } from '../../src/task/contract.js';
+import { asBackend, configErrorMessage } from '../support/test-config.js';
 
 const HOST: HostEnv = { WARP_API_KEY: 'env-key', HOME_VAR: 'from host' };
 const noSecrets: ReadSecretFile = (path) => {
@@ -34,22 +33,6 @@ const baseFlags: WorkerFlags = { cleanup: true, logLevel: 'info' };
 function resolve(flags: WorkerFlags, file?: FileConfig | string, hostEnv: HostEnv = HOST, readSecret: ReadSecretFile = noSecrets): WorkerConfig {
   const fileConfig = typeof file === 'string' ? parseConfigText(file, '/cfg.yaml') : file;
   return resolveWorkerConfig({ ...baseFlags, ...flags }, fileConfig, hostEnv, readSecret);
-}
-
-/** The config as backend `backend`'s, after checking it is. */
-function as<B extends BackendName>(config: WorkerConfig, backend: B): WorkerConfigFor<B> {
-  expect(config.backend).toBe(backend);
-  return config as WorkerConfigFor<B>;
-}
-
-function failure(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).message;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('defaults', () => {
@@ -118,8 +101,8 @@ describe('flag > file > default', () => {
     ['idle-on-complete from the flag', { idleOnComplete: '5m' }, file, (c) => c.idleOnComplete, '5m'],
     ['idle-on-complete from the file', {}, file, (c) => c.idleOnComplete, '10m'],
     ['idle-on-complete default', { workerId: 'w' }, undefined, (c) => c.idleOnComplete, ''],
-    ['target dir from the flag', { targetDir: '/flag/target' }, file, (c) => as(c, 'direct').direct.targetDir, '/flag/target'],
-    ['target dir from the file', {}, file, (c) => as(c, 'direct').direct.targetDir, '/file/target'],
+    ['target dir from the flag', { targetDir: '/flag/target' }, file, (c) => asBackend(c, 'direct').direct.targetDir, '/flag/target'],
+    ['target dir from the file', {}, file, (c) => asBackend(c, 'direct').direct.targetDir, '/file/target'],
     ['shutdown grace from the flag', { shutdownGracePeriod: '1m30s' }, file, (c) => c.shutdownGraceMs, 90_000],
     ['shutdown grace from the file', {}, file, (c) => c.shutdownGraceMs, 40_000],
     ['shutdown grace default', { workerId: 'w' }, undefined, (c) => c.shutdownGraceMs, 25_000],
@@ -149,7 +132,7 @@ describe('flag > file > default', () => {
 
   it('lists file volumes before -v volumes', () => {
     const config = resolve({ workerId: 'w', volumes: ['/flag:/flag'] }, { backend: { docker: { volumes: ['/file:/file:ro'] } } });
-    expect(as(config, 'docker').docker.volumes).toEqual(['/file:/file:ro', '/flag:/flag']);
+    expect(asBackend(config, 'docker').docker.volumes).toEqual(['/file:/file:ro', '/flag:/flag']);
   });
 
   it('takes the direct keys from the file', () => {
@@ -157,12 +140,12 @@ describe('flag > file > default', () => {
       {},
       'worker_id: w\nbackend:\n  direct:\n    workspace_root: /srv/ws\n    oz_path: /bin/oz\n    setup_command: s\n    teardown_command: t\n',
     );
-    expect(as(config, 'direct').direct).toEqual({ workspaceRoot: '/srv/ws', targetDir: '', ozPath: '/bin/oz', setupCommand: 's', teardownCommand: 't' });
+    expect(asBackend(config, 'direct').direct).toEqual({ workspaceRoot: '/srv/ws', targetDir: '', ozPath: '/bin/oz', setupCommand: 's', teardownCommand: 't' });
   });
 
   it('lets --oz-path override the file oz_path', () => {
     const config = resolve({ ozPath: '/opt/oz' }, 'worker_id: w\nbackend:\n  direct:\n    oz_path: /bin/oz\n');
-    expect(as(config, 'direct').direct.ozPath).toBe('/opt/oz');
+    expect(asBackend(config, 'direct').direct.ozPath).toBe('/opt/oz');
   });
 });
 
@@ -208,12 +191,12 @@ describe('API key', () => {
     ],
     ['an empty key file', {}, {}, { api_key_file: '/empty.key' }, 'the API key file /empty.key (from api_key_file in the config file) is empty'],
   ])('is refused with %s', (_name, flags, hostEnv, file, message) => {
-    expect(failure(() => key(flags, hostEnv, file))).toContain(message);
+    expect(configErrorMessage(() => key(flags, hostEnv, file))).toContain(message);
   });
 
   it('is checked by resolveWorkerConfig through the injected reader', () => {
     expect(resolve({ workerId: 'w', apiKeyFile: '/flag.key' }, undefined, {}, read).apiKey).toBe('flag-file-key');
-    expect(failure(() => resolve({ workerId: 'w' }, undefined, {}))).toMatch(/^missing API key/);
+    expect(configErrorMessage(() => resolve({ workerId: 'w' }, undefined, {}))).toMatch(/^missing API key/);
   });
 });
 
@@ -223,13 +206,13 @@ describe('worker id', () => {
   });
 
   it.each(['warp', 'warp-1', 'warpy'])("refuses the reserved %j with Go's message", (workerId) => {
-    expect(failure(() => resolve({ workerId }))).toBe("invalid worker-id: values starting with 'warp' are reserved and cannot be used");
-    expect(failure(() => resolve({}, { worker_id: workerId }))).toContain('reserved');
+    expect(configErrorMessage(() => resolve({ workerId }))).toBe("invalid worker-id: values starting with 'warp' are reserved and cannot be used");
+    expect(configErrorMessage(() => resolve({}, { worker_id: workerId }))).toContain('reserved');
   });
 
   it('is required', () => {
-    expect(failure(() => resolve({}))).toBe('worker-id is required (via --worker-id flag or config file)');
-    expect(failure(() => resolve({ workerId: '' }, { worker_id: '' }))).toBe('worker-id is required (via --worker-id flag or config file)');
+    expect(configErrorMessage(() => resolve({}))).toBe('worker-id is required (via --worker-id flag or config file)');
+    expect(configErrorMessage(() => resolve({ workerId: '' }, { worker_id: '' }))).toBe('worker-id is required (via --worker-id flag or config file)');
   });
 });
 
@@ -258,7 +241,7 @@ describe('max concurrent tasks', () => {
   });
 
   it.each(['two', '1.5', '', ' 3', '1e3', '99999999999999999999'])('refuses %j', (text) => {
-    expect(failure(() => resolve({ workerId: 'w', maxConcurrentTasks: text }))).toBe(
+    expect(configErrorMessage(() => resolve({ workerId: 'w', maxConcurrentTasks: text }))).toBe(
       `invalid --max-concurrent-tasks ${JSON.stringify(text)}: use a whole number of tasks, or 0 for unlimited`,
     );
   });
@@ -280,17 +263,19 @@ describe('backend selection', () => {
   });
 
   it('refuses a --backend that contradicts the file block, naming both', () => {
-    expect(failure(() => resolve({ workerId: 'w', backend: 'docker' }, 'backend:\n  kubernetes:\n    namespace: x\n'))).toBe(
+    expect(configErrorMessage(() => resolve({ workerId: 'w', backend: 'docker' }, 'backend:\n  kubernetes:\n    namespace: x\n'))).toBe(
       '--backend docker contradicts the backend.kubernetes block in the config file (drop --backend to use kubernetes, or replace the block with backend.docker)',
     );
   });
 
   it('refuses an unknown --backend', () => {
-    expect(failure(() => resolve({ workerId: 'w', backend: 'podman' }))).toBe('invalid --backend "podman": use one of docker, direct, kubernetes, command');
+    expect(configErrorMessage(() => resolve({ workerId: 'w', backend: 'podman' }))).toBe(
+      'invalid --backend "podman": use one of docker, direct, kubernetes, command',
+    );
   });
 
   it('refuses two blocks in a hand-built FileConfig', () => {
-    expect(failure(() => resolve({ workerId: 'w' }, { backend: { docker: {}, direct: {} } }))).toContain('at most one backend may be configured');
+    expect(configErrorMessage(() => resolve({ workerId: 'w' }, { backend: { docker: {}, direct: {} } }))).toContain('at most one backend may be configured');
   });
 });
 
@@ -337,11 +322,11 @@ describe('task environment', () => {
   });
 
   it('refuses a bad -e entry', () => {
-    expect(failure(() => resolve({ workerId: 'w', env: ['=x'] }))).toMatch(/^invalid --env flag: missing key in "=x"/);
+    expect(configErrorMessage(() => resolve({ workerId: 'w', env: ['=x'] }))).toMatch(/^invalid --env flag: missing key in "=x"/);
   });
 
   it('refuses a bad -v entry', () => {
-    expect(failure(() => resolve({ workerId: 'w', volumes: ['/only'] }))).toMatch(/^invalid --volumes flag: "\/only" must look like/);
+    expect(configErrorMessage(() => resolve({ workerId: 'w', volumes: ['/only'] }))).toMatch(/^invalid --volumes flag: "\/only" must look like/);
   });
 });
 
@@ -354,11 +339,11 @@ describe('command backend', () => {
     ['1.5m', 90_000],
   ])('dispatch_timeout %j gives %d ms', (timeout, ms) => {
     const text = `worker_id: w\nbackend:\n  command:\n    dispatch_command: /bin/d\n    cancel_command: /bin/c\n${timeout ? `    dispatch_timeout: ${timeout}\n` : ''}`;
-    expect(as(resolve({}, text), 'command').command).toEqual({ dispatchCommand: '/bin/d', cancelCommand: '/bin/c', dispatchTimeoutMs: ms });
+    expect(asBackend(resolve({}, text), 'command').command).toEqual({ dispatchCommand: '/bin/d', cancelCommand: '/bin/c', dispatchTimeoutMs: ms });
   });
 
   it('needs a dispatch command', () => {
-    expect(failure(() => resolve({ workerId: 'w', backend: 'command' }))).toBe(
+    expect(configErrorMessage(() => resolve({ workerId: 'w', backend: 'command' }))).toBe(
       'the command backend requires a dispatch command: set backend.command.dispatch_command in the config file (it gets the task as JSON on stdin)',
     );
   });
@@ -397,7 +382,7 @@ describe('kubernetes backend', () => {
       '    preflight_resources: { limits: { cpu: 100m } }',
       '',
     ].join('\n');
-    expect(as(resolve({}, text), 'kubernetes').kubernetes).toEqual({
+    expect(asBackend(resolve({}, text), 'kubernetes').kubernetes).toEqual({
       namespace: 'agents',
       kubeconfig: '/kube',
       defaultImage: 'img:1',
@@ -431,11 +416,11 @@ describe('kubernetes backend', () => {
     ['-1m', 0],
   ])('unschedulable_timeout %j gives %d ms (0 disables)', (timeout, ms) => {
     const text = `worker_id: w\nbackend:\n  kubernetes:\n${timeout ? `    unschedulable_timeout: ${timeout}\n` : '    namespace: n\n'}`;
-    expect(as(resolve({}, text), 'kubernetes').kubernetes.unschedulableTimeoutMs).toBe(ms);
+    expect(asBackend(resolve({}, text), 'kubernetes').kubernetes.unschedulableTimeoutMs).toBe(ms);
   });
 
   it('uses defaults for --backend kubernetes without a block', () => {
-    expect(as(resolve({ workerId: 'w', backend: 'kubernetes' }), 'kubernetes').kubernetes).toEqual({
+    expect(asBackend(resolve({ workerId: 'w', backend: 'kubernetes' }), 'kubernetes').kubernetes).toEqual({
       namespace: 'default',
       imagePullPolicy: 'IfNotPresent',
       useImageVolumes: false,
@@ -461,7 +446,7 @@ describe('kubernetes backend', () => {
     ['no TTL without cleanup', 'ttl_seconds_after_finished: 30\ncleanup: false', { ttlSecondsAfterFinished: undefined }],
   ])('%s', (_name, lines, expected) => {
     const [key, top = ''] = lines.split('\n');
-    const config = as(resolve({}, `worker_id: w\n${top}\nbackend:\n  kubernetes:\n    ${key}\n`), 'kubernetes');
+    const config = asBackend(resolve({}, `worker_id: w\n${top}\nbackend:\n  kubernetes:\n    ${key}\n`), 'kubernetes');
     expect(config.kubernetes).toMatchObject(expected);
   });
 
@@ -470,7 +455,9 @@ describe('kubernetes backend', () => {
     ['-1s', 0],
     ['90s', 90_000],
   ])('preflight_timeout %s gives %d ms (0 skips the preflight)', (timeout, ms) => {
-    expect(as(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    preflight_timeout: ${timeout}\n`), 'kubernetes').kubernetes.preflightTimeoutMs).toBe(ms);
+    expect(
+      asBackend(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    preflight_timeout: ${timeout}\n`), 'kubernetes').kubernetes.preflightTimeoutMs,
+    ).toBe(ms);
   });
 
   it.each([
@@ -478,7 +465,9 @@ describe('kubernetes backend', () => {
     ['-5s', 0],
     ['2m', 120_000],
   ])('image_pull_timeout %s gives %d ms (0 fails at the first pull error)', (timeout, ms) => {
-    expect(as(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    image_pull_timeout: ${timeout}\n`), 'kubernetes').kubernetes.imagePullTimeoutMs).toBe(ms);
+    expect(
+      asBackend(resolve({}, `worker_id: w\nbackend:\n  kubernetes:\n    image_pull_timeout: ${timeout}\n`), 'kubernetes').kubernetes.imagePullTimeoutMs,
+    ).toBe(ms);
   });
 });
 
@@ -504,7 +493,7 @@ describe('device scope', () => {
     ['an empty device block', 'worker_id: w\ndevice:\n'],
     ['a device block with an empty team list', { worker_id: 'w', device: { team_ids: [] } }],
   ])('refuses an empty scope: %s', (_name, file) => {
-    expect(failure(() => resolve({}, file))).toMatch(/^device mode needs a scope: set device.owner_user_id \(or --device-owner-user-id\)/);
+    expect(configErrorMessage(() => resolve({}, file))).toMatch(/^device mode needs a scope: set device.owner_user_id \(or --device-owner-user-id\)/);
   });
 
   it.each<[WorkerFlags, string]>([
@@ -512,7 +501,7 @@ describe('device scope', () => {
     [{ deviceOwnerUserId: '0' }, 'invalid --device-owner-user-id "0": use the numeric Warp user id'],
     [{ deviceTeamId: ['7', 'x'] }, 'invalid --device-team-id "x": use the numeric Warp team id'],
   ])('refuses a bad id flag %j', (flags, message) => {
-    expect(failure(() => resolve({ workerId: 'w', ...flags }))).toBe(message);
+    expect(configErrorMessage(() => resolve({ workerId: 'w', ...flags }))).toBe(message);
   });
 });
 
@@ -525,7 +514,7 @@ describe('other checks', () => {
     [{ shutdownGracePeriod: '25' }, 'invalid --shutdown-grace-period "25": time: missing unit in duration "25"'],
     [{ shutdownGracePeriod: '-1s' }, 'invalid --shutdown-grace-period "-1s": must not be negative'],
   ])('refuses %j', (flags, message) => {
-    expect(failure(() => resolve({ workerId: 'w', ...flags }))).toContain(message);
+    expect(configErrorMessage(() => resolve({ workerId: 'w', ...flags }))).toContain(message);
   });
 
   it('gives ConfigErrors exit code 2', () => {

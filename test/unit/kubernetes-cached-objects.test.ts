@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { cachedJob, cachedPod } from '../../src/backends/kubernetes/cached-objects.js';
 import { jobState, podFailure, podNeedsEvents, type PodCheckOptions } from '../../src/backends/kubernetes/classify.js';
 import { LABEL_EXECUTION_HASH } from '../../src/backends/kubernetes/names.js';
+import { kubeletContainerStatus } from '../support/kubernetes.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const STARTED = new Date(NOW - 5_000);
@@ -60,20 +61,8 @@ const container = (name: string, extra: Record<string, unknown> = {}) => ({
 });
 
 /** A container status as kubelet writes it: with image ids, container id, started, lastState. */
-function status(name: string, state: NonNullable<V1ContainerStatus['state']>, extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus {
-  return {
-    name,
-    image: 'ghcr.io/example/agent:1.2.3',
-    imageID: `ghcr.io/example/agent@sha256:${'0'.repeat(64)}`,
-    containerID: `containerd://${'1'.repeat(64)}`,
-    ready: false,
-    restartCount: 0,
-    started: false,
-    state,
-    lastState: {},
-    ...extra,
-  };
-}
+const status = (name: string, state: NonNullable<V1ContainerStatus['state']>, extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus =>
+  kubeletContainerStatus('ghcr.io/example/agent:1.2.3', name, state, extra);
 
 const condition = (type: string, value: string, reason?: string, message?: string): V1PodCondition => ({
   type,

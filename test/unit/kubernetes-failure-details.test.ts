@@ -16,26 +16,15 @@ import {
   type FailureObservation,
 } from '../../src/backends/kubernetes/failure-details.js';
 import { FailureDetailsSchema, MAX_FAILURE_DETAILS_BYTES } from '../../src/protocol/messages.js';
+import { kubeletContainerStatus } from '../support/kubernetes.js';
 
 const NOW = new Date('2026-11-22T12:00:00Z');
 const at = (secondsAgo: number): Date => new Date(NOW.getTime() - secondsAgo * 1000);
 const iso = (secondsAgo: number): string => at(secondsAgo).toISOString();
 
 /** A container status as kubelet writes it (image, image id, container id, lastState). */
-function status(name: string, state: NonNullable<V1ContainerStatus['state']>, extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus {
-  return {
-    name,
-    image: 'registry.example/agents/task:1.2.3',
-    imageID: `registry.example/agents/task@sha256:${'0'.repeat(64)}`,
-    containerID: `containerd://${'1'.repeat(64)}`,
-    ready: false,
-    restartCount: 0,
-    started: false,
-    state,
-    lastState: {},
-    ...extra,
-  };
-}
+const status = (name: string, state: NonNullable<V1ContainerStatus['state']>, extra: Partial<V1ContainerStatus> = {}): V1ContainerStatus =>
+  kubeletContainerStatus('registry.example/agents/task:1.2.3', name, state, extra);
 
 const condition = (type: string, value: string, reason?: string, secondsAgo = 5, message?: string): V1PodCondition => ({
   type,

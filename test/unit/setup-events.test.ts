@@ -1,13 +1,13 @@
 // The run client-events call from the worker's side: the body and URL (the Go
 // worker's setup_events_test cases), the per-task target, the reporter's
-// failure handling, the HTTP poster against a loopback server, and the core's
-// per-task hook.
+// failure handling, its requests to a loopback server, and the core's per-task
+// hook. The poster itself: http-post.test.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/log/logger.js';
-import { createHttpPoster, type HttpPoster } from '../../src/observability/http-post.js';
+import { createHttpPoster, PostError, type HttpPoster, type PostRequest } from '../../src/observability/http-post.js';
 import { CLIENT_EVENT_TIMEOUT_MS, clientEventsTarget, SetupEventReporter } from '../../src/observability/setup-events.js';
 import { clientEventBody, clientEventsUrl, ClientEventSchema, goTime, pathEscape } from '../../src/protocol/client-events.js';
 import type { OutboundMessage } from '../../src/protocol/messages.js';
@@ -116,13 +116,14 @@ describe('the per-task target (Go: the reporter constructor)', () => {
 
 /** A poster that answers as told and records what it was asked. */
 function scriptedPoster(answer: () => Promise<{ status: number; text: string }>) {
-  const posted: Array<{ url: string; headers: Record<string, string>; body: Record<string, unknown>; timeoutMs: number }> = [];
+  const posted: Array<{ url: string; body: Record<string, unknown> } & Omit<PostRequest, 'body'>> = [];
   const poster: HttpPoster = {
-    post: (url, request) => {
-      posted.push({ url, headers: request.headers, body: JSON.parse(request.body) as Record<string, unknown>, timeoutMs: request.timeoutMs });
-      return answer();
+    post: async (url, request) => {
+      posted.push({ url, ...request, body: JSON.parse(String(request.body)) as Record<string, unknown> });
+      const { status, text } = await answer();
+      return { status, headers: {}, body: Buffer.from(text) };
     },
-    close: async () => {},
+    close: () => {},
   };
   return { poster, posted };
 }
@@ -133,16 +134,22 @@ const TARGET = clientEventsTarget('https://app.warp.dev', 'task-123', { WARP_API
 >;
 
 describe('the reporter', () => {
-  it('posts one event per phase, with a new uuid each, bounded by 5 s', async () => {
+  it('posts one event per phase, with a new uuid each, bounded by 5 s, following no redirect', async () => {
     const { log, lines } = capture();
     const { poster, posted } = scriptedPoster(async () => ({ status: 204, text: '' }));
     const reporter = new SetupEventReporter(TARGET, poster, log);
+    const before = Date.now();
     await reporter.report('setup_worker_image_pull', START, plus(24_598), false);
     await reporter.report('setup_worker_container_start', plus(24_598), plus(25_000), false);
-    expect(posted.map((p) => [p.url, p.headers, p.timeoutMs])).toEqual([
-      [TARGET.url, TARGET.headers, CLIENT_EVENT_TIMEOUT_MS],
-      [TARGET.url, TARGET.headers, CLIENT_EVENT_TIMEOUT_MS],
+    const after = Date.now();
+    expect(posted.map((p) => [p.url, p.headers, p.redirects])).toEqual([
+      [TARGET.url, TARGET.headers, 'none'],
+      [TARGET.url, TARGET.headers, 'none'],
     ]);
+    for (const { deadline } of posted) {
+      expect(deadline).toBeGreaterThanOrEqual(before + CLIENT_EVENT_TIMEOUT_MS);
+      expect(deadline).toBeLessThanOrEqual(after + CLIENT_EVENT_TIMEOUT_MS);
+    }
     expect(posted[0]!.body).toMatchObject({ event_name: 'setup_worker_image_pull', timestamp: '2026-08-12T15:35:24.598Z', payload: { latency_ms: 24_598 } });
     expect(posted[0]!.body.event_uuid).toMatch(UUID);
     expect(posted[1]!.body.event_uuid).toMatch(UUID);
@@ -155,10 +162,25 @@ describe('the reporter', () => {
     ['a 500', async () => ({ status: 500, text: 'boom' }), 'client event request returned status 500: boom'],
     [
       'a refused connection',
-      async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' })),
+      async () =>
+        Promise.reject(
+          new PostError('connection failed (ECONNREFUSED)', 'network', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' })),
+        ),
       'connect ECONNREFUSED 127.0.0.1:9',
     ],
-    ['no answer in time', async () => Promise.reject(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), 'no answer within 5 s'],
+    [
+      'an unknown CA',
+      async () =>
+        Promise.reject(
+          new PostError(
+            'connection failed (UNABLE_TO_VERIFY_LEAF_SIGNATURE)',
+            'network',
+            Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }),
+          ),
+        ),
+      'unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)',
+    ],
+    ['no answer in time', async () => Promise.reject(new PostError('timed out', 'timeout')), 'no answer within 5 s'],
   ])('logs one warning, without the key, and never throws on %s', async (_, answer, reason) => {
     const { log, lines } = capture();
     const { poster, posted } = scriptedPoster(answer);
@@ -170,11 +192,11 @@ describe('the reporter', () => {
   });
 });
 
-describe('the HTTP poster', () => {
+describe('the reporter over HTTP', () => {
   let server: Server | undefined;
   let poster: HttpPoster | undefined;
   afterEach(async () => {
-    await poster?.close();
+    poster?.close();
     server?.closeAllConnections();
     await new Promise((r) => (server ? server.close(r) : r(undefined)));
     server = undefined;
@@ -228,17 +250,31 @@ describe('the HTTP poster', () => {
     expect(headers[0]).not.toHaveProperty('x-warp-ambient-workload-token');
   });
 
-  it('gives a refusal its status and the start of its body', async () => {
+  it("quotes a refusal's status and the first 512 bytes of its body", async () => {
     const root = await serve((_req, _body, res) => res.writeHead(403).end('x'.repeat(2000)));
     poster = createHttpPoster({ env: {} });
-    const answer = await poster.post(`${root}/x`, { headers: {}, body: '{}', timeoutMs: CLIENT_EVENT_TIMEOUT_MS });
-    expect(answer).toEqual({ status: 403, text: 'x'.repeat(512) });
+    const { log, lines } = capture();
+    const target = clientEventsTarget(root, 'task-123', { WARP_API_KEY: 'api-key' });
+    await new SetupEventReporter(target as typeof TARGET, poster, log).report('setup_worker_image_pull', START, START, false);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+      `Failed to report setup event setup_worker_image_pull for task task-123: client event request returned status 403: ${'x'.repeat(512)}`,
+    ]);
   });
 
-  it('gives up on a server that never answers once the time is over', async () => {
-    const root = await serve(() => {});
+  it('does not follow a redirect: it is the answer', async () => {
+    const urls: Array<string | undefined> = [];
+    const root = await serve((req, _body, res) => {
+      urls.push(req.url);
+      res.writeHead(307, { Location: '/elsewhere' }).end();
+    });
     poster = createHttpPoster({ env: {} });
-    await expect(poster.post(`${root}/x`, { headers: {}, body: '{}', timeoutMs: 200 })).rejects.toThrow();
+    const { log, lines } = capture();
+    const target = clientEventsTarget(root, 'task-123', { WARP_API_KEY: 'api-key' });
+    await new SetupEventReporter(target as typeof TARGET, poster, log).report('setup_worker_image_pull', START, START, false);
+    expect(urls).toEqual(['/api/v1/agent/runs/task-123/client-events']);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+      'Failed to report setup event setup_worker_image_pull for task task-123: client event request returned status 307: ',
+    ]);
   });
 
   it('ends a report in flight when the worker shuts down, without a warning', async () => {
@@ -250,17 +286,22 @@ describe('the HTTP poster', () => {
     const target = clientEventsTarget(root, 'task-123', { WARP_API_KEY: 'api-key' });
     const report = new SetupEventReporter(target as typeof TARGET, poster, log).report('setup_worker_image_pull', START, START, false);
     await seen;
-    await poster.close();
+    poster.close();
     await report;
     expect(lines.filter((l) => l.level === 40)).toEqual([]);
   });
 
-  it('fails on a refused connection', async () => {
+  it('names a refused connection as the network said it', async () => {
     const root = await serve(() => {});
     server!.close();
     server = undefined;
     poster = createHttpPoster({ env: {} });
-    await expect(poster.post(`${root}/x`, { headers: {}, body: '{}', timeoutMs: CLIENT_EVENT_TIMEOUT_MS })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    const { log, lines } = capture();
+    const target = clientEventsTarget(root, 'task-123', { WARP_API_KEY: 'api-key' });
+    await new SetupEventReporter(target as typeof TARGET, poster, log).report('setup_worker_image_pull', START, START, false);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+      `Failed to report setup event setup_worker_image_pull for task task-123: connect ECONNREFUSED ${root.replace('http://', '')}`,
+    ]);
   });
 });
 

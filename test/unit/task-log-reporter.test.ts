@@ -1,7 +1,8 @@
 // One task's log export against a stand-in identity server and collector on
 // loopback: what is sent, as whom, and what never is.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
+import { createHttpPoster } from '../../src/observability/http-post.js';
 import type { TaskAssignment } from '../../src/protocol/messages.js';
 import { TaskLogExports, taskLogPlan, type TaskLogReporter } from '../../src/observability/task-logs.js';
 import { CollectorTransport, EXPORT_FAILED } from '../../src/observability/task-logs/collector-transport.js';
@@ -13,12 +14,14 @@ const WORKER_KEY = 'wk_worker_key_0123456789';
 let stub: TelemetryStub;
 const reporters: TaskLogReporter[] = [];
 const warnings: string[] = [];
+const poster = createHttpPoster({ env: {} });
 
 afterEach(async () => {
   await Promise.all(reporters.splice(0).map((r) => r.shutdown(200)));
   await stub?.close();
   warnings.length = 0;
 });
+afterAll(() => poster.close());
 
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -55,7 +58,7 @@ async function open(assignment: TaskAssignment, collect = true): Promise<TaskLog
     workerId: 'worker-1',
     backend: 'direct',
     workerApiKey: WORKER_KEY,
-    env: {},
+    poster,
   });
   const reporter = await exports.open(assignment, await quietLog());
   if (reporter) reporters.push(reporter);
@@ -246,6 +249,7 @@ describe('task log export', () => {
     const transport = new CollectorTransport({
       url: `${stub.endpoint}/v1/logs`,
       tokens: { token: async () => 'very-secret-identity' },
+      poster,
       abort: new AbortController().signal,
       onFailure: (reason) => failures.push(reason),
     });
@@ -368,7 +372,7 @@ describe('identity token', () => {
   it('is fetched once for concurrent callers and again only within a minute of its expiry', async () => {
     stub = await TelemetryStub.start();
     stub.tokenLifetimeSeconds = 30;
-    const source = new IdentityTokenSource({ serverRootUrl: stub.url, apiKey: 'k', workloadToken: 'w', taskId: 't' });
+    const source = new IdentityTokenSource({ serverRootUrl: stub.url, apiKey: 'k', workloadToken: 'w', taskId: 't', poster });
     expect(await source.token()).toBe('issued-1');
     stub.tokenLifetimeSeconds = 3600;
     const tokens = await Promise.all(Array.from({ length: 32 }, () => source.token()));

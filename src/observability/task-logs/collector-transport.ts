@@ -6,7 +6,7 @@
 // leak it through an error message; the reason (a status code, never response
 // text) goes to `onFailure` for the worker log.
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
-import { PostError, postFollowingSameOrigin, type PostOptions } from './http-post.js';
+import { PostError, type HttpPoster } from '../http-post.js';
 import { IdentityError, type IdentityTokenSource } from './identity-token.js';
 
 export const EXPORT_FAILED = 'task log export failed';
@@ -19,7 +19,7 @@ const MAX_COLLECTOR_RESPONSE_BYTES = 64 * 1024;
 export interface CollectorTransportOptions {
   url: string;
   tokens: Pick<IdentityTokenSource, 'token'>;
-  agents?: PostOptions['agents'];
+  poster: HttpPoster;
   /** Ends every call in flight (the final flush ran out of time). */
   abort: AbortSignal;
   onFailure: (reason: string) => void;
@@ -47,13 +47,13 @@ export class CollectorTransport implements IExporterTransport {
       let wait = interval;
       try {
         const token = await options.tokens.token();
-        const response = await postFollowingSameOrigin(options.url, {
+        const response = await options.poster.post(options.url, {
           headers: { 'Content-Type': 'application/x-protobuf', Authorization: `Bearer ${token}` },
           body: data,
           deadline,
           signal: options.abort,
           maxResponseBytes: MAX_COLLECTOR_RESPONSE_BYTES,
-          agents: options.agents,
+          redirects: 'same-origin',
         });
         if (response.status >= 200 && response.status <= 299) {
           options.onSuccess?.();

@@ -4,7 +4,7 @@
 // token. Fetched on first use, reused until a minute before it expires, one
 // fetch shared by concurrent callers. Error texts are fixed: never response text.
 import { z } from 'zod';
-import { PostError, postFollowingSameOrigin, type PostOptions } from './http-post.js';
+import { PostError, type HttpPoster } from '../http-post.js';
 
 export const IDENTITY_QUERY = [
   'mutation WorkerLogToken($input: IssueTaskIdentityTokenInput!) {',
@@ -71,7 +71,7 @@ export interface IdentityOptions {
   apiKey: string;
   workloadToken: string;
   taskId: string;
-  agents?: PostOptions['agents'];
+  poster: HttpPoster;
   /** Each token issued (so it can be redacted too). */
   onIssued?: (token: string) => void;
   now?: () => number;
@@ -94,11 +94,11 @@ export class IdentityTokenSource {
   }
 
   private async fetch(): Promise<string> {
-    const { serverRootUrl, apiKey, workloadToken, taskId } = this.options;
+    const { serverRootUrl, apiKey, workloadToken, taskId, poster } = this.options;
     this.calls++;
     let response;
     try {
-      response = await postFollowingSameOrigin(`${serverRootUrl.replace(/\/+$/, '')}/graphql/v2`, {
+      response = await poster.post(`${serverRootUrl.replace(/\/+$/, '')}/graphql/v2`, {
         headers: {
           'Content-Type': 'application/json',
           Authorization: `Bearer ${apiKey}`,
@@ -109,10 +109,10 @@ export class IdentityTokenSource {
         // Not tied to the reporter's shutdown: the final flush may still need a token.
         deadline: Date.now() + IDENTITY_TIMEOUT_MS,
         maxResponseBytes: MAX_IDENTITY_RESPONSE_BYTES,
-        agents: this.options.agents,
+        redirects: 'same-origin',
       });
     } catch (error) {
-      throw new IdentityError(error instanceof PostError && error.message.startsWith('stopped after') ? error.message : 'task identity request failed');
+      throw new IdentityError(error instanceof PostError && error.failure === 'redirects' ? error.message : 'task identity request failed');
     }
     const issued = parseIdentityResponse(response.status, response.body, (this.options.now ?? Date.now)());
     this.current = issued;

@@ -13,7 +13,7 @@ import type { Logger } from '../../log/logger.js';
 import type { TaskLogWriter } from '../../task/contract.js';
 import type { TaskLogReporter, TaskLogTarget } from './target.js';
 import { CollectorTransport } from './collector-transport.js';
-import type { PostOptions } from './http-post.js';
+import type { HttpPoster } from '../http-post.js';
 import { IdentityTokenSource } from './identity-token.js';
 import { LineWriter } from './line-writer.js';
 import { MAX_OUTPUT_BYTES, Redactor } from './redaction.js';
@@ -37,7 +37,8 @@ export interface ReporterOptions {
   secrets: Iterable<string>;
   workerId: string;
   backend: string;
-  agents?: PostOptions['agents'];
+  /** The worker's poster (its proxy, CA and connections). */
+  poster: HttpPoster;
   log: Logger;
 }
 
@@ -68,14 +69,14 @@ export class OtlpTaskLogReporter implements TaskLogReporter {
       apiKey: target.apiKey,
       workloadToken: target.workloadToken,
       taskId: target.taskId,
-      agents: options.agents,
+      poster: options.poster,
       // Stricter than the Go worker: an issued token is a secret of the task too.
       onIssued: (token) => this.redactor.add([token]),
     });
     const transport = new CollectorTransport({
       url: target.collectorUrl,
       tokens: this.tokens,
-      agents: options.agents,
+      poster: options.poster,
       abort: this.cutOff.signal,
       onFailure: (reason) => {
         if (this.failureLogged) return;
